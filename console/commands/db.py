@@ -1,0 +1,67 @@
+"""``tandem db init|status|check``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from console.cli import add_db_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "db",
+        help="create, inspect and check the database",
+        description="Create, inspect and check the Tandem database. Every command creates a missing "
+        "database and migrates an old one, so `db init` is only for scripts.",
+        epilog="Example: tandem db status --db /var/lib/tandem/tandem.db",
+    )
+    dsub = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    p = dsub.add_parser("init", help="create the database (or migrate it) and print its version")
+    add_db_option(p)
+    p.set_defaults(func=_init)
+    p = dsub.add_parser("status", help="conversations per state and table sizes")
+    add_db_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_status)
+    p = dsub.add_parser("check", help="integrity check and lifecycle invariants (exit 1 on problems)")
+    add_db_option(p)
+    p.set_defaults(func=_check)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from store import migrations, open_store
+
+    store = open_store(args.db)
+    print(f"{store.path}: schema {migrations.current_version()} ({len(migrations.applied(store))} migrations)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from store import open_store
+    from store.queries import status_counts, table_counts
+
+    store = open_store(args.db)
+    states, tables = status_counts(store), table_counts(store)
+    if args.json:
+        print(json.dumps({"states": states, "tables": tables}))
+        return 0
+    print(f"{store.path}")
+    print("conversations  " + "  ".join(f"{k} {v}" for k, v in states.items()))
+    print("tables         " + "  ".join(f"{k} {v}" for k, v in tables.items()))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from store import open_store
+    from store.check import check
+
+    store = open_store(args.db)
+    problems = check(store)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{store.path}: {len(problems)} problem(s)")
+        return 1
+    print(f"{store.path}: ok")
+    return 0

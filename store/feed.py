@@ -1,0 +1,130 @@
+"""The change feed: read ``events`` after a cursor, and follow it from another process.
+
+SQLite has one writer at a time and ``events.id`` is assigned inside the write transaction,
+so commits become visible in id order: a reader that asks for ``id > last_seen`` never skips
+an event that commits later with a smaller id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from store.db import Store, now
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One row of the feed."""
+
+    id: int
+    at: float
+    conversation_id: int | None
+    kind: str
+    actor: str | None
+    from_state: str | None
+    to_state: str | None
+    message_id: int | None
+    data: dict[str, Any] | None
+
+
+_SELECT = (
+    "SELECT id, at, conversation_id, kind, actor, from_state, to_state, message_id, data"
+    " FROM events WHERE id > ? ORDER BY id LIMIT ?"
+)
+
+
+def _to_event(row: tuple[Any, ...]) -> Event:
+    data = row[8]
+    return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                 json.loads(data) if data else None)
+
+
+def read_events(store: Store, after: int = 0, limit: int = 1000) -> list[Event]:
+    """Events with ``id > after``, oldest first.
+
+    :param after: the last id already seen (0 for the start of the feed)
+    :param limit: at most this many
+    """
+    return [_to_event(tuple(r)) for r in store.conn.execute(_SELECT, (after, limit))]
+
+
+def last_event_id(store: Store) -> int:
+    """The newest event id, or 0 for an empty feed."""
+    row = store.conn.execute("SELECT max(id) FROM events").fetchone()
+    return row[0] or 0
+
+
+def load_cursor(store: Store, name: str) -> int | None:
+    """Where the reader ``name`` got to, or ``None`` if it never saved a cursor."""
+    row = store.conn.execute("SELECT event_id FROM cursors WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
+def save_cursor(store: Store, name: str, event_id: int) -> None:
+    """Remember that reader ``name`` has handled every event up to ``event_id``."""
+    with store.write() as conn:
+        conn.execute(
+            "INSERT INTO cursors (name, event_id, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET event_id = excluded.event_id, updated_at = excluded.updated_at",
+            (name, event_id, now()),
+        )
+
+
+class Follower:
+    """Follows the feed of the database at ``path`` with its own connection.
+
+    Create it anywhere, but call :meth:`poll` from one thread only: the connection is opened
+    on the first poll, in the polling thread. A poll first asks ``PRAGMA data_version``
+    (no table read) and queries ``events`` only when another connection committed.
+
+    :param path: the database file
+    :param after: start after this event id; ``None`` starts at the current end of the feed
+    :param batch: the most events one poll returns
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, after: int | None = 0, batch: int = 2000) -> None:
+        self.path = path
+        self.cursor = after
+        self.batch = batch
+        self._store: Store | None = None
+        self._version: int | None = None
+        self._behind = True
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.path)
+            if self.cursor is None:
+                self.cursor = last_event_id(self._store)
+        return self._store
+
+    def poll(self) -> list[Event]:
+        """Events committed since the last poll (at most ``batch``), oldest first."""
+        store = self._open()
+        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._version and not self._behind:
+            return []
+        self._version = version
+        events = read_events(store, self.cursor or 0, self.batch)
+        self._behind = len(events) >= self.batch
+        if events:
+            self.cursor = events[-1].id
+        return events
+
+    def wait(self, timeout: float = 1.0, interval: float = 0.01) -> list[Event]:
+        """Poll until something arrives or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.poll()
+            if events or time.monotonic() >= deadline:
+                return events
+            time.sleep(interval)
+
+    def close(self) -> None:
+        """Close the follower's connection."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,592 @@
+"""The conversation lifecycle (DESIGN.md section 4) as plain functions on a :class:`Store`.
+
+Every function is one ``BEGIN IMMEDIATE`` transaction that reads the conversation's current
+state and owner, refuses with a specific :mod:`store.errors` exception if the move is not
+allowed (compare-and-set), writes, and appends its ``events`` row. Because SQLite has one
+writer at a time, the check and the write cannot interleave with another process's.
+
+====================  =====================  ==========================================
+function              from -> to             who
+====================  =====================  ==========================================
+open_conversation     (new) -> bot           channel
+add_customer_message  resolved -> bot         customer (reopens); other states unchanged
+bot_reply             bot                    the bot, only while it owns the conversation
+escalate              bot -> waiting         hub policy, customer, bot, agent, supervisor
+claim                 bot|waiting -> human   an agent
+assign                waiting -> human       a supervisor
+release               waiting -> bot         a supervisor
+agent_reply           human                  the owning agent
+add_note              any                    any agent (internal, never shown to customer)
+hand_back             human -> bot           the owner or a supervisor
+transfer              human -> human         a supervisor
+resolve               bot|waiting|human -> resolved   hub/bot, the owner or a supervisor
+abandon               waiting -> resolved    the hub (customer left the queue)
+====================  =====================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.db import Store, now
+from store.errors import (
+    AlreadyAnswered,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    NotOwner,
+    Taken,
+)
+from store.migrations import LEVELS
+
+MAX_TEXT = 20_000
+SUBJECT_CHARS = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """What :func:`add_customer_message` did."""
+
+    message_id: int
+    duplicate: bool
+    state: str
+    reopened: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TriageMark:
+    """A triage verdict to store with a message (and on its conversation)."""
+
+    level: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    state: str | None = None  # the engine's incremental per-conversation state, as JSON
+
+
+def _text(text: str, what: str = "text") -> str:
+    if not isinstance(text, str):
+        raise InvalidInput(f"{what} must be a string")
+    if not text.strip():
+        raise InvalidInput(f"{what} is empty")
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"{what} is too long ({len(text)} characters, limit {MAX_TEXT})")
+    return text
+
+
+def _name(name: str, what: str = "agent name") -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{what} is empty")
+    if len(name) > 64:
+        raise InvalidInput(f"{what} is too long (limit 64 characters)")
+    return name.strip()
+
+
+def _event(
+    conn: sqlite3.Connection,
+    at: float,
+    cid: int | None,
+    kind: str,
+    actor: str | None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    message_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO events (at, conversation_id, kind, actor, from_state, to_state, message_id, data)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (at, cid, kind, actor, from_state, to_state, message_id,
+         json.dumps(data, separators=(",", ":")) if data else None),
+    )
+    return cur.lastrowid  # type: ignore[return-value]
+
+
+def _load(conn: sqlite3.Connection, cid: int) -> tuple[str, str | None]:
+    row = conn.execute("SELECT state, owner FROM conversations WHERE id = ?", (cid,)).fetchone()
+    if row is None:
+        raise NotFound(f"conversation {cid} not found")
+    return row[0], row[1]
+
+
+def _ensure_agent(conn: sqlite3.Connection, name: str, at: float) -> None:
+    conn.execute(
+        "INSERT INTO agents (name, display_name, created_at, last_seen_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        (name, name, at, at),
+    )
+
+
+def _require_supervisor(conn: sqlite3.Connection, by: str, action: str) -> None:
+    row = conn.execute("SELECT role FROM agents WHERE name = ?", (by,)).fetchone()
+    if row is None or row[0] != "supervisor":
+        raise NotOwner(f"only a supervisor can {action} ({by} is not one)")
+
+
+def _is_supervisor(conn: sqlite3.Connection, by: str) -> bool:
+    row = conn.execute("SELECT role FROM agents WHERE name = ?", (by,)).fetchone()
+    return row is not None and row[0] == "supervisor"
+
+
+def _refuse(cid: int, state: str, owner: str | None, action: str) -> InvalidTransition:
+    if state == "human" and owner:
+        return Taken(owner)
+    if state == "resolved":
+        return InvalidTransition(f"conversation {cid} is resolved", state=state)
+    where = {"bot": "with the bot", "waiting": "waiting in the queue"}.get(state, state)
+    return InvalidTransition(f"cannot {action} conversation {cid}: it is {where}", state=state)
+
+
+def _apply_triage(conn: sqlite3.Connection, cid: int, message_id: int | None, mark: TriageMark) -> bool:
+    if mark.level not in LEVELS:
+        raise InvalidInput(f"unknown triage level {mark.level!r}")
+    reasons = json.dumps(list(mark.reasons), separators=(",", ":"))
+    if message_id is not None:
+        conn.execute(
+            "UPDATE messages SET level = ?, score = ?, reasons = ? WHERE id = ?",
+            (mark.level, mark.score, reasons, message_id),
+        )
+    cur = conn.execute(
+        "UPDATE conversations SET level = ?, score = ?, reasons = ?,"
+        " triage_state = coalesce(?, triage_state)"
+        " WHERE id = ? AND (level IS NOT ? OR reasons IS NOT ? OR abs(score - ?) >= 0.05)",
+        (mark.level, mark.score, reasons, mark.state, cid, mark.level, reasons, mark.score),
+    )
+    if cur.rowcount == 0 and mark.state is not None:
+        conn.execute("UPDATE conversations SET triage_state = ? WHERE id = ?", (mark.state, cid))
+    return cur.rowcount > 0
+
+
+# --- agents -----------------------------------------------------------------------------
+
+
+def register_agent(store: Store, name: str, *, role: str = "agent", display_name: str | None = None) -> None:
+    """Create or update an agent (``role``: ``agent`` or ``supervisor``)."""
+    name = _name(name)
+    if role not in ("agent", "supervisor"):
+        raise InvalidInput(f"unknown role {role!r} (agent or supervisor)")
+    at = now()
+    with store.write() as conn:
+        conn.execute(
+            "INSERT INTO agents (name, display_name, role, created_at, last_seen_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET role = excluded.role,"
+            " display_name = coalesce(excluded.display_name, display_name),"
+            " last_seen_at = excluded.last_seen_at",
+            (name, display_name or name, role, at, at),
+        )
+
+
+# --- conversations and messages -----------------------------------------------------------
+
+
+def open_conversation(
+    store: Store,
+    customer_name: str,
+    *,
+    external_id: str | None = None,
+    channel: str = "api",
+    token_hash: str | None = None,
+    at: float | None = None,
+) -> int:
+    """Open a conversation owned by the bot; create the customer if new.
+
+    :param customer_name: shown to agents
+    :param external_id: the channel's id for the customer; the same id reuses the customer
+    :param channel: where the customer writes from (``api``, ``web``, ``sim``)
+    :param token_hash: hash of the customer token that may read and write this conversation
+    :return: the new conversation's id
+    """
+    customer_name = _name(customer_name, "customer name")
+    at = at or now()
+    with store.write() as conn:
+        customer_id = None
+        if external_id is not None:
+            row = conn.execute("SELECT id FROM customers WHERE external_id = ?", (external_id,)).fetchone()
+            if row is not None:
+                customer_id = row[0]
+                conn.execute("UPDATE customers SET name = ? WHERE id = ?", (customer_name, customer_id))
+        if customer_id is None:
+            customer_id = conn.execute(
+                "INSERT INTO customers (external_id, name, created_at) VALUES (?, ?, ?)",
+                (external_id, customer_name, at),
+            ).lastrowid
+        cid = conn.execute(
+            "INSERT INTO conversations (customer_id, channel, state, token_hash, created_at, updated_at)"
+            " VALUES (?, ?, 'bot', ?, ?, ?)",
+            (customer_id, channel, token_hash, at, at),
+        ).lastrowid
+        assert cid is not None
+        _event(conn, at, cid, "opened", "customer", None, "bot", data={"channel": channel})
+    return cid
+
+
+def add_customer_message(
+    store: Store,
+    conversation_id: int,
+    text: str,
+    *,
+    idempotency_key: str | None = None,
+    at: float | None = None,
+) -> Posted:
+    """Store a customer's message exactly once; reopen the conversation if it was resolved.
+
+    :param idempotency_key: the channel's id for this message; a retry with the same key
+        returns the first message's id with ``duplicate=True`` and writes nothing
+    """
+    text = _text(text)
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or len(idempotency_key) > 200):
+        raise InvalidInput("idempotency_key must be a string of at most 200 characters")
+    at = at or now()
+    with store.write() as conn:
+        state, _owner = _load(conn, conversation_id)
+        if idempotency_key is not None:
+            row = conn.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? AND idempotency_key = ?",
+                (conversation_id, idempotency_key),
+            ).fetchone()
+            if row is not None:
+                return Posted(row[0], True, state)
+        reopened = state == "resolved"
+        if reopened:
+            conn.execute(
+                "UPDATE conversations SET state = 'bot', owner = NULL, resolved_at = NULL,"
+                " waiting_since = NULL, bot_fallbacks = 0, version = version + 1 WHERE id = ?",
+                (conversation_id,),
+            )
+            _event(conn, at, conversation_id, "reopened", "customer", "resolved", "bot")
+            state = "bot"
+        mid = conn.execute(
+            "INSERT INTO messages (conversation_id, role, author, text, created_at, idempotency_key)"
+            " VALUES (?, 'customer', 'customer', ?, ?, ?)",
+            (conversation_id, text, at, idempotency_key),
+        ).lastrowid
+        assert mid is not None
+        conn.execute(
+            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
+            " last_customer_at = ?, updated_at = ?,"
+            " subject = CASE WHEN subject = '' THEN ? ELSE subject END WHERE id = ?",
+            (at, at, at, " ".join(text.split())[:SUBJECT_CHARS], conversation_id),
+        )
+        _event(conn, at, conversation_id, "message", "customer", message_id=mid, data={"role": "customer"})
+    return Posted(mid, False, state, reopened)
+
+
+def bot_reply(
+    store: Store,
+    conversation_id: int,
+    text: str,
+    *,
+    reply_to: int | None = None,
+    fallback: bool = False,
+    meta: dict[str, Any] | None = None,
+    triage: TriageMark | None = None,
+    at: float | None = None,
+) -> int:
+    """Post the bot's reply, but only while the bot owns the conversation (invariant 3).
+
+    The ownership check and the insert are one transaction, so a reply the bot began
+    generating before an agent claimed the conversation is refused, never posted.
+
+    :param reply_to: the customer message answered; answering it twice raises AlreadyAnswered
+    :param fallback: the bot did not know; counted toward the hand-off policy
+    :param meta: e.g. ``{"kb": ["KB-012"], "engine": "embedded"}``
+    :param triage: the verdict on ``reply_to``, stored in the same transaction
+    :raises NotOwner: the conversation is waiting, with an agent or resolved
+    """
+    text = _text(text)
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state != "bot":
+            raise NotOwner(
+                f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
+                state=state, owner=owner,
+            )
+        if triage is not None:
+            _apply_triage(conn, conversation_id, reply_to, triage)
+        try:
+            mid = conn.execute(
+                "INSERT INTO messages (conversation_id, role, author, text, created_at, reply_to, meta)"
+                " VALUES (?, 'bot', 'bot', ?, ?, ?, ?)",
+                (conversation_id, text, at, reply_to, json.dumps(meta) if meta else None),
+            ).lastrowid
+        except sqlite3.IntegrityError:
+            raise AlreadyAnswered(f"the bot already answered message {reply_to}", state=state) from None
+        assert mid is not None
+        conn.execute(
+            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
+            " updated_at = ?, bot_fallbacks = bot_fallbacks + ? WHERE id = ?",
+            (at, at, 1 if fallback else 0, conversation_id),
+        )
+        _event(conn, at, conversation_id, "message", "bot", message_id=mid,
+               data={"role": "bot", "fallback": True} if fallback else {"role": "bot"})
+    return mid
+
+
+def _owner_words(state: str, owner: str | None) -> str:
+    if state == "human":
+        return f"taken by {owner}"
+    return {"waiting": "waiting for a person", "resolved": "resolved"}.get(state, state)
+
+
+def record_triage(store: Store, conversation_id: int, mark: TriageMark, *, message_id: int | None = None,
+                  actor: str = "triage", at: float | None = None) -> bool:
+    """Store a triage verdict; append a ``triaged`` event when the level or reasons changed.
+
+    :return: whether the conversation's level, score or reasons changed
+    """
+    at = at or now()
+    with store.write() as conn:
+        _load(conn, conversation_id)
+        changed = _apply_triage(conn, conversation_id, message_id, mark)
+        if changed:
+            _event(conn, at, conversation_id, "triaged", actor, message_id=message_id,
+                   data={"level": mark.level, "score": round(mark.score, 3), "reasons": list(mark.reasons)})
+    return changed
+
+
+def escalate(
+    store: Store,
+    conversation_id: int,
+    *,
+    reasons: list[str],
+    by: str = "hub",
+    level: str | None = None,
+    score: float | None = None,
+    note: str | None = None,
+    triage: TriageMark | None = None,
+    message: str | None = None,
+    at: float | None = None,
+) -> int | None:
+    """Move a bot conversation to the queue, saying why.
+
+    :param reasons: why a person is needed (triage vocabulary, or e.g. ``agent_request``)
+    :param by: ``hub``, ``customer``, ``bot`` or an agent's name
+    :param message: a system line for the customer ("a person will be with you in ~3 min"),
+        posted in the same transaction
+    :return: the id of the system message, if one was posted
+    """
+    if not reasons:
+        raise InvalidInput("an escalation needs at least one reason")
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state != "bot":
+            raise _refuse(conversation_id, state, owner, "escalate")
+        if triage is not None:
+            _apply_triage(conn, conversation_id, None, triage)
+        elif level is not None:
+            _apply_triage(conn, conversation_id, None, TriageMark(level, score or 0.0, list(reasons)))
+        conn.execute(
+            "UPDATE conversations SET state = 'waiting', waiting_since = ?, updated_at = ?,"
+            " version = version + 1 WHERE id = ?",
+            (at, at, conversation_id),
+        )
+        data: dict[str, Any] = {"reasons": list(reasons)}
+        if level or triage:
+            data["level"] = level or (triage.level if triage else None)
+        if note:
+            data["note"] = note
+        _event(conn, at, conversation_id, "escalated", by, "bot", "waiting", data=data)
+        mid = None
+        if message:
+            mid = _insert_plain(conn, conversation_id, "system", "tandem", _text(message), at)
+    return mid
+
+
+def _insert_plain(conn: sqlite3.Connection, cid: int, role: str, author: str, text: str, at: float) -> int:
+    mid = conn.execute(
+        "INSERT INTO messages (conversation_id, role, author, text, created_at) VALUES (?, ?, ?, ?, ?)",
+        (cid, role, author, text, at),
+    ).lastrowid
+    assert mid is not None
+    if role != "note":
+        conn.execute(
+            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
+            " updated_at = ? WHERE id = ?",
+            (at, at, cid),
+        )
+    _event(conn, at, cid, "message", author, message_id=mid, data={"role": role})
+    return mid
+
+
+def claim(store: Store, conversation_id: int, agent: str, *, at: float | None = None) -> None:
+    """An agent takes the conversation from the bot or the queue; atomic under contention.
+
+    Claiming a conversation one already owns is a no-op.
+
+    :raises Taken: another agent owns it ("taken by ana")
+    :raises InvalidTransition: it is resolved
+    """
+    agent = _name(agent)
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state == "human" and owner == agent:
+            return
+        if state not in ("bot", "waiting"):
+            raise _refuse(conversation_id, state, owner, "claim")
+        _ensure_agent(conn, agent, at)
+        conn.execute(
+            "UPDATE conversations SET state = 'human', owner = ?, claimed_at = ?, updated_at = ?,"
+            " first_human_reply_at = NULL, version = version + 1 WHERE id = ?",
+            (agent, at, at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "claimed", agent, state, "human", data={"owner": agent})
+
+
+def assign(store: Store, conversation_id: int, agent: str, *, by: str, at: float | None = None) -> None:
+    """A supervisor gives a waiting conversation to an agent."""
+    agent = _name(agent)
+    at = at or now()
+    with store.write() as conn:
+        _require_supervisor(conn, by, "assign")
+        state, owner = _load(conn, conversation_id)
+        if state != "waiting":
+            raise _refuse(conversation_id, state, owner, "assign")
+        _ensure_agent(conn, agent, at)
+        conn.execute(
+            "UPDATE conversations SET state = 'human', owner = ?, claimed_at = ?, updated_at = ?,"
+            " first_human_reply_at = NULL, version = version + 1 WHERE id = ?",
+            (agent, at, at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "assigned", by, "waiting", "human", data={"owner": agent})
+
+
+def release(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
+    """A supervisor sends a waiting conversation back to the bot."""
+    at = at or now()
+    with store.write() as conn:
+        _require_supervisor(conn, by, "release")
+        state, owner = _load(conn, conversation_id)
+        if state != "waiting":
+            raise _refuse(conversation_id, state, owner, "release")
+        conn.execute(
+            "UPDATE conversations SET state = 'bot', waiting_since = NULL, bot_fallbacks = 0,"
+            " updated_at = ?, version = version + 1 WHERE id = ?",
+            (at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "released", by, "waiting", "bot")
+
+
+def agent_reply(store: Store, conversation_id: int, agent: str, text: str, *,
+                draft_id: int | None = None, at: float | None = None) -> int:
+    """The owning agent writes to the customer.
+
+    :raises NotOwner: the agent does not own the conversation
+    """
+    text = _text(text)
+    agent = _name(agent)
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state != "human" or owner != agent:
+            if state == "human":
+                raise Taken(owner or "?")
+            raise NotOwner(f"{agent} does not own conversation {conversation_id} ({_owner_words(state, owner)})",
+                           state=state, owner=owner)
+        mid = conn.execute(
+            "INSERT INTO messages (conversation_id, role, author, text, created_at, meta)"
+            " VALUES (?, 'agent', ?, ?, ?, ?)",
+            (conversation_id, agent, text, at, json.dumps({"draft_id": draft_id}) if draft_id else None),
+        ).lastrowid
+        assert mid is not None
+        conn.execute(
+            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
+            " updated_at = ?, first_human_reply_at = coalesce(first_human_reply_at, ?) WHERE id = ?",
+            (at, at, at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "message", agent, message_id=mid, data={"role": "agent"})
+    return mid
+
+
+def add_note(store: Store, conversation_id: int, author: str, text: str, *, at: float | None = None) -> int:
+    """An internal note on the conversation; never shown to the customer."""
+    text = _text(text, "note")
+    author = _name(author)
+    at = at or now()
+    with store.write() as conn:
+        _load(conn, conversation_id)
+        _ensure_agent(conn, author, at)
+        return _insert_plain(conn, conversation_id, "note", author, text, at)
+
+
+def post_system(store: Store, conversation_id: int, text: str, *, at: float | None = None) -> int:
+    """A system line the customer sees ("Ana joined the conversation")."""
+    text = _text(text)
+    at = at or now()
+    with store.write() as conn:
+        _load(conn, conversation_id)
+        return _insert_plain(conn, conversation_id, "system", "tandem", text, at)
+
+
+def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
+    """Return a conversation from a person to the bot (the owner, or a supervisor)."""
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state != "human":
+            raise _refuse(conversation_id, state, owner, "hand back")
+        if owner != by and not _is_supervisor(conn, by):
+            raise Taken(owner or "?")
+        conn.execute(
+            "UPDATE conversations SET state = 'bot', owner = NULL, waiting_since = NULL,"
+            " bot_fallbacks = 0, updated_at = ?, version = version + 1 WHERE id = ?",
+            (at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "handed_back", by, "human", "bot", data={"from": owner})
+
+
+def transfer(store: Store, conversation_id: int, to_agent: str, *, by: str, at: float | None = None) -> None:
+    """A supervisor moves a conversation from one agent to another."""
+    to_agent = _name(to_agent)
+    at = at or now()
+    with store.write() as conn:
+        _require_supervisor(conn, by, "transfer")
+        state, owner = _load(conn, conversation_id)
+        if state != "human":
+            raise _refuse(conversation_id, state, owner, "transfer")
+        if owner == to_agent:
+            raise InvalidTransition(f"conversation {conversation_id} is already {to_agent}'s", state=state)
+        _ensure_agent(conn, to_agent, at)
+        conn.execute(
+            "UPDATE conversations SET owner = ?, claimed_at = ?, updated_at = ?, version = version + 1"
+            " WHERE id = ?",
+            (to_agent, at, at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "transferred", by, "human", "human",
+               data={"from": owner, "owner": to_agent})
+
+
+def resolve(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
+    """Close a conversation. With a person it takes the owner or a supervisor."""
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state == "resolved":
+            raise _refuse(conversation_id, state, owner, "resolve")
+        if state == "human" and owner != by and not _is_supervisor(conn, by):
+            raise Taken(owner or "?")
+        conn.execute(
+            "UPDATE conversations SET state = 'resolved', owner = NULL, resolved_at = ?,"
+            " waiting_since = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
+            (at, at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "resolved", by, state, "resolved")
+
+
+def abandon(store: Store, conversation_id: int, *, by: str = "hub", at: float | None = None) -> None:
+    """The customer left while waiting: close the conversation as abandoned."""
+    at = at or now()
+    with store.write() as conn:
+        state, owner = _load(conn, conversation_id)
+        if state != "waiting":
+            raise _refuse(conversation_id, state, owner, "abandon")
+        conn.execute(
+            "UPDATE conversations SET state = 'resolved', resolved_at = ?, waiting_since = NULL,"
+            " updated_at = ?, version = version + 1 WHERE id = ?",
+            (at, at, conversation_id),
+        )
+        _event(conn, at, conversation_id, "abandoned", by, "waiting", "resolved")

@@ -1,0 +1,216 @@
+"""Versioned schema migrations (sqlite-utils ``Migrations``).
+
+Each migration runs in the same transaction as the record that it was applied. Several
+processes may open a fresh file at once (the hub and two consoles), so :func:`migrate` takes
+the write lock first and looks again at what is pending under it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Database, Migrations
+
+if TYPE_CHECKING:
+    from store.db import Store
+
+migrations = Migrations("tandem")
+
+STATES = ("bot", "waiting", "human", "resolved")
+LEVELS = ("calm", "watch", "empathy", "urgent")
+ROLES = ("customer", "bot", "agent", "system", "note")
+
+
+@migrations(name="0001_initial")
+def m0001_initial(db: Database) -> None:
+    """Customers, agents, conversations, messages, the events feed, drafts, the KB."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY,
+            external_id TEXT UNIQUE,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE agents (
+            name TEXT PRIMARY KEY,
+            display_name TEXT,
+            role TEXT NOT NULL DEFAULT 'agent' CHECK (role IN ('agent', 'supervisor')),
+            created_at REAL NOT NULL,
+            last_seen_at REAL
+        );
+        -- owner is the agent's name while state = 'human' and NULL otherwise: the state
+        -- itself names the bot or the queue as owner, so exactly one owner always exists.
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            channel TEXT NOT NULL DEFAULT 'api',
+            state TEXT NOT NULL DEFAULT 'bot'
+                CHECK (state IN ('bot', 'waiting', 'human', 'resolved')),
+            owner TEXT REFERENCES agents(name),
+            level TEXT NOT NULL DEFAULT 'calm'
+                CHECK (level IN ('calm', 'watch', 'empathy', 'urgent')),
+            score REAL NOT NULL DEFAULT 0,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            subject TEXT NOT NULL DEFAULT '',
+            token_hash TEXT,
+            triage_state TEXT,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            bot_fallbacks INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_message_at REAL,
+            last_customer_at REAL,
+            waiting_since REAL,
+            claimed_at REAL,
+            first_human_reply_at REAL,
+            resolved_at REAL,
+            CHECK ((state = 'human') = (owner IS NOT NULL))
+        );
+        CREATE INDEX conversations_state ON conversations(state, level);
+        CREATE INDEX conversations_owner ON conversations(owner) WHERE owner IS NOT NULL;
+        CREATE INDEX conversations_customer ON conversations(customer_id);
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+            role TEXT NOT NULL CHECK (role IN ('customer', 'bot', 'agent', 'system', 'note')),
+            author TEXT,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            idempotency_key TEXT,
+            reply_to INTEGER REFERENCES messages(id),
+            level TEXT,
+            score REAL,
+            reasons TEXT,
+            meta TEXT
+        );
+        CREATE INDEX messages_conversation ON messages(conversation_id, id);
+        -- Invariant 4: one stored message per channel message.
+        CREATE UNIQUE INDEX messages_idempotency
+            ON messages(conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+        -- A replayed hub never answers the same customer message twice.
+        CREATE UNIQUE INDEX messages_bot_reply_to
+            ON messages(reply_to) WHERE role = 'bot' AND reply_to IS NOT NULL;
+
+        -- The append-only change feed. AUTOINCREMENT: ids are never reused, even after a
+        -- rollback of the newest row, so a follower's cursor stays meaningful.
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            conversation_id INTEGER REFERENCES conversations(id),
+            kind TEXT NOT NULL,
+            actor TEXT,
+            from_state TEXT,
+            to_state TEXT,
+            message_id INTEGER,
+            data TEXT
+        );
+        CREATE INDEX events_conversation ON events(conversation_id, id);
+
+        CREATE TABLE drafts (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+            agent TEXT,
+            engine TEXT NOT NULL,
+            model TEXT,
+            instruction TEXT,
+            based_on_message_id INTEGER,
+            text TEXT NOT NULL DEFAULT '',
+            sent_text TEXT,
+            sent_message_id INTEGER,
+            edit_distance INTEGER,
+            outcome TEXT NOT NULL DEFAULT 'pending'
+                CHECK (outcome IN ('pending', 'accepted', 'edited', 'discarded', 'stale', 'failed')),
+            kb_ids TEXT NOT NULL DEFAULT '[]',
+            notice TEXT,
+            first_text_ms REAL,
+            total_ms REAL,
+            created_at REAL NOT NULL,
+            finished_at REAL
+        );
+        CREATE INDEX drafts_conversation ON drafts(conversation_id, id);
+
+        CREATE TABLE kb_articles (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '',
+            updated_at REAL NOT NULL
+        );
+        CREATE VIRTUAL TABLE kb_fts USING fts5(
+            title, body, tags, content='kb_articles', content_rowid='rowid',
+            tokenize='porter unicode61'
+        );
+        CREATE TRIGGER kb_ai AFTER INSERT ON kb_articles BEGIN
+            INSERT INTO kb_fts(rowid, title, body, tags)
+            VALUES (new.rowid, new.title, new.body, new.tags);
+        END;
+        CREATE TRIGGER kb_ad AFTER DELETE ON kb_articles BEGIN
+            INSERT INTO kb_fts(kb_fts, rowid, title, body, tags)
+            VALUES ('delete', old.rowid, old.title, old.body, old.tags);
+        END;
+        CREATE TRIGGER kb_au AFTER UPDATE ON kb_articles BEGIN
+            INSERT INTO kb_fts(kb_fts, rowid, title, body, tags)
+            VALUES ('delete', old.rowid, old.title, old.body, old.tags);
+            INSERT INTO kb_fts(rowid, title, body, tags)
+            VALUES (new.rowid, new.title, new.body, new.tags);
+        END;
+
+        -- Where a long-running reader (the hub) got to in the feed, so a restart resumes.
+        CREATE TABLE cursors (
+            name TEXT PRIMARY KEY,
+            event_id INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """
+    )
+
+
+def _run_script(db: Database, script: str) -> None:
+    """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement[:60]!r}")
+
+
+def current_version() -> str:
+    """The name of the newest migration this code knows."""
+    return migrations._migrations[-1].name
+
+
+def pending(store: Store) -> list[str]:
+    """Names of migrations not yet applied to ``store`` (read-only)."""
+    return [m.name for m in migrations.pending(store.db)]
+
+
+def applied(store: Store) -> list[str]:
+    """Names of migrations applied to ``store``, oldest first (read-only)."""
+    return [m.name for m in migrations.applied(store.db)]
+
+
+def migrate(store: Store) -> list[str]:
+    """Apply pending migrations under the write lock; return the names applied."""
+    if not migrations.pending(store.db):
+        return []
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        todo = [m.name for m in migrations.pending(store.db)]
+        if todo:
+            # Inside our transaction sqlite-utils nests each migration in a savepoint.
+            migrations.apply(store.db)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return todo
