@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from console import __version__
 
 # Order is the order in `tandem --help`.
-COMMANDS = ("demo", "console", "serve", "triage", "kb", "db", "bench")
+COMMANDS = ("demo", "console", "serve", "triage", "kb", "conv", "db", "bench")
 
 
 class UsageError(Exception):

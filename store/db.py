@@ -20,6 +20,15 @@ from store.errors import DatabaseUnavailable
 
 DEFAULT_PATH = "tandem.db"
 BUSY_TIMEOUT_MS = 5000
+
+
+def _busy_timeout_ms() -> int:
+    # Tests of a locked file set a short wait; production waits long enough to ride out
+    # a burst of writers from other processes.
+    try:
+        return max(0, int(os.environ.get("TANDEM_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS)))
+    except ValueError:
+        return BUSY_TIMEOUT_MS
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -56,7 +65,7 @@ def _check_file(path: Path) -> None:
 def _friendly(exc: sqlite3.Error, path: Path) -> DatabaseUnavailable:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return DatabaseUnavailable(f"{path} is locked by another process (waited {BUSY_TIMEOUT_MS} ms)")
+        return DatabaseUnavailable(f"{path} is locked by another process (waited {_busy_timeout_ms()} ms)")
     if "not a database" in text or "malformed" in text:
         return DatabaseUnavailable(f"{path} is not a SQLite database or is damaged ({text})")
     return DatabaseUnavailable(f"{path}: {text}")
@@ -80,7 +89,7 @@ class Store:
             else:
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {_busy_timeout_ms()}")
             if not readonly:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
@@ -120,12 +129,17 @@ class Store:
             raise _friendly(exc, self.path) from None
         try:
             yield conn
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            # Locked, disk full, I/O error: nothing of this call is kept, and the caller gets
+            # a sentence rather than a sqlite3 traceback.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _friendly(exc, self.path) from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        else:
-            conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple | list | dict = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""

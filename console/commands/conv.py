@@ -1,0 +1,233 @@
+"""``tandem conv ...``: the conversation lifecycle from the shell.
+
+For scripts, integrators and operators: every action is one lifecycle call on the store,
+refused with a one-line reason ("taken by ana") when the state machine says no.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+
+from console.cli import UsageError, add_db_option
+
+
+def _read_text(value: str) -> str:
+    if value == "-":
+        return sys.stdin.read()
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "conv",
+        help="drive one conversation's lifecycle (open, post, claim, reply, hand back, resolve...)",
+        description="Drive the conversation lifecycle from the shell. Each action is one "
+        "transaction on the store; a refused move prints why and exits 1.",
+        epilog="Example: tandem conv open Maya && tandem conv post 1 'my card was stolen' && "
+        "tandem conv claim 1 --agent ana",
+    )
+    csub = parser.add_subparsers(dest="conv_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str, func: object, *, cid: bool = True) -> argparse.ArgumentParser:
+        p = csub.add_parser(name, help=help_text, description=help_text)
+        add_db_option(p)
+        if cid:
+            p.add_argument("id", type=int, help="conversation id")
+        p.set_defaults(func=func)
+        return p
+
+    p = action("open", "open a conversation for a customer (prints its id)", _open, cid=False)
+    p.add_argument("customer", help="customer name")
+    p.add_argument("--external-id", help="the channel's id for this customer")
+    p.add_argument("--channel", default="cli", help="channel name (default: cli)")
+
+    p = action("post", "add a customer message (TEXT or - for stdin)", _post)
+    p.add_argument("text")
+    p.add_argument("--key", help="idempotency key: a retry with the same key is stored once")
+
+    p = action("claim", "an agent takes the conversation", _claim)
+    p.add_argument("--agent", required=True)
+
+    p = action("reply", "the owning agent replies (TEXT or - for stdin)", _reply)
+    p.add_argument("text")
+    p.add_argument("--agent", required=True)
+
+    p = action("note", "add an internal note (never shown to the customer)", _note)
+    p.add_argument("text")
+    p.add_argument("--agent", required=True)
+
+    p = action("escalate", "send a bot conversation to the queue", _escalate)
+    p.add_argument("--reason", action="append", required=True, help="why (repeatable)")
+    p.add_argument("--by", default="cli")
+
+    p = action("hand-back", "return a conversation to the bot (owner or supervisor)", _hand_back)
+    p.add_argument("--by", required=True, help="the agent handing back")
+
+    p = action("resolve", "close a conversation", _resolve)
+    p.add_argument("--by", required=True, help="who resolves (the owner or a supervisor while with a person)")
+
+    p = action("assign", "a supervisor gives a waiting conversation to an agent", _assign)
+    p.add_argument("--agent", required=True)
+    p.add_argument("--by", required=True, help="the supervisor")
+
+    p = action("release", "a supervisor sends a waiting conversation back to the bot", _release)
+    p.add_argument("--by", required=True, help="the supervisor")
+
+    p = action("transfer", "a supervisor moves a conversation to another agent", _transfer)
+    p.add_argument("--agent", required=True, help="the new owner")
+    p.add_argument("--by", required=True, help="the supervisor")
+
+    p = action("show", "print a conversation and its transcript", _show)
+    p.add_argument("--json", action="store_true")
+
+    p = action("list", "list conversations", _list, cid=False)
+    p.add_argument("--state", action="append", choices=["bot", "waiting", "human", "resolved"])
+    p.add_argument("--limit", type=int, default=50)
+
+    p = csub.add_parser("agent", help="register an agent or supervisor", description="Register an agent.")
+    add_db_option(p)
+    p.add_argument("name")
+    p.add_argument("--supervisor", action="store_true")
+    p.set_defaults(func=_agent)
+
+
+def _store(args: argparse.Namespace):  # noqa: ANN202 - store.Store, imported lazily
+    from store import open_store
+
+    return open_store(args.db)
+
+
+def _open(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    cid = lifecycle.open_conversation(_store(args), args.customer, external_id=args.external_id,
+                                      channel=args.channel)
+    print(cid)
+    return 0
+
+
+def _post(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    posted = lifecycle.add_customer_message(_store(args), args.id, _read_text(args.text), idempotency_key=args.key)
+    suffix = " (duplicate: already stored)" if posted.duplicate else ""
+    print(f"{posted.message_id}{suffix}")
+    return 0
+
+
+def _claim(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.claim(_store(args), args.id, args.agent)
+    print(f"conversation {args.id} is {args.agent}'s")
+    return 0
+
+
+def _reply(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    print(lifecycle.agent_reply(_store(args), args.id, args.agent, _read_text(args.text)))
+    return 0
+
+
+def _note(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    print(lifecycle.add_note(_store(args), args.id, args.agent, _read_text(args.text)))
+    return 0
+
+
+def _escalate(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.escalate(_store(args), args.id, reasons=args.reason, by=args.by)
+    print(f"conversation {args.id} is waiting for a person")
+    return 0
+
+
+def _hand_back(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.hand_back(_store(args), args.id, by=args.by)
+    print(f"conversation {args.id} is back with the bot")
+    return 0
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.resolve(_store(args), args.id, by=args.by)
+    print(f"conversation {args.id} is resolved")
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.assign(_store(args), args.id, args.agent, by=args.by)
+    print(f"conversation {args.id} is assigned to {args.agent}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.release(_store(args), args.id, by=args.by)
+    print(f"conversation {args.id} is back with the bot")
+    return 0
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.transfer(_store(args), args.id, args.agent, by=args.by)
+    print(f"conversation {args.id} is transferred to {args.agent}")
+    return 0
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from store import lifecycle
+
+    lifecycle.register_agent(_store(args), args.name, role="supervisor" if args.supervisor else "agent")
+    print(f"{args.name} registered as {'supervisor' if args.supervisor else 'agent'}")
+    return 0
+
+
+def _clean(text: str) -> str:
+    # Customer text is data: control characters never reach the terminal.
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in text)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from store.queries import get_conversation, transcript
+
+    store = _store(args)
+    conv = get_conversation(store, args.id)
+    messages = transcript(store, args.id)
+    if args.json:
+        print(json.dumps({"conversation": conv, "messages": messages}, default=str))
+        return 0
+    owner = f" ({conv['owner']})" if conv["owner"] else ""
+    reasons = ", ".join(conv["reasons"]) or "-"
+    print(f"#{conv['id']} {_clean(conv['customer_name'])}  {conv['state']}{owner}  {conv['level']}  reasons: {reasons}")
+    for m in messages:
+        at = datetime.fromtimestamp(m["created_at"]).strftime("%H:%M:%S")
+        who = m["author"] if m["role"] in ("agent", "note") else m["role"]
+        print(f"  {at} {who:>10}: {_clean(m['text'])}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from store.queries import list_conversations
+
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    rows = list_conversations(_store(args), states=tuple(args.state) if args.state else None, limit=args.limit)
+    for c in rows:
+        owner = c["owner"] or "-"
+        print(f"{c['id']:>6}  {c['state']:<8} {owner:<10} {c['level']:<8} {_clean(c['customer_name'])[:20]:<20} "
+              f"{_clean(c['subject'])[:60]}")
+    return 0
