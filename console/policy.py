@@ -1,0 +1,230 @@
+"""The escalation policy: when does a person have to step in?
+
+Everything the hub decides about escalation is here, in one pure function over a frozen set
+of settings, so the rules can be read (and tested) without a database or a bot:
+
+- the conversation's triage level reaches ``escalate_level`` (default ``empathy``);
+- the customer asks for a person (triage reason ``human_request``, or the bot's structured
+  ``handoff`` field);
+- fraud or safety: at once, as ``urgent``;
+- the bot has not known the answer ``max_fallbacks`` times (default 2).
+
+After a person handed a conversation back (or a supervisor sent it back from the queue), the
+reasons present at that moment are *settled*: they do not escalate it again; only new
+evidence does (a reason not seen before, a rise above the settled level, or an explicit new
+request in the latest message).
+
+Settings load from a TOML file (``tandem serve --policy FILE``) whose keys are the field
+names of :class:`PolicySettings`.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+LEVELS = ("calm", "watch", "empathy", "urgent")
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+
+
+def level_rank(level: str) -> int:
+    """The position of ``level`` in ``calm < watch < empathy < urgent`` (unknown: calm)."""
+    return _RANK.get(level, 0)
+
+
+def max_level(*levels: str) -> str:
+    """The highest of ``levels``."""
+    return max(levels, key=level_rank) if levels else "calm"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """The knobs of the escalation policy and the hub's timers.
+
+    :param escalate_level: a conversation at or above this level goes to the queue
+    :param max_fallbacks: escalate when the bot would not know for the N-th time
+    :param urgent_reasons: these reasons escalate at once and mark the conversation urgent
+    :param human_request_reasons: reasons that mean "the customer asked for a person"
+    :param minutes_per_customer: average handling time, for the wait estimate we tell customers
+    :param idle_resolve_s: a bot conversation nobody wrote in for this long is resolved
+    :param sla_tick_s: how often waiting conversations are re-triaged for ``long_wait``
+    :param online_window_s: an agent seen within this many seconds counts as online
+    """
+
+    escalate_level: str = "empathy"
+    max_fallbacks: int = 2
+    urgent_reasons: tuple[str, ...] = ("fraud", "safety")
+    human_request_reasons: tuple[str, ...] = ("human_request",)
+    minutes_per_customer: float = 4.0
+    idle_resolve_s: float = 600.0
+    sla_tick_s: float = 1.0
+    online_window_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.escalate_level not in _RANK:
+            raise ValueError(f"escalate_level must be one of {', '.join(LEVELS)} (got {self.escalate_level!r})")
+        if self.max_fallbacks < 1:
+            raise ValueError("max_fallbacks must be at least 1")
+        for name in ("minutes_per_customer", "idle_resolve_s", "sla_tick_s", "online_window_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0 or math.isnan(value):
+                raise ValueError(f"{name} must be a positive number")
+
+    def with_overrides(self, **overrides: Any) -> PolicySettings:
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_settings(path: str | Path, base: PolicySettings | None = None) -> PolicySettings:
+    """Read a TOML policy file (keys: :class:`PolicySettings` fields, optionally under ``[policy]``).
+
+    :raises ValueError: unreadable file, unknown key or a bad value, said in one line
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    if isinstance(data.get("policy"), dict):
+        data = data["policy"]
+    known = {f.name: f for f in fields(PolicySettings)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("urgent_reasons", "human_request_reasons"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{path}: {key} must be a list of strings")
+            value = tuple(value)
+        values[key] = value
+    try:
+        return (base or PolicySettings()).with_overrides(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided about one customer message.
+
+    :param escalate: hand the conversation to the queue
+    :param reasons: why (triage vocabulary), the ones that triggered it first
+    :param level: the level to mark the conversation with (``urgent`` for fraud/safety)
+    :param rule: which rule fired, for logs and tests
+    """
+
+    escalate: bool
+    reasons: tuple[str, ...] = ()
+    level: str = "calm"
+    rule: str = "bot"
+
+    @property
+    def urgent(self) -> bool:
+        return self.level == "urgent"
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a person already dealt with before handing the conversation back to the bot."""
+
+    reasons: frozenset[str] = frozenset()
+    level: str = "calm"
+
+
+def decide(
+    settings: PolicySettings,
+    *,
+    level: str,
+    reasons: Iterable[str],
+    message_reasons: Iterable[str] = (),
+    fallbacks: int = 0,
+    handoff: bool = False,
+    handoff_reason: str | None = None,
+    settled: Settled | None = None,
+) -> Decision:
+    """Decide whether a conversation with the bot must go to a person now.
+
+    :param level: the conversation's triage level after the latest message
+    :param reasons: the conversation's triage reasons
+    :param message_reasons: reasons found in the latest message alone
+    :param fallbacks: how many times the bot did not know (including a pending answer)
+    :param handoff: the bot asked to hand off (its structured field)
+    :param handoff_reason: the bot's reason, if it gave one from the triage vocabulary
+    :param settled: what a person already handled; those reasons alone never re-escalate
+    """
+    reasons = tuple(dict.fromkeys(reasons))
+    latest = frozenset(message_reasons)
+    settled = settled or Settled()
+    # Evidence a person has not seen yet. A reason repeated in the newest message that is
+    # an explicit request or an emergency is always new: the customer is asking again.
+    always_new = latest & {*settings.urgent_reasons, *settings.human_request_reasons}
+    fresh = tuple(r for r in reasons if r not in settled.reasons or r in always_new)
+    fresh_set = frozenset(fresh)
+
+    urgent = tuple(r for r in settings.urgent_reasons if r in fresh_set)
+    if urgent:
+        return Decision(True, _ordered(urgent, fresh), "urgent", "urgent")
+
+    asked = tuple(r for r in settings.human_request_reasons if r in fresh_set)
+    if asked:
+        return Decision(True, _ordered(asked, fresh), max_level(level, "empathy"), "human_request")
+    if handoff:
+        why = handoff_reason or "human_request"
+        return Decision(True, _ordered((why,), fresh), max_level(level, "empathy"), "handoff")
+
+    rose = level_rank(level) > level_rank(settled.level)
+    if level_rank(level) >= level_rank(settings.escalate_level) and (rose or fresh):
+        # Name the reasons behind the level; after a hand-back prefer the new ones.
+        why = fresh or reasons or ("negative_sentiment",)
+        return Decision(True, why, level, "level")
+
+    if fallbacks >= settings.max_fallbacks:
+        return Decision(True, _ordered(("bot_fallback",), fresh), max_level(level, "watch"), "fallbacks")
+    return Decision(False, (), level, "bot")
+
+
+def _ordered(first: Iterable[str], rest: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*first, *rest]))
+
+
+def wait_estimate_minutes(settings: PolicySettings, queue_ahead: int, agents_online: int) -> int | None:
+    """Rough minutes until a person picks up, or ``None`` when nobody is online.
+
+    :param queue_ahead: conversations waiting before this one
+    :param agents_online: agents seen recently
+    """
+    if agents_online <= 0:
+        return None
+    return max(1, math.ceil((queue_ahead + 1) * settings.minutes_per_customer / agents_online))
+
+
+def handoff_message(decision: Decision, *, queue_ahead: int, wait_minutes: int | None,
+                    fallback: bool = False) -> str:
+    """What the customer is told when the bot passes them to a person: honest about the wait."""
+    parts: list[str] = []
+    if fallback:
+        parts.append("I'm sorry, I can't answer that one reliably myself.")
+    reasons = set(decision.reasons)
+    if "safety" in reasons:
+        parts.append("If you are in danger right now, please call your local emergency number.")
+    if "fraud" in reasons:
+        parts.append("If you think someone else can use your card or account, freeze the card in the app "
+                     "now and don't share any codes with anyone who contacts you.")
+    if decision.urgent:
+        parts.append("I've marked this as urgent and passed it to a person on our team.")
+    else:
+        parts.append("I'm passing you to a person on our team.")
+    if wait_minutes is None:
+        parts.append("Nobody from the team is online at this moment, so it may take a while; your "
+                     "conversation is kept in the queue and you'll get a reply here.")
+    else:
+        place = "You're next in the queue" if queue_ahead == 0 else f"There are {queue_ahead} people ahead of you"
+        unit = "minute" if wait_minutes == 1 else "minutes"
+        parts.append(f"{place}; the wait is about {wait_minutes} {unit}. You can keep writing here meanwhile.")
+    return " ".join(parts)
