@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from store import Store
 
@@ -29,3 +30,10 @@ def store(db_path: Path) -> Iterator[Store]:
     s = Store(db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A fake OpenAI-compatible server on 127.0.0.1 (see tests/fake_openai.py for its knobs)."""
+    with FakeOpenAI() as fake:
+        yield fake

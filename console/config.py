@@ -1,0 +1,137 @@
+"""LLM settings: where the OpenAI-compatible endpoint is, which model, how long to wait.
+
+Everything works with no configuration at all: then :attr:`LLMConfig.enabled` is false and
+the bot and the drafts use their embedded engines. Environment variables win over the
+config file, so a one-off ``TANDEM_MODEL=... tandem demo`` needs no editing.
+
+========================  ====================  ==============================================
+environment variable      ``tandem.toml`` key   read by
+========================  ====================  ==============================================
+``OPENAI_BASE_URL``       ``llm.base_url``      console.llm (every LLM request)
+``OPENAI_API_KEY``        ``llm.api_key``       console.llm (sent as the bearer token)
+``TANDEM_MODEL``          ``llm.model``         console.llm; shown on drafts and bot answers
+``TANDEM_LLM_TIMEOUT``    ``llm.timeout``       console.llm (seconds per request; default 8)
+``TANDEM_CONFIG``         (n/a)                 this module: path of the config file
+========================  ====================  ==============================================
+
+The config file is ``$TANDEM_CONFIG`` if set, else ``./tandem.toml`` when it exists::
+
+    [llm]
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "smollm2"
+    timeout = 10
+
+An endpoint counts as configured when a base URL or an API key is set (a key alone means
+the OpenAI API itself). Local servers (llama.cpp, Ollama, vLLM) accept any key, so none is
+required with a base URL.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_TIMEOUT = 8.0
+CONFIG_FILE = "tandem.toml"
+
+
+class ConfigError(ValueError):
+    """The config file or an environment variable holds something unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class LLMConfig:
+    """How to reach the LLM, or that there is none.
+
+    :param base_url: the OpenAI-compatible API root (``.../v1``); ``None`` for OpenAI itself
+    :param api_key: bearer token; local servers accept any value
+    :param model: model name passed on every request
+    :param timeout: seconds a request may take before callers fall back
+    :param source: where the settings came from, for ``--help``-style diagnostics
+    """
+
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = DEFAULT_MODEL
+    timeout: float = DEFAULT_TIMEOUT
+    source: str = "defaults"
+
+    @property
+    def enabled(self) -> bool:
+        """True when an endpoint is configured; otherwise use the embedded engines."""
+        return bool(self.base_url or self.api_key)
+
+    def describe(self) -> str:
+        """One line for logs and status bars; never includes the key."""
+        if not self.enabled:
+            return "LLM: not configured (embedded engines)"
+        where = self.base_url or "api.openai.com"
+        return f"LLM: {self.model} at {where} (timeout {self.timeout:g}s, from {self.source})"
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    section = data.get("llm", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [llm] must be a table")
+    return section
+
+
+def _timeout(value: object, where: str) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: timeout must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= 600:
+        raise ConfigError(f"{where}: timeout must be between 0 and 600 seconds")
+    return seconds
+
+
+def load_config(env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | None = None) -> LLMConfig:
+    """Read the LLM settings from the config file and the environment (which wins).
+
+    :param env: the environment to read (default ``os.environ``); tests pass a dict
+    :param path: an explicit config file; else ``$TANDEM_CONFIG``, else ``./tandem.toml`` if present
+    :raises ConfigError: an explicit config file is missing or malformed, or a bad timeout
+    """
+    env = os.environ if env is None else env
+    file_values: dict[str, object] = {}
+    sources: list[str] = []
+    explicit = path or env.get("TANDEM_CONFIG")
+    if explicit:
+        file_values = _read_file(Path(explicit))
+        sources.append(str(explicit))
+    elif Path(CONFIG_FILE).is_file():
+        file_values = _read_file(Path(CONFIG_FILE))
+        sources.append(CONFIG_FILE)
+
+    def pick(var: str, key: str) -> str | None:
+        if env.get(var):
+            if "environment" not in sources:
+                sources.append("environment")
+            return env[var]
+        value = file_values.get(key)
+        return None if value is None else str(value)
+
+    base_url = pick("OPENAI_BASE_URL", "base_url")
+    api_key = pick("OPENAI_API_KEY", "api_key")
+    model = pick("TANDEM_MODEL", "model") or DEFAULT_MODEL
+    raw_timeout = pick("TANDEM_LLM_TIMEOUT", "timeout")
+    timeout = DEFAULT_TIMEOUT if raw_timeout is None else _timeout(raw_timeout, "TANDEM_LLM_TIMEOUT")
+    return LLMConfig(
+        base_url=base_url.rstrip("/") if base_url else None,
+        api_key=api_key,
+        model=model,
+        timeout=timeout,
+        source=" + ".join(sources) or "defaults",
+    )

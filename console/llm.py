@@ -1,0 +1,280 @@
+"""The one wrapper around ``openai.AsyncOpenAI`` that every part of Tandem uses.
+
+Why one wrapper: personal data is redacted here (:func:`console.privacy.redact` on every
+message) before any request leaves the machine, so no caller can forget; and every failure
+becomes one of three exceptions, so callers fall back to their embedded engine with a
+visible notice instead of handling a dozen ``openai`` error classes:
+
+- :class:`LLMUnavailable`: no endpoint configured, or it cannot be reached (connection refused,
+  DNS, authentication rejected).
+- :class:`LLMTimeout`: the endpoint did not answer in time.
+- :class:`LLMError`: anything else (HTTP 4xx/5xx, an unusable reply); the base class of both.
+
+Usage::
+
+    llm = LLM(load_config())
+    async for piece in llm.stream(messages, timeout=5):
+        ...
+    data = await llm.complete_json(messages, schema=SCHEMA, name="answer", timeout=5)
+
+Retries are off (``max_retries=0``): a human is waiting, and the fallback is instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from console.config import LLMConfig
+from console.privacy import redact
+
+Message = dict[str, Any]
+
+
+class LLMError(Exception):
+    """The LLM could not produce a usable answer; ``str(exc)`` is a one-line notice."""
+
+
+class LLMUnavailable(LLMError):
+    """No endpoint is configured, or it cannot be reached or refuses our credentials."""
+
+
+class LLMTimeout(LLMError):
+    """The endpoint took longer than the timeout."""
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """Read the first JSON object in a model's free-text reply.
+
+    Small models wrap JSON in code fences or chat around it even when asked not to; this
+    takes a fenced block if there is one, else the first balanced ``{...}``.
+
+    :raises ValueError: there is no JSON object in ``text``
+    """
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        start = candidate.find("{")
+        while start != -1:
+            try:
+                value, _ = decoder.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                start = candidate.find("{", start + 1)
+                continue
+            if isinstance(value, dict):
+                return value
+            start = candidate.find("{", start + 1)
+    raise ValueError("no JSON object in the reply")
+
+
+def redact_messages(messages: Sequence[Message], redactor: Callable[[str], str] = redact) -> list[Message]:
+    """Copies of ``messages`` with personal data redacted from every text part."""
+    out: list[Message] = []
+    for message in messages:
+        copy = dict(message)
+        content = copy.get("content")
+        if isinstance(content, str):
+            copy["content"] = redactor(content)
+        elif isinstance(content, list):
+            copy["content"] = [
+                {**part, "text": redactor(part["text"])}
+                if isinstance(part, dict) and isinstance(part.get("text"), str) else part
+                for part in content
+            ]
+        out.append(copy)
+    return out
+
+
+def _missing_keys(data: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    return [key for key in schema.get("required", []) if key not in data]
+
+
+class LLM:
+    """An OpenAI-compatible chat endpoint, with redaction and typed errors.
+
+    :param config: from :func:`console.config.load_config`
+    :param redactor: replaces personal data in text; override only in tests of the wrapper
+    """
+
+    def __init__(self, config: LLMConfig, *, redactor: Callable[[str], str] = redact) -> None:
+        self.config = config
+        self._redact = redactor
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """True when an endpoint is configured."""
+        return self.config.enabled
+
+    @property
+    def model(self) -> str:
+        """The model name sent on every request."""
+        return self.config.model
+
+    def _get_client(self) -> Any:
+        # An AsyncOpenAI client's connection pool belongs to the event loop that created it;
+        # tests and `tandem demo` may run several loops over one LLM object.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                base_url=self.config.base_url,
+                # Local servers need no key, but the client insists on one.
+                api_key=self.config.api_key or "not-needed",
+                timeout=self.config.timeout,
+                max_retries=0,
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _check_enabled(self) -> None:
+        if not self.config.enabled:
+            raise LLMUnavailable("no LLM endpoint configured (set OPENAI_BASE_URL or OPENAI_API_KEY)")
+
+    def _translate(self, exc: BaseException, timeout: float) -> LLMError:
+        import openai
+
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, openai.APITimeoutError)):
+            return LLMTimeout(f"the LLM did not answer within {timeout:g}s")
+        if isinstance(exc, openai.APIConnectionError):
+            return LLMUnavailable(f"cannot reach the LLM at {self.config.base_url or 'api.openai.com'}")
+        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            return LLMUnavailable(f"the LLM endpoint refused our credentials (HTTP {exc.status_code})")
+        if isinstance(exc, openai.APIStatusError):
+            return LLMError(f"the LLM endpoint answered HTTP {exc.status_code}")
+        if isinstance(exc, openai.OpenAIError):
+            return LLMError(f"LLM error: {type(exc).__name__}")
+        return LLMError(f"LLM error: {exc}")
+
+    async def stream(self, messages: Sequence[Message], *, timeout: float | None = None,
+                     temperature: float = 0.4, max_tokens: int = 400) -> AsyncIterator[str]:
+        """Yield the reply's text as it arrives (deltas, in order).
+
+        :param timeout: seconds allowed for the first piece and for each gap between pieces
+        :raises LLMUnavailable, LLMTimeout, LLMError: before or during the stream
+        """
+        self._check_enabled()
+        limit = timeout if timeout is not None else self.config.timeout
+        payload = redact_messages(messages, self._redact)
+        try:
+            async with asyncio.timeout(limit):
+                response = await self._get_client().chat.completions.create(
+                    model=self.config.model, messages=payload, stream=True,
+                    temperature=temperature, max_tokens=max_tokens, timeout=limit,
+                )
+            iterator = response.__aiter__()
+            try:
+                while True:
+                    try:
+                        async with asyncio.timeout(limit):
+                            chunk = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    for choice in chunk.choices or ():
+                        text = getattr(choice.delta, "content", None)
+                        if text:
+                            yield text
+            finally:
+                await response.close()
+        except Exception as exc:  # CancelledError and GeneratorExit pass through untouched
+            raise self._translate(exc, limit) from exc
+
+    async def complete(self, messages: Sequence[Message], *, timeout: float | None = None,
+                       temperature: float = 0.4, max_tokens: int = 400) -> str:
+        """The whole reply as one string (non-streaming)."""
+        self._check_enabled()
+        limit = timeout if timeout is not None else self.config.timeout
+        payload = redact_messages(messages, self._redact)
+        try:
+            async with asyncio.timeout(limit):
+                response = await self._get_client().chat.completions.create(
+                    model=self.config.model, messages=payload,
+                    temperature=temperature, max_tokens=max_tokens, timeout=limit,
+                )
+        except Exception as exc:
+            raise self._translate(exc, limit) from exc
+        if not response.choices:
+            raise LLMError("the LLM returned no choices")
+        return response.choices[0].message.content or ""
+
+    async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
+                            name: str = "answer", description: str = "",
+                            timeout: float | None = None, temperature: float = 0.2,
+                            max_tokens: int = 500) -> dict[str, Any]:
+        """A structured reply: a JSON object following ``schema`` (JSON Schema, type object).
+
+        Asks for a forced tool call named ``name``. Servers that ignore tools and answer in
+        text are read tolerantly (code fences, chatter around the object); a server that
+        rejects tools with HTTP 400 is asked again once with a ``json_schema`` response format.
+        The whole exchange, including that retry, shares one ``timeout``.
+
+        :raises LLMError: no usable object, or one without the schema's required keys
+        """
+        self._check_enabled()
+        limit = timeout if timeout is not None else self.config.timeout
+        payload = redact_messages(messages, self._redact)
+        try:
+            async with asyncio.timeout(limit):
+                message = await self._structured(payload, schema, name, description, limit,
+                                                 temperature, max_tokens)
+        except Exception as exc:
+            raise self._translate(exc, limit) from exc
+        data = self._read_structured(message, name)
+        missing = _missing_keys(data, schema)
+        if missing:
+            raise LLMError(f"the LLM reply lacks {', '.join(missing)}")
+        return data
+
+    async def _structured(self, payload: list[Message], schema: dict[str, Any], name: str,
+                          description: str, limit: float, temperature: float,
+                          max_tokens: int) -> Any:
+        import openai
+
+        client = self._get_client()
+        common: dict[str, Any] = {
+            "model": self.config.model, "messages": payload, "temperature": temperature,
+            "max_tokens": max_tokens, "timeout": limit,
+        }
+        tool = {"type": "function",
+                "function": {"name": name, "description": description or f"Return the {name}.",
+                             "parameters": schema}}
+        try:
+            response = await client.chat.completions.create(
+                tools=[tool], tool_choice={"type": "function", "function": {"name": name}}, **common,
+            )
+        except openai.BadRequestError:
+            response = await client.chat.completions.create(
+                response_format={"type": "json_schema",
+                                 "json_schema": {"name": name, "schema": schema}},
+                **common,
+            )
+        if not response.choices:
+            raise LLMError("the LLM returned no choices")
+        return response.choices[0].message
+
+    def _read_structured(self, message: Any, name: str) -> dict[str, Any]:
+        for call in getattr(message, "tool_calls", None) or ():
+            function = getattr(call, "function", None)
+            if function is None or (function.name and function.name != name):
+                continue
+            try:
+                return parse_json_object(function.arguments or "")
+            except ValueError:
+                raise LLMError("the LLM's tool call arguments are not a JSON object") from None
+        try:
+            return parse_json_object(message.content or "")
+        except ValueError:
+            raise LLMError("the LLM reply holds no JSON object") from None
+
+
+__all__ = ["LLM", "LLMError", "LLMTimeout", "LLMUnavailable", "parse_json_object", "redact_messages"]

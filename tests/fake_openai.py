@@ -1,0 +1,243 @@
+"""A fake OpenAI-compatible HTTP server for tests: real HTTP on 127.0.0.1, no model.
+
+It serves ``POST /v1/chat/completions`` (non-streaming, streaming SSE, tool calls) and
+``GET /v1/models`` from a background thread, so the real ``openai`` client can be pointed
+at :attr:`FakeOpenAI.base_url`. Every request body is recorded in :attr:`FakeOpenAI.requests`
+for assertions (what the model was told, that no PII left, which tools were offered).
+
+Knobs (set them on the instance at any time; :meth:`reset` restores the defaults):
+
+- ``reply``: the assistant text (split into word chunks when streaming)
+- ``tool_args``: a dict returned as a tool call when the request offers tools
+  (``None``: answer with text even if tools were offered)
+- ``ignore_tools``: answer ``json.dumps(tool_args)`` as plain text, like servers that
+  do not support tools
+- ``reject_tools``: answer HTTP 400 when tools are offered (forces the json_schema retry)
+- ``responder``: ``callable(body) -> str | dict``; a str is the reply text, a dict the tool args
+- ``delay``: seconds before the response headers; ``chunk_delay``: seconds between SSE chunks
+- ``status``: an HTTP error status to return instead (with ``error_message``)
+- ``drop``: close the connection without answering
+
+Use the ``fake_openai`` fixture (tests/conftest.py) or ``with FakeOpenAI() as fake: ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeOpenAI:
+    """A running fake endpoint; start with :meth:`start` or as a context manager."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget recorded requests and restore every knob's default."""
+        with self._lock:
+            self.requests.clear()
+            self.headers.clear()
+        self.reply: str = "Hello from the fake model."
+        self.tool_args: dict[str, Any] | None = None
+        self.ignore_tools: bool = False
+        self.reject_tools: bool = False
+        self.responder: Callable[[dict[str, Any]], str | dict[str, Any]] | None = None
+        self.delay: float = 0.0
+        self.chunk_delay: float = 0.0
+        self.status: int | None = None
+        self.error_message: str = "fake failure"
+        self.drop: bool = False
+        self.model_name: str = "fake-model"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> FakeOpenAI:
+        """Listen on a free port of 127.0.0.1 in a daemon thread."""
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (requests still sleeping in a delay are abandoned)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "FakeOpenAI is not started"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """The value for ``OPENAI_BASE_URL``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- assertions helpers --------------------------------------------------------------
+    @property
+    def last(self) -> dict[str, Any]:
+        """The most recent request body."""
+        with self._lock:
+            return self.requests[-1]
+
+    def all_text(self) -> str:
+        """Every message content of every recorded request, joined: for "not in" checks."""
+        with self._lock:
+            bodies = list(self.requests)
+        return "\n".join(json.dumps(body.get("messages", []), ensure_ascii=False) for body in bodies)
+
+    # -- answering -----------------------------------------------------------------------
+    def _record(self, body: dict[str, Any], headers: dict[str, str]) -> None:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+
+    def _answer(self, body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        """(text, tool_args) for this request."""
+        wants_tool = bool(body.get("tools"))
+        if self.responder is not None:
+            result = self.responder(body)
+            if isinstance(result, dict):
+                if wants_tool and not self.ignore_tools:
+                    return None, result
+                return json.dumps(result), None
+            return result, None
+        if wants_tool and self.tool_args is not None:
+            if self.ignore_tools:
+                return "Sure! Here it is:\n```json\n" + json.dumps(self.tool_args) + "\n```", None
+            return None, self.tool_args
+        if body.get("response_format") and self.tool_args is not None:
+            return json.dumps(self.tool_args), None
+        return self.reply, None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeOpenAI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep pytest output clean
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self.path.rstrip("/") == "/v1/models":
+            self._json(200, {"object": "list", "data": [{"id": self.owner.model_name, "object": "model"}]})
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        fake = self.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._json(404, {"error": {"message": "not found"}})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._json(400, {"error": {"message": "invalid JSON"}})
+            return
+        fake._record(body, {k.lower(): v for k, v in self.headers.items()})
+        try:
+            if fake.delay:
+                time.sleep(fake.delay)
+            if fake.drop:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if fake.status is not None:
+                self._json(fake.status, {"error": {"message": fake.error_message, "type": "fake"}})
+                return
+            if fake.reject_tools and body.get("tools"):
+                self._json(400, {"error": {"message": "tools are not supported", "type": "invalid_request_error"}})
+                return
+            text, tool_args = fake._answer(body)
+            if body.get("stream"):
+                self._stream(body, text, tool_args)
+            else:
+                self._json(200, _completion(body, text, tool_args, fake.model_name))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing to answer
+
+    def _stream(self, body: dict[str, Any], text: str | None, tool_args: dict[str, Any] | None) -> None:
+        fake = self.owner
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": body.get("model") or fake.model_name}
+
+        def send(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+
+        send({"role": "assistant", "content": ""})
+        if tool_args is not None:
+            send({"tool_calls": [{"index": 0, "id": "call_fake", "type": "function",
+                                  "function": {"name": _tool_name(body), "arguments": json.dumps(tool_args)}}]})
+        else:
+            words = (text or "").split(" ")
+            for i, word in enumerate(words):
+                if fake.chunk_delay:
+                    time.sleep(fake.chunk_delay)
+                send({"content": word if i == 0 else " " + word})
+        send({}, "tool_calls" if tool_args is not None else "stop")
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+
+def _tool_name(body: dict[str, Any]) -> str:
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        return choice.get("function", {}).get("name", "answer")
+    tools = body.get("tools") or [{}]
+    return tools[0].get("function", {}).get("name", "answer")
+
+
+def _completion(body: dict[str, Any], text: str | None, tool_args: dict[str, Any] | None,
+                model_name: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_args is not None:
+        message["tool_calls"] = [{"id": "call_fake", "type": "function",
+                                  "function": {"name": _tool_name(body), "arguments": json.dumps(tool_args)}}]
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model") or model_name,
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": "tool_calls" if tool_args is not None else "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }

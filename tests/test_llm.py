@@ -1,0 +1,169 @@
+"""console.llm and console.config against a fake OpenAI-compatible server (real client, real HTTP)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI
+
+from console.config import ConfigError, LLMConfig, load_config
+from console.llm import LLM, LLMError, LLMTimeout, LLMUnavailable, parse_json_object
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"reply": {"type": "string"}, "handoff": {"type": "boolean"}},
+    "required": ["reply", "handoff"],
+}
+
+
+def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLM:
+    return LLM(LLMConfig(base_url=fake.base_url, api_key="test-key", model="m1", timeout=timeout))
+
+
+def test_config_defaults_disabled() -> None:
+    cfg = load_config(env={})
+    assert not cfg.enabled
+    assert "not configured" in cfg.describe()
+
+
+def test_config_env_wins_over_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('[llm]\nbase_url = "http://file/v1/"\nmodel = "from-file"\ntimeout = 3\n')
+    cfg = load_config(env={"TANDEM_CONFIG": str(path), "TANDEM_MODEL": "from-env"})
+    assert cfg.enabled and cfg.base_url == "http://file/v1"
+    assert cfg.model == "from-env" and cfg.timeout == 3.0
+    assert "secret" not in load_config(env={"OPENAI_API_KEY": "secret"}).describe()
+
+
+def test_config_rejects_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_config(env={"TANDEM_LLM_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError):
+        load_config(env={"TANDEM_CONFIG": str(tmp_path / "missing.toml")})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[llm\n")
+    with pytest.raises(ConfigError):
+        load_config(env={"TANDEM_CONFIG": str(bad)})
+
+
+def test_parse_json_object_tolerant() -> None:
+    assert parse_json_object('Sure!\n```json\n{"a": 1}\n```') == {"a": 1}
+    assert parse_json_object('here {"a": {"b": [1, 2]}} done') == {"a": {"b": [1, 2]}}
+    assert parse_json_object('{oops} then {"ok": true}') == {"ok": True}
+    with pytest.raises(ValueError):
+        parse_json_object("no json here")
+
+
+async def test_unconfigured_raises_unavailable() -> None:
+    llm = LLM(LLMConfig())
+    with pytest.raises(LLMUnavailable):
+        await llm.complete_json([{"role": "user", "content": "hi"}], schema=SCHEMA)
+    with pytest.raises(LLMUnavailable):
+        async for _ in llm.stream([{"role": "user", "content": "hi"}]):
+            pass
+
+
+async def test_stream_yields_deltas(fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = "one two three four"
+    pieces = [p async for p in _llm(fake_openai).stream([{"role": "user", "content": "count"}])]
+    assert len(pieces) == 4
+    assert "".join(pieces) == "one two three four"
+    body = fake_openai.last
+    assert body["stream"] is True and body["model"] == "m1"
+    assert fake_openai.headers[-1]["authorization"] == "Bearer test-key"
+
+
+async def test_complete_text(fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = "plain answer"
+    assert await _llm(fake_openai).complete([{"role": "user", "content": "q"}]) == "plain answer"
+
+
+async def test_complete_json_tool_call(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "hi", "handoff": True}
+    data = await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA, name="bot_answer")
+    assert data == {"reply": "hi", "handoff": True}
+    body = fake_openai.last
+    assert body["tools"][0]["function"]["name"] == "bot_answer"
+    assert body["tools"][0]["function"]["parameters"] == SCHEMA
+    assert body["tool_choice"]["function"]["name"] == "bot_answer"
+
+
+async def test_complete_json_server_ignoring_tools(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "fenced", "handoff": False}
+    fake_openai.ignore_tools = True
+    data = await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA)
+    assert data == {"reply": "fenced", "handoff": False}
+
+
+async def test_complete_json_retries_with_response_format(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "via schema", "handoff": False}
+    fake_openai.reject_tools = True
+    data = await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA)
+    assert data["reply"] == "via schema"
+    assert len(fake_openai.requests) == 2
+    assert fake_openai.requests[1]["response_format"]["type"] == "json_schema"
+    assert "tools" not in fake_openai.requests[1]
+
+
+async def test_complete_json_missing_keys_is_error(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "no handoff field"}
+    with pytest.raises(LLMError, match="handoff"):
+        await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA)
+    fake_openai.tool_args = None
+    fake_openai.reply = "I cannot do JSON, sorry"
+    with pytest.raises(LLMError):
+        await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA)
+
+
+async def test_timeout_is_typed_and_prompt(fake_openai: FakeOpenAI) -> None:
+    fake_openai.delay = 2.0
+    fake_openai.tool_args = {"reply": "late", "handoff": False}
+    started = time.perf_counter()
+    with pytest.raises(LLMTimeout):
+        await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA, timeout=0.3)
+    assert time.perf_counter() - started < 1.5
+
+
+async def test_stream_stall_between_chunks_times_out(fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = "a b c"
+    fake_openai.chunk_delay = 1.5
+    got: list[str] = []
+    with pytest.raises(LLMTimeout):
+        async for piece in _llm(fake_openai).stream([{"role": "user", "content": "q"}], timeout=0.4):
+            got.append(piece)
+    assert "".join(got) == ""
+
+
+async def test_http_errors_are_typed(fake_openai: FakeOpenAI) -> None:
+    fake_openai.status = 500
+    with pytest.raises(LLMError, match="500") as info:
+        await _llm(fake_openai).complete([{"role": "user", "content": "q"}])
+    assert not isinstance(info.value, (LLMTimeout, LLMUnavailable))
+    fake_openai.status = 401
+    with pytest.raises(LLMUnavailable):
+        await _llm(fake_openai).complete([{"role": "user", "content": "q"}])
+
+
+async def test_unreachable_endpoint_is_unavailable() -> None:
+    with FakeOpenAI() as fake:
+        url = fake.base_url  # a port that was free a moment ago and is closed now
+    llm = LLM(LLMConfig(base_url=url, model="m", timeout=2))
+    with pytest.raises(LLMUnavailable):
+        await llm.complete([{"role": "user", "content": "q"}])
+
+
+async def test_pii_never_leaves(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "ok", "handoff": False}
+    secret = ("card 4111 1111 1111 1111, iban GB82 WEST 1234 5698 7654 32, "
+              "mail maya.lee@example.com, phone +44 7911 123456")
+    llm = _llm(fake_openai)
+    await llm.complete_json([{"role": "system", "content": "be kind"},
+                             {"role": "user", "content": secret}], schema=SCHEMA)
+    _ = [p async for p in llm.stream([{"role": "user", "content": [{"type": "text", "text": secret}]}])]
+    sent = fake_openai.all_text()
+    for leak in ("4111", "GB82", "maya.lee", "example.com", "7911"):
+        assert leak not in sent
+    for placeholder in ("[card]", "[iban]", "[email]", "[phone]"):
+        assert placeholder in sent
