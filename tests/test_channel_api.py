@@ -1,0 +1,175 @@
+"""The channel API over real HTTP on loopback, with a real client (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from console.channels.api import ApiLimits, ChannelApi
+from store import Store
+from store import lifecycle as lc
+
+TOKEN = "integration-secret"
+
+
+@pytest.fixture
+async def server(db_path: Path) -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
+    api = ChannelApi(db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1000, burst=1000), poll_interval=0.01)
+    srv = TestServer(api.app, host="127.0.0.1")
+    await srv.start_server()
+    async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as session:
+        yield srv, session
+    await srv.close()
+
+
+async def _open(session: aiohttp.ClientSession, name: str = "Maya") -> tuple[str, dict[str, str]]:
+    r = await session.post("/v1/conversations", json={"customer": {"name": name, "external_id": f"ext-{name}"}},
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status == 201
+    body = await r.json()
+    return body["id"], {"Authorization": f"Bearer {body['customer_token']}"}
+
+
+async def test_health_and_page(server) -> None:  # noqa: ANN001
+    _, s = server
+    r = await s.get("/healthz")
+    assert r.status == 200 and await r.json() == {"ok": True}
+    page = await s.get("/")
+    html = await page.text()
+    assert page.status == 200 and "EventSource" in html
+    # Customer text reaches the page as text nodes, never parsed as HTML.
+    assert "innerHTML" not in html and "createTextNode(m.text)" in html
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+
+
+async def test_creation_needs_the_integration_token(server) -> None:  # noqa: ANN001
+    _, s = server
+    r = await s.post("/v1/conversations", json={"customer": {"name": "x"}})
+    assert r.status == 401 and "integration token" in (await r.json())["error"]
+    r = await s.post("/v1/conversations", json={}, headers={"Authorization": "Bearer wrong"})
+    assert r.status == 401
+
+
+async def test_post_is_idempotent_and_tokens_are_per_conversation(server, db_path: Path) -> None:  # noqa: ANN001
+    _, s = server
+    cid, auth = await _open(s, "Maya")
+    other, other_auth = await _open(s, "Ben")
+    first = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hi", "idempotency_key": "k1"},
+                         headers=auth)
+    again = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hi", "idempotency_key": "k1"},
+                         headers=auth)
+    assert (first.status, again.status) == (201, 200)
+    assert (await first.json())["id"] == (await again.json())["id"]
+    r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "sneaky"}, headers=other_auth)
+    assert r.status == 403
+    r = await s.get(f"/v1/conversations/{other}/messages", headers=auth)
+    assert r.status == 403
+    assert Store(db_path).one("SELECT count(*) FROM messages")[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+        (json.dumps({"text": ""}).encode(), 422, "non-empty"),
+        (json.dumps({"text": 42}).encode(), 422, "non-empty string"),
+        (json.dumps({"text": "x" * 4001}).encode(), 413, "too long"),
+        (json.dumps({"text": "ok", "idempotency_key": 7}).encode(), 422, "idempotency_key"),
+        (json.dumps({"text": "a\u0000b"}).encode(), 422, "NUL"),
+        (b"x" * (70 * 1024), 413, "too large"),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, db_path: Path, body: bytes, status: int,
+                                                           words: str) -> None:  # noqa: ANN001
+    _, s = server
+    cid, auth = await _open(s)
+    r = await s.post(f"/v1/conversations/{cid}/messages", data=body,
+                     headers={**auth, "Content-Type": "application/json"})
+    assert r.status == status
+    assert words in (await r.json())["error"]
+    assert Store(db_path).one("SELECT count(*) FROM messages")[0] == 0
+
+
+async def test_unknown_and_unauthenticated(server) -> None:  # noqa: ANN001
+    _, s = server
+    cid, auth = await _open(s)
+    assert (await s.get("/v1/conversations/9999/messages", headers=auth)).status == 404
+    assert (await s.get("/v1/conversations/abc/messages", headers=auth)).status == 404
+    assert (await s.get(f"/v1/conversations/{cid}/messages")).status == 401
+    assert (await s.get(f"/v1/conversations/{cid}/messages?after=-1", headers=auth)).status == 400
+    assert (await s.get("/nope")).status == 404
+
+
+async def test_poll_returns_public_messages_after_a_cursor(server, db_path: Path) -> None:  # noqa: ANN001
+    _, s = server
+    cid, auth = await _open(s)
+    r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "[bold]where[/] is my refund?"},
+                     headers=auth)
+    mid = (await r.json())["id"]
+    store = Store(db_path)
+    lc.bot_reply(store, int(cid), "Refunds take 3-5 working days.", reply_to=mid)
+    lc.add_note(store, int(cid), "ana", "internal: VIP customer")
+    body = await (await s.get(f"/v1/conversations/{cid}/messages", headers=auth)).json()
+    assert [(m["role"], m["text"]) for m in body["messages"]] == [
+        ("customer", "[bold]where[/] is my refund?"), ("bot", "Refunds take 3-5 working days.")]
+    assert all(set(m) >= {"id", "role", "text", "at"} for m in body["messages"])
+    later = await (await s.get(f"/v1/conversations/{cid}/messages?after={body['cursor']}", headers=auth)).json()
+    assert later["messages"] == [] and later["cursor"] == body["cursor"]
+
+
+async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Path) -> None:  # noqa: ANN001
+    _, s = server
+    cid, auth = await _open(s)
+    r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=auth)
+    mid = (await r.json())["id"]
+    token = auth["Authorization"].split()[1]
+    received: list[dict] = []
+
+    async def read() -> None:
+        async with s.get(f"/v1/conversations/{cid}/stream?token={token}") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+            async for raw in resp.content:
+                line = raw.decode().strip()
+                if line.startswith("data: "):
+                    received.append(json.loads(line[6:]))
+                    if len(received) == 3:
+                        return
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.2)
+    store = Store(db_path)
+    lc.bot_reply(store, int(cid), "Hi! How can I help?", reply_to=mid)
+    lc.add_note(store, int(cid), "ana", "never streamed")
+    lc.escalate(store, int(cid), reasons=["human_request"], message="A person will join you shortly.")
+    await asyncio.wait_for(reader, 10)
+    assert [m["role"] for m in received] == ["customer", "bot", "system"]
+
+
+async def test_rate_limit(db_path: Path) -> None:
+    api = ChannelApi(db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1, burst=3))
+    srv = TestServer(api.app, host="127.0.0.1")
+    await srv.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
+            codes = [(await s.get("/healthz")).status for _ in range(6)]
+            assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
+    finally:
+        await srv.close()
+
+
+async def test_web_page_conversation(server) -> None:  # noqa: ANN001
+    _, s = server
+    r = await s.post("/web/conversations", json={"name": "Lee"})
+    assert r.status == 201
+    body = await r.json()
+    r = await s.post(f"/v1/conversations/{body['id']}/messages", json={"text": "hi"},
+                     headers={"Authorization": f"Bearer {body['customer_token']}"})
+    assert r.status == 201
