@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="messages/s for the latency run (default 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run (default 10)")
     parser.add_argument("--poll-ms", type=float, default=10.0, help="the follower's poll interval (default 10)")
+    parser.add_argument("--scale", type=int, default=0, metavar="MESSAGES",
+                        help="also seed a store with this many messages (e.g. 1000000) and time the reads "
+                        "agents and supervisors make on it")
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
 
 
@@ -108,6 +111,99 @@ def _latency(path: Path, rate: float, seconds: float, poll_ms: float) -> dict[st
     }
 
 
+def _seed(path: Path, messages: int, per_conversation: int = 20) -> int:
+    """Bulk-load a realistic shape (bypassing the lifecycle: this only builds scenery)."""
+    import random
+
+    from store import Store
+
+    store = Store(path)
+    rng = random.Random(7)
+    conversations = max(1, messages // per_conversation)
+    now = time.time()
+    states = ["resolved"] * 90 + ["bot"] * 6 + ["waiting"] * 2 + ["human"] * 2
+    levels = ["calm"] * 70 + ["watch"] * 15 + ["empathy"] * 12 + ["urgent"] * 3
+    with store.write() as conn:
+        conn.execute("INSERT INTO agents (name, display_name, created_at) VALUES ('ana', 'ana', ?)", (now,))
+        conn.executemany(
+            "INSERT INTO customers (id, name, created_at) VALUES (?, ?, ?)",
+            ((i, f"customer {i}", now) for i in range(1, conversations + 1)))
+        rows = []
+        for i in range(1, conversations + 1):
+            state = rng.choice(states)
+            at = now - rng.random() * 86400 * 30
+            rows.append((i, i, state, "ana" if state == "human" else None, rng.choice(levels), at, at,
+                         at if state == "waiting" else None, per_conversation))
+        conn.executemany(
+            "INSERT INTO conversations (id, customer_id, state, owner, level, created_at, updated_at,"
+            " waiting_since, message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    mid = 0
+    batch = 50_000
+    for start in range(0, messages, batch):
+        with store.write() as conn:
+            msgs, events = [], []
+            for n in range(start, min(messages, start + batch)):
+                mid += 1
+                cid = n // per_conversation + 1
+                role = "customer" if n % 2 == 0 else "bot"
+                at = now - (messages - n)
+                msgs.append((mid, cid, role, role, f"message {n} about a card payment and a refund", at))
+                events.append((at, cid, "message", role, mid))
+            conn.executemany("INSERT INTO messages (id, conversation_id, role, author, text, created_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", msgs)
+            conn.executemany("INSERT INTO events (at, conversation_id, kind, actor, message_id)"
+                             " VALUES (?, ?, ?, ?, ?)", events)
+    store.conn.execute("ANALYZE")
+    store.close()
+    return conversations
+
+
+def _timed(fn: Any, repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return _percentile(samples, 0.5), _percentile(samples, 0.99)
+
+
+def _scale(path: Path, messages: int) -> None:
+    import random
+
+    from store import Store
+    from store.queries import get_conversation, list_conversations, status_counts, transcript
+
+    t0 = time.perf_counter()
+    conversations = _seed(path, messages)
+    print(f"scale    seeded {messages:,} messages in {conversations:,} conversations in "
+          f"{time.perf_counter() - t0:.1f} s")
+    store = Store(path)
+    rng = random.Random(1)
+
+    def open_one() -> None:
+        cid = rng.randint(1, conversations)
+        get_conversation(store, cid)
+        transcript(store, cid, last=50)
+
+    p50, p99 = _timed(open_one, 500)
+    print(f"scale    open a conversation (header + last 50 messages): p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+          "  (goal <= 20 ms)")
+    p50, p99 = _timed(lambda: list_conversations(store), 20)
+    print(f"scale    list live conversations for the wall:           p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    p50, p99 = _timed(lambda: status_counts(store), 20)
+    print(f"scale    conversations per state:                         p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    try:
+        from store import views  # type: ignore[attr-defined]
+    except ImportError:
+        views = None
+    metrics = getattr(views, "supervisor_metrics", None) if views else None
+    if metrics is not None:
+        p50, p99 = _timed(lambda: metrics(store), 20)
+        print(f"scale    supervisor metrics:                              p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+              "  (goal <= 100 ms)")
+    store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "bench.db"
@@ -119,4 +215,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"latency  commit -> seen by another process at {args.rate:.0f} msgs/s for {args.seconds:.0f} s"
               f" (poll {args.poll_ms:.0f} ms): p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms"
               f"  max {lat['max']:.1f} ms  ({lat['seen']}/{lat['sent']} seen; goal p99 <= 250 ms)")
+        if args.scale:
+            _scale(Path(tmp) / "scale.db", args.scale)
     return 0
