@@ -1,0 +1,485 @@
+"""The offline triage engine: incremental, explainable, fast.
+
+Per customer message the engine extracts a few dozen cheap signals (hand-written phrase cues
+per reason, a VADER-style sentiment score, shouting and punctuation, repetition of an earlier
+question) and combines
+
+* **hard cues** that set a floor on the level by themselves (asking for a person, fraud in
+  progress, self-harm, bereavement, abuse, threats, prompt injection, ...), and
+* a **soft score**: a logistic combination of a handful of fitted weights over the message's
+  signals *and the conversation so far* (the running mood of earlier turns, a streak of
+  negative turns, bot fallbacks, waiting time).
+
+The conversation state is a small dict of numbers plus the content words of the last few
+customer messages, so each message costs O(len(text)) and the state stays O(1) in size.
+Every verdict at or above ``watch`` carries at least one reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.triage import text as T
+from console.triage.lexicons.cues import CUES, NEGATION_PROOF, REQUEST_NEGATORS_IGNORED
+from console.triage.lexicons.sentiment import BOUNDARIES, NEGATORS
+from console.triage.sentiment import SentimentScorer
+
+LEVELS: tuple[str, ...] = ("calm", "watch", "empathy", "urgent")
+REASONS: tuple[str, ...] = (
+    "human_request", "negative_sentiment", "sentiment_drop", "frustration", "repeat_question",
+    "bot_fallback", "shouting", "abuse", "complaint_threat", "churn_threat", "vulnerability",
+    "bereavement", "financial_hardship", "health", "safety", "fraud", "prompt_injection",
+    "long_wait",
+)
+# Reasons are listed most important first: what the agent must know before anything else.
+PRIORITY: dict[str, int] = {
+    r: i
+    for i, r in enumerate(
+        (
+            "safety", "fraud", "bereavement", "vulnerability", "financial_hardship", "health",
+            "human_request", "abuse", "complaint_threat", "churn_threat", "prompt_injection",
+            "frustration", "repeat_question", "bot_fallback", "shouting", "sentiment_drop",
+            "negative_sentiment", "long_wait",
+        )
+    )
+}
+
+# Score bands: the level is a function of the score, so the two never disagree.
+WATCH, EMPATHY, URGENT = 0.3, 0.5, 0.85
+STATE_VERSION = 1
+RECENT = 3  # customer messages remembered for repeat detection
+RECENT_WORDS = 24  # content words kept per remembered message
+
+# Floors a hard cue puts under the score (the level follows from the score bands).
+FLOORS: dict[str, float] = {
+    "safety": 0.97,
+    "fraud": 0.88,
+    "bereavement": 0.7,
+    "vulnerability": 0.58,
+    "financial_hardship": 0.6,
+    "health": 0.55,
+    "human_request": 0.66,
+    "abuse": 0.6,
+    "complaint_threat": 0.6,
+    "churn_threat": 0.4,
+    "prompt_injection": 0.6,
+}
+# Who the customer is (grieving, ill, defrauded, asked for a person) stays true for the rest of
+# the conversation; how they behaved in one message (swearing, a threat) fades turn by turn.
+STICKY = frozenset(
+    {"safety", "fraud", "bereavement", "vulnerability", "financial_hardship", "health", "human_request"}
+)
+FADE = 0.8
+
+# The soft model: weights over message and conversation signals, fitted on a development set
+# with conversation-grouped cross-validation (see console/triage/fit.py); bias last.
+FEATURES: tuple[str, ...] = (
+    "neg", "pos", "negated_pos", "frustration", "bot_complaint", "problem", "polite", "routine",
+    "shout", "bursts", "context", "short", "first", "cue", "length",
+)
+WEIGHTS: tuple[float, ...] = (
+    1.2, -0.5, 0.5, 0.8, 0.8, 0.5, -0.6, -0.6, 0.8, 0.6, 1.5, -0.8, 0.3, 0.6, 0.3, -1.6,
+)
+SOFT_CAP = 0.84  # the soft score alone never says "urgent": that takes safety or fraud cues
+
+_STOP = frozenset(
+    "a an the i i'm me my we our you your it it's is are was were be been am do does did to of "
+    "in on at for with and or but so this that these those can could would should will please "
+    "thanks thank hi hello hey there just have has had what how why when where which who "
+    "not no yes ok okay get got any some about from as by if than then up out".split()
+)
+_FALLBACK_TEXT = T.PhraseMatcher(
+    {
+        "fallback": [
+            "didn't|don't|did not|do not understand|get",
+            "not sure i understand|understood|follow",
+            "could|can you rephrase|repeat|clarify",
+            "i can't|cannot help with that|this",
+            "i'm|am not able to help",
+            "i don't know",
+            "i don't have an|the answer",
+            "sorry i? didn't catch",
+        ]
+    }
+)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The triage verdict for a conversation so far (and the reasons of its last message)."""
+
+    level: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    message_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def needs_human(self) -> bool:
+        """Level ``empathy`` or ``urgent``."""
+        return LEVELS.index(self.level) >= 2
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSONL contract's fields (without the id)."""
+        return {"level": self.level, "score": round(self.score, 3), "reasons": list(self.reasons)}
+
+
+@dataclass(slots=True)
+class State:
+    """Per-conversation memory; small, JSON-serialisable, O(1) in conversation length."""
+
+    turns: int = 0  # customer messages seen
+    mood: float = 0.0  # running average of the customer's soft score
+    sent_avg: float = 0.0  # running average of sentiment compound
+    sent_peak: float = -1.0  # best running sentiment so far (for sentiment_drop)
+    neg_streak: int = 0  # consecutive customer messages that were negative
+    fallbacks: int = 0  # bot "I don't know" replies since a person last spoke
+    fallback_streak: int = 0
+    repeats: int = 0
+    waited: float = 0.0
+    floors: dict[str, float] = field(default_factory=dict)  # reason -> score floor carried on
+    recent: list[list[str]] = field(default_factory=list)  # content words of recent messages
+    verdict: Verdict = field(default_factory=lambda: Verdict("calm", 0.0))
+    last_at: float | None = None
+
+
+@dataclass(slots=True)
+class Signals:
+    """What one customer message says by itself (before conversation context)."""
+
+    hits: dict[str, int]
+    features: list[float]
+    sentiment: float
+    negative: bool
+    words: list[str]
+    shout: bool
+
+
+def level_of(score: float) -> str:
+    """The level band a score falls in."""
+    if score >= URGENT:
+        return "urgent"
+    if score >= EMPATHY:
+        return "empathy"
+    if score >= WATCH:
+        return "watch"
+    return "calm"
+
+
+def _sigmoid(x: float) -> float:
+    if x < -30:
+        return 0.0
+    if x > 30:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+class TriageEngine:
+    """Loads the lexicons once; thread-safe to share (it holds no per-conversation data)."""
+
+    def __init__(self, weights: tuple[float, ...] | None = None) -> None:
+        self.cues = T.PhraseMatcher(CUES)
+        self.sentiment = SentimentScorer()
+        self.weights = tuple(weights) if weights is not None else WEIGHTS
+        if len(self.weights) != len(FEATURES) + 1:
+            raise ValueError(f"expected {len(FEATURES) + 1} weights, got {len(self.weights)}")
+
+    # -- public API -------------------------------------------------------------------------
+
+    def new_state(self) -> State:
+        """A fresh conversation."""
+        return State()
+
+    def observe(
+        self,
+        state: State,
+        role: str,
+        text: Any,
+        *,
+        fallback: bool = False,
+        at: float | None = None,
+    ) -> Verdict:
+        """Fold one message into ``state`` and return the conversation's verdict so far."""
+        if not isinstance(text, str):
+            text = "" if text is None else str(text)
+        if at is not None:
+            state.last_at = at
+        if role == "customer":
+            return self._customer(state, text)
+        if role == "bot":
+            return self._bot(state, text, fallback)
+        if role == "agent":
+            return self._agent(state)
+        # System notes and unknown roles do not change how the customer feels.
+        return self._verdict(state, [])
+
+    def waited(self, state: State, seconds: float) -> Verdict:
+        """The verdict while the customer has been waiting ``seconds`` for an answer."""
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            seconds = 0.0
+        state.waited = seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+        return self._verdict(state, state.verdict.message_reasons)
+
+    def dump_state(self, state: State) -> str:
+        """The state as compact JSON (``conversations.triage_state``)."""
+        v = state.verdict
+        data = {
+            "v": STATE_VERSION,
+            "turns": state.turns,
+            "mood": round(state.mood, 4),
+            "sent_avg": round(state.sent_avg, 4),
+            "sent_peak": round(state.sent_peak, 4),
+            "neg_streak": state.neg_streak,
+            "fallbacks": state.fallbacks,
+            "fallback_streak": state.fallback_streak,
+            "repeats": state.repeats,
+            "waited": state.waited,
+            "floors": {k: round(x, 4) for k, x in state.floors.items()},
+            "recent": state.recent,
+            "verdict": [v.level, round(v.score, 4), v.reasons, v.message_reasons],
+            "last_at": state.last_at,
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+    def load_state(self, text: Any) -> State:
+        """Parse :meth:`dump_state` output; anything unreadable or from another version is a fresh state."""
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
+                return State()
+            level, score, reasons, message_reasons = data["verdict"]
+            if level not in LEVELS:
+                return State()
+            state = State(
+                turns=int(data["turns"]),
+                mood=float(data["mood"]),
+                sent_avg=float(data["sent_avg"]),
+                sent_peak=float(data["sent_peak"]),
+                neg_streak=int(data["neg_streak"]),
+                fallbacks=int(data["fallbacks"]),
+                fallback_streak=int(data["fallback_streak"]),
+                repeats=int(data["repeats"]),
+                waited=float(data["waited"]),
+                floors={str(k): float(x) for k, x in dict(data["floors"]).items() if k in PRIORITY},
+                recent=[[str(w) for w in words][:RECENT_WORDS] for words in data["recent"]][-RECENT:],
+                verdict=Verdict(
+                    level,
+                    float(score),
+                    [r for r in reasons if r in PRIORITY],
+                    [r for r in message_reasons if r in PRIORITY],
+                ),
+                last_at=None if data.get("last_at") is None else float(data["last_at"]),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
+            return State()
+        return state
+
+    def score_conversation(self, messages: list[dict[str, Any]]) -> Verdict:
+        """Score a whole transcript (``[{"role", "text", "fallback"?}]``) from a fresh state."""
+        state = self.new_state()
+        verdict = state.verdict
+        for m in messages:
+            verdict = self.observe(
+                state, str(m.get("role", "customer")), m.get("text", ""), fallback=bool(m.get("fallback"))
+            )
+        return verdict
+
+    def score_message(self, text: str) -> Verdict:
+        """One customer message on its own."""
+        return self.observe(self.new_state(), "customer", text)
+
+    # -- messages by role -------------------------------------------------------------------
+
+    def _bot(self, state: State, text: str, fallback: bool) -> Verdict:
+        if not fallback and text:
+            fallback = bool(_FALLBACK_TEXT.find(T.tokens(T.clip(text))))
+        if fallback:
+            state.fallbacks += 1
+            state.fallback_streak += 1
+        else:
+            state.fallback_streak = 0
+        return self._verdict(state, [])
+
+    def _agent(self, state: State) -> Verdict:
+        # A person answered: the request for one is met, the wait is over, and the bot's
+        # failures are no longer the customer's experience.
+        state.floors.pop("human_request", None)
+        state.fallbacks = state.fallback_streak = 0
+        state.waited = 0.0
+        return self._verdict(state, [])
+
+    def _customer(self, state: State, text: str) -> Verdict:
+        sig = self.signals(text, state)
+        state.waited = 0.0  # the customer just spoke; waiting starts again with the bot's turn
+        w = self.weights
+        x = sig.features
+        z = w[-1]
+        for i in range(len(x)):
+            z += w[i] * x[i]
+        soft = min(_sigmoid(z), SOFT_CAP)
+        message_reasons: list[str] = [r for r in sig.hits if r in FLOORS]
+
+        # Repeat detection against the last few customer messages.
+        repeated = False
+        if len(sig.words) >= 3:
+            mine = set(sig.words)
+            for words in state.recent:
+                other = set(words)
+                union = len(mine | other)
+                if union and len(mine & other) / union >= 0.6:
+                    repeated = True
+                    break
+        if sig.words:
+            state.recent.append(sig.words[:RECENT_WORDS])
+            del state.recent[:-RECENT]
+        if repeated:
+            state.repeats += 1
+            message_reasons.append("repeat_question")
+            soft = min(max(soft, WATCH + 0.05) + 0.1, SOFT_CAP)
+
+        # Conversation trend: running mood, sentiment drop and streaks of negative turns.
+        prev_peak = state.sent_peak
+        state.sent_avg = sig.sentiment if state.turns == 0 else 0.5 * state.sent_avg + 0.5 * sig.sentiment
+        state.sent_peak = max(state.sent_peak, state.sent_avg)
+        state.neg_streak = state.neg_streak + 1 if (sig.negative or soft >= WATCH) else 0
+        drop = state.turns > 0 and prev_peak - state.sent_avg >= 0.6 and sig.sentiment < -0.3
+        trend = state.neg_streak >= 3
+        if drop:
+            message_reasons.append("sentiment_drop")
+            soft = min(soft + 0.1, SOFT_CAP)
+        if trend:
+            soft = max(soft, EMPATHY + 0.02)
+        state.mood = soft if state.turns == 0 else 0.5 * state.mood + 0.5 * soft
+        state.turns += 1
+
+        # Soft reasons: which of this message's signals carried the score.
+        if soft >= WATCH or drop or trend:
+            message_reasons.extend(self._soft_reasons(sig, trend))
+
+        # Behavioural floors fade; who the customer is stays.
+        for reason in list(state.floors):
+            if reason not in STICKY:
+                faded = state.floors[reason] * FADE
+                if faded < WATCH:
+                    del state.floors[reason]
+                else:
+                    state.floors[reason] = faded
+        for reason in sig.hits:
+            floor = FLOORS.get(reason)
+            if floor is None:
+                continue
+            if reason == "churn_threat" and (soft >= WATCH or sig.negative):
+                floor = EMPATHY + 0.08  # leaving *because* of us, not a routine closure
+            state.floors[reason] = max(state.floors.get(reason, 0.0), floor)
+        state.floors["_soft"] = soft
+        return self._verdict(state, message_reasons)
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def signals(self, text: str, state: State | None = None) -> Signals:
+        """Everything one customer message says on its own, as counts and features."""
+        raw = T.clip(text)
+        toks = T.tokens(raw)
+        hits: dict[str, int] = {}
+        for start, _end, label in self.cues.find(toks):
+            if label not in NEGATION_PROOF and self._negated(toks, start, label):
+                continue
+            hits[label] = hits.get(label, 0) + 1
+        s = self.sentiment.score(toks)
+        words = [t for t in toks if t not in _STOP and t[0].isalnum()]
+        n_words = sum(1 for t in toks if t[0].isalnum())
+        letters = T.letter_count(raw) if n_words else 0
+        caps = T.caps_words(raw) if letters else 0
+        shout = caps >= 2 and letters >= 8 and caps * 4 >= n_words
+        bursts = T.punct_bursts(raw) + (1 if toks.count("!") >= 2 else 0)
+        frustration = hits.get("frustration", 0)
+        polite = hits.get("politeness", 0)
+        questioning = bool(toks) and (toks[-1] == "?" or hits.get("routine", 0) > 0)
+        hard = sum(v for k, v in hits.items() if k in FLOORS)
+        negative = s.compound <= -0.25 or frustration > 0 or hits.get("bot_complaint", 0) > 0
+        features = [
+            min(s.negative, 6.0) / 3.0,
+            min(s.positive, 6.0) / 3.0,
+            float(min(s.negated_positive, 2)),
+            float(min(frustration, 3)),
+            float(min(hits.get("bot_complaint", 0), 2)),
+            float(min(hits.get("problem", 0), 3)),
+            1.0 if polite and not negative else 0.0,
+            1.0 if questioning and not negative else 0.0,
+            1.0 if shout else 0.0,
+            float(min(bursts, 2)),
+            state.mood if state is not None and state.turns else 0.0,
+            1.0 if n_words <= 3 else 0.0,
+            1.0 if state is None or state.turns == 0 else 0.0,
+            float(min(hard, 2)),
+            math.log1p(n_words) / 5.0,
+        ]
+        return Signals(hits, features, s.compound, negative, words, shout)
+
+    @staticmethod
+    def _negated(toks: list[str], start: int, label: str) -> bool:
+        """A negator in the three tokens before a cue, within its clause ("not going to sue")."""
+        j = start - 1
+        stop = max(-1, start - 4)
+        while j > stop:
+            tok = toks[j]
+            if tok in BOUNDARIES:
+                return False
+            if tok in NEGATORS:
+                return not (label == "human_request" and tok in REQUEST_NEGATORS_IGNORED)
+            j -= 1
+        return False
+
+    @staticmethod
+    def _soft_reasons(sig: Signals, trend: bool) -> list[str]:
+        reasons: list[str] = []
+        if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[9]:
+            reasons.append("frustration")
+        if sig.shout:
+            reasons.append("shouting")
+        if sig.sentiment <= -0.25 or sig.features[2]:
+            reasons.append("negative_sentiment")
+        if trend and "negative_sentiment" not in reasons:
+            reasons.append("sentiment_drop")
+        if not reasons:
+            # The score came from context or problem statements: say what an agent would see.
+            reasons.append("frustration" if sig.hits.get("problem") else "negative_sentiment")
+        return reasons
+
+    # -- verdict ----------------------------------------------------------------------------
+
+    def _verdict(self, state: State, message_reasons: list[str]) -> Verdict:
+        floors = state.floors
+        score = floors.get("_soft", 0.0)
+        reasons: dict[str, float] = {}
+        for reason, floor in floors.items():
+            if reason == "_soft":
+                continue
+            reasons[reason] = floor
+            score = max(score, floor)
+        if state.fallbacks:
+            fb = 0.58 if (state.fallback_streak >= 2 or state.fallbacks >= 3) else 0.35
+            reasons["bot_fallback"] = fb
+            score = max(score, fb)
+        if state.waited >= 120:
+            wait = 0.55 if state.waited >= 300 else 0.35
+            reasons["long_wait"] = wait
+            score = max(score, wait) + (0.05 if score >= WATCH else 0.0)
+        if state.repeats and floors.get("_soft", 0.0) >= WATCH:
+            reasons.setdefault("repeat_question", WATCH)
+        for r in message_reasons:
+            reasons.setdefault(r, WATCH)
+        level = level_of(min(score, 1.0))
+        ordered = sorted(reasons, key=lambda r: PRIORITY.get(r, 99))
+        if level == "calm":
+            ordered = []  # nothing worth a badge
+        elif not ordered:
+            ordered = ["negative_sentiment"]
+        msg = sorted(dict.fromkeys(message_reasons), key=lambda r: PRIORITY.get(r, 99))
+        verdict = Verdict(level, round(min(score, 1.0), 4), ordered, msg)
+        state.verdict = verdict
+        return verdict

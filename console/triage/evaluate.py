@@ -1,0 +1,174 @@
+"""``tandem triage eval``: score a labelled CSV and report per-slice quality.
+
+Each row is scored as the last message of its conversation so far (conversation order is row
+order), which is how the hub sees it: the verdict after that message arrived.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from console.triage.engine import State, TriageEngine, Verdict
+
+REQUIRED = ("slice", "conversation", "text", "needs_empathy")
+REAL_PREFIX = "real_"
+POOLED = "real (pooled)"
+
+
+class EvalError(ValueError):
+    """The CSV cannot be evaluated (missing, unreadable, wrong columns)."""
+
+
+@dataclass(slots=True)
+class Row:
+    """One labelled customer message."""
+
+    slice: str
+    conversation: str
+    text: str
+    label: bool
+
+
+@dataclass(slots=True)
+class Tally:
+    """Confusion counts for one slice."""
+
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+    levels: dict[str, int] = field(default_factory=dict)
+
+    def add(self, label: bool, predicted: bool) -> None:
+        if label and predicted:
+            self.tp += 1
+        elif label:
+            self.fn += 1
+        elif predicted:
+            self.fp += 1
+        else:
+            self.tn += 1
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+    def metrics(self) -> dict[str, Any]:
+        """n, positives, and precision/recall/F1 or specificity, whichever the slice supports."""
+        pos = self.tp + self.fn
+        neg = self.tn + self.fp
+        out: dict[str, Any] = {"n": self.n, "positives": pos}
+        if pos:
+            out["recall"] = self.tp / pos
+        if pos and neg:
+            flagged = self.tp + self.fp
+            precision = self.tp / flagged if flagged else 0.0
+            recall = out["recall"]
+            out["precision"] = precision
+            out["f1"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if neg:
+            out["specificity"] = self.tn / neg
+        return out
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Read and validate the CSV; raises :class:`EvalError` with a one-line reason."""
+    p = Path(path)
+    if not p.is_file():
+        raise EvalError(f"{p}: no such file")
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
+            if missing:
+                raise EvalError(f"{p}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
+            rows = []
+            for i, rec in enumerate(reader, start=2):
+                label = (rec.get("needs_empathy") or "").strip()
+                if label not in ("0", "1"):
+                    raise EvalError(f"{p}:{i}: needs_empathy must be 0 or 1, got {label!r}")
+                rows.append(Row(rec["slice"] or "", rec["conversation"] or "", rec["text"] or "", label == "1"))
+    except UnicodeDecodeError as exc:
+        raise EvalError(f"{p}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise EvalError(f"{p}: not a readable CSV ({exc})") from None
+    return rows
+
+
+def score_rows(engine: TriageEngine, rows: Iterable[Row]) -> Iterator[tuple[Row, Verdict]]:
+    """Each row's verdict as the latest customer message of its conversation."""
+    states: dict[str, State] = {}
+    for row in rows:
+        state = states.get(row.conversation)
+        if state is None:
+            state = states[row.conversation] = engine.new_state()
+        yield row, engine.observe(state, "customer", row.text)
+
+
+def evaluate(
+    engine: TriageEngine,
+    rows: list[Row],
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Tally]:
+    """Tally per slice plus the pooled real slices."""
+    tallies: dict[str, Tally] = {}
+    pooled = Tally()
+    for i, (row, verdict) in enumerate(score_rows(engine, rows), start=1):
+        t = tallies.setdefault(row.slice, Tally())
+        t.add(row.label, verdict.needs_human)
+        t.levels[verdict.level] = t.levels.get(verdict.level, 0) + 1
+        if row.slice.startswith(REAL_PREFIX):
+            pooled.add(row.label, verdict.needs_human)
+        if progress is not None and i % 200 == 0:
+            progress(i)
+    if progress is not None:
+        progress(len(rows))
+    if pooled.n:
+        tallies[POOLED] = pooled
+    return tallies
+
+
+def render(tallies: dict[str, Tally]) -> str:
+    """A fixed-width table, one line per slice, the pooled real slices last."""
+    head = f"{'slice':<26} {'n':>5} {'pos':>5} {'prec':>6} {'recall':>6} {'F1':>6} {'spec':>6}"
+    lines = [head, "-" * len(head)]
+
+    def cell(m: dict[str, Any], key: str) -> str:
+        return f"{m[key]:6.3f}" if key in m else f"{'':6}"
+
+    names = sorted(k for k in tallies if k != POOLED) + ([POOLED] if POOLED in tallies else [])
+    for name in names:
+        m = tallies[name].metrics()
+        lines.append(
+            f"{name:<26} {m['n']:>5} {m['positives']:>5} {cell(m, 'precision')} {cell(m, 'recall')}"
+            f" {cell(m, 'f1')} {cell(m, 'specificity')}"
+        )
+    return "\n".join(lines)
+
+
+def as_json(tallies: dict[str, Tally]) -> dict[str, Any]:
+    """Machine-readable metrics, slice -> metrics (with the level histogram)."""
+    return {name: {**t.metrics(), "levels": dict(t.levels)} for name, t in tallies.items()}
+
+
+def progress_bar(total: int, stream: Any = None) -> Callable[[int], None]:
+    """A minimal stderr progress bar (only when stderr is a terminal)."""
+    out = stream if stream is not None else sys.stderr
+    live = hasattr(out, "isatty") and out.isatty()
+
+    def update(done: int) -> None:
+        if not live or not total:
+            return
+        width = 30
+        filled = int(width * done / total)
+        out.write(f"\r  scoring [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            out.write("\r" + " " * (width + 40) + "\r")
+        out.flush()
+
+    return update
