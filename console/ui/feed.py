@@ -1,0 +1,184 @@
+"""The console's reader thread: follows the change feed and posts what changed, batched.
+
+One thread per app (memray's ``UpdateThread`` pattern). It owns its own store connection and
+``store.feed.Follower`` (a sqlite3 connection belongs to its thread), wakes at most every
+``interval`` seconds, turns a batch of feed events into fresh rows for the conversations they
+touched, and posts ONE message per batch. It waits for the app to apply the previous message
+before posting the next, so a slow frame merges batches instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.message import Message
+
+from store import Store
+from store.errors import NotFound, StoreError
+from store.feed import Follower
+from store.queries import get_conversation, transcript
+from store.views import conversation_context, supervisor_metrics, wall_rows
+
+TRANSCRIPT_WINDOW = 200
+
+
+@dataclass
+class WallChanged(Message):
+    """Fresh rows for conversations that changed (all live ones when ``full``)."""
+
+    rows: tuple[dict[str, Any], ...]
+    full: bool
+    last_event_id: int
+
+
+@dataclass
+class TranscriptChanged(Message):
+    """The watched conversation: its row, new messages, and (when it changed) its context."""
+
+    conversation_id: int
+    conversation: dict[str, Any] | None
+    messages: tuple[dict[str, Any], ...]
+    context: dict[str, Any] | None
+    full: bool
+
+
+@dataclass
+class MetricsChanged(Message):
+    """Supervisor figures (queue, waits, agents)."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FeedFailed(Message):
+    """The reader cannot read the store; ``error`` says why in words."""
+
+    error: str
+
+
+class FeedReader:
+    """Follows the store at ``db_path`` on a daemon thread and posts to ``app``.
+
+    Args:
+        app: where messages go (``post_message`` is thread-safe).
+        db_path: the store file.
+        interval: the shortest time between two posts, in seconds (coalescing).
+        metrics: also post :class:`MetricsChanged` (supervisor consoles).
+        sla_seconds: the queue SLA used by the metrics.
+    """
+
+    def __init__(self, app: App[Any], db_path: Path, *, interval: float = 0.1, metrics: bool = False,
+                 sla_seconds: float = 120.0) -> None:
+        self.app = app
+        self.db_path = Path(db_path)
+        self.interval = interval
+        self.metrics = metrics
+        self.sla_seconds = sla_seconds
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._applied = threading.Event()
+        self._applied.set()
+        # Written by the UI thread, read by the reader: single attribute stores are atomic.
+        self._watch: int | None = None
+        self._thread = threading.Thread(target=self._run, name="tandem-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._applied.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2)
+
+    def watch(self, conversation_id: int | None) -> None:
+        """Follow this conversation's transcript (``None`` to stop); loads it at once."""
+        self._watch = conversation_id
+        self._wake.set()
+
+    def applied(self) -> None:
+        """The app applied the last message: the reader may post the next one."""
+        self._applied.set()
+
+    def poke(self) -> None:
+        """Poll now (after this console's own write, so it shows without waiting)."""
+        self._wake.set()
+
+    def _post(self, message: Message) -> None:
+        # Backpressure: never more than one unapplied message in the app's queue.
+        while not self._applied.wait(0.5):
+            if self._stop.is_set():
+                return
+        if self._stop.is_set():
+            return
+        self._applied.clear()
+        self.app.post_message(message)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except StoreError as exc:
+            self.app.post_message(FeedFailed(str(exc)))
+        except Exception as exc:  # the console must say why it stopped updating, not hang
+            self.app.post_message(FeedFailed(f"{type(exc).__name__}: {exc}"))
+
+    def _loop(self) -> None:
+        store = Store(self.db_path)
+        follower = Follower(self.db_path, after=None)
+        try:
+            follower.poll()  # fixes the cursor before the snapshot, so nothing falls between
+            cursor = follower.cursor or 0
+            self._post(WallChanged(tuple(wall_rows(store)), True, cursor))
+            watched: int | None = None
+            last_mid = 0
+            last_metrics = 0.0
+            while not self._stop.is_set():
+                events = follower.poll()
+                changed: set[int] = set()
+                touched_context: set[int] = set()
+                for e in events:
+                    if e.conversation_id is not None:
+                        changed.add(e.conversation_id)
+                        if e.kind in ("triaged", "escalated"):
+                            touched_context.add(e.conversation_id)
+                if changed:
+                    rows = wall_rows(store, ids=sorted(changed))
+                    self._post(WallChanged(tuple(rows), False, follower.cursor or 0))
+                target = self._watch
+                if target != watched:
+                    watched, last_mid = target, 0
+                    if target is not None:
+                        last_mid = self._post_transcript(store, target, 0, True, True)
+                elif watched is not None and watched in changed:
+                    last_mid = self._post_transcript(store, watched, last_mid, False,
+                                                     watched in touched_context)
+                if self.metrics and (changed or time.monotonic() - last_metrics > 1.0):
+                    last_metrics = time.monotonic()
+                    self._post(MetricsChanged(supervisor_metrics(store, sla_seconds=self.sla_seconds)))
+                if follower._behind:  # a backlog: read on without sleeping
+                    continue
+                self._wake.wait(self.interval)
+                self._wake.clear()
+        finally:
+            follower.close()
+            store.close()
+
+    def _post_transcript(self, store: Store, cid: int, after: int, full: bool, with_context: bool) -> int:
+        try:
+            conv = get_conversation(store, cid)
+        except NotFound:
+            self._post(TranscriptChanged(cid, None, (), None, full))
+            return after
+        if full:
+            msgs = transcript(store, cid, last=TRANSCRIPT_WINDOW)
+        else:
+            msgs = transcript(store, cid, after=after)
+        context = conversation_context(store, cid) if with_context else None
+        self._post(TranscriptChanged(cid, conv, tuple(msgs), context, full))
+        return msgs[-1]["id"] if msgs else after

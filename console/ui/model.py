@@ -1,0 +1,144 @@
+"""What the wall shows and in which order: pure functions over the store's row dicts.
+
+No Textual here, so ordering, filters and the words agents read are tested without an app.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+LEVELS = ("calm", "watch", "empathy", "urgent")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+NEEDS_HUMAN = LEVEL_RANK["empathy"]
+
+FILTERS = ("all", "needs", "waiting", "mine")
+FILTER_LABELS = {"all": "all", "needs": "needs a human", "waiting": "waiting", "mine": "mine"}
+EMPTY_TEXT = {
+    "all": "no live conversations yet: they appear here as customers write",
+    "needs": "no conversation needs you",
+    "waiting": "nobody is waiting for a person",
+    "mine": "you hold no conversations: press t on a tile to take one over",
+}
+
+# DESIGN.md section 5 vocabulary, as an agent reads it on a badge.
+REASON_WORDS = {
+    "human_request": "asked for a person",
+    "negative_sentiment": "unhappy",
+    "sentiment_drop": "getting upset",
+    "frustration": "frustrated",
+    "repeat_question": "repeating themselves",
+    "bot_fallback": "bot is stuck",
+    "shouting": "shouting",
+    "abuse": "abusive",
+    "complaint_threat": "threatens to complain",
+    "churn_threat": "may leave",
+    "vulnerability": "vulnerable",
+    "bereavement": "bereavement",
+    "financial_hardship": "financial hardship",
+    "health": "health",
+    "safety": "safety",
+    "fraud": "fraud",
+    "prompt_injection": "tried to steer the bot",
+    "long_wait": "long wait",
+    "agent_request": "agent asked",
+}
+
+
+def reason_words(reasons: list[str]) -> list[str]:
+    """Reasons as words; an unknown code is shown with its underscores as spaces."""
+    return [REASON_WORDS.get(r, str(r).replace("_", " ")) for r in reasons]
+
+
+# C0/C1 controls (ESC starts terminal sequences), DEL, and bidi overrides/isolates, which can
+# reorder what surrounds them on screen. Newlines and tabs are handled by the caller.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␛ for ESC
+    if code == 0x7F:
+        return "\u2421"
+    return "\ufffd"
+
+
+def safe_text(text: str, *, one_line: bool = False) -> str:
+    """Customer text made inert for a terminal: control characters become visible symbols.
+
+    :param one_line: fold newlines and tabs into spaces (tiles show one line per turn)
+    """
+    text = text.replace("\r\n", "\n").replace("\t", "    ")
+    if one_line:
+        text = " ".join(text.split())
+    return _UNSAFE.sub(_visible, text)
+
+
+def elapsed(seconds: float) -> str:
+    """``45s``, ``3m 05s``, ``2h 10m``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def level_rank(row: dict[str, Any]) -> int:
+    return LEVEL_RANK.get(row.get("level") or "calm", 0)
+
+
+def needs_human(row: dict[str, Any]) -> bool:
+    """Waiting for a person, or flagged empathy/urgent while still with the bot."""
+    return row["state"] == "waiting" or (row["state"] == "bot" and level_rank(row) >= NEEDS_HUMAN)
+
+
+def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Most in need first: urgent, empathy, then the longest wait, then recent activity."""
+    rank = level_rank(row)
+    tier = -rank if rank >= NEEDS_HUMAN else 0
+    waiting_since = row.get("waiting_since") if row["state"] == "waiting" else None
+    return (
+        tier,
+        0 if waiting_since is not None else 1,
+        waiting_since or 0.0,
+        -(row.get("last_customer_at") or row.get("updated_at") or 0.0),
+        row["id"],
+    )
+
+
+def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:
+    """Whether ``row`` belongs on the wall under filter ``flt`` and search ``query``."""
+    if row["state"] == "resolved":
+        return False
+    if flt == "needs" and not needs_human(row):
+        return False
+    if flt == "waiting" and row["state"] != "waiting":
+        return False
+    if flt == "mine" and row.get("owner") != agent:
+        return False
+    if query:
+        q = query.casefold()
+        hay = [str(row["id"]), row.get("customer_name") or "", row.get("subject") or "",
+               row.get("owner") or "", *reason_words(row.get("reasons") or [])]
+        hay.extend(t["text"] for t in row.get("turns") or [])
+        if not any(q in h.casefold() for h in hay):
+            return False
+    return True
+
+
+def status_words(row: dict[str, Any], agent: str, at: float | None = None) -> str:
+    """``waiting 2m 05s``, ``with ana 4m``, ``yours 1m``, ``bot · idle 12s``."""
+    at = at or time.time()
+    state = row["state"]
+    if state == "waiting":
+        return f"waiting {elapsed(at - (row.get('waiting_since') or at))}"
+    if state == "human":
+        who = "yours" if row.get("owner") == agent else f"with {row.get('owner')}"
+        return f"{who} {elapsed(at - (row.get('claimed_at') or at))}"
+    if state == "resolved":
+        return "resolved"
+    return f"bot · idle {elapsed(at - (row.get('last_message_at') or row.get('created_at') or at))}"

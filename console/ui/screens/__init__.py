@@ -1,0 +1,1 @@
+"""Screens of the agent console: the wall, one conversation, the supervisor view."""

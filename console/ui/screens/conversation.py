@@ -1,0 +1,333 @@
+"""One conversation: transcript, customer context, composer; take over, reply, hand back.
+
+The reader thread loads the transcript when the screen asks to watch it and then sends only
+new messages. Replies are posted through the store here, on the event loop: they are one short
+write transaction, and the refusal (``taken by ana``) must be shown at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from console.ui.commands import ScreenCommands
+from console.ui.feed import TranscriptChanged
+from console.ui.model import reason_words, safe_text, status_words
+from console.ui.widgets.composer import Composer
+from console.ui.widgets.tile import BADGE_STYLE
+from store import lifecycle
+from store.errors import InvalidTransition, StoreError, Taken
+
+if TYPE_CHECKING:
+    from console.ui.app import TandemApp
+
+# The DOM holds at most this many messages; older ones are dropped from the top.
+MAX_MOUNTED = 300
+
+
+def message_text(msg: dict[str, Any], agent: str) -> Text:
+    """One transcript entry as plain ``Text``: a header line, then the text, literally."""
+    role = msg["role"]
+    who = {"customer": "customer", "bot": "bot", "system": "system"}.get(role)
+    if role == "agent":
+        who = "you" if msg.get("author") == agent else safe_text(msg.get("author") or "agent", one_line=True)
+    elif role == "note":
+        who = f"note by {safe_text(msg.get('author') or '?', one_line=True)} (internal)"
+    stamp = time.strftime("%H:%M:%S", time.localtime(msg["created_at"]))
+    out = Text(no_wrap=False)
+    out.append(f"{who}", style="bold")
+    out.append(f"  {stamp}", style="dim")
+    if msg.get("level") and msg["level"] != "calm":
+        out.append(f"  {msg['level']}", style=BADGE_STYLE.get(msg["level"], ""))
+        words = reason_words(msg.get("reasons") or [])
+        if words:
+            out.append(" " + " · ".join(words), style="dim")
+    kb = (msg.get("meta") or {}).get("kb")
+    if role == "bot" and kb:
+        out.append("  used " + ", ".join(safe_text(str(k), one_line=True) for k in kb), style="dim")
+    out.append("\n")
+    out.append(safe_text(msg["text"]))
+    return out
+
+
+class ConversationScreen(Screen[None]):
+    """A conversation's transcript with its context; the composer while the agent owns it."""
+
+    CSS_PATH = "conversation.tcss"
+    COMMANDS = {ScreenCommands}
+    AUTO_FOCUS = None
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="conversation.back", tooltip="Return to the wall"),
+        Binding("ctrl+t", "take_over", "Take over", id="conversation.take_over"),
+        Binding("ctrl+g", "hand_back", "Hand back", id="conversation.hand_back",
+                tooltip="Return the conversation to the bot"),
+        Binding("ctrl+r", "resolve", "Resolve", id="conversation.resolve"),
+        Binding("ctrl+n", "note", "Note", id="conversation.note", tooltip="Internal note, never shown to the customer"),
+    ]
+
+    def __init__(self, conversation_id: int, *, claimed: bool = False) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+        self.claimed = claimed
+        self.conv: dict[str, Any] | None = None
+        self.context: dict[str, Any] | None = None
+        self.seen: set[int] = set()
+        self.loaded = False
+
+    @property
+    def tandem(self) -> TandemApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def mine(self) -> bool:
+        c = self.conv
+        return c is not None and c["state"] == "human" and c.get("owner") == self.tandem.agent
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"conversation #{self.conversation_id} · loading…", id="conv-header", markup=False)
+        with Horizontal(id="conv-body"):
+            yield VerticalScroll(id="transcript")
+            with VerticalScroll(id="side"):
+                yield Static("", id="side-context", markup=False)
+        yield Static("", id="conv-hint", markup=False)
+        yield Composer(self.tandem.db_path, self.conversation_id, self.tandem.agent, id="composer")
+        yield Input(placeholder="internal note (enter saves, escape cancels)", id="note-input")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#transcript", VerticalScroll).anchor()
+        self.tandem.reader.watch(self.conversation_id)
+
+    def on_unmount(self) -> None:
+        if self.tandem.reader._watch == self.conversation_id:
+            self.tandem.reader.watch(None)
+
+    # --- data from the reader -----------------------------------------------------------
+
+    def apply(self, message: TranscriptChanged) -> None:
+        if message.conversation is None:
+            self.notify(f"conversation {self.conversation_id} no longer exists", severity="error")
+            self.dismiss()
+            return
+        was_mine = self.mine
+        self.conv = message.conversation
+        if message.context is not None:
+            self.context = message.context
+        box = self.query_one("#transcript", VerticalScroll)
+        new = [m for m in message.messages if m["id"] not in self.seen]
+        if message.full:
+            box.remove_children()
+            self.seen.clear()
+        widgets = []
+        agent = self.tandem.agent
+        for m in new if not message.full else message.messages:
+            self.seen.add(m["id"])
+            widgets.append(Static(message_text(m, agent), classes=f"msg msg-{m['role']}", markup=False))
+        if widgets:
+            box.mount_all(widgets)
+            extra = len(box.children) + len(widgets) - MAX_MOUNTED
+            if extra > 0:
+                for w in list(box.children)[:extra]:
+                    w.remove()
+        first_load = not self.loaded
+        self.loaded = True
+        self._update_chrome()
+        composer = self.query_one(Composer)
+        if self.mine and (first_load and self.claimed or not was_mine and not first_load):
+            composer.on_takeover()
+            composer.focus_editor()
+        elif self.mine and first_load:
+            composer.focus_editor()
+        if self.mine and not message.full:
+            for m in new:
+                if m["role"] == "customer":
+                    composer.on_customer_message(m["id"])
+        if was_mine and not self.mine and self.conv["state"] == "human":
+            self.notify(f"taken by {self.conv.get('owner')}", severity="warning", markup=False)
+
+    def _update_chrome(self) -> None:
+        c = self.conv
+        if c is None:
+            return
+        agent = self.tandem.agent
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append(safe_text(c.get("customer_name") or "?", one_line=True), style="bold")
+        head.append(f"  #{c['id']}  ", style="dim")
+        head.append(status_words(c, agent))
+        head.append("\n")
+        level = c.get("level") or "calm"
+        head.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
+        words = reason_words(c.get("reasons") or [])
+        head.append("  " + (" · ".join(words) if words else "no flags"))
+        self.query_one("#conv-header", Static).update(head)
+        hint = self.query_one("#conv-hint", Static)
+        if self.mine:
+            hint.set_class(True, "-hidden")
+        else:
+            hint.set_class(False, "-hidden")
+            if c["state"] == "human":
+                hint.update(f"{c.get('owner')} owns this conversation · ctrl+n note · escape back")
+            elif c["state"] == "resolved":
+                hint.update("resolved · the customer reopens it by writing again · escape back")
+            else:
+                who = "the bot" if c["state"] == "bot" else "the queue"
+                hint.update(f"with {who} · ctrl+t take over · ctrl+n note · escape back")
+        self.query_one(Composer).set_class(self.mine, "-active")
+        self.query_one("#side-context", Static).update(self._context_text())
+        self.refresh_bindings()
+
+    def _context_text(self) -> Text:
+        out = Text()
+        c, ctx = self.conv, self.context or {}
+        if c is not None:
+            out.append("Customer\n", style="bold underline")
+            out.append(safe_text(c.get("customer_name") or "?", one_line=True) + "\n")
+            if c.get("external_id"):
+                out.append(f"id {safe_text(str(c['external_id']), one_line=True)}\n", style="dim")
+            out.append(f"{c.get('channel')} · {c.get('message_count')} messages"
+                       f" · bot fallbacks {c.get('bot_fallbacks')}\n\n", style="dim")
+        out.append("Triage over time\n", style="bold underline")
+        triage = ctx.get("triage") or []
+        if not triage:
+            out.append("no flags so far\n", style="dim")
+        for t in triage[-8:]:
+            stamp = time.strftime("%H:%M", time.localtime(t["at"]))
+            level = t.get("level") or ""
+            out.append(f"{stamp} ", style="dim")
+            if t["kind"] == "escalated":
+                out.append("escalated ", style="bold")
+            if level:
+                out.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
+            out.append(" " + " · ".join(reason_words(t.get("reasons") or [])) + "\n")
+        out.append("\nKnowledge base used\n", style="bold underline")
+        kb = ctx.get("kb") or []
+        if not kb:
+            out.append("none\n", style="dim")
+        for a in kb:
+            out.append(f"{safe_text(a['id'], one_line=True)} ", style="bold")
+            out.append(safe_text(a.get("title") or "", one_line=True) + "\n")
+        out.append("\nEarlier conversations\n", style="bold underline")
+        history = ctx.get("history") or []
+        if not history:
+            out.append("first contact\n", style="dim")
+        for h in history:
+            day = time.strftime("%d %b", time.localtime(h["created_at"]))
+            out.append(f"#{h['id']} {day} {h['state']} ", style="dim")
+            out.append(safe_text(h.get("subject") or "", one_line=True)[:60] + "\n")
+        return out
+
+    # --- actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.conv["state"] if self.conv else None
+        if action == "take_over":
+            return state in ("bot", "waiting")
+        if action == "hand_back":
+            return self.mine or (state == "human" and self.tandem.supervisor)
+        if action == "resolve":
+            return state in ("bot", "waiting") or self.mine or (state == "human" and self.tandem.supervisor)
+        return True
+
+    def action_back(self) -> None:
+        note = self.query_one("#note-input", Input)
+        if note.has_class("-active"):
+            note.set_class(False, "-active")
+            note.value = ""
+            if self.mine:
+                self.query_one(Composer).focus_editor()
+            return
+        self.dismiss()
+
+    def action_take_over(self) -> None:
+        if self.tandem.claim(self.conversation_id):
+            if self.conv is not None:
+                # Show the composer now; the feed confirms a moment later.
+                self.conv = {**self.conv, "state": "human", "owner": self.tandem.agent,
+                             "claimed_at": time.time()}
+            self._update_chrome()
+            composer = self.query_one(Composer)
+            composer.on_takeover()
+            composer.focus_editor()
+        else:
+            self.dismiss()
+
+    def action_hand_back(self) -> None:
+        try:
+            lifecycle.hand_back(self.tandem.store, self.conversation_id, by=self.tandem.agent)
+        except StoreError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        self.tandem.reader.poke()
+        self.notify(f"#{self.conversation_id} handed back to the bot")
+        self.dismiss()
+
+    def action_resolve(self) -> None:
+        try:
+            lifecycle.resolve(self.tandem.store, self.conversation_id, by=self.tandem.agent)
+        except StoreError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        self.tandem.reader.poke()
+        self.notify(f"#{self.conversation_id} resolved")
+        self.dismiss()
+
+    def action_note(self) -> None:
+        note = self.query_one("#note-input", Input)
+        note.set_class(True, "-active")
+        note.focus()
+
+    @on(Input.Submitted, "#note-input")
+    def _note(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        try:
+            lifecycle.add_note(self.tandem.store, self.conversation_id, self.tandem.agent, text)
+        except StoreError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        self.tandem.reader.poke()
+        event.input.value = ""
+        event.input.set_class(False, "-active")
+        if self.mine:
+            self.query_one(Composer).focus_editor()
+
+    @on(Composer.Sent)
+    def _send(self, event: Composer.Sent) -> None:
+        composer = self.query_one(Composer)
+        try:
+            mid = lifecycle.agent_reply(self.tandem.store, self.conversation_id, self.tandem.agent,
+                                        event.text, draft_id=event.draft_id)
+        except Taken as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        except (InvalidTransition, StoreError) as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        composer.sent(mid)
+        self.tandem.reader.poke()
+
+    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        cmds: list[tuple[str, str, Callable[[], object]]] = []
+        if self.check_action("take_over", ()):
+            cmds.append(("Take over", "claim this conversation from the bot or the queue", self.action_take_over))
+        if self.mine:
+            cmds.append(("Send reply", "send the composer's text to the customer",
+                         lambda: self.query_one(Composer).action_send()))
+        if self.check_action("hand_back", ()):
+            cmds.append(("Hand back to the bot", "the bot answers again", self.action_hand_back))
+        if self.check_action("resolve", ()):
+            cmds.append(("Resolve", "close the conversation", self.action_resolve))
+        cmds.append(("Add internal note", "visible to agents only", self.action_note))
+        cmds.append(("Back to the wall", "", self.action_back))
+        return cmds

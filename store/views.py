@@ -1,0 +1,152 @@
+"""Read queries for the agent console: wall tiles, a conversation's context, supervisor metrics.
+
+Each function is one or two queries, sized so the console's reader thread can call it on
+every feed batch: tiles for N conversations come back with their last few turns in one
+query that walks the ``messages(conversation_id, id)`` index backwards per conversation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store.db import Store, now
+from store.queries import list_conversations
+
+LIVE_STATES = ("bot", "waiting", "human")
+TILE_TURNS = 3
+# A tile shows one line per turn; more than this many characters can never be on screen.
+TILE_TEXT_CHARS = 300
+
+
+def _turns_by_conversation(store: Store, ids: list[int], turns: int) -> dict[int, list[dict[str, Any]]]:
+    if not ids:
+        return {}
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    # Chunked: SQLite limits host parameters, and the wall may ask for thousands at start.
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.query(
+            "SELECT c.id AS cid, m.id, m.role, m.author, substr(m.text, 1, ?) AS text, m.created_at"
+            f" FROM conversations c JOIN messages m ON m.id IN ("
+            "   SELECT id FROM messages WHERE conversation_id = c.id AND role != 'note'"
+            "   ORDER BY id DESC LIMIT ?)"
+            f" WHERE c.id IN ({marks}) ORDER BY m.id",
+            [TILE_TEXT_CHARS, turns, *chunk],
+        )
+        for r in rows:
+            out[r["cid"]].append(
+                {"id": r["id"], "role": r["role"], "author": r["author"], "text": r["text"],
+                 "at": r["created_at"]}
+            )
+    return out
+
+
+def wall_rows(
+    store: Store, *, ids: list[int] | None = None, turns: int = TILE_TURNS, limit: int = 5000
+) -> list[dict[str, Any]]:
+    """Conversations for the wall, each with ``turns``: its last few non-note messages.
+
+    :param ids: only these conversations, in any state (to refresh after feed events);
+        ``None`` for every live one (``bot``, ``waiting``, ``human``)
+    :param turns: how many of the newest messages each tile carries, oldest first
+    """
+    if ids is None:
+        rows = list_conversations(store, states=LIVE_STATES, limit=limit)
+    else:
+        rows = []
+        for start in range(0, len(ids), 500):
+            rows.extend(list_conversations(store, states=None, ids=ids[start : start + 500], limit=limit))
+    by_id = _turns_by_conversation(store, [r["id"] for r in rows], turns)
+    for r in rows:
+        r["turns"] = by_id.get(r["id"], [])
+    return rows
+
+
+def conversation_context(store: Store, conversation_id: int, *, history: int = 10) -> dict[str, Any]:
+    """What the side panel shows next to a transcript.
+
+    :return: ``history`` (the customer's other conversations, newest first), ``triage``
+        (the level and reasons over time, oldest first) and ``kb`` (articles the bot used,
+        ``id`` and ``title``)
+    """
+    row = store.one("SELECT customer_id FROM conversations WHERE id = ?", (conversation_id,))
+    if row is None:
+        return {"history": [], "triage": [], "kb": []}
+    past = [
+        dict(r)
+        for r in store.query(
+            "SELECT id, state, level, subject, created_at, message_count FROM conversations"
+            " WHERE customer_id = ? AND id != ? ORDER BY id DESC LIMIT ?",
+            (row[0], conversation_id, history),
+        )
+    ]
+    triage: list[dict[str, Any]] = []
+    for r in store.query(
+        "SELECT at, kind, actor, data FROM events WHERE conversation_id = ?"
+        " AND kind IN ('triaged', 'escalated') ORDER BY id",
+        (conversation_id,),
+    ):
+        data = json.loads(r["data"]) if r["data"] else {}
+        triage.append({"at": r["at"], "kind": r["kind"], "actor": r["actor"],
+                       "level": data.get("level"), "reasons": list(data.get("reasons") or [])})
+    kb_ids: list[str] = []
+    for (meta,) in store.query(
+        "SELECT meta FROM messages WHERE conversation_id = ? AND role = 'bot' AND meta IS NOT NULL",
+        (conversation_id,),
+    ):
+        try:
+            for kid in json.loads(meta).get("kb") or []:
+                if isinstance(kid, str) and kid not in kb_ids:
+                    kb_ids.append(kid)
+        except (ValueError, AttributeError):
+            continue
+    kb: list[dict[str, Any]] = []
+    if kb_ids:
+        titles = {
+            r["id"]: r["title"]
+            for r in store.query(
+                f"SELECT id, title FROM kb_articles WHERE id IN ({','.join('?' * len(kb_ids))})", kb_ids
+            )
+        }
+        kb = [{"id": k, "title": titles.get(k, "")} for k in kb_ids]
+    return {"history": past, "triage": triage, "kb": kb}
+
+
+def supervisor_metrics(store: Store, *, sla_seconds: float = 120.0, at: float | None = None) -> dict[str, Any]:
+    """Queue and agent figures for the supervisor view.
+
+    :param sla_seconds: how long a customer may wait in the queue before the wait breaches
+    :return: ``states`` (count per state), ``queue`` (waiting count), ``oldest_wait`` (seconds,
+        0 when empty), ``breaching`` (waits over the SLA), ``waits`` (seconds per waiting
+        conversation, longest first), ``agents`` (name, role, last_seen_at, ``holding``: ids)
+    """
+    at = at or now()
+    states = {"bot": 0, "waiting": 0, "human": 0, "resolved": 0}
+    for state, n in store.query("SELECT state, count(*) FROM conversations GROUP BY state"):
+        states[state] = n
+    waits = [
+        at - r[0]
+        for r in store.query(
+            "SELECT waiting_since FROM conversations WHERE state = 'waiting' AND waiting_since IS NOT NULL"
+            " ORDER BY waiting_since"
+        )
+    ]
+    holding: dict[str, list[int]] = {}
+    for cid, owner in store.query("SELECT id, owner FROM conversations WHERE state = 'human' ORDER BY id"):
+        holding.setdefault(owner, []).append(cid)
+    agents = [
+        {"name": r["name"], "role": r["role"], "last_seen_at": r["last_seen_at"],
+         "holding": holding.get(r["name"], [])}
+        for r in store.query("SELECT name, role, last_seen_at FROM agents ORDER BY name")
+    ]
+    return {
+        "states": states,
+        "queue": states["waiting"],
+        "oldest_wait": waits[0] if waits else 0.0,
+        "breaching": sum(1 for w in waits if w > sla_seconds),
+        "waits": waits,
+        "sla_seconds": sla_seconds,
+        "agents": agents,
+    }
