@@ -1,0 +1,300 @@
+"""The supervisor view: queue length, oldest wait, waits against the SLA, agents and holdings.
+
+Actions (DESIGN.md section 4, supervisor column): assign a waiting conversation, transfer one
+an agent holds, release from the queue to the bot, take over, hand back, resolve, add a note.
+The table is diffed by conversation id: changed cells are updated, rows added and removed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from console.ui.commands import ScreenCommands
+from console.ui.model import elapsed, level_rank, reason_words, safe_text
+from console.ui.widgets.prompt import PromptScreen
+from console.ui.widgets.tile import BADGE_STYLE
+from store import lifecycle
+from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from console.ui.app import TandemApp
+
+COLUMNS = ("id", "customer", "state", "owner", "level", "why", "wait")
+
+
+def queue_cells(row: dict[str, Any], sla: float, at: float) -> tuple[Text, ...]:
+    """One table row: plain ``Text`` cells (never markup); a wait over the SLA in red."""
+    state = row["state"]
+    since = row.get("waiting_since") if state == "waiting" else row.get("claimed_at")
+    wait = at - since if since else 0.0
+    level = row.get("level") or "calm"
+    return (
+        Text(str(row["id"])),
+        Text(safe_text(row.get("customer_name") or "?", one_line=True)[:28]),
+        Text(state, style="bold yellow" if state == "waiting" else ""),
+        Text(safe_text(row.get("owner") or "", one_line=True)),
+        Text(f" {level} ", style=BADGE_STYLE.get(level, "")),
+        Text(", ".join(reason_words(row.get("reasons") or []))[:40]),
+        Text(elapsed(wait), style="bold red" if state == "waiting" and wait > sla else ""),
+    )
+
+
+def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Waiting first (oldest wait first), then held conversations by level."""
+    if row["state"] == "waiting":
+        return (0, row.get("waiting_since") or 0.0, row["id"])
+    return (1, -level_rank(row), row.get("claimed_at") or 0.0, row["id"])
+
+
+class SupervisorScreen(Screen[None]):
+    """Queues, waits vs SLA and agents, with the supervisor's actions on the selected row."""
+
+    CSS_PATH = "supervisor.tcss"
+    COMMANDS = {ScreenCommands}
+
+    BINDINGS = [
+        Binding("escape", "back", "Wall", id="supervisor.back"),
+        Binding("enter", "open", "Open", id="supervisor.open"),
+        Binding("a", "assign", "Assign", id="supervisor.assign", tooltip="Give a waiting conversation to an agent"),
+        Binding("x", "transfer", "Transfer", id="supervisor.transfer"),
+        Binding("l", "release", "Release", id="supervisor.release", tooltip="Send a waiting conversation back to the bot"),
+        Binding("t", "take_over", "Take over", id="supervisor.take_over"),
+        Binding("g", "hand_back", "Hand back", id="supervisor.hand_back"),
+        Binding("r", "resolve", "Resolve", id="supervisor.resolve"),
+        Binding("n", "note", "Note", id="supervisor.note"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics: dict[str, Any] = {}
+        self.shown: dict[int, tuple[str, ...]] = {}
+
+    @property
+    def tandem(self) -> TandemApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("supervisor view · loading…", id="sup-header", markup=False)
+        with Horizontal(id="sup-body"):
+            with Vertical(id="sup-queue"):
+                yield Static("Queue and conversations with people", classes="sup-title", markup=False)
+                yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="sup-agents"):
+                yield Static("Agents", classes="sup-title", markup=False)
+                yield DataTable(id="agents-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#queue-table", DataTable)
+        for name in COLUMNS:
+            table.add_column(name, key=name)
+        agents = self.query_one("#agents-table", DataTable)
+        for name in ("agent", "role", "holds", "seen"):
+            agents.add_column(name, key=name)
+        table.focus()
+        self.rows_changed(())
+        self.reader_metrics_now()
+        self.set_interval(1.0, lambda: self.rows_changed(()))
+
+    def reader_metrics_now(self) -> None:
+        self.tandem.reader.poke()
+
+    # --- data ---------------------------------------------------------------------------
+
+    def rows_changed(self, _rows: tuple[dict[str, Any], ...]) -> None:
+        """Diff the queue table against the app's rows (by conversation id)."""
+        table = self.query_one("#queue-table", DataTable)
+        sla = self.tandem.sla_seconds
+        at = time.time()
+        wanted = sorted((r for r in self.tandem.rows.values() if r["state"] in ("waiting", "human")),
+                        key=queue_order)
+        wanted_ids = {r["id"] for r in wanted}
+        for cid in [c for c in self.shown if c not in wanted_ids]:
+            try:
+                table.remove_row(str(cid))
+            except RowDoesNotExist:
+                pass
+            del self.shown[cid]
+        added = False
+        for r in wanted:
+            cells = queue_cells(r, sla, at)
+            plain = tuple(c.plain for c in cells)
+            old = self.shown.get(r["id"])
+            if old is None:
+                table.add_row(*cells, key=str(r["id"]))
+                added = True
+            elif old != plain:
+                for col, cell, before, now_ in zip(COLUMNS, cells, old, plain, strict=True):
+                    if before != now_:
+                        try:
+                            table.update_cell(str(r["id"]), col, cell)
+                        except CellDoesNotExist:
+                            pass
+            self.shown[r["id"]] = plain
+        if added or len(wanted) > 1:
+            self._resort(table, {str(r["id"]): i for i, r in enumerate(wanted)})
+        self._update_header()
+
+    def _resort(self, table: DataTable[Any], order: dict[str, int]) -> None:
+        """Rebuild the rows in need order, only when the order changed (rare: a new wait)."""
+        current = [table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)]
+        if current == sorted(order, key=order.__getitem__):
+            return
+        selected = self.selected_id()
+        table.clear()
+        self.shown.clear()
+        at, sla = time.time(), self.tandem.sla_seconds
+        for key in sorted(order, key=order.__getitem__):
+            r = self.tandem.rows[int(key)]
+            cells = queue_cells(r, sla, at)
+            table.add_row(*cells, key=key)
+            self.shown[int(key)] = tuple(c.plain for c in cells)
+        if selected is not None and str(selected) in order:
+            table.move_cursor(row=order[str(selected)])
+
+    def metrics_changed(self, metrics: dict[str, Any]) -> None:
+        self.metrics = metrics
+        self._update_header()
+        agents = self.query_one("#agents-table", DataTable)
+        agents.clear()
+        at = time.time()
+        for a in metrics.get("agents", []):
+            holds = a["holding"]
+            agents.add_row(
+                Text(safe_text(a["name"], one_line=True)),
+                Text(a["role"]),
+                Text(f"{len(holds)}" + (f"  #{' #'.join(map(str, holds[:6]))}" if holds else "")),
+                Text(elapsed(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
+                key=a["name"],
+            )
+
+    def _update_header(self) -> None:
+        m = self.metrics
+        if not m:
+            return
+        sla = m.get("sla_seconds", self.tandem.sla_seconds)
+        states = m["states"]
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append(f"queue {m['queue']}", style="bold")
+        head.append(f" · oldest wait {elapsed(m['oldest_wait'])}")
+        head.append(f" · {m['breaching']} over the {elapsed(sla)} SLA",
+                    style="bold red" if m["breaching"] else "")
+        head.append("\n")
+        head.append(f"bot {states['bot']} · with people {states['human']} · resolved {states['resolved']}"
+                    f" · agents {len(m['agents'])}", style="dim")
+        self.query_one("#sup-header", Static).update(head)
+
+    # --- actions ------------------------------------------------------------------------
+
+    def selected_id(self) -> int | None:
+        table = self.query_one("#queue-table", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        except CellDoesNotExist:
+            return None
+        return int(key.value) if key.value else None
+
+    def _run(self, fn: Callable[[], object], ok: str) -> None:
+        try:
+            fn()
+        except StoreError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        self.tandem.reader.poke()
+        self.notify(ok, markup=False)
+
+    def _ask_agent(self, question: str, then: Callable[[str], None]) -> None:
+        names = [a["name"] for a in self.metrics.get("agents", []) if a["name"] != self.tandem.agent]
+        hint = "agents: " + ", ".join(names[:12]) if names else ""
+
+        def done(answer: str | None) -> None:
+            if answer:
+                then(answer)
+
+        self.app.push_screen(PromptScreen(question, hint=hint, placeholder="agent name"), done)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_open(self) -> None:
+        cid = self.selected_id()
+        if cid is not None:
+            self.tandem.open_conversation(cid)
+
+    def action_assign(self) -> None:
+        cid = self.selected_id()
+        if cid is None:
+            return
+        store, me = self.tandem.store, self.tandem.agent
+        self._ask_agent(f"Assign #{cid} to which agent?",
+                        lambda name: self._run(lambda: lifecycle.assign(store, cid, name, by=me),
+                                               f"#{cid} assigned to {name}"))
+
+    def action_transfer(self) -> None:
+        cid = self.selected_id()
+        if cid is None:
+            return
+        store, me = self.tandem.store, self.tandem.agent
+        self._ask_agent(f"Transfer #{cid} to which agent?",
+                        lambda name: self._run(lambda: lifecycle.transfer(store, cid, name, by=me),
+                                               f"#{cid} transferred to {name}"))
+
+    def action_release(self) -> None:
+        cid = self.selected_id()
+        if cid is not None:
+            self._run(lambda: lifecycle.release(self.tandem.store, cid, by=self.tandem.agent),
+                      f"#{cid} released to the bot")
+
+    def action_take_over(self) -> None:
+        cid = self.selected_id()
+        if cid is not None:
+            self.tandem.take_over(cid)
+
+    def action_hand_back(self) -> None:
+        cid = self.selected_id()
+        if cid is not None:
+            self._run(lambda: lifecycle.hand_back(self.tandem.store, cid, by=self.tandem.agent),
+                      f"#{cid} handed back to the bot")
+
+    def action_resolve(self) -> None:
+        cid = self.selected_id()
+        if cid is not None:
+            self._run(lambda: lifecycle.resolve(self.tandem.store, cid, by=self.tandem.agent),
+                      f"#{cid} resolved")
+
+    def action_note(self) -> None:
+        cid = self.selected_id()
+        if cid is None:
+            return
+        store, me = self.tandem.store, self.tandem.agent
+
+        def done(text: str | None) -> None:
+            if text:
+                self._run(lambda: lifecycle.add_note(store, cid, me, text), f"note added to #{cid}")
+
+        self.app.push_screen(PromptScreen(f"Internal note on #{cid}", placeholder="only agents see this"), done)
+
+    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        return [
+            ("Open conversation", "the selected row's transcript", self.action_open),
+            ("Assign to agent", "give the selected waiting conversation to an agent", self.action_assign),
+            ("Transfer to agent", "move the selected conversation to another agent", self.action_transfer),
+            ("Release to the bot", "send the selected waiting conversation back to the bot", self.action_release),
+            ("Take over", "claim the selected conversation yourself", self.action_take_over),
+            ("Hand back to the bot", "return the selected conversation to the bot", self.action_hand_back),
+            ("Resolve", "close the selected conversation", self.action_resolve),
+            ("Add internal note", "on the selected conversation", self.action_note),
+            ("Back to the wall", "", self.action_back),
+        ]
