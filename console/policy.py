@@ -49,6 +49,8 @@ class PolicySettings:
     :param max_fallbacks: escalate when the bot would not know for the N-th time
     :param urgent_reasons: these reasons escalate at once and mark the conversation urgent
     :param human_request_reasons: reasons that mean "the customer asked for a person"
+    :param flag_only_reasons: shown to agents but never a reason to escalate on their own (a
+        prompt injection is flagged; the bot keeps its normal policy)
     :param minutes_per_customer: average handling time, for the wait estimate we tell customers
     :param idle_resolve_s: a bot conversation nobody wrote in for this long is resolved
     :param sla_tick_s: how often waiting conversations are re-triaged for ``long_wait``
@@ -59,6 +61,7 @@ class PolicySettings:
     max_fallbacks: int = 2
     urgent_reasons: tuple[str, ...] = ("fraud", "safety")
     human_request_reasons: tuple[str, ...] = ("human_request",)
+    flag_only_reasons: tuple[str, ...] = ("prompt_injection",)
     minutes_per_customer: float = 4.0
     idle_resolve_s: float = 600.0
     sla_tick_s: float = 1.0
@@ -98,7 +101,7 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("urgent_reasons", "human_request_reasons"):
+        if key in ("urgent_reasons", "human_request_reasons", "flag_only_reasons"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: {key} must be a list of strings")
             value = tuple(value)
@@ -179,10 +182,13 @@ def decide(
         return Decision(True, _ordered((why,), fresh), max_level(level, "empathy"), "handoff")
 
     rose = level_rank(level) > level_rank(settled.level)
-    if level_rank(level) >= level_rank(settings.escalate_level) and (rose or fresh):
-        # Name the reasons behind the level; after a hand-back prefer the new ones.
-        why = fresh or reasons or ("negative_sentiment",)
-        return Decision(True, why, level, "level")
+    counted = tuple(r for r in fresh if r not in settings.flag_only_reasons)
+    if level_rank(level) >= level_rank(settings.escalate_level) and counted:
+        # Name the reasons behind the level; after a hand-back only the new ones count.
+        return Decision(True, _ordered(counted, fresh), level, "level")
+    if level_rank(level) >= level_rank(settings.escalate_level) and rose and not fresh and not settled.reasons:
+        # A level without any reason (a score alone) still reaches a person.
+        return Decision(True, ("negative_sentiment",), level, "level")
 
     if fallbacks >= settings.max_fallbacks:
         return Decision(True, _ordered(("bot_fallback",), fresh), max_level(level, "watch"), "fallbacks")

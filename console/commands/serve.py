@@ -1,0 +1,86 @@
+"""``tandem serve``: the hub (bot, triage, SLA timers), optionally with simulated customers.
+
+Runs unattended (``tandem demo`` starts it as a child process): starts in well under a
+second, logs one line of throughput a minute to stderr, and on Ctrl-C or SIGTERM finishes
+the batch in hand, saves the feed cursor and exits 0. A restart resumes from the cursor.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from console.cli import UsageError, add_db_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the hub: the bot answers, triage watches, the policy escalates",
+        description="Run the hub over the database: follow the change feed, triage every customer "
+        "message, let the bot answer or escalate to the queue with reasons, raise waiting "
+        "conversations' level over time. --simulate adds simulated customers.",
+        epilog="Example: tandem serve --simulate 50 --duration 60 --db demo.db",
+    )
+    add_db_option(parser)
+    parser.add_argument("--simulate", metavar="N", type=int, default=0,
+                        help="keep N simulated customers active (default 0: none)")
+    parser.add_argument("--speed", metavar="X", type=float, default=1.0,
+                        help="simulated customers type, read and wait X times faster (default 1)")
+    parser.add_argument("--duration", metavar="S", type=float, default=None,
+                        help="stop after S seconds (default: run until Ctrl-C or SIGTERM)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the simulator")
+    parser.add_argument("--data", metavar="PATH", default=None,
+                        help="customer-messages.csv (or its directory) to replay first messages from "
+                        "(default: ../shared/data next to the repository, when present)")
+    parser.add_argument("--no-replay", action="store_true", help="simulate with the personas' scripts only")
+    parser.add_argument("--policy", metavar="FILE", help="TOML file of escalation policy settings")
+    parser.add_argument("--escalate-level", choices=("watch", "empathy", "urgent"), default=None,
+                        help="escalate at this triage level or above (default empathy)")
+    parser.add_argument("--max-fallbacks", type=int, metavar="N", default=None,
+                        help="escalate when the bot does not know for the N-th time (default 2)")
+    parser.add_argument("--idle-resolve", type=float, metavar="S", default=None,
+                        help="resolve bot conversations quiet for S seconds (default 600; "
+                        "with --simulate 60/speed)")
+    parser.add_argument("--log-interval", type=float, metavar="S", default=60.0,
+                        help="seconds between throughput lines on stderr (default 60; 0 for none)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="use the embedded bot even if an LLM endpoint is configured")
+    parser.set_defaults(func=_serve)
+
+
+def _settings(args: argparse.Namespace):  # -> PolicySettings
+    from console.policy import PolicySettings, load_settings
+
+    try:
+        settings = load_settings(args.policy) if args.policy else PolicySettings()
+        idle = args.idle_resolve
+        if idle is None and args.simulate and not args.policy:
+            # Simulated customers who leave quietly should not keep conversations open for long.
+            idle = max(5.0, 60.0 / args.speed)
+        return settings.with_overrides(
+            escalate_level=args.escalate_level, max_fallbacks=args.max_fallbacks, idle_resolve_s=idle,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.simulate < 0:
+        raise UsageError("--simulate must be 0 or more")
+    if args.speed <= 0:
+        raise UsageError("--speed must be positive")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    settings = _settings(args)
+
+    import asyncio
+
+    from console.hub import serve_forever
+    from store import resolve_path
+
+    path = resolve_path(args.db)
+    return asyncio.run(serve_forever(
+        path, settings=settings, simulate=args.simulate, speed=args.speed, duration=args.duration,
+        seed=args.seed, data=False if args.no_replay else args.data, log_interval=args.log_interval,
+        embedded=args.embedded,
+    ))

@@ -1,0 +1,566 @@
+"""The hub: follows the change feed and decides, per customer message, bot or person.
+
+For every batch of feed events (read from the saved cursor ``hub``):
+
+1. per conversation touched, bring its triage state up to date: the state is cached in
+   memory; on a miss it is loaded from ``conversations.triage_state`` (or rebuilt from the
+   transcript) and every message after the last one it has seen is observed, in order;
+2. for the newest customer message not yet answered, while the bot owns the conversation,
+   :func:`console.policy.decide` chooses: escalate to the queue with the reasons (telling the
+   customer honestly that a person is coming and roughly when), or let the bot answer. Several
+   customer messages of one conversation in one batch get one answer, to the last;
+3. while a conversation waits or is with a person, only its triage is recorded (agents see
+   the level rise);
+4. the cursor is saved after the batch.
+
+Replays are safe: a message is answered only if nothing (bot, agent or system line) came
+after it, and the store refuses a second bot answer to the same message (AlreadyAnswered).
+A message stored but never answered (the hub was killed) is answered after the restart.
+
+A periodic tick raises waiting conversations' level with ``long_wait`` (``engine.waited``)
+and resolves bot conversations that went quiet.
+
+``conversations.triage_state``, as the hub writes it, is JSON ``{"upto": <message id>,
+"engine": <engine.dump_state()>}``: the engine state after observing every message up to
+``upto``, so a restart never observes a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from console.policy import (
+    Decision,
+    PolicySettings,
+    Settled,
+    decide,
+    handoff_message,
+    max_level,
+    wait_estimate_minutes,
+)
+from store import Store
+from store import lifecycle as lc
+from store.errors import AlreadyAnswered, InvalidTransition, NotFound, NotOwner
+from store.feed import Event, Follower, load_cursor, save_cursor
+
+log = logging.getLogger("tandem.hub")
+
+CURSOR = "hub"
+CONTEXT_MESSAGES = 12  # how much of the transcript the bot sees
+CACHE_SIZE = 20_000
+_TRIAGE_ROLES = ("customer", "bot", "agent")
+# Feed events after which a person has dealt with what triage had found.
+_SETTLING = {"handed_back", "released"}
+
+
+class TriageEngineLike(Protocol):
+    """What the hub needs from :class:`console.triage.TriageEngine`."""
+
+    def new_state(self) -> Any: ...
+    def observe(self, state: Any, role: str, text: str, fallback: bool = False) -> Any: ...
+    def waited(self, state: Any, seconds: float) -> Any: ...
+    def dump_state(self, state: Any) -> str: ...
+    def load_state(self, data: str) -> Any: ...
+
+
+class BotLike(Protocol):
+    """What the hub needs from the bot made by :func:`console.bot.make_bot`."""
+
+    async def answer(self, ctx: Any) -> Any: ...
+
+
+@dataclass(slots=True)
+class _Conv:
+    """The hub's memory of one conversation."""
+
+    state: Any
+    upto: int = 0  # last message id observed by the triage engine
+    verdict: Any = None  # verdict after the last observed message
+    last_customer: Any = None  # verdict right after the last customer message
+    stored: tuple[str, tuple[str, ...]] | None = None  # (level, reasons) last written
+    settled: Settled = field(default_factory=Settled)
+
+
+@dataclass(slots=True)
+class HubStats:
+    """Counters since the hub started (the per-minute log shows differences)."""
+
+    customer_messages: int = 0
+    bot_replies: int = 0
+    fallbacks: int = 0
+    escalations: int = 0
+    resolved_by_bot: int = 0
+    idle_resolved: int = 0
+    long_wait_raised: int = 0
+    errors: int = 0
+    batches: int = 0
+    escalation_reasons: dict[str, int] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)  # seconds from customer message to reply
+
+    def snapshot(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("lags", "escalation_reasons")}
+
+
+class Hub:
+    """Bot, triage and SLA timers over the store at ``path``.
+
+    :param path: the SQLite file (one connection for reads and writes, one for the feed)
+    :param engine: a triage engine (``console.triage.TriageEngine()``)
+    :param bot: the bot (``console.bot.make_bot(path, config)``)
+    :param settings: the escalation policy and timers
+    :param clock: wall clock (seconds); tests may pass a fake one for timers
+    :param concurrency: conversations answered at once (matters with an LLM bot)
+    :param keep_lags: remember per-reply lag for benchmarks
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        engine: TriageEngineLike,
+        bot: BotLike,
+        settings: PolicySettings | None = None,
+        clock: Callable[[], float] = time.time,
+        cursor_name: str = CURSOR,
+        batch: int = 2000,
+        concurrency: int = 32,
+        keep_lags: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.engine = engine
+        self.bot = bot
+        self.settings = settings or PolicySettings()
+        self.clock = clock
+        self.cursor_name = cursor_name
+        self.batch = batch
+        self.keep_lags = keep_lags
+        self.stats = HubStats()
+        self._sem = asyncio.Semaphore(concurrency)
+        self._cache: OrderedDict[int, _Conv] = OrderedDict()
+        self._store: Store | None = None
+        self._follower: Follower | None = None
+        self._last_tick = 0.0
+
+    # --- lifecycle of the hub itself --------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.path)
+        return self._store
+
+    def _feed(self) -> Follower:
+        if self._follower is None:
+            after = load_cursor(self.store, self.cursor_name) or 0
+            self._follower = Follower(self.path, after=after, batch=self.batch)
+        return self._follower
+
+    def close(self) -> None:
+        """Close both connections."""
+        if self._follower is not None:
+            self._follower.close()
+            self._follower = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.02) -> None:
+        """Process the feed until ``stop`` is set; the batch in hand is finished first."""
+        try:
+            while not stop.is_set():
+                handled = await self.step()
+                if self.clock() - self._last_tick >= self.settings.sla_tick_s:
+                    await self.tick()
+                if not handled:
+                    try:
+                        await asyncio.wait_for(stop.wait(), idle_sleep)
+                    except TimeoutError:
+                        pass
+        finally:
+            self.close()
+
+    async def step(self) -> int:
+        """Read one batch of events, handle it and save the cursor; return the event count."""
+        follower = self._feed()
+        events = follower.poll()
+        if not events:
+            return 0
+        await self.process(events)
+        save_cursor(self.store, self.cursor_name, events[-1].id)
+        self.stats.batches += 1
+        return len(events)
+
+    async def drain(self, *, timeout: float = 10.0) -> None:
+        """Handle events until the feed is empty (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while await self.step():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the hub did not catch up with the feed in time")
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    async def process(self, events: list[Event]) -> None:
+        """Handle a batch of feed events."""
+        touched: dict[int, bool] = {}  # conversation -> has a new customer message
+        for ev in events:
+            cid = ev.conversation_id
+            if cid is None:
+                continue
+            if ev.kind == "message":
+                role = (ev.data or {}).get("role")
+                if role == "customer":
+                    self.stats.customer_messages += 1
+                    touched[cid] = True
+                elif role in ("agent", "bot"):
+                    touched.setdefault(cid, False)
+            elif ev.kind in _SETTLING:
+                self._settle(cid)
+            elif ev.kind in ("resolved", "abandoned") and cid not in touched:
+                # The saved state is enough if the customer comes back; free the memory now.
+                self._cache.pop(cid, None)
+        if not touched:
+            return
+        jobs = [self._guarded(cid, new) for cid, new in touched.items()]
+        await asyncio.gather(*jobs)
+
+    async def _guarded(self, cid: int, has_customer: bool) -> None:
+        async with self._sem:
+            try:
+                await self._handle(cid, has_customer)
+            except (NotFound, InvalidTransition) as exc:
+                log.info("conversation %s moved on while the hub handled it: %s", cid, exc)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("hub: conversation %s", cid)
+
+    async def _handle(self, cid: int, has_customer: bool) -> None:
+        store = self.store
+        conv = store.one(
+            "SELECT c.state, c.bot_fallbacks, c.triage_state, cu.name FROM conversations c"
+            " JOIN customers cu ON cu.id = c.customer_id WHERE c.id = ?",
+            (cid,),
+        )
+        if conv is None:
+            return
+        state, fallbacks, triage_state, customer_name = conv[0], conv[1], conv[2], conv[3]
+        entry = self._entry(cid, triage_state)
+        rows = store.query(
+            "SELECT id, role, text, created_at, meta FROM messages"
+            " WHERE conversation_id = ? AND id > ? AND role IN ('customer', 'bot', 'agent', 'system')"
+            " ORDER BY id",
+            (cid, entry.upto),
+        )
+        pending = self._observe(entry, rows)
+        if pending is None:
+            return  # nothing new from the customer, or already answered (a replay)
+        mid, created_at = pending
+        verdict = entry.last_customer
+        if state != "bot":
+            # Waiting, with a person, or resolved meanwhile: agents just see the level.
+            self._record(cid, entry, mid)
+            return
+        settled = entry.settled
+        decision = decide(
+            self.settings,
+            level=verdict.level,
+            reasons=verdict.reasons,
+            message_reasons=getattr(verdict, "message_reasons", ()),
+            fallbacks=fallbacks,
+            settled=settled,
+        )
+        if decision.escalate:
+            self._escalate(cid, entry, mid, decision)
+            return
+        context = self._context(cid)
+        ctx = _bot_context(cid, customer_name, context, verdict, fallbacks)
+        try:
+            ans = await self.bot.answer(ctx)
+        except Exception:
+            # A broken bot must not leave the customer talking to nobody.
+            log.exception("bot failed on conversation %s; escalating", cid)
+            self.stats.errors += 1
+            self._escalate(cid, entry, mid, Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"),
+                                                     "bot_error"), fallback=True)
+            return
+        after = decide(
+            self.settings,
+            level=verdict.level,
+            reasons=verdict.reasons,
+            message_reasons=getattr(verdict, "message_reasons", ()),
+            fallbacks=fallbacks + (1 if ans.fallback else 0),
+            handoff=bool(ans.handoff),
+            handoff_reason=getattr(ans, "handoff_reason", None) or None,
+            settled=settled,
+        )
+        if after.escalate:
+            self._escalate(cid, entry, mid, after, fallback=bool(ans.fallback))
+            return
+        self._reply(cid, entry, mid, created_at, ans)
+
+    # --- triage state -------------------------------------------------------------------------
+
+    def _entry(self, cid: int, triage_state: str | None) -> _Conv:
+        entry = self._cache.get(cid)
+        if entry is not None:
+            self._cache.move_to_end(cid)
+            return entry
+        entry = None
+        if triage_state:
+            try:
+                saved = json.loads(triage_state)
+                if isinstance(saved, dict) and "engine" in saved:
+                    entry = _Conv(self.engine.load_state(saved["engine"]), int(saved.get("upto", 0)))
+            except (ValueError, TypeError, KeyError):
+                log.warning("conversation %s: unreadable triage state; rebuilding from the transcript", cid)
+        if entry is None:
+            entry = _Conv(self.engine.new_state())
+        entry.settled = self._load_settled(cid)
+        self._cache[cid] = entry
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return entry
+
+    def _observe(self, entry: _Conv, rows: list[Any]) -> tuple[int, float] | None:
+        """Feed new messages to the engine; return the customer message still to answer."""
+        pending: tuple[int, float] | None = None
+        for mid, role, text, created_at, meta in rows:
+            if role == "system":
+                # An escalation notice or "Ana joined": the customer has been answered.
+                pending = None
+                entry.upto = mid
+                continue
+            fallback = False
+            if role == "bot" and meta:
+                try:
+                    fallback = bool(json.loads(meta).get("fallback"))
+                except (ValueError, AttributeError):
+                    fallback = False
+            verdict = self.engine.observe(entry.state, role, text, fallback=fallback)
+            entry.verdict = verdict
+            entry.upto = mid
+            if role == "customer":
+                entry.last_customer = verdict
+                pending = (mid, created_at)
+            else:
+                pending = None
+        if pending is not None and entry.last_customer is None:
+            entry.last_customer = entry.verdict
+        return pending
+
+    def _mark(self, entry: _Conv, verdict: Any, *, level: str | None = None) -> lc.TriageMark:
+        dump = json.dumps({"upto": entry.upto, "engine": self.engine.dump_state(entry.state)},
+                          separators=(",", ":"))
+        lvl = level or verdict.level
+        entry.stored = (lvl, tuple(verdict.reasons))
+        return lc.TriageMark(lvl, float(verdict.score), list(verdict.reasons), dump)
+
+    def _record(self, cid: int, entry: _Conv, mid: int | None) -> None:
+        verdict = entry.verdict
+        if verdict is None:
+            return
+        lc.record_triage(self.store, cid, self._mark(entry, verdict), message_id=mid, actor="triage")
+
+    def _settle(self, cid: int) -> None:
+        entry = self._cache.get(cid)
+        if entry is not None:
+            entry.settled = self._settled_from_store(cid)
+
+    def _load_settled(self, cid: int) -> Settled:
+        return self._settled_from_store(cid)
+
+    def _settled_from_store(self, cid: int) -> Settled:
+        """Reasons and level that a person dealt with, up to the last hand-back."""
+        row = self.store.one(
+            "SELECT max(id) FROM events WHERE conversation_id = ? AND kind IN ('handed_back', 'released')",
+            (cid,),
+        )
+        if row is None or row[0] is None:
+            return Settled()
+        reasons: set[str] = set()
+        level = "calm"
+        for (data,) in self.store.query(
+            "SELECT data FROM events WHERE conversation_id = ? AND id < ? AND kind IN ('triaged', 'escalated')"
+            " AND data IS NOT NULL",
+            (cid, row[0]),
+        ):
+            d = json.loads(data)
+            reasons.update(d.get("reasons") or ())
+            if d.get("level"):
+                level = max_level(level, d["level"])
+        return Settled(frozenset(reasons), level)
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def _context(self, cid: int) -> list[dict[str, str]]:
+        rows = self.store.query(
+            "SELECT role, text FROM (SELECT id, role, text FROM messages WHERE conversation_id = ?"
+            " AND role != 'note' ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (cid, CONTEXT_MESSAGES),
+        )
+        return [{"role": r[0], "text": r[1]} for r in rows]
+
+    def _reply(self, cid: int, entry: _Conv, mid: int, created_at: float, ans: Any) -> None:
+        verdict = entry.last_customer
+        mark = self._mark(entry, verdict)
+        meta: dict[str, Any] = {"engine": getattr(ans, "engine", None) or "embedded"}
+        for key, attr in (("model", "model"), ("kb", "kb_ids"), ("notice", "notice")):
+            value = getattr(ans, attr, None)
+            if value:
+                meta[key] = list(value) if key == "kb" else value
+        if ans.fallback:
+            meta["fallback"] = True
+        try:
+            bot_mid = lc.bot_reply(self.store, cid, ans.text, reply_to=mid, fallback=bool(ans.fallback),
+                                   meta=meta, triage=mark)
+        except AlreadyAnswered:
+            return
+        except NotOwner:
+            # An agent claimed it while the bot was thinking: the reply is dropped (invariant 3).
+            self._record(cid, entry, mid)
+            return
+        self.stats.bot_replies += 1
+        self.stats.fallbacks += 1 if ans.fallback else 0
+        if self.keep_lags:
+            self.stats.lags.append(self.clock() - created_at)
+        # The engine sees the bot's words too (fallbacks and repetition are conversation signals).
+        entry.verdict = self.engine.observe(entry.state, "bot", ans.text, fallback=bool(ans.fallback))
+        entry.upto = bot_mid
+        if getattr(ans, "resolve", False):
+            try:
+                lc.resolve(self.store, cid, by="bot")
+                self.stats.resolved_by_bot += 1
+            except InvalidTransition:
+                pass
+
+    def _escalate(self, cid: int, entry: _Conv, mid: int, decision: Decision, *, fallback: bool = False) -> None:
+        verdict = entry.last_customer or entry.verdict
+        queue_ahead, online = self._queue_position(decision)
+        minutes = wait_estimate_minutes(self.settings, queue_ahead, online)
+        text = handoff_message(decision, queue_ahead=queue_ahead, wait_minutes=minutes, fallback=fallback)
+        level = max_level(verdict.level, decision.level)
+        mark = self._mark(entry, verdict, level=level)
+        # The customer message carries the verdict that sent it to a person.
+        lc.record_triage(self.store, cid, mark, message_id=mid, actor="triage")
+        try:
+            lc.escalate(self.store, cid, reasons=list(decision.reasons), by="hub", level=level,
+                        triage=mark, message=text,
+                        note=f"rule {decision.rule}" + (f", ~{minutes} min" if minutes else ""))
+        except InvalidTransition:
+            return
+        self.stats.escalations += 1
+        for r in decision.reasons:
+            self.stats.escalation_reasons[r] = self.stats.escalation_reasons.get(r, 0) + 1
+
+    def _queue_position(self, decision: Decision) -> tuple[int, int]:
+        now = self.clock()
+        if decision.urgent:
+            # Urgent conversations are served first; only other urgent ones are ahead.
+            ahead = self.store.one("SELECT count(*) FROM conversations WHERE state = 'waiting' AND level = 'urgent'")
+        else:
+            ahead = self.store.one("SELECT count(*) FROM conversations WHERE state = 'waiting'")
+        online = self.store.one(
+            "SELECT count(*) FROM agents WHERE last_seen_at >= ? OR name IN"
+            " (SELECT owner FROM conversations WHERE state = 'human')",
+            (now - self.settings.online_window_s,),
+        )
+        return (ahead[0] if ahead else 0), (online[0] if online else 0)
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """SLA timers: ``long_wait`` for waiting conversations; resolve quiet bot conversations."""
+        now = self.clock()
+        self._last_tick = now
+        store = self.store
+        for cid, since, triage_state in store.query(
+            "SELECT id, waiting_since, triage_state FROM conversations WHERE state = 'waiting'"
+            " AND waiting_since IS NOT NULL ORDER BY waiting_since LIMIT 500"
+        ):
+            try:
+                entry = self._entry(cid, triage_state)
+                verdict = self.engine.waited(entry.state, max(0.0, now - since))
+                key = (verdict.level, tuple(verdict.reasons))
+                if entry.stored == key:
+                    continue
+                before = entry.stored
+                entry.verdict = verdict
+                changed = lc.record_triage(store, cid, self._mark(entry, verdict), actor="sla")
+                if changed and "long_wait" in verdict.reasons and (before is None or "long_wait" not in before[1]):
+                    self.stats.long_wait_raised += 1
+            except (NotFound, InvalidTransition):
+                continue
+            except Exception:
+                self.stats.errors += 1
+                log.exception("hub: SLA tick on conversation %s", cid)
+        cutoff = now - self.settings.idle_resolve_s
+        for (cid,) in store.query(
+            "SELECT id FROM conversations WHERE state = 'bot' AND coalesce(last_message_at, created_at) < ?"
+            " AND (last_customer_at IS NULL OR last_customer_at < last_message_at) LIMIT 200",
+            (cutoff,),
+        ):
+            try:
+                lc.resolve(store, cid, by="hub")
+                self.stats.idle_resolved += 1
+            except InvalidTransition:
+                continue
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def status_line(self, previous: dict[str, Any], seconds: float) -> str:
+        """One line of throughput since ``previous`` (a :meth:`HubStats.snapshot`)."""
+        now = self.stats.snapshot()
+        d = {k: now[k] - previous.get(k, 0) for k in now}
+        counts = {s: n for s, n in self.store.query("SELECT state, count(*) FROM conversations GROUP BY state")}
+        oldest = self.store.one("SELECT min(waiting_since) FROM conversations WHERE state = 'waiting'")
+        wait = f", oldest wait {self.clock() - oldest[0]:.0f}s" if oldest and oldest[0] else ""
+        rate = d["customer_messages"] / seconds if seconds > 0 else 0.0
+        return (
+            f"hub: {seconds:.0f}s: {d['customer_messages']} customer messages ({rate:.1f}/s),"
+            f" {d['bot_replies']} bot replies ({d['fallbacks']} fallbacks), {d['escalations']} escalations,"
+            f" {d['idle_resolved'] + d['resolved_by_bot']} resolved, {d['errors']} errors | now"
+            f" bot {counts.get('bot', 0)}, waiting {counts.get('waiting', 0)}{wait},"
+            f" human {counts.get('human', 0)}, resolved {counts.get('resolved', 0)}"
+        )
+
+
+def _bot_context(cid: int, customer_name: str, messages: list[dict[str, str]], verdict: Any,
+                 fallbacks: int) -> Any:
+    from console.bot import BotContext
+
+    return BotContext(cid, customer_name, messages=messages, level=verdict.level,
+                      reasons=list(verdict.reasons), fallbacks=fallbacks)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by nearest rank; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def make_hub(path: str | Path, *, settings: PolicySettings | None = None, llm: Any = None,
+             **kwargs: Any) -> Hub:
+    """A hub with the real triage engine and bot, the KB loaded if the table is empty.
+
+    :param llm: a :class:`console.config.LLMConfig`, or ``None`` for the embedded bot only
+    """
+    from console.bot import make_bot
+    from console.kb import ensure_loaded
+    from console.triage import TriageEngine
+
+    with Store(path) as store:
+        ensure_loaded(store)
+    return Hub(path, engine=TriageEngine(), bot=make_bot(path, llm), settings=settings, **kwargs)
+
+
+

@@ -1,0 +1,111 @@
+"""Running the hub as a process: signals, the simulator, the per-minute log line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from console.hub.core import Hub, make_hub
+from console.policy import PolicySettings
+
+log = logging.getLogger("tandem.hub")
+
+
+def _say(line: str) -> None:
+    # Plain stderr lines: `tandem demo` reads them from its child, people read them in a terminal.
+    print(line, file=sys.stderr, flush=True)
+
+
+async def serve_forever(
+    path: str | Path,
+    *,
+    settings: PolicySettings | None = None,
+    simulate: int = 0,
+    speed: float = 1.0,
+    duration: float | None = None,
+    seed: int | None = None,
+    data: Any = None,
+    log_interval: float = 60.0,
+    embedded: bool = False,
+) -> int:
+    """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
+
+    :param data: replay file for the simulator; ``False`` for scripts only
+    :param embedded: ignore a configured LLM endpoint
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    llm = None
+    if not embedded:
+        from console.config import LLMConfig
+
+        cfg = LLMConfig.from_env()
+        llm = cfg if getattr(cfg, "enabled", False) else None
+    hub = make_hub(path, settings=settings, llm=llm)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    tasks = [asyncio.create_task(hub.run(stop), name="hub")]
+    sim = None
+    if simulate:
+        from console.channels.sim import Simulator
+
+        sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data)
+        tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
+    engine = "llm " + llm.model if llm is not None else "embedded"
+    _say(f"tandem serve: {path} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
+         f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
+         + (f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
+            if sim and sim.replay else ""))
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    reporter = asyncio.create_task(_report(hub, stop, log_interval)) if log_interval > 0 else None
+    started = time.monotonic()
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                stop.set()
+                raise task.exception()  # type: ignore[misc]
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        if reporter is not None:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    s = hub.stats
+    _say(f"tandem serve: stopped after {time.monotonic() - started:.0f}s: {s.customer_messages} customer messages,"
+         f" {s.bot_replies} bot replies, {s.escalations} escalations"
+         + (f" ({', '.join(f'{k} {v}' for k, v in sorted(s.escalation_reasons.items(), key=lambda kv: -kv[1]))})"
+            if s.escalation_reasons else "")
+         + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
+         + (f"; {sim.started} simulated customers" if sim else ""))
+    return 0
+
+
+async def _report(hub: Hub, stop: asyncio.Event, interval: float) -> None:
+    previous = hub.stats.snapshot()
+    last = time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        now = time.monotonic()
+        try:
+            _say(hub.status_line(previous, now - last))
+        except Exception:  # a report must never take the hub down
+            log.exception("status line")
+        previous, last = hub.stats.snapshot(), now
