@@ -1,0 +1,70 @@
+"""``tandem kb load [DIR]`` and ``tandem kb search QUERY``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from console.cli import UsageError, add_db_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "kb",
+        help="load and search the knowledge base",
+        description="The knowledge base the bot and the drafts answer from: Markdown articles "
+        "(front matter id/title/tags), searched with SQLite FTS5.",
+        epilog="Example: tandem kb search 'my card was declined abroad'",
+    )
+    ksub = parser.add_subparsers(dest="kb_command", metavar="ACTION", required=True)
+    p = ksub.add_parser("load", help="(re)load articles from Markdown files (default: the bundled ones)")
+    p.add_argument("directory", nargs="?", metavar="DIR", help="a directory of .md articles")
+    p.add_argument("--replace", action="store_true",
+                   help="also remove stored articles that are not in DIR (always so for the bundled set)")
+    add_db_option(p)
+    p.set_defaults(func=_load)
+    p = ksub.add_parser("search", help="the best matching articles for a question")
+    p.add_argument("query", nargs="+", metavar="QUERY", help="words or a customer's question")
+    p.add_argument("-n", "--limit", type=int, default=5, help="how many articles (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    add_db_option(p)
+    p.set_defaults(func=_search)
+
+
+def _load(args: argparse.Namespace) -> int:
+    from console.kb import ArticleError, load_bundled, load_dir
+    from store import open_store
+    from store.kb import count
+
+    store = open_store(args.db)
+    try:
+        if args.directory:
+            changed = load_dir(store, args.directory, replace=args.replace)
+        else:
+            changed = load_bundled(store)
+    except ArticleError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{store.path}: {changed} article(s) added or changed, {count(store)} in the knowledge base")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from console.kb import ensure_loaded
+    from store import open_store
+    from store.kb import search
+
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    store = open_store(args.db)
+    ensure_loaded(store)
+    hits = search(store, " ".join(args.query), limit=args.limit)
+    if args.json:
+        for hit in hits:
+            print(json.dumps({"id": hit.id, "title": hit.title, "score": round(hit.score, 3)}))
+        return 0
+    if not hits:
+        print("no matching article")
+        return 1
+    for hit in hits:
+        print(f"{hit.id}  {hit.score:7.2f}  {hit.title}")
+    return 0

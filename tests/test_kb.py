@@ -1,0 +1,145 @@
+"""The knowledge base: bundled articles, loading, FTS5 search that customer text cannot break."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.kb import (
+    ARTICLES_DIR,
+    ArticleError,
+    ensure_loaded,
+    load_bundled,
+    load_dir,
+    parse_markdown,
+    read_dir,
+    split_body,
+)
+from store import NotFound, Store
+from store.kb import KbArticle, count, get, match_query, search, terms, upsert_articles
+
+
+@pytest.fixture
+def kb_store(store: Store) -> Store:
+    ensure_loaded(store)
+    return store
+
+
+def test_bundled_articles_are_valid_and_many() -> None:
+    articles = read_dir(ARTICLES_DIR)
+    assert len(articles) >= 40
+    ids = [a.id for a in articles]
+    assert len(set(ids)) == len(ids)
+    for art in articles:
+        parts = split_body(art)
+        assert parts.summary, art.id
+        assert parts.facts, art.id
+        assert parts.tags, art.id
+
+
+def test_ensure_loaded_is_idempotent(store: Store) -> None:
+    assert count(store) == 0
+    n = ensure_loaded(store)
+    assert n >= 40 and count(store) == n
+    assert ensure_loaded(store) == n
+    assert load_bundled(store) == 0  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How does pay in 3 work?", "KB-001"),
+        ("I missed my instalment, will I be charged a late fee?", "KB-002"),
+        ("why was my card declined at the supermarket", "KB-010"),
+        ("I think I lost my card on the bus", "KB-008"),
+        ("I forgot my PIN", "KB-009"),
+        ("how long does a refund take to come back", "KB-016"),
+        ("someone scammed me and I sent them £900", "KB-027"),
+        ("my husband passed away last week, what happens to his account", "KB-030"),
+        ("I want to make a formal complaint", "KB-031"),
+        ("how do I close my account", "KB-032"),
+        ("I sent money to the wrong account by mistake", "KB-014"),
+        ("can I freeze my card for a bit", "KB-007"),
+        ("I can't afford my payments this month, I lost my job", "KB-029"),
+        ("is my money protected by the FSCS", "KB-039"),
+        ("I want to talk to a real person", "KB-042"),
+        ("what documents do you need to verify my identity", "KB-025"),
+        ("the shop never delivered my order and won't answer, can I get a chargeback", "KB-017"),
+        ("there is a payment I don't recognise on my account", "KB-019"),
+    ],
+)
+def test_search_finds_the_right_article(kb_store: Store, question: str, expected: str) -> None:
+    hits = search(kb_store, question, limit=3)
+    assert hits, question
+    assert hits[0].id == expected, [(h.id, h.title) for h in hits]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['"', '""', "card*", "*", "NEAR(card pin", "card OR", "OR", "AND NOT", "-freeze", "title:pin",
+     "card NEAR/3 pin", "^start", "a + b", "(((", "'; DROP TABLE kb_articles; --", "{title body}: x",
+     "ñandú ünïcode 卡", "\x00\x1b[31m red", "a" * 5000],
+)
+def test_fts_syntax_in_customer_text_never_errors(kb_store: Store, text: str) -> None:
+    hits = search(kb_store, text)
+    assert isinstance(hits, list)
+    assert count(kb_store) >= 40
+
+
+def test_match_query_quotes_every_term() -> None:
+    assert match_query('my card "NEAR(pin" OR*') == '"card" OR "near" OR "pin"'
+    assert match_query("hi, thanks!") is None
+    assert "the" not in terms("the card and the pin")
+
+
+def test_get_and_not_found(kb_store: Store) -> None:
+    art = get(kb_store, "KB-009")
+    assert "PIN" in art.title
+    with pytest.raises(NotFound):
+        get(kb_store, "KB-999")
+
+
+def test_upsert_updates_and_replaces(store: Store, tmp_path: Path) -> None:
+    a = KbArticle("X-1", "Lemon cards", "Lemon cards are yellow.", "lemon")
+    b = KbArticle("X-2", "Plum fees", "Plum fees are purple.", "plum")
+    assert upsert_articles(store, [a, b]) == 2
+    assert upsert_articles(store, [a, b]) == 0
+    assert upsert_articles(store, [KbArticle("X-1", "Lime cards", "Lime cards are green.", "lime")]) == 1
+    assert [h.id for h in search(store, "lime")] == ["X-1"]
+    assert search(store, "lemon") == []  # the FTS index followed the update
+    assert upsert_articles(store, [b], replace=True) == 1
+    assert count(store) == 1
+
+
+def test_parse_errors(tmp_path: Path) -> None:
+    with pytest.raises(ArticleError):
+        parse_markdown("no front matter", "x.md")
+    with pytest.raises(ArticleError):
+        parse_markdown("---\ntitle: t\n---\nbody", "x.md")
+    (tmp_path / "a.md").write_text("---\nid: Z-1\ntitle: Zed\ntags: z, zz\n---\nZed summary.\n\n- fact one\n")
+    parsed = split_body(read_dir(tmp_path)[0])
+    assert parsed.summary == "Zed summary." and parsed.facts == ("fact one",) and parsed.tags == ("z", "zz")
+    with pytest.raises(ArticleError):
+        read_dir(tmp_path / "missing")
+
+
+def test_cli_load_and_search(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    run = [sys.executable, "-c", "import sys; from console.cli import main; sys.exit(main())"]
+    out = subprocess.run([*run, "kb", "load", "--db", str(db)], capture_output=True, text=True, check=True)
+    assert "in the knowledge base" in out.stdout
+    out = subprocess.run([*run, "kb", "search", "--db", str(db), "lost", "my", "card"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[0].startswith("KB-008")
+    bad = subprocess.run([*run, "kb", "load", str(tmp_path / "nope"), "--db", str(db)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("tandem: ")
+
+
+def test_load_dir_from_cli_directory(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "one.md").write_text("---\nid: C-1\ntitle: Custom\n---\nCustom article about kiwis.\n")
+    assert load_dir(store, tmp_path) == 1
+    assert search(store, "kiwis")[0].id == "C-1"
