@@ -1,0 +1,118 @@
+"""The escalation policy as a pure function, and its settings file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from console.policy import (
+    PolicySettings,
+    Settled,
+    decide,
+    handoff_message,
+    load_settings,
+    wait_estimate_minutes,
+)
+
+P = PolicySettings()
+
+
+def test_calm_conversation_stays_with_the_bot() -> None:
+    d = decide(P, level="calm", reasons=[], fallbacks=0)
+    assert not d.escalate and d.rule == "bot"
+
+
+def test_watch_is_not_enough_but_empathy_is() -> None:
+    assert not decide(P, level="watch", reasons=["negative_sentiment"]).escalate
+    d = decide(P, level="empathy", reasons=["bereavement", "vulnerability"])
+    assert d.escalate and d.reasons == ("bereavement", "vulnerability") and d.level == "empathy"
+
+
+def test_human_request_escalates_even_when_calm() -> None:
+    d = decide(P, level="calm", reasons=["human_request"], message_reasons=["human_request"])
+    assert d.escalate and d.reasons[0] == "human_request" and d.rule == "human_request"
+    assert d.level == "empathy"
+
+
+def test_bot_handoff_field_escalates_with_its_reason() -> None:
+    d = decide(P, level="calm", reasons=[], handoff=True, handoff_reason="complaint_threat")
+    assert d.escalate and d.reasons == ("complaint_threat",) and d.rule == "handoff"
+    d = decide(P, level="calm", reasons=[], handoff=True)
+    assert d.reasons == ("human_request",)
+
+
+@pytest.mark.parametrize("reason", ["fraud", "safety"])
+def test_fraud_and_safety_are_urgent_at_once(reason: str) -> None:
+    d = decide(P, level="watch", reasons=["negative_sentiment", reason])
+    assert d.escalate and d.urgent and d.reasons[0] == reason
+
+
+def test_fallbacks_escalate_at_the_configured_count() -> None:
+    assert not decide(P, level="calm", reasons=[], fallbacks=1).escalate
+    d = decide(P, level="calm", reasons=[], fallbacks=2)
+    assert d.escalate and d.reasons == ("bot_fallback",) and d.rule == "fallbacks"
+    three = P.with_overrides(max_fallbacks=3)
+    assert not decide(three, level="calm", reasons=[], fallbacks=2).escalate
+
+
+def test_prompt_injection_alone_is_flagged_not_escalated() -> None:
+    d = decide(P, level="empathy", reasons=["prompt_injection"], message_reasons=["prompt_injection"])
+    assert not d.escalate
+    # With real distress next to it, the distress counts.
+    d = decide(P, level="empathy", reasons=["prompt_injection", "frustration"])
+    assert d.escalate and d.reasons[0] == "frustration"
+
+
+def test_after_hand_back_old_reasons_do_not_re_escalate() -> None:
+    settled = Settled(frozenset({"bereavement", "vulnerability"}), "empathy")
+    d = decide(P, level="empathy", reasons=["bereavement", "vulnerability"], settled=settled)
+    assert not d.escalate
+    # New evidence does.
+    d = decide(P, level="empathy", reasons=["bereavement", "vulnerability", "frustration"], settled=settled)
+    assert d.escalate and d.reasons[0] == "frustration"
+    # An explicit new request for a person always does, even if one was made before.
+    settled = Settled(frozenset({"human_request"}), "empathy")
+    d = decide(P, level="empathy", reasons=["human_request"], message_reasons=["human_request"], settled=settled)
+    assert d.escalate and d.rule == "human_request"
+    d = decide(P, level="empathy", reasons=["human_request"], message_reasons=[], settled=settled)
+    assert not d.escalate
+
+
+def test_escalate_level_setting() -> None:
+    watch = P.with_overrides(escalate_level="watch")
+    assert decide(watch, level="watch", reasons=["negative_sentiment"]).escalate
+    urgent_only = P.with_overrides(escalate_level="urgent")
+    assert not decide(urgent_only, level="empathy", reasons=["bereavement"]).escalate
+
+
+def test_wait_estimate_and_message_are_honest() -> None:
+    assert wait_estimate_minutes(P, 0, 0) is None
+    assert wait_estimate_minutes(P, 0, 2) == 2
+    assert wait_estimate_minutes(P, 5, 2) == 12
+    d = decide(P, level="empathy", reasons=["bereavement"])
+    text = handoff_message(d, queue_ahead=3, wait_minutes=12)
+    assert "person" in text and "3 people ahead" in text and "12 minutes" in text
+    nobody = handoff_message(d, queue_ahead=0, wait_minutes=None)
+    assert "Nobody from the team is online" in nobody and "minutes" not in nobody
+    fraud = handoff_message(decide(P, level="urgent", reasons=["fraud"]), queue_ahead=0, wait_minutes=1)
+    assert "urgent" in fraud and "freeze the card" in fraud and "next in the queue" in fraud
+
+
+def test_settings_file(tmp_path: Path) -> None:
+    f = tmp_path / "policy.toml"
+    f.write_text('[policy]\nescalate_level = "watch"\nmax_fallbacks = 3\nurgent_reasons = ["fraud"]\n')
+    s = load_settings(f)
+    assert s.escalate_level == "watch" and s.max_fallbacks == 3 and s.urgent_reasons == ("fraud",)
+    assert s.minutes_per_customer == P.minutes_per_customer
+    f.write_text("max_fallback = 3\n")
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_settings(f)
+    f.write_text('escalate_level = "panic"\n')
+    with pytest.raises(ValueError, match="escalate_level"):
+        load_settings(f)
+    f.write_text("max_fallbacks = [\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_settings(f)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml")
