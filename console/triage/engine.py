@@ -67,6 +67,9 @@ FLOORS: dict[str, float] = {
     "churn_threat": 0.4,
     "prompt_injection": 0.6,
 }
+# Cues that are evidence for a reason under another name: telling the bot it is not helping
+# is frustration with the bot, and a person should pick it up.
+CUE_REASON: dict[str, tuple[str, float]] = {"bot_complaint": ("frustration", 0.56)}
 # Who the customer is (grieving, ill, defrauded, asked for a person) stays true for the rest of
 # the conversation; how they behaved in one message (swearing, a threat) fades turn by turn.
 STICKY = frozenset(
@@ -322,6 +325,7 @@ class TriageEngine:
             z += w[i] * x[i]
         soft = min(_sigmoid(z), SOFT_CAP)
         message_reasons: list[str] = [r for r in sig.hits if r in FLOORS]
+        message_reasons.extend(CUE_REASON[c][0] for c in sig.hits if c in CUE_REASON)
 
         # Repeat detection against the last few customer messages.
         repeated = False
@@ -368,8 +372,8 @@ class TriageEngine:
                     del state.floors[reason]
                 else:
                     state.floors[reason] = faded
-        for reason in sig.hits:
-            floor = FLOORS.get(reason)
+        for cue in sig.hits:
+            reason, floor = CUE_REASON.get(cue, (cue, FLOORS.get(cue)))
             if floor is None:
                 continue
             if reason == "churn_threat" and (soft >= WATCH or sig.negative):
@@ -445,7 +449,7 @@ class TriageEngine:
             reasons.append("negative_sentiment")
         if trend and "negative_sentiment" not in reasons:
             reasons.append("sentiment_drop")
-        if not reasons:
+        if not reasons and not any(k in FLOORS or k in CUE_REASON for k in sig.hits):
             # The score came from context or problem statements: say what an agent would see.
             reasons.append("frustration" if sig.hits.get("problem") else "negative_sentiment")
         return reasons

@@ -8,13 +8,17 @@ the same clause ("I'm *not* going to sue") is ignored, unless the key is listed 
 
 from __future__ import annotations
 
-PERSON = "person|human|agent|representative|rep|operator|someone|somebody|manager|supervisor|advisor|adviser|staff|employee|being|people|humans|agents"
-TALK = "speak|talk|chat|connect|transfer|put|pass|switch|escalate|get|reach|contact|call|ring|phone"
+PERSON = "person|human|agent|representative|rep|operator|someone|somebody|anyone|anybody|manager|supervisor|advisor|adviser|assistant|staff|employee|being|people|humans|agents"
+TALK = "speak|talk|chat|connect|transfer|put|pass|switch|escalate|get|reach|contact|call|ring|phone|speaking|talking|chatting|contacting|reaching|calling"
+QUALITY = "real|live|actual|normal|proper|human|another|different"
 
 CUES: dict[str, list[str]] = {
     "human_request": [
-        f"{TALK} to|with|me|through a|an|the|some|your? real|live|actual|normal|proper|human|another|different? {PERSON}",
-        f"{TALK} me to|with|through a|an|the|some|your? real|live|actual|normal|proper|human? {PERSON}",
+        f"{TALK} to|with|me|through a|an|the|some|your? {QUALITY}? {PERSON}",
+        f"{TALK} me to|with|through a|an|the|some|your? {QUALITY}? {PERSON}",
+        f"{TALK} a|an|the|some|your? {QUALITY}? {PERSON}",
+        "someone|somebody|anyone|anybody|person|agent|human|humans|people|staff available|there|around",
+        "is there a|any|an? someone|somebody|anyone|person|agent|human|humans",
         f"{TALK} to|with someone|somebody else",
         "someone|somebody else please",
         "real|live|actual|proper human|person|agent|humans|people",
@@ -149,6 +153,23 @@ CUES: dict[str, list[str]] = {
         "divorce|divorced|separated|homeless|carer|caring for|elderly|pensioner|disabled",
         "my mother|mom|mum|father|dad|husband|wife|son|daughter|child|baby is|was in? hospital|ill|sick|dying",
         "lost everything",
+        "scary|frightening|frighten|horrifying|terrifying|dread|dreading|worry|worries|shaking|trembling",
+        "been hard|tough|rough|difficult|awful|terrible",
+        "hard|tough|rough|difficult|awful|terrible|horrible|bad time|times|day|week|month|year|news",
+        "on edge",
+        "robbed|burglary|burgled|mugged|assaulted|attacked|bullied|harassed|cheated|betrayed|dumped",
+        "broken into",
+        "house fire",
+        "flood|floods|flooded|destroyed|wrecked|storm|tornado|hurricane",
+        "broke|broken up",
+        "left me",
+        "loss of",
+        "recently|has|had|just passed",
+        "miss|missing|missed my friends|family|mom|mum|dad|mother|father|wife|husband|kids|children|son|daughter|dog|cat|home|girlfriend|boyfriend|grandma|grandmother|grandpa",
+        "by myself",
+        "on my own",
+        "no one to|around",
+        "lonly|lonley|scarred|worred|anxios",
         "all my savings|money",
     ],
     "safety": [
@@ -266,12 +287,15 @@ CUES: dict[str, list[str]] = {
         "ignored|ignoring|ignore me",
         "ruined|ruin|ruins",
     ],
-    "bot_complaint": [
-        "you're|you are|your not|no helping|help|helpful|listening|understanding|answering",
-        "you|you're|you are don't|do not|didn't|aren't|can't understand|get it|help|listen",
+    "correction": [
         "not what i asked|said|meant|need|needed|wanted|want",
         "that's|that is|thats not|wrong what|it|right|correct|the answer|helpful|my question",
         "doesn't|didn't|does not|did not answer|help|make sense",
+    ],
+    "bot_complaint": [
+        "you're|you are|your|you not|no helping|help|helpful|listening|understanding|answering",
+        "you aren't|arent|don't|didn't|can't helping|help|helpful|understand|listen|listening|get",
+        "i don't|can't|cannot|didn't understand you|your answer|your answers|what you",
         "going in circles",
         "not leading|getting|going anywhere",
         "this conversation|chat is not|isn't going|working|helping|leading",

@@ -1,0 +1,89 @@
+"""``tandem triage [FILE|-]`` and ``tandem triage eval CSV``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import BinaryIO
+
+from console.cli import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "triage",
+        help="score conversations: who needs a human, and why",
+        description="Read JSONL conversations (FILE, or stdin when FILE is '-' or missing) and write "
+        'one verdict per line, in order: {"id", "level", "score", "reasons"}. Input lines are '
+        '{"id": ..., "messages": [{"role": "customer"|"bot"|"agent", "text": ...}]} or '
+        '{"id": ..., "text": ...}. Bad lines are reported on stderr with their line number and '
+        "skipped (exit code 1 at the end). `tandem triage eval CSV` measures the engine on a "
+        "labelled CSV (columns slice, conversation, text, needs_empathy).",
+        epilog="Examples: tandem triage chats.jsonl > verdicts.jsonl; "
+        "echo '{\"id\": 1, \"text\": \"I want a real person\"}' | tandem triage; "
+        "tandem triage eval ../shared/data/triage/dev.csv --json",
+    )
+    parser.add_argument("file", nargs="?", default="-", metavar="FILE|eval", help="JSONL input (default: stdin), or 'eval'")
+    parser.add_argument("csv", nargs="?", metavar="CSV", help="with eval: the labelled CSV")
+    parser.add_argument("--json", action="store_true", help="with eval: print metrics as JSON")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.file == "eval":
+        if not args.csv:
+            raise UsageError("triage eval needs a CSV file (columns slice, conversation, text, needs_empathy)")
+        return _eval(args.csv, as_json=args.json)
+    if args.csv:
+        raise UsageError(f"unexpected argument {args.csv!r} (did you mean `tandem triage eval {args.csv}`?)")
+    if args.json:
+        raise UsageError("--json goes with `tandem triage eval CSV`; scoring already writes JSONL")
+    if args.file == "-":
+        return _stream(sys.stdin.buffer)
+    try:
+        fh = open(args.file, "rb")  # noqa: SIM115 - closed below, after streaming
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    with fh:
+        return _stream(fh)
+
+
+def _stream(source: BinaryIO) -> int:
+    from console.triage import TriageEngine
+    from console.triage.jsonl import LineError, triage_line
+
+    engine = TriageEngine()
+    out = sys.stdout
+    bad = 0
+    for lineno, raw in enumerate(source, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            result = triage_line(engine, line)
+        except LineError as exc:
+            bad += 1
+            print(f"tandem: line {lineno}: {exc}", file=sys.stderr)
+            continue
+        out.write(result + "\n")
+        out.flush()  # streaming: a reader sees each verdict as soon as its line is scored
+    if bad:
+        print(f"tandem: {bad} line(s) skipped", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _eval(path: str, *, as_json: bool) -> int:
+    from console.triage import TriageEngine
+    from console.triage.evaluate import EvalError, as_json as to_json, evaluate, progress_bar, read_rows, render
+
+    try:
+        rows = read_rows(path)
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
+    tallies = evaluate(TriageEngine(), rows, progress=progress_bar(len(rows)))
+    if as_json:
+        print(json.dumps(to_json(tallies), indent=2))
+    else:
+        print(render(tallies))
+    return 0
