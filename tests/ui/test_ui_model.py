@@ -1,0 +1,62 @@
+"""Ordering, filters and safe text of the wall, without an app."""
+
+from __future__ import annotations
+
+from console.ui.model import matches, reason_words, safe_text, sort_key
+
+
+def _row(cid: int, state: str = "bot", level: str = "calm", **kw: object) -> dict[str, object]:
+    row: dict[str, object] = {"id": cid, "state": state, "level": level, "owner": None, "reasons": [],
+                              "customer_name": f"c{cid}", "subject": "", "turns": [],
+                              "waiting_since": None, "last_customer_at": float(cid), "updated_at": float(cid)}
+    row.update(kw)
+    return row
+
+
+def test_order_is_urgent_then_empathy_then_longest_wait() -> None:
+    rows = [
+        _row(1),
+        _row(2, "waiting", "watch", waiting_since=50.0),
+        _row(3, "waiting", "watch", waiting_since=10.0),
+        _row(4, "bot", "empathy"),
+        _row(5, "waiting", "urgent", waiting_since=90.0),
+    ]
+    assert [r["id"] for r in sorted(rows, key=sort_key)] == [5, 4, 3, 2, 1]
+
+
+def test_filters() -> None:
+    waiting = _row(1, "waiting", "watch", waiting_since=1.0)
+    flagged = _row(2, "bot", "empathy")
+    mine = _row(3, "human", owner="me")
+    theirs = _row(4, "human", owner="ana")
+    calm = _row(5)
+    rows = [waiting, flagged, mine, theirs, calm]
+    assert [r["id"] for r in rows if matches(r, "needs", "me")] == [1, 2]
+    assert [r["id"] for r in rows if matches(r, "waiting", "me")] == [1]
+    assert [r["id"] for r in rows if matches(r, "mine", "me")] == [3]
+    assert len([r for r in rows if matches(r, "all", "me")]) == 5
+    assert not matches(_row(6, "resolved"), "all", "me")
+
+
+def test_search_matches_names_words_and_turns() -> None:
+    row = _row(7, reasons=["bereavement"], customer_name="Maya",
+               turns=[{"text": "my card is blocked", "role": "customer"}])
+    assert matches(row, "all", "me", "maya")
+    assert matches(row, "all", "me", "BEREAVEMENT")
+    assert matches(row, "all", "me", "blocked")
+    assert not matches(row, "all", "me", "refund")
+
+
+def test_reasons_are_words() -> None:
+    assert reason_words(["human_request", "fraud", "brand_new_code"]) == [
+        "asked for a person", "fraud", "brand new code"]
+
+
+def test_safe_text_neutralises_controls_and_keeps_the_rest() -> None:
+    hostile = "a\x1b[31mred\x07\x9b2J\u202eevil\u2066 [bold]x[/] שלום 👍"
+    out = safe_text(hostile)
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "\u202e" not in out and "\u2066" not in out
+    assert "␛[31mred" in out  # visible, not interpreted
+    assert "[bold]x[/] שלום 👍" in out
+    assert safe_text("two\nlines\r\n", one_line=True) == "two lines"

@@ -1,0 +1,124 @@
+"""Taking a conversation over: claim, claim lost to another process, reply, hand back, resolve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ui_support import notes, wait_until
+
+from console.ui.app import TandemApp
+from console.ui.screens.conversation import ConversationScreen
+from console.ui.screens.wall import WallScreen
+from console.ui.widgets.composer import Composer
+from store import Store, lifecycle
+from store.queries import get_conversation, transcript
+
+SIZE = (160, 48)
+
+
+def _one_conversation(db_path: Path, text: str = "my card was blocked abroad") -> int:
+    with Store(db_path) as s:
+        cid = lifecycle.open_conversation(s, "Maya")
+        mid = lifecycle.add_customer_message(s, cid, text).message_id
+        lifecycle.bot_reply(s, cid, "Let me check that for you.", reply_to=mid)
+        lifecycle.escalate(s, cid, reasons=["human_request"], level="empathy", score=0.7)
+    return cid
+
+
+def _conv(app: TandemApp) -> ConversationScreen:
+    assert isinstance(app.screen, ConversationScreen)
+    return app.screen
+
+
+async def test_claim_reply_hand_back(db_path: Path) -> None:
+    cid = _one_conversation(db_path)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("enter")
+        conv = _conv(app)
+        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        assert len(conv.query(".msg")) == 2  # the customer and the bot
+        assert not conv.query_one(Composer).has_class("-active")  # watching only
+        await pilot.press("ctrl+t")
+        assert conv.mine and conv.query_one(Composer).has_class("-active")
+        with Store(db_path) as s:
+            assert get_conversation(s, cid)["owner"] == "me"
+        await pilot.press(*"Sorry about that, I have unblocked it.")
+        await pilot.press("ctrl+s")
+        with Store(db_path) as s:
+            last = transcript(s, cid)[-1]
+        assert (last["role"], last["author"], last["text"]) == ("agent", "me", "Sorry about that, I have unblocked it.")
+        assert conv.query_one(Composer).text == ""
+        await wait_until(pilot, lambda: last["id"] in conv.seen, what="own reply in the transcript")
+        # An internal note: stored as a note, shown to agents.
+        await pilot.press("ctrl+n", *"VIP customer", "enter")
+        with Store(db_path) as s:
+            note = transcript(s, cid)[-1]
+        assert (note["role"], note["text"]) == ("note", "VIP customer")
+        await pilot.press("ctrl+g")
+        assert isinstance(app.screen, WallScreen)
+        with Store(db_path) as s:
+            c = get_conversation(s, cid)
+        assert (c["state"], c["owner"]) == ("bot", None)
+        assert any("handed back" in n for n in notes(app))
+
+
+async def test_resolve_closes_and_leaves_the_wall(db_path: Path) -> None:
+    cid = _one_conversation(db_path)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("t")  # take over straight from the wall
+        conv = _conv(app)
+        await wait_until(pilot, lambda: conv.mine, what="owned")
+        assert app.focused is conv.query_one(Composer).editor
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, WallScreen)
+        with Store(db_path) as s:
+            assert get_conversation(s, cid)["state"] == "resolved"
+        await wait_until(pilot, lambda: cid not in app.rows, what="tile gone")
+
+
+async def test_claim_lost_to_an_agent_in_another_process(db_path: Path) -> None:
+    cid = _one_conversation(db_path)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("enter")
+        conv = _conv(app)
+        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        # Freeze our view of it: the other agent claims between our look and our key press.
+        app.reader.stop()
+        code = ("import sys; from store import Store, lifecycle;"
+                "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), 'bob')")
+        subprocess.run([sys.executable, "-c", code, str(db_path), str(cid)], check=True, timeout=30)
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert "taken by bob" in notes(app)
+        assert isinstance(app.screen, WallScreen)  # back to the wall
+        with Store(db_path) as s:
+            assert get_conversation(s, cid)["owner"] == "bob"
+            assert all(m["role"] != "agent" for m in transcript(s, cid))
+
+
+async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
+    cid = _one_conversation(db_path)
+    with Store(db_path) as s:
+        lifecycle.register_agent(s, "lead", role="supervisor")
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("t")
+        conv = _conv(app)
+        await wait_until(pilot, lambda: conv.mine, what="owned")
+        with Store(db_path) as s:
+            lifecycle.transfer(s, cid, "bob", by="lead")
+        await pilot.press(*"hello?", "ctrl+s")
+        assert "taken by bob" in notes(app)
+        with Store(db_path) as s:
+            assert all(m["role"] != "agent" for m in transcript(s, cid))
+        await wait_until(pilot, lambda: not conv.mine, what="the feed shows the transfer")
+        assert not conv.query_one(Composer).has_class("-active")
