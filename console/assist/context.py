@@ -1,0 +1,157 @@
+"""What a draft is written from: the conversation as the agent sees it, gathered once.
+
+:func:`build_context` reads the store (conversation, recent transcript, KB articles) so the
+engines themselves never touch SQLite: the embedded engine is a pure function of a
+:class:`DraftContext`, which keeps it fast and testable.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from console.assist.retrieval import Article, rank, search_kb
+from store.db import Store
+from store.queries import get_conversation, transcript
+
+# The transcript an engine sees: enough to know what was said, not the whole history.
+RECENT_MESSAGES = 16
+KB_LIMIT = 3
+# bm25 candidates re-ranked into the KB_LIMIT articles a draft sees.
+KB_CANDIDATES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of the transcript: ``role`` is customer, bot, agent or system."""
+
+    role: str
+    text: str
+    id: int = 0
+    kb_ids: tuple[str, ...] = ()
+    """Articles the bot cited in this message (from its ``meta``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DraftContext:
+    """Everything an engine needs to write one draft."""
+
+    conversation_id: int
+    customer_name: str
+    agent: str
+    turns: tuple[Turn, ...]
+    reasons: tuple[str, ...] = ()
+    level: str = "calm"
+    articles: tuple[Article, ...] = ()
+    instruction: str | None = None
+    seed: int = 0
+    """Chooses among phrasings; a regenerate passes a new one so the wording changes."""
+    based_on_message_id: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def customer_turns(self) -> list[Turn]:
+        """The customer's messages, oldest first."""
+        return [t for t in self.turns if t.role == "customer"]
+
+    @property
+    def last_customer_text(self) -> str:
+        """The newest customer message ('' when the customer has not written)."""
+        turns = self.customer_turns
+        return turns[-1].text if turns else ""
+
+    @property
+    def bot_texts(self) -> list[str]:
+        """What the bot already said in this conversation."""
+        return [t.text for t in self.turns if t.role == "bot"]
+
+    @property
+    def agent_has_written(self) -> bool:
+        """Whether this agent already wrote to the customer (no introduction needed)."""
+        return any(t.role == "agent" for t in self.turns)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """Drop control characters and terminal escapes from customer-supplied text."""
+    return _CONTROL.sub("", unicodedata.normalize("NFC", text))
+
+
+def first_name(full_name: str) -> str | None:
+    """A name fit to greet someone with, or ``None`` for handles like ``guest-4821``."""
+    words = clean(full_name).strip().split()
+    if not words:
+        return None
+    word = words[0].strip(",.;:!?\"'()[]{}")
+    if not word or not word.replace("-", "").replace("'", "").isalpha() or len(word) > 30:
+        return None
+    if word.lower() in {"guest", "customer", "user", "anonymous", "unknown", "visitor", "anon"}:
+        return None
+    return word if any(c.isupper() for c in word) else word.capitalize()
+
+
+def _turns(rows: list[dict]) -> tuple[Turn, ...]:
+    turns = []
+    for r in rows:
+        if r["role"] == "note":
+            continue
+        meta = r.get("meta") or {}
+        kb = meta.get("kb") if isinstance(meta, dict) else None
+        turns.append(Turn(r["role"], clean(r["text"]), r["id"],
+                          tuple(str(k) for k in kb) if isinstance(kb, list) else ()))
+    return tuple(turns)
+
+
+def retrieval_query(turns: tuple[Turn, ...]) -> str:
+    """The customer's last few messages: what the KB search should answer."""
+    texts = [t.text for t in turns if t.role == "customer"][-3:]
+    return " ".join(reversed(texts))
+
+
+def build_context(
+    store: Store,
+    conversation_id: int,
+    *,
+    agent: str,
+    instruction: str | None = None,
+    seed: int = 0,
+    kb_limit: int = KB_LIMIT,
+) -> DraftContext:
+    """Read what a draft for ``conversation_id`` needs from the store.
+
+    :param agent: the agent the draft is for (named in the introduction)
+    :param instruction: the agent's regenerate instruction, if any
+    :param seed: picks the phrasing; vary it to get a different wording
+    :raises NotFound: no such conversation
+    """
+    conversation = get_conversation(store, conversation_id)
+    rows = transcript(store, conversation_id, last=RECENT_MESSAGES, include_notes=False)
+    turns = _turns(rows)
+    reasons = list(conversation["reasons"])
+    # The conversation's verdict can lag the newest customer message; add that message's own.
+    for r in reversed(rows):
+        if r["role"] == "customer":
+            reasons.extend(x for x in r.get("reasons") or [] if x not in reasons)
+            break
+    query = retrieval_query(turns)
+    articles: tuple[Article, ...] = ()
+    if query.strip():
+        customer = [t.text for t in turns if t.role == "customer"]
+        found = search_kb(store, query, max(kb_limit, KB_CANDIDATES))
+        articles = tuple(rank(found, customer[-1], " ".join(customer[-3:-1]), reasons)[:kb_limit])
+    based_on = max((t.id for t in turns if t.role == "customer"), default=None)
+    return DraftContext(
+        conversation_id=conversation_id,
+        customer_name=conversation["customer_name"],
+        agent=agent,
+        turns=turns,
+        reasons=tuple(reasons),
+        level=conversation["level"],
+        articles=articles,
+        instruction=instruction,
+        seed=seed,
+        based_on_message_id=based_on,
+    )

@@ -1,0 +1,200 @@
+"""Running a draft: pick the engine, stream its text, time it, log it in ``drafts``.
+
+:class:`DraftService` is UI-agnostic and async: the composer iterates :meth:`DraftService.draft`
+and gets :class:`DraftStarted`, then :class:`DraftText` fragments (possibly a
+:class:`DraftReset` when the LLM fails mid-stream and the embedded engine takes over), then
+one :class:`DraftFinished`. Nothing here sends anything to the customer: the agent does that,
+and the composer reports it back through :meth:`DraftService.sent` or
+:meth:`DraftService.discard`.
+
+Store calls are short, synchronous and made from the caller's thread (the ``Store`` belongs
+to it); only the LLM's network wait is truly asynchronous.
+
+Timings: ``first_text_ms`` runs from the call of :meth:`~DraftService.draft` (before the
+transcript is read) to the moment the first text fragment is handed to the consumer;
+``total_ms`` to the last one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from console.assist import embedded, llm_engine
+from console.assist.context import DraftContext, build_context
+from store import drafts as log
+from store.db import Store
+from store.drafts import DraftMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class DraftStarted:
+    """A draft was recorded and its engine chosen."""
+
+    draft_id: int
+    engine: str
+    model: str | None
+    based_on_message_id: int | None
+    kb_ids: tuple[str, ...]
+    """Articles retrieved for the draft (the cited ones come with :class:`DraftFinished`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DraftText:
+    """The next piece of the draft's text, to append to the editor."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DraftReset:
+    """The text streamed so far is void (the LLM failed mid-way); a fallback draft follows."""
+
+    notice: str
+    engine: str
+
+
+@dataclass(frozen=True, slots=True)
+class DraftFinished:
+    """The draft is complete (or was stopped)."""
+
+    draft_id: int
+    engine: str
+    model: str | None
+    text: str
+    kb_ids: tuple[str, ...]
+    """Articles the draft used: cited by the LLM, or quoted by the embedded engine."""
+    first_text_ms: float | None
+    total_ms: float
+    notice: str | None
+    stale: bool
+    """A newer customer message arrived while it was written."""
+
+
+DraftEvent = DraftStarted | DraftText | DraftReset | DraftFinished
+
+
+class DraftService:
+    """Writes drafts for one agent over one store connection.
+
+    :param store: the caller's connection (used from the caller's thread only)
+    :param agent: the agent the drafts are for
+    :param llm: a :class:`console.llm.LLM`; ``None`` or a disabled one means embedded only
+    :param llm_timeout: seconds for the LLM's first piece and each gap (default: the LLM config's)
+    :param clock: monotonic seconds (tests and benchmarks may pass their own)
+    """
+
+    def __init__(self, store: Store, *, agent: str, llm: object | None = None,
+                 llm_timeout: float | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.store = store
+        self.agent = agent
+        self.llm = llm if llm is not None and getattr(llm, "enabled", False) else None
+        self.llm_timeout = llm_timeout
+        self.clock = clock
+
+    @property
+    def engine(self) -> str:
+        """The engine a new draft starts with."""
+        return llm_engine.ENGINE if self.llm is not None else embedded.ENGINE
+
+    @property
+    def model(self) -> str | None:
+        """The model name of the LLM, if one is used."""
+        return getattr(self.llm, "model", None) if self.llm is not None else None
+
+    def _seed(self, conversation_id: int) -> int:
+        # Each new draft of a conversation gets new wording: a regenerate never repeats itself.
+        row = self.store.one("SELECT count(*) FROM drafts WHERE conversation_id = ?", (conversation_id,))
+        return int(row[0]) if row else 0
+
+    def context(self, conversation_id: int, instruction: str | None = None) -> DraftContext:
+        """What a draft for ``conversation_id`` would be written from."""
+        return build_context(self.store, conversation_id, agent=self.agent, instruction=instruction,
+                             seed=self._seed(conversation_id))
+
+    async def draft(self, conversation_id: int, *, instruction: str | None = None) -> AsyncIterator[DraftEvent]:
+        """Write one draft and yield its events; the draft is logged whatever happens.
+
+        Closing the iterator early (the agent discarded or regenerated) still records what was
+        written and the timings; the caller decides the outcome.
+
+        :param instruction: the agent's regenerate instruction ("shorter", "more formal", free text)
+        """
+        t0 = self.clock()
+        ctx = self.context(conversation_id, instruction)
+        engine, model = self.engine, self.model
+        draft_id = log.start(self.store, conversation_id, engine=engine, model=model, agent=self.agent,
+                             instruction=instruction, based_on_message_id=ctx.based_on_message_id)
+        yield DraftStarted(draft_id, engine, model, ctx.based_on_message_id, tuple(a.id for a in ctx.articles))
+        parts: list[str] = []
+        first_ms: float | None = None
+        notice: str | None = None
+        kb_ids: tuple[str, ...] = ()
+        failed = True
+        try:
+            if self.llm is not None:
+                citations = llm_engine.CitationFilter([a.id for a in ctx.articles])
+                try:
+                    async for text in llm_engine.stream(ctx, self.llm, timeout=self.llm_timeout,  # type: ignore[arg-type]
+                                                        citations=citations):
+                        if first_ms is None:
+                            first_ms = (self.clock() - t0) * 1000
+                        parts.append(text)
+                        yield DraftText(text)
+                    kb_ids = tuple(citations.cited)
+                    if not "".join(parts).strip():
+                        raise _Empty("the LLM returned an empty draft")
+                except Exception as exc:  # LLMError and its kin; CancelledError passes through
+                    notice = f"{_describe(exc)}: offline draft instead"
+                    engine, model = embedded.ENGINE, None
+                    if parts:
+                        parts.clear()
+                        yield DraftReset(notice, engine)
+                    first_ms = None
+            if engine == embedded.ENGINE:
+                written = embedded.write(ctx)
+                kb_ids = written.kb_ids
+                notice = notice or written.notice
+                for fragment in written.fragments:
+                    if first_ms is None:
+                        first_ms = (self.clock() - t0) * 1000
+                    parts.append(fragment)
+                    yield DraftText(fragment)
+            failed = not "".join(parts).strip()
+        finally:
+            total_ms = (self.clock() - t0) * 1000
+            text = "".join(parts)
+            log.finish(self.store, draft_id, text=text, first_text_ms=first_ms, total_ms=total_ms,
+                       engine=engine, model=model, kb_ids=list(kb_ids), notice=notice, failed=failed)
+        stale = bool(log.mark_stale(self.store, conversation_id, draft_id=draft_id))
+        yield DraftFinished(draft_id, engine, model, text, kb_ids, first_ms, total_ms, notice, stale)
+
+    def mark_stale(self, conversation_id: int) -> list[int]:
+        """A customer message arrived: pending drafts that answer an older one become stale."""
+        return log.mark_stale(self.store, conversation_id)
+
+    def is_stale(self, draft_id: int) -> bool:
+        """Whether the draft is marked stale."""
+        return log.get_draft(self.store, draft_id)["outcome"] == "stale"
+
+    def sent(self, draft_id: int, text: str, *, message_id: int | None = None) -> str:
+        """The agent sent ``text``, which started from this draft: ``accepted`` or ``edited``."""
+        return log.mark_sent(self.store, draft_id, text, message_id=message_id)
+
+    def discard(self, draft_id: int) -> bool:
+        """The agent threw the draft away (or replaced it)."""
+        return log.discard(self.store, draft_id)
+
+    def metrics(self, since: float | None = None) -> DraftMetrics:
+        """Acceptance, edit distance and time to first text, for the console's panel."""
+        return log.draft_metrics(self.store, since)
+
+
+class _Empty(Exception):
+    pass
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:120]
