@@ -1,0 +1,134 @@
+"""``tandem demo``: the hub with simulated customers and the agent console, zero configuration.
+
+The hub runs as a managed child process (``tandem serve --simulate N --embedded``) on the same
+SQLite file: its log goes to a file beside the database, never onto the console's screen, and
+it is stopped when the console exits, however it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from console.cli import UsageError
+from console.commands.console import add_console_options, agent_name
+
+START_TIMEOUT = 20.0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="try it: simulated customers, the bot, and your agent console (offline)",
+        description="Start the hub with simulated customers (embedded bot, offline) as a child "
+        "process and open the agent console on the same database. Quit with q or ctrl+q; the hub "
+        "stops with the console.",
+        epilog="Example: tandem demo --simulate 40 --agent ana   (database: --db, else "
+        "$TANDEM_DB, else a demo file in ~/.local/state/tandem)",
+    )
+    add_console_options(parser)
+    parser.add_argument("--simulate", metavar="N", type=int, default=24,
+                        help="simulated customers active at once (default 24)")
+    parser.add_argument("--speed", metavar="X", type=float, default=1.0,
+                        help="simulated customers type, read and wait X times faster (default 1)")
+    parser.set_defaults(func=run)
+
+
+def default_demo_db() -> Path:
+    """``$XDG_STATE_HOME/tandem/demo.db`` (``~/.local/state``): out of the working tree."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "tandem" / "demo.db"
+
+
+class Hub:
+    """``tandem serve`` as a child process with its output in ``log``.
+
+    Args:
+        db: the database file.
+        simulate: simulated customers.
+        speed: simulator speed factor.
+        log: where the child's stdout and stderr go.
+    """
+
+    def __init__(self, db: Path, simulate: int, speed: float, log: Path) -> None:
+        self.db, self.simulate, self.speed, self.log = db, simulate, speed, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "console.cli", "serve", "--db", str(self.db),
+               "--simulate", str(self.simulate), "--speed", str(self.speed), "--embedded",
+               "--log-interval", "30"]
+        with self.log.open("ab") as out:
+            # Own session: the terminal's signals reach the console, which then stops the hub.
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                         start_new_session=True)
+
+    def wait_up(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once the hub has said it started; raise UsageError if it died or hung."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise UsageError(f"the hub stopped at start (exit {self.proc.returncode}): "
+                                 f"{self.last_line()} (log: {self.log})")
+            if "tandem serve:" in self._tail():
+                return
+            time.sleep(0.05)
+        raise UsageError(f"the hub did not start within {timeout:.0f} s (log: {self.log})")
+
+    def _tail(self) -> str:
+        try:
+            with self.log.open("rb") as fh:
+                fh.seek(max(0, self.log.stat().st_size - 4000))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def last_line(self) -> str:
+        lines = [ln for ln in self._tail().splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "no output"
+
+    def stop(self) -> None:
+        """SIGTERM (the hub finishes its batch and saves its cursor), then SIGKILL after 5 s."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.simulate < 0:
+        raise UsageError("--simulate must be 0 or more")
+    if args.speed <= 0:
+        raise UsageError("--speed must be positive")
+    if args.sla <= 0:
+        raise UsageError("--sla must be a positive number of seconds")
+    agent = agent_name(args.agent)
+    db = Path(args.db or os.environ.get("TANDEM_DB") or default_demo_db())
+    if not args.db and not os.environ.get("TANDEM_DB"):
+        db.parent.mkdir(parents=True, exist_ok=True)
+    from store import Store
+
+    Store(db).close()  # create and migrate once, before two processes race to
+    log = db.with_name(db.name + ".hub.log")
+    hub = Hub(db, args.simulate, args.speed, log)
+    hub.start()
+    try:
+        hub.wait_up()
+        from console.ui.app import TandemApp
+
+        TandemApp(db, agent, supervisor=args.supervisor, sla_seconds=args.sla).run()
+    finally:
+        hub.stop()
+    print(f"tandem demo: database {db} (hub log {log})")
+    return 0
