@@ -72,12 +72,14 @@ class DraftContext:
         return any(t.role == "agent" for t in self.turns)
 
 
+# Terminal escape sequences (CSI, OSC, two-byte ESC) first, then any control character left.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean(text: str) -> str:
-    """Drop control characters and terminal escapes from customer-supplied text."""
-    return _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    """Drop terminal escape sequences and control characters from customer-supplied text."""
+    return _CONTROL.sub("", _ESCAPE.sub("", unicodedata.normalize("NFC", text)))
 
 
 def first_name(full_name: str) -> str | None:

@@ -101,7 +101,8 @@ def situations(reasons: Sequence[str]) -> list[str]:
 
 
 _TOPIC_PATTERNS = [
-    (re.compile(r"\b(?:" + "|".join(re.escape(k.strip()) for k in keys) + r")", re.IGNORECASE), phrase)
+    (re.compile(r"\b(?:" + "|".join(re.escape(k.strip()) for k in keys) + r")(?:s|es|ed|ing)?\b",
+                re.IGNORECASE), phrase)
     for keys, phrase in P.TOPICS
 ]
 

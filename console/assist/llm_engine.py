@@ -104,7 +104,7 @@ def build_messages(ctx: DraftContext) -> list[Message]:
 # Where the model starts listing its sources; everything from here on is for the agent only.
 _SOURCES = re.compile(r"(?<![A-Za-z])(?:sources?|references?|citations?|kb articles? used)[*_]*\s*:",
                       re.IGNORECASE)
-_ID = r"[A-Za-z]{2,}-?\d+[A-Za-z0-9-]*"
+_ID = r"[A-Za-z]{2,}[-_]?[A-Za-z0-9-]*\d[A-Za-z0-9-]*"
 _INLINE = re.compile(rf"[ \t]?[\[(]({_ID}(?:\s*[,;]\s*{_ID})*)[\])]")
 _MARKERS = ("sources", "references", "citations", "kb articles used")
 _HOLD_LIMIT = 80  # never hold more than this waiting for a "]" that may close a citation

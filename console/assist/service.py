@@ -131,7 +131,7 @@ class DraftService:
         first_ms: float | None = None
         notice: str | None = None
         kb_ids: tuple[str, ...] = ()
-        failed = True
+        failed = False  # stays False when the consumer stops early: that is not a failure
         try:
             if self.llm is not None:
                 citations = llm_engine.CitationFilter([a.id for a in ctx.articles])
