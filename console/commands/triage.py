@@ -75,7 +75,8 @@ def _stream(source: BinaryIO) -> int:
 
 def _eval(path: str, *, as_json: bool) -> int:
     from console.triage import TriageEngine
-    from console.triage.evaluate import EvalError, as_json as to_json, evaluate, progress_bar, read_rows, render
+    from console.triage.evaluate import EvalError, evaluate, progress_bar, read_rows, render
+    from console.triage.evaluate import as_json as to_json
 
     try:
         rows = read_rows(path)

@@ -80,11 +80,14 @@ FADE = 0.8
 # The soft model: weights over message and conversation signals, fitted on a development set
 # with conversation-grouped cross-validation (see console/triage/fit.py); bias last.
 FEATURES: tuple[str, ...] = (
-    "neg", "pos", "negated_pos", "frustration", "bot_complaint", "problem", "polite", "routine",
-    "shout", "bursts", "context", "short", "first", "cue", "length",
+    "neg", "pos", "negated_pos", "frustration", "bot_complaint", "problem", "negations",
+    "persist", "help_need", "polite", "routine", "question", "shout", "bursts", "short", "long",
+    "first", "cue", "context",
 )
+CONTEXT = len(FEATURES) - 1  # the conversation feature comes last: the mood of earlier turns
 WEIGHTS: tuple[float, ...] = (
-    1.2, -0.5, 0.5, 0.8, 0.8, 0.5, -0.6, -0.6, 0.8, 0.6, 1.5, -0.8, 0.3, 0.6, 0.3, -1.6,
+    0.885, -0.350, 0.209, 0.425, 0.151, 0.089, 0.409, 0.315, 0.005, -0.173, -0.332, 0.008,
+    -0.023, 0.203, -0.486, 0.488, 0.201, 1.779, -0.090, -1.700 + 0.55,
 )
 SOFT_CAP = 0.84  # the soft score alone never says "urgent": that takes safety or fraud cues
 
@@ -321,9 +324,11 @@ class TriageEngine:
         w = self.weights
         x = sig.features
         z = w[-1]
-        for i in range(len(x)):
+        for i in range(CONTEXT):
             z += w[i] * x[i]
-        soft = min(_sigmoid(z), SOFT_CAP)
+        # The running mood is the context-free part, so one bad turn does not echo for ever.
+        own = _sigmoid(z)
+        soft = min(_sigmoid(z + w[CONTEXT] * x[CONTEXT]), SOFT_CAP)
         message_reasons: list[str] = [r for r in sig.hits if r in FLOORS]
         message_reasons.extend(CUE_REASON[c][0] for c in sig.hits if c in CUE_REASON)
 
@@ -357,7 +362,7 @@ class TriageEngine:
             soft = min(soft + 0.1, SOFT_CAP)
         if trend:
             soft = max(soft, EMPATHY + 0.02)
-        state.mood = soft if state.turns == 0 else 0.5 * state.mood + 0.5 * soft
+        state.mood = own if state.turns == 0 else 0.5 * state.mood + 0.5 * own
         state.turns += 1
 
         # Soft reasons: which of this message's signals carried the score.
@@ -404,6 +409,7 @@ class TriageEngine:
         polite = hits.get("politeness", 0)
         questioning = bool(toks) and (toks[-1] == "?" or hits.get("routine", 0) > 0)
         hard = sum(v for k, v in hits.items() if k in FLOORS)
+        negations = sum(1 for t in toks if t in NEGATORS)
         negative = s.compound <= -0.25 or frustration > 0 or hits.get("bot_complaint", 0) > 0
         features = [
             min(s.negative, 6.0) / 3.0,
@@ -412,15 +418,19 @@ class TriageEngine:
             float(min(frustration, 3)),
             float(min(hits.get("bot_complaint", 0), 2)),
             float(min(hits.get("problem", 0), 3)),
+            float(min(negations, 3)),
+            float(min(hits.get("persist", 0), 2)),
+            float(min(hits.get("help_need", 0), 2)),
             1.0 if polite and not negative else 0.0,
             1.0 if questioning and not negative else 0.0,
+            1.0 if "?" in toks else 0.0,
             1.0 if shout else 0.0,
             float(min(bursts, 2)),
-            state.mood if state is not None and state.turns else 0.0,
             1.0 if n_words <= 3 else 0.0,
+            min(n_words, 40) / 20.0,
             1.0 if state is None or state.turns == 0 else 0.0,
             float(min(hard, 2)),
-            math.log1p(n_words) / 5.0,
+            state.mood if state is not None and state.turns else 0.0,
         ]
         return Signals(hits, features, s.compound, negative, words, shout)
 

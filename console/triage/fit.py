@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from console.triage.engine import EMPATHY, FEATURES, FLOORS, TriageEngine
 from console.triage.evaluate import REAL_PREFIX, Row, read_rows
 
-TRAIN_PREFIXES = (REAL_PREFIX, "airline_")
+TRAIN_PREFIXES = ("",)  # every slice: routine questions teach the model what is *not* distress
+# The acceptance floors the operating point must keep (slice -> minimum recall/specificity).
+RECALL = {"bitext_human_request": 0.95, "nlupp_handoff": 0.95, "bitext_abusive": 0.9, "ed_vulnerability": 0.85}
+SPEC = {
+    "banking77_routine": 0.9, "bitext_routine": 0.9, "nlupp_routine": 0.9,
+    "airline_nonnegative": 0.8, "ed_positive_events": 0.8,
+}
+MARGIN = 0.03  # keep clear of the floors: the kept-back set will differ
 
 
 def featurize(engine: TriageEngine, rows: Sequence[Row]) -> list[tuple[list[float], bool, bool, str]]:
@@ -65,6 +72,38 @@ def f1(pairs: list[tuple[bool, bool]]) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
+def _report(data: list, flagged: dict[int, bool]) -> str:
+    by_slice: dict[str, list[bool]] = {}
+    for i, f in flagged.items():
+        by_slice.setdefault(data[i][3], []).append(f)
+    parts = []
+    for name, floor in RECALL.items():
+        got = by_slice.get(name)
+        if got and sum(got) / len(got) < floor + MARGIN:
+            parts.append(f"{name} recall {sum(got) / len(got):.2f}")
+    for name, floor in SPEC.items():
+        got = by_slice.get(name)
+        if got and 1 - sum(got) / len(got) < floor + MARGIN:
+            parts.append(f"{name} spec {1 - sum(got) / len(got):.2f}")
+    pairs = [(data[i][1], f) for i, f in flagged.items() if data[i][3].startswith(REAL_PREFIX)]
+    return ", ".join(parts) + f" (real F1 {f1(pairs):.3f})"
+
+
+def _meets_floors(data: list, flagged: dict[int, bool]) -> bool:
+    by_slice: dict[str, list[bool]] = {}
+    for i, f in flagged.items():
+        by_slice.setdefault(data[i][3], []).append(f)
+    for name, floor in RECALL.items():
+        got = by_slice.get(name)
+        if got and sum(got) / len(got) < floor + MARGIN:
+            return False
+    for name, floor in SPEC.items():
+        got = by_slice.get(name)
+        if got and 1 - sum(got) / len(got) < floor + MARGIN:
+            return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("csv")
@@ -86,9 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if f == k:
                     oof[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
         best = (0.0, 0.5)
-        for t100 in range(20, 80):
+        for t100 in range(20, 95):
             t = t100 / 100
-            pairs = [(data[i][1], p >= t or data[i][2]) for i, p in oof.items() if data[i][3].startswith(REAL_PREFIX)]
+            flagged = {i: p >= t or data[i][2] for i, p in oof.items()}
+            if not _meets_floors(data, flagged):
+                if t100 % 10 == 0:
+                    print(f"  t={t:.2f} misses: {_report(data, flagged)}")
+                continue
+            pairs = [(data[i][1], f) for i, f in flagged.items() if data[i][3].startswith(REAL_PREFIX)]
             best = max(best, (f1(pairs), t))
         w = logistic([d[0] for _, d in train], [d[1] for _, d in train], args.l2)
         t = best[1]
