@@ -8,7 +8,6 @@ replies.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable
 
@@ -65,28 +64,6 @@ def punct_bursts(text: str) -> int:
     return len(_REPEAT_PUNCT.findall(text))
 
 
-def expand(pattern: str) -> list[tuple[str, ...]]:
-    """Expand a phrase pattern into the token tuples it stands for.
-
-    Syntax (tokens separated by spaces): ``a|b`` alternatives, a trailing ``?`` marks an
-    optional token, ``*`` matches any one token. ``speak|talk to a|an? real|live? person``
-    gives 2 x 3 x 3 phrases. Written for hand-kept lexicons, so expansion is eager.
-    """
-    slots: list[list[str | None]] = []
-    for part in pattern.split():
-        optional = part.endswith("?") and len(part) > 1
-        choices: list[str | None] = [c for c in part.rstrip("?").split("|") if c]
-        if optional:
-            choices.append(None)
-        slots.append(choices)
-    out: list[tuple[str, ...]] = []
-    for combo in itertools.product(*slots):
-        phrase = tuple(tokens_of(c) for c in combo if c is not None)
-        if phrase:
-            out.append(phrase)
-    return out
-
-
 def tokens_of(word: str) -> str:
     """Normalise one lexicon word the way :func:`tokens` normalises text."""
     if word == "*":
@@ -95,26 +72,48 @@ def tokens_of(word: str) -> str:
     return found[0] if found else word
 
 
-class PhraseMatcher:
-    """Find hand-written phrases (token tuples) in a token list in one pass.
+# Pattern syntax (tokens separated by spaces): ``a|b`` alternatives, a trailing ``?`` marks an
+# optional token, ``*`` matches any one token. ``speak|talk to a|an? real|live? person``.
+Slots = tuple[tuple[frozenset[str], bool], ...]  # (choices, optional) per pattern position
 
-    Phrases are indexed by their first token; a C-speed set intersection skips texts that
-    contain no first token at all, which is the common case for routine messages.
+
+def compile_pattern(pattern: str) -> list[Slots]:
+    """Pattern -> slot sequences whose first slot is required (leading optionals unfolded)."""
+    slots: list[tuple[frozenset[str], bool]] = []
+    for part in pattern.split():
+        optional = part.endswith("?") and len(part) > 1
+        choices = frozenset(tokens_of(c) for c in part.rstrip("?").split("|") if c)
+        if choices:
+            slots.append((choices, optional))
+    out: list[Slots] = []
+    while slots:
+        first, optional = slots[0]
+        out.append(((first, False), *slots[1:]))
+        if not optional:
+            break
+        slots = slots[1:]
+    return out
+
+
+class PhraseMatcher:
+    """Find hand-written phrases in a token list in one pass.
+
+    Each pattern stays compiled as a short list of slots (no cartesian expansion, so hundreds of
+    thousands of phrasings cost a few kilobytes); patterns are indexed by the tokens their first
+    slot accepts, and a C-speed set intersection skips texts that contain none of them.
     """
 
     def __init__(self, lexicon: dict[str, Iterable[str]]) -> None:
-        self._index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        self._index: dict[str, list[tuple[Slots, str]]] = {}
         for label, patterns in lexicon.items():
             for pattern in patterns:
-                for phrase in expand(pattern):
-                    self._index.setdefault(phrase[0], []).append((phrase[1:], label))
-        for entries in self._index.values():
-            # Longest first, so "not a bot" is reported before a shorter overlapping cue.
-            entries.sort(key=lambda e: -len(e[0]))
-        self.first = frozenset(self._index)
+                for slots in compile_pattern(pattern):
+                    for tok in slots[0][0]:
+                        self._index.setdefault(tok, []).append((slots, label))
+        self.first = frozenset(k for k in self._index if k != "*")
 
     def find(self, toks: list[str]) -> list[tuple[int, int, str]]:
-        """``(start, end, label)`` for every phrase occurrence, in text order."""
+        """``(start, end, label)`` for phrase occurrences (the longest per label and start)."""
         if self.first.isdisjoint(toks):
             return []
         hits: list[tuple[int, int, str]] = []
@@ -124,15 +123,24 @@ class PhraseMatcher:
             entries = index.get(tok)
             if entries is None:
                 continue
-            for rest, label in entries:
-                end = i + 1 + len(rest)
-                if end > n:
-                    continue
-                ok = True
-                for j, want in enumerate(rest):
-                    if want != "*" and toks[i + 1 + j] != want:
-                        ok = False
-                        break
-                if ok:
-                    hits.append((i, end, label))
+            best: dict[str, int] = {}
+            for slots, label in entries:
+                end = _longest(slots, 1, toks, i + 1, n)
+                if end >= 0 and end > best.get(label, -1):
+                    best[label] = end
+            for label, end in best.items():
+                hits.append((i, end, label))
         return hits
+
+
+def _longest(slots: Slots, k: int, toks: list[str], j: int, n: int) -> int:
+    """End of the longest match of ``slots[k:]`` at ``toks[j:]``, or -1."""
+    if k == len(slots):
+        return j
+    choices, optional = slots[k]
+    end = -1
+    if j < n and (toks[j] in choices or "*" in choices):
+        end = _longest(slots, k + 1, toks, j + 1, n)
+    if optional:
+        end = max(end, _longest(slots, k + 1, toks, j, n))
+    return end

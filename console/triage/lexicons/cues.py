@@ -1,4 +1,4 @@
-"""Phrase cues per reason, in :func:`console.triage.text.expand` syntax.
+"""Phrase cues per reason, in :func:`console.triage.text.compile_pattern` syntax.
 
 Keys that are in ``REASONS`` become reasons directly; the others (``problem``, ``politeness``,
 ``routine``, ``bot_complaint``) are evidence the scorer weighs. A cue preceded by a negator in

@@ -1,0 +1,91 @@
+"""``tandem bench triage``: offline triage throughput on one core.
+
+Two modes: *single* scores each message on a fresh state (the cost of one message alone);
+*conversation* feeds messages into running conversations with bot turns in between, as the hub
+does (the incremental path, including repeat detection and state updates). Texts come from
+``../shared/data/customer-messages.csv`` when present (real customer messages), otherwise from
+sentences generated here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
+
+_OPENERS = ["hi", "hello", "hey there", "good morning", "", "", ""]
+_BODIES = [
+    "my card payment was declined at the shop",
+    "how long does a transfer to another bank take",
+    "I still haven't received my refund and it's been two weeks",
+    "the app keeps crashing when I open my statements",
+    "can I change the address on my account",
+    "this is ridiculous, nobody answers my emails",
+    "I want to speak to a real person please",
+    "someone took money from my account, I did not make this payment",
+    "what are the fees for paying in euros",
+    "thanks, that worked",
+    "I lost my job last month and can't pay the loan",
+    "why is my top up still pending",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per mode (default 20000)")
+    parser.add_argument("--data", metavar="CSV", help=f"customer messages CSV with a text column (default {DEFAULT_DATA})")
+    parser.add_argument("--seed", type=int, default=7)
+
+
+def _texts(path: Path | None, n: int, rng: random.Random) -> tuple[list[str], str]:
+    if path is not None and path.is_file():
+        with path.open(newline="", encoding="utf-8") as fh:
+            texts = [row["text"] for row in csv.DictReader(fh) if row.get("text")]
+        if texts:
+            return [rng.choice(texts) for _ in range(n)], f"{path} ({len(texts):,} messages)"
+    out = []
+    for _ in range(n):
+        opener = rng.choice(_OPENERS)
+        body = rng.choice(_BODIES)
+        out.append(f"{opener}, {body}" if opener else body)
+    return out, "generated sentences"
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.triage import TriageEngine
+
+    rng = random.Random(args.seed)
+    path = Path(args.data) if args.data else DEFAULT_DATA
+    n = max(1, args.messages)
+    texts, source = _texts(path, n, rng)
+    t0 = time.perf_counter()
+    engine = TriageEngine()
+    load = time.perf_counter() - t0
+    chars = sum(len(t) for t in texts)
+    print(f"texts: {source}; {n:,} messages, mean {chars / n:.0f} chars; engine load {load * 1000:.0f} ms")
+
+    t0 = time.process_time()
+    for text in texts:
+        engine.observe(engine.new_state(), "customer", text)
+    single = time.process_time() - t0
+    print(f"single-message mode:  {n / single:>10,.0f} messages/s  ({single / n * 1e6:.1f} us/message, CPU time)")
+
+    states = [engine.new_state() for _ in range(max(1, n // 8))]
+    t0 = time.process_time()
+    for i, text in enumerate(texts):
+        state = states[i % len(states)]
+        engine.observe(state, "customer", text)
+        if i % 3 == 0:
+            engine.observe(state, "bot", "Here is how that works.", fallback=i % 9 == 0)
+    conv = time.process_time() - t0
+    print(f"conversation mode:    {n / conv:>10,.0f} customer messages/s  (with a bot turn every third, {len(states):,} conversations)")
+
+    t0 = time.process_time()
+    for state in states:
+        engine.load_state(engine.dump_state(state))
+    dump = time.process_time() - t0
+    print(f"state dump+load:      {len(states) / dump:>10,.0f} states/s")
+    return 0
