@@ -97,15 +97,17 @@ def needs_human(row: dict[str, Any]) -> bool:
 
 
 def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Most in need first: urgent, empathy, then the longest wait, then recent activity."""
-    rank = level_rank(row)
-    tier = -rank if rank >= NEEDS_HUMAN else 0
+    """Most in need first: urgent, empathy, watch, calm; within a level the longest wait.
+
+    Inside a level, conversations that nobody waits on keep their opening order, so the wall
+    does not reshuffle every time a customer types: only a change of level or state moves a tile.
+    """
     waiting_since = row.get("waiting_since") if row["state"] == "waiting" else None
     return (
-        tier,
+        -level_rank(row),
         0 if waiting_since is not None else 1,
         waiting_since or 0.0,
-        -(row.get("last_customer_at") or row.get("updated_at") or 0.0),
+        row.get("created_at") or 0.0,
         row["id"],
     )
 
@@ -131,14 +133,28 @@ def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:
 
 
 def status_words(row: dict[str, Any], agent: str, at: float | None = None) -> str:
-    """``waiting 2m 05s``, ``with ana 4m``, ``yours 1m``, ``bot · idle 12s``."""
+    """``waiting 2m 05s``, ``with ana 4m``, ``yours 1m``, ``bot · idle 12m``.
+
+    Only a wait in the queue counts in seconds; the others move once a minute, so a wall of
+    idle bot conversations is not repainted every second.
+    """
     at = at or time.time()
     state = row["state"]
     if state == "waiting":
         return f"waiting {elapsed(at - (row.get('waiting_since') or at))}"
     if state == "human":
         who = "yours" if row.get("owner") == agent else f"with {row.get('owner')}"
-        return f"{who} {elapsed(at - (row.get('claimed_at') or at))}"
+        return f"{who} {minutes(at - (row.get('claimed_at') or at))}"
     if state == "resolved":
         return "resolved"
-    return f"bot · idle {elapsed(at - (row.get('last_message_at') or row.get('created_at') or at))}"
+    return f"bot · idle {minutes(at - (row.get('last_message_at') or row.get('created_at') or at))}"
+
+
+def minutes(seconds: float) -> str:
+    """``<1m``, ``12m``, ``3h 05m``."""
+    m = max(0, int(seconds)) // 60
+    if m == 0:
+        return "<1m"
+    if m < 60:
+        return f"{m}m"
+    return f"{m // 60}h {m % 60:02d}m"

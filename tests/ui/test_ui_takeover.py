@@ -46,6 +46,10 @@ async def test_claim_reply_hand_back(db_path: Path) -> None:
         assert conv.mine and conv.query_one(Composer).has_class("-active")
         with Store(db_path) as s:
             assert get_conversation(s, cid)["owner"] == "me"
+        # The drafts part may stream a suggested reply in: let it finish, then write our own.
+        composer = conv.query_one(Composer)
+        await wait_until(pilot, lambda: not getattr(composer, "streaming", False), what="draft done")
+        composer.clear()
         await pilot.press(*"Sorry about that, I have unblocked it.")
         await pilot.press("ctrl+s")
         with Store(db_path) as s:
@@ -116,6 +120,9 @@ async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
         await wait_until(pilot, lambda: conv.mine, what="owned")
         with Store(db_path) as s:
             lifecycle.transfer(s, cid, "bob", by="lead")
+        composer = conv.query_one(Composer)
+        await wait_until(pilot, lambda: not getattr(composer, "streaming", False), what="draft done")
+        composer.clear()
         await pilot.press(*"hello?", "ctrl+s")
         assert "taken by bob" in notes(app)
         with Store(db_path) as s:

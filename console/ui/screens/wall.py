@@ -7,6 +7,7 @@ re-point the slots; the selected conversation keeps its place on screen while ot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +187,7 @@ class WallScreen(Screen[None]):
         rows = self.tandem.rows
         rising = self.tandem.rising
         start = self.top * self.cols
+        at = time.time()
         with self.app.batch_update():
             for i, tile in enumerate(grid.children):
                 if not isinstance(tile, Tile):
@@ -193,9 +195,9 @@ class WallScreen(Screen[None]):
                 k = start + i
                 if k < len(self.order):
                     cid = self.order[k]
-                    tile.show(rows[cid], selected=cid == self.cursor, rising=cid in rising, tick=self.tick)
+                    tile.show(rows[cid], selected=cid == self.cursor, rising=cid in rising, at=at)
                 else:
-                    tile.show(None, selected=False, rising=False, tick=0)
+                    tile.show(None, selected=False, rising=False, at=at)
 
     def _second(self) -> None:
         self.tick += 1

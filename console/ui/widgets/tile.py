@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.segment import Segment
 from rich.text import Text
 from textual.events import Click
 from textual.message import Message
+from textual.strip import Strip
 from textual.widget import Widget
 
 from console.ui.model import level_rank, reason_words, safe_text, status_words
@@ -85,24 +87,28 @@ class Tile(Widget):
         self.agent = agent
         self.row: dict[str, Any] | None = None
         self._sig: tuple[Any, ...] | None = None
+        self._lines: list[Strip] | None = None
+        self._lines_key: tuple[Any, ...] | None = None
 
     @property
     def conversation_id(self) -> int | None:
         return None if self.row is None else self.row["id"]
 
-    def show(self, row: dict[str, Any] | None, *, selected: bool, rising: bool, tick: int) -> None:
+    def show(self, row: dict[str, Any] | None, *, selected: bool, rising: bool, at: float) -> None:
         """Point the slot at ``row``; repaint only if something visible changed.
 
         Args:
             row: the conversation, or ``None`` for an empty slot.
             selected: the wall's cursor is on it.
             rising: its level just rose (highlighted for a few seconds).
-            tick: the wall's clock second, so waiting times move once a second.
+            at: the wall's clock, so the waiting time shown moves (only when its words change).
         """
-        sig = (id(row), selected, rising, tick if row is not None else 0)
+        status = status_words(row, self.agent, at) if row is not None else ""
+        sig = (id(row), selected, rising, status)
         if sig == self._sig:
             return
         self._sig = sig
+        self._lines = None
         self.row = row
         self.display = row is not None
         self.set_class(selected, "-selected")
@@ -114,10 +120,29 @@ class Tile(Widget):
             self.set_class(row["state"] == "human" and row.get("owner") == self.agent, "-mine")
         self.refresh()
 
-    def render(self) -> Text:
-        if self.row is None:
-            return Text("")
-        return tile_text(self.row, self.agent, self.content_size.width, time.time())
+    def render_line(self, y: int) -> Strip:
+        # The Line API with our own cache: a tile's strips are built once per change from
+        # plain Text, skipping Textual's general content pipeline (the wall's main cost).
+        width = self.content_size.width
+        base = self.visual_style.rich_style
+        key = (width, base)
+        if self._lines is None or self._lines_key != key:
+            self._lines_key = key
+            self._lines = self._build(width, base)
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(width, base)
+
+    def _build(self, width: int, base: Any) -> list[Strip]:
+        if self.row is None or width <= 0:
+            return []
+        console = self.app.console
+        text = tile_text(self.row, self.agent, width, time.time())
+        strips = []
+        for line in text.split("\n", allow_blank=True):
+            segments = Segment.apply_style(line.render(console), base)
+            strips.append(Strip(list(segments)).adjust_cell_length(width, base))
+        return strips
 
     def on_click(self, event: Click) -> None:
         if self.row is not None:
