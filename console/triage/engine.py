@@ -76,6 +76,8 @@ STICKY = frozenset(
     {"safety", "fraud", "bereavement", "vulnerability", "financial_hardship", "health", "human_request"}
 )
 FADE = 0.8
+# Life-event cues that clearly positive sentiment turns into good news.
+SOFTENED_BY_RELIEF = frozenset({"vulnerability", "health"})
 
 # The soft model: weights over message and conversation signals, fitted on a development set
 # with conversation-grouped cross-validation (see console/triage/fit.py); bias last.
@@ -383,7 +385,14 @@ class TriageEngine:
                 continue
             if reason == "churn_threat" and (soft >= WATCH or sig.negative):
                 floor = EMPATHY + 0.08  # leaving *because* of us, not a routine closure
+            elif reason in SOFTENED_BY_RELIEF and sig.sentiment >= 0.5:
+                floor = WATCH + 0.05  # "the cancer got cured, I feel lucky": good news, not distress
             state.floors[reason] = max(state.floors.get(reason, 0.0), floor)
+        if sig.shout:
+            # Capitals alone are emphasis; capitals about a problem are someone losing patience.
+            upset = sig.negative or sig.hits.get("problem") or sig.hits.get("persist")
+            message_reasons.append("shouting")
+            state.floors["shouting"] = max(state.floors.get("shouting", 0.0), EMPATHY + 0.04 if upset else WATCH + 0.05)
         state.floors["_soft"] = soft
         return self._verdict(state, message_reasons)
 
@@ -453,8 +462,6 @@ class TriageEngine:
         reasons: list[str] = []
         if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[9]:
             reasons.append("frustration")
-        if sig.shout:
-            reasons.append("shouting")
         if sig.sentiment <= -0.25 or sig.features[2]:
             reasons.append("negative_sentiment")
         if trend and "negative_sentiment" not in reasons:

@@ -39,6 +39,18 @@ def clip(text: str) -> str:
     return text[:half] + " \n " + text[-half:]
 
 
+# "do not" is written as often as "don't": fold the long forms so lexicons list one spelling.
+_FOLD: dict[tuple[str, str], str] = {
+    ("do", "not"): "don't", ("did", "not"): "didn't", ("does", "not"): "doesn't",
+    ("is", "not"): "isn't", ("are", "not"): "aren't", ("was", "not"): "wasn't",
+    ("were", "not"): "weren't", ("have", "not"): "haven't", ("has", "not"): "hasn't",
+    ("will", "not"): "won't", ("would", "not"): "wouldn't", ("could", "not"): "couldn't",
+    ("should", "not"): "shouldn't", ("can", "not"): "cannot", ("i", "am"): "i'm",
+    ("you", "are"): "you're", ("that", "is"): "that's", ("it", "is"): "it's",
+}
+_FOLD_FIRST = frozenset(a for a, _ in _FOLD)
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case word tokens plus ``! ? , . ; :`` marks, with common slang spellings normalised.
 
@@ -46,7 +58,21 @@ def tokens(text: str) -> list[str]:
     """
     raw = _TOKEN.findall(text.lower().translate(_APOSTROPHES))
     get = _SPELLING.get
-    return [get(t, t) for t in raw]
+    toks = [get(t, t) for t in raw]
+    if _FOLD_FIRST.isdisjoint(toks):
+        return toks
+    out: list[str] = []
+    i, n = 0, len(toks)
+    while i < n:
+        if i + 1 < n:
+            folded = _FOLD.get((toks[i], toks[i + 1]))
+            if folded is not None:
+                out.append(folded)
+                i += 2
+                continue
+        out.append(toks[i])
+        i += 1
+    return out
 
 
 def caps_words(text: str) -> int:
