@@ -60,6 +60,11 @@ class LLMConfig:
     timeout: float = DEFAULT_TIMEOUT
     source: str = "defaults"
 
+    @classmethod
+    def from_env(cls) -> LLMConfig:
+        """The settings from the environment and the config file (see :func:`load_config`)."""
+        return load_config()
+
     @property
     def enabled(self) -> bool:
         """True when an endpoint is configured; otherwise use the embedded engines."""

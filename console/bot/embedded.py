@@ -1,0 +1,355 @@
+"""The embedded bot: intent cues plus knowledge-base retrieval, offline and fast.
+
+How one customer message is answered (first match wins):
+
+1. asks for a person -> ``handoff`` (reason ``human_request``);
+2. sentences that try to instruct the bot are dropped; if nothing else is left, a fixed
+   reply that neither obeys nor explains (the rest of the message is answered as usual);
+3. greetings, thanks and "that's all" -> a short reply (``resolve`` when the customer closes);
+4. too vague to search ("it doesn't work", "my card") -> a clarifying question;
+5. retrieval (FTS5 bm25, then a check of how much of the question the article covers):
+   nothing reliable -> an honest "I don't know" (``fallback``); two equally good articles
+   for a short question -> ask which one; else an answer built from the article's summary
+   and the one or two facts that best fit the question (with steps for "how do I").
+
+The reply reads like a person: a varied opener, the customer's first name only on the first
+reply, a short empathetic line when triage saw frustration. Customer text is never echoed
+back, so nothing a customer writes can put words in the bot's mouth.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from console.bot import intents
+from console.bot.types import BotAnswer, BotContext
+from console.kb import Parsed, ensure_loaded, split_body
+from store.db import Store
+from store.kb import all_articles, search, terms
+
+# Words that say what area a question is about but not what the question is.
+GENERIC = frozenset(
+    "card cards account accounts money pay paid paying payment payments app pennant bank use using "
+    "used make made today yesterday week day time way thing things get support customer service".split()
+)
+# Feelings and waiting: they colour a question (triage reads them) but do not say what it is about.
+FEELINGS = frozenset(
+    "angry upset annoyed furious frustrated frustrating ridiculous disappointed worried waiting waited "
+    "weeks days months hours ages long already again still so very".split()
+)
+# Words that say something is wrong but not what.
+VAGUE_WORDS = frozenset(
+    "work working works worked doesnt dont isnt wont didnt broken problem problems issue issues error "
+    "errors wrong stuck help question questions confused sure cant cannot never trouble hasnt havent "
+    "wasnt werent arent".split()
+)
+# Politeness and small talk: a message made only of these has no question in it.
+CHATTER = frozenset(
+    "thanks thank thx ty ta cheers bye goodbye great perfect brilliant awesome helpful lovely cool "
+    "nice good fine ok okay sorted done appreciated appreciate much lot day morning afternoon evening "
+    "hi hello hey hiya howdy yo greetings hallo hola bonjour all set everything nope nah nothing else "
+    "see ya have wonderful fab fantastic amazing excellent super".split()
+)
+# Articles about loss, money worries or crime: answered plainly, without cheerful openers.
+SENSITIVE_TAGS = frozenset({"bereavement", "hardship", "scam", "fraud", "extra support"})
+_MONEY = re.compile(r"[£€$%]|\bfree\b")
+_DURATION = re.compile(r"\b(?:seconds?|minutes?|hours?|days?|weeks?|months?|instantly|straight away)\b")
+# "pay in 3", "pay-in-three", "payin3": one product name; its digit alone would match any "3".
+_PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b", re.IGNORECASE)
+_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
+
+
+def _stem(word: str) -> str:
+    # A crude stem is enough to ask "does this article mention that word at all?":
+    # "declined"/"decline", "moved"/"move", "fees"/"fee" meet at the same five letters.
+    if len(word) > 4:
+        for suffix in ("ing", "ed", "es", "s"):
+            if word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
+    elif len(word) > 3 and word.endswith("s"):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word[:5]
+
+
+def _stems(text: str) -> frozenset[str]:
+    # Every word (no cap, no stop list): an article's vocabulary, or a fact's.
+    return frozenset(_stem(w.replace("'", "")) for w in _WORDS.findall(text.lower()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    parsed: Parsed
+    stems: frozenset[str]
+    title_stems: frozenset[str]
+    fact_stems: tuple[frozenset[str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A retrieved article and how much of the question it covers."""
+
+    id: str
+    score: float  # bm25, lower is better
+    matched: float  # weighted count of question words the article contains
+    coverage: float  # matched / weighted question length
+    title_hits: int = 0  # question words in the article's title
+
+    @property
+    def confident(self) -> bool:
+        # Two real words of the question, or most of a short one ("pin", "freeze card").
+        return self.matched >= 2.0 or (self.coverage >= 0.6 and self.matched >= 1.0)
+
+
+def first_name(name: str) -> str:
+    """A safe first name to address the customer by ('' when there is none)."""
+    match = _NAME.search(name or "")
+    return match.group(0) if match else ""
+
+
+def _pick(options: tuple[str, ...], seed: int) -> str:
+    return options[seed % len(options)]
+
+
+_OPENERS = ("", "Sure. ", "Happy to help. ", "Good question. ", "", "Of course. ")
+_EMPATHY = ("I'm sorry for the hassle. ", "Sorry this has been frustrating. ", "I understand, let's sort this out. ")
+_CLOSERS = ("", " Is there anything else I can help with?", " Does that answer your question?", "",
+            " Let me know if anything is unclear.")
+_CLOSINGS = ("You're welcome{name}! Glad I could help. Have a lovely day.",
+             "My pleasure{name}. Take care, and come back any time.",
+             "Glad that's sorted{name}. Have a good day!")
+_GREETINGS_FIRST = ("Hi{name}! I'm Pennant's virtual assistant. What can I help you with today?",
+                    "Hello{name}, thanks for getting in touch. How can I help?")
+_GREETINGS_AGAIN = ("Hi again! What can I help you with?", "Hello! What else can I do for you?")
+_FALLBACKS = (
+    "I'm not sure about that one, and I'd rather not guess. Could you tell me a bit more? I can help "
+    "with cards, payments and transfers, Pay-in-3, fees and limits, and your account.",
+    "I don't have a reliable answer to that, I'm afraid. Could you put it another way, or tell me "
+    "which part of your account it's about?",
+)
+_FALLBACKS_AGAIN = (
+    "I'm sorry, I still can't find a reliable answer to that. A colleague from our team can help: "
+    "just say if you'd like me to bring someone in.",
+)
+_HANDOFF = "Of course. I'm bringing in a person from our team; they'll see everything we've discussed so far."
+_INJECTION = ("I can only help with questions about your Pennant account and our services, and I can't "
+              "change how I work or share internal details. What can I help you with today?")
+_PROMPT = "Could you tell me a little more about what you need? I can help with cards, payments and transfers, Pay-in-3, fees and your account."
+_CLARIFY_TOPIC = {
+    "card": "Sorry to hear that. What's happening with the card: is a payment being declined, is the "
+            "PIN not accepted, has it been lost, or has it not arrived yet?",
+    "payment": "Happy to look into it. Is this about a payment you sent, money you're expecting to "
+               "receive, or a card payment you don't recognise?",
+    "app": "Sorry about that. Is the app not letting you log in, or is something inside the app not "
+           "working as expected?",
+    "account": "Of course. Is it about opening or verifying your account, its limits and fees, or "
+               "closing it?",
+}
+_TOPIC_OF = {"card": "card", "cards": "card", "pay": "payment", "paid": "payment", "payment": "payment",
+             "payments": "payment", "money": "payment", "paying": "payment", "app": "app",
+             "account": "account", "accounts": "account"}
+_CLARIFY_DEFAULT = ("I'd like to help. Could you tell me a bit more: is it about your card, a payment "
+                    "or transfer, Pay-in-3, or logging in to the app?")
+
+
+class EmbeddedBot:
+    """Answers from the knowledge base with no network and no model.
+
+    :param store: the database path (the bot opens one connection per thread) or an open
+        :class:`~store.Store` to use from the calling thread only
+    :param cache_size: retrieval results remembered (questions repeat a lot)
+    """
+
+    engine = "embedded"
+    model: str | None = None
+
+    def __init__(self, store: Store | str | Path, *, cache_size: int = 8192) -> None:
+        self._local = threading.local()
+        if isinstance(store, Store):
+            self._shared: Store | None = store
+            self.path = store.path
+        else:
+            self._shared = None
+            self.path = Path(store)
+        conn = self._store()
+        ensure_loaded(conn)
+        self._articles: dict[str, _Indexed] = {}
+        for article in all_articles(conn):
+            parsed = split_body(article)
+            self._articles[article.id] = _Indexed(
+                parsed,
+                _stems(f"{article.title} {article.tags} {article.body}"),
+                _stems(article.title),
+                tuple(_stems(f) for f in parsed.facts),
+            )
+        self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _store(self) -> Store:
+        if self._shared is not None:
+            return self._shared
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = Store(self.path)
+            self._local.store = store
+        return store
+
+    def article(self, article_id: str) -> Parsed | None:
+        """The parsed article (for the LLM prompt and tests)."""
+        indexed = self._articles.get(article_id)
+        return indexed.parsed if indexed else None
+
+    def retrieve(self, text: str) -> list[Candidate]:
+        """The best articles for ``text`` with their coverage, best first (cached)."""
+        words = tuple(terms(text))
+        return list(self._retrieve(words)) if words else []
+
+    def _retrieve_uncached(self, words: tuple[str, ...]) -> tuple[Candidate, ...]:
+        hits = search(self._store(), " ".join(words), limit=3)
+        weights = {_stem(w): (0.2 if w in FEELINGS else 0.4 if w in GENERIC or w in VAGUE_WORDS else 1.0)
+                   for w in words}
+        total = sum(weights.values()) or 1.0
+        out = []
+        for hit in hits:
+            indexed = self._articles.get(hit.id)
+            stems = indexed.stems if indexed else _stems(f"{hit.title} {hit.tags} {hit.body}")
+            title = indexed.title_stems if indexed else _stems(hit.title)
+            matched = sum(weight for stem, weight in weights.items() if stem in stems)
+            out.append(Candidate(hit.id, hit.score, matched, matched / total,
+                                 sum(1 for stem in weights if stem in title)))
+        if not out:
+            return ()
+        # bm25 favours short articles that repeat one word; how much of the question an
+        # article covers breaks near-ties the other way.
+        top = out[0].score or -1.0
+        out.sort(key=lambda c: -(c.matched + 0.5 * (c.score / top) + 0.3 * c.title_hits))
+        return tuple(out)
+
+    # -- answering -----------------------------------------------------------------------
+    async def answer(self, ctx: BotContext) -> BotAnswer:
+        """Answer the newest customer message (same as :meth:`answer_sync`)."""
+        return self.answer_sync(ctx)
+
+    def answer_sync(self, ctx: BotContext) -> BotAnswer:
+        """Answer the newest customer message of ``ctx``; never raises on odd text."""
+        text = ctx.last_customer_text()
+        seed = ctx.conversation_id * 31 + ctx.bot_turns()
+        name = first_name(ctx.customer_name) if ctx.bot_turns() == 0 else ""
+        with_name = f", {name}" if name else ""
+        if not text.strip():
+            return self._greeting(ctx, seed, name)
+        cues = intents.detect(text)
+        if cues.human:
+            return BotAnswer(_HANDOFF, handoff=True, handoff_reason="human_request", intent="handoff")
+        cleaned = _PAY_IN_3.sub(" pay-in-3 instalment ", cues.cleaned)
+        # Numbers ("3 weeks", "£2000", "2J" of an escape) say how much or how long, not what about.
+        content = [w for w in terms(cleaned)
+                   if w not in CHATTER and not any(ch.isdigit() for ch in w)]
+        if not content:
+            if cues.injection:
+                return BotAnswer(_INJECTION, intent="injection")
+            last_reply = ctx.last_reply_text()
+            if cues.thanks or intents.closes_after_offer(cues.cleaned, last_reply) or (
+                    intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0):
+                return BotAnswer(_pick(_CLOSINGS, seed).format(name=with_name), resolve=True, intent="closing")
+            if cues.greeting:
+                return self._greeting(ctx, seed, name)
+            if cues.vague:
+                return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
+            return BotAnswer(_PROMPT, intent="prompt")
+
+        specific = [w for w in content if w not in GENERIC and w not in VAGUE_WORDS and w not in FEELINGS]
+        last_reply = ctx.last_reply_text()
+        follow_up = last_reply.rstrip().endswith("?") and len(specific) <= 2
+        query = " ".join(content)
+        if follow_up:
+            # A short reply to our own question ("declined") is read with what came before it.
+            previous = ctx.previous_customer_text()
+            query = f"{intents.strip_injection(previous)[0]} {query}"
+        elif not specific:
+            topic = next((_TOPIC_OF[w] for w in content if w in _TOPIC_OF), None)
+            return BotAnswer(_CLARIFY_TOPIC.get(topic or "", _CLARIFY_DEFAULT), intent="clarify")
+
+        candidates = self.retrieve(query)
+        best = candidates[0] if candidates else None
+        if best is None or not best.confident:
+            options = _FALLBACKS_AGAIN if ctx.fallbacks >= 1 else _FALLBACKS
+            return BotAnswer(_pick(options, seed), fallback=True, intent="fallback")
+        second = candidates[1] if len(candidates) > 1 else None
+        # Ask which one only when a short question fits two articles equally well.
+        if (second is not None and second.confident and not follow_up and len(specific) <= 2
+                and second.matched >= best.matched and second.title_hits >= best.title_hits
+                and abs(second.score) >= 0.85 * abs(best.score)):
+            a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
+            return BotAnswer(
+                f'Just so I point you the right way: is this about "{a.title}" or "{b.title}"?',
+                kb_ids=[best.id, second.id], intent="clarify",
+            )
+        return self._compose(ctx, cues, query, best.id, seed, name)
+
+    def _greeting(self, ctx: BotContext, seed: int, name: str) -> BotAnswer:
+        if ctx.bot_turns() == 0:
+            return BotAnswer(_pick(_GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
+                             intent="greeting")
+        return BotAnswer(_pick(_GREETINGS_AGAIN, seed), intent="greeting")
+
+    def _compose(self, ctx: BotContext, cues: intents.Cues, query: str, article_id: str, seed: int,
+                 name: str) -> BotAnswer:
+        indexed = self._articles[article_id]
+        art = indexed.parsed
+        question = _stems(query)
+        last_reply = ctx.last_reply_text()
+        repeat = bool(art.summary) and art.summary in last_reply
+        sensitive = not SENSITIVE_TAGS.isdisjoint(art.tags)
+
+        scored: list[tuple[float, int]] = []
+        for i, fact in enumerate(art.facts):
+            if fact in last_reply:
+                continue  # already said; a repeat question gets what it has not seen yet
+            score = float(len(question & indexed.fact_stems[i]))
+            if cues.how_much and _MONEY.search(fact):
+                score += 1.5
+            if cues.how_long and _DURATION.search(fact):
+                score += 1.5
+            scored.append((score, i))
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        show_steps = cues.how_to and bool(art.steps)
+        chosen = [i for score, i in scored[:2] if score >= 1.0]
+        if len(chosen) == 2 and (scored[1][0] < 2.0 or show_steps):
+            chosen = chosen[:1]
+        if repeat and not chosen and scored:
+            chosen = [scored[0][1]]
+
+        parts: list[str] = []
+        if repeat:
+            parts.append("Sorry, it sounds like my last answer didn't cover it.")
+        else:
+            empathic = ctx.level in ("watch", "empathy") or any(
+                r in ctx.reasons for r in ("frustration", "negative_sentiment", "repeat_question"))
+            if sensitive:
+                opener = ""  # no cheerful "Hi Maya!" before condolences or a scam
+            elif empathic:
+                opener = _pick(_EMPATHY, seed)
+            elif name:
+                opener = f"Hi {name}! "
+            else:
+                opener = _pick(_OPENERS, seed)
+            parts.append(opener + art.summary)
+        for i in sorted(chosen):
+            parts.append(art.facts[i])
+        if show_steps and not repeat:
+            steps = [s.rstrip(".") for s in art.steps[:3]]
+            parts.append("Here's how: " + "; ".join(f"{n}) {s}" for n, s in enumerate(steps, 1)) + ".")
+        text = " ".join(p.strip() for p in parts if p.strip())
+        if repeat:
+            text += " If that still doesn't answer it, I can bring in a colleague."
+        elif not sensitive:
+            text += _pick(_CLOSERS, seed // 2)
+        return BotAnswer(text, kb_ids=[article_id], fallback=repeat, intent="repeat" if repeat else "answer")

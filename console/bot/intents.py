@@ -1,0 +1,134 @@
+"""Conversational intents the bot recognises before it searches the knowledge base.
+
+Precompiled patterns only: this runs on every customer message on the hub, so it must cost
+microseconds. The order of :func:`detect` is the order of precedence: a request for a person
+wins over everything, an injection attempt is removed before anything else is read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Asking for a person. "Not a bot" / "real person" / "speak to someone" / "agent please".
+_HUMAN = re.compile(
+    r"\b(?:"
+    r"(?:talk|speak|chat|get through)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s+|your\s+|real\s+|actual\s+)*"
+    r"(?:human|person|people|agent|advisor|adviser|someone|somebody|representative|rep|manager|staff|operator)"
+    r"|real\s+(?:human|person|people)|actual\s+(?:human|person)|human\s+being"
+    r"|(?:human|agent|person|operator|representative)\s*(?:please|pls|now)\b"
+    r"|(?:not|stop)\s+(?:a|the|this|talking to (?:a|the))\s+(?:bot|robot|machine)"
+    r"|(?:connect|transfer|put)\s+me\s+(?:to|through|with)"
+    r"|customer\s+(?:service|support)\s+(?:agent|rep|representative|person)"
+    r"|(?:want|need)\s+(?:a|an)\s+(?:human|person|agent)"
+    r")",
+    re.IGNORECASE,
+)
+
+# Attempts to change the bot's instructions or read its internals. Matched per sentence,
+# and the matching sentences are dropped before the rest of the message is read.
+_INJECTION = re.compile(
+    r"(?:"
+    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(?:instructions?|rules|prompts?|guidelines|"
+    r"programming|policy|policies|restrictions|guardrails|system)"
+    r"|\byou\s+are\s+(?:now|no\s+longer)\b|\bfrom\s+now\s+on\b[^.!?\n]{0,20}\byou\b"
+    r"|\b(?:act|behave|respond)\s+as\s+(?:if|an?|my|the)\b|\bpretend\s+(?:to\s+be|you(?:'re|\s+are)?)\b"
+    r"|\broleplay\b|\bjailbreak|\bdan\s+mode\b|\bdeveloper\s+mode\b|\badmin(?:istrator)?\s+mode\b"
+    r"|\b(?:system|hidden|initial|original)\s+(?:prompt|message|instructions?)\b"
+    r"|\b(?:reveal|show|print|repeat|output|tell\s+me|give\s+me|what\s+(?:are|is))\s+(?:me\s+)?(?:your|the)\s+"
+    r"(?:system\s+|internal\s+|secret\s+|hidden\s+)?(?:prompt|instructions?|rules|policy|policies|configuration|"
+    r"escalation\s+(?:rules|policy|threshold)s?)\b"
+    r"|\bnew\s+instructions?\b"
+    r"|\bhow\s+do\s+you\s+decide\s+(?:when|who|whether)\b"
+    r")",
+    re.IGNORECASE,
+)
+
+_GREETING = re.compile(
+    r"^\W*(?:hi+|hello+|hey+|hiya|howdy|yo|good\s+(?:morning|afternoon|evening|day)|greetings|"
+    r"hallo|hola|bonjour|morning|evening)\b",
+    re.IGNORECASE,
+)
+_THANKS = re.compile(
+    r"\b(?:thanks?|thank\s*(?:you|u)|thx|ty|cheers|ta|much\s+appreciated|appreciate\s+it|"
+    r"that(?:'s|\s+is)\s+(?:all|it|everything|great|perfect|helpful|brilliant)|all\s+(?:sorted|good|done)|"
+    r"bye+|goodbye|good\s*bye|see\s+ya|that\s+helped|problem\s+solved|sorted|have\s+a\s+(?:good|nice)\s+(?:day|one))\b",
+    re.IGNORECASE,
+)
+_CLOSING_NO = re.compile(
+    r"^\W*(?:no+|nope|nah|no\s+thanks?|no\s+thank\s+you|nothing(?:\s+else)?|that(?:'s|\s+is)\s+(?:all|it)|"
+    r"i(?:'m|\s+am)\s+(?:good|fine|ok|okay|all\s+set))\W*$",
+    re.IGNORECASE,
+)
+_ANYTHING_ELSE = re.compile(r"anything\s+else|something\s+else|else\s+i\s+can", re.IGNORECASE)
+_VAGUE = re.compile(
+    r"\b(?:doesn'?t|does\s+not|isn'?t|is\s+not|won'?t|not|never|can'?t|cannot)\s+work(?:ing|s)?\b|\bbroken\b|"
+    r"\bproblem|\bissue|\berror\b|\bwrong\b|\bstuck\b|\bhelp\b|\bquestion\b|\bconfused\b|\bnot\s+sure\b",
+    re.IGNORECASE,
+)
+_HOW_TO = re.compile(r"\b(?:how\s+(?:do|can|should|would|to)|where\s+(?:do|can|is)|what\s+do\s+i\s+do|steps?)\b",
+                     re.IGNORECASE)
+_HOW_LONG = re.compile(r"\b(?:how\s+long|when\s+will|how\s+soon|how\s+many\s+days|still\s+(?:not|waiting))\b",
+                       re.IGNORECASE)
+_HOW_MUCH = re.compile(r"\b(?:how\s+much|cost|costs|fee|fees|charge|charges|price|pricing|free)\b", re.IGNORECASE)
+# Fake role tags ("</system>", "<assistant>"): removed themselves, and they end a sentence.
+_ROLE_TAG = re.compile(r"</?\s*(?:system|assistant|user|instructions?|prompt|im_start|im_end)\s*/?>|<\|[a-z_]+\|>",
+                       re.IGNORECASE)
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Cues:
+    """What a customer message is asking for, read before any retrieval."""
+
+    human: bool
+    injection: bool
+    cleaned: str  # the message without its injection sentences
+    greeting: bool
+    thanks: bool
+    vague: bool
+    how_to: bool
+    how_long: bool
+    how_much: bool
+    question: bool
+
+
+def strip_injection(text: str) -> tuple[str, bool]:
+    """The text without sentences that try to instruct the bot, and whether any were found."""
+    tagged = bool(_ROLE_TAG.search(text))
+    if tagged:
+        text = _ROLE_TAG.sub("\n", text)
+    if not _INJECTION.search(text):
+        return text, tagged
+    kept = [s for s in _SENTENCE.findall(text) if not _INJECTION.search(s)]
+    return " ".join(s.strip() for s in kept if s.strip()), True
+
+
+def detect(text: str) -> Cues:
+    """Read the cues of one customer message (any text; at most its first 2,000 characters)."""
+    text = text[:2000]
+    cleaned, injection = strip_injection(text)
+    return Cues(
+        # Asking for a person is always honoured, even inside a sentence that also tries to
+        # instruct the bot: it is a right, not a change of policy.
+        human=bool(_HUMAN.search(text)),
+        injection=injection,
+        cleaned=cleaned,
+        greeting=bool(_GREETING.search(cleaned)),
+        thanks=bool(_THANKS.search(cleaned)),
+        vague=bool(_VAGUE.search(cleaned)),
+        how_to=bool(_HOW_TO.search(cleaned)),
+        how_long=bool(_HOW_LONG.search(cleaned)),
+        how_much=bool(_HOW_MUCH.search(cleaned)),
+        question="?" in cleaned,
+    )
+
+
+def closes_after_offer(text: str, last_reply: str) -> bool:
+    """A bare "no" / "that's all" right after the bot asked whether there is anything else."""
+    return bool(_CLOSING_NO.match(text)) and bool(_ANYTHING_ELSE.search(last_reply))
+
+
+def is_bare_no(text: str) -> bool:
+    """A short "no thanks" / "that's all" with nothing else in it."""
+    return bool(_CLOSING_NO.match(text))
