@@ -53,6 +53,11 @@ def _check_file(path: Path) -> None:
         return
     if path.is_dir():
         raise DatabaseUnavailable(f"{path} is a directory, not a database file")
+    if Path(f"{path}-wal").exists():
+        # A live WAL database. Opening it here and closing the descriptor would drop every
+        # POSIX lock this process's SQLite connections hold on it; another process could then
+        # think it is the last user, checkpoint and delete -wal/-shm under our feet.
+        return
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
