@@ -1,44 +1,107 @@
-"""The reply composer: a text editor plus a one-line status, in the conversation screen.
+"""The reply composer: a text editor, the draft that writes itself into it, and a status line.
 
-The screen owns the store writes: it handles :class:`Composer.Sent` by calling
-``store.lifecycle.agent_reply`` and, on success, :meth:`Composer.sent`. The drafts part
-(DESIGN.md section 6) streams suggested replies into the editor through
-:meth:`Composer.on_takeover` and :meth:`Composer.on_customer_message`; a draft is never sent
-without the agent pressing send.
+The screen owns the store writes for replies: it handles :class:`Composer.Sent` by calling
+``store.lifecycle.agent_reply`` and, on success, :meth:`Composer.sent`, which logs the draft
+as accepted or edited (with its edit distance). Drafts (DESIGN.md section 6) come from
+:class:`console.assist.service.DraftService`: on :meth:`Composer.on_takeover`, and on
+:meth:`Composer.on_customer_message` while the editor is empty or still holds the untouched
+draft. A draft is never sent without the agent pressing send.
+
+Streaming follows Textual's ``MarkdownStream``: the draft's fragments go into a pending
+buffer and one timer flushes it every ``FLUSH_SECONDS`` with a single
+``insert(text, document.end)``, never a UI call per token. Inserting at the end keeps the
+agent's cursor where it is (unless it sits at the very end, where it follows the text), and
+each flush is one undo step.
 
 Bindings:
 
-| key              | action                         |
-|------------------|--------------------------------|
-| ctrl+s           | send the text to the customer  |
-| ctrl+enter       | send (where the terminal reports it) |
+| key        | action                                                       |
+|------------|--------------------------------------------------------------|
+| ctrl+s     | send the text to the customer (stops a draft that is still streaming first) |
+| ctrl+enter | send (where the terminal reports it)                         |
+| f5         | regenerate the draft                                         |
+| f9         | regenerate with an instruction ("shorter", "more formal", free text) |
+| f8         | discard the draft                                            |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from console.assist.service import DraftFinished, DraftReset, DraftService, DraftStarted, DraftText
+from store import Store
+from store.errors import StoreError
+
+# How often buffered draft text reaches the editor: fast enough to read as streaming,
+# slow enough that a fast model costs a handful of renders per second, not one per token.
+FLUSH_SECONDS = 0.04
+_NOT_SET: Any = object()
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+@dataclass
+class DraftState:
+    """What the composer knows about the draft in the editor."""
+
+    draft_id: int
+    engine: str
+    model: str | None
+    kb_ids: tuple[str, ...] = ()
+    first_text_ms: float | None = None
+    notice: str | None = None
+    streaming: bool = True
+    stale: bool = False
+    instruction: str | None = None
+
+
+def status_line(state: DraftState | None, *, idle: str = "ctrl+s sends · f5 draft") -> str:
+    """The one line under the editor (plain text): engine, timing, sources, warnings first."""
+    if state is None:
+        return idle
+    parts: list[str] = []
+    if state.stale:
+        parts.append("stale: the customer wrote again — f5 regenerates")
+    if state.notice:
+        parts.append(f"⚠ {state.notice}")
+    engine = state.engine if not state.model else f"{state.engine} {state.model}"
+    parts.append(f"draft #{state.draft_id} · {engine}")
+    parts.append("writing…" if state.streaming else f"first text {_ms(state.first_text_ms)}")
+    if state.kb_ids:
+        parts.append("sources " + ", ".join(state.kb_ids))
+    parts.append("ctrl+s send · f5 regenerate · f9 instruct · f8 discard")
+    return " · ".join(parts)
 
 
 class Composer(Widget):
-    """A ``TextArea`` for the agent's reply and a status line under it.
+    """A ``TextArea`` for the agent's reply, a draft streaming into it, and a status line.
 
     Args:
-        db_path: the store file (the drafts part opens its own connection from it).
+        db_path: the store file (the composer opens its own connection from it).
         conversation_id: the conversation this composer writes to.
         agent: the agent's name.
+        llm: a ``console.llm.LLM`` for drafts; by default one from ``console.config`` when an
+            endpoint is configured, else the embedded engine only.
     """
 
     DEFAULT_CSS = """
     Composer {
         height: auto;
-        max-height: 12;
+        max-height: 14;
     }
     Composer > TextArea {
         height: auto;
@@ -46,15 +109,23 @@ class Composer(Widget):
         max-height: 10;
     }
     Composer > .composer--status {
-        height: 1;
+        height: auto;
+        max-height: 2;
         color: $text-muted;
         padding: 0 1;
+    }
+    Composer > .composer--status.-warning {
+        color: $warning;
     }
     """
 
     BINDINGS = [
         Binding("ctrl+s", "send", "Send", id="composer.send", tooltip="Send the reply to the customer"),
         Binding("ctrl+enter", "send", "Send", show=False, id="composer.send_enter"),
+        Binding("f5", "regenerate", "Redraft", id="composer.regenerate", tooltip="Write a new draft"),
+        Binding("f9", "instruct", "Redraft with…", id="composer.instruct",
+                tooltip="New draft with an instruction: shorter, more formal, warmer…"),
+        Binding("f8", "discard", "Discard", id="composer.discard", tooltip="Throw the draft away"),
     ]
 
     @dataclass
@@ -66,17 +137,45 @@ class Composer(Widget):
         draft_id: int | None
         """The draft this text started from, if any (for the drafts log)."""
 
-    def __init__(self, db_path: Path, conversation_id: int, agent: str, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    @dataclass
+    class DraftUpdated(Message):
+        """A draft started, finished, went stale or was discarded (for panels and tests)."""
+
+        draft: DraftState | None
+
+    def __init__(self, db_path: Path, conversation_id: int, agent: str, *, llm: Any = _NOT_SET,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
         self.db_path = Path(db_path)
         self.conversation_id = conversation_id
         self.agent = agent
-        # The draft the editor's text came from; set by the drafts part when it streams one.
+        # The draft the editor's text came from; the screen passes it back with Sent.
         self.draft_id: int | None = None
+        self.draft: DraftState | None = None
+        self._llm = llm
+        self._service: DraftService | None = None
+        self._store: Store | None = None
+        self._pending: list[str] = []
+        self._inserted = ""  # everything the current draft put into the editor
+        self._flusher: Timer | None = None
+        self._worker: Worker[None] | None = None
+        self._sent_text: str | None = None
+        self._run_id = 0
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="composer-input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
-        yield Static("ctrl+s sends", classes="composer--status", markup=False)
+        yield Static(status_line(None), classes="composer--status", markup=False)
+
+    def on_mount(self) -> None:
+        self._flusher = self.set_interval(FLUSH_SECONDS, self._flush, pause=True, name="composer-flush")
+
+    def on_unmount(self) -> None:
+        self._stop_stream()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # --- the parts ----------------------------------------------------------------------
 
     @property
     def editor(self) -> TextArea:
@@ -88,35 +187,244 @@ class Composer(Widget):
         """The reply as currently written."""
         return self.editor.text
 
-    def set_status(self, text: str) -> None:
-        """Show one line under the editor (plain text, never markup)."""
-        self.query_one(".composer--status", Static).update(text)
+    @property
+    def streaming(self) -> bool:
+        """Whether a draft is being written into the editor right now."""
+        return self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    @property
+    def untouched(self) -> bool:
+        """The editor holds nothing, or only the draft exactly as it was written."""
+        return self.editor.text.strip() == "" or self.editor.text == self._inserted + "".join(self._pending)
+
+    @property
+    def service(self) -> DraftService:
+        """The draft service, created on first use with this composer's own store connection."""
+        if self._service is None:
+            self._store = Store(self.db_path)
+            llm = self._llm
+            notice = None
+            if llm is _NOT_SET:
+                llm, notice = _configured_llm()
+            self._service = DraftService(self._store, agent=self.agent, llm=llm)
+            if notice:
+                self.set_status(notice, warning=True)
+        return self._service
+
+    def set_status(self, text: str, *, warning: bool = False) -> None:
+        """Show the line under the editor (plain text, never markup)."""
+        status = self.query_one(".composer--status", Static)
+        status.update(text)
+        status.set_class(warning, "-warning")
+
+    def _show(self) -> None:
+        d = self.draft
+        self.set_status(status_line(d), warning=bool(d and (d.stale or d.notice)))
 
     def focus_editor(self) -> None:
         """Put the keyboard focus in the editor."""
         self.editor.focus()
 
+    # --- drafts -------------------------------------------------------------------------
+
+    def start_draft(self, instruction: str | None = None) -> None:
+        """Replace the editor's text with a new draft (the old draft, if any, is discarded)."""
+        self._stop_stream()
+        self._forget_draft(discard=True)
+        self.editor.clear()
+        self._inserted = ""
+        self._pending.clear()
+        self.set_status("drafting…")
+        self._worker = self.run_worker(self._run(instruction), group="composer-draft", exclusive=True,
+                                       exit_on_error=False, name="draft")
+
+    async def _run(self, instruction: str | None) -> None:
+        assert self._flusher is not None
+        self._run_id += 1
+        run_id = self._run_id
+        self._flusher.resume()
+        try:
+            async for event in self.service.draft(self.conversation_id, instruction=instruction):
+                if isinstance(event, DraftText):
+                    self._pending.append(event.text)
+                elif isinstance(event, DraftStarted):
+                    self.draft_id = event.draft_id
+                    self.draft = DraftState(event.draft_id, event.engine, event.model, event.kb_ids,
+                                            instruction=instruction)
+                    self._show()
+                    self.post_message(self.DraftUpdated(self.draft))
+                elif isinstance(event, DraftReset):
+                    self._reset(event)
+                elif isinstance(event, DraftFinished):
+                    self._flush()
+                    d = self.draft
+                    if d is not None:
+                        d.engine, d.model, d.kb_ids = event.engine, event.model, event.kb_ids
+                        d.first_text_ms, d.notice, d.stale = event.first_text_ms, event.notice, event.stale
+                        d.streaming = False
+                    self._show()
+                    self.post_message(self.DraftUpdated(self.draft))
+        except StoreError as exc:
+            self.set_status(f"no draft: {exc}", warning=True)
+        finally:
+            # A cancelled run finishes after its successor started: leave the successor alone.
+            if run_id == self._run_id:
+                self._flush()
+                self._flusher.pause()
+                if self.draft is not None:
+                    self.draft.streaming = False
+
+    def _flush(self) -> None:
+        """Move the buffered draft text into the editor with one insert."""
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        editor = self.editor
+        editor.insert(text, editor.document.end, maintain_selection_offset=True)
+        self._inserted += text
+
+    def _reset(self, event: DraftReset) -> None:
+        # The LLM failed half-way: its words go, unless the agent already worked on them.
+        self._pending.clear()
+        if self.editor.text == self._inserted:
+            self.editor.clear()
+            self._inserted = ""
+        else:
+            self._flush()
+            self.editor.insert("\n\n", self.editor.document.end)
+            self._inserted = self.editor.text
+        if self.draft is not None:
+            self.draft.notice = event.notice
+            self.draft.engine, self.draft.model = event.engine, None
+        self._show()
+
+    def _stop_stream(self) -> None:
+        if self._worker is not None and self.streaming:
+            self._worker.cancel()
+        self._flush()
+        if self._flusher is not None:
+            self._flusher.pause()
+        self._worker = None
+
+    def _forget_draft(self, *, discard: bool) -> None:
+        if discard and self.draft_id is not None and self._service is not None:
+            try:
+                self._service.discard(self.draft_id)
+            except StoreError:
+                pass  # the log is best effort here; the agent's action matters more
+        self.draft_id = None
+        self.draft = None
+
+    # --- actions ------------------------------------------------------------------------
+
     def action_send(self) -> None:
+        if self.streaming:
+            # Never send half a draft by accident: stop it, let the agent read, then send.
+            self._stop_stream()
+            if self.draft is not None:
+                self.draft.streaming = False
+            self.set_status("draft stopped · read it, then ctrl+s sends")
+            return
         text = self.editor.text
         if not text.strip():
             self.set_status("nothing to send")
             return
+        self._sent_text = text
         self.post_message(self.Sent(text, self.draft_id))
 
+    def action_regenerate(self) -> None:
+        self.start_draft()
+
+    def action_instruct(self) -> None:
+        from console.ui.widgets.prompt import PromptScreen
+
+        def chosen(instruction: str | None) -> None:
+            if instruction:
+                self.start_draft(instruction)
+            self.focus_editor()
+
+        self.app.push_screen(
+            PromptScreen("How should the new draft differ?", hint="e.g. shorter · more formal · warmer · "
+                         "no apologies · anything else (LLM)", placeholder="shorter"),
+            chosen,
+        )
+
+    def action_discard(self) -> None:
+        if self.draft_id is None and not self.streaming:
+            self.set_status("no draft to discard · f5 writes one")
+            return
+        self._stop_stream()
+        self._forget_draft(discard=True)
+        self.editor.clear()
+        self._inserted = ""
+        self.set_status("draft discarded · f5 writes a new one")
+        self.post_message(self.DraftUpdated(None))
+
+    # --- called by the screen -----------------------------------------------------------
+
     def on_takeover(self) -> None:
-        """The screen claimed the conversation: the editor is ours now."""
-        self.set_status("you own this conversation · ctrl+s sends")
+        """The screen claimed the conversation: the editor is ours, and a draft starts."""
+        if self.streaming or (self.draft_id is not None and not self.untouched):
+            return
+        if self.editor.text.strip() and self.draft_id is None:
+            self.set_status("you own this conversation · ctrl+s sends · f5 drafts a reply")
+            return
+        self.start_draft()
 
     def on_customer_message(self, message_id: int) -> None:
         """A new customer message arrived while we own the conversation."""
-        del message_id  # the drafts part uses it to mark older drafts stale
+        del message_id  # the store knows which message is newest
+        if self.streaming or self.draft_id is not None:
+            try:
+                stale = bool(self.service.mark_stale(self.conversation_id)) or self.streaming
+            except StoreError:
+                stale = True
+            if not stale:
+                return
+            if self.untouched:
+                self.start_draft()  # the agent has not touched it: just write the new one
+                return
+            if self.draft is not None:
+                self.draft.stale = True
+            self._show()
+            self.post_message(self.DraftUpdated(self.draft))
+        elif not self.editor.text.strip():
+            self.start_draft()
 
     def sent(self, message_id: int) -> None:
-        """The reply was stored as ``message_id``: empty the editor."""
+        """The reply was stored as ``message_id``: log the draft's outcome, empty the editor."""
+        outcome = None
+        if self.draft_id is not None and self._sent_text is not None:
+            try:
+                outcome = self.service.sent(self.draft_id, self._sent_text, message_id=message_id)
+            except StoreError:
+                outcome = None
+        self.draft_id = None
+        self.draft = None
         self.clear()
-        self.set_status(f"sent (message {message_id})")
+        note = f" · draft {outcome}" if outcome else ""
+        self.set_status(f"sent (message {message_id}){note} · f5 drafts the next reply")
+        self.post_message(self.DraftUpdated(None))
 
     def clear(self) -> None:
-        """Empty the editor and forget the draft."""
+        """Empty the editor and forget the draft (without logging a decision)."""
+        self._stop_stream()
         self.editor.clear()
+        self._inserted = ""
+        self._pending.clear()
+        self._sent_text = None
         self.draft_id = None
+        self.draft = None
+
+
+def _configured_llm() -> tuple[Any, str | None]:
+    """The LLM from ``console.config`` (env / tandem.toml), or ``None`` with a notice why not."""
+    from console.config import ConfigError, load_config
+    from console.llm import LLM
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        return None, f"LLM config: {exc} · offline drafts"
+    return (LLM(config) if config.enabled else None), None

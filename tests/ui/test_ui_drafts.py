@@ -1,0 +1,225 @@
+"""The composer with drafts, in Pilot tests: a draft streams in with buffered writes, keys work
+while it streams, stale drafts are flagged, a slow LLM falls back with a visible notice, and
+what the agent sends is logged as accepted or edited."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_openai import FakeOpenAI
+from textual.app import App, ComposeResult
+from textual.widgets import TextArea
+
+from console.config import LLMConfig
+from console.llm import LLM
+from console.ui.widgets.composer import Composer
+from store import Store, drafts, lifecycle
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from test_assist_helpers import conversation, seed_kb  # noqa: E402
+
+
+class ComposerApp(App[None]):
+    """The composer alone, with the screen's part of sending done the way the screen does it."""
+
+    def __init__(self, db_path: Path, cid: int, llm: Any = None) -> None:
+        super().__init__()
+        self.db_path, self.cid, self.llm = db_path, cid, llm
+        self.store = Store(db_path)
+
+    def compose(self) -> ComposeResult:
+        yield Composer(self.db_path, self.cid, "ana", llm=self.llm, id="composer")
+
+    def on_composer_sent(self, event: Composer.Sent) -> None:
+        mid = lifecycle.agent_reply(self.store, self.cid, "ana", event.text, draft_id=event.draft_id)
+        self.query_one(Composer).sent(mid)
+
+
+def _setup(db_path: Path) -> int:
+    with Store(db_path) as store:
+        seed_kb(store)
+        return conversation(store, "Maya Patel", [
+            ("customer", "my refund never came"),
+            ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
+            ("customer", "It's been two weeks, where is my refund"),
+        ], reasons=["frustration", "repeat_question"])
+
+
+def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLM:
+    return LLM(LLMConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout=timeout))
+
+
+async def _wait(pilot: Any, predicate: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.02)
+
+
+def _status(composer: Composer) -> str:
+    return str(composer.query_one(".composer--status").content)
+
+
+async def test_llm_draft_streams_in_with_buffered_writes(db_path: Path, fake_openai: FakeOpenAI) -> None:
+    cid = _setup(db_path)
+    words = [f"word{i}" for i in range(40)]
+    fake_openai.reply = "Hi Maya, " + " ".join(words) + ".\nSources: KB-T01"
+    fake_openai.chunk_delay = 0.01
+    changes: list[str] = []
+
+    def hook(message: Any) -> None:
+        if isinstance(message, TextArea.Changed):
+            changes.append(message.text_area.text)
+
+    app = ComposerApp(db_path, cid, _llm(fake_openai))
+    async with app.run_test(message_hook=hook) as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: "word10" in composer.text)
+        assert composer.streaming  # visible while the model is still writing
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        text = composer.text
+        assert text == "Hi Maya, " + " ".join(words) + "."  # the sources line never reaches the editor
+        # Buffered: far fewer editor writes than the 43 chunks the server sent, each a prefix.
+        # (A Changed message is seen once per node it bubbles through, hence the set.)
+        writes = {c for c in changes if c}
+        assert 2 <= len(writes) < 25, len(writes)
+        assert all(text.startswith(c) for c in writes)
+        status = _status(composer)
+        assert "llm fake-model" in status and "sources KB-T01" in status
+        row = drafts.get_draft(app.store, composer.draft_id or 0)
+        assert row["engine"] == "llm" and row["text"] == text
+
+
+async def test_keys_work_while_streaming(db_path: Path, fake_openai: FakeOpenAI) -> None:
+    cid = _setup(db_path)
+    fake_openai.reply = " ".join(f"w{i}" for i in range(200))
+    fake_openai.chunk_delay = 0.02
+    app = ComposerApp(db_path, cid, _llm(fake_openai))
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: "w5 " in composer.text)
+        draft_id = composer.draft_id
+        # The agent moves the cursor to the start while text keeps arriving: it stays there.
+        await pilot.press("home")
+        await _wait(pilot, lambda: "w15 " in composer.text)
+        assert composer.editor.cursor_location == (0, 0)
+        # Send while streaming stops the draft first (nothing half-written goes out).
+        await pilot.press("ctrl+s")
+        assert not composer.streaming and "draft stopped" in _status(composer)
+        frozen = composer.text
+        await pilot.pause(0.2)
+        assert composer.text == frozen
+        assert app.store.one(
+            "SELECT count(*) FROM messages WHERE role = 'agent'")[0] == 0
+        # Discard empties the editor and logs it.
+        await pilot.press("f8")
+        assert composer.text == "" and composer.draft_id is None
+        await _wait(pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded")
+
+
+async def test_send_logs_accepted_and_edited(db_path: Path) -> None:
+    cid = _setup(db_path)
+    app = ComposerApp(db_path, cid)
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        first = composer.draft_id
+        assert composer.text.startswith(("Hi Maya", "Hello Maya"))
+        assert "embedded" in _status(composer) and "first text" in _status(composer)
+        await pilot.press("ctrl+s")
+        await _wait(pilot, lambda: drafts.get_draft(app.store, first or 0)["outcome"] != "pending")
+        assert drafts.get_draft(app.store, first or 0)["outcome"] == "accepted"
+        assert composer.text == "" and "accepted" in _status(composer)
+        # The next draft, edited before sending.
+        await pilot.press("f5")
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        second = composer.draft_id
+        composer.editor.move_cursor(composer.editor.document.end)
+        await pilot.press("!", "!")
+        await pilot.press("ctrl+s")
+        await _wait(pilot, lambda: drafts.get_draft(app.store, second or 0)["outcome"] != "pending")
+        row = drafts.get_draft(app.store, second or 0)
+        assert row["outcome"] == "edited" and row["edit_distance"] == 2
+        reply = app.store.one("SELECT meta FROM messages WHERE role = 'agent' ORDER BY id DESC")
+        assert f'"draft_id": {second}' in reply[0]
+
+
+async def test_stale_draft_is_flagged_or_replaced(db_path: Path) -> None:
+    cid = _setup(db_path)
+    app = ComposerApp(db_path, cid)
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        first = composer.draft_id
+        # Untouched: a new customer message simply brings a new draft.
+        mid = lifecycle.add_customer_message(app.store, cid, "hello?").message_id
+        composer.on_customer_message(mid)
+        await _wait(pilot, lambda: composer.draft_id not in (None, first) and not composer.streaming)
+        assert drafts.get_draft(app.store, first or 0)["outcome"] in ("stale", "discarded")
+        second = composer.draft_id
+        # Edited by the agent: the draft is kept and marked stale, the agent decides.
+        composer.editor.move_cursor(composer.editor.document.end)
+        await pilot.press("space", "o", "k")
+        mid = lifecycle.add_customer_message(app.store, cid, "are you there?").message_id
+        composer.on_customer_message(mid)
+        await pilot.pause(0.05)
+        assert composer.draft_id == second and composer.text.endswith(" ok")
+        assert "stale: the customer wrote again" in _status(composer)
+        assert drafts.get_draft(app.store, second or 0)["outcome"] == "stale"
+
+
+async def test_timeout_falls_back_with_visible_notice(db_path: Path, fake_openai: FakeOpenAI) -> None:
+    cid = _setup(db_path)
+    fake_openai.delay = 2.0
+    app = ComposerApp(db_path, cid, _llm(fake_openai, timeout=0.3))
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.on_takeover()
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        status = _status(composer)
+        assert "⚠" in status and "0.3s" in status and "offline" in status and "embedded" in status
+        assert composer.text.startswith(("Hi Maya", "Hello Maya"))
+
+
+async def test_regenerate_with_instruction(db_path: Path) -> None:
+    cid = _setup(db_path)
+    app = ComposerApp(db_path, cid)
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        first_id, first_text = composer.draft_id, composer.text
+        await pilot.press("f9")
+        await pilot.press(*"shorter", "enter")
+        await _wait(pilot, lambda: composer.draft_id != first_id and composer.draft is not None
+                    and not composer.draft.streaming)
+        assert len(composer.text) < len(first_text)
+        assert drafts.get_draft(app.store, composer.draft_id or 0)["instruction"] == "shorter"
+        assert drafts.get_draft(app.store, first_id or 0)["outcome"] == "discarded"
+
+
+@pytest.mark.parametrize("typed", ["already typing"])
+async def test_takeover_keeps_what_the_agent_typed(db_path: Path, typed: str) -> None:
+    cid = _setup(db_path)
+    app = ComposerApp(db_path, cid)
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        await pilot.press(*typed)
+        composer.on_takeover()
+        await pilot.pause(0.1)
+        assert composer.text == typed and composer.draft_id is None
