@@ -69,7 +69,10 @@ FLOORS: dict[str, float] = {
 }
 # Cues that are evidence for a reason under another name: telling the bot it is not helping
 # is frustration with the bot, and a person should pick it up.
-CUE_REASON: dict[str, tuple[str, float]] = {"bot_complaint": ("frustration", 0.56)}
+CUE_REASON: dict[str, tuple[str, float]] = {
+    "bot_complaint": ("frustration", 0.56),
+    "sarcasm": ("frustration", 0.56),  # "thanks for nothing": polite words, opposite meaning
+}
 # Who the customer is (grieving, ill, defrauded, asked for a person) stays true for the rest of
 # the conversation; how they behaved in one message (swearing, a threat) fades turn by turn.
 STICKY = frozenset(
@@ -356,9 +359,11 @@ class TriageEngine:
         prev_peak = state.sent_peak
         state.sent_avg = sig.sentiment if state.turns == 0 else 0.5 * state.sent_avg + 0.5 * sig.sentiment
         state.sent_peak = max(state.sent_peak, state.sent_avg)
-        state.neg_streak = state.neg_streak + 1 if (sig.negative or soft >= WATCH) else 0
-        drop = state.turns > 0 and prev_peak - state.sent_avg >= 0.6 and sig.sentiment < -0.3
+        # Three troubled turns in a row keep the conversation raised through a neutral "ok".
         trend = state.neg_streak >= 3
+        state.neg_streak = state.neg_streak + 1 if (sig.negative or soft >= WATCH) else 0
+        trend = trend or state.neg_streak >= 3
+        drop = state.turns > 0 and prev_peak - state.sent_avg >= 0.6 and sig.sentiment < -0.3
         if drop:
             message_reasons.append("sentiment_drop")
             soft = min(soft + 0.1, SOFT_CAP)
@@ -419,12 +424,12 @@ class TriageEngine:
         questioning = bool(toks) and (toks[-1] == "?" or hits.get("routine", 0) > 0)
         hard = sum(v for k, v in hits.items() if k in FLOORS)
         negations = sum(1 for t in toks if t in NEGATORS)
-        negative = s.compound <= -0.25 or frustration > 0 or hits.get("bot_complaint", 0) > 0
+        negative = s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
         features = [
             min(s.negative, 6.0) / 3.0,
             min(s.positive, 6.0) / 3.0,
             float(min(s.negated_positive, 2)),
-            float(min(frustration, 3)),
+            float(min(frustration + hits.get("sarcasm", 0), 3)),
             float(min(hits.get("bot_complaint", 0), 2)),
             float(min(hits.get("problem", 0), 3)),
             float(min(negations, 3)),
@@ -460,7 +465,7 @@ class TriageEngine:
     @staticmethod
     def _soft_reasons(sig: Signals, trend: bool) -> list[str]:
         reasons: list[str] = []
-        if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[9]:
+        if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[13]:
             reasons.append("frustration")
         if sig.sentiment <= -0.25 or sig.features[2]:
             reasons.append("negative_sentiment")

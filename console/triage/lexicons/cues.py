@@ -259,16 +259,12 @@ CUES: dict[str, list[str]] = {
         "not a single",
         "never received|got|heard|arrived|came|answered|replied|responded|showed|works|worked|fixed|again",
         "haven't|hasn't received|heard|arrived|gotten|got|come|been",
-        "thanks|thank you for nothing|again",
+        "thanks again",
         "thanks a lot|bunch|million",
         "great job|service|help|work",
-        "just great|perfect|wonderful|brilliant|fantastic",
-        "oh great|wonderful|perfect|brilliant",
         "so helpful",
         "very helpful",
         "love how|that|it when",
-        "yeah right|sure",
-        "what a joke|surprise|shock",
         "seriously|really|honestly ? !",
         "are you kidding|serious|joking|for real",
         "what the hell|heck|fuck|f",
@@ -299,6 +295,16 @@ CUES: dict[str, list[str]] = {
         "treated like",
         "ignored|ignoring|ignore me",
         "ruined|ruin|ruins",
+    ],
+    "sarcasm": [
+        "thanks for nothing|wasting",
+        "thank you for nothing|wasting",
+        "just great|perfect|wonderful|brilliant|fantastic|lovely",
+        "oh great|wonderful|perfect|brilliant|joy|lovely",
+        "yeah right|sure",
+        "what a joke|surprise|shock",
+        "great job|work guys|everyone",
+        "well done|played",
     ],
     "correction": [
         "not what i asked|said|meant|need|needed|wanted|want",
@@ -378,7 +384,7 @@ CUES: dict[str, list[str]] = {
 
 # The phrase itself carries the negation (or negation does not undo it), so a preceding
 # negator must not cancel the cue.
-NEGATION_PROOF = frozenset({"bot_complaint", "frustration", "problem", "safety", "fraud", "abuse"})
+NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "problem", "safety", "fraud", "abuse"})
 
 # Negators that do not cancel a request: "can't I just speak to someone?" still asks.
 REQUEST_NEGATORS_IGNORED = frozenset({"can't", "cannot", "couldn't", "won't", "why", "isn't"})
