@@ -96,6 +96,7 @@ class Incoming:
     role: str | None = None
     text: str = ""
     fallback: bool = False
+    clarify: bool = False  # the bot asked which thing the customer means
     state: str | None = None
 
 
@@ -222,9 +223,10 @@ class Simulator:
                     role = data.get("role")
                     if role not in ("bot", "agent", "system"):
                         continue
-                    row = self.store.one("SELECT text FROM messages WHERE id = ?", (ev.message_id,))
+                    row = self.store.one("SELECT text, meta FROM messages WHERE id = ?", (ev.message_id,))
                     if row is not None:
-                        q.put_nowait(Incoming("message", role, row[0], bool(data.get("fallback"))))
+                        clarify = bool(row[1]) and '"intent":"clarify"' in row[1].replace(" ", "")
+                        q.put_nowait(Incoming("message", role, row[0], bool(data.get("fallback")), clarify))
                 elif ev.kind in _STATE_EVENTS:
                     q.put_nowait(Incoming("state", state=_STATE_EVENTS[ev.kind]))
             await asyncio.sleep(0.05 if not events else 0)
@@ -332,7 +334,7 @@ class Simulator:
         if inc.fallback and persona.after_fallback:
             line = _next(persona.after_fallback, used, "fallback")
             return vary(fill(line.replace("{opener}", opener), rng, slots), rng)
-        if _is_clarifying(inc.text) and persona.clarify and used["clarify"] < 2:
+        if (inc.clarify or _is_clarifying(inc.text)) and persona.clarify and used["clarify"] < 2:
             used["clarify"] += 1
             return vary(fill(rng.choice(persona.clarify), rng, slots), rng)
         if not persona.after_answer:

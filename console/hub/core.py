@@ -411,13 +411,7 @@ class Hub:
     def _reply(self, cid: int, entry: _Conv, mid: int, created_at: float, ans: Any) -> None:
         verdict = entry.last_customer
         mark = self._mark(entry, verdict)
-        meta: dict[str, Any] = {"engine": getattr(ans, "engine", None) or "embedded"}
-        for key, attr in (("model", "model"), ("kb", "kb_ids"), ("notice", "notice")):
-            value = getattr(ans, attr, None)
-            if value:
-                meta[key] = list(value) if key == "kb" else value
-        if ans.fallback:
-            meta["fallback"] = True
+        meta: dict[str, Any] = dict(ans.meta())
         try:
             bot_mid = lc.bot_reply(self.store, cid, ans.text, reply_to=mid, fallback=bool(ans.fallback),
                                    meta=meta, triage=mark)

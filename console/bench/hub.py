@@ -1,0 +1,148 @@
+"""``tandem bench hub``: customer messages/s through triage + policy + embedded bot + store.
+
+A writer process posts customer messages (through the lifecycle API, as a channel would) into
+pre-opened conversations while the hub, in this process, follows the feed, triages, applies
+the policy and lets the embedded bot answer. Two runs:
+
+- ``saturated``: the writer posts as fast as it can; the hub's sustained rate is the number
+  of customer messages it handled divided by the time it took;
+- ``paced``: the writer posts at ``--rate`` messages/s; lag is the time from a customer
+  message's commit to the bot's answer, p50/p99.
+
+Texts: first messages from ``../shared/data/customer-messages.csv`` when present (the real
+mix, so some conversations escalate), else the routine persona's scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=10_000,
+                        help="customer messages per run (default 10000)")
+    parser.add_argument("--conversations", type=int, default=2_000,
+                        help="pre-opened conversations they spread over (default 2000)")
+    parser.add_argument("--rate", type=float, default=1_000.0,
+                        help="messages/s the writer posts in the paced run (default 1000; 0 skips it)")
+    parser.add_argument("--data", metavar="PATH", help="customer-messages.csv or its directory")
+    parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
+
+
+def _texts(data: str | None, n: int) -> tuple[list[str], str]:
+    import random
+
+    from console.channels.personas import BY_NAME
+    from console.channels.sim import iter_openers, load_replay
+
+    pools = load_replay(data)
+    rng = random.Random(7)
+    if pools:
+        everything = [t for pool in pools.values() for t in pool]
+        return [rng.choice(everything) for _ in range(n)], f"{len(everything)} real messages (replay file)"
+    gen = iter_openers(BY_NAME["routine"], seed=7)
+    return [next(gen) for _ in range(n)], "routine persona scripts (no replay file)"
+
+
+def _writer(path: str, ids: list[int], texts: list[str], rate: float, tag: str, go: Any, out: Any) -> None:
+    from store import Store
+    from store import lifecycle as lc
+
+    store = Store(path)
+    go.wait()
+    t0 = time.monotonic()
+    interval = 1.0 / rate if rate > 0 else 0.0
+    for n, text in enumerate(texts):
+        if interval:
+            delay = t0 + n * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        lc.add_customer_message(store, ids[n % len(ids)], text, idempotency_key=f"{tag}-{n}")
+    out.put(time.monotonic() - t0)
+    store.close()
+
+
+async def _run_hub(hub: Any, expected: int, timeout: float) -> float:
+    """Run the hub until it has handled ``expected`` customer messages; return seconds taken."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(hub.run(stop, idle_sleep=0.002))
+    start_count = hub.stats.customer_messages
+    t_first: float | None = None
+    deadline = time.monotonic() + timeout
+    while hub.stats.customer_messages - start_count < expected and time.monotonic() < deadline:
+        if t_first is None and hub.stats.customer_messages > start_count:
+            t_first = time.monotonic()
+        await asyncio.sleep(0.005)
+    elapsed = time.monotonic() - (t_first or time.monotonic())
+    stop.set()
+    await task
+    return elapsed
+
+
+def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str) -> dict[str, Any]:
+    from console.hub import make_hub, percentile
+    from console.policy import PolicySettings
+
+    hub = make_hub(path, settings=PolicySettings(idle_resolve_s=3600.0, sla_tick_s=1.0), keep_lags=True)
+    # Start the hub at the end of the feed: only this run's messages count.
+    from store import Store
+    from store.feed import last_event_id, save_cursor
+
+    with Store(path) as s:
+        save_cursor(s, hub.cursor_name, last_event_id(s))
+    ctx = mp.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_writer, args=(str(path), ids, texts, rate, tag, go, out), daemon=True)
+    proc.start()
+    time.sleep(0.3)  # let the writer import and open the store before the clock starts
+    go.set()
+    seconds = asyncio.run(_run_hub(hub, len(texts), timeout=max(60.0, len(texts) / 100)))
+    writer_s = out.get(timeout=60)
+    proc.join(timeout=10)
+    s = hub.stats
+    lags = s.lags
+    return {
+        "handled": s.customer_messages, "seconds": seconds, "writer_s": writer_s,
+        "replies": s.bot_replies, "escalations": s.escalations, "errors": s.errors,
+        "p50": percentile(lags, 0.5) * 1000, "p99": percentile(lags, 0.99) * 1000,
+        "max": max(lags) * 1000 if lags else float("nan"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.kb import ensure_loaded
+    from store import Store
+    from store import lifecycle as lc
+
+    if args.messages <= 0 or args.conversations <= 0:
+        print("tandem bench hub: --messages and --conversations must be positive")
+        return 1
+    tmp = tempfile.TemporaryDirectory(dir=args.dir)
+    path = Path(tmp.name) / "bench-hub.db"
+    with Store(path) as store:
+        ensure_loaded(store)
+    texts, source = _texts(args.data, args.messages * 2)
+    print(f"hub bench: {args.messages} customer messages per run over {args.conversations} conversations;"
+          f" texts: {source}")
+    runs: list[tuple[str, float]] = [("saturated", 0.0)]
+    if args.rate > 0:
+        runs.append((f"paced {args.rate:g}/s", args.rate))
+    for i, (name, rate) in enumerate(runs):
+        with Store(path) as store:
+            ids = [lc.open_conversation(store, f"bench {i}-{n}", channel="bench")
+                   for n in range(args.conversations)]
+        part = texts[i * args.messages:(i + 1) * args.messages]
+        r = _one_run(path, ids, part, rate, f"r{i}")
+        rate_hub = r["handled"] / r["seconds"] if r["seconds"] > 0 else float("nan")
+        print(f"  {name:>16}: hub {rate_hub:8.0f} customer messages/s ({r['handled']} in {r['seconds']:.2f} s;"
+              f" writer {len(part) / r['writer_s']:.0f}/s) | {r['replies']} bot replies,"
+              f" {r['escalations']} escalations, {r['errors']} errors | commit->answer lag"
+              f" p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms")
+    tmp.cleanup()
+    return 0
