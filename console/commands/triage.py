@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from console.cli import UsageError
@@ -51,16 +52,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _stream(source: BinaryIO) -> int:
     from console.triage import TriageEngine
-    from console.triage.jsonl import LineError, triage_line
+    from console.triage.jsonl import MAX_LINE, LineError, triage_line
 
     engine = TriageEngine()
     out = sys.stdout
     bad = 0
-    for lineno, raw in enumerate(source, start=1):
+    for lineno, raw in enumerate(_lines(source, MAX_LINE), start=1):
         line = raw.strip()
         if not line:
             continue
         try:
+            if raw is _TOO_LONG:
+                raise LineError(f"line too long (more than {MAX_LINE:,} bytes)")
             result = triage_line(engine, line)
         except LineError as exc:
             bad += 1
@@ -71,6 +74,28 @@ def _stream(source: BinaryIO) -> int:
     if bad:
         print(f"tandem: {bad} line(s) skipped", file=sys.stderr)
     return 1 if bad else 0
+
+
+_TOO_LONG = b"\x00too long\x00"  # sentinel: never a real (stripped) line, it holds NUL bytes
+
+
+def _lines(source: BinaryIO, limit: int) -> Iterator[bytes]:
+    """Lines of at most ``limit`` bytes; a longer one is skipped unread and yields a sentinel.
+
+    Memory stays bounded whatever arrives (a 10 GB line with no newline included).
+    """
+    while True:
+        raw = source.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while True:  # drain the rest of the over-long line in bounded chunks
+                chunk = source.readline(1 << 16)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield _TOO_LONG
+            continue
+        yield raw
 
 
 def _eval(path: str, *, as_json: bool) -> int:
