@@ -223,3 +223,29 @@ async def test_takeover_keeps_what_the_agent_typed(db_path: Path, typed: str) ->
         composer.on_takeover()
         await pilot.pause(0.1)
         assert composer.text == typed and composer.draft_id is None
+
+
+async def test_metrics_panel_shows_acceptance_and_timing(db_path: Path) -> None:
+    from console.ui.widgets.draft_metrics import DraftMetricsScreen
+
+    cid = _setup(db_path)
+    app = ComposerApp(db_path, cid)
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        await pilot.press("ctrl+s")
+        await _wait(pilot, lambda: composer.draft_id is None)
+        app.push_screen(DraftMetricsScreen(db_path))
+        await pilot.pause(0.1)
+
+        def shown() -> str:
+            return str(app.screen.query_one("DraftMetricsPanel").content)
+
+        await _wait(pilot, lambda: "written" in shown())
+        text = shown()
+        assert "1 written" in text and "accepted 1" in text and "sent from a draft 100%" in text
+        assert "first text, embedded: p50" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DraftMetricsScreen)
