@@ -79,6 +79,9 @@ STICKY = frozenset(
     {"safety", "fraud", "bereavement", "vulnerability", "financial_hardship", "health", "human_request"}
 )
 FADE = 0.8
+STICKY_FADE = 0.95
+# Never fade while the conversation lasts: danger, fraud, and an unmet request for a person.
+PERMANENT = frozenset({"safety", "fraud", "human_request"})
 # Life-event cues that clearly positive sentiment turns into good news.
 SOFTENED_BY_RELIEF = frozenset({"vulnerability", "health"})
 
@@ -378,12 +381,18 @@ class TriageEngine:
 
         # Behavioural floors fade; who the customer is stays.
         for reason in list(state.floors):
-            if reason not in STICKY:
-                faded = state.floors[reason] * FADE
-                if faded < WATCH:
-                    del state.floors[reason]
-                else:
-                    state.floors[reason] = faded
+            if reason in PERMANENT:
+                continue
+            if reason in STICKY:
+                # Who the customer is stays visible as a badge, but stops holding the
+                # conversation above the line once several calm turns have passed.
+                state.floors[reason] = max(state.floors[reason] * STICKY_FADE, WATCH + 0.05)
+                continue
+            faded = state.floors[reason] * FADE
+            if faded < WATCH:
+                del state.floors[reason]
+            else:
+                state.floors[reason] = faded
         for cue in sig.hits:
             reason, floor = CUE_REASON.get(cue, (cue, FLOORS.get(cue)))
             if floor is None:
