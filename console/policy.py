@@ -51,6 +51,8 @@ class PolicySettings:
     :param human_request_reasons: reasons that mean "the customer asked for a person"
     :param flag_only_reasons: shown to agents but never a reason to escalate on their own (a
         prompt injection is flagged; the bot keeps its normal policy)
+    :param soft_reasons: tone alone; next to a flag-only reason in the same message (an
+        injection's imperative reads as negative) they do not escalate either
     :param minutes_per_customer: average handling time, for the wait estimate we tell customers
     :param idle_resolve_s: a bot conversation nobody wrote in for this long is resolved
     :param sla_tick_s: how often waiting conversations are re-triaged for ``long_wait``
@@ -62,6 +64,7 @@ class PolicySettings:
     urgent_reasons: tuple[str, ...] = ("fraud", "safety")
     human_request_reasons: tuple[str, ...] = ("human_request",)
     flag_only_reasons: tuple[str, ...] = ("prompt_injection",)
+    soft_reasons: tuple[str, ...] = ("negative_sentiment", "sentiment_drop")
     minutes_per_customer: float = 4.0
     idle_resolve_s: float = 600.0
     sla_tick_s: float = 1.0
@@ -101,7 +104,8 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("urgent_reasons", "human_request_reasons", "flag_only_reasons"):
+        if key in ("urgent_reasons", "human_request_reasons", "flag_only_reasons",
+                   "soft_reasons"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: {key} must be a list of strings")
             value = tuple(value)
@@ -183,6 +187,8 @@ def decide(
 
     rose = level_rank(level) > level_rank(settled.level)
     counted = tuple(r for r in fresh if r not in settings.flag_only_reasons)
+    if latest & set(settings.flag_only_reasons):
+        counted = tuple(r for r in counted if r not in settings.soft_reasons)
     if level_rank(level) >= level_rank(settings.escalate_level) and counted:
         # Name the reasons behind the level; after a hand-back only the new ones count.
         return Decision(True, _ordered(counted, fresh), level, "level")
@@ -230,7 +236,12 @@ def handoff_message(decision: Decision, *, queue_ahead: int, wait_minutes: int |
         parts.append("Nobody from the team is online at this moment, so it may take a while; your "
                      "conversation is kept in the queue and you'll get a reply here.")
     else:
-        place = "You're next in the queue" if queue_ahead == 0 else f"There are {queue_ahead} people ahead of you"
+        if queue_ahead == 0:
+            place = "You're next in the queue"
+        elif queue_ahead == 1:
+            place = "There is 1 person ahead of you"
+        else:
+            place = f"There are {queue_ahead} people ahead of you"
         unit = "minute" if wait_minutes == 1 else "minutes"
         parts.append(f"{place}; the wait is about {wait_minutes} {unit}. You can keep writing here meanwhile.")
     return " ".join(parts)

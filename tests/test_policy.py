@@ -116,3 +116,12 @@ def test_settings_file(tmp_path: Path) -> None:
         load_settings(f)
     with pytest.raises(ValueError, match="cannot read"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_an_injections_imperative_tone_does_not_escalate_it() -> None:
+    d = decide(P, level="empathy", reasons=["prompt_injection", "negative_sentiment"],
+               message_reasons=["prompt_injection", "negative_sentiment"])
+    assert not d.escalate
+    # Without an injection in the message, the same tone at the same level does.
+    d = decide(P, level="empathy", reasons=["negative_sentiment"], message_reasons=["negative_sentiment"])
+    assert d.escalate

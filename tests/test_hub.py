@@ -1,0 +1,187 @@
+"""The hub over a real store with the real triage engine and embedded bot."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from console.hub import Hub, make_hub
+from console.policy import PolicySettings
+from store import Store
+from store import lifecycle as lc
+from store.check import check
+from store.queries import get_conversation, transcript
+
+
+@pytest.fixture
+def hub(db_path: Path) -> Hub:
+    h = make_hub(db_path)
+    yield h
+    h.close()
+
+
+def _open(store: Store, text: str | None = None, name: str = "Maya") -> int:
+    cid = lc.open_conversation(store, name, channel="sim")
+    if text:
+        lc.add_customer_message(store, cid, text)
+    return cid
+
+
+def _roles(store: Store, cid: int) -> list[str]:
+    return [m["role"] for m in transcript(store, cid)]
+
+
+def _escalations(store: Store, cid: int) -> list[dict]:
+    return [json.loads(r[0]) for r in store.query(
+        "SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated' ORDER BY id", (cid,))]
+
+
+async def test_routine_question_is_answered_once_with_its_triage(hub: Hub, store: Store) -> None:
+    cid = _open(store, "How do I add my card to Apple Pay?")
+    await hub.drain()
+    msgs = transcript(store, cid)
+    assert [m["role"] for m in msgs] == ["customer", "bot"]
+    bot = msgs[1]
+    assert bot["reply_to"] == msgs[0]["id"] and bot["meta"]["engine"] == "embedded"
+    assert msgs[0]["level"] == "calm"  # the verdict is stored on the message it answers
+    conv = get_conversation(store, cid)
+    assert conv["state"] == "bot"
+    saved = json.loads(store.one("SELECT triage_state FROM conversations WHERE id = ?", (cid,))[0])
+    assert saved["upto"] == msgs[0]["id"] and saved["engine"]
+    # Nothing new: a second pass changes nothing.
+    await hub.drain()
+    assert _roles(store, cid) == ["customer", "bot"]
+
+
+async def test_several_messages_in_one_batch_get_one_answer_to_the_last(hub: Hub, store: Store) -> None:
+    cid = _open(store, "hi")
+    lc.add_customer_message(store, cid, "how do I update my phone number")
+    await hub.drain()
+    msgs = transcript(store, cid)
+    assert [m["role"] for m in msgs] == ["customer", "customer", "bot"]
+    assert msgs[2]["reply_to"] == msgs[1]["id"]
+
+
+async def test_human_request_escalates_with_reasons_and_an_honest_wait(hub: Hub, store: Store) -> None:
+    lc.register_agent(store, "ana")  # one agent online
+    earlier = _open(store, "Can I speak to a real person please?", name="First")
+    await hub.drain()
+    cid = _open(store, "I want to talk to a human, not a bot")
+    await hub.drain()
+    assert get_conversation(store, cid)["state"] == "waiting"
+    (esc,) = _escalations(store, cid)
+    assert esc["reasons"][0] == "human_request" and esc["level"] in ("empathy", "urgent")
+    system = [m for m in transcript(store, cid) if m["role"] == "system"]
+    assert len(system) == 1
+    assert "person" in system[0]["text"] and "1 people ahead" not in system[0]["text"]
+    assert "ahead of you" in system[0]["text"] and "8 minutes" in system[0]["text"]
+    assert get_conversation(store, earlier)["state"] == "waiting"
+    # No bot reply to a conversation that went to the queue.
+    assert "bot" not in _roles(store, cid)
+
+
+async def test_fraud_is_urgent_and_tells_the_customer_what_to_do_now(hub: Hub, store: Store) -> None:
+    cid = _open(store, "there are payments on my card I didn't make, £900 to Harbor Grocers, I think I've been scammed")
+    await hub.drain()
+    conv = get_conversation(store, cid)
+    assert conv["state"] == "waiting" and conv["level"] == "urgent"
+    (esc,) = _escalations(store, cid)
+    assert esc["reasons"][0] == "fraud" and esc["level"] == "urgent"
+    text = transcript(store, cid)[-1]["text"]
+    assert "freeze the card" in text and "Nobody from the team is online" in text
+
+
+async def test_while_waiting_or_with_a_person_only_triage_is_recorded(hub: Hub, store: Store) -> None:
+    cid = _open(store, "Can I speak to a real person please?")
+    await hub.drain()
+    lc.add_customer_message(store, cid, "hello?? this is useless, I've been waiting forever")
+    await hub.drain()
+    assert _roles(store, cid) == ["customer", "system", "customer"]
+    last = transcript(store, cid)[-1]
+    assert last["level"] is not None  # agents see the verdict on the new message
+    lc.claim(store, cid, "ana")
+    lc.add_customer_message(store, cid, "thanks for picking this up")
+    await hub.drain()
+    assert "bot" not in _roles(store, cid)
+
+
+async def test_after_hand_back_old_reasons_do_not_re_escalate(hub: Hub, store: Store) -> None:
+    cid = _open(store, "my dad passed away last month and I don't know what to do about his account")
+    await hub.drain()
+    assert "bereavement" in _escalations(store, cid)[0]["reasons"]
+    lc.claim(store, cid, "ana")
+    lc.agent_reply(store, cid, "ana", "I'm so sorry. I've closed the account and stopped the payments.")
+    lc.hand_back(store, cid, by="ana")
+    lc.add_customer_message(store, cid, "thank you. how do I download his last statement?")
+    await hub.drain()
+    assert get_conversation(store, cid)["state"] == "bot"
+    assert transcript(store, cid)[-1]["role"] == "bot"
+    # New evidence (an explicit request) does escalate again.
+    lc.add_customer_message(store, cid, "actually can I talk to a real person again please")
+    await hub.drain()
+    assert get_conversation(store, cid)["state"] == "waiting"
+    assert _escalations(store, cid)[-1]["reasons"][0] == "human_request"
+
+
+async def test_settled_reasons_survive_a_hub_restart(db_path: Path, store: Store) -> None:
+    hub = make_hub(db_path)
+    cid = _open(store, "my dad passed away last month and I don't know what to do about his account")
+    await hub.drain()
+    lc.claim(store, cid, "ana")
+    lc.hand_back(store, cid, by="ana")
+    await hub.drain()
+    hub.close()
+    lc.add_customer_message(store, cid, "ok. where can I see the statements?")
+    fresh = make_hub(db_path)  # empty cache: state and settled reasons come from the store
+    await fresh.drain()
+    fresh.close()
+    assert get_conversation(store, cid)["state"] == "bot"
+    assert transcript(store, cid)[-1]["role"] == "bot"
+
+
+async def test_a_message_stored_while_the_hub_was_down_is_answered_once(db_path: Path, store: Store) -> None:
+    hub = make_hub(db_path)
+    cid = _open(store, "How does pay in 3 work?")
+    await hub.drain()
+    hub.close()
+    lc.add_customer_message(store, cid, "Can I pay off my pay in 3 plan early?")
+    # Simulate a crash after answering but before the cursor was saved: rewind the cursor.
+    store.conn.execute("UPDATE cursors SET event_id = 0 WHERE name = 'hub'")
+    again = make_hub(db_path)
+    await again.drain()
+    again.close()
+    assert _roles(store, cid) == ["customer", "bot", "customer", "bot"]
+    assert check(store) == []
+
+
+async def test_bot_fallbacks_escalate_at_the_configured_count(db_path: Path, store: Store) -> None:
+    hub = make_hub(db_path, settings=PolicySettings(max_fallbacks=1))
+    cid = _open(store, "qwertyuiop zxcvbnm asdfghjkl")
+    await hub.drain()
+    hub.close()
+    conv = get_conversation(store, cid)
+    assert conv["state"] == "waiting"
+    (esc,) = _escalations(store, cid)
+    assert esc["reasons"][0] == "bot_fallback"
+    assert "can't answer that one reliably" in transcript(store, cid)[-1]["text"]
+
+
+async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(db_path: Path, store: Store) -> None:
+    later = [time.time()]
+    hub = make_hub(db_path, settings=PolicySettings(idle_resolve_s=60), clock=lambda: later[0])
+    waiting = _open(store, "Can I speak to a real person please?")
+    quiet = _open(store, "How does pay in 3 work?")
+    await hub.drain()
+    level_before = get_conversation(store, waiting)["level"]
+    later[0] += 3600  # an hour in the queue, and an hour since the bot answered
+    await hub.tick()
+    hub.close()
+    conv = get_conversation(store, waiting)
+    assert "long_wait" in conv["reasons"]
+    assert ["calm", "watch", "empathy", "urgent"].index(conv["level"]) >= ["calm", "watch", "empathy", "urgent"].index(level_before)
+    assert get_conversation(store, quiet)["state"] == "resolved"
+    assert store.one("SELECT actor FROM events WHERE conversation_id = ? AND kind = 'resolved'", (quiet,))[0] == "hub"
+    assert get_conversation(store, waiting)["state"] == "waiting"  # never resolved while waiting
