@@ -29,7 +29,6 @@ def _busy_timeout_ms() -> int:
         return max(0, int(os.environ.get("TANDEM_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS)))
     except ValueError:
         return BUSY_TIMEOUT_MS
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def resolve_path(cli_value: str | os.PathLike[str] | None = None) -> Path:
@@ -53,26 +52,19 @@ def _check_file(path: Path) -> None:
         return
     if path.is_dir():
         raise DatabaseUnavailable(f"{path} is a directory, not a database file")
-    if Path(f"{path}-wal").exists():
-        # A live WAL database. Opening it here and closing the descriptor would drop every
-        # POSIX lock this process's SQLite connections hold on it; another process could then
-        # think it is the last user, checkpoint and delete -wal/-shm under our feet.
-        return
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise DatabaseUnavailable(f"{path}: cannot read ({exc.strerror})") from None
-    if head and head != _SQLITE_MAGIC:
-        raise DatabaseUnavailable(f"{path} is not a SQLite database")
+    # The header is not read here on purpose: opening and closing a descriptor on a database
+    # drops every POSIX lock this process's SQLite connections hold on it. SQLite itself
+    # reports a file that is not a database, and _friendly() turns that into one sentence.
 
 
 def _friendly(exc: sqlite3.Error, path: Path) -> DatabaseUnavailable:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return DatabaseUnavailable(f"{path} is locked by another process (waited {_busy_timeout_ms()} ms)")
-    if "not a database" in text or "malformed" in text:
-        return DatabaseUnavailable(f"{path} is not a SQLite database or is damaged ({text})")
+    if "not a database" in text:
+        return DatabaseUnavailable(f"{path} is not a SQLite database")
+    if "malformed" in text:
+        return DatabaseUnavailable(f"{path} is damaged ({text})")
     return DatabaseUnavailable(f"{path}: {text}")
 
 
@@ -87,6 +79,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
         _check_file(self.path)
+        conn: sqlite3.Connection | None = None
         try:
             if readonly:
                 uri = f"file:{self.path.resolve()}?mode=ro"
@@ -107,8 +100,12 @@ class Store:
                 from store.migrations import migrate as run_migrations
 
                 run_migrations(self)
-        except sqlite3.Error as exc:
-            raise _friendly(exc, self.path) from None
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _friendly(exc, self.path) from None
+            raise
 
     def close(self) -> None:
         """Close the connection; the object is unusable afterwards."""
