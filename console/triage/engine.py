@@ -94,8 +94,8 @@ FEATURES: tuple[str, ...] = (
 )
 CONTEXT = len(FEATURES) - 1  # the conversation feature comes last: the mood of earlier turns
 WEIGHTS: tuple[float, ...] = (
-    0.885, -0.350, 0.209, 0.425, 0.151, 0.089, 0.409, 0.315, 0.005, -0.173, -0.332, 0.008,
-    -0.023, 0.203, -0.486, 0.488, 0.201, 1.779, -0.090, -1.700 + 0.55,
+    1.497, -0.230, 0.073, 0.508, 0.077, 0.095, 0.441, 0.414, -0.179, -0.606, -0.580, 0.028,
+    0.027, 0.519, -0.780, 0.730, -0.267, 0.349, 0.041, -1.209,
 )
 SOFT_CAP = 0.84  # the soft score alone never says "urgent": that takes safety or fraud cues
 
@@ -399,7 +399,7 @@ class TriageEngine:
                 continue
             if reason == "churn_threat" and (soft >= WATCH or sig.negative):
                 floor = EMPATHY + 0.08  # leaving *because* of us, not a routine closure
-            elif reason in SOFTENED_BY_RELIEF and sig.sentiment >= 0.5:
+            elif reason in SOFTENED_BY_RELIEF and sig.sentiment >= 0.6:
                 floor = WATCH + 0.05  # "the cancer got cured, I feel lucky": good news, not distress
             state.floors[reason] = max(state.floors.get(reason, 0.0), floor)
         if sig.shout:

@@ -110,12 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=2, help="refits (context features depend on the weights)")
+    parser.add_argument("--train", default="", help="comma-separated slice prefixes to fit on (default: all)")
     args = parser.parse_args(argv)
     rows = read_rows(args.csv)
     engine = TriageEngine()
     for _round in range(args.rounds):
         data = featurize(engine, rows)
-        train = [(i, d) for i, d in enumerate(data) if d[3].startswith(TRAIN_PREFIXES)]
+        prefixes = tuple(p for p in args.train.split(",") if p) or TRAIN_PREFIXES
+        train = [(i, d) for i, d in enumerate(data) if d[3].startswith(prefixes)]
         fold_of = [zlib.crc32(rows[i].conversation.encode()) % args.folds for i, _ in train]
         oof: dict[int, float] = {}
         for k in range(args.folds):

@@ -108,6 +108,7 @@ CUES: dict[str, list[str]] = {
     "financial_hardship": [
         "lost|lose|losing my job|income|house|home",
         "laid off",
+        "layoffs|layoff|cutbacks",
         "got|been|was fired|sacked",
         "made redundant",
         "redundancy|unemployed|unemployment|jobless|bankrupt|bankruptcy|insolvency|foreclosure|eviction|evicted|repossessed|repossession",
@@ -180,6 +181,10 @@ CUES: dict[str, list[str]] = {
         "recently|has|had|just passed",
         "miss|missing|missed my friends|family|mom|mum|dad|mother|father|wife|husband|kids|children|son|daughter|dog|cat|home|girlfriend|boyfriend|grandma|grandmother|grandpa",
         "by myself",
+        "don't know anyone|anybody",
+        "no friends",
+        "nobody|no one to talk to",
+        "miss him|her|them so much",
         "on my own",
         "no one to|around",
         "lonly|lonley|scarred|worred|anxios",
