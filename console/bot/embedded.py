@@ -34,12 +34,13 @@ from store.kb import all_articles, search, terms
 # Words that say what area a question is about but not what the question is.
 GENERIC = frozenset(
     "card cards account accounts money pay paid paying payment payments app pennant bank use using "
-    "used make made today yesterday week day time way thing things get support customer service".split()
+    "used make made today yesterday week day time way thing things get support customer service ask "
+    "asked asking said say tell told want wanted find see look check know".split()
 )
 # Feelings and waiting: they colour a question (triage reads them) but do not say what it is about.
 FEELINGS = frozenset(
     "angry upset annoyed furious frustrated frustrating ridiculous disappointed worried waiting waited "
-    "weeks days months hours ages long already again still so very".split()
+    "weeks days months hours ages already again still so very sorry".split()
 )
 # Words that say something is wrong but not what.
 VAGUE_WORDS = frozenset(
@@ -56,10 +57,16 @@ CHATTER = frozenset(
 )
 # Articles about loss, money worries or crime: answered plainly, without cheerful openers.
 SENSITIVE_TAGS = frozenset({"bereavement", "hardship", "scam", "fraud", "extra support"})
+# After a thank-you, these words close a conversation rather than ask something new.
+CLOSING_WORDS = frozenset(
+    "sorts sort sorted needed need helped help helpful answer answered clear understood understand "
+    "makes make sense info information later hold wait perfect everything now got".split()
+)
 _MONEY = re.compile(r"[£€$%]|\bfree\b")
 _DURATION = re.compile(r"\b(?:seconds?|minutes?|hours?|days?|weeks?|months?|instantly|straight away)\b")
 # "pay in 3", "pay-in-three", "payin3": one product name; its digit alone would match any "3".
-_PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b", re.IGNORECASE)
+_PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b|\b(?:3|three)\s+(?:payments|instalments|installments)\b",
+                       re.IGNORECASE)
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
 
@@ -68,11 +75,11 @@ def _stem(word: str) -> str:
     # A crude stem is enough to ask "does this article mention that word at all?":
     # "declined"/"decline", "moved"/"move", "fees"/"fee" meet at the same five letters.
     if len(word) > 4:
-        for suffix in ("ing", "ed", "es", "s"):
+        for suffix in ("ing", "ed", "sses", "es", "s"):
             if word.endswith(suffix):
-                word = word[: -len(suffix)]
+                word = word[: -len(suffix)] + ("ss" if suffix == "sses" else "")
                 break
-    elif len(word) > 3 and word.endswith("s"):
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
     if len(word) > 3 and word.endswith("e"):
         word = word[:-1]
@@ -100,7 +107,7 @@ class Candidate:
     score: float  # bm25, lower is better
     matched: float  # weighted count of question words the article contains
     coverage: float  # matched / weighted question length
-    title_hits: int = 0  # question words in the article's title
+    title_hits: float = 0.0  # weighted question words in the article's title
 
     @property
     def confident(self) -> bool:
@@ -112,6 +119,13 @@ def first_name(name: str) -> str:
     """A safe first name to address the customer by ('' when there is none)."""
     match = _NAME.search(name or "")
     return match.group(0) if match else ""
+
+
+def _lower_first(text: str) -> str:
+    # "Confirm the plan" reads on inside a sentence as "confirm the plan"; "PIN ..." stays.
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text
 
 
 def _pick(options: tuple[str, ...], seed: int) -> str:
@@ -141,6 +155,8 @@ _FALLBACKS_AGAIN = (
 _HANDOFF = "Of course. I'm bringing in a person from our team; they'll see everything we've discussed so far."
 _INJECTION = ("I can only help with questions about your Pennant account and our services, and I can't "
               "change how I work or share internal details. What can I help you with today?")
+_ACK = ("Great. Is there anything else I can help with?", "Good. Anything else I can do for you?")
+_REPHRASE = ("Sorry, I wasn't clear. Put simply: ", "Sorry, let me put that more simply: ")
 _PROMPT = "Could you tell me a little more about what you need? I can help with cards, payments and transfers, Pay-in-3, fees and your account."
 _CLARIFY_TOPIC = {
     "card": "Sorry to hear that. What's happening with the card: is a payment being declined, is the "
@@ -189,6 +205,7 @@ class EmbeddedBot:
                 _stems(article.title),
                 tuple(_stems(f) for f in parsed.facts),
             )
+        self._vocab = frozenset().union(*(a.stems for a in self._articles.values()))
         self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -211,10 +228,28 @@ class EmbeddedBot:
         words = tuple(terms(text))
         return list(self._retrieve(words)) if words else []
 
+    def _weight(self, word: str) -> float:
+        if word in FEELINGS:
+            return 0.2
+        if word in GENERIC or word in VAGUE_WORDS:
+            return 0.4
+        # A word no article uses (a shop's name, a product we do not offer) still counts
+        # against coverage, but less than a word the knowledge base knows.
+        return 1.0 if _stem(word) in self._vocab else 0.5
+
+    def _article_in(self, reply: str) -> str | None:
+        """The article a previous bot reply was built from, if any."""
+        if not reply:
+            return None
+        for article_id, indexed in self._articles.items():
+            parsed = indexed.parsed
+            if (parsed.summary and parsed.summary in reply) or any(f in reply for f in parsed.facts):
+                return article_id
+        return None
+
     def _retrieve_uncached(self, words: tuple[str, ...]) -> tuple[Candidate, ...]:
         hits = search(self._store(), " ".join(words), limit=3)
-        weights = {_stem(w): (0.2 if w in FEELINGS else 0.4 if w in GENERIC or w in VAGUE_WORDS else 1.0)
-                   for w in words}
+        weights = {_stem(w): self._weight(w) for w in words}
         total = sum(weights.values()) or 1.0
         out = []
         for hit in hits:
@@ -223,13 +258,13 @@ class EmbeddedBot:
             title = indexed.title_stems if indexed else _stems(hit.title)
             matched = sum(weight for stem, weight in weights.items() if stem in stems)
             out.append(Candidate(hit.id, hit.score, matched, matched / total,
-                                 sum(1 for stem in weights if stem in title)))
+                                 sum(weight for stem, weight in weights.items() if stem in title)))
         if not out:
             return ()
         # bm25 favours short articles that repeat one word; how much of the question an
         # article covers breaks near-ties the other way.
         top = out[0].score or -1.0
-        out.sort(key=lambda c: -(c.matched + 0.5 * (c.score / top) + 0.3 * c.title_hits))
+        out.sort(key=lambda c: -(c.matched + 0.8 * (c.score / top) + 0.3 * c.title_hits))
         return tuple(out)
 
     # -- answering -----------------------------------------------------------------------
@@ -252,21 +287,19 @@ class EmbeddedBot:
         # Numbers ("3 weeks", "£2000", "2J" of an escape) say how much or how long, not what about.
         content = [w for w in terms(cleaned)
                    if w not in CHATTER and not any(ch.isdigit() for ch in w)]
-        if not content:
-            if cues.injection:
-                return BotAnswer(_INJECTION, intent="injection")
-            last_reply = ctx.last_reply_text()
-            if cues.thanks or intents.closes_after_offer(cues.cleaned, last_reply) or (
-                    intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0):
-                return BotAnswer(_pick(_CLOSINGS, seed).format(name=with_name), resolve=True, intent="closing")
-            if cues.greeting:
-                return self._greeting(ctx, seed, name)
-            if cues.vague:
-                return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
-            return BotAnswer(_PROMPT, intent="prompt")
+        last_reply = ctx.last_reply_text()
+        if cues.confused and ctx.bot_turns() > 0:
+            return self._rephrase(ctx, seed)
+        if not content or (cues.thanks and not cues.question and not cues.how_to and all(
+                w in CLOSING_WORDS or w in GENERIC or w in VAGUE_WORDS or w in FEELINGS for w in content)):
+            return self._no_question(ctx, cues, seed, name, with_name, last_reply)
 
         specific = [w for w in content if w not in GENERIC and w not in VAGUE_WORDS and w not in FEELINGS]
-        last_reply = ctx.last_reply_text()
+        if not specific and cues.how_to and ctx.bot_turns() > 0:
+            # "Where do I find that?" about what we just said: the steps of that article.
+            previous_article = self._article_in(last_reply)
+            if previous_article and self._articles[previous_article].parsed.steps:
+                return self._steps_of(previous_article)
         follow_up = last_reply.rstrip().endswith("?") and len(specific) <= 2
         query = " ".join(content)
         if follow_up:
@@ -280,6 +313,9 @@ class EmbeddedBot:
         candidates = self.retrieve(query)
         best = candidates[0] if candidates else None
         if best is None or not best.confident:
+            if cues.injection:
+                # What is left of a message that tried to instruct the bot is not worth a guess.
+                return BotAnswer(_INJECTION, intent="injection")
             options = _FALLBACKS_AGAIN if ctx.fallbacks >= 1 else _FALLBACKS
             return BotAnswer(_pick(options, seed), fallback=True, intent="fallback")
         second = candidates[1] if len(candidates) > 1 else None
@@ -292,7 +328,44 @@ class EmbeddedBot:
                 f'Just so I point you the right way: is this about "{a.title}" or "{b.title}"?',
                 kb_ids=[best.id, second.id], intent="clarify",
             )
-        return self._compose(ctx, cues, query, best.id, seed, name)
+        previous_terms = {_stem(w) for w in terms(ctx.previous_customer_text())}
+        asked_again = bool(previous_terms) and len({_stem(w) for w in content} & previous_terms) >= max(
+            1, len(content) // 2)
+        return self._compose(ctx, cues, query, best.id, seed, name, asked_again)
+
+    def _no_question(self, ctx: BotContext, cues: intents.Cues, seed: int, name: str, with_name: str,
+                     last_reply: str) -> BotAnswer:
+        """Small talk: thanks and goodbyes, greetings, acknowledgements, "it doesn't work"."""
+        if cues.injection:
+            return BotAnswer(_INJECTION, intent="injection")
+        if cues.thanks or intents.closes_after_offer(cues.cleaned, last_reply) or (
+                intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0):
+            return BotAnswer(_pick(_CLOSINGS, seed).format(name=with_name), resolve=True, intent="closing")
+        if cues.greeting:
+            return self._greeting(ctx, seed, name)
+        if cues.vague:
+            return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
+        if ctx.bot_turns() > 0 and not last_reply.rstrip().endswith("?"):
+            return BotAnswer(_pick(_ACK, seed), intent="ack")
+        return BotAnswer(_PROMPT, intent="prompt")
+
+    def _rephrase(self, ctx: BotContext, seed: int) -> BotAnswer:
+        """The customer did not follow the last answer: say it again, more simply."""
+        article_id = self._article_in(ctx.last_reply_text())
+        if article_id is None:
+            return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
+        parsed = self._articles[article_id].parsed
+        text = _pick(_REPHRASE, seed) + parsed.summary
+        if parsed.steps:
+            text += " In the app: " + "; then ".join(_lower_first(s.rstrip(".")) for s in parsed.steps[:3]) + "."
+        text += " Would you like me to bring in a colleague to go through it with you?"
+        return BotAnswer(text, kb_ids=[article_id], intent="rephrase")
+
+    def _steps_of(self, article_id: str) -> BotAnswer:
+        parsed = self._articles[article_id].parsed
+        steps = [s.rstrip(".") for s in parsed.steps[:4]]
+        text = "Here's where to find it: " + "; ".join(f"{n}) {s}" for n, s in enumerate(steps, 1)) + "."
+        return BotAnswer(text, kb_ids=[article_id], intent="steps")
 
     def _greeting(self, ctx: BotContext, seed: int, name: str) -> BotAnswer:
         if ctx.bot_turns() == 0:
@@ -301,12 +374,14 @@ class EmbeddedBot:
         return BotAnswer(_pick(_GREETINGS_AGAIN, seed), intent="greeting")
 
     def _compose(self, ctx: BotContext, cues: intents.Cues, query: str, article_id: str, seed: int,
-                 name: str) -> BotAnswer:
+                 name: str, asked_again: bool) -> BotAnswer:
         indexed = self._articles[article_id]
         art = indexed.parsed
         question = _stems(query)
         last_reply = ctx.last_reply_text()
-        repeat = bool(art.summary) and art.summary in last_reply
+        # The same question answered by the same article again: the last answer did not help.
+        repeat = asked_again and bool(art.summary) and art.summary in last_reply
+        said_before = not repeat and bool(art.summary) and art.summary in last_reply
         sensitive = not SENSITIVE_TAGS.isdisjoint(art.tags)
 
         scored: list[tuple[float, int]] = []
@@ -324,8 +399,11 @@ class EmbeddedBot:
         chosen = [i for score, i in scored[:2] if score >= 1.0]
         if len(chosen) == 2 and (scored[1][0] < 2.0 or show_steps):
             chosen = chosen[:1]
-        if repeat and not chosen and scored:
+        if (repeat or said_before) and not chosen and scored:
             chosen = [scored[0][1]]
+        if said_before and chosen:
+            # A new question about the same article: what it has not been told yet, not the summary again.
+            art = Parsed(art.id, art.title, art.tags, "", art.facts, art.steps)
 
         parts: list[str] = []
         if repeat:

@@ -74,6 +74,11 @@ _HOW_MUCH = re.compile(r"\b(?:how\s+much|cost|costs|fee|fees|charge|charges|pric
 # Fake role tags ("</system>", "<assistant>"): removed themselves, and they end a sentence.
 _ROLE_TAG = re.compile(r"</?\s*(?:system|assistant|user|instructions?|prompt|im_start|im_end)\s*/?>|<\|[a-z_]+\|>",
                        re.IGNORECASE)
+_CONFUSED = re.compile(
+    r"\b(?:(?:don'?t|do\s+not|didn'?t|did\s+not)\s+(?:follow|understand|get\s+(?:it|that|you))|what\s+do\s+you\s+mean|"
+    r"(?:makes|made)\s+no\s+sense|doesn'?t\s+make\s+(?:any\s+)?sense|too\s+complicated|not\s+clear|unclear|lost\s+me)\b",
+    re.IGNORECASE,
+)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -91,6 +96,7 @@ class Cues:
     how_long: bool
     how_much: bool
     question: bool
+    confused: bool
 
 
 def strip_injection(text: str) -> tuple[str, bool]:
@@ -121,6 +127,7 @@ def detect(text: str) -> Cues:
         how_long=bool(_HOW_LONG.search(cleaned)),
         how_much=bool(_HOW_MUCH.search(cleaned)),
         question="?" in cleaned,
+        confused=bool(_CONFUSED.search(cleaned)),
     )
 
 

@@ -16,6 +16,7 @@ BENCHES = {
     "hub": "customer messages/s through triage + policy + embedded bot + store",
     "console": "1,000 live conversations at 100 msgs/s: key -> frame latency, CPU, start time",
     "drafts": "embedded draft first-text latency; LLM streaming overhead against a fake server",
+    "bot": "embedded bot: answer latency, outcomes on real questions, retrieval accuracy",
 }
 
 

@@ -1,0 +1,190 @@
+"""``tandem bench bot``: the embedded bot's speed and what it does with real questions.
+
+Prints, for first messages from ``../shared/data/customer-messages.csv`` (or questions written
+here when the file is absent):
+
+- latency per answer, cold (retrieval cache empty) and warm, mean / p50 / p99 in microseconds;
+- the outcome mix: answer, clarify, fallback, handoff, ...;
+- on Banking77 messages whose intent the knowledge base covers (the mapping below is ours):
+  how often the bot answers from an acceptable article, answers from a wrong one, asks a
+  clarifying question (and whether an acceptable article is among the choices), or says it
+  does not know.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
+
+# Banking77 intent -> the articles that answer it. Intents the KB does not cover are absent.
+COVERED: dict[str, tuple[str, ...]] = {
+    "Refund_not_showing_up": ("KB-016", "KB-004"),
+    "activate_my_card": ("KB-006",),
+    "age_limit": ("KB-043",),
+    "apple_pay_or_google_pay": ("KB-011",),
+    "atm_support": ("KB-022",),
+    "automatic_top_up": ("KB-015",),
+    "balance_not_updated_after_bank_transfer": ("KB-015", "KB-012"),
+    "balance_not_updated_after_cheque_or_cash_deposit": ("KB-015",),
+    "beneficiary_not_allowed": ("KB-012",),
+    "cancel_transfer": ("KB-012", "KB-014"),
+    "card_about_to_expire": ("KB-006",),
+    "card_acceptance": ("KB-010", "KB-022"),
+    "card_arrival": ("KB-006",),
+    "card_delivery_estimate": ("KB-006",),
+    "card_not_working": ("KB-010",),
+    "card_payment_fee_charged": ("KB-020", "KB-022"),
+    "card_payment_not_recognised": ("KB-019",),
+    "card_payment_wrong_exchange_rate": ("KB-022", "KB-044"),
+    "card_swallowed": ("KB-008",),
+    "cash_withdrawal_charge": ("KB-020", "KB-022"),
+    "cash_withdrawal_not_recognised": ("KB-019",),
+    "change_pin": ("KB-009",),
+    "compromised_card": ("KB-008", "KB-019", "KB-023"),
+    "contactless_not_working": ("KB-011", "KB-010"),
+    "country_support": ("KB-043", "KB-022"),
+    "declined_card_payment": ("KB-010",),
+    "declined_cash_withdrawal": ("KB-010", "KB-022"),
+    "declined_transfer": ("KB-012",),
+    "direct_debit_payment_not_recognised": ("KB-035", "KB-019"),
+    "disposable_card_limits": ("KB-005",),
+    "edit_personal_details": ("KB-038",),
+    "exchange_charge": ("KB-044", "KB-020"),
+    "exchange_rate": ("KB-044", "KB-022", "KB-013"),
+    "exchange_via_app": ("KB-044",),
+    "extra_charge_on_statement": ("KB-020", "KB-019"),
+    "failed_transfer": ("KB-012",),
+    "fiat_currency_support": ("KB-044",),
+    "get_disposable_virtual_card": ("KB-005",),
+    "get_physical_card": ("KB-006",),
+    "getting_spare_card": ("KB-006", "KB-005"),
+    "getting_virtual_card": ("KB-005",),
+    "lost_or_stolen_card": ("KB-008",),
+    "lost_or_stolen_phone": ("KB-024", "KB-023"),
+    "order_physical_card": ("KB-006",),
+    "passcode_forgotten": ("KB-024",),
+    "pending_card_payment": ("KB-018",),
+    "pending_cash_withdrawal": ("KB-018", "KB-022"),
+    "pending_top_up": ("KB-015",),
+    "pending_transfer": ("KB-012",),
+    "pin_blocked": ("KB-009",),
+    "receiving_money": ("KB-015", "KB-037"),
+    "request_refund": ("KB-016", "KB-017"),
+    "reverted_card_payment?": ("KB-018", "KB-016"),
+    "supported_cards_and_currencies": ("KB-044", "KB-015"),
+    "terminate_account": ("KB-032",),
+    "top_up_by_bank_transfer_charge": ("KB-015",),
+    "top_up_by_card_charge": ("KB-015",),
+    "top_up_by_cash_or_cheque": ("KB-015",),
+    "top_up_failed": ("KB-015",),
+    "top_up_limits": ("KB-015", "KB-021"),
+    "top_up_reverted": ("KB-015",),
+    "topping_up_by_card": ("KB-015",),
+    "transaction_charged_twice": ("KB-018",),
+    "transfer_fee_charged": ("KB-013", "KB-020"),
+    "transfer_into_account": ("KB-015", "KB-037"),
+    "transfer_not_received_by_recipient": ("KB-012", "KB-014"),
+    "transfer_timing": ("KB-012", "KB-013"),
+    "unable_to_verify_identity": ("KB-025",),
+    "verify_my_identity": ("KB-025",),
+    "verify_source_of_funds": ("KB-026",),
+    "verify_top_up": ("KB-015", "KB-025"),
+    "virtual_card_not_working": ("KB-005", "KB-010"),
+    "wrong_amount_of_cash_received": ("KB-022", "KB-017"),
+    "wrong_exchange_rate_for_cash_withdrawal": ("KB-022", "KB-044"),
+}
+
+_OWN_QUESTIONS = [
+    "How does pay in 3 work?", "I lost my card", "how do I freeze my card", "I forgot my PIN",
+    "my card was declined", "how long does a refund take", "what are the fees", "hi", "thanks, bye",
+    "I want to talk to a person", "it doesn't work", "can I get a mortgage", "my top up is pending",
+    "how do I close my account", "someone scammed me", "what is the contactless limit",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=5000, help="messages to answer (default 5000)")
+    parser.add_argument("--data", metavar="CSV", help=f"customer messages CSV (default {DEFAULT_DATA})")
+    parser.add_argument("--seed", type=int, default=7)
+
+
+def _load(path: Path, n: int, seed: int) -> list[tuple[str, str, str]]:
+    """(source, intent, text) rows, a seeded sample of ``n``."""
+    if not path.is_file():
+        return [("own", "", q) for q in (_OWN_QUESTIONS * (n // len(_OWN_QUESTIONS) + 1))[:n]]
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [(r.get("source", ""), r.get("intent", ""), r.get("text", "")) for r in csv.DictReader(fh)]
+    rows = [r for r in rows if r[2].strip()]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.bot import BotContext, EmbeddedBot
+
+    data = Path(args.data) if args.data else DEFAULT_DATA
+    rows = _load(data, max(1, args.messages), args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        bot = EmbeddedBot(Path(tmp) / "bench.db")
+        print(f"bot: ready in {(time.perf_counter() - started) * 1000:.0f} ms (KB loaded into a fresh store)")
+        contexts = [BotContext(i, "Sam", messages=[{"role": "customer", "text": text}])
+                    for i, (_, _, text) in enumerate(rows)]
+        results = []
+        for label in ("cold", "warm"):
+            lat: list[float] = []
+            results = []
+            for ctx in contexts:
+                t0 = time.perf_counter()
+                results.append(bot.answer_sync(ctx))
+                lat.append((time.perf_counter() - t0) * 1e6)
+            mean = sum(lat) / len(lat)
+            print(f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {_pct(lat, 0.5):.0f} us,"
+                  f" p99 {_pct(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)")
+    source = data.name if data.is_file() else "built-in questions"
+    outcomes = Counter(a.intent for a in results)
+    total = len(results)
+    print(f"outcomes on {total} first messages from {source}: "
+          + ", ".join(f"{k} {v / total:.1%}" for k, v in outcomes.most_common()))
+    by_source: dict[str, Counter[str]] = {}
+    for (src, _, _), ans in zip(rows, results, strict=True):
+        by_source.setdefault(src, Counter())[ans.intent] += 1
+    for src, counts in sorted(by_source.items()):
+        n = sum(counts.values())
+        print(f"  {src:15s} n={n:5d}  answer {counts['answer'] / n:.1%}  clarify {counts['clarify'] / n:.1%}"
+              f"  fallback {counts['fallback'] / n:.1%}  handoff {counts['handoff'] / n:.1%}")
+    graded = Counter()
+    for (src, intent, _), ans in zip(rows, results, strict=True):
+        ok = COVERED.get(intent) if src == "banking77" else None
+        if ok is None:
+            continue
+        graded["n"] += 1
+        if ans.intent == "answer":
+            graded["right" if ans.kb_ids and ans.kb_ids[0] in ok else "wrong"] += 1
+        elif ans.intent == "clarify":
+            graded["clarify_ok" if set(ans.kb_ids) & set(ok) else "clarify_other"] += 1
+        else:
+            graded[ans.intent] += 1
+    if graded["n"]:
+        n = graded["n"]
+        print(f"banking77, intents the KB covers (n={n}): answered from an acceptable article"
+              f" {graded['right'] / n:.1%}, from a wrong one {graded['wrong'] / n:.1%};"
+              f" clarified {(graded['clarify_ok'] + graded['clarify_other']) / n:.1%}"
+              f" (acceptable article offered {graded['clarify_ok'] / n:.1%});"
+              f" fallback {graded['fallback'] / n:.1%}; other {(n - sum(v for k, v in graded.items() if k in ('right', 'wrong', 'clarify_ok', 'clarify_other', 'fallback'))) / n:.1%}")
+        answered = graded["right"] + graded["wrong"]
+        if answered:
+            print(f"  precision of answers: {graded['right'] / answered:.1%}")
+    return 0
