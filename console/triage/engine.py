@@ -362,10 +362,11 @@ class TriageEngine:
         prev_peak = state.sent_peak
         state.sent_avg = sig.sentiment if state.turns == 0 else 0.5 * state.sent_avg + 0.5 * sig.sentiment
         state.sent_peak = max(state.sent_peak, state.sent_avg)
-        # Three troubled turns in a row keep the conversation raised through a neutral "ok".
-        trend = state.neg_streak >= 3
+        # Three troubled turns in a row: each may be mild, together they are a customer
+        # running out of patience. (A neutral turn breaks the streak: measured, carrying it
+        # through "ok" flags more calm conversations than it catches.)
         state.neg_streak = state.neg_streak + 1 if (sig.negative or soft >= WATCH) else 0
-        trend = trend or state.neg_streak >= 3
+        trend = state.neg_streak >= 3
         drop = state.turns > 0 and prev_peak - state.sent_avg >= 0.6 and sig.sentiment < -0.3
         if drop:
             message_reasons.append("sentiment_drop")

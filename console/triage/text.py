@@ -16,7 +16,11 @@ from collections.abc import Iterable
 MAX_CHARS = 8_000
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|[,.;:]")
+# Emoji and emoticons carry mood in short messages ("charged twice 😡"); the few that matter
+# are single tokens, everything else outside ASCII words is ignored.
+EMOJI = "😡😠🤬😤😒🙄😩😫😢😭😞😔☹🙁😕👎💩😣😖😑🤦😓😰😱😊🙂😀😃😄😁😍🥰❤💕👍🙏🎉🤗🙌"
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|:-?[()/|\\]|[,.;:]|[" + EMOJI + "]")
+_URL = re.compile(r"(?:https?://|www\.)\S*")
 _CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _LETTERS = re.compile(r"[A-Za-z]")
 _REPEAT_PUNCT = re.compile(r"[!?]{2,}|\?!|!\?")
@@ -56,7 +60,11 @@ def tokens(text: str) -> list[str]:
 
     Punctuation is kept as tokens so clause boundaries can stop negation windows.
     """
-    raw = _TOKEN.findall(text.lower().translate(_APOSTROPHES))
+    low = text.lower().translate(_APOSTROPHES)
+    if "://" in low or "www." in low:
+        # Links are not words the customer wrote (and "https:/" is not a frown).
+        low = _URL.sub(" ", low)
+    raw = _TOKEN.findall(low)
     get = _SPELLING.get
     toks = [get(t, t) for t in raw]
     if _FOLD_FIRST.isdisjoint(toks):

@@ -104,14 +104,16 @@ def test_trend_raises_the_level_when_the_last_message_alone_would_not(engine: Tr
         "my transfer still hasn't arrived",
         "I already tried that and it still doesn't work",
         "this keeps failing, nothing works",
-        "ok",
+        "ok, it still says pending",
     ]
     state = engine.new_state()
     verdicts = [engine.observe(state, "customer", t) for t in turns]
     alone = engine.score_message(turns[-1])
     assert not alone.needs_human
     assert verdicts[-1].needs_human, verdicts
-    assert verdicts[-1].reasons
+    assert "sentiment_drop" in verdicts[-1].reasons
+    # A calm turn breaks the streak.
+    assert not engine.observe(state, "customer", "oh it just arrived, thank you!").needs_human
 
 
 def test_repeat_question(engine: TriageEngine) -> None:
