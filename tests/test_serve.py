@@ -1,0 +1,107 @@
+"""`tandem serve` as a real process on a real file: flow, clean shutdown, SIGKILL and restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from store import Store
+from store import lifecycle as lc
+from store.check import check
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _serve(db: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_DB")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _states(db: Path) -> dict[str, int]:
+    with Store(db) as store:
+        return {s: n for s, n in store.query("SELECT state, count(*) FROM conversations GROUP BY state")}
+
+
+def _unanswered(store: Store) -> list[int]:
+    """Bot conversations whose newest message is the customer's: nobody answered it."""
+    rows = store.query(
+        "SELECT c.id FROM conversations c WHERE c.state = 'bot' AND"
+        " (SELECT role FROM messages m WHERE m.conversation_id = c.id AND m.role != 'note'"
+        "  ORDER BY m.id DESC LIMIT 1) = 'customer'"
+    )
+    return [r[0] for r in rows]
+
+
+def _answered_twice(store: Store) -> list[int]:
+    """Conversations with two bot messages and no customer message between them."""
+    bad = []
+    for (cid,) in store.query("SELECT DISTINCT conversation_id FROM messages WHERE role = 'bot'"):
+        previous = None
+        for (role,) in store.query(
+            "SELECT role FROM messages WHERE conversation_id = ? AND role IN ('customer', 'bot') ORDER BY id",
+            (cid,),
+        ):
+            if role == "bot" and previous == "bot":
+                bad.append(cid)
+                break
+            previous = role
+    dup = store.query("SELECT reply_to FROM messages WHERE role = 'bot' AND reply_to IS NOT NULL"
+                      " GROUP BY reply_to HAVING count(*) > 1")
+    return bad + [r[0] for r in dup]
+
+
+def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> None:
+    proc = _serve(db_path, "--simulate", "40", "--speed", "25", "--seed", "4", "--log-interval", "2")
+    try:
+        time.sleep(8)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "tandem serve: stopped after" in err and "Traceback" not in err
+    assert "customer messages" in err.splitlines()[1]  # the periodic throughput line
+    states = _states(db_path)
+    assert states.get("bot", 0) > 0 and states.get("waiting", 0) > 0 and states.get("resolved", 0) > 0, states
+    with Store(db_path) as store:
+        assert check(store) == []
+        for (data,) in store.query("SELECT data FROM events WHERE kind = 'escalated'"):
+            assert json.loads(data)["reasons"]  # every escalation says why
+        cursor = store.one("SELECT event_id FROM cursors WHERE name = 'hub'")[0]
+        assert cursor > 0
+
+
+def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_path: Path) -> None:
+    proc = _serve(db_path, "--simulate", "40", "--speed", "40", "--seed", "9", "--log-interval", "0")
+    try:
+        time.sleep(5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    # Customers keep writing through the channel while the hub is down.
+    with Store(db_path) as store:
+        bot_convs = [r[0] for r in store.query("SELECT id FROM conversations WHERE state = 'bot' LIMIT 20")]
+        fresh = [lc.open_conversation(store, f"late {i}", channel="api") for i in range(10)]
+        for i, cid in enumerate(bot_convs + fresh):
+            lc.add_customer_message(store, cid, "How does pay in 3 work?", idempotency_key=f"late-{i}")
+        assert _unanswered(store)  # the restart has work to do
+    again = _serve(db_path, "--duration", "4", "--log-interval", "0")
+    _, err = again.communicate(timeout=30)
+    assert again.returncode == 0, err
+    with Store(db_path) as store:
+        assert _unanswered(store) == []
+        assert _answered_twice(store) == []
+        assert check(store) == []
+        for cid in fresh:
+            roles = [r[0] for r in store.query("SELECT role FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))]
+            assert roles == ["customer", "bot"]
