@@ -37,10 +37,10 @@ GENERIC = frozenset(
     "used make made today yesterday week day time way thing things get support customer service ask "
     "asked asking said say tell told want wanted find see look check know".split()
 )
-# Feelings and waiting: they colour a question (triage reads them) but do not say what it is about.
+# Feelings, waiting and "how long/much": they colour a question but do not say what it is about.
 FEELINGS = frozenset(
     "angry upset annoyed furious frustrated frustrating ridiculous disappointed worried waiting waited "
-    "weeks days months hours ages already again still so very sorry".split()
+    "weeks days months hours ages already again still so very sorry long soon much many often".split()
 )
 # Words that say something is wrong but not what.
 VAGUE_WORDS = frozenset(
@@ -112,7 +112,8 @@ class Candidate:
     @property
     def confident(self) -> bool:
         # Two real words of the question, or most of a short one ("pin", "freeze card").
-        return self.matched >= 2.0 or (self.coverage >= 0.6 and self.matched >= 1.0)
+        # A long story that shares a few words with an article is not answered by it.
+        return (self.matched >= 2.0 and self.coverage >= 0.25) or (self.coverage >= 0.6 and self.matched >= 1.0)
 
 
 def first_name(name: str) -> str:
@@ -264,7 +265,7 @@ class EmbeddedBot:
         # bm25 favours short articles that repeat one word; how much of the question an
         # article covers breaks near-ties the other way.
         top = out[0].score or -1.0
-        out.sort(key=lambda c: -(c.matched + 0.8 * (c.score / top) + 0.3 * c.title_hits))
+        out.sort(key=lambda c: -(c.matched + 0.8 * (c.score / top) + c.title_hits))
         return tuple(out)
 
     # -- answering -----------------------------------------------------------------------
@@ -301,7 +302,8 @@ class EmbeddedBot:
             if previous_article and self._articles[previous_article].parsed.steps:
                 return self._steps_of(previous_article)
         follow_up = last_reply.rstrip().endswith("?") and len(specific) <= 2
-        query = " ".join(content)
+        # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
+        query = " ".join(w for w in content if w not in FEELINGS) or " ".join(content)
         if follow_up:
             # A short reply to our own question ("declined") is read with what came before it.
             previous = ctx.previous_customer_text()
