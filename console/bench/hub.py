@@ -4,8 +4,9 @@ A writer process posts customer messages (through the lifecycle API, as a channe
 pre-opened conversations while the hub, in this process, follows the feed, triages, applies
 the policy and lets the embedded bot answer. Two runs:
 
-- ``saturated``: the writer posts as fast as it can; the hub's sustained rate is the number
-  of customer messages it handled divided by the time it took;
+- ``saturated``: the writer posts as fast as it can, one message per new conversation; the
+  hub's sustained rate is the messages it handled divided by the time from the first post
+  until it had handled the last;
 - ``paced``: the writer posts at ``--rate`` messages/s; lag is the time from a customer
   message's commit to the bot's answer, p50/p99.
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=10_000,
                         help="customer messages per run (default 10000)")
     parser.add_argument("--conversations", type=int, default=2_000,
-                        help="pre-opened conversations they spread over (default 2000)")
+                        help="conversations the paced run spreads over (default 2000)")
     parser.add_argument("--rate", type=float, default=1_000.0,
                         help="messages/s the writer posts in the paced run (default 1000; 0 skips it)")
     parser.add_argument("--data", metavar="PATH", help="customer-messages.csv or its directory")
@@ -50,11 +51,13 @@ def _texts(data: str | None, n: int) -> tuple[list[str], str]:
     return [next(gen) for _ in range(n)], "routine persona scripts (no replay file)"
 
 
-def _writer(path: str, ids: list[int], texts: list[str], rate: float, tag: str, go: Any, out: Any) -> None:
+def _writer(path: str, ids: list[int], texts: list[str], rate: float, tag: str, ready: Any, go: Any,
+            out: Any) -> None:
     from store import Store
     from store import lifecycle as lc
 
     store = Store(path)
+    ready.set()
     go.wait()
     t0 = time.monotonic()
     interval = 1.0 / rate if rate > 0 else 0.0
@@ -68,18 +71,18 @@ def _writer(path: str, ids: list[int], texts: list[str], rate: float, tag: str, 
     store.close()
 
 
-async def _run_hub(hub: Any, expected: int, timeout: float) -> float:
-    """Run the hub until it has handled ``expected`` customer messages; return seconds taken."""
+async def _run_hub(hub: Any, expected: int, go: Any, timeout: float) -> float:
+    """Start the writer, run the hub until it handled ``expected`` customer messages; return seconds."""
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop, idle_sleep=0.002))
+    await asyncio.sleep(0.05)  # the hub opens its connections and reaches the end of the feed
     start_count = hub.stats.customer_messages
-    t_first: float | None = None
-    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    go.set()
+    deadline = t0 + timeout
     while hub.stats.customer_messages - start_count < expected and time.monotonic() < deadline:
-        if t_first is None and hub.stats.customer_messages > start_count:
-            t_first = time.monotonic()
-        await asyncio.sleep(0.005)
-    elapsed = time.monotonic() - (t_first or time.monotonic())
+        await asyncio.sleep(0.002)
+    elapsed = time.monotonic() - t0
     stop.set()
     await task
     return elapsed
@@ -97,12 +100,11 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
     with Store(path) as s:
         save_cursor(s, hub.cursor_name, last_event_id(s))
     ctx = mp.get_context("spawn")
-    go, out = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_writer, args=(str(path), ids, texts, rate, tag, go, out), daemon=True)
+    ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_writer, args=(str(path), ids, texts, rate, tag, ready, go, out), daemon=True)
     proc.start()
-    time.sleep(0.3)  # let the writer import and open the store before the clock starts
-    go.set()
-    seconds = asyncio.run(_run_hub(hub, len(texts), timeout=max(60.0, len(texts) / 100)))
+    ready.wait(30)  # the writer has imported and opened the store: the clock starts with its first post
+    seconds = asyncio.run(_run_hub(hub, len(texts), go, timeout=max(60.0, len(texts) / 100)))
     writer_s = out.get(timeout=60)
     proc.join(timeout=10)
     s = hub.stats
@@ -128,16 +130,18 @@ def run(args: argparse.Namespace) -> int:
     with Store(path) as store:
         ensure_loaded(store)
     texts, source = _texts(args.data, args.messages * 2)
-    print(f"hub bench: {args.messages} customer messages per run over {args.conversations} conversations;"
-          f" texts: {source}")
+    print(f"hub bench: {args.messages} customer messages per run (saturated: one per new conversation;"
+          f" paced: over {args.conversations} conversations); texts: {source}")
     runs: list[tuple[str, float]] = [("saturated", 0.0)]
     if args.rate > 0:
         runs.append((f"paced {args.rate:g}/s", args.rate))
     for i, (name, rate) in enumerate(runs):
-        with Store(path) as store:
-            ids = [lc.open_conversation(store, f"bench {i}-{n}", channel="bench")
-                   for n in range(args.conversations)]
         part = texts[i * args.messages:(i + 1) * args.messages]
+        # Saturated: every message opens its own conversation, so each one is triaged, decided
+        # and answered (no coalescing while the hub is behind). Paced: multi-turn conversations.
+        n_conv = len(part) if rate == 0 else args.conversations
+        with Store(path) as store:
+            ids = [lc.open_conversation(store, f"bench {i}-{n}", channel="bench") for n in range(n_conv)]
         r = _one_run(path, ids, part, rate, f"r{i}")
         rate_hub = r["handled"] / r["seconds"] if r["seconds"] > 0 else float("nan")
         print(f"  {name:>16}: hub {rate_hub:8.0f} customer messages/s ({r['handled']} in {r['seconds']:.2f} s;"

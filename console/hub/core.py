@@ -221,7 +221,10 @@ class Hub:
                     self.stats.customer_messages += 1
                     touched[cid] = True
                 elif role in ("agent", "bot"):
-                    touched.setdefault(cid, False)
+                    known = self._cache.get(cid)
+                    # The hub's own replies were observed when it posted them.
+                    if known is None or (ev.message_id or 0) > known.upto:
+                        touched.setdefault(cid, False)
             elif ev.kind in _SETTLING:
                 self._settle(cid)
             elif ev.kind in ("resolved", "abandoned") and cid not in touched:
