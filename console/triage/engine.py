@@ -80,22 +80,21 @@ STICKY = frozenset(
 )
 FADE = 0.8
 STICKY_FADE = 0.95
-# Never fade while the conversation lasts: danger, fraud, and an unmet request for a person.
-PERMANENT = frozenset({"safety", "fraud", "human_request"})
+# Never fade while the conversation lasts: danger and fraud in progress.
+PERMANENT = frozenset({"safety", "fraud"})
 # Life-event cues that clearly positive sentiment turns into good news.
 SOFTENED_BY_RELIEF = frozenset({"vulnerability", "health"})
 
 # The soft model: weights over message and conversation signals, fitted on a development set
 # with conversation-grouped cross-validation (see console/triage/fit.py); bias last.
 FEATURES: tuple[str, ...] = (
-    "neg", "pos", "negated_pos", "frustration", "bot_complaint", "problem", "negations",
-    "persist", "help_need", "polite", "routine", "question", "shout", "bursts", "short", "long",
-    "first", "cue", "context",
+    "neg", "pos", "negated_pos", "frustration", "problem", "negations", "persist", "persisting",
+    "help_need", "polite", "routine", "bursts", "short_calm", "long", "first", "cue", "context",
 )
 CONTEXT = len(FEATURES) - 1  # the conversation feature comes last: the mood of earlier turns
 WEIGHTS: tuple[float, ...] = (
-    1.497, -0.230, 0.073, 0.508, 0.077, 0.095, 0.441, 0.414, -0.179, -0.606, -0.580, 0.028,
-    0.027, 0.519, -0.780, 0.730, -0.267, 0.349, 0.041, -1.209,
+    1.428, -0.276, 0.067, 0.516, 0.098, 0.412, 0.402, -0.035, -0.189, -0.589, -0.559, 0.537,
+    -1.084, 0.767, -0.238, 0.358, 0.162, -1.373,
 )
 SOFT_CAP = 0.84  # the soft score alone never says "urgent": that takes safety or fraud cues
 
@@ -435,22 +434,23 @@ class TriageEngine:
         hard = sum(v for k, v in hits.items() if k in FLOORS)
         negations = sum(1 for t in toks if t in NEGATORS)
         negative = s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
+        troubled = negations or hits.get("problem") or hits.get("persist") or frustration
         features = [
             min(s.negative, 6.0) / 3.0,
             min(s.positive, 6.0) / 3.0,
             float(min(s.negated_positive, 2)),
             float(min(frustration + hits.get("sarcasm", 0), 3)),
-            float(min(hits.get("bot_complaint", 0), 2)),
             float(min(hits.get("problem", 0), 3)),
             float(min(negations, 3)),
             float(min(hits.get("persist", 0), 2)),
+            # A problem that persists ("still can't", "doesn't work anymore") is the classic
+            # shape of a customer whose patience is going.
+            1.0 if hits.get("persist") and (negations or hits.get("problem")) else 0.0,
             float(min(hits.get("help_need", 0), 2)),
             1.0 if polite and not negative else 0.0,
             1.0 if questioning and not negative else 0.0,
-            1.0 if "?" in toks else 0.0,
-            1.0 if shout else 0.0,
             float(min(bursts, 2)),
-            1.0 if n_words <= 3 else 0.0,
+            1.0 if n_words <= 3 and not troubled else 0.0,
             min(n_words, 40) / 20.0,
             1.0 if state is None or state.turns == 0 else 0.0,
             float(min(hard, 2)),
@@ -475,7 +475,7 @@ class TriageEngine:
     @staticmethod
     def _soft_reasons(sig: Signals, trend: bool) -> list[str]:
         reasons: list[str] = []
-        if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[13]:
+        if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[11]:
             reasons.append("frustration")
         if sig.sentiment <= -0.25 or sig.features[2]:
             reasons.append("negative_sentiment")
