@@ -249,3 +249,34 @@ async def test_metrics_panel_shows_acceptance_and_timing(db_path: Path) -> None:
         assert "first text, embedded: p50" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, DraftMetricsScreen)
+
+
+async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> None:
+    """Through the real console: take over from the wall, a draft arrives, the customer writes
+    again (a new draft replaces the untouched one), the agent sends it, the log says accepted."""
+    from console.ui.app import TandemApp
+    from console.ui.screens.conversation import ConversationScreen
+
+    cid = _setup(db_path)
+    with Store(db_path) as s:
+        lifecycle.hand_back(s, cid, by="ana")  # back to the bot: the console's agent takes over
+    app = TandemApp(db_path, "ana", interval=0.05)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _wait(pilot, lambda: cid in app.rows)
+        app.open_conversation(cid)
+        await _wait(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded)
+        await pilot.press("ctrl+t")
+        composer = app.screen.query_one(Composer)
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        first = composer.draft_id
+        assert composer.text.startswith(("Hi Maya", "Hello Maya"))
+        with Store(db_path) as s:
+            lifecycle.add_customer_message(s, cid, "are you still there?")
+        await _wait(pilot, lambda: composer.draft_id not in (None, first) and composer.draft is not None
+                    and not composer.draft.streaming, timeout=8)
+        second = composer.draft_id
+        await pilot.press("ctrl+s")
+        await _wait(pilot, lambda: composer.draft_id is None)
+        with Store(db_path) as s:
+            assert drafts.get_draft(s, second or 0)["outcome"] == "accepted"
+            assert drafts.get_draft(s, first or 0)["outcome"] in ("stale", "discarded")
