@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from console.cli import UsageError
 
@@ -28,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("file", nargs="?", default="-", metavar="FILE|eval", help="JSONL input (default: stdin), or 'eval'")
     parser.add_argument("csv", nargs="?", metavar="CSV", help="with eval: the labelled CSV")
     parser.add_argument("--json", action="store_true", help="with eval: print metrics as JSON")
+    parser.add_argument(
+        "--llm", action="store_true",
+        help="also ask the configured LLM (OPENAI_BASE_URL / OPENAI_API_KEY / TANDEM_MODEL) for a second "
+        "opinion, combined with the offline verdict (it can raise a level, never lower one); "
+        "each output line then has a \"judge\" field",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -40,21 +47,37 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"unexpected argument {args.csv!r} (did you mean `tandem triage eval {args.csv}`?)")
     if args.json:
         raise UsageError("--json goes with `tandem triage eval CSV`; scoring already writes JSONL")
+    llm = _llm() if args.llm else None
     if args.file == "-":
-        return _stream(sys.stdin.buffer)
+        return _stream(sys.stdin.buffer, llm)
     try:
         fh = open(args.file, "rb")  # noqa: SIM115 - closed below, after streaming
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
     with fh:
-        return _stream(fh)
+        return _stream(fh, llm)
 
 
-def _stream(source: BinaryIO) -> int:
+def _llm() -> Any:
+    from console.config import ConfigError, load_config
+    from console.llm import LLM
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not config.enabled:
+        raise UsageError("--llm needs an LLM endpoint: set OPENAI_BASE_URL (and TANDEM_MODEL) or OPENAI_API_KEY")
+    return LLM(config)
+
+
+def _stream(source: BinaryIO, llm: Any = None) -> int:
     from console.triage import TriageEngine
     from console.triage.jsonl import MAX_LINE, LineError, triage_line
 
     engine = TriageEngine()
+    if llm is not None:
+        return asyncio.run(_stream_with_judge(source, engine, llm))
     out = sys.stdout
     bad = 0
     for lineno, raw in enumerate(_lines(source, MAX_LINE), start=1):
@@ -71,6 +94,47 @@ def _stream(source: BinaryIO) -> int:
             continue
         out.write(result + "\n")
         out.flush()  # streaming: a reader sees each verdict as soon as its line is scored
+    if bad:
+        print(f"tandem: {bad} line(s) skipped", file=sys.stderr)
+    return 1 if bad else 0
+
+
+async def _stream_with_judge(source: BinaryIO, engine: Any, llm: Any) -> int:
+    """Like :func:`_stream`, asking the LLM about each conversation in turn (order kept)."""
+    from console.llm import LLMError
+    from console.triage.jsonl import MAX_LINE, LineError, parse_line
+    from console.triage.judge import second_opinion
+
+    out = sys.stdout
+    bad = 0
+    warned = False
+    for lineno, raw in enumerate(_lines(source, MAX_LINE), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            if raw is _TOO_LONG:
+                raise LineError(f"line too long (more than {MAX_LINE:,} bytes)")
+            ident, messages = parse_line(line)
+        except LineError as exc:
+            bad += 1
+            print(f"tandem: line {lineno}: {exc}", file=sys.stderr)
+            continue
+        offline = engine.score_conversation(messages)
+        record: dict[str, Any] = {"id": ident, **offline.as_dict()}
+        try:
+            combined, level, reasons = await second_opinion(llm, messages, offline)
+        except LLMError as exc:
+            # The offline verdict stands; say once why the second opinion is missing.
+            record["judge"] = {"error": str(exc)}
+            if not warned:
+                print(f"tandem: LLM second opinion unavailable, offline verdicts only: {exc}", file=sys.stderr)
+                warned = True
+        else:
+            record.update(combined.as_dict())
+            record["judge"] = {"level": level, "reasons": reasons, "offline_level": offline.level}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
     if bad:
         print(f"tandem: {bad} line(s) skipped", file=sys.stderr)
     return 1 if bad else 0
