@@ -31,7 +31,8 @@ STOP_WORDS = frozenset(
     with would you your yours yourself hi hello hey dear ok okay yes yeah hiya sir madam
     want need know tell like just still really also one im ive dont cant its thats
     someone something anyone anything somebody anybody think thought guess maybe bit
-    come came going go take
+    come came going go take theres heres whats wheres hows whos ill id youre youll youd weve
+    theyre lets
     """.split()
 )
 

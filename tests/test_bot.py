@@ -209,3 +209,39 @@ def test_bot_reply_goes_through_the_store(tmp_path: Path) -> None:
         mid = lifecycle.bot_reply(store, cid, ans.text, reply_to=posted.message_id, fallback=ans.fallback,
                                   meta=ans.meta())
         assert mid > posted.message_id
+
+
+@pytest.mark.parametrize("bye", ["thanks, that sorts it", "perfect, that's all I needed", "got it, thanks for the help",
+                                 "brilliant, cheers", "ok thank you"])
+def test_thanks_after_an_answer_resolves(bot: EmbeddedBot, bye: str) -> None:
+    answer, closing = say(bot, "how do I freeze my card", bye)
+    assert answer.intent == "answer"
+    assert closing.resolve and closing.intent == "closing", closing
+
+
+def test_ok_then_no_closes(bot: EmbeddedBot) -> None:
+    _, ok, no = say(bot, "what is the contactless limit", "ok", "no")
+    assert ok.intent == "ack" and not ok.resolve and ok.text.endswith("?")
+    assert no.resolve
+
+
+def test_confused_customer_gets_it_again_more_simply(bot: EmbeddedBot) -> None:
+    first, again = say(bot, "how does pay in 3 work", "sorry I don't follow")
+    assert again.intent == "rephrase" and again.kb_ids == first.kb_ids
+    assert "colleague" in again.text and again.text != first.text
+
+
+def test_where_do_i_find_that_gives_the_steps(bot: EmbeddedBot) -> None:
+    first, steps = say(bot, "there's a payment I don't recognise", "where do I find that?")
+    assert first.kb_ids == ["KB-019"]
+    assert steps.intent == "steps" and "Report a problem" in steps.text
+
+
+def test_new_question_after_anything_else_is_read_on_its_own(bot: EmbeddedBot) -> None:
+    # "Is there anything else I can help with?" is not a clarifying question: the next message
+    # must not be merged with the previous one.
+    messages = [{"role": "customer", "text": "how do I update my phone number"},
+                {"role": "bot", "text": "You can update it under Profile. Is there anything else I can help with?"},
+                {"role": "customer", "text": "how do I freeze my card"}]
+    ans = bot.answer_sync(BotContext(9, "Maya", messages=messages))
+    assert ans.kb_ids == ["KB-007"]

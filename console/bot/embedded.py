@@ -176,6 +176,15 @@ _CLARIFY_DEFAULT = ("I'd like to help. Could you tell me a bit more: is it about
                     "or transfer, Pay-in-3, or logging in to the app?")
 
 
+_CLARIFYING = frozenset({*_CLARIFY_TOPIC.values(), _CLARIFY_DEFAULT, _PROMPT, _INJECTION})
+_WHICH = "Just so I point you the right way:"
+
+
+def _is_clarifying(reply: str) -> bool:
+    """Was our last reply a question about what the customer meant (not "anything else?")."""
+    return reply in _CLARIFYING or reply.startswith(_WHICH)
+
+
 class EmbeddedBot:
     """Answers from the knowledge base with no network and no model.
 
@@ -301,7 +310,7 @@ class EmbeddedBot:
             previous_article = self._article_in(last_reply)
             if previous_article and self._articles[previous_article].parsed.steps:
                 return self._steps_of(previous_article)
-        follow_up = last_reply.rstrip().endswith("?") and len(specific) <= 2
+        follow_up = _is_clarifying(last_reply) and len(specific) <= 2
         # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
         query = " ".join(w for w in content if w not in FEELINGS) or " ".join(content)
         if follow_up:
@@ -327,7 +336,7 @@ class EmbeddedBot:
                 and abs(second.score) >= 0.85 * abs(best.score)):
             a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
             return BotAnswer(
-                f'Just so I point you the right way: is this about "{a.title}" or "{b.title}"?',
+                f'{_WHICH} is this about "{a.title}" or "{b.title}"?',
                 kb_ids=[best.id, second.id], intent="clarify",
             )
         previous_terms = {_stem(w) for w in terms(ctx.previous_customer_text())}
@@ -347,7 +356,7 @@ class EmbeddedBot:
             return self._greeting(ctx, seed, name)
         if cues.vague:
             return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
-        if ctx.bot_turns() > 0 and not last_reply.rstrip().endswith("?"):
+        if ctx.bot_turns() > 0 and not _is_clarifying(last_reply):
             return BotAnswer(_pick(_ACK, seed), intent="ack")
         return BotAnswer(_PROMPT, intent="prompt")
 
