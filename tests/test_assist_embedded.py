@@ -12,7 +12,7 @@ from console.assist.context import DraftContext, Turn, build_context, first_name
 from console.assist.embedded import parse_instruction, write
 from console.assist.retrieval import Article
 from console.kb import load_bundled
-from store import Store
+from store import Store, lifecycle
 
 SORRY = re.compile(r"\b(?:sorry|apologi[sz]e)", re.IGNORECASE)
 
@@ -135,3 +135,38 @@ def test_first_name() -> None:
     assert first_name("guest-4821") is None
     assert first_name("  ") is None
     assert first_name("Anne-Marie O'Neil") == "Anne-Marie"
+
+
+def _with_agent(store: Store, name: str, turns: list[tuple[str, str]], reasons: list[str]) -> str:
+    cid = lifecycle.open_conversation(store, name)
+    claimed = False
+    for role, text in turns:
+        if role == "customer":
+            lifecycle.add_customer_message(store, cid, text)
+        else:
+            if not claimed:
+                lifecycle.claim(store, cid, "ana")
+                claimed = True
+            lifecycle.agent_reply(store, cid, "ana", text)
+    lifecycle.record_triage(store, cid, lifecycle.TriageMark("empathy", 0.7, reasons))
+    return write(build_context(store, cid, agent="ana")).text
+
+
+def test_follow_up_does_not_greet_or_console_again(kb_store: Store) -> None:
+    text = _with_agent(kb_store, "Helen", [
+        ("customer", "my husband passed away and I need to close his account"),
+        ("agent", "Hi Helen, I'm Ana. I'm so sorry for your loss; I'll help you with this."),
+        ("customer", "are you still there?"),
+    ], ["bereavement"])
+    assert text.startswith(("Yes, I'm still here, Helen.", "I'm still here, Helen")), text
+    assert "loss" not in text and "I'm Ana" not in text and not text.startswith("Hi")
+
+
+def test_follow_up_acknowledges_a_new_situation(kb_store: Store) -> None:
+    text = _with_agent(kb_store, "Sam", [
+        ("customer", "how do I change my instalment date?"),
+        ("agent", "Hi Sam, happy to help with that."),
+        ("customer", "honestly I lost my job and I can't afford the next payment"),
+    ], ["financial_hardship"])
+    assert text.startswith("Sam, "), text
+    assert re.search(r"(?i)open with me|tight|money worries", text)

@@ -206,6 +206,13 @@ class Facts:
     """The single most useful new fact."""
 
 
+_STILL_THERE = re.compile(r"\b(?:still there|anyone there|are you there|hello\s*\?|you there)", re.IGNORECASE)
+# Words that show a situation arose later in the chat (the agent has not acknowledged it yet).
+_FRESH_SIGNS = (
+    ("bereavement", re.compile(r"\b(?:died|passed away|death|funeral)\b")),
+    ("fraud", re.compile(r"\b(?:scam\w*|fraud\w*|didn't make|did not make|stolen|hacked)\b")),
+    ("hardship", re.compile(r"\b(?:can't afford|cannot afford|lost my job|struggling|debt)\b")),
+)
 _HOW = re.compile(r"\b(?:how (?:do|can|to|should)|what (?:do|should|can) i do|what now|steps?|help me|urgent)\b",
                   re.IGNORECASE)
 
@@ -297,6 +304,7 @@ class _Writer:
         self.topic = find_topic(customer_texts[-2:]) if customer_texts else None
         self.apologised = False
         self.asked_question = False
+        self.gave_steps = False
 
     def pick(self, options: Sequence[str], **values: str) -> str:
         if self.style.no_apology or self.apologised:
@@ -309,6 +317,8 @@ class _Writer:
     def opening(self) -> tuple[str, list[str]]:
         """The greeting and the sentences that follow it in the first paragraph."""
         style = self.style
+        if self.ctx.agent_has_written and not style.formal:
+            return "", self.follow_up()
         if style.formal:
             greeting = self.pick(P.GREETING_FORMAL if self.name else P.GREETING_FORMAL_NO_NAME, name=self.name or "")
         elif style.casual and self.name:
@@ -327,6 +337,32 @@ class _Writer:
             sentences.append(self.pick(P.INTRO_HUMAN_NO_NAME))
         sentences.extend(self.acknowledgement())
         return greeting, sentences
+
+    def follow_up(self) -> list[str]:
+        """The first words of a later reply: no greeting, no second round of condolences."""
+        name = self.name or ""
+        if _STILL_THERE.search(self.ctx.last_customer_text):
+            opener = self.pick(P.STILL_HERE if name else P.STILL_HERE_NO_NAME, name=name)
+        else:
+            opener = self.pick(P.FOLLOW_UP if name else P.FOLLOW_UP_NO_NAME, name=name)
+        # A situation that was not there before the agent's last reply still deserves a word,
+        # in place of the thanks ("Sam, thank you for being open with me...").
+        fresh = self.fresh_situation()
+        if fresh is not None:
+            ack = self.pick(P.ACK[fresh], loss=find_loss(self.customer_texts))
+            return [f"{name}, {ack}" if name else _cap(ack)]
+        return [opener]
+
+    def fresh_situation(self) -> str | None:
+        """A situation whose signs only appear after the agent's last message, if any."""
+        turns = self.ctx.turns
+        last_agent = max((i for i, t in enumerate(turns) if t.role == "agent"), default=-1)
+        later = " ".join(t.text for t in turns[last_agent + 1:] if t.role == "customer").lower()
+        earlier = " ".join(t.text for t in turns[: last_agent + 1] if t.role == "customer").lower()
+        for situation, pattern in _FRESH_SIGNS:
+            if situation in self.situations and pattern.search(later) and not pattern.search(earlier):
+                return situation
+        return None
 
     def acknowledgement(self) -> list[str]:
         lead = next((s for s in self.situations if s in P.ACK), None)
@@ -372,16 +408,24 @@ class _Writer:
             if self.topic:
                 return [self.pick(P.NO_ARTICLE_TOPIC, topic=self.topic)], [], []
             return [self.pick(P.NO_ARTICLE)], [], []
-        urgent_action = any(x in self.situations for x in ("fraud",))
+        # Steps when money is at risk (first reply) or when the customer asks how.
+        urgent_action = "fraud" in self.situations and not ctx.agent_has_written
         want_steps = urgent_action or bool(_HOW.search(query))
         step_limit = 2 if self.style.shorter else 8 if self.style.longer else 4
-        facts = choose_facts(articles[0], query, ctx.bot_texts, limit, want_steps=want_steps,
+        # What the agent already wrote is not repeated either (but only the bot's words make
+        # the draft say "the assistant already shared...").
+        agent_texts = [t.text for t in ctx.turns if t.role == "agent"]
+        facts = choose_facts(articles[0], query, ctx.bot_texts + agent_texts, limit, want_steps=want_steps,
                              step_limit=step_limit)
+        if agent_texts:
+            bot_said = [x for x in facts.already_said if _said_before(x, ctx.bot_texts)]
+            facts = Facts(facts.article, facts.sentences, facts.steps, bot_said, facts.best)
         used = [articles[0].id]
         if want_steps and not facts.steps:
             # The best match explains; another retrieved article may say what to do.
             for other in articles[1:]:
-                more = choose_facts(other, query, ctx.bot_texts, 0, want_steps=True, step_limit=step_limit)
+                more = choose_facts(other, query, ctx.bot_texts + agent_texts, 0, want_steps=True,
+                                    step_limit=step_limit)
                 if more.steps:
                     facts = Facts(facts.article, facts.sentences[:1], more.steps, facts.already_said, facts.best)
                     used.append(other.id)
@@ -405,6 +449,7 @@ class _Writer:
         if steps:
             if sentences:
                 paragraphs.append(" ".join(sentences))
+            self.gave_steps = True
             lines = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
             steps_bank = next((P.LEAD_STEPS_FIRST[s] for s in self.situations if s in P.LEAD_STEPS_FIRST), None)
             paragraphs.append(f"{self.pick(steps_bank or lead_bank or P.LEAD_STEPS)}\n{lines}")
@@ -426,7 +471,11 @@ class _Writer:
                 options = ("Please let me know if there is anything else I can help with.",)
             line = self.pick(options)
             return [line] if line and not self.asked_question else []
-        lines = [self.pick(P.CLOSING[lead])]
+        options = P.CLOSING[lead]
+        if not self.gave_steps:
+            # "Once that's done" needs steps to refer to.
+            options = tuple(o for o in options if not o.startswith("Once")) or options
+        lines = [self.pick(options)]
         if self.style.warmer:
             lines.append(self.pick(P.CLOSING_WARM))
         return lines
@@ -446,9 +495,12 @@ def write(ctx: DraftContext) -> EmbeddedDraft:
         if first:
             paragraphs.append([_cap(s) for s in first])
     else:
-        # The greeting runs into the first sentence ("Hi Maya, I'm Ana..."), the way people type.
-        opening = [greeting + " " + first[0]] if first else [greeting.rstrip(",— ") + "!"]
-        paragraphs.append(opening + [_cap(s) for s in first[1:]])
+        if not greeting:
+            paragraphs.append([_cap(s) for s in first])
+        else:
+            # The greeting runs into the first sentence ("Hi Maya, I'm Ana..."), the way people type.
+            opening = [greeting + " " + first[0]] if first else [greeting.rstrip(",— ") + "!"]
+            paragraphs.append(opening + [_cap(s) for s in first[1:]])
     for para in body:
         paragraphs.append([_cap(para)])
     if closing:

@@ -57,6 +57,13 @@ INTRO_HUMAN = (
 )
 INTRO_HUMAN_NO_NAME = ("you're talking to a person now, from the support team.",)
 
+# The agent already wrote in this conversation: no second greeting or introduction, and the
+# feelings were acknowledged in the first reply, so the follow-up gets straight to it.
+FOLLOW_UP = ("Thanks, {name}.", "Thanks for getting back to me, {name}.", "Thank you, {name}.")
+FOLLOW_UP_NO_NAME = ("Thanks for getting back to me.", "Thank you.", "Got it, thanks.")
+STILL_HERE = ("Yes, I'm still here, {name}.", "I'm still here, {name}, and on it.")
+STILL_HERE_NO_NAME = ("Yes, I'm still here.", "I'm still here and on it.")
+
 # The lead acknowledgement, by situation. Each first entry-set may say sorry; SECONDARY holds
 # softer lines for a second situation in the same draft.
 ACK: dict[str, tuple[str, ...]] = {
