@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _serve(db: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_DB")}
     return subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay", *args],
+        [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay", "--no-api", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -105,3 +105,67 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
         for cid in fresh:
             roles = [r[0] for r in store.query("SELECT role FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))]
             assert roles == ["customer", "bot"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
+    port = _free_port()
+    env_token = "integration-secret"
+    os.environ["TANDEM_API_TOKEN"] = env_token
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console.cli", "serve", "--db", str(db_path), "--listen", f"127.0.0.1:{port}",
+             "--log-interval", "0"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        del os.environ["TANDEM_API_TOKEN"]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if _http("GET", f"{base}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "the API did not come up"
+            time.sleep(0.1)
+        status, conv = _http("POST", f"{base}/v1/conversations", {"customer": {"name": "Maya"}}, env_token)
+        assert status == 201
+        cid, token = conv["id"], conv["customer_token"]
+        status, _ = _http("POST", f"{base}/v1/conversations/{cid}/messages",
+                          {"text": "How does pay in 3 work?", "idempotency_key": "m1"}, token)
+        assert status == 201
+        roles: list[str] = []
+        deadline = time.monotonic() + 10
+        while "bot" not in roles and time.monotonic() < deadline:
+            time.sleep(0.1)
+            roles = [m["role"] for m in _http("GET", f"{base}/v1/conversations/{cid}/messages", token=token)[1]["messages"]]
+        assert roles == ["customer", "bot"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"channel API http://127.0.0.1:{port}" in err

@@ -15,10 +15,11 @@ from console.cli import UsageError, add_db_option
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "serve",
-        help="run the hub: the bot answers, triage watches, the policy escalates",
-        description="Run the hub over the database: follow the change feed, triage every customer "
-        "message, let the bot answer or escalate to the queue with reasons, raise waiting "
-        "conversations' level over time. --simulate adds simulated customers.",
+        help="run the hub: channel API, the bot answers, triage watches, the policy escalates",
+        description="Run the hub over the database: the channel API (HTTP, see --listen), and a "
+        "worker that follows the change feed, triages every customer message, lets the bot answer "
+        "or escalates to the queue with reasons, and raises waiting conversations' level over "
+        "time. --simulate adds simulated customers.",
         epilog="Example: tandem serve --simulate 50 --duration 60 --db demo.db",
     )
     add_db_option(parser)
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with --simulate 60/speed)")
     parser.add_argument("--log-interval", type=float, metavar="S", default=60.0,
                         help="seconds between throughput lines on stderr (default 60; 0 for none)")
+    parser.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8765",
+                        help="where the channel API and web chat page listen (default 127.0.0.1:8765)")
+    parser.add_argument("--no-api", action="store_true", help="run without the channel API")
     parser.add_argument("--embedded", action="store_true",
                         help="use the embedded bot even if an LLM endpoint is configured")
     parser.set_defaults(func=_serve)
@@ -72,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
     settings = _settings(args)
+    listen = None if args.no_api else _listen(args.listen)
 
     import asyncio
 
@@ -82,5 +87,18 @@ def _serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve_forever(
         path, settings=settings, simulate=args.simulate, speed=args.speed, duration=args.duration,
         seed=args.seed, data=False if args.no_replay else args.data, log_interval=args.log_interval,
-        embedded=args.embedded,
+        embedded=args.embedded, listen=listen,
     ))
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    try:
+        number = int(port)
+    except ValueError:
+        raise UsageError(f"--listen wants HOST:PORT (got {value!r})") from None
+    if not 0 < number < 65536:
+        raise UsageError(f"--listen port must be 1-65535 (got {number})")
+    return host.strip("[]") or "127.0.0.1", number

@@ -33,11 +33,13 @@ async def serve_forever(
     data: Any = None,
     log_interval: float = 60.0,
     embedded: bool = False,
+    listen: tuple[str, int] | None = None,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
     :param data: replay file for the simulator; ``False`` for scripts only
     :param embedded: ignore a configured LLM endpoint
+    :param listen: serve the channel API on ``(host, port)`` in the same loop; ``None``: no API
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     llm = None
@@ -60,8 +62,9 @@ async def serve_forever(
 
         sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data)
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
+    api_runner, api_note = await _start_api(path, listen) if listen else (None, "no channel API")
     engine = "llm " + llm.model if llm is not None else "embedded"
-    _say(f"tandem serve: {path} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
+    _say(f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
          f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
          + (f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
             if sim and sim.replay else ""))
@@ -85,6 +88,8 @@ async def serve_forever(
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if api_runner is not None:
+            await api_runner.cleanup()
     s = hub.stats
     _say(f"tandem serve: stopped after {time.monotonic() - started:.0f}s: {s.customer_messages} customer messages,"
          f" {s.bot_replies} bot replies, {s.escalations} escalations"
@@ -93,6 +98,24 @@ async def serve_forever(
          + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
          + (f"; {sim.started} simulated customers" if sim else ""))
     return 0
+
+
+async def _start_api(path: str | Path, listen: tuple[str, int]) -> tuple[Any, str]:
+    """Start the channel API in this loop; a busy port is reported, never fatal for the hub."""
+    import os
+
+    from console.channels.api import ChannelApi, start_api
+
+    host, port = listen
+    token = os.environ.get("TANDEM_API_TOKEN") or None
+    api = ChannelApi(path, token=token)
+    try:
+        runner = await start_api(api, host, port)
+    except OSError as exc:
+        api.store.close()
+        return None, f"channel API not started ({host}:{port}: {exc.strerror or exc})"
+    creation = "TANDEM_API_TOKEN set" if token else "no TANDEM_API_TOKEN: integrations cannot create conversations"
+    return runner, f"channel API http://{host}:{port} ({creation})"
 
 
 async def _report(hub: Hub, stop: asyncio.Event, interval: float) -> None:
