@@ -2,11 +2,11 @@
 
 :func:`redact` replaces card numbers, IBANs, national identity numbers, email addresses and
 phone numbers with typed placeholders (``[card]``, ``[iban]``, ``[id]``, ``[email]``,
-``[phone]``), so a model still sees *that* the customer gave a card number, never which.
+``[phone]``, and ``[cvv]`` for a named card security code), so a model still sees *that* the customer gave a card number, never which.
 
 Every candidate found by a cheap regular expression is confirmed by a checksum or a
 numbering plan (Luhn for cards, ISO 7064 for IBANs, python-stdnum for national ids,
-``phonenumbers`` for phones), which keeps amounts, dates and order numbers intact. Placeholders
+``phonenumbers`` for phones; a card security code only when named), which keeps amounts, dates and order numbers intact. Placeholders
 contain no digits, so later passes never re-match what an earlier pass replaced. Text without
 digits or ``@`` returns at once: most chat messages cost a few microseconds.
 """
@@ -26,7 +26,7 @@ from stdnum.it import codicefiscale as it_cf
 from stdnum.se import personnummer as se_pnr
 from stdnum.us import ssn as us_ssn
 
-CARD, IBAN, ID, EMAIL, PHONE = "[card]", "[iban]", "[id]", "[email]", "[phone]"
+CARD, IBAN, ID, EMAIL, PHONE, CVV = "[card]", "[iban]", "[id]", "[email]", "[phone]", "[cvv]"
 
 # National formats are read in these regions; "+<country code>" numbers match in any of them.
 PHONE_REGIONS = ("GB", "US", "IE", "DE", "FR", "ES", "IT", "NL")
@@ -36,7 +36,11 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}\b")
 # 13-19 digits, optionally grouped by single spaces or dashes (4-4-4-4, 4-6-5 for Amex...).
 _CARD = re.compile(r"(?<![\d.,])\d(?:[ \-]?\d){12,18}(?![\d]|[.,]\d)")
-_SSN = re.compile(r"(?<![\d\-])\d{3}([ \-]?)\d{2}\1\d{4}(?![\d\-])")
+# SSNs with separators anywhere; nine bare digits only right after "SSN" (else an order number).
+_SSN = re.compile(r"(?<![\d\-])\d{3}([ \-])\d{2}\1\d{4}(?![\d\-])")
+_SSN_BARE = re.compile(r"(\b(?:ssn|social\s+security(?:\s+number)?)\W{0,5})(\d{9})\b", re.IGNORECASE)
+# The card security code, when named as such.
+_CVV = re.compile(r"(\b(?:cvv2?|cvc2?|csc|security\s+code)\W{0,5})(\d{3,4})\b", re.IGNORECASE)
 # UK National Insurance number: two letters (not D, F, I, Q, U, V; second not O), six digits, A-D.
 _NINO = re.compile(
     r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
@@ -149,6 +153,8 @@ def redact(text: str) -> str:
     text = _sub_prefix(_IBAN, text, IBAN, _iban)
     text = _sub_prefix(_CARD, text, CARD, _card)
     text = _sub(_SSN, text, ID, _ssn)
+    text = _SSN_BARE.sub(lambda m: m.group(1) + ID if us_ssn.is_valid(m.group(2)) else m.group(0), text)
+    text = _CVV.sub(lambda m: m.group(1) + CVV, text)
     text = _sub(_NINO, text, ID, lambda v: True)
     text = _sub(_ES_DNI, text, ID, _dni)
     text = _sub(_IT_CF, text, ID, lambda v: it_cf.is_valid(v.upper()))
@@ -163,4 +169,4 @@ def contains_pii(text: str) -> bool:
     return redact(text) != text
 
 
-__all__ = ["CARD", "EMAIL", "IBAN", "ID", "PHONE", "PHONE_REGIONS", "contains_pii", "redact"]
+__all__ = ["CARD", "CVV", "EMAIL", "IBAN", "ID", "PHONE", "PHONE_REGIONS", "contains_pii", "redact"]
