@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 
 from console.assist.context import DraftContext, first_name
 from console.llm import LLM, Message
@@ -200,10 +201,11 @@ async def stream(ctx: DraftContext, llm: LLM, *, timeout: float | None = None,
     :raises console.llm.LLMError: the endpoint is missing, slow or failing
     """
     cites = citations or CitationFilter([a.id for a in ctx.articles])
-    async for piece in llm.stream(build_messages(ctx), timeout=timeout):
-        out = cites.feed(piece)
-        if out:
-            yield out
+    async with aclosing(llm.stream(build_messages(ctx), timeout=timeout)) as pieces:
+        async for piece in pieces:
+            out = cites.feed(piece)
+            if out:
+                yield out
     rest = cites.close()
     if rest:
         yield rest

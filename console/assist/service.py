@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from console.assist import embedded, llm_engine
@@ -136,12 +137,14 @@ class DraftService:
             if self.llm is not None:
                 citations = llm_engine.CitationFilter([a.id for a in ctx.articles])
                 try:
-                    async for text in llm_engine.stream(ctx, self.llm, timeout=self.llm_timeout,  # type: ignore[arg-type]
-                                                        citations=citations):
-                        if first_ms is None:
-                            first_ms = (self.clock() - t0) * 1000
-                        parts.append(text)
-                        yield DraftText(text)
+                    # aclosing: a consumer that stops early closes the HTTP stream now, not at GC.
+                    async with aclosing(llm_engine.stream(ctx, self.llm, timeout=self.llm_timeout,  # type: ignore[arg-type]
+                                                          citations=citations)) as pieces:
+                        async for text in pieces:
+                            if first_ms is None:
+                                first_ms = (self.clock() - t0) * 1000
+                            parts.append(text)
+                            yield DraftText(text)
                     kb_ids = tuple(citations.cited)
                     if not "".join(parts).strip():
                         raise _Empty("the LLM returned an empty draft")

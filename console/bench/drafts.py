@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -141,42 +142,15 @@ async def _llm_headless(store: Any, ids: list[int], llm: Any) -> tuple[list[floa
     overhead, first = [], []
     for cid in ids:
         t0 = time.perf_counter()
-        async for event in service.draft(cid):
-            if isinstance(event, DraftText):
-                now = time.perf_counter()
-                if llm.first_piece_at is not None:
-                    overhead.append((now - llm.first_piece_at) * 1000)
-                first.append((now - t0) * 1000)
-                break
+        async with aclosing(service.draft(cid)) as events:
+            async for event in events:
+                if isinstance(event, DraftText):
+                    now = time.perf_counter()
+                    if llm.first_piece_at is not None:
+                        overhead.append((now - llm.first_piece_at) * 1000)
+                    first.append((now - t0) * 1000)
+                    break
     return overhead, first
-
-
-async def _llm_composer(db_path: Path, ids: list[int], llm: Any) -> list[float]:
-    """First chunk received -> first text in the composer's editor, polled every millisecond."""
-    from textual.app import App, ComposeResult
-
-    from console.ui.widgets.composer import Composer
-
-    class Bench(App[None]):
-        def compose(self) -> ComposeResult:
-            yield Composer(db_path, ids[0], "bench", llm=llm, id="composer")
-
-    seen: list[float] = []
-    app = Bench()
-    async with app.run_test() as pilot:
-        composer = app.query_one(Composer)
-        for cid in ids:
-            composer.clear()
-            composer.conversation_id = cid
-            composer.start_draft()
-            deadline = time.perf_counter() + 10
-            while not composer.text and time.perf_counter() < deadline:
-                await asyncio.sleep(0.001)
-            if composer.text and llm.first_piece_at is not None:
-                seen.append((time.perf_counter() - llm.first_piece_at) * 1000)
-            composer.clear()
-            await pilot.pause(0.01)
-    return seen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
             print("  first text in the service's consumer (headless): " + _pcts(overhead))
             print("  call -> first text, consumer:                    " + _pcts(llm_first))
             if not args.no_ui:
-                ui = asyncio.run(_llm_composer(db_path, llm_ids, llm))
+                from console.ui.widgets.draft_probe import first_text_after
+
+                ui = asyncio.run(first_text_after(db_path, llm_ids, llm, lambda: llm.first_piece_at))
                 if ui:
                     print("  first text in the composer's editor (headless Textual app, buffered flush"
                           " every 40 ms; the frame follows at the next refresh):")
