@@ -72,13 +72,15 @@ _HOW_LONG = re.compile(r"\b(?:how\s+long|when\s+will|how\s+soon|how\s+many\s+day
                        re.IGNORECASE)
 _HOW_MUCH = re.compile(r"\b(?:how\s+much|cost|costs|fee|fees|charge|charges|price|pricing|free)\b", re.IGNORECASE)
 # Fake role tags ("</system>", "<assistant>"): removed themselves, and they end a sentence.
-_ROLE_TAG = re.compile(r"</?\s*(?:system|assistant|user|instructions?|prompt|im_start|im_end)\s*/?>|<\|[a-z_]+\|>",
+_ROLE_TAG = re.compile(r"</?\s*(?:system|assistant|user|instructions?|prompt|im_start|im_end|customer_message|customer_name|tool|function)\s*/?>|<\|[a-z_]+\|>",
                        re.IGNORECASE)
 _CONFUSED = re.compile(
     r"\b(?:(?:don'?t|do\s+not|didn'?t|did\s+not)\s+(?:follow|understand|get\s+(?:it|that|you))|what\s+do\s+you\s+mean|"
     r"(?:makes|made)\s+no\s+sense|doesn'?t\s+make\s+(?:any\s+)?sense|too\s+complicated|not\s+clear|unclear|lost\s+me)\b",
     re.IGNORECASE,
 )
+_ROLE_CLAIM = re.compile(r"\s*(?:you\s+are|you'?re|your\s+(?:new\s+)?role|i\s+am\s+(?:your|the|an?)\s+(?:admin|developer|owner|creator))\b",
+                         re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -104,9 +106,10 @@ def strip_injection(text: str) -> tuple[str, bool]:
     tagged = bool(_ROLE_TAG.search(text))
     if tagged:
         text = _ROLE_TAG.sub("\n", text)
-    if not _INJECTION.search(text):
-        return text, tagged
-    kept = [s for s in _SENTENCE.findall(text) if not _INJECTION.search(s)]
+    if not _INJECTION.search(text) and not tagged:
+        return text, False
+    # Once a message tries to instruct the bot, its "you are ..." sentences are part of the attempt.
+    kept = [s for s in _SENTENCE.findall(text) if not _INJECTION.search(s) and not _ROLE_CLAIM.match(s)]
     return " ".join(s.strip() for s in kept if s.strip()), True
 
 
