@@ -153,6 +153,7 @@ class Composer(Widget):
         self.draft_id: int | None = None
         self.draft: DraftState | None = None
         self._llm = llm
+        self._llm_notice: str | None = None
         self._service: DraftService | None = None
         self._store: Store | None = None
         self._pending: list[str] = []
@@ -168,6 +169,12 @@ class Composer(Widget):
 
     def on_mount(self) -> None:
         self._flusher = self.set_interval(FLUSH_SECONDS, self._flush, pause=True, name="composer-flush")
+        if self._llm is _NOT_SET:
+            self._llm, self._llm_notice = _configured_llm()
+        if self._llm is not None:
+            # The openai package takes most of a second to import; do it off the event loop
+            # now, so the first LLM draft does not freeze the console.
+            self.run_worker(_import_openai, thread=True, group="composer-warm", exit_on_error=False)
 
     def on_unmount(self) -> None:
         self._stop_stream()
@@ -202,13 +209,11 @@ class Composer(Widget):
         """The draft service, created on first use with this composer's own store connection."""
         if self._service is None:
             self._store = Store(self.db_path)
-            llm = self._llm
-            notice = None
-            if llm is _NOT_SET:
-                llm, notice = _configured_llm()
-            self._service = DraftService(self._store, agent=self.agent, llm=llm)
-            if notice:
-                self.set_status(notice, warning=True)
+            if self._llm is _NOT_SET:
+                self._llm, self._llm_notice = _configured_llm()
+            self._service = DraftService(self._store, agent=self.agent, llm=self._llm)
+            if self._llm_notice:
+                self.set_status(self._llm_notice, warning=True)
         return self._service
 
     def set_status(self, text: str, *, warning: bool = False) -> None:
@@ -260,7 +265,8 @@ class Composer(Widget):
                     d = self.draft
                     if d is not None:
                         d.engine, d.model, d.kb_ids = event.engine, event.model, event.kb_ids
-                        d.first_text_ms, d.notice, d.stale = event.first_text_ms, event.notice, event.stale
+                        d.first_text_ms, d.stale = event.first_text_ms, event.stale
+                        d.notice = event.notice or self._llm_notice
                         d.streaming = False
                     self._show()
                     self.post_message(self.DraftUpdated(self.draft))
@@ -416,6 +422,10 @@ class Composer(Widget):
         self._sent_text = None
         self.draft_id = None
         self.draft = None
+
+
+def _import_openai() -> None:
+    import openai  # noqa: F401  (warms the import cache for console.llm)
 
 
 def _configured_llm() -> tuple[Any, str | None]:
