@@ -185,3 +185,32 @@ async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(db_pat
     assert get_conversation(store, quiet)["state"] == "resolved"
     assert store.one("SELECT actor FROM events WHERE conversation_id = ? AND kind = 'resolved'", (quiet,))[0] == "hub"
     assert get_conversation(store, waiting)["state"] == "waiting"  # never resolved while waiting
+
+
+async def test_a_customer_back_after_an_agent_closed_it_is_not_re_escalated_on_old_reasons(
+        hub: Hub, store: Store) -> None:
+    cid = _open(store, "my mum died two weeks ago and there are still payments coming out of her card")
+    await hub.drain()
+    assert get_conversation(store, cid)["state"] == "waiting"
+    lc.claim(store, cid, "ana")
+    lc.agent_reply(store, cid, "ana", "I'm so sorry for your loss. I've stopped the payments.")
+    lc.resolve(store, cid, by="ana")
+    await hub.drain()
+    lc.add_customer_message(store, cid, "one more thing, where do I find the statements?")
+    await hub.drain()
+    conv = get_conversation(store, cid)
+    assert conv["state"] == "bot", _escalations(store, cid)
+    assert transcript(store, cid)[-1]["role"] == "bot"
+
+
+async def test_status_line_reports_throughput_queue_and_sla(hub: Hub, store: Store) -> None:
+    before = hub.stats.snapshot()
+    cid = _open(store, "Can I speak to a real person please?")
+    _open(store, "How does pay in 3 work?")
+    await hub.drain()
+    lc.claim(store, cid, "ana")
+    lc.agent_reply(store, cid, "ana", "Hi, I'm Ana. How can I help?")
+    line = hub.status_line(before, 60.0)
+    assert "2 customer messages" in line and "1 bot replies" in line and "1 escalations" in line
+    assert "queue wait p50" in line and "(1 claimed)" in line and "first human reply p50" in line
+    assert "human 1" in line and "bot 1" in line

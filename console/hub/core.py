@@ -58,8 +58,11 @@ CURSOR = "hub"
 CONTEXT_MESSAGES = 12  # how much of the transcript the bot sees
 CACHE_SIZE = 20_000
 _TRIAGE_ROLES = ("customer", "bot", "agent")
-# Feed events after which a person has dealt with what triage had found.
+# Feed events after which a person has dealt with what triage had found: a hand-back, a
+# supervisor's release from the queue, or an agent closing the conversation (the customer may
+# write again; what was handled then is not new evidence).
 _SETTLING = {"handed_back", "released"}
+_SETTLED_SQL = ("(kind IN ('handed_back', 'released') OR (kind = 'resolved' AND from_state = 'human'))")
 
 
 class TriageEngineLike(Protocol):
@@ -225,7 +228,7 @@ class Hub:
                     # The hub's own replies were observed when it posted them.
                     if known is None or (ev.message_id or 0) > known.upto:
                         touched.setdefault(cid, False)
-            elif ev.kind in _SETTLING:
+            elif ev.kind in _SETTLING or (ev.kind == "resolved" and ev.from_state == "human"):
                 self._settle(cid)
             elif ev.kind in ("resolved", "abandoned") and cid not in touched:
                 # The saved state is enough if the customer comes back; free the memory now.
@@ -383,7 +386,7 @@ class Hub:
     def _settled_from_store(self, cid: int) -> Settled:
         """Reasons and level that a person dealt with, up to the last hand-back."""
         row = self.store.one(
-            "SELECT max(id) FROM events WHERE conversation_id = ? AND kind IN ('handed_back', 'released')",
+            f"SELECT max(id) FROM events WHERE conversation_id = ? AND {_SETTLED_SQL}",
             (cid,),
         )
         if row is None or row[0] is None:
@@ -519,11 +522,24 @@ class Hub:
         counts = {s: n for s, n in self.store.query("SELECT state, count(*) FROM conversations GROUP BY state")}
         oldest = self.store.one("SELECT min(waiting_since) FROM conversations WHERE state = 'waiting'")
         wait = f", oldest wait {self.clock() - oldest[0]:.0f}s" if oldest and oldest[0] else ""
+        since = self.clock() - seconds
+        # SLA over the interval: time in the queue until a person claimed, and until they replied.
+        waits = [r[0] for r in self.store.query(
+            "SELECT claimed_at - waiting_since FROM conversations WHERE claimed_at >= ?"
+            " AND waiting_since IS NOT NULL AND claimed_at >= waiting_since", (since,))]
+        firsts = [r[0] for r in self.store.query(
+            "SELECT first_human_reply_at - claimed_at FROM conversations WHERE first_human_reply_at >= ?"
+            " AND claimed_at IS NOT NULL", (since,))]
+        sla = ""
+        if waits:
+            sla += f", queue wait p50 {percentile(waits, 0.5):.0f}s ({len(waits)} claimed)"
+        if firsts:
+            sla += f", first human reply p50 {percentile(firsts, 0.5):.0f}s"
         rate = d["customer_messages"] / seconds if seconds > 0 else 0.0
         return (
             f"hub: {seconds:.0f}s: {d['customer_messages']} customer messages ({rate:.1f}/s),"
             f" {d['bot_replies']} bot replies ({d['fallbacks']} fallbacks), {d['escalations']} escalations,"
-            f" {d['idle_resolved'] + d['resolved_by_bot']} resolved, {d['errors']} errors | now"
+            f" {d['idle_resolved'] + d['resolved_by_bot']} resolved, {d['errors']} errors{sla} | now"
             f" bot {counts.get('bot', 0)}, waiting {counts.get('waiting', 0)}{wait},"
             f" human {counts.get('human', 0)}, resolved {counts.get('resolved', 0)}"
         )
