@@ -83,18 +83,22 @@ STICKY_FADE = 0.95
 # Never fade while the conversation lasts: danger and fraud in progress.
 PERMANENT = frozenset({"safety", "fraud"})
 # Life-event cues that clearly positive sentiment turns into good news.
-SOFTENED_BY_RELIEF = frozenset({"vulnerability", "health"})
+SOFTENED_BY_RELIEF = frozenset({"vulnerability", "health", "financial_hardship"})
+RELIEF = 0.6  # sentiment compound from which a message reads as relief or good news
 
 # The soft model: weights over message and conversation signals, fitted on a development set
-# with conversation-grouped cross-validation (see console/triage/fit.py); bias last.
+# with conversation-grouped cross-validation (see console/triage/fit.py); bias last. The bias
+# was then moved by +0.1 (one step of the threshold grid) to the point where the acceptance
+# floors of the single-message slices hold with the most room on both sides.
 FEATURES: tuple[str, ...] = (
     "neg", "pos", "negated_pos", "frustration", "problem", "negations", "persist", "persisting",
-    "help_need", "polite", "routine", "bursts", "short_calm", "long", "first", "cue", "context",
+    "help_need", "polite", "routine", "bursts", "short_calm", "long", "first", "cue", "contrast",
+    "context",
 )
 CONTEXT = len(FEATURES) - 1  # the conversation feature comes last: the mood of earlier turns
 WEIGHTS: tuple[float, ...] = (
-    1.428, -0.276, 0.067, 0.516, 0.098, 0.412, 0.402, -0.035, -0.189, -0.589, -0.559, 0.537,
-    -1.084, 0.767, -0.238, 0.358, 0.162, -1.373,
+    1.433, -0.278, 0.070, 0.512, 0.095, 0.403, 0.391, -0.045, -0.186, -0.587, -0.558, 0.539,
+    -1.083, 0.742, -0.239, 0.360, 0.172, 0.138, -1.175,
 )
 SOFT_CAP = 0.84  # the soft score alone never says "urgent": that takes safety or fraud cues
 
@@ -104,6 +108,7 @@ _STOP = frozenset(
     "thanks thank hi hello hey there just have has had what how why when where which who "
     "not no yes ok okay get got any some about from as by if than then up out".split()
 )
+_CONTRAST = frozenset({"but", "however", "although", "though", "unfortunately", "despite"})
 _FALLBACK_TEXT = T.PhraseMatcher(
     {
         "fallback": [
@@ -166,6 +171,7 @@ class Signals:
     features: list[float]
     sentiment: float
     negative: bool
+    neg_valence: float  # summed negative word valence (0 when nothing negative was said)
     words: list[str]
     shout: bool
 
@@ -399,7 +405,7 @@ class TriageEngine:
                 continue
             if reason == "churn_threat" and (soft >= WATCH or sig.negative):
                 floor = EMPATHY + 0.08  # leaving *because* of us, not a routine closure
-            elif reason in SOFTENED_BY_RELIEF and sig.sentiment >= 0.6:
+            elif reason in SOFTENED_BY_RELIEF and sig.sentiment >= RELIEF and sig.neg_valence < 1.0:
                 floor = WATCH + 0.05  # "the cancer got cured, I feel lucky": good news, not distress
             state.floors[reason] = max(state.floors.get(reason, 0.0), floor)
         if sig.shout:
@@ -429,10 +435,12 @@ class TriageEngine:
         shout = caps >= 2 and letters >= 8 and caps * 4 >= n_words
         bursts = T.punct_bursts(raw) + (1 if toks.count("!") >= 2 else 0)
         frustration = hits.get("frustration", 0)
-        polite = hits.get("politeness", 0)
+        polite = hits.get("politeness", 0) + hits.get("positive_idiom", 0)
         questioning = bool(toks) and (toks[-1] == "?" or hits.get("routine", 0) > 0)
         hard = sum(v for k, v in hits.items() if k in FLOORS)
-        negations = sum(1 for t in toks if t in NEGATORS)
+        # "can't wait", "no problem": negation words that say something good.
+        idioms = hits.get("positive_idiom", 0)
+        negations = max(0, sum(1 for t in toks if t in NEGATORS) - idioms)
         negative = s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
         troubled = negations or hits.get("problem") or hits.get("persist") or frustration
         features = [
@@ -454,9 +462,11 @@ class TriageEngine:
             min(n_words, 40) / 20.0,
             1.0 if state is None or state.turns == 0 else 0.0,
             float(min(hard, 2)),
+            # "I did everything, but it still ...": a contrast is where expectations broke.
+            1.0 if not _CONTRAST.isdisjoint(toks) else 0.0,
             state.mood if state is not None and state.turns else 0.0,
         ]
-        return Signals(hits, features, s.compound, negative, words, shout)
+        return Signals(hits, features, s.compound, negative, s.negative, words, shout)
 
     @staticmethod
     def _negated(toks: list[str], start: int, label: str) -> bool:

@@ -96,7 +96,7 @@ CUES: dict[str, list[str]] = {
     "bereavement": [
         "passed away|on",
         "death|deceased|funeral|bereavement|bereaved|grieving|grief|widow|widowed|widower",
-        "mother|father|mom|mum|dad|husband|wife|partner|son|daughter|brother|sister|grandmother|grandfather|grandma|grandpa|friend|child|baby|aunt|uncle|cousin|fiance|fiancee|boyfriend|girlfriend|parent|parents died|dying|passed",
+        "mother|father|mom|mum|dad|husband|wife|partner|son|daughter|brother|sister|grandmother|grandfather|grandma|grandpa|friend|child|baby|aunt|uncle|cousin|fiance|fiancee|boyfriend|girlfriend|parent|parents died|dying",
         "death in the family",
         "my late husband|wife|mother|father|mom|mum|dad|partner|son|daughter|brother|sister",
         "lost my husband|wife|mother|father|mom|mum|dad|partner|son|daughter|brother|sister|baby|child|grandmother|grandfather|grandma|grandpa|dog|cat|pet|best",
@@ -109,6 +109,7 @@ CUES: dict[str, list[str]] = {
         "lost|lose|losing my job|income|house|home",
         "laid off",
         "layoffs|layoff|cutbacks",
+        "firing|cutting people|staff|jobs",
         "got|been|was fired|sacked",
         "made redundant",
         "redundancy|unemployed|unemployment|jobless|bankrupt|bankruptcy|insolvency|foreclosure|eviction|evicted|repossessed|repossession",
@@ -139,7 +140,7 @@ CUES: dict[str, list[str]] = {
         "had|having a stroke|seizure",
         "heart attack|condition|surgery|problems",
         "mental health|illness",
-        "medication|medicine|prescription|treatment|therapy|doctor|doctors|nurse|clinic",
+        "medication|medications|prescription|prescriptions|chemo",
         "covid|coronavirus|flu|pneumonia|infection",
         "terminal illness|cancer|diagnosis",
         "in pain",
@@ -362,6 +363,13 @@ CUES: dict[str, list[str]] = {
         "what do|should|can i do",
         "what now",
     ],
+    "positive_idiom": [
+        "can't|cannot|couldn't wait",
+        "no doubt|doubts|problem|worries|complaints",
+        "not bad|a problem",
+        "never better",
+        "nothing to worry",
+    ],
     "politeness": [
         "please|pls|kindly",
         "thank|thanks|thx|thankyou|cheers|appreciate|appreciated|grateful",
@@ -391,7 +399,7 @@ CUES: dict[str, list[str]] = {
 
 # The phrase itself carries the negation (or negation does not undo it), so a preceding
 # negator must not cancel the cue.
-NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "problem", "safety", "fraud", "abuse"})
+NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "positive_idiom", "problem", "safety", "fraud", "abuse"})
 
 # Negators that do not cancel a request: "can't I just speak to someone?" still asks.
 REQUEST_NEGATORS_IGNORED = frozenset({"can't", "cannot", "couldn't", "won't", "why", "isn't"})
