@@ -143,7 +143,12 @@ def build_context(
     if query.strip():
         customer = [t.text for t in turns if t.role == "customer"]
         found = search_kb(store, query, max(kb_limit, KB_CANDIDATES))
-        articles = tuple(rank(found, customer[-1], " ".join(customer[-3:-1]), reasons)[:kb_limit])
+        cited = [k for t in turns if t.role == "bot" for k in t.kb_ids]
+        ranked = rank(found, customer[-1], " ".join(customer[-3:-1]), reasons, cited)
+        if not ranked and len(customer) > 1:
+            # "WHERE IS MY MONEY": the newest words name nothing; the question is further up.
+            ranked = rank(found, " ".join(customer[-3:]), "", reasons, cited)
+        articles = tuple(ranked[:kb_limit])
     based_on = max((t.id for t in turns if t.role == "customer"), default=None)
     return DraftContext(
         conversation_id=conversation_id,

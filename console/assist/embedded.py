@@ -368,8 +368,11 @@ class _Writer:
         lead = next((s for s in self.situations if s in P.ACK), None)
         out: list[str] = []
         if lead is None:
-            if self.topic:
+            answered = bool(self.ctx.articles)
+            if self.topic and answered:
                 out.append(self.pick(P.ROUTINE, topic=self.topic))
+            elif self.topic:
+                pass  # the reply names the topic when it asks for details
             elif "human_request" not in self.situations and len(_words(self.ctx.last_customer_text)) >= 2:
                 out.append(self.pick(P.ROUTINE_NO_TOPIC))
             if self.style.warmer:

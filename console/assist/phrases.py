@@ -136,7 +136,7 @@ ROUTINE = (
     "happy to help with {topic}.",
     "I can help with {topic}.",
     "let's get {topic} sorted.",
-    "thanks for your message, I can help with {topic}.",
+    "thanks for your message. I can help with {topic}.",
 )
 ROUTINE_NO_TOPIC = (
     "happy to help.",
@@ -251,7 +251,6 @@ TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("close my account", "close account", "cancel my account"), "closing your account"),
     (("address", "phone number", "email address", "change my name", "details"), "updating your details"),
     (("account",), "your account"),
-    (("app",), "the app"),
 )
 
 # Bereavement: who the customer lost, found by a fixed list, named by a fixed phrase.

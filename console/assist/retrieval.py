@@ -78,13 +78,15 @@ def _tags(article: Article) -> list[str]:
 
 
 def rank(articles: Sequence[Article], newest: str, earlier: str = "",
-         reasons: Sequence[str] = ()) -> list[Article]:
+         reasons: Sequence[str] = (), cited: Sequence[str] = ()) -> list[Article]:
     """Re-rank search results for a draft; drop those that share nothing with the question.
 
     :param newest: the customer's newest message
     :param earlier: the customer's earlier messages (weigh less)
     :param reasons: the triage reasons
+    :param cited: articles the bot already answered from in this conversation (its topic)
     """
+    cited_ids = set(cited)
     new_words, old_words = content_words(newest), content_words(earlier)
     wanted_tags = set().union(*(REASON_TAGS.get(r, frozenset()) for r in reasons)) if reasons else set()
     scored = []
@@ -99,6 +101,8 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
         score += 3.0 * min(2, sum(1 for t in tags if " " in t and t in lowered))
         if wanted_tags & set(tags):
             score += 5.0
+        if article.id in cited_ids:
+            score += 4.0
         if _CONTACT_TAGS & set(tags):
             score -= 10.0
         if score < MIN_SCORE:
