@@ -102,7 +102,7 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
         if wanted_tags & set(tags):
             score += 5.0
         if article.id in cited_ids:
-            score += 4.0
+            score += 6.0
         if _CONTACT_TAGS & set(tags):
             score -= 10.0
         if score < MIN_SCORE:
