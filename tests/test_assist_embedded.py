@@ -170,3 +170,17 @@ def test_follow_up_acknowledges_a_new_situation(kb_store: Store) -> None:
     ], ["financial_hardship"])
     assert text.startswith("Sam, "), text
     assert re.search(r"(?i)open with me|tight|money worries", text)
+
+
+def test_rank_prefers_title_and_tags_of_the_newest_message() -> None:
+    from console.assist.retrieval import rank
+
+    hold = Article("KB-A", "Double charges and holds", "Hotels and car rentals hold money.", -3.0,
+                   "double charge, hold, car rental")
+    freeze = Article("KB-B", "Freeze your card", "Tap Freeze in the app.", -2.0, "freeze card, lock card")
+    contact = Article("KB-C", "Contact us", "Chat with us.", -1.0, "contact, talk to a person")
+    ranked = rank([hold, freeze, contact], "how do I freeze my card? it's in the car")
+    assert [a.id for a in ranked][:1] == ["KB-B"]
+    assert "KB-C" not in [a.id for a in rank([contact], "can I talk to a person")]
+    assert rank([hold, freeze], "where is my money") == []  # nothing in common: no article
+    assert [a.id for a in rank([hold, freeze], "where is my money", cited=["KB-A"])] == ["KB-A"]
