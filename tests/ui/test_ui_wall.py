@@ -71,7 +71,8 @@ async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(db_path: Pa
         await wait_until(pilot, lambda: wall.order[0] == target, what="the flagged tile on top")
         assert target in app.rising
         first = next(t for t in app.screen.query(Tile) if t.conversation_id == target)
-        assert first.has_class("-rising") and first.has_class("-empathy")
+        assert first.rising and first.frame() == "rising" and first.row["level"] == "empathy"
+        assert "╔" in first.render_line(0).text  # drawn with the double "rising" frame
         # The wall did not jump under the agent: the selected tile is on the same screen row.
         assert wall.cursor == selected
         assert wall.pos[selected] // wall.cols - wall.top == visual_row

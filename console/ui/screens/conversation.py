@@ -64,7 +64,7 @@ class ConversationScreen(Screen[None]):
 
     CSS_PATH = "conversation.tcss"
     COMMANDS = {ScreenCommands}
-    AUTO_FOCUS = None
+    AUTO_FOCUS = ""  # the composer is focused on takeover; watching, keys go to the bindings
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="conversation.back", tooltip="Return to the wall"),

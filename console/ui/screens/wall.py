@@ -30,12 +30,18 @@ _MOVE = Binding.Group("move")
 _FILTER = Binding.Group("filter", compact=True)
 
 
+class FilterTabs(Tabs):
+    """The filter tabs: clickable, but never focused (arrow keys belong to the tiles)."""
+
+    can_focus = False
+
+
 class WallScreen(Screen[None]):
     """Tiles of live conversations; Enter opens one, ``t`` takes it over."""
 
     CSS_PATH = "wall.tcss"
     COMMANDS = {ScreenCommands}
-    AUTO_FOCUS = None
+    AUTO_FOCUS = ""  # nothing: keys go to the screen's bindings until the agent searches
 
     BINDINGS = [
         Binding("enter", "open", "Open", id="wall.open", tooltip="Open the selected conversation"),
@@ -78,15 +84,13 @@ class WallScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="wall-header", markup=False)
-        yield Tabs(*(Tab(FILTER_LABELS[f], id=f"filter-{f}") for f in FILTERS), id="wall-filters")
+        yield FilterTabs(*(Tab(FILTER_LABELS[f], id=f"filter-{f}") for f in FILTERS), id="wall-filters")
         yield Input(placeholder="search customer, words, #id  (enter: keep, escape: clear)", id="wall-search")
         yield Container(id="wall-grid")
         yield Static("loading conversations…", id="wall-empty", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
-        tabs = self.query_one(Tabs)
-        tabs.can_focus = False
         self.set_interval(1.0, self._second)
         self.call_after_refresh(self._relayout)
 

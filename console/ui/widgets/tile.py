@@ -1,8 +1,9 @@
 """One conversation on the wall: customer, state, triage badge, and its last few turns.
 
 A tile is a slot: the wall keeps a fixed pool sized to the screen and points each slot at a
-conversation. :meth:`Tile.show` skips the repaint when the conversation's row is the same
-object with the same flags, so an unchanged tile costs nothing per feed batch.
+conversation. :meth:`Tile.show` skips the repaint when nothing visible changed. A tile draws
+its own frame from cached strips (Line API) instead of switching CSS classes: a class change
+restyles and re-lays out the grid, which made every cursor move repaint the whole screen.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.color import Color
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.events import Click
 from textual.message import Message
@@ -72,7 +75,7 @@ class Tile(Widget):
     """A slot on the wall showing one conversation (or nothing)."""
 
     DEFAULT_CSS = """
-    Tile { height: 7; text-wrap: nowrap; text-overflow: ellipsis; }
+    Tile { height: 7; }
     """
 
     class Clicked(Message):
@@ -86,6 +89,8 @@ class Tile(Widget):
         super().__init__(**kw)
         self.agent = agent
         self.row: dict[str, Any] | None = None
+        self.selected = False
+        self.rising = False
         self._sig: tuple[Any, ...] | None = None
         self._lines: list[Strip] | None = None
         self._lines_key: tuple[Any, ...] | None = None
@@ -109,42 +114,114 @@ class Tile(Widget):
             return
         self._sig = sig
         self._lines = None
-        self.row = row
-        self.display = row is not None
-        self.set_class(selected, "-selected")
-        self.set_class(rising, "-rising")
-        if row is not None:
-            for level in ("urgent", "empathy", "watch", "calm"):
-                self.set_class(row.get("level") == level, f"-{level}")
-            self.set_class(row["state"] == "waiting", "-waiting")
-            self.set_class(row["state"] == "human" and row.get("owner") == self.agent, "-mine")
+        self.row, self.selected, self.rising = row, selected, rising
         self.refresh()
+
+    def frame(self) -> str:
+        """Which frame the tile wears: ``selected``, ``rising``, or its level."""
+        if self.row is None:
+            return "none"
+        if self.selected:
+            return "selected"
+        if self.rising:
+            return "rising"
+        return self.row.get("level") or "calm"
 
     def render_line(self, y: int) -> Strip:
         # The Line API with our own cache: a tile's strips are built once per change from
         # plain Text, skipping Textual's general content pipeline (the wall's main cost).
-        width = self.content_size.width
+        width = self.size.width
         base = self.visual_style.rich_style
-        key = (width, base)
+        key = (width, base, self.app.theme)
         if self._lines is None or self._lines_key != key:
             self._lines_key = key
-            self._lines = self._build(width, base)
+            row = self.row
+            if row is None:
+                self._lines = []
+            else:
+                # Scrolling re-points slots at conversations drawn a moment ago in another slot.
+                ckey = (row["id"], row.get("updated_at"), row.get("version"), row.get("level"),
+                        row.get("score"), tuple(row.get("reasons") or ()), self._sig, key)
+                lines = _STRIPS.get(ckey)
+                if lines is None:
+                    lines = _STRIPS[ckey] = self._build(width, base)
+                    if len(_STRIPS) > STRIP_CACHE:
+                        del _STRIPS[next(iter(_STRIPS))]
+                self._lines = lines
         if y < len(self._lines):
             return self._lines[y]
         return Strip.blank(width, base)
 
-    def _build(self, width: int, base: Any) -> list[Strip]:
-        if self.row is None or width <= 0:
+    def _build(self, width: int, base: Style) -> list[Strip]:
+        if self.row is None or width < 6:
             return []
+        palette = _palette(self.app)
+        kind = self.frame()
+        (tl, tr, bl, br, top, bottom, vt), colour = FRAMES[kind], palette[FRAME_COLOUR[kind]]
+        bg = palette["surface"]
+        if kind == "rising":
+            bg = palette["warning-muted"]
+        elif self.row["state"] == "human" and self.row.get("owner") == self.agent:
+            bg = palette["success-muted"]
+        body = base + Style(bgcolor=bg)
+        edge = body + Style(color=colour, bold=kind in ("selected", "urgent"))
+        inner = width - 4
         console = self.app.console
-        text = tile_text(self.row, self.agent, width, time.time())
-        strips = []
-        for line in text.split("\n", allow_blank=True):
-            segments = Segment.apply_style(line.render(console), base)
-            strips.append(Strip(list(segments)).adjust_cell_length(width, base))
+        text = tile_text(self.row, self.agent, inner, time.time())
+        strips = [Strip([Segment(tl + top * (width - 2) + tr, edge)], width)]
+        left, right = Segment(vt, edge), Segment(vt, edge)
+        for line in text.split("\n", allow_blank=True)[: TILE_HEIGHT - 2]:
+            # tile_text cut each line to `inner` cells already: pad, never re-measure twice.
+            segments = [left, Segment(" ", body)]
+            segments.extend(Segment.apply_style(line.render(console), body))
+            segments.append(Segment(" " * max(1, inner - line.cell_len + 1), body))
+            segments.append(right)
+            strips.append(Strip(segments, width))
+        blank = Strip([left, Segment(" " * (width - 2), body), right], width)
+        while len(strips) < TILE_HEIGHT - 1:
+            strips.append(blank)
+        strips.append(Strip([Segment(bl + bottom * (width - 2) + br, edge)], width))
         return strips
 
     def on_click(self, event: Click) -> None:
         if self.row is not None:
             event.stop()
             self.post_message(self.Clicked(self.row["id"]))
+
+
+# Box characters per frame: corners (top-left, top-right, bottom-left, bottom-right), the top
+# edge, the bottom edge, the sides.
+FRAMES = {
+    "none": ("", "", "", "", "", "", ""),
+    "calm": ("╭", "╮", "╰", "╯", "─", "─", "│"),
+    "watch": ("╭", "╮", "╰", "╯", "─", "─", "│"),
+    "empathy": ("╭", "╮", "╰", "╯", "─", "─", "│"),
+    "urgent": ("┏", "┓", "┗", "┛", "━", "━", "┃"),
+    "rising": ("╔", "╗", "╚", "╝", "═", "═", "║"),
+    "selected": ("█", "█", "█", "█", "▀", "▄", "█"),
+}
+FRAME_COLOUR = {"none": "surface", "calm": "panel-lighten-2", "watch": "primary", "empathy": "warning",
+                "urgent": "error", "rising": "warning", "selected": "foreground"}
+
+
+def _palette(app: Any) -> dict[str, Color]:
+    """Theme colours as Rich colours, cached per theme (a tile frame is drawn, not styled)."""
+    theme = app.theme
+    cached = _PALETTES.get(theme)
+    if cached is None:
+        variables = app.get_css_variables()
+        cached = {}
+        for name in ("surface", "panel-lighten-2", "primary", "warning", "error", "foreground",
+                     "warning-muted", "success-muted"):
+            try:
+                cached[name] = Color.parse(variables.get(name, "") or "default")
+            except Exception:  # an unusual theme value: fall back to the terminal's colour
+                cached[name] = Color.default()
+        _PALETTES[theme] = cached
+    return cached
+
+
+_PALETTES: dict[str, dict[str, Color]] = {}
+# Built tiles by what they show (oldest first out): about ten screens of tiles.
+STRIP_CACHE = 256
+_STRIPS: dict[tuple[Any, ...], list[Strip]] = {}
