@@ -134,6 +134,10 @@ def test_cli_load_and_search(tmp_path: Path) -> None:
     out = subprocess.run([*run, "kb", "search", "--db", str(db), "lost", "my", "card"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[0].startswith("KB-008")
+    out = subprocess.run([*run, "kb", "show", "KB-009", "--db", str(db)], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("KB-009  Your PIN") and "Show PIN" in out.stdout
+    missing = subprocess.run([*run, "kb", "show", "KB-999", "--db", str(db)], capture_output=True, text=True)
+    assert missing.returncode == 1 and "not found" in missing.stderr
     bad = subprocess.run([*run, "kb", "load", str(tmp_path / "nope"), "--db", str(db)],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("tandem: ")

@@ -1,4 +1,4 @@
-"""``tandem kb load [DIR]`` and ``tandem kb search QUERY``."""
+"""``tandem kb load [DIR]``, ``tandem kb search QUERY`` and ``tandem kb show ID``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON lines")
     add_db_option(p)
     p.set_defaults(func=_search)
+    p = ksub.add_parser("show", help="print one article")
+    p.add_argument("id", metavar="ID", help="an article id, e.g. KB-007")
+    add_db_option(p)
+    p.set_defaults(func=_show)
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -67,4 +71,24 @@ def _search(args: argparse.Namespace) -> int:
         return 1
     for hit in hits:
         print(f"{hit.id}  {hit.score:7.2f}  {hit.title}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from console.kb import ensure_loaded
+    from store import open_store
+    from store.errors import NotFound
+    from store.kb import get
+
+    store = open_store(args.db)
+    ensure_loaded(store)
+    try:
+        article = get(store, args.id)
+    except NotFound as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{article.id}  {article.title}")
+    if article.tags:
+        print(f"tags: {article.tags}")
+    print()
+    print(article.body)
     return 0
