@@ -152,6 +152,11 @@ class Hub:
         self._store: Store | None = None
         self._follower: Follower | None = None
         self._last_tick = 0.0
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._first_event: dict[int, int] = {}  # conversation in hand -> first event not yet done
+        self._again: dict[int, bool] = {}  # touched again while in hand
+        self._seen = 0  # last event id read from the feed
+        self._saved = 0  # last cursor saved
 
     # --- lifecycle of the hub itself --------------------------------------------------------
 
@@ -164,6 +169,7 @@ class Hub:
     def _feed(self) -> Follower:
         if self._follower is None:
             after = load_cursor(self.store, self.cursor_name) or 0
+            self._seen = self._saved = after
             self._follower = Follower(self.path, after=after, batch=self.batch)
         return self._follower
 
@@ -177,7 +183,7 @@ class Hub:
             self._store = None
 
     async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.02) -> None:
-        """Process the feed until ``stop`` is set; the batch in hand is finished first."""
+        """Process the feed until ``stop`` is set; answers in progress are finished first."""
         try:
             while not stop.is_set():
                 handled = await self.step()
@@ -188,32 +194,59 @@ class Hub:
                         await asyncio.wait_for(stop.wait(), idle_sleep)
                     except TimeoutError:
                         pass
+            await self.settle()
         finally:
             self.close()
 
     async def step(self) -> int:
-        """Read one batch of events, handle it and save the cursor; return the event count."""
+        """Read one batch of events, start handling it, save the cursor; return the event count.
+
+        Conversations are handled as tasks so one slow answer (an LLM) never holds up the
+        others; the saved cursor stops before the first event of any conversation still in
+        hand, so a restart replays exactly what was not finished.
+        """
         follower = self._feed()
         events = follower.poll()
-        if not events:
-            return 0
-        await self.process(events)
-        save_cursor(self.store, self.cursor_name, events[-1].id)
-        self.stats.batches += 1
+        if events:
+            self._seen = events[-1].id
+            self.process_nowait(events)
+            self.stats.batches += 1
+        await asyncio.sleep(0)  # let the answers started above run
+        self._save_cursor()
         return len(events)
 
+    async def settle(self) -> None:
+        """Wait for every conversation in hand, then save the cursor."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        self._save_cursor()
+
     async def drain(self, *, timeout: float = 10.0) -> None:
-        """Handle events until the feed is empty (tests and benchmarks)."""
+        """Handle events until the feed is empty and nothing is in hand (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
-        while await self.step():
+        while await self.step() or self._inflight:
+            await self.settle()
             if time.monotonic() > deadline:
                 raise TimeoutError("the hub did not catch up with the feed in time")
+
+    def _save_cursor(self) -> None:
+        safe = self._seen
+        if self._first_event:
+            safe = min(safe, min(self._first_event.values()) - 1)
+        if safe > self._saved:
+            save_cursor(self.store, self.cursor_name, safe)
+            self._saved = safe
 
     # --- one batch ---------------------------------------------------------------------------
 
     async def process(self, events: list[Event]) -> None:
-        """Handle a batch of feed events."""
-        touched: dict[int, bool] = {}  # conversation -> has a new customer message
+        """Handle a batch of feed events and wait until it is done."""
+        self.process_nowait(events)
+        await self.settle()
+
+    def process_nowait(self, events: list[Event]) -> None:
+        """Start handling a batch of feed events (one task per conversation touched)."""
+        touched: dict[int, tuple[bool, int]] = {}  # conversation -> (new customer message, first event)
         for ev in events:
             cid = ev.conversation_id
             if cid is None:
@@ -222,21 +255,35 @@ class Hub:
                 role = (ev.data or {}).get("role")
                 if role == "customer":
                     self.stats.customer_messages += 1
-                    touched[cid] = True
+                    touched[cid] = (True, touched.get(cid, (False, ev.id))[1])
                 elif role in ("agent", "bot"):
                     known = self._cache.get(cid)
                     # The hub's own replies were observed when it posted them.
                     if known is None or (ev.message_id or 0) > known.upto:
-                        touched.setdefault(cid, False)
+                        touched.setdefault(cid, (False, ev.id))
             elif ev.kind in _SETTLING or (ev.kind == "resolved" and ev.from_state == "human"):
                 self._settle(cid)
-            elif ev.kind in ("resolved", "abandoned") and cid not in touched:
+            elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in self._inflight:
                 # The saved state is enough if the customer comes back; free the memory now.
                 self._cache.pop(cid, None)
-        if not touched:
-            return
-        jobs = [self._guarded(cid, new) for cid, new in touched.items()]
-        await asyncio.gather(*jobs)
+        for cid, (new, first) in touched.items():
+            if cid in self._inflight:
+                # One task per conversation at a time; it runs again when the current one ends.
+                self._again[cid] = self._again.get(cid, False) or new
+            else:
+                self._start(cid, new, first)
+
+    def _start(self, cid: int, has_customer: bool, first_event: int) -> None:
+        self._first_event[cid] = first_event
+        task = asyncio.create_task(self._guarded(cid, has_customer))
+        self._inflight[cid] = task
+        task.add_done_callback(lambda _t, cid=cid: self._finished(cid))
+
+    def _finished(self, cid: int) -> None:
+        self._inflight.pop(cid, None)
+        first = self._first_event.pop(cid, 0)
+        if cid in self._again:
+            self._start(cid, self._again.pop(cid), first)
 
     async def _guarded(self, cid: int, has_customer: bool) -> None:
         async with self._sem:

@@ -1,0 +1,93 @@
+"""The hub with the LLM bot against a fake OpenAI-compatible server (real client, real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from fake_openai import FakeOpenAI
+
+from console.config import LLMConfig
+from console.hub import make_hub
+from store import Store
+from store import lifecycle as lc
+from store.queries import get_conversation, transcript
+
+
+def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLMConfig:
+    return LLMConfig(base_url=fake.base_url, api_key="k", model="fake-1", timeout=timeout)
+
+
+def _user_text(body: dict[str, Any]) -> str:
+    return " ".join(m.get("content") or "" for m in body["messages"] if m["role"] == "user")
+
+
+async def _wait_for_bot(store: Store, cid: int, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if any(m["role"] == "bot" for m in transcript(store, cid)):
+            return time.monotonic() - start
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no bot reply in conversation {cid} within {timeout} s")
+
+
+async def test_a_slow_answer_does_not_hold_up_other_conversations(db_path: Path, store: Store,
+                                                                   fake_openai: FakeOpenAI) -> None:
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        if "exchange rate" in _user_text(body):
+            time.sleep(1.5)
+        return {"reply": "Here is what I found.", "handoff": False, "known": True}
+
+    fake_openai.responder = respond
+    hub = make_hub(db_path, llm=_llm(fake_openai))
+    slow = lc.open_conversation(store, "Slow")
+    fast = lc.open_conversation(store, "Fast")
+    lc.add_customer_message(store, slow, "What exchange rate do you use when I pay abroad with my card?")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01))
+    await asyncio.sleep(0.2)  # the slow one is in hand
+    lc.add_customer_message(store, fast, "What fees do you charge for paying abroad with my card?")
+    fast_s = await _wait_for_bot(store, fast, 5)
+    assert not any(m["role"] == "bot" for m in transcript(store, slow))
+    assert fast_s < 1.0
+    await _wait_for_bot(store, slow, 5)
+    stop.set()
+    await runner
+    for cid in (slow, fast):
+        bot = transcript(store, cid)[-1]
+        assert bot["meta"]["engine"] == "llm" and bot["meta"]["model"] == "fake-1"
+    # Both answered, and the cursor went past both.
+    saved = store.one("SELECT event_id FROM cursors WHERE name = 'hub'")[0]
+    assert saved >= store.one("SELECT max(id) FROM events WHERE kind = 'message' AND actor = 'bot'")[0] - 1
+
+
+async def test_the_llm_handoff_field_escalates_with_its_reason(db_path: Path, store: Store,
+                                                                fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "Let me bring in a colleague who can look at this properly.",
+                             "handoff": True, "handoff_reason": "complaint_threat"}
+    hub = make_hub(db_path, llm=_llm(fake_openai))
+    cid = lc.open_conversation(store, "Maya")
+    lc.add_customer_message(store, cid, "Could you have a look at the fee on my last statement?")
+    await hub.drain()
+    hub.close()
+    assert get_conversation(store, cid)["state"] == "waiting"
+    data = json.loads(store.one("SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated'",
+                                (cid,))[0])
+    assert data["reasons"][0] == "complaint_threat"
+    assert [m["role"] for m in transcript(store, cid)] == ["customer", "system"]
+    assert fake_openai.requests, "the model was asked"
+
+
+async def test_an_llm_timeout_still_answers_from_the_embedded_bot(db_path: Path, store: Store,
+                                                                 fake_openai: FakeOpenAI) -> None:
+    fake_openai.delay = 3.0
+    hub = make_hub(db_path, llm=_llm(fake_openai, timeout=0.5))
+    cid = lc.open_conversation(store, "Maya")
+    lc.add_customer_message(store, cid, "What fees do you charge for paying abroad with my card?")
+    await hub.drain()
+    hub.close()
+    bot = transcript(store, cid)[-1]
+    assert bot["role"] == "bot" and bot["meta"]["engine"] == "embedded" and bot["meta"].get("notice")
