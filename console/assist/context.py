@@ -107,6 +107,28 @@ def _turns(rows: list[dict]) -> tuple[Turn, ...]:
     return tuple(turns)
 
 
+_ASKS_PERSON = re.compile(
+    r"\b(?:real|actual|human|live)\s+(?:person|human|agent|being)\b|\b(?:speak|talk) to (?:a|an|someone)\b"
+    r"|^\W*(?:agent|human|operator)\W*$|\basked for a (?:person|human)\b", re.IGNORECASE)
+# Plain cues that add a triage reason for the draft's sake. Triage decides who needs a person
+# and may weigh a sign lower; the draft still has to speak to it ("I entered my card details
+# on the link" is fraud, whatever the score).
+CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("human_request", _ASKS_PERSON),
+    ("fraud", re.compile(r"\b(?:scam(?:med)?|phishing|fraudster|hacked|stolen|didn't make|did not make|"
+                         r"didn't authori[sz]e|entered my card details|got into my account)\b", re.IGNORECASE)),
+    ("bereavement", re.compile(r"\b(?:passed away|died|funeral)\b", re.IGNORECASE)),
+    ("financial_hardship", re.compile(r"\b(?:lost my job|can't afford|cannot afford|struggling to pay)\b",
+                                      re.IGNORECASE)),
+)
+
+
+def cue_reasons(texts: list[str]) -> list[str]:
+    """Reasons the customer's own words make plain."""
+    joined = " ".join(texts)
+    return [reason for reason, cue in CUES if cue.search(joined)]
+
+
 def retrieval_query(turns: tuple[Turn, ...]) -> str:
     """The customer's last few messages: what the KB search should answer."""
     texts = [t.text for t in turns if t.role == "customer"][-3:]
@@ -138,6 +160,7 @@ def build_context(
         if r["role"] == "customer":
             reasons.extend(x for x in r.get("reasons") or [] if x not in reasons)
             break
+    reasons.extend(r for r in cue_reasons([t.text for t in turns if t.role == "customer"]) if r not in reasons)
     query = retrieval_query(turns)
     articles: tuple[Article, ...] = ()
     if query.strip():

@@ -32,7 +32,7 @@ from rapidfuzz import fuzz
 
 from console.assist import phrases as P
 from console.assist.context import DraftContext, first_name
-from console.assist.retrieval import Article, content_words
+from console.assist.retrieval import REASON_TAGS, Article, content_words
 from console.kb import split_body
 from store.kb import KbArticle
 
@@ -206,6 +206,8 @@ class Facts:
     """The single most useful new fact."""
 
 
+_QUESTION = re.compile(r"\?\s*$|^\W*(?:what|how|when|where|why|can|could|is|are|do|does|will|which)\b",
+                       re.IGNORECASE)
 _STILL_THERE = re.compile(r"\b(?:still there|anyone there|are you there|hello\s*\?|you there)", re.IGNORECASE)
 # Words that show a situation arose later in the chat (the agent has not acknowledged it yet).
 _FRESH_SIGNS = (
@@ -370,7 +372,8 @@ class _Writer:
         if lead is None:
             answered = bool(self.ctx.articles)
             if self.topic and answered:
-                out.append(self.pick(P.ROUTINE, topic=self.topic))
+                question = bool(_QUESTION.search(self.ctx.last_customer_text))
+                out.append(self.pick(P.ROUTINE_QUESTION if question else P.ROUTINE, topic=self.topic))
             elif self.topic:
                 pass  # the reply names the topic when it asks for details
             elif "human_request" not in self.situations and len(_words(self.ctx.last_customer_text)) >= 2:
@@ -424,9 +427,11 @@ class _Writer:
             bot_said = [x for x in facts.already_said if _said_before(x, ctx.bot_texts)]
             facts = Facts(facts.article, facts.sentences, facts.steps, bot_said, facts.best)
         used = [articles[0].id]
-        if want_steps and not facts.steps:
+        if urgent_action and not facts.steps:
             # The best match explains; another retrieved article may say what to do.
             for other in articles[1:]:
+                if not {t.strip().lower() for t in other.tags.split(",")} & REASON_TAGS["fraud"]:
+                    continue  # borrow steps only from another fraud article
                 more = choose_facts(other, query, ctx.bot_texts + agent_texts, 0, want_steps=True,
                                     step_limit=step_limit)
                 if more.steps:
@@ -436,9 +441,22 @@ class _Writer:
         paragraphs: list[str] = []
         bot_cited = any(articles[0].id in t.kb_ids for t in ctx.turns if t.role == "bot")
         new = len(facts.sentences) + len(facts.steps)
-        # The bot gave this answer already and the customer is still here: don't say it again.
-        stuck = "frustration" in self.situations
-        repeated = facts.already_said and (bot_cited or stuck or len(facts.already_said) >= new)
+        # The bot gave this answer already and the customer is still stuck: say so, don't
+        # repeat it, and take it on personally. Not stuck (the agent stepped in after a good
+        # answer, or the customer moved on): just add what the bot did not say.
+        turns = ctx.turns
+        # A bot turn without articles was a fallback or a clarifying question, not an answer.
+        last_bot = max((i for i, t in enumerate(turns) if t.role == "bot" and t.kb_ids), default=-1)
+        last_customer = max((i for i, t in enumerate(turns) if t.role == "customer"), default=-1)
+        wrote_after_bot = last_customer > last_bot
+        stuck = "frustration" in self.situations or "complaint" in self.situations
+        repeated = facts.already_said and wrote_after_bot and (stuck or (bot_cited and new == 0))
+        if facts.already_said and not wrote_after_bot and not repeated:
+            extra = facts.steps[:1] or ([facts.best] if facts.best else [])
+            if extra:
+                return [self.pick(P.ADD_TO_BOT) + " " + extra[0]], used, extra
+            self.asked_question = True
+            return [self.pick(P.BOT_ANSWERED)], used, []
         if repeated:
             paragraphs.append(self.pick(P.ALREADY_SAID) + " " + self.pick(P.NEXT_STEP_PERSONAL))
             extra = facts.steps[:1] or ([facts.best] if facts.best else [])

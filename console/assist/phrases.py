@@ -77,9 +77,9 @@ ACK: dict[str, tuple[str, ...]] = {
         "please accept my condolences on {loss}.",
     ),
     "fraud": (
-        "I can hear how worrying this is. Payments you don't recognise are alarming, and we'll deal with it right now.",
+        "I can hear how worrying this is, and we'll deal with it right now.",
         "thank you for raising this straight away; that was exactly the right thing to do, and we'll secure your account now.",
-        "I understand how unsettling it is to see activity you didn't make. Let's make sure your money is safe first.",
+        "I understand how unsettling this is. Let's make sure your money is safe first.",
     ),
     "vulnerability": (
         "thank you for telling me what's going on; it helps me help you properly.",
@@ -132,10 +132,18 @@ SECONDARY: dict[str, tuple[str, ...]] = {
 }
 
 # Routine questions: friendly and direct, never sorry.
+# A problem to solve ("my card was declined").
 ROUTINE = (
     "happy to help with {topic}.",
     "I can help with {topic}.",
     "let's get {topic} sorted.",
+    "thanks for your message. I can help with {topic}.",
+)
+# A question to answer ("what's the limit on contactless?").
+ROUTINE_QUESTION = (
+    "happy to help with {topic}.",
+    "I can help with {topic}.",
+    "good question about {topic}.",
     "thanks for your message. I can help with {topic}.",
 )
 ROUTINE_NO_TOPIC = (
@@ -167,6 +175,12 @@ ALREADY_SAID = (
 NEXT_STEP_PERSONAL = (
     "I'll look into this on our side now, and come back to you as soon as I have an answer.",
     "I'm checking this on your account directly, and I'll update you here in a few minutes.",
+)
+# The bot answered and the customer has not written since: add, don't repeat.
+ADD_TO_BOT = ("To add to the assistant's answer:", "One more thing on top of what the assistant said:")
+BOT_ANSWERED = (
+    "Did the assistant's answer cover what you needed, or is there something specific I can check for you?",
+    "I've read the assistant's answer above. Is there anything in it you'd like me to check or explain?",
 )
 # Something the bot did not say yet, from the same article.
 ADDING = ("One thing worth adding:", "It may also help to know:")

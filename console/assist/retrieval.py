@@ -64,6 +64,8 @@ REASON_TAGS: dict[str, frozenset[str]] = {
 }
 # Articles about reaching a person: the agent *is* that person, so they never answer.
 _CONTACT_TAGS = frozenset({"talk to a person", "speak to someone"})
+# Complaint and closure articles: a threat to leave is rarely the question itself.
+_THREAT_TAGS = frozenset({"complaint", "close account"})
 MIN_SCORE = 3.0
 # Words nearly every article of a payments KB contains: a match on them alone means little.
 _GENERIC = frozenset({"payment", "pay", "account", "card", "money", "app", "bank", "transaction"})
@@ -87,6 +89,7 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
     :param cited: articles the bot already answered from in this conversation (its topic)
     """
     cited_ids = set(cited)
+    threat = bool({"complaint_threat", "churn_threat"} & set(reasons))
     new_words, old_words = content_words(newest), content_words(earlier)
     wanted_tags = set().union(*(REASON_TAGS.get(r, frozenset()) for r in reasons)) if reasons else set()
     scored = []
@@ -104,7 +107,9 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
         if article.id in cited_ids:
             score += 6.0
         if _CONTACT_TAGS & set(tags):
-            score -= 10.0
+            continue  # the agent is the person they wanted to reach
+        if threat and _THREAT_TAGS & set(tags):
+            score -= 6.0  # "I'll close my account": the problem to solve is elsewhere
         if score < MIN_SCORE:
             continue
         score += 0.5 * (len(articles) - position)  # bm25's order breaks ties
