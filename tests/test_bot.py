@@ -245,3 +245,17 @@ def test_new_question_after_anything_else_is_read_on_its_own(bot: EmbeddedBot) -
                 {"role": "customer", "text": "how do I freeze my card"}]
     ans = bot.answer_sync(BotContext(9, "Maya", messages=messages))
     assert ans.kb_ids == ["KB-007"]
+
+
+def test_follow_up_about_the_last_answer(bot: EmbeddedBot) -> None:
+    first, cost = say(bot, "how do I freeze my card", "ok and is there any fee for that?")
+    assert cost.kb_ids == first.kb_ids and "free" in cost.text and not cost.fallback
+    first, timing = say(bot, "how long does a refund take to show up on my card", "and how long does that usually take?")
+    assert timing.kb_ids == ["KB-016"] and "5 to 10 working days" in timing.text
+    _, unknown = say(bot, "how do I update my phone number", "and how long does that usually take?")
+    assert unknown.fallback and unknown.kb_ids == ["KB-038"]  # honest: the article has no timing
+
+
+def test_two_word_question_is_answered_not_clarified(bot: EmbeddedBot) -> None:
+    ans = say(bot, "What's the limit on contactless payments?")[0]
+    assert ans.intent == "answer" and ans.kb_ids == ["KB-011"] and "£100" in ans.text

@@ -35,7 +35,8 @@ from store.kb import all_articles, search, terms
 GENERIC = frozenset(
     "card cards account accounts money pay paid paying payment payments app pennant bank use using "
     "used make made today yesterday week day time way thing things get support customer service ask "
-    "asked asking said say tell told want wanted find see look check know".split()
+    "asked asking said say says tell told want wanted find see look check know mean means meaning "
+    "thing usually normally".split()
 )
 # Feelings, waiting and "how long/much": they colour a question but do not say what it is about.
 FEELINGS = frozenset(
@@ -53,7 +54,7 @@ CHATTER = frozenset(
     "thanks thank thx ty ta cheers bye goodbye great perfect brilliant awesome helpful lovely cool "
     "nice good fine ok okay sorted done appreciated appreciate much lot day morning afternoon evening "
     "hi hello hey hiya howdy yo greetings hallo hola bonjour all set everything nope nah nothing else "
-    "see ya have wonderful fab fantastic amazing excellent super".split()
+    "see ya have wonderful fab fantastic amazing excellent super oh ah um hmm erm ooh aha wow right".split()
 )
 # Articles about loss, money worries or crime: answered plainly, without cheerful openers.
 SENSITIVE_TAGS = frozenset({"bereavement", "hardship", "scam", "fraud", "extra support"})
@@ -67,6 +68,9 @@ _DURATION = re.compile(r"\b(?:seconds?|minutes?|hours?|days?|weeks?|months?|inst
 # "pay in 3", "pay-in-three", "payin3": one product name; its digit alone would match any "3".
 _PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b|\b(?:3|three)\s+(?:payments|instalments|installments)\b",
                        re.IGNORECASE)
+# "How long does that take?", "is there a fee for it?", "then what do I press?": about our last answer.
+_REFERS_BACK = re.compile(r"\b(?:that|it|this|then|those|these)\b", re.IGNORECASE)
+_NEXT_STEP = re.compile(r"\b(?:press|tap|click|then\s+what|what\s+next|next\s+step|after\s+that)\b", re.IGNORECASE)
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
 
@@ -113,7 +117,9 @@ class Candidate:
     def confident(self) -> bool:
         # Two real words of the question, or most of a short one ("pin", "freeze card").
         # A long story that shares a few words with an article is not answered by it.
-        return (self.matched >= 2.0 and self.coverage >= 0.25) or (self.coverage >= 0.6 and self.matched >= 1.0)
+        # A question whose key word is in the article's title needs less of the rest.
+        return ((self.matched >= 2.0 and self.coverage >= 0.25) or (self.coverage >= 0.6 and self.matched >= 1.0)
+                or (self.title_hits >= 1.0 and self.coverage >= 0.4))
 
 
 def first_name(name: str) -> str:
@@ -157,6 +163,10 @@ _HANDOFF = "Of course. I'm bringing in a person from our team; they'll see every
 _INJECTION = ("I can only help with questions about your Pennant account and our services, and I can't "
               "change how I work or share internal details. What can I help you with today?")
 _ACK = ("Great. Is there anything else I can help with?", "Good. Anything else I can do for you?")
+_CHECK_BACK = ("If anything you see doesn't match what I described, tell me what's on your screen and I'll "
+               "help. Is there anything else?",
+               "That should be all. If something looks different on your side, tell me what you see and "
+               "I'll help.")
 _REPHRASE = ("Sorry, I wasn't clear. Put simply: ", "Sorry, let me put that more simply: ")
 _PROMPT = "Could you tell me a little more about what you need? I can help with cards, payments and transfers, Pay-in-3, fees and your account."
 _CLARIFY_TOPIC = {
@@ -310,6 +320,10 @@ class EmbeddedBot:
             previous_article = self._article_in(last_reply)
             if previous_article and self._articles[previous_article].parsed.steps:
                 return self._steps_of(previous_article)
+        if len(specific) <= 1 and ctx.bot_turns() > 0 and _REFERS_BACK.search(cues.cleaned):
+            previous_article = self._article_in(last_reply)
+            if previous_article and (cues.how_long or cues.how_much or _NEXT_STEP.search(cues.cleaned)):
+                return self._more_about(previous_article, cues, last_reply, seed)
         follow_up = _is_clarifying(last_reply) and len(specific) <= 2
         # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
         query = " ".join(w for w in content if w not in FEELINGS) or " ".join(content)
@@ -319,6 +333,9 @@ class EmbeddedBot:
             query = f"{intents.strip_injection(previous)[0]} {query}"
         elif not specific:
             topic = next((_TOPIC_OF[w] for w in content if w in _TOPIC_OF), None)
+            if topic is None and ctx.bot_turns() > 0 and self._article_in(last_reply):
+                # "So I don't have to do anything?" after an answer: nothing new to look up.
+                return BotAnswer(_pick(_CHECK_BACK, seed), intent="ack")
             return BotAnswer(_CLARIFY_TOPIC.get(topic or "", _CLARIFY_DEFAULT), intent="clarify")
 
         candidates = self.retrieve(query)
@@ -330,8 +347,8 @@ class EmbeddedBot:
             options = _FALLBACKS_AGAIN if ctx.fallbacks >= 1 else _FALLBACKS
             return BotAnswer(_pick(options, seed), fallback=True, intent="fallback")
         second = candidates[1] if len(candidates) > 1 else None
-        # Ask which one only when a short question fits two articles equally well.
-        if (second is not None and second.confident and not follow_up and len(specific) <= 2
+        # Ask which one only when a one-word question fits two articles equally well.
+        if (second is not None and second.confident and not follow_up and len(specific) <= 1
                 and second.matched >= best.matched and second.title_hits >= best.title_hits
                 and abs(second.score) >= 0.85 * abs(best.score)):
             a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
@@ -371,6 +388,31 @@ class EmbeddedBot:
             text += " In the app: " + "; then ".join(_lower_first(s.rstrip(".")) for s in parsed.steps[:3]) + "."
         text += " Would you like me to bring in a colleague to go through it with you?"
         return BotAnswer(text, kb_ids=[article_id], intent="rephrase")
+
+    def _more_about(self, article_id: str, cues: intents.Cues, last_reply: str, seed: int) -> BotAnswer:
+        """A follow-up on the article we just used: its timing, its fees or its next steps."""
+        indexed = self._articles[article_id]
+        parsed = indexed.parsed
+        if cues.how_long or cues.how_much:
+            pattern = _DURATION if cues.how_long else _MONEY
+            facts = [f for f in parsed.facts if pattern.search(f) and f not in last_reply]
+            if facts:
+                lead = "On timing: " if cues.how_long else "On cost: "
+                return BotAnswer(lead + " ".join(facts[:2]) + _pick(_CLOSERS, seed // 2),
+                                 kb_ids=[article_id], intent="answer")
+            said = [f for f in (parsed.summary, *parsed.facts) if pattern.search(f) and f in last_reply]
+            if said:
+                return BotAnswer("As I mentioned: " + said[0] + " Is there anything else I can help with?",
+                                 kb_ids=[article_id], intent="answer")
+            what = "a more exact time" if cues.how_long else "a fee"
+            return BotAnswer(f"I don't have {what} for that beyond what I said, I'm afraid. "
+                             "A colleague can check your case if you'd like.",
+                             kb_ids=[article_id], fallback=True, intent="fallback")
+        if parsed.steps and not any(step in last_reply for step in parsed.steps):
+            return self._steps_of(article_id)
+        return BotAnswer("I don't have more detailed steps than that, I'm sorry. If you'd like, I can bring "
+                         "in a colleague to go through it with you.", kb_ids=[article_id], fallback=True,
+                         intent="fallback")
 
     def _steps_of(self, article_id: str) -> BotAnswer:
         parsed = self._articles[article_id].parsed
