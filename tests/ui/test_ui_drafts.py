@@ -237,8 +237,8 @@ async def test_metrics_panel_shows_acceptance_and_timing(db_path: Path) -> None:
         await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
         await pilot.press("ctrl+s")
         await _wait(pilot, lambda: composer.draft_id is None)
-        app.push_screen(DraftMetricsScreen(db_path))
-        await pilot.pause(0.1)
+        await pilot.press("f4")  # from the composer
+        await _wait(pilot, lambda: isinstance(app.screen, DraftMetricsScreen))
 
         def shown() -> str:
             return str(app.screen.query_one("DraftMetricsPanel").content)

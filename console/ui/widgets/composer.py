@@ -22,6 +22,7 @@ Bindings:
 | f5         | regenerate the draft                                         |
 | f9         | regenerate with an instruction ("shorter", "more formal", free text) |
 | f8         | discard the draft                                            |
+| f4         | drafts statistics (acceptance, edits, time to first text)    |
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class Composer(Widget):
         Binding("f9", "instruct", "Redraft with…", id="composer.instruct",
                 tooltip="New draft with an instruction: shorter, more formal, warmer…"),
         Binding("f8", "discard", "Discard", id="composer.discard", tooltip="Throw the draft away"),
+        Binding("f4", "draft_metrics", "Draft stats", id="composer.metrics",
+                tooltip="Acceptance, edits and time to first text of the drafts"),
     ]
 
     @dataclass
@@ -355,6 +358,11 @@ class Composer(Widget):
                          "no apologies · anything else (LLM)", placeholder="shorter"),
             chosen,
         )
+
+    def action_draft_metrics(self) -> None:
+        from console.ui.widgets.draft_metrics import DraftMetricsScreen
+
+        self.app.push_screen(DraftMetricsScreen(self.db_path))
 
     def action_discard(self) -> None:
         if self.draft_id is None and not self.streaming:
