@@ -428,19 +428,20 @@ class TriageEngine:
                 continue
             hits[label] = hits.get(label, 0) + 1
         s = self.sentiment.score(toks)
-        words = [t for t in toks if t not in _STOP and t[0].isalnum()]
-        n_words = sum(1 for t in toks if t[0].isalnum())
-        letters = T.letter_count(raw) if n_words else 0
-        caps = T.caps_words(raw) if letters else 0
-        shout = caps >= 2 and letters >= 8 and caps * 4 >= n_words
-        bursts = T.punct_bursts(raw) + (1 if toks.count("!") >= 2 else 0)
+        alnum = [t for t in toks if t[0].isalnum()]
+        words = [t for t in alnum if t not in _STOP]
+        n_words = len(alnum)
+        caps = T.caps_words(raw) if n_words else 0
+        shout = caps >= 2 and caps * 4 >= n_words and T.letter_count(raw) >= 8
+        bangs = toks.count("!")
+        bursts = (T.punct_bursts(raw) if bangs or "?" in toks else 0) + (1 if bangs >= 2 else 0)
         frustration = hits.get("frustration", 0)
         polite = hits.get("politeness", 0) + hits.get("positive_idiom", 0)
         questioning = bool(toks) and (toks[-1] == "?" or hits.get("routine", 0) > 0)
         hard = sum(v for k, v in hits.items() if k in FLOORS)
         # "can't wait", "no problem": negation words that say something good.
         idioms = hits.get("positive_idiom", 0)
-        negations = max(0, sum(1 for t in toks if t in NEGATORS) - idioms)
+        negations = max(0, sum(map(NEGATORS.__contains__, toks)) - idioms)
         negative = s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
         troubled = negations or hits.get("problem") or hits.get("persist") or frustration
         features = [

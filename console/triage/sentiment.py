@@ -73,13 +73,13 @@ class SentimentScorer:
         neg = pos = 0.0
         negated_pos = 0
         but_at = -1
-        for i, tok in enumerate(toks):
-            if tok in _BUT:
-                but_at = i
-        for i, tok in enumerate(toks):
-            v = lexicon.get(tok)
-            if v is None:
-                continue
+        if not _BUT.isdisjoint(toks):
+            for i, tok in enumerate(toks):
+                if tok in _BUT:
+                    but_at = i
+        keys = self._keys
+        for i in [i for i, tok in enumerate(toks) if tok in keys]:
+            v = lexicon[toks[i]]
             # Look back over the clause for boosters and negators (VADER looks 3 words back).
             negated = False
             j = i - 1

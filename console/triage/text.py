@@ -43,16 +43,21 @@ def clip(text: str) -> str:
     return text[:half] + " \n " + text[-half:]
 
 
+_SPELLING_KEYS = frozenset(_SPELLING)
+
 # "do not" is written as often as "don't": fold the long forms so lexicons list one spelling.
-_FOLD: dict[tuple[str, str], str] = {
-    ("do", "not"): "don't", ("did", "not"): "didn't", ("does", "not"): "doesn't",
-    ("is", "not"): "isn't", ("are", "not"): "aren't", ("was", "not"): "wasn't",
-    ("were", "not"): "weren't", ("have", "not"): "haven't", ("has", "not"): "hasn't",
-    ("will", "not"): "won't", ("would", "not"): "wouldn't", ("could", "not"): "couldn't",
-    ("should", "not"): "shouldn't", ("can", "not"): "cannot", ("i", "am"): "i'm",
-    ("you", "are"): "you're", ("that", "is"): "that's", ("it", "is"): "it's",
+_FOLD: dict[str, str] = {
+    "do not": "don't", "did not": "didn't", "does not": "doesn't", "is not": "isn't",
+    "are not": "aren't", "was not": "wasn't", "were not": "weren't", "have not": "haven't",
+    "has not": "hasn't", "will not": "won't", "would not": "wouldn't", "could not": "couldn't",
+    "should not": "shouldn't", "can not": "cannot", "i am": "i'm", "you are": "you're",
+    "that is": "that's", "it is": "it's",
 }
-_FOLD_FIRST = frozenset(a for a, _ in _FOLD)
+_FOLD_RE = re.compile(r"\b(?:" + "|".join(k.replace(" ", r"\s+") for k in _FOLD) + r")\b")
+
+
+def _fold(match: re.Match[str]) -> str:
+    return _FOLD[" ".join(match.group().split())]
 
 
 def tokens(text: str) -> list[str]:
@@ -64,23 +69,12 @@ def tokens(text: str) -> list[str]:
     if "://" in low or "www." in low:
         # Links are not words the customer wrote (and "https:/" is not a frown).
         low = _URL.sub(" ", low)
-    raw = _TOKEN.findall(low)
-    get = _SPELLING.get
-    toks = [get(t, t) for t in raw]
-    if _FOLD_FIRST.isdisjoint(toks):
-        return toks
-    out: list[str] = []
-    i, n = 0, len(toks)
-    while i < n:
-        if i + 1 < n:
-            folded = _FOLD.get((toks[i], toks[i + 1]))
-            if folded is not None:
-                out.append(folded)
-                i += 2
-                continue
-        out.append(toks[i])
-        i += 1
-    return out
+    low = _FOLD_RE.sub(_fold, low)
+    toks = _TOKEN.findall(low)
+    if not _SPELLING_KEYS.isdisjoint(toks):
+        get = _SPELLING.get
+        toks = [get(t, t) for t in toks]
+    return toks
 
 
 def caps_words(text: str) -> int:
@@ -135,15 +129,17 @@ class PhraseMatcher:
     Each pattern stays compiled as a short list of slots (no cartesian expansion, so hundreds of
     thousands of phrasings cost a few kilobytes); patterns are indexed by the tokens their first
     slot accepts, and a C-speed set intersection skips texts that contain none of them.
+    Patterns without optional slots are matched by a flat loop; only the others recurse.
     """
 
     def __init__(self, lexicon: dict[str, Iterable[str]]) -> None:
-        self._index: dict[str, list[tuple[Slots, str]]] = {}
+        self._index: dict[str, list[tuple[Slots, str, bool]]] = {}
         for label, patterns in lexicon.items():
             for pattern in patterns:
                 for slots in compile_pattern(pattern):
+                    flat = not any(optional for _, optional in slots)
                     for tok in slots[0][0]:
-                        self._index.setdefault(tok, []).append((slots, label))
+                        self._index.setdefault(tok, []).append((slots, label, flat))
         self.first = frozenset(k for k in self._index if k != "*")
 
     def find(self, toks: list[str]) -> list[tuple[int, int, str]]:
@@ -153,12 +149,25 @@ class PhraseMatcher:
         hits: list[tuple[int, int, str]] = []
         n = len(toks)
         index = self._index
-        for i, tok in enumerate(toks):
-            entries = index.get(tok)
-            if entries is None:
-                continue
+        first = self.first
+        for i in [i for i, tok in enumerate(toks) if tok in first]:
+            entries = index[toks[i]]
             best: dict[str, int] = {}
-            for slots, label in entries:
+            for slots, label, flat in entries:
+                if flat:
+                    end = i + len(slots)
+                    if end > n:
+                        continue
+                    j = i + 1
+                    for choices, _ in slots[1:]:
+                        t = toks[j]
+                        if t not in choices and "*" not in choices:
+                            break
+                        j += 1
+                    else:
+                        if end > best.get(label, -1):
+                            best[label] = end
+                    continue
                 end = _longest(slots, 1, toks, i + 1, n)
                 if end >= 0 and end > best.get(label, -1):
                     best[label] = end
