@@ -178,3 +178,38 @@ def test_replay_file_is_optional(tmp_path: Path) -> None:
     assert pools == {"routine": ["my card has not arrived yet"], "scam": ["someone stole money from my account"]}
     assert load_replay(tmp_path) == pools  # a directory works too
     assert BY_NAME["scam"].expect == "urgent"
+
+
+def test_a_customer_talks_to_the_agent_who_claims_them(db_path: Path) -> None:
+    hub = make_hub(db_path, settings=PolicySettings(idle_resolve_s=30, sla_tick_s=0.1))
+    sim = Simulator(db_path, customers=1, total=1, speed=2000.0, seed=8, data=False, personas=["human"],
+                    reply_timeout=5.0)
+
+    async def agent(stop: asyncio.Event) -> None:
+        """Ana claims whoever waits, answers twice (once after the customer explains), resolves."""
+        with Store(db_path) as store:
+            while not stop.is_set():
+                for (cid,) in store.query("SELECT id FROM conversations WHERE state = 'waiting'"):
+                    lc.claim(store, cid, "ana")
+                    lc.agent_reply(store, cid, "ana", "Hi, I'm Ana from the support team. What can I do?")
+                for (cid,) in store.query("SELECT id FROM conversations WHERE state = 'human'"):
+                    roles = [m["role"] for m in transcript(store, cid)]
+                    if roles[-1] == "customer" and roles.count("agent") == 1:
+                        lc.agent_reply(store, cid, "ana", "Done: I've sorted that for you now.")
+                await asyncio.sleep(0.01)
+
+    async def both() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(hub.run(stop, idle_sleep=0.005)), asyncio.create_task(agent(stop))]
+        await asyncio.wait_for(sim.run(asyncio.Event()), 30)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(both())
+    (o,) = sim.outcomes
+    assert o.states[:2] == ["waiting", "human"] and o.left == "thanked"
+    with Store(db_path) as store:
+        roles = [m["role"] for m in transcript(store, o.conversation_id)]
+        assert check(store) == []
+    # first message, the hand-off notice, Ana, the customer explains, Ana again, thanks.
+    assert roles == ["customer", "system", "agent", "customer", "agent", "customer"]

@@ -279,6 +279,9 @@ class Simulator:
                     timeout = max(0.0, waiting_since + patience - time.monotonic())
                     if not nudged:
                         timeout /= 2
+                elif state == "human":
+                    # A person has it now: the customer waits as long as their patience lasts.
+                    timeout = patience
                 try:
                     inc = await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
@@ -288,6 +291,11 @@ class Simulator:
                         continue
                     if state == "waiting":
                         await self._leave_queue(cid, persona, rng, slots, out)
+                    elif state == "human" and not used["agent"] and persona.give_up:
+                        self._say(cid, fill(rng.choice(persona.give_up), rng, slots), out)
+                        out.left = "gave_up"
+                    elif state == "human":
+                        out.left = "done"
                     else:
                         out.left = "no_reply"
                     return out
