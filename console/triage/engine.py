@@ -217,10 +217,15 @@ class TriageEngine:
         role: str,
         text: Any,
         *,
-        fallback: bool = False,
+        fallback: bool | None = None,
         at: float | None = None,
     ) -> Verdict:
-        """Fold one message into ``state`` and return the conversation's verdict so far."""
+        """Fold one message into ``state`` and return the conversation's verdict so far.
+
+        For bot messages ``fallback`` says whether the bot admitted it did not know. ``None``
+        (not said, as in a pasted transcript) reads it from the text ("Sorry, I didn't
+        understand"); an explicit ``True``/``False`` from the bot is trusted as is.
+        """
         if not isinstance(text, str):
             text = "" if text is None else str(text)
         if at is not None:
@@ -298,12 +303,17 @@ class TriageEngine:
         return state
 
     def score_conversation(self, messages: list[dict[str, Any]]) -> Verdict:
-        """Score a whole transcript (``[{"role", "text", "fallback"?}]``) from a fresh state."""
+        """Score a whole transcript (``[{"role", "text", "fallback"?}]``) from a fresh state.
+
+        A bot message without a boolean ``fallback`` has it read from its text.
+        """
         state = self.new_state()
         verdict = state.verdict
         for m in messages:
+            flag = m.get("fallback")
             verdict = self.observe(
-                state, str(m.get("role", "customer")), m.get("text", ""), fallback=bool(m.get("fallback"))
+                state, str(m.get("role", "customer")), m.get("text", ""),
+                fallback=flag if isinstance(flag, bool) else None,
             )
         return verdict
 
@@ -313,9 +323,9 @@ class TriageEngine:
 
     # -- messages by role -------------------------------------------------------------------
 
-    def _bot(self, state: State, text: str, fallback: bool) -> Verdict:
-        if not fallback and text:
-            fallback = bool(_FALLBACK_TEXT.find(T.tokens(T.clip(text))))
+    def _bot(self, state: State, text: str, fallback: bool | None) -> Verdict:
+        if fallback is None:
+            fallback = bool(text) and bool(_FALLBACK_TEXT.find(T.tokens(T.clip(text))))
         if fallback:
             state.fallbacks += 1
             state.fallback_streak += 1

@@ -2,7 +2,7 @@
 
 Input, one conversation a line::
 
-    {"id": "...", "messages": [{"role": "customer"|"bot"|"agent", "text": "..."}]}
+    {"id": "...", "messages": [{"role": "customer"|"bot"|"agent", "text": "...", "fallback"?: bool}]}
     {"id": "...", "text": "..."}                  (one customer message)
 
 Output, same order: ``{"id": "...", "level": "...", "score": 0.0, "reasons": [...]}``.
@@ -66,14 +66,17 @@ def parse_line(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
                 raise LineError(f'messages[{i}].text must be a string')
             if role == "customer" and not m["text"].strip():
                 raise LineError(f'messages[{i}].text is empty')
-            out.append({"role": role, "text": m["text"], "fallback": m.get("fallback") is True})
+            flag = m.get("fallback")
+            if flag is not None and not isinstance(flag, bool):
+                raise LineError(f"messages[{i}].fallback must be true or false")
+            out.append({"role": role, "text": m["text"], "fallback": flag})
         return ident, out
     if "text" in obj:
         if not isinstance(obj["text"], str):
             raise LineError('"text" must be a string')
         if not obj["text"].strip():
             raise LineError('"text" is empty')
-        return ident, [{"role": "customer", "text": obj["text"], "fallback": False}]
+        return ident, [{"role": "customer", "text": obj["text"]}]
     raise LineError('need "messages" (a list) or "text" (a string)')
 
 

@@ -131,7 +131,8 @@ def test_bot_fallbacks(engine: TriageEngine) -> None:
     v1 = engine.observe(state, "bot", "Sorry, I did not understand that.", fallback=True)
     assert "bot_fallback" in v1.reasons and not v1.needs_human
     engine.observe(state, "customer", "split one payment over two cards")
-    engine.observe(state, "bot", "Could you rephrase your question?")  # recognised without the flag
+    engine.observe(state, "bot", "Could you rephrase your question?")  # no flag: read from the text
+    assert engine.observe(engine.new_state(), "bot", "Could you rephrase?", fallback=False).level == "calm"
     v3 = engine.observe(state, "bot", "Sorry, I did not understand that.", fallback=True)
     assert v3.needs_human and "bot_fallback" in v3.reasons
     # A person answering resets the bot's failures.
