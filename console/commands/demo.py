@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,32 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="simulated customers active at once (default 24)")
     parser.add_argument("--speed", metavar="X", type=float, default=1.0,
                         help="simulated customers type, read and wait X times faster (default 1)")
+    parser.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8765",
+                        help="the hub's channel API and web chat page (default 127.0.0.1:8765; "
+                        "left out if the port is taken)")
     parser.set_defaults(func=run)
+
+
+def _port_free(listen: str) -> bool:
+    host, _, port = listen.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host or "127.0.0.1", int(port)))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent exits (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def default_demo_db() -> Path:
@@ -53,20 +79,24 @@ class Hub:
         simulate: simulated customers.
         speed: simulator speed factor.
         log: where the child's stdout and stderr go.
+        listen: where the channel API listens, or ``None`` for no API.
     """
 
-    def __init__(self, db: Path, simulate: int, speed: float, log: Path) -> None:
-        self.db, self.simulate, self.speed, self.log = db, simulate, speed, log
+    def __init__(self, db: Path, simulate: int, speed: float, log: Path, listen: str | None) -> None:
+        self.db, self.simulate, self.speed, self.log, self.listen = db, simulate, speed, log, listen
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "console.cli", "serve", "--db", str(self.db),
                "--simulate", str(self.simulate), "--speed", str(self.speed), "--embedded",
                "--log-interval", "30"]
+        cmd += ["--listen", self.listen] if self.listen else ["--no-api"]
         with self.log.open("ab") as out:
             # Own session: the terminal's signals reach the console, which then stops the hub.
+            # If the console dies without stopping it (SIGKILL, a closed terminal), the kernel
+            # sends the hub SIGTERM, so no orphan keeps simulating customers.
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
 
     def wait_up(self, timeout: float = START_TIMEOUT) -> None:
         """Return once the hub has said it started; raise UsageError if it died or hung."""
@@ -106,6 +136,10 @@ class Hub:
             proc.wait(timeout=5)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.simulate < 0:
         raise UsageError("--simulate must be 0 or more")
@@ -121,13 +155,20 @@ def run(args: argparse.Namespace) -> int:
 
     Store(db).close()  # create and migrate once, before two processes race to
     log = db.with_name(db.name + ".hub.log")
-    hub = Hub(db, args.simulate, args.speed, log)
+    listen = args.listen if _port_free(args.listen) else None
+    hub = Hub(db, args.simulate, args.speed, log, listen)
     hub.start()
+    # A hang-up or kill of the console still stops the hub through the finally below.
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _exit_on_signal)
     try:
         hub.wait_up()
         from console.ui.app import TandemApp
 
-        TandemApp(db, agent, supervisor=args.supervisor, sla_seconds=args.sla).run()
+        where = (f"be a customer yourself at http://{listen}/" if listen
+                 else f"{args.listen} is taken: no web chat this time")
+        notice = f"demo: {args.simulate} simulated customers · {where} · database {db}"
+        TandemApp(db, agent, supervisor=args.supervisor, sla_seconds=args.sla, notice=notice).run()
     finally:
         hub.stop()
     print(f"tandem demo: database {db} (hub log {log})")

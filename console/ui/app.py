@@ -33,6 +33,7 @@ class TandemApp(App[None]):
         supervisor: register as a supervisor and allow the supervisor view's actions.
         interval: the feed's coalescing interval in seconds.
         sla_seconds: queue SLA shown in the supervisor view.
+        notice: a line to show once the console is up (``tandem demo`` says where things are).
     """
 
     TITLE = "Tandem"
@@ -42,7 +43,7 @@ class TandemApp(App[None]):
     ]
 
     def __init__(self, db_path: Path | str, agent: str, *, supervisor: bool = False,
-                 interval: float = 0.1, sla_seconds: float = 120.0) -> None:
+                 interval: float = 0.1, sla_seconds: float = 120.0, notice: str | None = None) -> None:
         super().__init__()
         self.db_path = Path(db_path)
         self.agent = agent
@@ -56,6 +57,7 @@ class TandemApp(App[None]):
         self.reader = FeedReader(self, self.db_path, interval=interval, metrics=supervisor,
                                  sla_seconds=sla_seconds)
         self._wall: Any = None
+        self._notice = notice
         self._frozen = False
 
     def on_mount(self) -> None:
@@ -64,6 +66,8 @@ class TandemApp(App[None]):
         self._wall = WallScreen()
         self.push_screen(self._wall)
         self.reader.start()
+        if self._notice:
+            self.notify(self._notice, timeout=8, markup=False)
 
     def on_unmount(self) -> None:
         self.reader.stop()

@@ -16,6 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -73,6 +74,8 @@ class ConversationScreen(Screen[None]):
                 tooltip="Return the conversation to the bot"),
         Binding("ctrl+r", "resolve", "Resolve", id="conversation.resolve"),
         Binding("ctrl+n", "note", "Note", id="conversation.note", tooltip="Internal note, never shown to the customer"),
+        Binding("f3", "toggle_context", "Context", id="conversation.context",
+                tooltip="Show or hide the customer context (hidden by default below 100 columns)"),
     ]
 
     def __init__(self, conversation_id: int, *, claimed: bool = False) -> None:
@@ -107,6 +110,19 @@ class ConversationScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#transcript", VerticalScroll).anchor()
         self.tandem.reader.watch(self.conversation_id)
+        # Waiting and holding times in the header move on their own.
+        self.set_interval(1.0, self._update_header)
+
+    def on_resize(self, event: Resize) -> None:
+        narrow = event.size.width < 100
+        self.set_class(narrow, "-narrow")
+        self.set_class(not narrow, "-wide")
+
+    def action_toggle_context(self) -> None:
+        if self.has_class("-narrow"):
+            self.toggle_class("-context")
+        else:
+            self.toggle_class("-no-context")
 
     def on_unmount(self) -> None:
         if self.tandem.reader._watch == self.conversation_id:
@@ -155,7 +171,7 @@ class ConversationScreen(Screen[None]):
         if was_mine and not self.mine and self.conv["state"] == "human":
             self.notify(f"taken by {self.conv.get('owner')}", severity="warning", markup=False)
 
-    def _update_chrome(self) -> None:
+    def _update_header(self) -> None:
         c = self.conv
         if c is None:
             return
@@ -170,6 +186,12 @@ class ConversationScreen(Screen[None]):
         words = reason_words(c.get("reasons") or [])
         head.append("  " + (" · ".join(words) if words else "no flags"))
         self.query_one("#conv-header", Static).update(head)
+
+    def _update_chrome(self) -> None:
+        c = self.conv
+        if c is None:
+            return
+        self._update_header()
         hint = self.query_one("#conv-hint", Static)
         if self.mine:
             hint.set_class(True, "-hidden")
@@ -329,5 +351,7 @@ class ConversationScreen(Screen[None]):
         if self.check_action("resolve", ()):
             cmds.append(("Resolve", "close the conversation", self.action_resolve))
         cmds.append(("Add internal note", "visible to agents only", self.action_note))
+        cmds.append(("Toggle customer context", "history, triage over time, KB articles",
+                      self.action_toggle_context))
         cmds.append(("Back to the wall", "", self.action_back))
         return cmds
