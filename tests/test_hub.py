@@ -214,3 +214,22 @@ async def test_status_line_reports_throughput_queue_and_sla(hub: Hub, store: Sto
     assert "2 customer messages" in line and "1 bot replies" in line and "1 escalations" in line
     assert "queue wait p50" in line and "(1 claimed)" in line and "first human reply p50" in line
     assert "human 1" in line and "bot 1" in line
+
+
+async def test_released_back_to_the_bot_the_customers_last_word_gets_an_answer(hub: Hub, store: Store) -> None:
+    lc.register_agent(store, "sam", role="supervisor")
+    cid = _open(store, "Can I speak to a real person please?")
+    await hub.drain()
+    lc.add_customer_message(store, cid, "also, how do I add my card to Apple Pay?")
+    await hub.drain()
+    assert _roles(store, cid) == ["customer", "system", "customer"]
+    lc.release(store, cid, by="sam")
+    await hub.drain()
+    assert _roles(store, cid) == ["customer", "system", "customer", "bot"]
+    assert get_conversation(store, cid)["state"] == "bot"
+    # A hand-back after the agent had the last word leaves nothing for the bot to say.
+    lc.claim(store, cid, "ana")
+    lc.agent_reply(store, cid, "ana", "Anything else I can help with?")
+    lc.hand_back(store, cid, by="ana")
+    await hub.drain()
+    assert _roles(store, cid)[-1] == "agent"

@@ -155,6 +155,7 @@ class Hub:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._first_event: dict[int, int] = {}  # conversation in hand -> first event not yet done
         self._again: dict[int, bool] = {}  # touched again while in hand
+        self._resume: set[int] = set()  # handed back or released: check for an unanswered message
         self._seen = 0  # last event id read from the feed
         self._saved = 0  # last cursor saved
 
@@ -263,6 +264,10 @@ class Hub:
                         touched.setdefault(cid, (False, ev.id))
             elif ev.kind in _SETTLING or (ev.kind == "resolved" and ev.from_state == "human"):
                 self._settle(cid)
+                if ev.kind in _SETTLING:
+                    # Back with the bot: if the customer's last word went unanswered, answer it.
+                    self._resume.add(cid)
+                    touched.setdefault(cid, (False, ev.id))
             elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in self._inflight:
                 # The saved state is enough if the customer comes back; free the memory now.
                 self._cache.pop(cid, None)
@@ -313,6 +318,10 @@ class Hub:
             (cid, entry.upto),
         )
         pending = self._observe(entry, rows)
+        if cid in self._resume:
+            self._resume.discard(cid)
+            if pending is None and state == "bot":
+                pending = self._unanswered(cid, entry)
         if pending is None:
             return  # nothing new from the customer, or already answered (a replay)
         mid, created_at = pending
@@ -358,6 +367,21 @@ class Hub:
             self._escalate(cid, entry, mid, after, fallback=bool(ans.fallback))
             return
         self._reply(cid, entry, mid, created_at, ans)
+
+    def _unanswered(self, cid: int, entry: _Conv) -> tuple[int, float] | None:
+        """The customer's message, if it is the newest one in the conversation."""
+        row = self.store.one(
+            "SELECT id, role, created_at FROM messages WHERE conversation_id = ? AND role != 'note'"
+            " ORDER BY id DESC LIMIT 1",
+            (cid,),
+        )
+        if row is None or row[1] != "customer":
+            return None
+        verdict = entry.verdict or entry.last_customer or getattr(entry.state, "verdict", None)
+        if verdict is None:
+            return None
+        entry.last_customer = verdict
+        return row[0], row[2]
 
     # --- triage state -------------------------------------------------------------------------
 
