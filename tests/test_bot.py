@@ -259,3 +259,15 @@ def test_follow_up_about_the_last_answer(bot: EmbeddedBot) -> None:
 def test_two_word_question_is_answered_not_clarified(bot: EmbeddedBot) -> None:
     ans = say(bot, "What's the limit on contactless payments?")[0]
     assert ans.intent == "answer" and ans.kb_ids == ["KB-011"] and "£100" in ans.text
+
+
+def test_article_loaded_after_start_does_not_break_the_bot(tmp_path: Path) -> None:
+    from store.kb import KbArticle, upsert_articles
+
+    path = tmp_path / "late.db"
+    bot = EmbeddedBot(path)
+    with Store(path) as store:
+        upsert_articles(store, [KbArticle("KB-900", "Kiwi cards", "Kiwi cards are green.\n\n- Kiwis are fruit.",
+                                          "kiwi")])
+    ans = bot.answer_sync(BotContext(1, "Maya", messages=[{"role": "customer", "text": "tell me about kiwi cards"}]))
+    assert ans.text and "KB-900" not in ans.kb_ids

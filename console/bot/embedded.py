@@ -274,8 +274,9 @@ class EmbeddedBot:
         out = []
         for hit in hits:
             indexed = self._articles.get(hit.id)
-            stems = indexed.stems if indexed else _stems(f"{hit.title} {hit.tags} {hit.body}")
-            title = indexed.title_stems if indexed else _stems(hit.title)
+            if indexed is None:
+                continue  # loaded after this bot started (``tandem kb load``); known after a restart
+            stems, title = indexed.stems, indexed.title_stems
             matched = sum(weight for stem, weight in weights.items() if stem in stems)
             out.append(Candidate(hit.id, hit.score, matched, matched / total,
                                  sum(weight for stem, weight in weights.items() if stem in title)))
