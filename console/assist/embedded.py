@@ -240,6 +240,7 @@ def choose_facts(article: Article, query: str, bot_texts: Sequence[str], limit: 
     steps = [_finish(x) for x in parsed.steps]
     if not pool and not steps:
         pool = article_sentences(article.body)
+    pool = [x for x in (_without_sorry(p) for p in pool) if len(x) >= 12]
     asked = _words(query)
     titled = _words(article.title) - asked
     timing = bool(_WHEN.search(query))
@@ -281,10 +282,27 @@ def _first_sentence(text: str) -> str:
     return parts[0]
 
 
+_HAPPY = re.compile(r"(^|[.!?]\s+|,\s+)[Hh]appy to help")
+
+
 def _formalise(text: str) -> str:
     for short, full in P.EXPANSIONS:
         text = re.sub(rf"(?<![A-Za-z]){re.escape(short)}(?![A-Za-z])", full, text)
+    text = _HAPPY.sub(r"\1I would be happy to help", text)
     return text.replace(" —", ",")
+
+
+_SORRY = re.compile(r"\bsorry\b|\bapologi", re.IGNORECASE)
+
+
+def _without_sorry(sentence: str) -> str:
+    """A KB sentence minus its comforting clause ("We are sorry for your loss; ..."): the
+    draft's own acknowledgement does that, once."""
+    if not _SORRY.search(sentence):
+        return sentence
+    clauses = [c.strip() for c in re.split(r"[;:]\s+|\s+[\u2013\u2014-]\s+", sentence)]
+    kept = [c for c in clauses if c and not _SORRY.search(c)]
+    return _finish("; ".join(kept)) if kept else ""
 
 
 def _cap(text: str) -> str:

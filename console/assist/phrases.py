@@ -293,6 +293,5 @@ EXPANSIONS = (
     ("don't", "do not"), ("doesn't", "does not"), ("didn't", "did not"), ("can't", "cannot"),
     ("won't", "will not"), ("haven't", "have not"), ("hasn't", "has not"), ("wasn't", "was not"),
     ("aren't", "are not"), ("shouldn't", "should not"), ("couldn't", "could not"),
-    ("Happy to help", "I would be happy to help"), ("happy to help", "I would be happy to help"),
     ("You're", "You are"), ("That's", "That is"), ("There's", "There is"), ("We'll", "We will"),
 )
