@@ -184,3 +184,23 @@ def test_rank_prefers_title_and_tags_of_the_newest_message() -> None:
     assert "KB-C" not in [a.id for a in rank([contact], "can I talk to a person")]
     assert rank([hold, freeze], "where is my money") == []  # nothing in common: no article
     assert [a.id for a in rank([hold, freeze], "where is my money", cited=["KB-A"])] == ["KB-A"]
+
+
+async def test_many_persona_drafts_are_well_formed(kb_store: Store) -> None:
+    """Simulator-shaped conversations, four styles each: text is tidy, one apology at most."""
+    import random
+
+    from console.assist.service import DraftFinished, DraftService
+    from console.bench.drafts import _conversations
+
+    ids = _conversations(kb_store, 60, random.Random(11))
+    service = DraftService(kb_store, agent="ana")
+    for cid in ids:
+        for instruction in (None, "shorter", "more formal", "warmer"):
+            done = [e async for e in service.draft(cid, instruction=instruction)][-1]
+            assert isinstance(done, DraftFinished)
+            text = done.text
+            assert text.strip() and text[0].isupper(), text
+            assert not re.search(r"\.\.(?!\.)|\s,|[{}]|  |\s\.|,\.|\.,", text), text
+            assert "I would be I would" not in text
+            assert len(SORRY.findall(text)) <= 1, text
