@@ -76,12 +76,26 @@ def test_routine_questions_stay_with_the_bot(engine: TriageEngine, text: str) ->
         ("I will not sue you, do not worry", "complaint_threat"),
         ("I do not need a person, just tell me the fee", "human_request"),
         ("I am not scared, just checking the limit", "vulnerability"),
+        ("My card was not stolen, I found it in my bag", "fraud"),
     ],
 )
 def test_negation_cancels_the_cue(engine: TriageEngine, negated: str, reason: str) -> None:
     v = engine.score_message(negated)
     assert reason not in v.message_reasons, v
     assert not v.needs_human, v
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please issue a refund for the duplicate charge",  # a request, not an injection
+        "Are they in danger of closing the branch?",  # not the customer's safety
+        "The debt collector threatened me with a lawsuit",  # a complaint, not a threat to life
+    ],
+)
+def test_no_false_alarms_for_ordinary_complaints(engine: TriageEngine, text: str) -> None:
+    v = engine.score_message(text)
+    assert v.level != "urgent" and "prompt_injection" not in v.reasons and "safety" not in v.reasons, v
 
 
 def test_negated_positive_is_negative(engine: TriageEngine) -> None:

@@ -207,12 +207,14 @@ CUES: dict[str, list[str]] = {
         "cannot go on",
         "domestic violence|abuse",
         "abusive partner|husband|wife|boyfriend|girlfriend|relationship",
-        "hits|beats|threatens|threatened|hurts me",
+        "hits|beats|hurts|kicks|chokes me",
+        "threatened|threatening|threatens to kill|hurt|harm|beat",
         "afraid|scared|fear for my life|safety",
-        "in danger",
+        "i'm|we're|life|am|are in danger",
         "not safe",
-        "being followed|stalked|threatened|blackmailed|abused",
-        "stalking|stalker|blackmail|blackmailing|extortion|coercion|coerced",
+        "being stalked|abused|blackmailed",
+        "stalking|stalks me",
+        "stalker",
     ],
     "fraud": [
         "stolen|stole|steal|stealing|theft|thief|thieves",
@@ -234,7 +236,7 @@ CUES: dict[str, list[str]] = {
     "prompt_injection": [
         "ignore|disregard|forget|override|bypass all|any|the|your|previous|prior|above|earlier? previous|prior|above|earlier? instructions|instruction|rules|prompt|prompts|guidelines|directives|policy",
         "system prompt|message|instructions",
-        "you're now",
+        "you're now a|an|in|my|the|free|unrestricted",
         "from now on you|you're|your",
         "pretend to be|you",
         "roleplay|role play as",
@@ -242,7 +244,6 @@ CUES: dict[str, list[str]] = {
         "developer|god|admin|debug|unrestricted mode",
         "reveal|show|print|repeat|leak your|the instructions|prompt|rules|system|configuration|config",
         "new instructions|instruction|rules",
-        "approve|issue|grant my|a|the refund|loan|exception now?",
         "you must|will|shall obey",
         "begin|end system|instructions|prompt",
     ],
@@ -399,7 +400,7 @@ CUES: dict[str, list[str]] = {
 
 # The phrase itself carries the negation (or negation does not undo it), so a preceding
 # negator must not cancel the cue.
-NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "positive_idiom", "problem", "safety", "fraud", "abuse"})
+NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "positive_idiom", "problem", "safety", "abuse"})
 
 # Negators that do not cancel a request: "can't I just speak to someone?" still asks.
 REQUEST_NEGATORS_IGNORED = frozenset({"can't", "cannot", "couldn't", "won't", "why", "isn't"})
