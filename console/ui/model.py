@@ -96,15 +96,25 @@ def needs_human(row: dict[str, Any]) -> bool:
     return row["state"] == "waiting" or (row["state"] == "bot" and level_rank(row) >= NEEDS_HUMAN)
 
 
-def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Most in need first: urgent, empathy, watch, calm; within a level the longest wait.
+def need_tier(row: dict[str, Any]) -> int:
+    """0 urgent, 1 empathy, 2 waiting for a person (any lower level), 3 watch, 4 calm."""
+    rank = level_rank(row)
+    if rank >= NEEDS_HUMAN:
+        return 3 - rank  # urgent 0, empathy 1
+    if row["state"] == "waiting":
+        return 2
+    return 4 - rank  # watch 3, calm 4
 
-    Inside a level, conversations that nobody waits on keep their opening order, so the wall
+
+def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Most in need first: urgent, empathy, anyone waiting, watch, calm; then the longest wait.
+
+    Inside a tier, conversations that nobody waits on keep their opening order, so the wall
     does not reshuffle every time a customer types: only a change of level or state moves a tile.
     """
     waiting_since = row.get("waiting_since") if row["state"] == "waiting" else None
     return (
-        -level_rank(row),
+        need_tier(row),
         0 if waiting_since is not None else 1,
         waiting_since or 0.0,
         row.get("created_at") or 0.0,

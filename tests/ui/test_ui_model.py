@@ -24,6 +24,18 @@ def test_order_is_urgent_then_empathy_then_longest_wait() -> None:
     assert [r["id"] for r in sorted(rows, key=sort_key)] == [5, 4, 3, 2, 1]
 
 
+def test_anyone_waiting_comes_before_watched_bot_conversations() -> None:
+    rows = [_row(1, "bot", "watch"), _row(2, "waiting", "calm", waiting_since=5.0), _row(3, "bot", "calm")]
+    assert [r["id"] for r in sorted(rows, key=sort_key)] == [2, 1, 3]
+
+
+def test_a_customer_typing_does_not_move_a_calm_tile() -> None:
+    a, b = _row(1, created_at=1.0), _row(2, created_at=2.0)
+    before = sorted([a, b], key=sort_key)
+    b_new = {**b, "last_customer_at": 99.0, "updated_at": 99.0}
+    assert [r["id"] for r in sorted([a, b_new], key=sort_key)] == [r["id"] for r in before]
+
+
 def test_filters() -> None:
     waiting = _row(1, "waiting", "watch", waiting_since=1.0)
     flagged = _row(2, "bot", "empathy")
