@@ -63,6 +63,8 @@ CLOSING_WORDS = frozenset(
     "sorts sort sorted needed need helped help helpful answer answered clear understood understand "
     "makes make sense info information later hold wait perfect everything now got".split()
 )
+# Writers put the most useful facts first: a small head start for the first two.
+_POSITION_PRIOR = (0.5, 0.25)
 _MONEY = re.compile(r"[£€$%]|\bfree\b")
 _DURATION = re.compile(r"\b(?:seconds?|minutes?|hours?|days?|weeks?|months?|instantly|straight away)\b")
 # "pay in 3", "pay-in-three", "payin3": one product name; its digit alone would match any "3".
@@ -101,6 +103,7 @@ class _Indexed:
     stems: frozenset[str]
     title_stems: frozenset[str]
     fact_stems: tuple[frozenset[str], ...]
+    fact_terms: tuple[frozenset[str], ...]  # without stop words, to spot repetition
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,7 @@ class EmbeddedBot:
                 _stems(f"{article.title} {article.tags} {article.body}"),
                 _stems(article.title),
                 tuple(_stems(f) for f in parsed.facts),
+                tuple(frozenset(_stem(w) for w in terms(f)) for f in parsed.facts),
             )
         self._vocab = frozenset().union(*(a.stems for a in self._articles.values()))
         self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
@@ -438,11 +442,20 @@ class EmbeddedBot:
         said_before = not repeat and bool(art.summary) and art.summary in last_reply
         sensitive = not SENSITIVE_TAGS.isdisjoint(art.tags)
 
+        # Words of the article's own topic (its title) say little about which fact is wanted.
+        asked = question - indexed.title_stems
+        topical = question & indexed.title_stems
+        summary_stems = frozenset(_stem(w) for w in terms(art.summary))
         scored: list[tuple[float, int]] = []
         for i, fact in enumerate(art.facts):
             if fact in last_reply:
                 continue  # already said; a repeat question gets what it has not seen yet
-            score = float(len(question & indexed.fact_stems[i]))
+            stems = indexed.fact_stems[i]
+            score = len(asked & stems) + 0.5 * len(topical & stems)
+            score += _POSITION_PRIOR[i] if i < len(_POSITION_PRIOR) else 0.0
+            content = indexed.fact_terms[i]
+            if content and len(content & summary_stems) / len(content) > 0.5:
+                score -= 1.0  # mostly repeats the summary
             if cues.how_much and _MONEY.search(fact):
                 score += 1.5
             if cues.how_long and _DURATION.search(fact):
@@ -453,8 +466,11 @@ class EmbeddedBot:
         chosen = [i for score, i in scored[:2] if score >= 1.0]
         if len(chosen) == 2 and (scored[1][0] < 2.0 or show_steps):
             chosen = chosen[:1]
-        if (repeat or said_before) and not chosen and scored:
-            chosen = [scored[0][1]]
+        if not chosen and scored and (repeat or said_before or not show_steps):
+            # Nothing stands out: the best remaining fact (the first, on a tie) rounds off the summary.
+            best_score, best_index = scored[0]
+            if best_score >= 0 or repeat or said_before:
+                chosen = [best_index]
         if said_before and chosen:
             # A new question about the same article: what it has not been told yet, not the summary again.
             art = Parsed(art.id, art.title, art.tags, "", art.facts, art.steps)
