@@ -169,3 +169,22 @@ def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert f"channel API http://127.0.0.1:{port}" in err
+
+
+def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
+    from console.cli import main
+
+    bad = tmp_path / "policy.toml"
+    bad.write_text("max_fallback = 3\n")
+    db = str(tmp_path / "t.db")
+    for argv, words in (
+        (["serve", "--db", db, "--policy", str(bad)], "unknown setting(s) max_fallback"),
+        (["serve", "--db", db, "--max-fallbacks", "0"], "max_fallbacks must be at least 1"),
+        (["serve", "--db", db, "--listen", "localhost:http"], "--listen wants HOST:PORT"),
+        (["serve", "--db", db, "--speed", "0"], "--speed must be positive"),
+        (["serve", "--db", db, "--simulate", "-2"], "--simulate must be 0 or more"),
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tandem: ") and words in err and err.count("\n") == 1
+    assert not Path(db).exists()  # nothing was started
