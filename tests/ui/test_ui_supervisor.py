@@ -1,0 +1,74 @@
+"""The supervisor view: figures, and assign / transfer / release / note through the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Input
+from ui_support import notes, wait_until
+
+from console.ui.app import TandemApp
+from console.ui.screens.supervisor import SupervisorScreen
+from console.ui.screens.wall import WallScreen
+from store import Store, lifecycle
+from store.queries import get_conversation, transcript
+
+
+def _queue(db_path: Path) -> tuple[int, int]:
+    with Store(db_path) as s:
+        a = lifecycle.open_conversation(s, "Greta")
+        lifecycle.add_customer_message(s, a, "I need a person please", at=1000.0)
+        lifecycle.escalate(s, a, reasons=["human_request"], at=1000.0)  # waiting for ages: over the SLA
+        b = lifecycle.open_conversation(s, "Omar")
+        lifecycle.add_customer_message(s, b, "my card is blocked")
+        lifecycle.escalate(s, b, reasons=["frustration"], level="empathy", score=0.7)
+        lifecycle.register_agent(s, "bob")
+    return a, b
+
+
+async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path: Path) -> None:
+    a, b = _queue(db_path)
+    app = TandemApp(db_path, "lead", supervisor=True, interval=0.05, sla_seconds=120)
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await wait_until(pilot, lambda: len(app.rows) == 2, what="rows")
+        await pilot.press("s")
+        sup = app.screen
+        assert isinstance(sup, SupervisorScreen)
+        await wait_until(pilot, lambda: sup.metrics.get("queue") == 2, what="metrics")
+        header = str(sup.query_one("#sup-header").render())
+        assert "queue 2" in header and "1 over the 2m 00s SLA" in header
+        table = sup.query_one("#queue-table", DataTable)
+        assert table.row_count == 2
+        assert sup.selected_id() == a  # the longest wait first
+        # Assign the longest wait to bob.
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen.focused, Input), what="prompt")
+        await pilot.press(*"bob", "enter")
+        with Store(db_path) as s:
+            assert (get_conversation(s, a)["state"], get_conversation(s, a)["owner"]) == ("human", "bob")
+        # The feed re-sorts the table: b (still waiting) first, a (with bob) after it.
+        await wait_until(pilot, lambda: sup.selected_id() == b or app.rows[a]["owner"] == "bob", what="feed")
+        table.move_cursor(row=[table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)].index(str(a)))
+        await pilot.press("x", *"cara", "enter")  # transfer a to cara
+        with Store(db_path) as s:
+            assert get_conversation(s, a)["owner"] == "cara"
+        await pilot.press("n", *"checked the ID", "enter")
+        with Store(db_path) as s:
+            assert transcript(s, a)[-1]["text"] == "checked the ID"
+        await wait_until(pilot, lambda: app.rows[a]["owner"] == "cara", what="transfer in the feed")
+        table.move_cursor(row=[table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)].index(str(b)))
+        await pilot.press("l")  # release b to the bot
+        with Store(db_path) as s:
+            assert get_conversation(s, b)["state"] == "bot"
+        assert any("released" in n for n in notes(app))
+        await pilot.press("escape")
+        assert isinstance(app.screen, WallScreen)
+
+
+async def test_an_agent_cannot_open_the_supervisor_view(db_path: Path) -> None:
+    _queue(db_path)
+    app = TandemApp(db_path, "ana", interval=0.05)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await pilot.press("s")
+        assert isinstance(app.screen, WallScreen)
+        assert any("--supervisor" in n for n in notes(app))
