@@ -68,7 +68,7 @@ class PolicySettings:
     minutes_per_customer: float = 4.0
     idle_resolve_s: float = 600.0
     sla_tick_s: float = 1.0
-    online_window_s: float = 300.0
+    online_window_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.escalate_level not in _RANK:

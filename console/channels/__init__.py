@@ -1,5 +1,7 @@
-"""Where customers come from: the simulator (``sim``) and, later, the HTTP channel API.
+"""Where customers come from: simulated customers (:mod:`console.channels.sim`, with the
+personas in :mod:`console.channels.personas`) and the HTTP channel API
+(:mod:`console.channels.api`).
 
-Nothing here imports Textual; importing the package itself imports nothing else, so
-``console.channels.sim`` can be used without the HTTP server's dependencies.
+Nothing here imports Textual. Importing the package imports nothing else, so the simulator
+can be used without the HTTP server's dependencies being loaded.
 """

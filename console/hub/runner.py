@@ -97,6 +97,11 @@ async def serve_forever(
             if s.escalation_reasons else "")
          + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
          + (f"; {sim.started} simulated customers" if sim else ""))
+    if sim and sim.outcomes:
+        table = sim.summary()
+        _say("simulated customers (finished visits): " + ", ".join(
+            f"{name} {c['customers']} ({c['escalated']} to a person)" for name, c in
+            sorted(table.items(), key=lambda kv: -kv[1]["customers"])))
     return 0
 
 
