@@ -101,9 +101,25 @@ class Cues:
     confused: bool
 
 
+# Words one of the patterns above needs. Scanning for plain substrings is far cheaper than
+# running an alternation at every position of a long complaint, so most texts skip the regex.
+_HUMAN_HINTS = ("human", "person", "people", "agent", "advis", "someone", "somebody", "represent",
+                "manager", "staff", "operator", "bot", "machine", "connect", "transfer me", "put me")
+_INJECTION_HINTS = ("ignore", "disregard", "forget", "override", "bypass", "you are", "you're",
+                    "from now on", "act as", "behave as", "respond as", "pretend", "roleplay",
+                    "jailbreak", "dan mode", " mode", "prompt", "instruction", "rules", "polic",
+                    "configuration", "escalation", "how do you decide", "system message")
+
+
+def _has_any(lowered: str, hints: tuple[str, ...]) -> bool:
+    return any(hint in lowered for hint in hints)
+
+
 def strip_injection(text: str) -> tuple[str, bool]:
     """The text without sentences that try to instruct the bot, and whether any were found."""
-    tagged = bool(_ROLE_TAG.search(text))
+    tagged = "<" in text and bool(_ROLE_TAG.search(text))
+    if not tagged and not _has_any(text.lower(), _INJECTION_HINTS):
+        return text, False
     if tagged:
         text = _ROLE_TAG.sub("\n", text)
     if not _INJECTION.search(text) and not tagged:
@@ -117,20 +133,25 @@ def detect(text: str) -> Cues:
     """Read the cues of one customer message (any text; at most its first 2,000 characters)."""
     text = text[:2000]
     cleaned, injection = strip_injection(text)
+    lowered = text.lower()
+    # Thanks, goodbyes and the actual question open or close a message; in a long one the
+    # middle is the story. "It doesn't work" and "I don't follow" matter only in short ones.
+    short = len(cleaned) <= 400
+    edges = cleaned if short else f"{cleaned[:200]} {cleaned[-200:]}"
     return Cues(
         # Asking for a person is always honoured, even inside a sentence that also tries to
         # instruct the bot: it is a right, not a change of policy.
-        human=bool(_HUMAN.search(text)),
+        human=_has_any(lowered, _HUMAN_HINTS) and bool(_HUMAN.search(text)),
         injection=injection,
         cleaned=cleaned,
         greeting=bool(_GREETING.search(cleaned)),
-        thanks=bool(_THANKS.search(cleaned)),
-        vague=bool(_VAGUE.search(cleaned)),
-        how_to=bool(_HOW_TO.search(cleaned)),
-        how_long=bool(_HOW_LONG.search(cleaned)),
-        how_much=bool(_HOW_MUCH.search(cleaned)),
+        thanks=bool(_THANKS.search(edges)),
+        vague=short and bool(_VAGUE.search(cleaned)),
+        how_to=bool(_HOW_TO.search(edges)),
+        how_long=bool(_HOW_LONG.search(edges)),
+        how_much=bool(_HOW_MUCH.search(edges)),
         question="?" in cleaned,
-        confused=bool(_CONFUSED.search(cleaned)),
+        confused=short and bool(_CONFUSED.search(cleaned)),
     )
 
 
