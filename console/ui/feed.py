@@ -102,6 +102,11 @@ class FeedReader:
         self._watch = conversation_id
         self._wake.set()
 
+    @property
+    def watching(self) -> int | None:
+        """The conversation whose transcript is followed, if any."""
+        return self._watch
+
     def applied(self) -> None:
         """The app applied the last message: the reader may post the next one."""
         self._applied.set()
@@ -161,7 +166,7 @@ class FeedReader:
                 if self.metrics and (changed or time.monotonic() - last_metrics > 1.0):
                     last_metrics = time.monotonic()
                     self._post(MetricsChanged(supervisor_metrics(store, sla_seconds=self.sla_seconds)))
-                if follower._behind:  # a backlog: read on without sleeping
+                if len(events) >= follower.batch:  # a backlog: read on without sleeping
                     continue
                 self._wake.wait(self.interval)
                 self._wake.clear()

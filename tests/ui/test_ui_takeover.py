@@ -129,3 +129,26 @@ async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
             assert all(m["role"] != "agent" for m in transcript(s, cid))
         await wait_until(pilot, lambda: not conv.mine, what="the feed shows the transfer")
         assert not conv.query_one(Composer).has_class("-active")
+
+
+async def test_every_action_is_in_the_command_palette(db_path: Path) -> None:
+    cid = _one_conversation(db_path)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        wall = app.screen
+        titles = [t for t, _, _ in wall.palette_commands()]  # type: ignore[attr-defined]
+        for wanted in ("Open conversation", "Take over", "Search", "Filter: needs a human", "Supervisor view"):
+            assert wanted in titles
+        # Run one through the palette itself: take over by name.
+        await pilot.press("ctrl+p")
+        await pilot.press(*"take over")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.mine,
+                         what="taken over from the palette")
+        conv = _conv(app)
+        titles = [t for t, _, _ in conv.palette_commands()]
+        for wanted in ("Send reply", "Hand back to the bot", "Resolve", "Add internal note", "Back to the wall"):
+            assert wanted in titles
+        assert "Take over" not in titles  # already ours

@@ -125,7 +125,7 @@ class ConversationScreen(Screen[None]):
             self.toggle_class("-no-context")
 
     def on_unmount(self) -> None:
-        if self.tandem.reader._watch == self.conversation_id:
+        if self.tandem.reader.watching == self.conversation_id:
             self.tandem.reader.watch(None)
 
     # --- data from the reader -----------------------------------------------------------
