@@ -1,9 +1,11 @@
 """Phrase cues per reason, in :func:`console.triage.text.compile_pattern` syntax.
 
-Keys that are in ``REASONS`` become reasons directly; the others (``problem``, ``politeness``,
-``routine``, ``bot_complaint``) are evidence the scorer weighs. A cue preceded by a negator in
-the same clause ("I'm *not* going to sue") is ignored, unless the key is listed in
-``NEGATION_PROOF`` (the phrase already contains its negation, like "not a bot").
+Keys that are in ``REASONS`` become reasons directly; the others are evidence the scorer
+weighs: ``bot_complaint`` and ``sarcasm`` (frustration with the bot, a floor of their own),
+``problem``, ``persist``, ``politeness``, ``positive_idiom`` and ``routine`` (features of the
+soft score). A cue preceded by a negator in the same clause ("I'm *not* going to sue") is
+ignored, unless the key is listed in ``NEGATION_PROOF`` (the phrase already contains its
+negation, like "not a bot").
 """
 
 from __future__ import annotations
@@ -317,11 +319,6 @@ CUES: dict[str, list[str]] = {
         "great job|work guys|everyone",
         "well done|played",
     ],
-    "correction": [
-        "not what i asked|said|meant|need|needed|wanted|want",
-        "that's|that is|thats not|wrong what|it|right|correct|the answer|helpful|my question",
-        "doesn't|didn't answer|help|make sense",
-    ],
     "bot_complaint": [
         "you're|your|you not|no helping|help|helpful|listening|understanding|answering",
         "you aren't|arent|don't|didn't|can't helping|help|helpful|understand|listen|listening|get",
@@ -355,16 +352,6 @@ CUES: dict[str, list[str]] = {
         "tried everything|again|that|it|this|all",
         "same problem|issue|error|thing|message",
         "unfortunately|unsuccessful|unsuccessfully|nothing",
-    ],
-    "help_need": [
-        "need|want your|some? help|assistance",
-        "please help",
-        "help me|us",
-        "urgent|urgently|asap|immediately|emergency|desperately",
-        "as soon as possible",
-        "i hope|hope|hopefully",
-        "what do|should|can i do",
-        "what now",
     ],
     "positive_idiom": [
         "can't|cannot|couldn't wait",
