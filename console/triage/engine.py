@@ -111,11 +111,11 @@ _CONTRAST = frozenset({"but", "however", "although", "though", "unfortunately", 
 _FALLBACK_TEXT = T.PhraseMatcher(
     {
         "fallback": [
-            "didn't|don't|did not|do not understand|get",
+            "i didn't|don't understand|get",
             "not sure i understand|understood|follow",
             "could|can you rephrase|repeat|clarify",
             "i can't|cannot help with that|this",
-            "i'm|am not able to help",
+            "i'm not able to help|answer",
             "i don't know",
             "i don't have an|the answer",
             "sorry i? didn't catch",
@@ -148,7 +148,7 @@ class State:
     """Per-conversation memory; small, JSON-serialisable, O(1) in conversation length."""
 
     turns: int = 0  # customer messages seen
-    mood: float = 0.0  # running average of the customer's soft score
+    mood: float = 0.0  # running average of the customer's own (context-free) soft score
     sent_avg: float = 0.0  # running average of sentiment compound
     sent_peak: float = -1.0  # best running sentiment so far (for sentiment_drop)
     neg_streak: int = 0  # consecutive customer messages that were negative
@@ -224,12 +224,16 @@ class TriageEngine:
 
         For bot messages ``fallback`` says whether the bot admitted it did not know. ``None``
         (not said, as in a pasted transcript) reads it from the text ("Sorry, I didn't
-        understand"); an explicit ``True``/``False`` from the bot is trusted as is.
+        understand"); an explicit ``True``/``False`` from the bot is trusted as is. ``at`` (epoch
+        seconds) is remembered as ``state.last_at`` for callers timing the conversation.
         """
         if not isinstance(text, str):
-            text = "" if text is None else str(text)
-        if at is not None:
-            state.last_at = at
+            try:
+                text = "" if text is None else str(text)
+            except Exception:  # an object whose __str__ fails is still not our crash
+                text = ""
+        if isinstance(at, (int, float)) and math.isfinite(at):
+            state.last_at = float(at)
         if role == "customer":
             return self._customer(state, text)
         if role == "bot":
