@@ -233,3 +233,39 @@ async def test_released_back_to_the_bot_the_customers_last_word_gets_an_answer(h
     lc.hand_back(store, cid, by="ana")
     await hub.drain()
     assert _roles(store, cid)[-1] == "agent"
+
+
+async def test_a_database_locked_for_a_while_delays_the_hub_but_does_not_stop_it(
+        db_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "50")
+    hub = make_hub(db_path)
+    cid = _open(store, "How does pay in 3 work?")
+    stop = asyncio.Event()
+    store.conn.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01, retry_s=0.1))
+    await asyncio.sleep(0.5)
+    store.conn.execute("COMMIT")
+    for _ in range(100):
+        if _roles(store, cid)[-1] == "bot":
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await runner
+    assert _roles(store, cid) == ["customer", "bot"]
+    assert hub.stats.errors >= 1 and not runner.exception()
+
+
+async def test_a_crash_between_the_verdict_and_the_escalation_still_escalates(hub: Hub, store: Store) -> None:
+    cid = _open(store, "Can I speak to a real person please?")
+    # What the hub stores first on the way to the queue: the verdict, with its triage state.
+    state = hub.engine.new_state()
+    verdict = hub.engine.observe(state, "customer", "Can I speak to a real person please?")
+    mid = transcript(store, cid)[0]["id"]
+    dump = json.dumps({"upto": mid, "engine": hub.engine.dump_state(state)})
+    lc.record_triage(store, cid, lc.TriageMark(verdict.level, verdict.score, verdict.reasons, dump), message_id=mid)
+    # ...and then the process died. The restarted hub replays the feed from the start.
+    await hub.drain()
+    assert get_conversation(store, cid)["state"] == "waiting"
+    assert _roles(store, cid) == ["customer", "system"]

@@ -31,6 +31,7 @@ import asyncio
 import json
 import logging
 import math
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -49,7 +50,7 @@ from console.policy import (
 )
 from store import Store
 from store import lifecycle as lc
-from store.errors import AlreadyAnswered, InvalidTransition, NotFound, NotOwner
+from store.errors import AlreadyAnswered, DatabaseUnavailable, InvalidTransition, NotFound, NotOwner
 from store.feed import Event, Follower, load_cursor, save_cursor
 
 log = logging.getLogger("tandem.hub")
@@ -155,7 +156,8 @@ class Hub:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._first_event: dict[int, int] = {}  # conversation in hand -> first event not yet done
         self._again: dict[int, bool] = {}  # touched again while in hand
-        self._resume: set[int] = set()  # handed back or released: check for an unanswered message
+        self._held: dict[int, int] = {}  # gave up on a locked database while stopping: replay from here
+        self._stopping = False
         self._seen = 0  # last event id read from the feed
         self._saved = 0  # last cursor saved
 
@@ -183,18 +185,30 @@ class Hub:
             self._store.close()
             self._store = None
 
-    async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.02) -> None:
+    async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.02, retry_s: float = 1.0) -> None:
         """Process the feed until ``stop`` is set; answers in progress are finished first."""
         try:
             while not stop.is_set():
-                handled = await self.step()
-                if self.clock() - self._last_tick >= self.settings.sla_tick_s:
-                    await self.tick()
+                try:
+                    handled = await self.step()
+                    if self.clock() - self._last_tick >= self.settings.sla_tick_s:
+                        await self.tick()
+                except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
+                    # Locked for longer than busy_timeout, or the disk hiccuped: wait and retry;
+                    # the cursor was not moved past anything unfinished.
+                    self.stats.errors += 1
+                    log.warning("hub: database unavailable (%s); retrying in %.1f s", exc, retry_s)
+                    handled = 0
+                    try:
+                        await asyncio.wait_for(stop.wait(), retry_s)
+                    except TimeoutError:
+                        pass
                 if not handled:
                     try:
                         await asyncio.wait_for(stop.wait(), idle_sleep)
                     except TimeoutError:
                         pass
+            self._stopping = True
             await self.settle()
         finally:
             self.close()
@@ -232,8 +246,9 @@ class Hub:
 
     def _save_cursor(self) -> None:
         safe = self._seen
-        if self._first_event:
-            safe = min(safe, min(self._first_event.values()) - 1)
+        for pending in (self._first_event, self._held):
+            if pending:
+                safe = min(safe, min(pending.values()) - 1)
         if safe > self._saved:
             save_cursor(self.store, self.cursor_name, safe)
             self._saved = safe
@@ -266,7 +281,6 @@ class Hub:
                 self._settle(cid)
                 if ev.kind in _SETTLING:
                     # Back with the bot: if the customer's last word went unanswered, answer it.
-                    self._resume.add(cid)
                     touched.setdefault(cid, (False, ev.id))
             elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in self._inflight:
                 # The saved state is enough if the customer comes back; free the memory now.
@@ -279,7 +293,7 @@ class Hub:
                 self._start(cid, new, first)
 
     def _start(self, cid: int, has_customer: bool, first_event: int) -> None:
-        self._first_event[cid] = first_event
+        self._first_event[cid] = min(first_event, self._held.pop(cid, first_event))
         task = asyncio.create_task(self._guarded(cid, has_customer))
         self._inflight[cid] = task
         task.add_done_callback(lambda _t, cid=cid: self._finished(cid))
@@ -291,14 +305,30 @@ class Hub:
             self._start(cid, self._again.pop(cid), first)
 
     async def _guarded(self, cid: int, has_customer: bool) -> None:
+        delay = 0.2
         async with self._sem:
-            try:
-                await self._handle(cid, has_customer)
-            except (NotFound, InvalidTransition) as exc:
-                log.info("conversation %s moved on while the hub handled it: %s", cid, exc)
-            except Exception:
-                self.stats.errors += 1
-                log.exception("hub: conversation %s", cid)
+            while True:
+                try:
+                    await self._handle(cid, has_customer)
+                    return
+                except (NotFound, InvalidTransition) as exc:
+                    log.info("conversation %s moved on while the hub handled it: %s", cid, exc)
+                    return
+                except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
+                    # The triage state in memory may be ahead of what was stored: reload it.
+                    self._cache.pop(cid, None)
+                    self.stats.errors += 1
+                    if self._stopping:
+                        # Keep the cursor before this conversation so a restart replays it.
+                        self._held[cid] = min(self._held.get(cid, 1 << 62), self._first_event.get(cid, 0))
+                        return
+                    log.warning("hub: conversation %s: %s; retrying in %.1f s", cid, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(5.0, delay * 2)
+                except Exception:
+                    self.stats.errors += 1
+                    log.exception("hub: conversation %s", cid)
+                    return
 
     async def _handle(self, cid: int, has_customer: bool) -> None:
         store = self.store
@@ -318,10 +348,11 @@ class Hub:
             (cid, entry.upto),
         )
         pending = self._observe(entry, rows)
-        if cid in self._resume:
-            self._resume.discard(cid)
-            if pending is None and state == "bot":
-                pending = self._unanswered(cid, entry)
+        if pending is None and state == "bot":
+            # Nothing new to observe, yet the customer may still be owed an answer: released or
+            # handed back after their last word, or a crash between storing the verdict and the
+            # answer. The transcript, not the triage state, says what was answered.
+            pending = self._unanswered(cid, entry)
         if pending is None:
             return  # nothing new from the customer, or already answered (a replay)
         mid, created_at = pending
