@@ -198,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
                   f"  max {max(lat):.1f} ms   goal p99 <= 50 ms")
         print(f"console CPU while keys are pressed: {result['cpu_keys'] * 100:.0f}% of one core;"
               f" watching only: {result['cpu_idle'] * 100:.0f}%   goal <= 50%")
-        print(f"(machine: {os.cpu_count()} cores; the writer's CPU is not counted)")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"(machine: {os.cpu_count()} cores, load average {load:.1f} at the end; the writer's"
+              " CPU is not counted; latencies grow when other processes compete for the cores)")
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -86,8 +86,10 @@ class TandemApp(App[None]):
         if message.full:
             rows.clear()
         deadline = time.monotonic() + RISING_SECONDS
+        changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
         for row in message.rows:
             old = rows.get(row["id"])
+            changes.append((old, row))
             if old is not None and level_rank(row) > level_rank(old) and row["state"] != "resolved":
                 self.rising[row["id"]] = deadline
             if row["state"] == "resolved":
@@ -102,7 +104,7 @@ class TandemApp(App[None]):
             self._frozen = True
             gc.freeze()
         if self._wall is not None:
-            self._wall.apply()
+            self._wall.apply(None if message.full else changes)
         for screen in self.screen_stack:
             hook = getattr(screen, "rows_changed", None)
             if hook is not None:

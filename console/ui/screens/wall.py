@@ -77,6 +77,7 @@ class WallScreen(Screen[None]):
         self.rows_visible = 1
         self.tick = 0
         self.loaded = False
+        self._header_text = ""
 
     @property
     def tandem(self) -> TandemApp:
@@ -120,9 +121,19 @@ class WallScreen(Screen[None]):
 
     # --- data ---------------------------------------------------------------------------
 
-    def apply(self) -> None:
-        """The app's rows changed: re-filter, re-sort, keep the cursor's place, repaint."""
+    def apply(self, changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] | None = None) -> None:
+        """The app's rows changed: re-filter, re-sort, keep the cursor's place, repaint.
+
+        Args:
+            changes: ``(old, new)`` rows from a feed batch; when none of them moves on the wall
+                (same place in the order, same filter verdict) only the tiles are repainted.
+                ``None`` re-sorts everything.
+        """
         self.loaded = True
+        if changes is not None and self.order and not self._moves(changes):
+            self._update_header()
+            self._paint()
+            return
         rows = self.tandem.rows
         agent = self.tandem.agent
         anchor_row = None
@@ -144,6 +155,17 @@ class WallScreen(Screen[None]):
         self._update_header()
         self._paint()
 
+    def _moves(self, changes: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> bool:
+        agent, flt, q = self.tandem.agent, self.filter, self.query_text
+        for old, new in changes:
+            if old is None or new["state"] == "resolved":
+                return True
+            if matches(old, flt, agent, q) != matches(new, flt, agent, q):
+                return True
+            if sort_key(old) != sort_key(new):
+                return True
+        return False
+
     def _update_header(self) -> None:
         rows = self.tandem.rows.values()
         agent = self.tandem.agent
@@ -157,10 +179,11 @@ class WallScreen(Screen[None]):
             mine += r.get("owner") == agent
         role = "supervisor" if self.tandem.supervisor else "agent"
         shown = f"  ·  showing {len(self.order)}" if (self.filter != "all" or self.query_text) else ""
-        self.query_one("#wall-header", Static).update(
-            f"Tandem · {role} {agent} · {live} live · {needs} need a human · {waiting} waiting"
-            f" · {mine} yours{shown}"
-        )
+        text = (f"Tandem · {role} {agent} · {live} live · {needs} need a human · {waiting} waiting"
+                f" · {mine} yours{shown}")
+        if text != self._header_text:  # an unchanged header costs no repaint
+            self._header_text = text
+            self.query_one("#wall-header", Static).update(text)
 
     def _clamp_top(self) -> None:
         total_rows = (len(self.order) + self.cols - 1) // self.cols
