@@ -25,7 +25,8 @@ SPEC = {
     "banking77_routine": 0.9, "bitext_routine": 0.9, "nlupp_routine": 0.9,
     "airline_nonnegative": 0.8, "ed_positive_events": 0.8,
 }
-MARGIN = 0.03  # keep clear of the floors: the kept-back set will differ
+MARGIN = 0.03  # keep clear of the specificity floors: the kept-back set will differ
+RECALL_MARGIN = 0.005  # recall on those slices comes mostly from hard cues, not the threshold
 
 
 def featurize(engine: TriageEngine, rows: Sequence[Row]) -> list[tuple[list[float], bool, bool, str]]:
@@ -81,7 +82,7 @@ def _report(data: list, flagged: dict[int, bool]) -> str:
     parts = []
     for name, floor in RECALL.items():
         got = by_slice.get(name)
-        if got and sum(got) / len(got) < floor + MARGIN:
+        if got and sum(got) / len(got) < floor + RECALL_MARGIN:
             parts.append(f"{name} recall {sum(got) / len(got):.2f}")
     for name, floor in SPEC.items():
         got = by_slice.get(name)
@@ -97,7 +98,7 @@ def _meets_floors(data: list, flagged: dict[int, bool]) -> bool:
         by_slice.setdefault(data[i][3], []).append(f)
     for name, floor in RECALL.items():
         got = by_slice.get(name)
-        if got and sum(got) / len(got) < floor + MARGIN:
+        if got and sum(got) / len(got) < floor + RECALL_MARGIN:
             return False
     for name, floor in SPEC.items():
         got = by_slice.get(name)
@@ -129,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for (i, d), f in zip(train, fold_of, strict=True):
                 if f == k:
                     oof[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
+        w = logistic([d[0] for _, d in train], [d[1] for _, d in train], args.l2, args.epochs)
+        # Slices left out of training still bound the operating point: score them with the
+        # model fitted on everything it was allowed to see.
+        for i, d in enumerate(data):
+            if i not in oof and (d[3] in RECALL or d[3] in SPEC):
+                oof[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
         best = (0.0, 0.5)
         for t100 in range(20, 95):
             t = t100 / 100
@@ -139,7 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             pairs = [(data[i][1], f) for i, f in flagged.items() if data[i][3].startswith(REAL_PREFIX)]
             best = max(best, (f1(pairs), t))
-        w = logistic([d[0] for _, d in train], [d[1] for _, d in train], args.l2, args.epochs)
         t = best[1]
         w[-1] -= math.log(t / (1 - t))
         print(f"round {_round + 1}: cross-validated pooled real F1 {best[0]:.3f} at threshold {t:.2f}")
