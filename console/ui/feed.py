@@ -163,7 +163,9 @@ class FeedReader:
                 elif watched is not None and watched in changed:
                     last_mid = self._post_transcript(store, watched, last_mid, False,
                                                      watched in touched_context)
-                if self.metrics and (changed or time.monotonic() - last_metrics > 1.0):
+                # Supervisor figures: at most twice a second while things change, else each second.
+                since = time.monotonic() - last_metrics
+                if self.metrics and (since > 1.0 or (changed and since > 0.5)):
                     last_metrics = time.monotonic()
                     self._post(MetricsChanged(supervisor_metrics(store, sla_seconds=self.sla_seconds)))
                 if len(events) >= follower.batch:  # a backlog: read on without sleeping

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from console.ui.commands import ScreenCommands
-from console.ui.model import elapsed, level_rank, reason_words, safe_text
+from console.ui.model import elapsed, level_rank, minutes, reason_words, safe_text
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE
 from store import lifecycle
@@ -78,6 +78,7 @@ class SupervisorScreen(Screen[None]):
         super().__init__()
         self.metrics: dict[str, Any] = {}
         self.shown: dict[int, tuple[str, ...]] = {}
+        self._agents_shown: list[tuple[str, ...]] = []
 
     @property
     def tandem(self) -> TandemApp:
@@ -165,18 +166,24 @@ class SupervisorScreen(Screen[None]):
     def metrics_changed(self, metrics: dict[str, Any]) -> None:
         self.metrics = metrics
         self._update_header()
-        agents = self.query_one("#agents-table", DataTable)
-        agents.clear()
         at = time.time()
-        for a in metrics.get("agents", []):
-            holds = a["holding"]
-            agents.add_row(
+        rows = [
+            (
                 Text(safe_text(a["name"], one_line=True)),
                 Text(a["role"]),
-                Text(f"{len(holds)}" + (f"  #{' #'.join(map(str, holds[:6]))}" if holds else "")),
-                Text(elapsed(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
-                key=a["name"],
+                Text(f"{len(a['holding'])}" + (f"  #{' #'.join(map(str, a['holding'][:6]))}" if a["holding"] else "")),
+                Text(minutes(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
             )
+            for a in metrics.get("agents", [])
+        ]
+        plain = [tuple(c.plain for c in r) for r in rows]
+        if plain == self._agents_shown:
+            return
+        self._agents_shown = plain
+        agents = self.query_one("#agents-table", DataTable)
+        agents.clear()
+        for a, cells in zip(metrics.get("agents", []), rows, strict=True):
+            agents.add_row(*cells, key=a["name"])
 
     def _update_header(self) -> None:
         m = self.metrics
