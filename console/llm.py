@@ -215,7 +215,8 @@ class LLM:
 
         Asks for a forced tool call named ``name``. Servers that ignore tools and answer in
         text are read tolerantly (code fences, chatter around the object); a server that
-        rejects tools with HTTP 400 is asked again once with a ``json_schema`` response format.
+        rejects tools with HTTP 400 is asked again with a ``json_schema`` response format, and
+        one that rejects that too is asked in words for a JSON object.
         The whole exchange, including that retry, shares one ``timeout``.
 
         :raises LLMError: no usable object, or one without the schema's required keys
@@ -253,11 +254,20 @@ class LLM:
                 tools=[tool], tool_choice={"type": "function", "function": {"name": name}}, **common,
             )
         except openai.BadRequestError:
-            response = await client.chat.completions.create(
-                response_format={"type": "json_schema",
-                                 "json_schema": {"name": name, "schema": schema}},
-                **common,
-            )
+            try:
+                response = await client.chat.completions.create(
+                    response_format={"type": "json_schema",
+                                     "json_schema": {"name": name, "schema": schema}},
+                    **common,
+                )
+            except openai.BadRequestError:
+                # Neither tools nor schemas: ask in words and read the reply tolerantly.
+                keys = ", ".join(f'"{k}"' for k in schema.get("properties", {}))
+                ask = {"role": "system",
+                       "content": f"Reply with only one JSON object with the keys {keys}, and nothing else."}
+                response = await client.chat.completions.create(
+                    **{**common, "messages": [*payload, ask]},
+                )
         if not response.choices:
             raise LLMError("the LLM returned no choices")
         return response.choices[0].message

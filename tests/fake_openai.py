@@ -13,6 +13,7 @@ Knobs (set them on the instance at any time; :meth:`reset` restores the defaults
 - ``ignore_tools``: answer ``json.dumps(tool_args)`` as plain text, like servers that
   do not support tools
 - ``reject_tools``: answer HTTP 400 when tools are offered (forces the json_schema retry)
+- ``reject_response_format``: answer HTTP 400 when a ``response_format`` is asked for
 - ``responder``: ``callable(body) -> str | dict``; a str is the reply text, a dict the tool args
 - ``delay``: seconds before the response headers; ``chunk_delay``: seconds between SSE chunks
 - ``status``: an HTTP error status to return instead (with ``error_message``)
@@ -51,6 +52,7 @@ class FakeOpenAI:
         self.tool_args: dict[str, Any] | None = None
         self.ignore_tools: bool = False
         self.reject_tools: bool = False
+        self.reject_response_format: bool = False
         self.responder: Callable[[dict[str, Any]], str | dict[str, Any]] | None = None
         self.delay: float = 0.0
         self.chunk_delay: float = 0.0
@@ -129,8 +131,8 @@ class FakeOpenAI:
             if self.ignore_tools:
                 return "Sure! Here it is:\n```json\n" + json.dumps(self.tool_args) + "\n```", None
             return None, self.tool_args
-        if body.get("response_format") and self.tool_args is not None:
-            return json.dumps(self.tool_args), None
+        if self.tool_args is not None and not wants_tool and (self.reject_tools or body.get("response_format")):
+            return "Here you go: " + json.dumps(self.tool_args), None
         return self.reply, None
 
 
@@ -180,6 +182,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fake.reject_tools and body.get("tools"):
                 self._json(400, {"error": {"message": "tools are not supported", "type": "invalid_request_error"}})
+                return
+            if fake.reject_response_format and body.get("response_format"):
+                self._json(400, {"error": {"message": "response_format is not supported",
+                                           "type": "invalid_request_error"}})
                 return
             text, tool_args = fake._answer(body)
             if body.get("stream"):

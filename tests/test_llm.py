@@ -167,3 +167,15 @@ async def test_pii_never_leaves(fake_openai: FakeOpenAI) -> None:
         assert leak not in sent
     for placeholder in ("[card]", "[iban]", "[email]", "[phone]"):
         assert placeholder in sent
+
+
+async def test_complete_json_asks_in_words_when_nothing_structured_is_supported(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "plain", "handoff": True}
+    fake_openai.reject_tools = True
+    fake_openai.reject_response_format = True
+    data = await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA)
+    assert data == {"reply": "plain", "handoff": True}
+    assert len(fake_openai.requests) == 3
+    last = fake_openai.requests[2]
+    assert "tools" not in last and "response_format" not in last
+    assert '"reply", "handoff"' in last["messages"][-1]["content"]
