@@ -116,6 +116,14 @@ class Outcome:
     def escalated(self) -> bool:
         return "waiting" in self.states or "human" in self.states
 
+    @property
+    def as_expected(self) -> bool:
+        """Did it go the way the persona's ``expect`` says (a visit cut short counts as yes)?"""
+        expect = BY_NAME[self.persona].expect
+        if self.left == "stopped" or expect in ("any", "flagged"):
+            return True
+        return self.escalated if expect in ("escalate", "urgent") else not self.escalated
+
 
 class Simulator:
     """Keeps ``customers`` simulated customers active on the store at ``path``.
@@ -375,6 +383,7 @@ class Simulator:
             c["customers"] += 1
             c[o.left] += 1
             c["escalated"] += int(o.escalated)
+            c["unexpected"] += int(not o.as_expected)
         return table
 
 

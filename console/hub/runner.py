@@ -100,7 +100,8 @@ async def serve_forever(
     if sim and sim.outcomes:
         table = sim.summary()
         _say("simulated customers (finished visits): " + ", ".join(
-            f"{name} {c['customers']} ({c['escalated']} to a person)" for name, c in
+            f"{name} {c['customers']} ({c['escalated']} to a person"
+            + (f", {c['unexpected']} not as the persona expects)" if c["unexpected"] else ")") for name, c in
             sorted(table.items(), key=lambda kv: -kv[1]["customers"])))
     return 0
 
