@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, default=0.001)
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2, help="refits (context features depend on the weights)")
+    parser.add_argument("--threshold", type=float, help="use this decision threshold instead of searching")
     parser.add_argument("--train", default="", help="comma-separated slice prefixes to fit on (default: all)")
     args = parser.parse_args(argv)
     rows = read_rows(args.csv)
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             pairs = [(data[i][1], f) for i, f in flagged.items() if data[i][3].startswith(REAL_PREFIX)]
             best = max(best, (f1(pairs), t))
-        t = best[1]
+        t = args.threshold if args.threshold else best[1]
         w[-1] -= math.log(t / (1 - t))
         print(f"round {_round + 1}: cross-validated pooled real F1 {best[0]:.3f} at threshold {t:.2f}")
         engine = TriageEngine(tuple(w))
