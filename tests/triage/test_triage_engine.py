@@ -23,6 +23,8 @@ REASON_EXAMPLES = [
     ("frustration", "I have asked three times already and it is still not fixed, this is ridiculous"),
     ("frustration", "Thanks for nothing."),
     ("shouting", "WHY IS MY ACCOUNT STILL LOCKED I NEED MY MONEY"),
+    ("shouting", "THIS IS THE THIRD TIME I AM ASKING"),
+    ("frustration", "I have been waiting 3 weeks for my refund, this is a joke"),
     ("abuse", "you are a bunch of useless idiots"),
     ("complaint_threat", "I will file a formal complaint with the ombudsman"),
     ("churn_threat", "I am closing my account and moving to another bank, this service is terrible"),
