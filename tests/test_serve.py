@@ -17,8 +17,9 @@ from store.check import check
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _serve(db: Path, *args: str) -> subprocess.Popen[str]:
+def _serve(db: Path, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_DB")}
+    env.update(env_extra or {})
     return subprocess.Popen(
         [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay", "--no-api", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -188,3 +189,21 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
         err = capsys.readouterr().err
         assert err.startswith("tandem: ") and words in err and err.count("\n") == 1
     assert not Path(db).exists()  # nothing was started
+
+
+def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_openai) -> None:
+    fake_openai.tool_args = {"reply": "Pay-in-3 splits a purchase into three payments.", "handoff": False,
+                             "known": True}
+    env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "k", "TANDEM_MODEL": "fake-1"}
+    for extra, engine in (((), "llm"), (("--embedded",), "embedded")):
+        with Store(db_path) as store:
+            cid = lc.open_conversation(store, "Maya")
+            lc.add_customer_message(store, cid, "How does pay in 3 work?")
+        proc = _serve(db_path, "--duration", "3", "--log-interval", "0", *extra, env_extra=env)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        with Store(db_path) as store:
+            meta = json.loads(store.one("SELECT meta FROM messages WHERE conversation_id = ? AND role = 'bot'",
+                                        (cid,))[0])
+        assert meta["engine"] == engine, err
+        assert ("bot llm fake-1" in err) == (engine == "llm")

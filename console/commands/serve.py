@@ -77,6 +77,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--duration must be positive")
     settings = _settings(args)
     listen = None if args.no_api else _listen(args.listen)
+    llm = None
+    if not args.embedded:
+        from console.config import ConfigError, load_config
+
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        llm = config if config.enabled else None
 
     import asyncio
 
@@ -87,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve_forever(
         path, settings=settings, simulate=args.simulate, speed=args.speed, duration=args.duration,
         seed=args.seed, data=False if args.no_replay else args.data, log_interval=args.log_interval,
-        embedded=args.embedded, listen=listen,
+        llm=llm, listen=listen,
     ))
 
 

@@ -32,22 +32,16 @@ async def serve_forever(
     seed: int | None = None,
     data: Any = None,
     log_interval: float = 60.0,
-    embedded: bool = False,
+    llm: Any = None,
     listen: tuple[str, int] | None = None,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
     :param data: replay file for the simulator; ``False`` for scripts only
-    :param embedded: ignore a configured LLM endpoint
+    :param llm: an enabled :class:`console.config.LLMConfig` for the LLM bot; ``None``: embedded
     :param listen: serve the channel API on ``(host, port)`` in the same loop; ``None``: no API
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
-    llm = None
-    if not embedded:
-        from console.config import LLMConfig
-
-        cfg = LLMConfig.from_env()
-        llm = cfg if getattr(cfg, "enabled", False) else None
     hub = make_hub(path, settings=settings, llm=llm)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,7 +57,7 @@ async def serve_forever(
         sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data)
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
     api_runner, api_note = await _start_api(path, listen) if listen else (None, "no channel API")
-    engine = "llm " + llm.model if llm is not None else "embedded"
+    engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
     _say(f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
          f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
          + (f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
