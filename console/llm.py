@@ -58,7 +58,8 @@ def parse_json_object(text: str) -> dict[str, Any]:
     :raises ValueError: there is no JSON object in ``text``
     """
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
+    # strict=False: grammar-constrained local models put raw newlines inside strings.
+    decoder = json.JSONDecoder(strict=False)
     for candidate in candidates:
         start = candidate.find("{")
         while start != -1:

@@ -52,6 +52,7 @@ def test_parse_json_object_tolerant() -> None:
     assert parse_json_object('Sure!\n```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json_object('here {"a": {"b": [1, 2]}} done') == {"a": {"b": [1, 2]}}
     assert parse_json_object('{oops} then {"ok": true}') == {"ok": True}
+    assert parse_json_object('{"reply": "line one\nline two"}') == {"reply": "line one\nline two"}
     with pytest.raises(ValueError):
         parse_json_object("no json here")
 
