@@ -61,7 +61,7 @@ async def test_handoff_field_is_honoured(embedded: EmbeddedBot, fake_openai: Fak
     assert ans.handoff and ans.handoff_reason == "bereavement" and ans.engine == "llm"
     fake_openai.tool_args = {"reply": "Ok.", "handoff": True, "handoff_reason": "not-a-reason"}
     ans = await llm_bot(embedded, fake_openai).answer(ctx("hmm"))
-    assert ans.handoff and ans.handoff_reason == "human_request"
+    assert ans.handoff and ans.handoff_reason == "bot_fallback"
     # Words in the reply are not a hand-off; only the field is.
     fake_openai.tool_args = {"reply": "I will transfer you to a human agent now.", "handoff": False}
     ans = await llm_bot(embedded, fake_openai).answer(ctx("what are the fees"))

@@ -157,7 +157,8 @@ class LLMBot:
         handoff = data.get("handoff") is True
         reason = data.get("handoff_reason")
         if reason not in HANDOFF_REASONS:
-            reason = "human_request" if handoff else None
+            # No usable reason: say the bot passed it on, rather than claim the customer asked.
+            reason = "bot_fallback" if handoff else None
         kb_ids = [i for i in data.get("kb_ids") or [] if i in ids]
         return BotAnswer(
             reply,
