@@ -133,7 +133,7 @@ async def _stream_with_judge(source: BinaryIO, engine: Any, llm: Any) -> int:
         else:
             record.update(combined.as_dict())
             record["judge"] = {"level": level, "reasons": reasons, "offline_level": offline.level}
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(json.dumps(record) + "\n")  # ASCII: ids never reach a terminal raw
         out.flush()
     if bad:
         print(f"tandem: {bad} line(s) skipped", file=sys.stderr)

@@ -144,8 +144,9 @@ def render(tallies: dict[str, Tally]) -> str:
     names = sorted(k for k in tallies if k != POOLED) + ([POOLED] if POOLED in tallies else [])
     for name in names:
         m = tallies[name].metrics()
+        shown = "".join(ch if ch.isprintable() else "?" for ch in name)  # slice names are data
         lines.append(
-            f"{name:<26} {m['n']:>5} {m['positives']:>5} {cell(m, 'precision')} {cell(m, 'recall')}"
+            f"{shown:<26} {m['n']:>5} {m['positives']:>5} {cell(m, 'precision')} {cell(m, 'recall')}"
             f" {cell(m, 'f1')} {cell(m, 'specificity')}"
         )
     return "\n".join(lines)

@@ -84,4 +84,6 @@ def triage_line(engine: TriageEngine, raw: bytes) -> str:
     """One output line (JSON, no newline) for one input line; raises :class:`LineError`."""
     ident, messages = parse_line(raw)
     verdict: Verdict = engine.score_conversation(messages)
-    return json.dumps({"id": ident, **verdict.as_dict()}, ensure_ascii=False)
+    # ASCII-only output: an id carrying C1 control characters (an 8-bit terminal escape)
+    # reaches the terminal as \u escapes, never as raw bytes.
+    return json.dumps({"id": ident, **verdict.as_dict()})

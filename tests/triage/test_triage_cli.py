@@ -129,3 +129,11 @@ def test_triage_package_does_not_import_textual() -> None:
     code = "import sys, console.triage, console.triage.jsonl, console.triage.evaluate; print('textual' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_output_never_carries_terminal_escapes() -> None:
+    line = json.dumps({"id": "a\x1b[31m\x9b2Jb\u202e", "text": "\x1b]0;pwned\x07 hello"}, ensure_ascii=False)
+    proc = run(["triage"], line.encode() + b"\n")
+    assert proc.returncode == 0
+    assert all(32 <= b < 127 for b in proc.stdout.rstrip(b"\n")), proc.stdout
+    assert json.loads(proc.stdout)["id"] == "a\x1b[31m\x9b2Jb\u202e"
