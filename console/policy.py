@@ -205,15 +205,19 @@ def _ordered(first: Iterable[str], rest: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*first, *rest]))
 
 
-def wait_estimate_minutes(settings: PolicySettings, queue_ahead: int, agents_online: int) -> int | None:
+def wait_estimate_minutes(settings: PolicySettings, queue_ahead: int, agents_online: int,
+                          measured_minutes: float | None = None) -> int | None:
     """Rough minutes until a person picks up, or ``None`` when nobody is online.
 
     :param queue_ahead: conversations waiting before this one
     :param agents_online: agents seen recently
+    :param measured_minutes: recent average time a person spent per conversation, when known;
+        otherwise ``settings.minutes_per_customer``
     """
     if agents_online <= 0:
         return None
-    return max(1, math.ceil((queue_ahead + 1) * settings.minutes_per_customer / agents_online))
+    per = measured_minutes if measured_minutes and measured_minutes > 0 else settings.minutes_per_customer
+    return max(1, math.ceil((queue_ahead + 1) * per / agents_online))
 
 
 def handoff_message(decision: Decision, *, queue_ahead: int, wait_minutes: int | None,

@@ -269,3 +269,18 @@ async def test_a_crash_between_the_verdict_and_the_escalation_still_escalates(hu
     await hub.drain()
     assert get_conversation(store, cid)["state"] == "waiting"
     assert _roles(store, cid) == ["customer", "system"]
+
+
+async def test_the_wait_estimate_learns_from_how_long_agents_take(db_path: Path, store: Store) -> None:
+    clock = [time.time()]
+    hub = make_hub(db_path, clock=lambda: clock[0])
+    for i in range(5):  # five conversations, each took an agent 10 minutes
+        cid = _open(store, f"question {i}")
+        lc.claim(store, cid, "ana", at=clock[0] - 900)
+        lc.resolve(store, cid, by="ana", at=clock[0] - 300)
+    await hub.drain()
+    cid = _open(store, "Can I speak to a real person please?")
+    await hub.drain()
+    hub.close()
+    # Nobody else waits, Ana is online: about one conversation's time.
+    assert "the wait is about 10 minutes" in transcript(store, cid)[-1]["text"]

@@ -125,3 +125,9 @@ def test_an_injections_imperative_tone_does_not_escalate_it() -> None:
     # Without an injection in the message, the same tone at the same level does.
     d = decide(P, level="empathy", reasons=["negative_sentiment"], message_reasons=["negative_sentiment"])
     assert d.escalate
+
+
+def test_wait_estimate_prefers_the_measured_handling_time() -> None:
+    assert wait_estimate_minutes(P, 1, 1, measured_minutes=10.0) == 20
+    assert wait_estimate_minutes(P, 1, 1, measured_minutes=None) == 8
+    assert wait_estimate_minutes(P, 0, 0, measured_minutes=10.0) is None

@@ -156,6 +156,7 @@ class Hub:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._first_event: dict[int, int] = {}  # conversation in hand -> first event not yet done
         self._again: dict[int, bool] = {}  # touched again while in hand
+        self._handling: tuple[float, float | None] = (-1e18, None)  # (computed at, minutes)
         self._held: dict[int, int] = {}  # gave up on a locked database while stopping: replay from here
         self._stopping = False
         self._seen = 0  # last event id read from the feed
@@ -546,7 +547,7 @@ class Hub:
     def _escalate(self, cid: int, entry: _Conv, mid: int, decision: Decision, *, fallback: bool = False) -> None:
         verdict = entry.last_customer or entry.verdict
         queue_ahead, online = self._queue_position(decision)
-        minutes = wait_estimate_minutes(self.settings, queue_ahead, online)
+        minutes = wait_estimate_minutes(self.settings, queue_ahead, online, self._handling_minutes())
         text = handoff_message(decision, queue_ahead=queue_ahead, wait_minutes=minutes, fallback=fallback)
         level = max_level(verdict.level, decision.level)
         mark = self._mark(entry, verdict, level=level)
@@ -561,6 +562,21 @@ class Hub:
         self.stats.escalations += 1
         for r in decision.reasons:
             self.stats.escalation_reasons[r] = self.stats.escalation_reasons.get(r, 0) + 1
+
+    def _handling_minutes(self) -> float | None:
+        """Average minutes agents took per conversation over the last two hours (cached 30 s)."""
+        now = self.clock()
+        if now - self._handling[0] < 30:
+            return self._handling[1]
+        row = self.store.one(
+            "SELECT count(*), avg(resolved_at - claimed_at) FROM conversations WHERE resolved_at >= ?"
+            " AND claimed_at IS NOT NULL AND resolved_at > claimed_at",
+            (now - 7200,),
+        )
+        # A handful of samples is noise; clamp so one odd conversation cannot promise 0 or 90 min.
+        value = min(30.0, max(1.0, row[1] / 60)) if row and row[0] >= 5 else None
+        self._handling = (now, value)
+        return value
 
     def _queue_position(self, decision: Decision) -> tuple[int, int]:
         now = self.clock()
