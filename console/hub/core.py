@@ -1,21 +1,25 @@
 """The hub: follows the change feed and decides, per customer message, bot or person.
 
-For every batch of feed events (read from the saved cursor ``hub``):
+For every batch of feed events (read from the saved cursor ``hub``), each conversation
+touched is handled by its own task (one at a time per conversation, so a slow LLM answer
+never holds up the others):
 
-1. per conversation touched, bring its triage state up to date: the state is cached in
-   memory; on a miss it is loaded from ``conversations.triage_state`` (or rebuilt from the
-   transcript) and every message after the last one it has seen is observed, in order;
+1. bring its triage state up to date: the state is cached in memory; on a miss it is loaded
+   from ``conversations.triage_state`` (or rebuilt from the transcript) and every message
+   after the last one it has seen is observed, in order;
 2. for the newest customer message not yet answered, while the bot owns the conversation,
    :func:`console.policy.decide` chooses: escalate to the queue with the reasons (telling the
-   customer honestly that a person is coming and roughly when), or let the bot answer. Several
-   customer messages of one conversation in one batch get one answer, to the last;
+   customer honestly that a person is coming and roughly when), or let the bot answer.
+   Several customer messages in one batch get one answer, to the last; after the bot's
+   answer, the policy looks again (its hand-off field, the N-th "I don't know");
 3. while a conversation waits or is with a person, only its triage is recorded (agents see
    the level rise);
-4. the cursor is saved after the batch.
+4. the cursor is saved up to the first event of any conversation still in hand.
 
-Replays are safe: a message is answered only if nothing (bot, agent or system line) came
-after it, and the store refuses a second bot answer to the same message (AlreadyAnswered).
-A message stored but never answered (the hub was killed) is answered after the restart.
+Replays are safe: the transcript, not the triage state, says what was answered (a message is
+answered when a bot, agent or system line follows it), and the store refuses a second bot
+answer to the same message (AlreadyAnswered). A message stored but never answered (the hub
+was killed, or the database was locked) is answered after the restart or the retry.
 
 A periodic tick raises waiting conversations' level with ``long_wait`` (``engine.waited``)
 and resolves bot conversations that went quiet.
@@ -58,7 +62,6 @@ log = logging.getLogger("tandem.hub")
 CURSOR = "hub"
 CONTEXT_MESSAGES = 12  # how much of the transcript the bot sees
 CACHE_SIZE = 20_000
-_TRIAGE_ROLES = ("customer", "bot", "agent")
 # Feed events after which a person has dealt with what triage had found: a hand-back, a
 # supervisor's release from the queue, or an agent closing the conversation (the customer may
 # write again; what was handled then is not new evidence).
@@ -111,6 +114,7 @@ class HubStats:
     lags: list[float] = field(default_factory=list)  # seconds from customer message to reply
 
     def snapshot(self) -> dict[str, Any]:
+        """The counters as a dict (without the lag samples and the reason tally)."""
         return {k: getattr(self, k) for k in self.__slots__ if k not in ("lags", "escalation_reasons")}
 
 
@@ -166,6 +170,7 @@ class Hub:
 
     @property
     def store(self) -> Store:
+        """The hub's own connection (opened on first use, in the loop's thread)."""
         if self._store is None:
             self._store = Store(self.path)
         return self._store
