@@ -280,3 +280,19 @@ async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> No
         with Store(db_path) as s:
             assert drafts.get_draft(s, second or 0)["outcome"] == "accepted"
             assert drafts.get_draft(s, first or 0)["outcome"] in ("stale", "discarded")
+
+
+async def test_leaving_with_a_draft_streaming_logs_it_as_discarded(db_path: Path, fake_openai: FakeOpenAI) -> None:
+    cid = _setup(db_path)
+    fake_openai.reply = " ".join(f"w{i}" for i in range(100))
+    fake_openai.chunk_delay = 0.02
+    app = ComposerApp(db_path, cid, _llm(fake_openai))
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.on_takeover()
+        await _wait(pilot, lambda: "w3 " in composer.text)
+        draft_id = composer.draft_id
+        await composer.remove()
+        await _wait(pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded")
+        row = drafts.get_draft(app.store, draft_id or 0)
+        assert row["total_ms"] is not None and row["text"].startswith("w0 w1 w2")

@@ -165,6 +165,7 @@ class Composer(Widget):
         self._worker: Worker[None] | None = None
         self._sent_text: str | None = None
         self._run_id = 0
+        self._close_after_run = False
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="composer-input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
@@ -180,7 +181,17 @@ class Composer(Widget):
             self.run_worker(_import_openai, thread=True, group="composer-warm", exit_on_error=False)
 
     def on_unmount(self) -> None:
-        self._stop_stream()
+        # The agent left the conversation: an unsent draft counts as discarded. A draft still
+        # streaming logs itself when its worker stops, so the connection closes after that.
+        self._pending.clear()
+        if self.streaming and self._worker is not None:
+            self._close_after_run = True
+            self._worker.cancel()
+            return
+        self._leave()
+
+    def _leave(self) -> None:
+        self._forget_draft(discard=True)
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -276,8 +287,10 @@ class Composer(Widget):
         except StoreError as exc:
             self.set_status(f"no draft: {exc}", warning=True)
         finally:
+            if self._close_after_run:
+                self._leave()
             # A cancelled run finishes after its successor started: leave the successor alone.
-            if run_id == self._run_id:
+            elif run_id == self._run_id:
                 self._flush()
                 self._flusher.pause()
                 if self.draft is not None:
