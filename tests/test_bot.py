@@ -271,3 +271,13 @@ def test_article_loaded_after_start_does_not_break_the_bot(tmp_path: Path) -> No
                                           "kiwi")])
     ans = bot.answer_sync(BotContext(1, "Maya", messages=[{"role": "customer", "text": "tell me about kiwi cards"}]))
     assert ans.text and "KB-900" not in ans.kb_ids
+
+
+def test_after_a_hand_back_the_bot_does_not_start_over(bot: EmbeddedBot) -> None:
+    messages = [{"role": "customer", "text": "my card was stolen"},
+                {"role": "agent", "text": "I've cancelled it and a new one is on its way."},
+                {"role": "customer", "text": "how do I freeze my card"}]
+    ans = bot.answer_sync(BotContext(4, "Maya", messages=messages))
+    assert ans.kb_ids == ["KB-007"] and "Maya" not in ans.text
+    hello = bot.answer_sync(BotContext(4, "Maya", messages=[*messages[:2], {"role": "customer", "text": "hello?"}]))
+    assert hello.intent == "greeting" and "Maya" not in hello.text

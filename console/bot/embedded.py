@@ -301,7 +301,8 @@ class EmbeddedBot:
         """Answer the newest customer message of ``ctx``; never raises on odd text."""
         text = ctx.last_customer_text()
         seed = ctx.conversation_id * 31 + ctx.bot_turns()
-        name = first_name(ctx.customer_name) if ctx.bot_turns() == 0 else ""
+        # The name once, in the first reply; not after an agent has been talking with them.
+        name = first_name(ctx.customer_name) if not ctx.last_reply_text() else ""
         with_name = f", {name}" if name else ""
         if not text.strip():
             return self._greeting(ctx, seed, name)
@@ -426,7 +427,7 @@ class EmbeddedBot:
         return BotAnswer(text, kb_ids=[article_id], intent="steps")
 
     def _greeting(self, ctx: BotContext, seed: int, name: str) -> BotAnswer:
-        if ctx.bot_turns() == 0:
+        if not ctx.last_reply_text():
             return BotAnswer(_pick(_GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
                              intent="greeting")
         return BotAnswer(_pick(_GREETINGS_AGAIN, seed), intent="greeting")
