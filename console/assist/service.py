@@ -71,6 +71,8 @@ class DraftFinished:
     notice: str | None
     stale: bool
     """A newer customer message arrived while it was written."""
+    kb_titles: tuple[str, ...] = ()
+    """The titles of ``kb_ids``, in the same order (for the agent's status line)."""
 
 
 DraftEvent = DraftStarted | DraftText | DraftReset | DraftFinished
@@ -171,7 +173,9 @@ class DraftService:
             log.finish(self.store, draft_id, text=text, first_text_ms=first_ms, total_ms=total_ms,
                        engine=engine, model=model, kb_ids=list(kb_ids), notice=notice, failed=failed)
         stale = bool(log.mark_stale(self.store, conversation_id, draft_id=draft_id))
-        yield DraftFinished(draft_id, engine, model, text, kb_ids, first_ms, total_ms, notice, stale)
+        titles = {a.id: a.title for a in ctx.articles}
+        yield DraftFinished(draft_id, engine, model, text, kb_ids, first_ms, total_ms, notice, stale,
+                            tuple(titles.get(k, "") for k in kb_ids))
 
     def mark_stale(self, conversation_id: int) -> list[int]:
         """A customer message arrived: pending drafts that answer an older one become stale."""

@@ -92,7 +92,7 @@ async def test_llm_draft_streams_in_with_buffered_writes(db_path: Path, fake_ope
         assert 2 <= len(writes) < 25, len(writes)
         assert all(text.startswith(c) for c in writes)
         status = _status(composer)
-        assert "llm fake-model" in status and "sources KB-T01" in status
+        assert "llm fake-model" in status and "sources KB-T01 Refunds: when they arrive" in status
         row = drafts.get_draft(app.store, composer.draft_id or 0)
         assert row["engine"] == "llm" and row["text"] == text
 

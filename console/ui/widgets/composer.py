@@ -63,6 +63,7 @@ class DraftState:
     engine: str
     model: str | None
     kb_ids: tuple[str, ...] = ()
+    kb_titles: tuple[str, ...] = ()
     first_text_ms: float | None = None
     notice: str | None = None
     streaming: bool = True
@@ -83,7 +84,8 @@ def status_line(state: DraftState | None, *, idle: str = "ctrl+s sends · f5 dra
     parts.append(f"draft #{state.draft_id} · {engine}")
     parts.append("writing…" if state.streaming else f"first text {_ms(state.first_text_ms)}")
     if state.kb_ids:
-        parts.append("sources " + ", ".join(state.kb_ids))
+        first = f" {state.kb_titles[0]}" if state.kb_titles and state.kb_titles[0] else ""
+        parts.append(f"sources {state.kb_ids[0]}{first}" + "".join(f", {k}" for k in state.kb_ids[1:]))
     parts.append("ctrl+s send · f5 regenerate · f9 instruct · f8 discard")
     return " · ".join(parts)
 
@@ -279,6 +281,7 @@ class Composer(Widget):
                     d = self.draft
                     if d is not None:
                         d.engine, d.model, d.kb_ids = event.engine, event.model, event.kb_ids
+                        d.kb_titles = event.kb_titles
                         d.first_text_ms, d.stale = event.first_text_ms, event.stale
                         d.notice = event.notice or self._llm_notice
                         d.streaming = False
