@@ -36,7 +36,7 @@ GENERIC = frozenset(
     "card cards account accounts money pay paid paying payment payments app pennant bank use using "
     "used make made today yesterday week day time way thing things get support customer service ask "
     "asked asking said say says tell told want wanted find see look check know mean means meaning "
-    "thing usually normally".split()
+    "thing usually normally new".split()
 )
 # Feelings, waiting and "how long/much": they colour a question but do not say what it is about.
 FEELINGS = frozenset(
