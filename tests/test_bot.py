@@ -281,3 +281,11 @@ def test_after_a_hand_back_the_bot_does_not_start_over(bot: EmbeddedBot) -> None
     assert ans.kb_ids == ["KB-007"] and "Maya" not in ans.text
     hello = bot.answer_sync(BotContext(4, "Maya", messages=[*messages[:2], {"role": "customer", "text": "hello?"}]))
     assert hello.intent == "greeting" and "Maya" not in hello.text
+
+
+def test_bench_bot_runs_without_the_shared_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from console.cli import main
+
+    assert main(["bench", "bot", "--messages", "40", "--data", str(tmp_path / "absent.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "latency warm: 40 answers" in out and "built-in questions" in out
