@@ -91,3 +91,4 @@ async def test_an_llm_timeout_still_answers_from_the_embedded_bot(db_path: Path,
     hub.close()
     bot = transcript(store, cid)[-1]
     assert bot["role"] == "bot" and bot["meta"]["engine"] == "embedded" and bot["meta"].get("notice")
+

@@ -54,7 +54,14 @@ from console.policy import (
 )
 from store import Store
 from store import lifecycle as lc
-from store.errors import AlreadyAnswered, DatabaseUnavailable, InvalidTransition, NotFound, NotOwner
+from store.errors import (
+    AlreadyAnswered,
+    DatabaseUnavailable,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    NotOwner,
+)
 from store.feed import Event, Follower, load_cursor, save_cursor
 
 log = logging.getLogger("tandem.hub")
@@ -534,6 +541,14 @@ class Hub:
         except NotOwner:
             # An agent claimed it while the bot was thinking: the reply is dropped (invariant 3).
             self._record(cid, entry, mid)
+            return
+        except InvalidInput as exc:
+            # An empty or oversized reply cannot be sent; a person answers instead.
+            log.warning("conversation %s: the bot's reply was refused (%s); escalating", cid, exc)
+            self.stats.errors += 1
+            verdict = entry.last_customer
+            self._escalate(cid, entry, mid, Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"),
+                                                     "bot_error"), fallback=True)
             return
         self.stats.bot_replies += 1
         self.stats.fallbacks += 1 if ans.fallback else 0
