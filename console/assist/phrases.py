@@ -143,7 +143,7 @@ ROUTINE = (
 ROUTINE_QUESTION = (
     "happy to help with {topic}.",
     "I can help with {topic}.",
-    "good question about {topic}.",
+    "sure, I can help with {topic}.",
     "thanks for your message. I can help with {topic}.",
 )
 ROUTINE_NO_TOPIC = (

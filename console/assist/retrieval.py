@@ -35,7 +35,8 @@ _STOP = frozenset(
     "the and for you your with that this have has had was were are can could would will what when "
     "where which who how why not but from they them their there been being about into just than then "
     "some any all our out get got did does doing done its it's i'm i've im ive please thanks thank hello "
-    "still again also very really want need know like dont don't help think bit".split()
+    "still again also very really want need know like dont don't help think bit sort sorted "
+    "asap now today please tell".split()
 )
 _TOKEN = re.compile(r"[a-z0-9]+")
 
