@@ -170,3 +170,24 @@ async def test_goodbye_resolves_even_if_the_model_misses_it(embedded: EmbeddedBo
     fake_openai.tool_args = {"reply": "Take care!", "handoff": False, "resolve": False}
     ans = await llm_bot(embedded, fake_openai).answer(ctx("how do I freeze my card", "Tap Freeze.", "thanks, bye"))
     assert ans.resolve and ans.engine == "llm"
+
+
+async def test_repeated_failures_pause_the_model(embedded: EmbeddedBot, fake_openai: FakeOpenAI) -> None:
+    from console.bot.llm_bot import FAILURES_TO_PAUSE, PAUSE_SECONDS
+    from console.llm import LLM
+
+    now = [1000.0]
+    bot = LLMBot(embedded, LLM(LLMConfig(base_url=fake_openai.base_url, model="m", timeout=5)), clock=lambda: now[0])
+    fake_openai.status = 500
+    for _ in range(FAILURES_TO_PAUSE):
+        ans = await bot.answer(ctx("How do I freeze my card?"))
+        assert ans.engine == "embedded" and "500" in (ans.notice or "")
+    assert len(fake_openai.requests) == FAILURES_TO_PAUSE
+    paused = await bot.answer(ctx("How do I freeze my card?"))
+    assert "paused" in (paused.notice or "") and paused.kb_ids == ["KB-007"]
+    assert len(fake_openai.requests) == FAILURES_TO_PAUSE  # no request while paused
+    now[0] += PAUSE_SECONDS + 1
+    fake_openai.status = None
+    fake_openai.tool_args = {"reply": "Back again.", "handoff": False}
+    ans = await bot.answer(ctx("How do I freeze my card?"))
+    assert ans.engine == "llm" and ans.text == "Back again."

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from console.bot import intents
@@ -26,6 +28,10 @@ HANDOFF_REASONS = (
 )
 MAX_TRANSCRIPT = 12
 MAX_REPLY = 1500
+# After this many failures in a row the model is given a rest: customers should not each wait
+# out a timeout on an endpoint that is down.
+FAILURES_TO_PAUSE = 3
+PAUSE_SECONDS = 30.0
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -88,14 +94,19 @@ class LLMBot:
     :param embedded: supplies retrieval, deterministic intents and the fallback answer
     :param llm: the wrapper (redaction, typed errors)
     :param timeout: seconds per answer; default the LLM config's timeout
+    :param clock: monotonic seconds (tests pass a fake one for the pause after failures)
     """
 
     engine = "llm"
 
-    def __init__(self, embedded: EmbeddedBot, llm: LLM, *, timeout: float | None = None) -> None:
+    def __init__(self, embedded: EmbeddedBot, llm: LLM, *, timeout: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.embedded = embedded
         self.llm = llm
         self.timeout = timeout if timeout is not None else llm.config.timeout
+        self._clock = clock
+        self._failures = 0
+        self._paused_until = 0.0
 
     @property
     def model(self) -> str:
@@ -137,6 +148,11 @@ class LLMBot:
             # An explicit request for a person needs no model, and a message that only tries
             # to instruct the bot gets the same fixed reply whichever engine runs.
             return fallback
+        now = self._clock()
+        if now < self._paused_until:
+            fallback.notice = (f"LLM paused for {self._paused_until - now:.0f}s after {FAILURES_TO_PAUSE} failures;"
+                               " embedded answer sent")
+            return fallback
         text = ctx.last_customer_text()
         query = f"{ctx.previous_customer_text()} {text}" if len(text) < 40 else text
         candidates = self.embedded.retrieve(intents.strip_injection(query)[0])
@@ -148,8 +164,13 @@ class LLMBot:
                 timeout=self.timeout,
             )
         except LLMError as exc:
+            self._failures += 1
+            if self._failures >= FAILURES_TO_PAUSE:
+                self._paused_until = self._clock() + PAUSE_SECONDS
+                self._failures = 0
             fallback.notice = f"LLM not used: {exc}; embedded answer sent"
             return fallback
+        self._failures = 0
         reply = clean_reply(str(data.get("reply") or ""))
         if not reply:
             fallback.notice = "LLM gave an empty reply; embedded answer sent"
