@@ -7,7 +7,8 @@
 - The hand-off decision is a structured field of a forced tool call, never words in the reply.
 - Personal data is redacted by :mod:`console.llm` before the request leaves.
 - Any LLM failure (timeout, unreachable, bad reply) returns the embedded answer at once, with
-  ``notice`` saying why, so the customer is never left waiting on a broken endpoint.
+  ``notice`` saying why, so the customer is never left waiting on a broken endpoint; after
+  three failures in a row the model is skipped for 30 s (embedded answers, with a notice).
 """
 
 from __future__ import annotations
