@@ -82,13 +82,15 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
 
 
 def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_path: Path) -> None:
-    proc = _serve(db_path, "--simulate", "40", "--speed", "40", "--seed", "9", "--log-interval", "0")
-    try:
-        time.sleep(5)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    # Killed three times at different moments, busy each time (40 customers typing fast).
+    for seed, seconds in ((9, 2.5), (10, 1.7), (11, 2.2)):
+        proc = _serve(db_path, "--simulate", "40", "--speed", "40", "--seed", str(seed), "--log-interval", "0")
+        try:
+            time.sleep(seconds)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
     # Customers keep writing through the channel while the hub is down.
     with Store(db_path) as store:
         bot_convs = [r[0] for r in store.query("SELECT id FROM conversations WHERE state = 'bot' LIMIT 20")]
