@@ -25,44 +25,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from console.bot import intents
+from console.bot import intents, phrases, vocabulary
 from console.bot.types import BotAnswer, BotContext
 from console.kb import Parsed, ensure_loaded, split_body
 from store.db import Store
 from store.kb import all_articles, search, terms
 
-# Words that say what area a question is about but not what the question is.
-GENERIC = frozenset(
-    "card cards account accounts money pay paid paying payment payments app pennant bank use using "
-    "used make made today yesterday week day time way thing things get support customer service ask "
-    "asked asking said say says tell told want wanted find see look check know mean means meaning "
-    "thing usually normally new".split()
-)
-# Feelings, waiting and "how long/much": they colour a question but do not say what it is about.
-FEELINGS = frozenset(
-    "angry upset annoyed furious frustrated frustrating ridiculous disappointed worried waiting waited "
-    "weeks days months hours ages already again still so very sorry long soon much many often".split()
-)
-# Words that say something is wrong but not what.
-VAGUE_WORDS = frozenset(
-    "work working works worked doesnt dont isnt wont didnt broken problem problems issue issues error "
-    "errors wrong stuck help question questions confused sure cant cannot never trouble hasnt havent "
-    "wasnt werent arent".split()
-)
-# Politeness and small talk: a message made only of these has no question in it.
-CHATTER = frozenset(
-    "thanks thank thx ty ta cheers bye goodbye great perfect brilliant awesome helpful lovely cool "
-    "nice good fine ok okay sorted done appreciated appreciate much lot day morning afternoon evening "
-    "hi hello hey hiya howdy yo greetings hallo hola bonjour all set everything nope nah nothing else "
-    "see ya have wonderful fab fantastic amazing excellent super oh ah um hmm erm ooh aha wow right".split()
-)
-# Articles about loss, money worries or crime: answered plainly, without cheerful openers.
-SENSITIVE_TAGS = frozenset({"bereavement", "hardship", "scam", "fraud", "extra support"})
-# After a thank-you, these words close a conversation rather than ask something new.
-CLOSING_WORDS = frozenset(
-    "sorts sort sorted needed need helped help helpful answer answered clear understood understand "
-    "makes make sense info information later hold wait perfect everything now got".split()
-)
 # Writers put the most useful facts first: a small head start for the first two.
 _POSITION_PRIOR = (0.5, 0.25)
 _MONEY = re.compile(r"[£€$%]|\bfree\b")
@@ -73,28 +41,7 @@ _PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b|\b(?:3|three)\s+(?:p
 # "How long does that take?", "is there a fee for it?", "then what do I press?": about our last answer.
 _REFERS_BACK = re.compile(r"\b(?:that|it|this|then|those|these)\b", re.IGNORECASE)
 _NEXT_STEP = re.compile(r"\b(?:press|tap|click|then\s+what|what\s+next|next\s+step|after\s+that)\b", re.IGNORECASE)
-_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
-
-
-def _stem(word: str) -> str:
-    # A crude stem is enough to ask "does this article mention that word at all?":
-    # "declined"/"decline", "moved"/"move", "fees"/"fee" meet at the same five letters.
-    if len(word) > 4:
-        for suffix in ("ing", "ed", "sses", "es", "s"):
-            if word.endswith(suffix):
-                word = word[: -len(suffix)] + ("ss" if suffix == "sses" else "")
-                break
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    if len(word) > 3 and word.endswith("e"):
-        word = word[:-1]
-    return word[:5]
-
-
-def _stems(text: str) -> frozenset[str]:
-    # Every word (no cap, no stop list): an article's vocabulary, or a fact's.
-    return frozenset(_stem(w.replace("'", "")) for w in _WORDS.findall(text.lower()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,73 +78,6 @@ def first_name(name: str) -> str:
     return match.group(0) if match else ""
 
 
-def _lower_first(text: str) -> str:
-    # "Confirm the plan" reads on inside a sentence as "confirm the plan"; "PIN ..." stays.
-    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
-        return text[0].lower() + text[1:]
-    return text
-
-
-def _pick(options: tuple[str, ...], seed: int) -> str:
-    return options[seed % len(options)]
-
-
-_OPENERS = ("", "Sure. ", "Happy to help. ", "Good question. ", "", "Of course. ")
-_EMPATHY = ("I'm sorry for the hassle. ", "Sorry this has been frustrating. ", "I understand, let's sort this out. ")
-_CLOSERS = ("", " Is there anything else I can help with?", " Does that answer your question?", "",
-            " Let me know if anything is unclear.")
-_CLOSINGS = ("You're welcome{name}! Glad I could help. Have a lovely day.",
-             "My pleasure{name}. Take care, and come back any time.",
-             "Glad that's sorted{name}. Have a good day!")
-_GREETINGS_FIRST = ("Hi{name}! I'm Pennant's virtual assistant. What can I help you with today?",
-                    "Hello{name}, thanks for getting in touch. How can I help?")
-_GREETINGS_AGAIN = ("Hi again! What can I help you with?", "Hello! What else can I do for you?")
-_FALLBACKS = (
-    "I'm not sure about that one, and I'd rather not guess. Could you tell me a bit more? I can help "
-    "with cards, payments and transfers, Pay-in-3, fees and limits, and your account.",
-    "I don't have a reliable answer to that, I'm afraid. Could you put it another way, or tell me "
-    "which part of your account it's about?",
-)
-_FALLBACKS_AGAIN = (
-    "I'm sorry, I still can't find a reliable answer to that. A colleague from our team can help: "
-    "just say if you'd like me to bring someone in.",
-)
-_HANDOFF = "Of course. I'm bringing in a person from our team; they'll see everything we've discussed so far."
-_INJECTION = ("I can only help with questions about your Pennant account and our services, and I can't "
-              "change how I work or share internal details. What can I help you with today?")
-_ACK = ("Great. Is there anything else I can help with?", "Good. Anything else I can do for you?")
-_CHECK_BACK = ("If anything you see doesn't match what I described, tell me what's on your screen and I'll "
-               "help. Is there anything else?",
-               "That should be all. If something looks different on your side, tell me what you see and "
-               "I'll help.")
-_REPHRASE = ("Sorry, I wasn't clear. Put simply: ", "Sorry, let me put that more simply: ")
-_PROMPT = "Could you tell me a little more about what you need? I can help with cards, payments and transfers, Pay-in-3, fees and your account."
-_CLARIFY_TOPIC = {
-    "card": "Sorry to hear that. What's happening with the card: is a payment being declined, is the "
-            "PIN not accepted, has it been lost, or has it not arrived yet?",
-    "payment": "Happy to look into it. Is this about a payment you sent, money you're expecting to "
-               "receive, or a card payment you don't recognise?",
-    "app": "Sorry about that. Is the app not letting you log in, or is something inside the app not "
-           "working as expected?",
-    "account": "Of course. Is it about opening or verifying your account, its limits and fees, or "
-               "closing it?",
-}
-_TOPIC_OF = {"card": "card", "cards": "card", "pay": "payment", "paid": "payment", "payment": "payment",
-             "payments": "payment", "money": "payment", "paying": "payment", "app": "app",
-             "account": "account", "accounts": "account"}
-_CLARIFY_DEFAULT = ("I'd like to help. Could you tell me a bit more: is it about your card, a payment "
-                    "or transfer, Pay-in-3, or logging in to the app?")
-
-
-_CLARIFYING = frozenset({*_CLARIFY_TOPIC.values(), _CLARIFY_DEFAULT, _PROMPT, _INJECTION})
-_WHICH = "Just so I point you the right way:"
-
-
-def _is_clarifying(reply: str) -> bool:
-    """Was our last reply a question about what the customer meant (not "anything else?")."""
-    return reply in _CLARIFYING or reply.startswith(_WHICH)
-
-
 class EmbeddedBot:
     """Answers from the knowledge base with no network and no model.
 
@@ -224,10 +104,10 @@ class EmbeddedBot:
             parsed = split_body(article)
             self._articles[article.id] = _Indexed(
                 parsed,
-                _stems(f"{article.title} {article.tags} {article.body}"),
-                _stems(article.title),
-                tuple(_stems(f) for f in parsed.facts),
-                tuple(frozenset(_stem(w) for w in terms(f)) for f in parsed.facts),
+                vocabulary.stems(f"{article.title} {article.tags} {article.body}"),
+                vocabulary.stems(article.title),
+                tuple(vocabulary.stems(f) for f in parsed.facts),
+                tuple(frozenset(vocabulary.stem(w) for w in terms(f)) for f in parsed.facts),
             )
         self._vocab = frozenset().union(*(a.stems for a in self._articles.values()))
         self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
@@ -253,13 +133,13 @@ class EmbeddedBot:
         return list(self._retrieve(words)) if words else []
 
     def _weight(self, word: str) -> float:
-        if word in FEELINGS:
+        if word in vocabulary.FEELINGS:
             return 0.2
-        if word in GENERIC or word in VAGUE_WORDS:
+        if word in vocabulary.GENERIC or word in vocabulary.VAGUE_WORDS:
             return 0.4
         # A word no article uses (a shop's name, a product we do not offer) still counts
         # against coverage, but less than a word the knowledge base knows.
-        return 1.0 if _stem(word) in self._vocab else 0.5
+        return 1.0 if vocabulary.stem(word) in self._vocab else 0.5
 
     def _article_in(self, reply: str) -> str | None:
         """The article a previous bot reply was built from, if any."""
@@ -273,7 +153,7 @@ class EmbeddedBot:
 
     def _retrieve_uncached(self, words: tuple[str, ...]) -> tuple[Candidate, ...]:
         hits = search(self._store(), " ".join(words), limit=3)
-        weights = {_stem(w): self._weight(w) for w in words}
+        weights = {vocabulary.stem(w): self._weight(w) for w in words}
         total = sum(weights.values()) or 1.0
         out = []
         for hit in hits:
@@ -308,19 +188,19 @@ class EmbeddedBot:
             return self._greeting(ctx, seed, name)
         cues = intents.detect(text)
         if cues.human:
-            return BotAnswer(_HANDOFF, handoff=True, handoff_reason="human_request", intent="handoff")
+            return BotAnswer(phrases.HANDOFF, handoff=True, handoff_reason="human_request", intent="handoff")
         cleaned = _PAY_IN_3.sub(" pay-in-3 instalment ", cues.cleaned)
         # Numbers ("3 weeks", "£2000", "2J" of an escape) say how much or how long, not what about.
         content = [w for w in terms(cleaned)
-                   if w not in CHATTER and not any(ch.isdigit() for ch in w)]
+                   if w not in vocabulary.CHATTER and not any(ch.isdigit() for ch in w)]
         last_reply = ctx.last_reply_text()
         if cues.confused and ctx.bot_turns() > 0:
             return self._rephrase(ctx, seed)
         if not content or (cues.thanks and not cues.question and not cues.how_to and all(
-                w in CLOSING_WORDS or w in GENERIC or w in VAGUE_WORDS or w in FEELINGS for w in content)):
+                w in vocabulary.CLOSING_WORDS or w in vocabulary.GENERIC or w in vocabulary.VAGUE_WORDS or w in vocabulary.FEELINGS for w in content)):
             return self._no_question(ctx, cues, seed, name, with_name, last_reply)
 
-        specific = [w for w in content if w not in GENERIC and w not in VAGUE_WORDS and w not in FEELINGS]
+        specific = [w for w in content if w not in vocabulary.GENERIC and w not in vocabulary.VAGUE_WORDS and w not in vocabulary.FEELINGS]
         if not specific and cues.how_to and ctx.bot_turns() > 0:
             # "Where do I find that?" about what we just said: the steps of that article.
             previous_article = self._article_in(last_reply)
@@ -330,28 +210,28 @@ class EmbeddedBot:
             previous_article = self._article_in(last_reply)
             if previous_article and (cues.how_long or cues.how_much or _NEXT_STEP.search(cues.cleaned)):
                 return self._more_about(previous_article, cues, last_reply, seed)
-        follow_up = _is_clarifying(last_reply) and len(specific) <= 2
+        follow_up = phrases.is_clarifying(last_reply) and len(specific) <= 2
         # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
-        query = " ".join(w for w in content if w not in FEELINGS) or " ".join(content)
+        query = " ".join(w for w in content if w not in vocabulary.FEELINGS) or " ".join(content)
         if follow_up:
             # A short reply to our own question ("declined") is read with what came before it.
             previous = ctx.previous_customer_text()
             query = f"{intents.strip_injection(previous)[0]} {query}"
         elif not specific:
-            topic = next((_TOPIC_OF[w] for w in content if w in _TOPIC_OF), None)
+            topic = next((phrases.TOPIC_OF[w] for w in content if w in phrases.TOPIC_OF), None)
             if topic is None and ctx.bot_turns() > 0 and self._article_in(last_reply):
                 # "So I don't have to do anything?" after an answer: nothing new to look up.
-                return BotAnswer(_pick(_CHECK_BACK, seed), intent="ack")
-            return BotAnswer(_CLARIFY_TOPIC.get(topic or "", _CLARIFY_DEFAULT), intent="clarify")
+                return BotAnswer(phrases.pick(phrases.CHECK_BACK, seed), intent="ack")
+            return BotAnswer(phrases.CLARIFY_TOPIC.get(topic or "", phrases.CLARIFY_DEFAULT), intent="clarify")
 
         candidates = self.retrieve(query)
         best = candidates[0] if candidates else None
         if best is None or not best.confident:
             if cues.injection:
                 # What is left of a message that tried to instruct the bot is not worth a guess.
-                return BotAnswer(_INJECTION, intent="injection")
-            options = _FALLBACKS_AGAIN if ctx.fallbacks >= 1 else _FALLBACKS
-            return BotAnswer(_pick(options, seed), fallback=True, intent="fallback")
+                return BotAnswer(phrases.INJECTION, intent="injection")
+            options = phrases.FALLBACKS_AGAIN if ctx.fallbacks >= 1 else phrases.FALLBACKS
+            return BotAnswer(phrases.pick(options, seed), fallback=True, intent="fallback")
         second = candidates[1] if len(candidates) > 1 else None
         # Ask which one only when a one-word question fits two articles equally well.
         if (second is not None and second.confident and not follow_up and len(specific) <= 1
@@ -359,11 +239,11 @@ class EmbeddedBot:
                 and abs(second.score) >= 0.85 * abs(best.score)):
             a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
             return BotAnswer(
-                f'{_WHICH} is this about "{a.title}" or "{b.title}"?',
+                f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
                 kb_ids=[best.id, second.id], intent="clarify",
             )
-        previous_terms = {_stem(w) for w in terms(ctx.previous_customer_text())}
-        asked_again = bool(previous_terms) and len({_stem(w) for w in content} & previous_terms) >= max(
+        previous_terms = {vocabulary.stem(w) for w in terms(ctx.previous_customer_text())}
+        asked_again = bool(previous_terms) and len({vocabulary.stem(w) for w in content} & previous_terms) >= max(
             1, len(content) // 2)
         return self._compose(ctx, cues, query, best.id, seed, name, asked_again)
 
@@ -371,27 +251,27 @@ class EmbeddedBot:
                      last_reply: str) -> BotAnswer:
         """Small talk: thanks and goodbyes, greetings, acknowledgements, "it doesn't work"."""
         if cues.injection:
-            return BotAnswer(_INJECTION, intent="injection")
+            return BotAnswer(phrases.INJECTION, intent="injection")
         if cues.thanks or intents.closes_after_offer(cues.cleaned, last_reply) or (
                 intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0):
-            return BotAnswer(_pick(_CLOSINGS, seed).format(name=with_name), resolve=True, intent="closing")
+            return BotAnswer(phrases.pick(phrases.CLOSINGS, seed).format(name=with_name), resolve=True, intent="closing")
         if cues.greeting:
             return self._greeting(ctx, seed, name)
         if cues.vague:
-            return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
-        if ctx.bot_turns() > 0 and not _is_clarifying(last_reply):
-            return BotAnswer(_pick(_ACK, seed), intent="ack")
-        return BotAnswer(_PROMPT, intent="prompt")
+            return BotAnswer(phrases.CLARIFY_DEFAULT, intent="clarify")
+        if ctx.bot_turns() > 0 and not phrases.is_clarifying(last_reply):
+            return BotAnswer(phrases.pick(phrases.ACK, seed), intent="ack")
+        return BotAnswer(phrases.PROMPT, intent="prompt")
 
     def _rephrase(self, ctx: BotContext, seed: int) -> BotAnswer:
         """The customer did not follow the last answer: say it again, more simply."""
         article_id = self._article_in(ctx.last_reply_text())
         if article_id is None:
-            return BotAnswer(_CLARIFY_DEFAULT, intent="clarify")
+            return BotAnswer(phrases.CLARIFY_DEFAULT, intent="clarify")
         parsed = self._articles[article_id].parsed
-        text = _pick(_REPHRASE, seed) + parsed.summary
+        text = phrases.pick(phrases.REPHRASE, seed) + parsed.summary
         if parsed.steps:
-            text += " In the app: " + "; then ".join(_lower_first(s.rstrip(".")) for s in parsed.steps[:3]) + "."
+            text += " In the app: " + "; then ".join(phrases.lower_first(s.rstrip(".")) for s in parsed.steps[:3]) + "."
         text += " Would you like me to bring in a colleague to go through it with you?"
         return BotAnswer(text, kb_ids=[article_id], intent="rephrase")
 
@@ -404,7 +284,7 @@ class EmbeddedBot:
             facts = [f for f in parsed.facts if pattern.search(f) and f not in last_reply]
             if facts:
                 lead = "On timing: " if cues.how_long else "On cost: "
-                return BotAnswer(lead + " ".join(facts[:2]) + _pick(_CLOSERS, seed // 2),
+                return BotAnswer(lead + " ".join(facts[:2]) + phrases.pick(phrases.CLOSERS, seed // 2),
                                  kb_ids=[article_id], intent="answer")
             said = [f for f in (parsed.summary, *parsed.facts) if pattern.search(f) and f in last_reply]
             if said:
@@ -428,25 +308,25 @@ class EmbeddedBot:
 
     def _greeting(self, ctx: BotContext, seed: int, name: str) -> BotAnswer:
         if not ctx.last_reply_text():
-            return BotAnswer(_pick(_GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
+            return BotAnswer(phrases.pick(phrases.GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
                              intent="greeting")
-        return BotAnswer(_pick(_GREETINGS_AGAIN, seed), intent="greeting")
+        return BotAnswer(phrases.pick(phrases.GREETINGS_AGAIN, seed), intent="greeting")
 
     def _compose(self, ctx: BotContext, cues: intents.Cues, query: str, article_id: str, seed: int,
                  name: str, asked_again: bool) -> BotAnswer:
         indexed = self._articles[article_id]
         art = indexed.parsed
-        question = _stems(query)
+        question = vocabulary.stems(query)
         last_reply = ctx.last_reply_text()
         # The same question answered by the same article again: the last answer did not help.
         repeat = asked_again and bool(art.summary) and art.summary in last_reply
         said_before = not repeat and bool(art.summary) and art.summary in last_reply
-        sensitive = not SENSITIVE_TAGS.isdisjoint(art.tags)
+        sensitive = not vocabulary.SENSITIVE_TAGS.isdisjoint(art.tags)
 
         # Words of the article's own topic (its title) say little about which fact is wanted.
         asked = question - indexed.title_stems
         topical = question & indexed.title_stems
-        summary_stems = frozenset(_stem(w) for w in terms(art.summary))
+        summary_stems = frozenset(vocabulary.stem(w) for w in terms(art.summary))
         scored: list[tuple[float, int]] = []
         for i, fact in enumerate(art.facts):
             if fact in last_reply:
@@ -485,11 +365,11 @@ class EmbeddedBot:
             if sensitive:
                 opener = ""  # no cheerful "Hi Maya!" before condolences or a scam
             elif empathic:
-                opener = _pick(_EMPATHY, seed)
+                opener = phrases.pick(phrases.EMPATHY, seed)
             elif name:
                 opener = f"Hi {name}! "
             else:
-                opener = _pick(_OPENERS, seed)
+                opener = phrases.pick(phrases.OPENERS, seed)
             parts.append(opener + art.summary)
         for i in sorted(chosen):
             parts.append(art.facts[i])
@@ -500,5 +380,5 @@ class EmbeddedBot:
         if repeat:
             text += " If that still doesn't answer it, I can bring in a colleague."
         elif not sensitive:
-            text += _pick(_CLOSERS, seed // 2)
+            text += phrases.pick(phrases.CLOSERS, seed // 2)
         return BotAnswer(text, kb_ids=[article_id], fallback=repeat, intent="repeat" if repeat else "answer")
