@@ -10,8 +10,8 @@ draft. A draft is never sent without the agent pressing send.
 Streaming follows Textual's ``MarkdownStream``: the draft's fragments go into a pending
 buffer and one timer flushes it every ``FLUSH_SECONDS`` with a single
 ``insert(text, document.end)``, never a UI call per token. Inserting at the end keeps the
-agent's cursor where it is (unless it sits at the very end, where it follows the text), and
-each flush is one undo step.
+agent's cursor where it is (a new draft starts with it at the top, so the agent reads from the
+first words while the rest streams in), and each flush is one undo step.
 
 Bindings:
 
@@ -86,8 +86,7 @@ def status_line(state: DraftState | None, *, idle: str = "ctrl+s sends · f5 dra
     if state.kb_ids:
         first = f" {state.kb_titles[0]}" if state.kb_titles and state.kb_titles[0] else ""
         parts.append(f"sources {state.kb_ids[0]}{first}" + "".join(f", {k}" for k in state.kb_ids[1:]))
-    parts.append("ctrl+s send · f5 regenerate · f9 instruct · f8 discard")
-    return " · ".join(parts)
+    return " · ".join(parts)  # the keys are in the footer
 
 
 class Composer(Widget):
@@ -306,7 +305,12 @@ class Composer(Widget):
         text = "".join(self._pending)
         self._pending.clear()
         editor = self.editor
+        fresh = not self._inserted and not editor.text
         editor.insert(text, editor.document.end, maintain_selection_offset=True)
+        if fresh:
+            # Into an empty editor the cursor would ride along to the end; keep it at the top
+            # so the agent reads the draft from its first words while the rest streams in.
+            editor.move_cursor((0, 0))
         self._inserted += text
 
     def _reset(self, event: DraftReset) -> None:
