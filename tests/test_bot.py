@@ -289,3 +289,16 @@ def test_bench_bot_runs_without_the_shared_data(tmp_path: Path, capsys: pytest.C
     assert main(["bench", "bot", "--messages", "40", "--data", str(tmp_path / "absent.csv")]) == 0
     out = capsys.readouterr().out
     assert "latency warm: 40 answers" in out and "built-in questions" in out
+
+
+@pytest.mark.parametrize("complaint", ["hmm, that's not what I asked", "I already did that and it didn't work",
+                                       "that doesn't help"])
+def test_a_missed_answer_is_admitted(bot: EmbeddedBot, complaint: str) -> None:
+    first, missed = say(bot, "How do I freeze my card?", complaint)
+    assert missed.intent == "missed" and missed.fallback and "colleague" in missed.text
+    assert first.text not in missed.text
+
+
+def test_try_again_rephrases(bot: EmbeddedBot) -> None:
+    first, again = say(bot, "How do I freeze my card?", "ok... can you try again?")
+    assert again.intent == "rephrase" and again.kb_ids == first.kb_ids

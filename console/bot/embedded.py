@@ -196,6 +196,9 @@ class EmbeddedBot:
         last_reply = ctx.last_reply_text()
         if cues.confused and ctx.bot_turns() > 0:
             return self._rephrase(ctx, seed)
+        if cues.missed and ctx.bot_turns() > 0 and self._article_in(last_reply):
+            # Our answer did not solve it: say so (a counted fallback) instead of repeating it.
+            return BotAnswer(phrases.pick(phrases.MISSED, seed), fallback=True, intent="missed")
         if not content or (cues.thanks and not cues.question and not cues.how_to and all(
                 w in vocabulary.CLOSING_WORDS or w in vocabulary.GENERIC or w in vocabulary.VAGUE_WORDS or w in vocabulary.FEELINGS for w in content)):
             return self._no_question(ctx, cues, seed, name, with_name, last_reply)
@@ -219,7 +222,7 @@ class EmbeddedBot:
             query = f"{intents.strip_injection(previous)[0]} {query}"
         elif not specific:
             topic = next((phrases.TOPIC_OF[w] for w in content if w in phrases.TOPIC_OF), None)
-            if topic is None and ctx.bot_turns() > 0 and self._article_in(last_reply):
+            if topic is None and cues.question and ctx.bot_turns() > 0 and self._article_in(last_reply):
                 # "So I don't have to do anything?" after an answer: nothing new to look up.
                 return BotAnswer(phrases.pick(phrases.CHECK_BACK, seed), intent="ack")
             return BotAnswer(phrases.CLARIFY_TOPIC.get(topic or "", phrases.CLARIFY_DEFAULT), intent="clarify")
@@ -260,6 +263,9 @@ class EmbeddedBot:
         if cues.vague:
             return BotAnswer(phrases.CLARIFY_DEFAULT, intent="clarify")
         if ctx.bot_turns() > 0 and not phrases.is_clarifying(last_reply):
+            if cues.question and self._article_in(last_reply):
+                # "So I don't have to do anything?" after an answer: nothing new to look up.
+                return BotAnswer(phrases.pick(phrases.CHECK_BACK, seed), intent="ack")
             return BotAnswer(phrases.pick(phrases.ACK, seed), intent="ack")
         return BotAnswer(phrases.PROMPT, intent="prompt")
 

@@ -76,11 +76,20 @@ _ROLE_TAG = re.compile(r"</?\s*(?:system|assistant|user|instructions?|prompt|im_
                        re.IGNORECASE)
 _CONFUSED = re.compile(
     r"\b(?:(?:don'?t|do\s+not|didn'?t|did\s+not)\s+(?:follow|understand|get\s+(?:it|that|you))|what\s+do\s+you\s+mean|"
-    r"(?:makes|made)\s+no\s+sense|doesn'?t\s+make\s+(?:any\s+)?sense|too\s+complicated|not\s+clear|unclear|lost\s+me)\b",
+    r"(?:makes|made)\s+no\s+sense|doesn'?t\s+make\s+(?:any\s+)?sense|too\s+complicated|not\s+clear|unclear|lost\s+me|"
+    r"try\s+again|say\s+(?:that|it)\s+again|explain\s+(?:it\s+|that\s+)?(?:again|simply|more\s+simply|better)|simpler|"
+    r"plain\s+english)\b",
     re.IGNORECASE,
 )
 _ROLE_CLAIM = re.compile(r"\s*(?:you\s+are|you'?re|your\s+(?:new\s+)?role|i\s+am\s+(?:your|the|an?)\s+(?:admin|developer|owner|creator))\b",
                          re.IGNORECASE)
+# The last answer missed: "that's not what I asked", "I already did that and it didn't work".
+_MISSED = re.compile(
+    r"\b(?:not\s+what\s+i\s+(?:asked|meant|need(?:ed)?)|that'?s\s+not\s+(?:it|right|my\s+question)|"
+    r"(?:doesn'?t|does\s+not|didn'?t|did\s+not)\s+help|not\s+(?:helpful|useful)|wrong\s+answer|"
+    r"you'?re\s+not\s+listening|already\s+(?:did|done|tried)|(?:still\s+)?(?:doesn'?t|didn'?t|did\s+not)\s+work)\b",
+    re.IGNORECASE,
+)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -99,6 +108,7 @@ class Cues:
     how_much: bool
     question: bool
     confused: bool
+    missed: bool
 
 
 # Words one of the patterns above needs. Scanning for plain substrings is far cheaper than
@@ -152,6 +162,7 @@ def detect(text: str) -> Cues:
         how_much=bool(_HOW_MUCH.search(edges)),
         question="?" in cleaned,
         confused=short and bool(_CONFUSED.search(cleaned)),
+        missed=short and bool(_MISSED.search(cleaned)),
     )
 
 

@@ -47,6 +47,10 @@ CHECK_BACK = ("If anything you see doesn't match what I described, tell me what'
               "help. Is there anything else?",
               "That should be all. If something looks different on your side, tell me what you see and "
               "I'll help.")
+MISSED = ("Sorry, that didn't solve it. Could you tell me what happens when you try, or what you see "
+          "on the screen? If you'd rather, I can bring in a colleague.",
+          "I'm sorry my answer didn't help. Tell me a bit more about what's going on, or I can pass you "
+          "to a colleague.")
 REPHRASE = ("Sorry, I wasn't clear. Put simply: ", "Sorry, let me put that more simply: ")
 PROMPT = "Could you tell me a little more about what you need? I can help with cards, payments and transfers, Pay-in-3, fees and your account."
 CLARIFY_TOPIC = {
