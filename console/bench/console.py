@@ -127,8 +127,8 @@ async def _measure_keys(path: Path, n_keys: int, rate: float) -> dict[str, Any]:
                 app.pending = None
                 await asyncio.sleep(rng.uniform(0.03, 0.08))
             cpu1, wall1 = time.process_time(), time.perf_counter()
-            # Idle agent, live feed: the cost of just watching.
-            await asyncio.sleep(3.0)
+            # Idle agent, live feed: the cost of just watching (a deferred full GC included).
+            await asyncio.sleep(10.0)
             cpu2, wall2 = time.process_time(), time.perf_counter()
         finally:
             proc.terminate()

@@ -8,16 +8,17 @@ event loop; bulk reads happen on the reader thread.
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
 from console.ui.model import level_rank
+from console.ui.quiet_gc import QuietCollector
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
 
@@ -58,7 +59,7 @@ class TandemApp(App[None]):
                                  sla_seconds=sla_seconds)
         self._wall: Any = None
         self._notice = notice
-        self._frozen = False
+        self.collector = QuietCollector()
 
     def on_mount(self) -> None:
         from console.ui.screens.wall import WallScreen
@@ -66,12 +67,19 @@ class TandemApp(App[None]):
         self._wall = WallScreen()
         self.push_screen(self._wall)
         self.reader.start()
+        self.set_interval(1.0, self.collector.tick)
         if self._notice:
             self.notify(self._notice, timeout=8, markup=False)
 
     def on_unmount(self) -> None:
         self.reader.stop()
+        self.collector.stop()
         self.store.close()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self.collector.touched()
+        await super().on_event(event)
 
     # --- feed ---------------------------------------------------------------------------
 
@@ -97,12 +105,8 @@ class TandemApp(App[None]):
             else:
                 rows[row["id"]] = row
         self.last_event_id = message.last_event_id
-        if message.full and not self._frozen:
-            # Everything built so far (Textual, the screens, 1,000 rows) lives as long as the
-            # app: moving it out of the collector's view turns 50-120 ms full collections,
-            # which landed between a key press and its frame, into a few milliseconds.
-            self._frozen = True
-            gc.freeze()
+        if message.full:
+            self.collector.start()  # see console/ui/quiet_gc.py: no full GC while typing
         if self._wall is not None:
             self._wall.apply(None if message.full else changes)
         for screen in self.screen_stack:
