@@ -5,16 +5,22 @@ How one customer message is answered (first match wins):
 1. asks for a person -> ``handoff`` (reason ``human_request``);
 2. sentences that try to instruct the bot are dropped; if nothing else is left, a fixed
    reply that neither obeys nor explains (the rest of the message is answered as usual);
-3. greetings, thanks and "that's all" -> a short reply (``resolve`` when the customer closes);
-4. too vague to search ("it doesn't work", "my card") -> a clarifying question;
-5. retrieval (FTS5 bm25, then a check of how much of the question the article covers):
+3. reactions to our last answer: "I don't follow" / "try again" -> the same article said more
+   simply; "that's not what I asked" -> an admitted miss (a counted ``fallback``); "how long
+   does that take?" / "is there a fee?" / "then what do I press?" -> that article's timing,
+   cost or steps;
+4. greetings, thanks and "that's all" -> a short reply (``resolve`` when the customer closes);
+5. too vague to search ("it doesn't work", "my card") -> a clarifying question;
+6. retrieval (FTS5 bm25, then a check of how much of the question the article covers):
    nothing reliable -> an honest "I don't know" (``fallback``); two equally good articles
-   for a short question -> ask which one; else an answer built from the article's summary
+   for a one-word question -> ask which one; else an answer built from the article's summary
    and the one or two facts that best fit the question (with steps for "how do I").
 
 The reply reads like a person: a varied opener, the customer's first name only on the first
-reply, a short empathetic line when triage saw frustration. Customer text is never echoed
-back, so nothing a customer writes can put words in the bot's mouth.
+reply, a short empathetic line when triage saw frustration, no cheerful opener on sensitive
+topics. Customer text is never echoed back, so nothing a customer writes can put words in the
+bot's mouth. Templates live in :mod:`console.bot.phrases`, word lists in
+:mod:`console.bot.vocabulary`.
 """
 
 from __future__ import annotations
