@@ -205,3 +205,12 @@ def test_citation_filter(chunks: list[str], text: str, cited: list[str]) -> None
     f = CitationFilter(["KB-T01"])
     out = "".join(f.feed(c) for c in chunks) + f.close()
     assert out == text and f.cited == cited
+
+
+async def test_model_output_cannot_pass_terminal_escapes(store: Store, fake_openai: FakeOpenAI) -> None:
+    cid = _refund_conversation(store)
+    fake_openai.reply = "Hi \x1b[2J\x1b]0;pwned\x07Maya, \x07all \x1b[31mgood."
+    done = (await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid))[-1]
+    assert isinstance(done, DraftFinished) and done.engine == "llm"
+    assert "\x1b" not in done.text and "\x07" not in done.text
+    assert done.text.startswith("Hi") and "Maya," in done.text and "good." in done.text

@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 
-from console.assist.context import DraftContext, first_name
+from console.assist.context import DraftContext, clean, first_name
 from console.llm import LLM, Message
 
 ENGINE = "llm"
@@ -203,9 +203,10 @@ async def stream(ctx: DraftContext, llm: LLM, *, timeout: float | None = None,
     cites = citations or CitationFilter([a.id for a in ctx.articles])
     async with aclosing(llm.stream(build_messages(ctx), timeout=timeout)) as pieces:
         async for piece in pieces:
-            out = cites.feed(piece)
+            # Model output is untrusted too: no terminal escapes or control characters.
+            out = clean(cites.feed(piece))
             if out:
                 yield out
-    rest = cites.close()
+    rest = clean(cites.close())
     if rest:
         yield rest
