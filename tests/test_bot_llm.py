@@ -191,3 +191,12 @@ async def test_repeated_failures_pause_the_model(embedded: EmbeddedBot, fake_ope
     fake_openai.tool_args = {"reply": "Back again.", "handoff": False}
     ans = await bot.answer(ctx("How do I freeze my card?"))
     assert ans.engine == "llm" and ans.text == "Back again."
+
+
+async def test_triage_reasons_shape_the_tone(embedded: EmbeddedBot, fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"reply": "Sorry about this.", "handoff": False}
+    context = BotContext(5, "Maya", messages=[{"role": "customer", "text": "my card STILL doesn't work"}],
+                         level="watch", reasons=["frustration", "prompt_injection"])
+    await llm_bot(embedded, fake_openai).answer(context)
+    system = fake_openai.last["messages"][0]["content"]
+    assert "Our triage noticed: frustration." in system and "prompt" not in system.split("Our triage")[1]

@@ -27,6 +27,9 @@ HANDOFF_REASONS = (
     "human_request", "bereavement", "fraud", "financial_hardship", "vulnerability", "health",
     "safety", "complaint_threat", "frustration", "bot_fallback",
 )
+# Triage reasons that should soften the reply's tone (the rest are for the hand-off policy).
+TONE_REASONS = ("frustration", "negative_sentiment", "sentiment_drop", "repeat_question", "bot_fallback",
+                "vulnerability", "financial_hardship", "health", "long_wait")
 MAX_TRANSCRIPT = 12
 MAX_REPLY = 1500
 # After this many failures in a row the model is given a rest: customers should not each wait
@@ -125,6 +128,11 @@ class LLMBot:
             lines += [f"{n}. {step}" for n, step in enumerate(parsed.steps, 1)]
             articles.append("\n".join(lines))
         system = SYSTEM_PROMPT + ("\n\n".join(articles) if articles else "(no matching article)")
+        signals = [r for r in ctx.reasons if r in TONE_REASONS]
+        if signals:
+            # Tone only: the reasons come from our triage, never from the customer's words.
+            system += ("\n\nOur triage noticed: " + ", ".join(signals).replace("_", " ")
+                       + ". Let it shape your tone; never mention it.")
         # The name comes from the customer too, so it travels in a user message, not the system one.
         name = first_name(ctx.customer_name)
         messages: list[Message] = [{"role": "system", "content": system}]
