@@ -219,7 +219,13 @@ class ConversationScreen(Screen[None]):
             out.append(f"{c.get('channel')} · {c.get('message_count')} messages"
                        f" · bot fallbacks {c.get('bot_fallbacks')}\n\n", style="dim")
         out.append("Triage over time\n", style="bold underline")
-        triage = ctx.get("triage") or []
+        triage = []
+        for t in ctx.get("triage") or []:
+            # A re-triage that says the same again adds nothing to read.
+            if (triage and t["kind"] == "triaged" and triage[-1]["level"] == t.get("level")
+                    and triage[-1]["reasons"] == t.get("reasons")):
+                continue
+            triage.append(t)
         if not triage:
             out.append("no flags so far\n", style="dim")
         for t in triage[-8:]:
