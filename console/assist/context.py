@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from console.assist.retrieval import Article, rank, search_kb
+from console.assist.retrieval import Article, rank, search_kb, situation_query
 from store.db import Store
 from store.queries import get_conversation, transcript
 
@@ -166,6 +166,11 @@ def build_context(
     if query.strip():
         customer = [t.text for t in turns if t.role == "customer"]
         found = search_kb(store, query, max(kb_limit, KB_CANDIDATES))
+        # The situation's own articles compete too, even when the customer's words miss them.
+        situational = situation_query(reasons)
+        if situational:
+            have = {a.id for a in found}
+            found += [a for a in search_kb(store, situational, 2) if a.id not in have]
         cited = [k for t in turns if t.role == "bot" for k in t.kb_ids]
         ranked = rank(found, customer[-1], " ".join(customer[-3:-1]), reasons, cited)
         if not ranked and len(customer) > 1:

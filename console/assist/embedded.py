@@ -227,7 +227,8 @@ def _finish(sentence: str) -> str:
 
 
 def choose_facts(article: Article, query: str, bot_texts: Sequence[str], limit: int, *,
-                 want_steps: bool = False, step_limit: int = 4) -> Facts:
+                 want_steps: bool = False, step_limit: int = 4, situation_words: frozenset[str] = frozenset()
+                 ) -> Facts:
     """The ``limit`` facts of ``article`` that best answer ``query`` (in article order) and,
     when ``want_steps``, its steps, leaving out whatever the bot already said.
 
@@ -252,7 +253,7 @@ def choose_facts(article: Article, query: str, bot_texts: Sequence[str], limit: 
         words = _words(sentence)
         if _FILLER.search(sentence) and not words & asked:
             continue
-        score = len(words & asked) * 2.0 + len(words & titled) * 0.5
+        score = len(words & asked) * 2.0 + len(words & titled) * 0.5 + len(words & situation_words) * 1.0
         score += 1.0 if _is_step(sentence) else 0.0
         score += 0.5 if any(c.isdigit() for c in sentence) else 0.0
         if timing and _DURATION.search(sentence):
@@ -439,25 +440,28 @@ class _Writer:
         # What the agent already wrote is not repeated either (but only the bot's words make
         # the draft say "the assistant already shared...").
         agent_texts = [t.text for t in ctx.turns if t.role == "agent"]
+        wanted = frozenset().union(*(P.FACT_WORDS.get(x, frozenset()) for x in self.situations))
         facts = choose_facts(articles[0], query, ctx.bot_texts + agent_texts, limit, want_steps=want_steps,
-                             step_limit=step_limit)
+                             step_limit=step_limit, situation_words=frozenset(_words(" ".join(wanted))))
         if agent_texts:
             bot_said = [x for x in facts.already_said if _said_before(x, ctx.bot_texts)]
             facts = Facts(facts.article, facts.sentences, facts.steps, bot_said, facts.best)
         used = [articles[0].id]
         if urgent_action and not facts.steps:
-            # The best match explains; another retrieved article may say what to do.
+            # The best match only explains; another fraud article says what to do now: that
+            # one leads, with its own summary and steps.
             for other in articles[1:]:
                 if not {t.strip().lower() for t in other.tags.split(",")} & REASON_TAGS["fraud"]:
-                    continue  # borrow steps only from another fraud article
-                more = choose_facts(other, query, ctx.bot_texts + agent_texts, 0, want_steps=True,
-                                    step_limit=step_limit)
+                    continue
+                more = choose_facts(other, query, ctx.bot_texts + agent_texts, 1, want_steps=True,
+                                    step_limit=step_limit, situation_words=frozenset(_words(" ".join(wanted))))
                 if more.steps:
-                    facts = Facts(facts.article, facts.sentences[:1], more.steps, facts.already_said, facts.best)
-                    used.append(other.id)
+                    facts = Facts(other, more.sentences or facts.sentences[:1], more.steps,
+                                  facts.already_said + more.already_said, more.best or facts.best)
+                    used = [other.id] if more.sentences else [other.id, articles[0].id]
                     break
         paragraphs: list[str] = []
-        bot_cited = any(articles[0].id in t.kb_ids for t in ctx.turns if t.role == "bot")
+        bot_cited = any(facts.article.id in t.kb_ids for t in ctx.turns if t.role == "bot")
         new = len(facts.sentences) + len(facts.steps)
         # The bot gave this answer already and the customer is still stuck: say so, don't
         # repeat it, and take it on personally. Not stuck (the agent stepped in after a good

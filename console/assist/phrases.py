@@ -155,6 +155,17 @@ ROUTINE_NO_TOPIC = (
 # Leading into the facts from the knowledge base.
 LEAD_STEPS = ("Here's what to do:", "These are the steps:", "This is the quickest way:")
 LEAD_FACTS = ("Here's how it works:", "This is how it works:", "To explain how this works:")
+# Words that make a knowledge-base fact useful in a situation (they weigh in the choice of
+# facts, next to the customer's own words).
+FACT_WORDS: dict[str, frozenset[str]] = {
+    "fraud": frozenset({"freeze", "report", "refund", "reimburse", "stop", "block", "new card"}),
+    "bereavement": frozenset({"executor", "certificate", "freeze", "funeral", "balance", "no rush"}),
+    "hardship": frozenset({"pause", "plan", "holiday", "fees", "advice", "lower"}),
+    "vulnerability": frozenset({"needs", "trusted", "time", "pause", "support", "attorney", "urgent"}),
+    "health": frozenset({"needs", "trusted", "time", "pause", "attorney", "urgent", "writing"}),
+    "frustration": frozenset({"trace", "chase", "reference", "dispute", "escalate"}),
+}
+
 # Steps first when money is at risk.
 LEAD_STEPS_FIRST = {
     "fraud": ("First, let's protect your account:", "The first thing to do right now:"),

@@ -107,15 +107,24 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
             score += 5.0
         if article.id in cited_ids:
             score += 6.0
+        # An article's first tag is its subject ("pay-in-3"): a question that never touches it
+        # is probably about the general case.
+        if tags and not content_words(tags[0]) & (new_words | old_words) and not wanted_tags & set(tags):
+            score -= 1.5
         if _CONTACT_TAGS & set(tags):
             continue  # the agent is the person they wanted to reach
         if threat and _THREAT_TAGS & set(tags):
             score -= 6.0  # "I'll close my account": the problem to solve is elsewhere
         if score < MIN_SCORE:
             continue
-        score += 0.5 * (len(articles) - position)  # bm25's order breaks ties
+        score += 0.1 * (len(articles) - position)  # bm25 order breaks ties
         scored.append((score, position, article))
     return [a for _, _, a in sorted(scored, key=lambda t: (-t[0], t[1]))]
+
+
+def situation_query(reasons: Sequence[str]) -> str:
+    """Search words for the articles that serve the conversation's situation (fraud, loss...)."""
+    return " ".join(sorted({t for r in reasons for t in REASON_TAGS.get(r, ())}))
 
 
 def search_kb(store: Store, query: str, limit: int = 3) -> list[Article]:
