@@ -99,8 +99,8 @@ def test_ambiguous_question_asks_which(bot: EmbeddedBot) -> None:
     assert "Refunds from shops" in ans.text
 
 
-@pytest.mark.parametrize("question", ["can I get a mortgage from you?", "what's the weather in Paris tomorrow",
-                                      "do you sell car insurance"])
+@pytest.mark.parametrize("question", ["what's the weather in Paris tomorrow", "who won the football last night",
+                                      "can you recommend a good pizza place"])
 def test_says_when_it_does_not_know(bot: EmbeddedBot, question: str) -> None:
     ans = say(bot, question)[0]
     assert ans.fallback and ans.intent == "fallback" and not ans.kb_ids
@@ -302,3 +302,10 @@ def test_a_missed_answer_is_admitted(bot: EmbeddedBot, complaint: str) -> None:
 def test_try_again_rephrases(bot: EmbeddedBot) -> None:
     first, again = say(bot, "How do I freeze my card?", "ok... can you try again?")
     assert again.intent == "rephrase" and again.kb_ids == first.kb_ids
+
+
+@pytest.mark.parametrize("question", ["can I get a mortgage from you?", "what's the APR on my credit card?",
+                                      "how do I redeem my reward points"])
+def test_products_we_do_not_offer_are_named_as_such(bot: EmbeddedBot, question: str) -> None:
+    ans = say(bot, question)[0]
+    assert ans.kb_ids == ["KB-053"] and "do not offer" in ans.text
