@@ -192,7 +192,7 @@ def mark_stale(store: Store, conversation_id: int, *, draft_id: int | None = Non
     :param draft_id: only look at this draft
     :return: the ids that became stale
     """
-    with store.write() as conn:
+    def candidates(conn: Any) -> list[int]:
         newest = conn.execute(
             "SELECT max(id) FROM messages WHERE conversation_id = ? AND role = 'customer'", (conversation_id,)
         ).fetchone()[0]
@@ -206,7 +206,14 @@ def mark_stale(store: Store, conversation_id: int, *, draft_id: int | None = Non
         if draft_id is not None:
             sql += " AND id = ?"
             params.append(draft_id)
-        ids = [r[0] for r in conn.execute(sql, params)]
+        return [r[0] for r in conn.execute(sql, params)]
+
+    # Most calls find nothing to change: look first without taking the write lock, which a
+    # busy hub may hold for a moment (the console calls this from its event loop).
+    if not candidates(store.conn):
+        return []
+    with store.write() as conn:
+        ids = candidates(conn)
         if ids:
             conn.execute(
                 f"UPDATE drafts SET outcome = 'stale' WHERE id IN ({','.join('?' * len(ids))})", ids
