@@ -118,6 +118,8 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("fraud", re.compile(r"\b(?:scam(?:med)?|phishing|fraudster|hacked|stolen|didn't make|did not make|"
                          r"didn't authori[sz]e|entered my card details|got into my account)\b", re.IGNORECASE)),
     ("bereavement", re.compile(r"\b(?:passed away|died|funeral)\b", re.IGNORECASE)),
+    ("long_wait", re.compile(r"\b(?:still waiting|been waiting|waiting for ages|how long is this going to take"
+                             r"|still nothing|anyone there)\b", re.IGNORECASE)),
     ("financial_hardship", re.compile(r"\b(?:lost my job|can't afford|cannot afford|struggling to pay)\b",
                                       re.IGNORECASE)),
 )
