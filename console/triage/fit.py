@@ -48,24 +48,66 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-def logistic(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 400) -> list[float]:
-    """Full-batch gradient descent with L2; returns weights with the bias last."""
-    d = len(xs[0])
-    w = [0.0] * (d + 1)
-    n = len(xs)
-    lr = 0.5
+def logistic(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 25) -> list[float]:
+    """L2-regularised logistic regression by Newton's method; returns weights with the bias last.
+
+    A few dozen features and a few thousand rows: Newton converges in well under ``epochs``
+    iterations, seconds in pure Python where gradient descent took a minute. The bias is not
+    penalised.
+    """
+    d = len(xs[0]) + 1
+    rows = [[*x, 1.0] for x in xs]
+    targets = [1.0 if y else 0.0 for y in ys]
+    n = len(rows)
+    w = [0.0] * d
     for _ in range(epochs):
-        grad = [0.0] * (d + 1)
-        for x, y in zip(xs, ys, strict=True):
-            z = w[-1] + sum(wi * xi for wi, xi in zip(w, x, strict=False))
-            err = _sigmoid(z) - (1.0 if y else 0.0)
-            for i in range(d):
-                grad[i] += err * x[i]
-            grad[-1] += err
+        grad = [0.0] * d
+        hess = [[0.0] * d for _ in range(d)]
+        for x, y in zip(rows, targets, strict=True):
+            p = _sigmoid(sum(a * b for a, b in zip(w, x, strict=True)))
+            err = p - y
+            c = p * (1.0 - p)
+            for i, xi in enumerate(x):
+                if xi:
+                    grad[i] += err * xi
+                    cx = c * xi
+                    row = hess[i]
+                    for j in range(i + 1):
+                        row[j] += cx * x[j]
         for i in range(d):
-            w[i] -= lr * (grad[i] / n + l2 * w[i])
-        w[-1] -= lr * grad[-1] / n
+            for j in range(i):
+                hess[j][i] = hess[i][j]
+        for i in range(d - 1):
+            grad[i] += n * l2 * w[i]
+            hess[i][i] += n * l2
+        hess[d - 1][d - 1] += 1e-9 * n  # a constant feature column never makes it singular
+        step = _solve(hess, grad)
+        w = [a - b for a, b in zip(w, step, strict=True)]
+        if max(abs(s) for s in step) < 1e-6:
+            break
     return w
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """Solve ``a x = b`` (a symmetric positive definite) by Gaussian elimination with pivoting."""
+    n = len(b)
+    m = [[*row, rhs] for row, rhs in zip(a, b, strict=True)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        m[col], m[piv] = m[piv], m[col]
+        if abs(m[col][col]) < 1e-12:
+            continue
+        for r in range(col + 1, n):
+            f = m[r][col] / m[col][col]
+            if f:
+                for c in range(col, n + 1):
+                    m[r][c] -= f * m[col][c]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        if abs(m[r][r]) < 1e-12:
+            continue
+        x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / m[r][r]
+    return x
 
 
 def f1(pairs: list[tuple[bool, bool]]) -> float:
@@ -112,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("csv")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--l2", type=float, default=0.001)
-    parser.add_argument("--epochs", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=25, help="Newton iterations at most")
     parser.add_argument("--rounds", type=int, default=2, help="refits (context features depend on the weights)")
     parser.add_argument("--threshold", type=float, help="use this decision threshold instead of searching")
     parser.add_argument("--train", default="", help="comma-separated slice prefixes to fit on (default: all)")
