@@ -69,10 +69,10 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "tandem serve: stopped after" in err and "Traceback" not in err
-    assert any(ln.startswith("hub: ") and "customer messages" in ln for ln in err.splitlines())  # periodic line
+    assert "tandem serve: stopped after" in err and "Traceback" not in err, err
+    assert any(ln.startswith("hub: ") and "customer messages" in ln for ln in err.splitlines()), err
     states = _states(db_path)
-    assert states.get("bot", 0) > 0 and states.get("waiting", 0) > 0 and states.get("resolved", 0) > 0, states
+    assert states.get("bot", 0) > 0 and states.get("waiting", 0) > 0 and states.get("resolved", 0) > 0, (states, err)
     with Store(db_path) as store:
         assert check(store) == []
         for (data,) in store.query("SELECT data FROM events WHERE kind = 'escalated'"):
