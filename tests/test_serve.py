@@ -62,7 +62,14 @@ def _answered_twice(store: Store) -> list[int]:
 def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> None:
     proc = _serve(db_path, "--simulate", "40", "--speed", "25", "--seed", "4", "--log-interval", "2")
     try:
-        time.sleep(8)
+        # Let it run a few seconds, then until every state has shown up (a loaded machine is slower).
+        time.sleep(4)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            states = _states(db_path)
+            if min(states.get(k, 0) for k in ("bot", "waiting", "resolved")) > 0:
+                break
+            time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:
