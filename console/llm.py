@@ -155,7 +155,14 @@ class LLM:
             return LLMError(f"the LLM endpoint answered HTTP {exc.status_code}")
         if isinstance(exc, openai.OpenAIError):
             return LLMError(f"LLM error: {type(exc).__name__}")
-        return LLMError(f"LLM error: {exc}")
+        # Mid-stream, the HTTP library's own errors can surface unwrapped (httpx ReadTimeout,
+        # RemoteProtocolError when a server drops the connection).
+        name = type(exc).__name__
+        if "Timeout" in name:
+            return LLMTimeout(f"the LLM did not answer within {timeout:g}s")
+        if any(word in name for word in ("Connect", "Protocol", "Network", "Read", "Write")):
+            return LLMUnavailable(f"lost the connection to the LLM ({name})")
+        return LLMError(f"LLM error: {name}: {exc}")
 
     async def stream(self, messages: Sequence[Message], *, timeout: float | None = None,
                      temperature: float = 0.4, max_tokens: int = 400) -> AsyncIterator[str]:

@@ -180,3 +180,26 @@ async def test_complete_json_asks_in_words_when_nothing_structured_is_supported(
     last = fake_openai.requests[2]
     assert "tools" not in last and "response_format" not in last
     assert '"reply", "handoff"' in last["messages"][-1]["content"]
+
+
+async def test_dropped_connection_is_unavailable(fake_openai: FakeOpenAI) -> None:
+    fake_openai.drop = True
+    with pytest.raises(LLMUnavailable):
+        await _llm(fake_openai).complete([{"role": "user", "content": "q"}])
+    with pytest.raises(LLMUnavailable):
+        async for _ in _llm(fake_openai).stream([{"role": "user", "content": "q"}]):
+            pass
+
+
+def test_http_library_errors_are_translated() -> None:
+    class ReadTimeout(Exception):
+        pass
+
+    class RemoteProtocolError(Exception):
+        pass
+
+    llm = LLM(LLMConfig(base_url="http://x/v1"))
+    assert isinstance(llm._translate(ReadTimeout("slow"), 2.0), LLMTimeout)
+    assert isinstance(llm._translate(RemoteProtocolError("gone"), 2.0), LLMUnavailable)
+    other = llm._translate(ValueError("odd"), 2.0)
+    assert type(other) is LLMError and "odd" in str(other)
