@@ -193,6 +193,7 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
         (["serve", "--db", db, "--listen", "localhost:http"], "--listen wants HOST:PORT"),
         (["serve", "--db", db, "--speed", "0"], "--speed must be positive"),
         (["serve", "--db", db, "--simulate", "-2"], "--simulate must be 0 or more"),
+        (["serve", "--db", db, "--simulate", "2", "--personas", "routine,pirate"], "unknown persona(s) pirate"),
     ):
         assert main(argv) == 1
         err = capsys.readouterr().err

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="customer-messages.csv (or its directory) to replay first messages from "
                         "(default: ../shared/data next to the repository, when present)")
     parser.add_argument("--no-replay", action="store_true", help="simulate with the personas' scripts only")
+    parser.add_argument("--personas", metavar="NAMES",
+                        help="only these simulated personas, comma-separated (routine, confused, frustrated, "
+                        "grieving, scam, abusive, human, injection, quiet)")
     parser.add_argument("--policy", metavar="FILE", help="TOML file of escalation policy settings")
     parser.add_argument("--escalate-level", choices=("watch", "empathy", "urgent"), default=None,
                         help="escalate at this triage level or above (default empathy)")
@@ -80,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
     settings = _settings(args)
+    personas = _personas(args.personas)
     listen = None if args.no_api else _listen(args.listen)
     llm = None
     if not args.embedded:
@@ -100,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve_forever(
         path, settings=settings, simulate=args.simulate, speed=args.speed, duration=args.duration,
         seed=args.seed, data=False if args.no_replay else args.data, log_interval=args.log_interval,
-        llm=llm, listen=listen,
+        llm=llm, listen=listen, personas=personas,
     ))
 
 
@@ -115,3 +119,16 @@ def _listen(value: str) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise UsageError(f"--listen port must be 1-65535 (got {number})")
     return host.strip("[]") or "127.0.0.1", number
+
+
+def _personas(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    from console.channels.personas import BY_NAME
+
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown or not names:
+        which = ", ".join(unknown) if unknown else repr(value)
+        raise UsageError(f"unknown persona(s) {which} (known: {', '.join(BY_NAME)})")
+    return names

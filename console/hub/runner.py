@@ -34,12 +34,14 @@ async def serve_forever(
     log_interval: float = 60.0,
     llm: Any = None,
     listen: tuple[str, int] | None = None,
+    personas: list[str] | None = None,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
     :param data: replay file for the simulator; ``False`` for scripts only
     :param llm: an enabled :class:`console.config.LLMConfig` for the LLM bot; ``None``: embedded
     :param listen: serve the channel API on ``(host, port)`` in the same loop; ``None``: no API
+    :param personas: simulate only these personas
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     hub = make_hub(path, settings=settings, llm=llm)
@@ -54,7 +56,7 @@ async def serve_forever(
     if simulate:
         from console.channels.sim import Simulator
 
-        sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data)
+        sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data, personas=personas)
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
     api_runner, api_note = await _start_api(path, listen) if listen else (None, "no channel API")
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
