@@ -213,3 +213,13 @@ def test_a_customer_talks_to_the_agent_who_claims_them(db_path: Path) -> None:
         assert check(store) == []
     # first message, the hand-off notice, Ana, the customer explains, Ana again, thanks.
     assert roles == ["customer", "system", "agent", "customer", "agent", "customer"]
+
+
+def test_customers_of_one_persona_rarely_read_alike() -> None:
+    from console.channels.sim import iter_openers
+
+    for persona in PERSONAS:
+        gen = iter_openers(persona, seed=4)
+        openers = [next(gen) for _ in range(40)]
+        assert len(set(openers)) >= min(20, 3 * len(persona.openers)), (persona.name, openers)
+        assert all("{" not in o for o in openers)  # every slot filled
