@@ -107,7 +107,7 @@ def load_config(env: Mapping[str, str] | None = None, path: str | os.PathLike[st
 
     :param env: the environment to read (default ``os.environ``); tests pass a dict
     :param path: an explicit config file; else ``$TANDEM_CONFIG``, else ``./tandem.toml`` if present
-    :raises ConfigError: an explicit config file is missing or malformed, or a bad timeout
+    :raises ConfigError: an explicit config file is missing or malformed, a bad timeout or URL
     """
     env = os.environ if env is None else env
     file_values: dict[str, object] = {}
@@ -129,6 +129,8 @@ def load_config(env: Mapping[str, str] | None = None, path: str | os.PathLike[st
         return None if value is None else str(value)
 
     base_url = pick("OPENAI_BASE_URL", "base_url")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"OPENAI_BASE_URL must start with http:// or https:// (got {base_url!r})")
     api_key = pick("OPENAI_API_KEY", "api_key")
     model = pick("TANDEM_MODEL", "model") or DEFAULT_MODEL
     raw_timeout = pick("TANDEM_LLM_TIMEOUT", "timeout")

@@ -41,6 +41,8 @@ def test_config_rejects_bad_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_config(env={"TANDEM_LLM_TIMEOUT": "soon"})
     with pytest.raises(ConfigError):
+        load_config(env={"OPENAI_BASE_URL": "localhost:8000/v1"})
+    with pytest.raises(ConfigError):
         load_config(env={"TANDEM_CONFIG": str(tmp_path / "missing.toml")})
     bad = tmp_path / "bad.toml"
     bad.write_text("[llm\n")
