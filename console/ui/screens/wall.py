@@ -75,7 +75,6 @@ class WallScreen(Screen[None]):
         self.top = 0
         self.cols = 1
         self.rows_visible = 1
-        self.tick = 0
         self.loaded = False
         self._header_text = ""
 
@@ -227,10 +226,9 @@ class WallScreen(Screen[None]):
                     tile.show(None, selected=False, rising=False, at=at)
 
     def _second(self) -> None:
-        self.tick += 1
-        if self.tandem.prune_rising():
-            self._paint()
-        elif self.order:
+        # Highlights run out and waiting times move; tiles whose words did not change skip it.
+        self.tandem.prune_rising()
+        if self.order:
             self._paint()
 
     # --- actions ------------------------------------------------------------------------
