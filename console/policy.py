@@ -7,12 +7,14 @@ of settings, so the rules can be read (and tested) without a database or a bot:
 - the customer asks for a person (triage reason ``human_request``, or the bot's structured
   ``handoff`` field);
 - fraud or safety: at once, as ``urgent``;
-- the bot has not known the answer ``max_fallbacks`` times (default 2).
+- the bot has not known the answer ``max_fallbacks`` times (default 2);
+- never on a prompt injection alone (``flag_only_reasons``): it is flagged for the agents and
+  the bot keeps its normal behaviour.
 
-After a person handed a conversation back (or a supervisor sent it back from the queue), the
-reasons present at that moment are *settled*: they do not escalate it again; only new
-evidence does (a reason not seen before, a rise above the settled level, or an explicit new
-request in the latest message).
+After a person handed a conversation back, closed it, or a supervisor sent it back from the
+queue, the reasons present at that moment are *settled*: they do not escalate it again; only
+new evidence does (a reason not seen before, or the customer raising ``raised_again`` reasons
+-- a person, their safety -- in the newest message).
 
 Settings load from a TOML file (``tandem serve --policy FILE``) whose keys are the field
 names of :class:`PolicySettings`.
@@ -48,6 +50,9 @@ class PolicySettings:
     :param escalate_level: a conversation at or above this level goes to the queue
     :param max_fallbacks: escalate when the bot would not know for the N-th time
     :param urgent_reasons: these reasons escalate at once and mark the conversation urgent
+    :param raised_again: after a hand-back, these escalate again when the customer's newest
+        message raises them again (asking for a person again; a safety concern); others
+        already dealt with do not
     :param human_request_reasons: reasons that mean "the customer asked for a person"
     :param flag_only_reasons: shown to agents but never a reason to escalate on their own (a
         prompt injection is flagged; the bot keeps its normal policy)
@@ -62,6 +67,7 @@ class PolicySettings:
     escalate_level: str = "empathy"
     max_fallbacks: int = 2
     urgent_reasons: tuple[str, ...] = ("fraud", "safety")
+    raised_again: tuple[str, ...] = ("human_request", "safety")
     human_request_reasons: tuple[str, ...] = ("human_request",)
     flag_only_reasons: tuple[str, ...] = ("prompt_injection",)
     soft_reasons: tuple[str, ...] = ("negative_sentiment", "sentiment_drop")
@@ -104,7 +110,7 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("urgent_reasons", "human_request_reasons", "flag_only_reasons",
+        if key in ("urgent_reasons", "raised_again", "human_request_reasons", "flag_only_reasons",
                    "soft_reasons"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: {key} must be a list of strings")
@@ -168,9 +174,9 @@ def decide(
     reasons = tuple(dict.fromkeys(reasons))
     latest = frozenset(message_reasons)
     settled = settled or Settled()
-    # Evidence a person has not seen yet. A reason repeated in the newest message that is
-    # an explicit request or an emergency is always new: the customer is asking again.
-    always_new = latest & {*settings.urgent_reasons, *settings.human_request_reasons}
+    # Evidence a person has not seen yet. Some reasons raised again in the newest message
+    # count as new: the customer asks for a person again, or is in danger again.
+    always_new = latest & set(settings.raised_again)
     fresh = tuple(r for r in reasons if r not in settled.reasons or r in always_new)
     fresh_set = frozenset(fresh)
 

@@ -131,3 +131,12 @@ def test_wait_estimate_prefers_the_measured_handling_time() -> None:
     assert wait_estimate_minutes(P, 1, 1, measured_minutes=10.0) == 20
     assert wait_estimate_minutes(P, 1, 1, measured_minutes=None) == 8
     assert wait_estimate_minutes(P, 0, 0, measured_minutes=10.0) is None
+
+
+def test_after_hand_back_a_mention_of_settled_fraud_is_not_new_but_safety_is() -> None:
+    settled = Settled(frozenset({"fraud"}), "urgent")
+    d = decide(P, level="urgent", reasons=["fraud"], message_reasons=["fraud"], settled=settled)
+    assert not d.escalate
+    settled = Settled(frozenset({"safety"}), "urgent")
+    d = decide(P, level="urgent", reasons=["safety"], message_reasons=["safety"], settled=settled)
+    assert d.escalate and d.urgent
