@@ -23,6 +23,7 @@ from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
 
 RISING_SECONDS = 4.0
+HEARTBEAT_SECONDS = 30.0
 
 
 class TandemApp(App[None]):
@@ -68,8 +69,16 @@ class TandemApp(App[None]):
         self.push_screen(self._wall)
         self.reader.start()
         self.set_interval(1.0, self.collector.tick)
+        self.set_interval(HEARTBEAT_SECONDS, self._heartbeat)
         if self._notice:
             self.notify(self._notice, timeout=8, markup=False)
+
+    def _heartbeat(self) -> None:
+        # The supervisor view shows when each agent was last seen.
+        try:
+            lifecycle.register_agent(self.store, self.agent, role="supervisor" if self.supervisor else "agent")
+        except StoreError:
+            pass  # a busy database: the next beat will do
 
     def on_unmount(self) -> None:
         self.reader.stop()
