@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("csv", nargs="?", metavar="CSV", help="with eval: the labelled CSV")
     parser.add_argument("--json", action="store_true", help="with eval: print metrics as JSON")
     parser.add_argument(
+        "--curve", action="store_true",
+        help="with eval: move the decision threshold (shipped: 0.5) and print the pooled real "
+        "precision/recall/F1 against the recall and specificity floors of the other slices",
+    )
+    parser.add_argument(
         "--llm", action="store_true",
         help="also ask the configured LLM (OPENAI_BASE_URL / OPENAI_API_KEY / TANDEM_MODEL) for a second "
         "opinion, combined with the offline verdict (it can raise a level, never lower one); "
@@ -42,11 +47,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.file == "eval":
         if not args.csv:
             raise UsageError("triage eval needs a CSV file (columns slice, conversation, text, needs_empathy)")
-        return _eval(args.csv, as_json=args.json)
+        return _eval(args.csv, as_json=args.json, as_curve=args.curve)
     if args.csv:
         raise UsageError(f"unexpected argument {args.csv!r} (did you mean `tandem triage eval {args.csv}`?)")
     if args.json:
         raise UsageError("--json goes with `tandem triage eval CSV`; scoring already writes JSONL")
+    if args.curve:
+        raise UsageError("--curve goes with `tandem triage eval CSV`")
     llm = _llm() if args.llm else None
     if args.file == "-":
         return _stream(sys.stdin.buffer, llm)
@@ -162,15 +169,28 @@ def _lines(source: BinaryIO, limit: int) -> Iterator[bytes]:
         yield raw
 
 
-def _eval(path: str, *, as_json: bool) -> int:
+def _eval(path: str, *, as_json: bool, as_curve: bool = False) -> int:
     from console.triage import TriageEngine
-    from console.triage.evaluate import EvalError, evaluate, progress_bar, read_rows, render
+    from console.triage.evaluate import (
+        EvalError,
+        curve,
+        evaluate,
+        progress_bar,
+        read_rows,
+        render,
+        render_curve,
+    )
     from console.triage.evaluate import as_json as to_json
 
+    if as_json and as_curve:
+        raise UsageError("choose one of --json and --curve")
     try:
         rows = read_rows(path)
     except EvalError as exc:
         raise UsageError(str(exc)) from None
+    if as_curve:
+        print(render_curve(curve(rows)))
+        return 0
     tallies = evaluate(TriageEngine(), rows, progress=progress_bar(len(rows)))
     if as_json:
         print(json.dumps(to_json(tallies), indent=2))

@@ -7,6 +7,7 @@ order), which is how the hub sees it: the verdict after that message arrived.
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,13 @@ from console.triage.engine import State, TriageEngine, Verdict
 REQUIRED = ("slice", "conversation", "text", "needs_empathy")
 REAL_PREFIX = "real_"
 POOLED = "real (pooled)"
+# The acceptance floors of issue #4 on the single-message slices (slice -> minimum).
+RECALL_FLOORS = {"bitext_human_request": 0.95, "nlupp_handoff": 0.95, "bitext_abusive": 0.9, "ed_vulnerability": 0.85}
+SPEC_FLOORS = {
+    "banking77_routine": 0.9, "bitext_routine": 0.9, "nlupp_routine": 0.9,
+    "airline_nonnegative": 0.8, "ed_positive_events": 0.8,
+}
+CURVE = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
 class EvalError(ValueError):
@@ -149,6 +157,49 @@ def render(tallies: dict[str, Tally]) -> str:
             f"{shown:<26} {m['n']:>5} {m['positives']:>5} {cell(m, 'precision')} {cell(m, 'recall')}"
             f" {cell(m, 'f1')} {cell(m, 'specificity')}"
         )
+    return "\n".join(lines)
+
+
+def curve(
+    rows: list[Row], thresholds: Iterable[float] = CURVE, weights: tuple[float, ...] | None = None
+) -> list[tuple[float, dict[str, Tally]]]:
+    """Tallies with the soft model's decision threshold moved to each of ``thresholds``.
+
+    The shipped operating point is 0.5 (the fitted threshold is folded into the bias); moving
+    it shifts the bias, so hard cues, floors and conversation rules stay as shipped. This is
+    the precision/recall trade-off on the real slices against the floors of the others.
+    """
+    base = TriageEngine(weights).weights
+    out = []
+    for t in thresholds:
+        if not 0.0 < t < 1.0:
+            raise EvalError(f"threshold {t} is not between 0 and 1")
+        w = (*base[:-1], base[-1] - math.log(t / (1.0 - t)))
+        out.append((t, evaluate(TriageEngine(w), rows)))
+    return out
+
+
+def render_curve(points: list[tuple[float, dict[str, Tally]]]) -> str:
+    """One line per threshold: pooled real precision/recall/F1, then each floor (``*`` = missed)."""
+    present = points[0][1] if points else {}
+    floors = [(n, "recall", f) for n, f in RECALL_FLOORS.items() if n in present]
+    floors += [(n, "specificity", f) for n, f in SPEC_FLOORS.items() if n in present]
+    head = f"{'threshold':>9} {'prec':>6} {'recall':>6} {'F1':>6}" + "".join(
+        f" {name[:14]:>15}" for name, _, _ in floors
+    )
+    lines = [head, "-" * len(head)]
+    for t, tallies in points:
+        m = tallies[POOLED].metrics() if POOLED in tallies else {}
+        cells = "".join(
+            f" {m.get(k, 0.0):6.3f}" for k in ("precision", "recall", "f1")
+        )
+        for name, key, floor in floors:
+            got = tallies[name].metrics().get(key, 0.0)
+            cells += f" {got:14.3f}{'*' if got < floor else ' '}"
+        mark = "  <- shipped" if abs(t - 0.5) < 1e-9 else ""
+        lines.append(f"{t:9.2f}{cells}{mark}")
+    lines.append("recall floors: " + ", ".join(f"{n} {f}" for n, f in RECALL_FLOORS.items()))
+    lines.append("specificity floors: " + ", ".join(f"{n} {f}" for n, f in SPEC_FLOORS.items()))
     return "\n".join(lines)
 
 

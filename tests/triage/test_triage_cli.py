@@ -106,6 +106,19 @@ def test_eval_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["real_demo"]["n"] == 3
 
 
+def test_eval_curve_moves_the_threshold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _csv(tmp_path / "dev.csv")
+    assert main(["triage", "eval", str(path), "--curve"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    points = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert [p[0] for p in points] == ["0.30", "0.35", "0.40", "0.45", "0.50", "0.55", "0.60", "0.65", "0.70"]
+    assert "<- shipped" in lines[2 + 4]
+    recalls = [float(p[2]) for p in points]
+    assert recalls == sorted(recalls, reverse=True)  # a higher threshold never flags more
+    assert main(["triage", "eval", str(path), "--curve", "--json"]) == 1
+    assert main(["triage", "-", "--curve"]) == 1
+
+
 def test_eval_rejects_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")

@@ -132,6 +132,23 @@ def test_trend_raises_the_level_when_the_last_message_alone_would_not(engine: Tr
     assert not engine.observe(state, "customer", "oh it just arrived, thank you!").needs_human
 
 
+def test_two_troubled_turns_in_a_row_are_a_trend(engine: TriageEngine) -> None:
+    first, second = "It still does not work.", "I have not received the code."
+    assert engine.score_message(first).level == "watch"
+    assert engine.score_message(second).level == "watch"
+    state = engine.new_state()
+    assert not engine.observe(state, "customer", first).needs_human
+    assert engine.observe(state, "customer", second).needs_human
+    # With a calm turn in between there is no streak.
+    state = engine.new_state()
+    engine.observe(state, "customer", first)
+    engine.observe(state, "customer", "ok")
+    assert not engine.observe(state, "customer", second).needs_human
+    # Short acknowledgements are not trouble however many there are.
+    state = engine.new_state()
+    assert all(engine.observe(state, "customer", t).level == "calm" for t in ("ok", "Yes.", "ok thanks"))
+
+
 def test_repeat_question(engine: TriageEngine) -> None:
     state = engine.new_state()
     engine.observe(state, "customer", "when will my new card arrive at my home address")
