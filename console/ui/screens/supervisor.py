@@ -50,9 +50,9 @@ def queue_cells(row: dict[str, Any], sla: float, at: float) -> tuple[Text, ...]:
 
 
 def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Waiting first (oldest wait first), then held conversations by level."""
+    """Waiting first (urgent ones, then the oldest wait), then held conversations by level."""
     if row["state"] == "waiting":
-        return (0, row.get("waiting_since") or 0.0, row["id"])
+        return (0, 0 if row.get("level") == "urgent" else 1, row.get("waiting_since") or 0.0, row["id"])
     return (1, -level_rank(row), row.get("claimed_at") or 0.0, row["id"])
 
 
