@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.events import MouseScrollDown
 from ui_support import wait_until
 
 from console.ui.app import TandemApp
@@ -137,3 +138,23 @@ async def test_empty_store_says_so(db_path: Path) -> None:
             lifecycle.escalate(s, cid, reasons=["human_request"])
         await wait_until(pilot, lambda: wall.order == [cid], what="the new tile")
         assert not empty.has_class("-shown")
+
+
+async def test_mouse_scrolls_the_wall_and_clicks_filters(db_path: Path) -> None:
+    with Store(db_path) as s:
+        for i in range(40):
+            lifecycle.open_conversation(s, f"customer {i}")
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.rows) == 40, what="rows")
+        wall = _wall(app)
+        first = {t.conversation_id for t in _tiles(app)}
+        tile = _tiles(app)[0]
+        # The wheel over a tile: the event bubbles from the tile up to the wall.
+        tile.post_message(MouseScrollDown(tile, 2, 2, 0, 1, 0, False, False, False))
+        await pilot.pause()
+        assert wall.top >= 1
+        assert {t.conversation_id for t in _tiles(app)} != first
+        assert wall.pos[wall.cursor] // wall.cols >= wall.top  # the cursor came along, on screen
+        await pilot.click("#filter-waiting")
+        assert wall.filter == "waiting" and wall.order == []
