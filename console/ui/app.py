@@ -17,7 +17,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
-from console.ui.model import level_rank
+from console.ui.model import level_rank, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
@@ -104,16 +104,21 @@ class TandemApp(App[None]):
             rows.clear()
         deadline = time.monotonic() + RISING_SECONDS
         changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+        urgent: list[dict[str, Any]] = []
         for row in message.rows:
             old = rows.get(row["id"])
             changes.append((old, row))
             if old is not None and level_rank(row) > level_rank(old) and row["state"] != "resolved":
                 self.rising[row["id"]] = deadline
+                if row.get("level") == "urgent":
+                    urgent.append(row)
             if row["state"] == "resolved":
                 rows.pop(row["id"], None)
             else:
                 rows[row["id"]] = row
         self.last_event_id = message.last_event_id
+        if urgent:
+            self._announce(urgent)
         if message.full:
             self.collector.start()  # see console/ui/quiet_gc.py: no full GC while typing
         if self._wall is not None:
@@ -122,6 +127,15 @@ class TandemApp(App[None]):
             hook = getattr(screen, "rows_changed", None)
             if hook is not None:
                 hook(message.rows)
+
+    def _announce(self, rows: list[dict[str, Any]]) -> None:
+        """A conversation turned urgent: say so in words, once, whatever screen is up."""
+        first = rows[0]
+        name = safe_text(first.get("customer_name") or "?", one_line=True)[:40]
+        why = ", ".join(reason_words(first.get("reasons") or [])) or "urgent"
+        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+        self.notify(f"{name} #{first['id']} is urgent: {why}{more}", severity="warning", timeout=6,
+                    markup=False)
 
     def prune_rising(self) -> bool:
         """Forget highlights that have run out; return whether any did."""

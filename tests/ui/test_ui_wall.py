@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.events import MouseScrollDown
-from ui_support import wait_until
+from ui_support import notes, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.model import needs_human
@@ -57,7 +57,7 @@ async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(db_path: Pa
             lifecycle.add_customer_message(s, cid, f"question {i}")
             ids.append(cid)
     app = TandemApp(db_path, "me", interval=0.05)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 12, what="rows")
         wall = _wall(app)
         # The agent has the cursor on the fifth tile (second row, first column).
@@ -74,6 +74,11 @@ async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(db_path: Pa
         first = next(t for t in app.screen.query(Tile) if t.conversation_id == target)
         assert first.rising and first.frame() == "rising" and first.row["level"] == "empathy"
         assert "╔" in first.render_line(0).text  # drawn with the double "rising" frame
+        # Urgent is said in words too, whatever the agent is looking at.
+        with Store(db_path) as s:
+            lifecycle.record_triage(s, target, TriageMark("urgent", 0.95, ["fraud"]))
+        await wait_until(pilot, lambda: any(f"#{target} is urgent: fraud" in n for n in notes(app)),
+                         what="the urgent notice")
         # The wall did not jump under the agent: the selected tile is on the same screen row.
         assert wall.cursor == selected
         assert wall.pos[selected] // wall.cols - wall.top == visual_row
