@@ -45,12 +45,36 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-def logistic(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 25) -> list[float]:
+def logistic(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 400) -> list[float]:
+    """Full-batch gradient descent with L2 from zero; returns weights with the bias last.
+
+    A fixed number of small steps stops short of the maximum-likelihood fit; that early stop
+    shrinks the weights, and the shipped weights (fitted this way) score better on the real
+    slices than the converged fit of :func:`newton` (pooled F1 0.540 against 0.527 on dev.csv).
+    """
+    d = len(xs[0])
+    w = [0.0] * (d + 1)
+    n = len(xs)
+    lr = 0.5
+    for _ in range(epochs):
+        grad = [0.0] * (d + 1)
+        for x, y in zip(xs, ys, strict=True):
+            z = w[-1] + sum(wi * xi for wi, xi in zip(w, x, strict=False))
+            err = _sigmoid(z) - (1.0 if y else 0.0)
+            for i in range(d):
+                grad[i] += err * x[i]
+            grad[-1] += err
+        for i in range(d):
+            w[i] -= lr * (grad[i] / n + l2 * w[i])
+        w[-1] -= lr * grad[-1] / n
+    return w
+
+
+def newton(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 25) -> list[float]:
     """L2-regularised logistic regression by Newton's method; returns weights with the bias last.
 
-    A few dozen features and a few thousand rows: Newton converges in well under ``epochs``
-    iterations, seconds in pure Python where gradient descent took a minute. The bias is not
-    penalised.
+    Converges in a few iterations: about 1.5 s for a whole fit instead of 30 s, which is what
+    trying out a new feature wants (``--newton``). The bias is not penalised.
     """
     d = len(xs[0]) + 1
     rows = [[*x, 1.0] for x in xs]
@@ -151,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("csv")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--l2", type=float, default=0.001)
-    parser.add_argument("--epochs", type=int, default=25, help="Newton iterations at most")
+    parser.add_argument("--epochs", type=int, default=400, help="gradient steps (Newton: iterations at most)")
+    parser.add_argument("--newton", action="store_true", help="fit by Newton's method: converged and 20x faster, for trying features")
     parser.add_argument("--rounds", type=int, default=2, help="refits (context features depend on the weights)")
     parser.add_argument("--threshold", type=float, help="use this decision threshold instead of searching")
     parser.add_argument("--train", default="", help="comma-separated slice prefixes to fit on (default: all)")
@@ -163,14 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefixes = tuple(p for p in args.train.split(",") if p) or TRAIN_PREFIXES
         train = [(i, d) for i, d in enumerate(data) if d[3].startswith(prefixes)]
         fold_of = [zlib.crc32(rows[i].conversation.encode()) % args.folds for i, _ in train]
+        solve = newton if args.newton else logistic
+        epochs = min(args.epochs, 25) if args.newton else args.epochs
         oof: dict[int, float] = {}
         for k in range(args.folds):
             fit_set = [d for (i, d), f in zip(train, fold_of, strict=True) if f != k]
-            w = logistic([d[0] for d in fit_set], [d[1] for d in fit_set], args.l2, args.epochs)
+            w = solve([d[0] for d in fit_set], [d[1] for d in fit_set], args.l2, epochs)
             for (i, d), f in zip(train, fold_of, strict=True):
                 if f == k:
                     oof[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
-        w = logistic([d[0] for _, d in train], [d[1] for _, d in train], args.l2, args.epochs)
+        w = solve([d[0] for _, d in train], [d[1] for _, d in train], args.l2, epochs)
         # Slices left out of training still bound the operating point: score them with the
         # model fitted on everything it was allowed to see.
         for i, d in enumerate(data):
