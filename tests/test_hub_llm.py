@@ -92,3 +92,27 @@ async def test_an_llm_timeout_still_answers_from_the_embedded_bot(db_path: Path,
     bot = transcript(store, cid)[-1]
     assert bot["role"] == "bot" and bot["meta"]["engine"] == "embedded" and bot["meta"].get("notice")
 
+
+
+async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(db_path: Path, store: Store,
+                                                                         fake_openai: FakeOpenAI) -> None:
+    replies = iter(["Pay-in-3 splits a purchase into three payments.", "Yes, you can pay it off early.",
+                    "Late fees are capped."])
+    fake_openai.responder = lambda body: {"reply": next(replies), "handoff": False, "known": True}
+    cid = lc.open_conversation(store, "Maya")
+    lc.add_customer_message(store, cid, "How does pay in 3 work?")
+    hub = make_hub(db_path, llm=_llm(fake_openai))
+    await hub.drain()
+    lc.add_customer_message(store, cid, "Can I pay it off early?")
+    await hub.drain()
+    hub.close()
+    seen = json.dumps(fake_openai.last["messages"])
+    assert "How does pay in 3 work?" in seen and "three payments" in seen and "pay it off early" in seen
+    # A new hub (cold cache) builds the same context from the store.
+    lc.add_customer_message(store, cid, "And if I miss a payment?")
+    again = make_hub(db_path, llm=_llm(fake_openai))
+    await again.drain()
+    again.close()
+    seen = json.dumps(fake_openai.last["messages"])
+    assert "How does pay in 3 work?" in seen and "pay it off early" in seen and "miss a payment" in seen
+    assert [m["role"] for m in transcript(store, cid)] == ["customer", "bot"] * 3

@@ -37,7 +37,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +102,8 @@ class _Conv:
     last_customer: Any = None  # verdict right after the last customer message
     stored: tuple[str, tuple[str, ...]] | None = None  # (level, reasons) last written
     settled: Settled = field(default_factory=Settled)
+    # The newest messages, for the bot; None until known (an entry loaded from the store).
+    context: deque[dict[str, str]] | None = None
 
 
 @dataclass(slots=True)
@@ -346,14 +348,14 @@ class Hub:
     async def _handle(self, cid: int, has_customer: bool) -> None:
         store = self.store
         conv = store.one(
-            "SELECT c.state, c.bot_fallbacks, c.triage_state, cu.name FROM conversations c"
+            "SELECT c.state, c.bot_fallbacks, c.triage_state, cu.name, c.version FROM conversations c"
             " JOIN customers cu ON cu.id = c.customer_id WHERE c.id = ?",
             (cid,),
         )
         if conv is None:
             return
         state, fallbacks, triage_state, customer_name = conv[0], conv[1], conv[2], conv[3]
-        entry = self._entry(cid, triage_state)
+        entry = self._entry(cid, triage_state, version=conv[4])
         rows = store.query(
             "SELECT id, role, text, created_at, meta FROM messages"
             " WHERE conversation_id = ? AND id > ? AND role IN ('customer', 'bot', 'agent', 'system')"
@@ -386,8 +388,9 @@ class Hub:
         if decision.escalate:
             self._escalate(cid, entry, mid, decision)
             return
-        context = self._context(cid)
-        ctx = _bot_context(cid, customer_name, context, verdict, fallbacks)
+        if entry.context is None:
+            entry.context = deque(self._context(cid), maxlen=CONTEXT_MESSAGES)
+        ctx = _bot_context(cid, customer_name, list(entry.context), verdict, fallbacks)
         try:
             ans = await self.bot.answer(ctx)
         except Exception:
@@ -429,7 +432,12 @@ class Hub:
 
     # --- triage state -------------------------------------------------------------------------
 
-    def _entry(self, cid: int, triage_state: str | None) -> _Conv:
+    def _entry(self, cid: int, triage_state: str | None, *, version: int | None = None) -> _Conv:
+        """The cached state of ``cid``, or one loaded from ``triage_state`` (or a fresh one).
+
+        :param version: the conversation's version; 0 means it never changed hands, so nothing
+            can have been settled by a person (saves a query for new conversations)
+        """
         entry = self._cache.get(cid)
         if entry is not None:
             self._cache.move_to_end(cid)
@@ -443,8 +451,9 @@ class Hub:
             except (ValueError, TypeError, KeyError):
                 log.warning("conversation %s: unreadable triage state; rebuilding from the transcript", cid)
         if entry is None:
-            entry = _Conv(self.engine.new_state())
-        entry.settled = self._load_settled(cid)
+            # Observed from the first message on: the whole history passes through _observe.
+            entry = _Conv(self.engine.new_state(), context=deque(maxlen=CONTEXT_MESSAGES))
+        entry.settled = self._load_settled(cid) if version != 0 else Settled()
         self._cache[cid] = entry
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -454,6 +463,8 @@ class Hub:
         """Feed new messages to the engine; return the customer message still to answer."""
         pending: tuple[int, float] | None = None
         for mid, role, text, created_at, meta in rows:
+            if entry.context is not None:
+                entry.context.append({"role": role, "text": text})
             if role == "system":
                 # An escalation notice or "Ana joined": the customer has been answered.
                 pending = None
@@ -557,6 +568,8 @@ class Hub:
         # The engine sees the bot's words too (fallbacks and repetition are conversation signals).
         entry.verdict = self.engine.observe(entry.state, "bot", ans.text, fallback=bool(ans.fallback))
         entry.upto = bot_mid
+        if entry.context is not None:
+            entry.context.append({"role": "bot", "text": ans.text})
         if getattr(ans, "resolve", False):
             try:
                 lc.resolve(self.store, cid, by="bot")
