@@ -79,3 +79,20 @@ async def test_hostile_text_is_literal_and_inert(db_path: Path) -> None:
         assert _widget_text(msg).count("x") == 10_000
         await pilot.click(".msg-customer")
         assert app.is_running
+
+
+async def test_hostile_names_in_the_supervisor_view(db_path: Path) -> None:
+    with Store(db_path) as s:
+        cid = lifecycle.open_conversation(s, "[@click=app.quit]Eve[/] \x1b]0;x\x07")
+        lifecycle.add_customer_message(s, cid, "help")
+        lifecycle.escalate(s, cid, reasons=["human_request"])
+    app = TandemApp(db_path, "lead", supervisor=True, interval=0.05)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the row")
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        text = _plain(app)
+        assert "[@click=app.quit]Eve[/] ␛]0;" in text  # the name column keeps 28 characters
+        _assert_inert(_frame(app))
+        await pilot.click("#queue-table", offset=(20, 1))
+        assert app.is_running
