@@ -147,3 +147,13 @@ def test_load_dir_from_cli_directory(store: Store, tmp_path: Path) -> None:
     (tmp_path / "one.md").write_text("---\nid: C-1\ntitle: Custom\n---\nCustom article about kiwis.\n")
     assert load_dir(store, tmp_path) == 1
     assert search(store, "kiwis")[0].id == "C-1"
+
+
+def test_ensure_loaded_adds_new_bundled_articles_without_overwriting(store: Store) -> None:
+    n = ensure_loaded(store)
+    with store.write() as conn:
+        conn.execute("DELETE FROM kb_articles WHERE id = 'KB-053'")
+        conn.execute("UPDATE kb_articles SET body = 'Our own wording.' WHERE id = 'KB-001'")
+    assert ensure_loaded(store) == n
+    assert get(store, "KB-053").title  # an article a newer release ships comes back
+    assert get(store, "KB-001").body == "Our own wording."  # a local edit is kept

@@ -126,9 +126,21 @@ def load_bundled(store: Store) -> int:
 
 
 def ensure_loaded(store: Store) -> int:
-    """Load the bundled articles when the table is empty; return the number of articles."""
+    """Load the bundled articles when the table is empty; return the number of articles.
+
+    On a store that has articles already, bundled articles it lacks (a newer Tandem ships
+    more) are added; stored articles are never overwritten here (``tandem kb load`` does that).
+    """
     if count(store) == 0:
         load_bundled(store)
+        return count(store)
+    stored = {row[0] for row in store.query("SELECT id FROM kb_articles")}
+    try:
+        missing = [a for a in read_dir(ARTICLES_DIR) if a.id not in stored]
+    except ArticleError:
+        missing = []  # a broken installation must not stop the hub; the stored KB still works
+    if missing:
+        upsert_articles(store, missing)
     return count(store)
 
 
