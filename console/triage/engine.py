@@ -460,6 +460,14 @@ class TriageEngine:
         bursts = (T.punct_bursts(raw) if bangs or "?" in toks else 0) + (1 if bangs >= 2 else 0)
         frustration = hits.get("frustration", 0)
         polite = hits.get("politeness", 0) + hits.get("positive_idiom", 0)
+        praise = hits.get("praise", 0)
+        if praise:
+            # Praise next to a problem is sarcasm; on its own it is thanks.
+            wrong = s.negative >= 1.0 or frustration or hits.get("problem")
+            if wrong or any(t in NEGATORS for t in toks):
+                frustration += praise
+            else:
+                polite += praise
         questioning = bool(toks) and (toks[-1] == "?" or hits.get("routine", 0) > 0)
         hard = sum(v for k, v in hits.items() if k in FLOORS)
         # "can't wait", "no problem": negation words that say something good.
@@ -503,7 +511,7 @@ class TriageEngine:
     @staticmethod
     def _soft_reasons(sig: Signals, trend: bool) -> list[str]:
         reasons: list[str] = []
-        if sig.hits.get("frustration") or sig.hits.get("bot_complaint") or sig.features[7]:
+        if sig.features[2] or sig.hits.get("bot_complaint") or sig.features[7]:
             reasons.append("frustration")
         if sig.sentiment <= -0.25 or sig.negated_positive:
             reasons.append("negative_sentiment")

@@ -149,6 +149,13 @@ def test_two_troubled_turns_in_a_row_are_a_trend(engine: TriageEngine) -> None:
     assert all(engine.observe(state, "customer", t).level == "calm" for t in ("ok", "Yes.", "ok thanks"))
 
 
+def test_praise_is_sarcasm_only_next_to_a_problem(engine: TriageEngine) -> None:
+    assert engine.score_message("Great service today, thanks again!").level == "calm"
+    assert engine.score_message("very helpful, it works now").level == "calm"
+    v = engine.score_message("thanks a lot, still no refund after three weeks")
+    assert v.needs_human and "frustration" in v.reasons
+
+
 def test_repeat_question(engine: TriageEngine) -> None:
     state = engine.new_state()
     engine.observe(state, "customer", "when will my new card arrive at my home address")

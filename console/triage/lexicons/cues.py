@@ -272,12 +272,6 @@ CUES: dict[str, list[str]] = {
         "not a single",
         "never received|got|heard|arrived|came|answered|replied|responded|showed|works|worked|fixed|again",
         "haven't|hasn't received|heard|arrived|gotten|got|come|been",
-        "thanks again",
-        "thanks a lot|bunch|million",
-        "great job|service|help|work",
-        "so helpful",
-        "very helpful",
-        "love how|that|it when",
         "seriously|really|honestly ? !",
         "are you kidding|serious|joking|for real",
         "what the hell|heck|fuck|f",
@@ -309,6 +303,17 @@ CUES: dict[str, list[str]] = {
         "treated like",
         "ignored|ignoring|ignore me",
         "ruined|ruin|ruins",
+    ],
+    # Praise that is sarcasm about a problem ("thanks a lot, still no refund") and sincere
+    # otherwise ("great service, thanks again"): the engine reads it as frustration only next
+    # to evidence that something is wrong, and as politeness without it.
+    "praise": [
+        "thanks again",
+        "thanks a lot|bunch|million",
+        "great job|service|help|work",
+        "so helpful",
+        "very helpful",
+        "love how|that|it when",
     ],
     "sarcasm": [
         "thanks for nothing|wasting",
@@ -392,7 +397,7 @@ CUES: dict[str, list[str]] = {
 
 # The phrase itself carries the negation (or negation does not undo it), so a preceding
 # negator must not cancel the cue.
-NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "positive_idiom", "problem", "safety", "abuse"})
+NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "praise", "positive_idiom", "problem", "safety", "abuse"})
 
 # Negators that do not cancel a request: "can't I just speak to someone?" still asks.
 REQUEST_NEGATORS_IGNORED = frozenset({"can't", "cannot", "couldn't", "won't", "why", "isn't"})
