@@ -150,3 +150,23 @@ def supervisor_metrics(store: Store, *, sla_seconds: float = 120.0, at: float | 
         "sla_seconds": sla_seconds,
         "agents": agents,
     }
+
+
+def earlier_messages(store: Store, conversation_id: int, before: int, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The ``limit`` messages just before message ``before``, oldest first (notes included).
+
+    :param before: a message id; only messages with a smaller id are returned
+    """
+    rows = [
+        dict(r)
+        for r in store.query(
+            "SELECT id, conversation_id, role, author, text, created_at, reply_to, level, score, reasons, meta"
+            " FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (conversation_id, before, limit),
+        )
+    ]
+    rows.reverse()
+    for r in rows:
+        r["reasons"] = json.loads(r["reasons"]) if r["reasons"] else []
+        r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
+    return rows

@@ -152,3 +152,23 @@ async def test_every_action_is_in_the_command_palette(db_path: Path) -> None:
         for wanted in ("Send reply", "Hand back to the bot", "Resolve", "Add internal note", "Back to the wall"):
             assert wanted in titles
         assert "Take over" not in titles  # already ours
+
+
+async def test_a_long_conversation_loads_earlier_messages(db_path: Path) -> None:
+    with Store(db_path) as s:
+        cid = lifecycle.open_conversation(s, "Maya")
+        for i in range(260):
+            lifecycle.add_customer_message(s, cid, f"line {i}")
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("enter")
+        conv = _conv(app)
+        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        assert len(conv.query(".msg")) == 200 and min(conv.seen) == 61  # the newest 200
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: len(conv.query(".msg")) == 260, what="earlier ones")
+        first = conv.query(".msg").first()
+        assert "line 0" in str(first.render())
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: "this is the start of the conversation" in notes(app), what="the end")

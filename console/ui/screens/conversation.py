@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -25,8 +25,9 @@ from console.ui.feed import TranscriptChanged
 from console.ui.model import reason_words, safe_text, status_words
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
-from store import lifecycle
+from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError, Taken
+from store.views import earlier_messages
 
 if TYPE_CHECKING:
     from console.ui.app import TandemApp
@@ -74,6 +75,8 @@ class ConversationScreen(Screen[None]):
                 tooltip="Return the conversation to the bot"),
         Binding("ctrl+r", "resolve", "Resolve", id="conversation.resolve"),
         Binding("ctrl+n", "note", "Note", id="conversation.note", tooltip="Internal note, never shown to the customer"),
+        Binding("f6", "earlier", "Earlier", id="conversation.earlier",
+                tooltip="Load the 100 messages before the oldest one shown"),
         Binding("f3", "toggle_context", "Context", id="conversation.context",
                 tooltip="Show or hide the customer context (hidden by default below 100 columns)"),
     ]
@@ -118,6 +121,29 @@ class ConversationScreen(Screen[None]):
         self.set_class(narrow, "-narrow")
         self.set_class(not narrow, "-wide")
 
+    def action_earlier(self) -> None:
+        if self.seen:
+            self._load_earlier(min(self.seen))
+
+    @work(thread=True, exclusive=True, group="earlier")
+    def _load_earlier(self, before: int) -> None:
+        # A read of up to 100 rows: off the event loop, on its own connection (its thread's).
+        with Store(self.tandem.db_path) as store:
+            rows = earlier_messages(store, self.conversation_id, before)
+        self.app.call_from_thread(self._prepend, rows)
+
+    def _prepend(self, rows: list[dict[str, Any]]) -> None:
+        box = self.query_one("#transcript", VerticalScroll)
+        fresh = [m for m in rows if m["id"] not in self.seen]
+        if not fresh:
+            self.notify("this is the start of the conversation")
+            return
+        agent = self.tandem.agent
+        widgets = [self._message_widget(m, agent) for m in fresh]
+        box.release_anchor()
+        box.mount_all(widgets, before=0)
+        box.scroll_home(animate=False)
+
     def action_toggle_context(self) -> None:
         if self.has_class("-narrow"):
             self.toggle_class("-context")
@@ -144,17 +170,16 @@ class ConversationScreen(Screen[None]):
         if message.full:
             box.remove_children()
             self.seen.clear()
-        widgets = []
         agent = self.tandem.agent
-        for m in new if not message.full else message.messages:
-            self.seen.add(m["id"])
-            widgets.append(Static(message_text(m, agent), classes=f"msg msg-{m['role']}", markup=False))
+        widgets = [self._message_widget(m, agent) for m in (message.messages if message.full else new)]
         if widgets:
+            # A long conversation keeps its newest MAX_MOUNTED messages in the DOM (f6 loads
+            # earlier ones again); the oldest go first.
+            kept = [] if message.full else list(box.children)
+            for w in kept[: max(0, len(kept) + len(widgets) - MAX_MOUNTED)]:
+                self.seen.discard(int(w.name or 0))
+                w.remove()
             box.mount_all(widgets)
-            extra = len(box.children) + len(widgets) - MAX_MOUNTED
-            if extra > 0:
-                for w in list(box.children)[:extra]:
-                    w.remove()
         first_load = not self.loaded
         self.loaded = True
         self._update_chrome()
@@ -170,6 +195,10 @@ class ConversationScreen(Screen[None]):
                     composer.on_customer_message(m["id"])
         if was_mine and not self.mine and self.conv["state"] == "human":
             self.notify(f"taken by {self.conv.get('owner')}", severity="warning", markup=False)
+
+    def _message_widget(self, m: dict[str, Any], agent: str) -> Static:
+        self.seen.add(m["id"])
+        return Static(message_text(m, agent), classes=f"msg msg-{m['role']}", markup=False, name=str(m["id"]))
 
     def _update_header(self) -> None:
         c = self.conv
@@ -357,6 +386,7 @@ class ConversationScreen(Screen[None]):
         if self.check_action("resolve", ()):
             cmds.append(("Resolve", "close the conversation", self.action_resolve))
         cmds.append(("Add internal note", "visible to agents only", self.action_note))
+        cmds.append(("Earlier messages", "load the 100 messages before the oldest shown", self.action_earlier))
         cmds.append(("Toggle customer context", "history, triage over time, KB articles",
                       self.action_toggle_context))
         cmds.append(("Back to the wall", "", self.action_back))
