@@ -309,3 +309,8 @@ def test_try_again_rephrases(bot: EmbeddedBot) -> None:
 def test_products_we_do_not_offer_are_named_as_such(bot: EmbeddedBot, question: str) -> None:
     ans = say(bot, question)[0]
     assert ans.kb_ids == ["KB-053"] and "do not offer" in ans.text
+
+
+def test_a_tag_phrase_in_the_question_is_enough(bot: EmbeddedBot) -> None:
+    ans = say(bot, "I don't like your company. Delete my account.")[0]
+    assert ans.intent == "answer" and ans.kb_ids == ["KB-032"]

@@ -57,6 +57,7 @@ class _Indexed:
     title_stems: frozenset[str]
     fact_stems: tuple[frozenset[str], ...]
     fact_terms: tuple[frozenset[str], ...]  # without stop words, to spot repetition
+    phrases: tuple[tuple[str, ...], ...]  # multi-word tags ("delete account") as stems
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +69,22 @@ class Candidate:
     matched: float  # weighted count of question words the article contains
     coverage: float  # matched / weighted question length
     title_hits: float = 0.0  # weighted question words in the article's title
+    phrase_hits: int = 0  # multi-word tags of the article found word for word in the question
 
     @property
     def confident(self) -> bool:
         # Two real words of the question, or most of a short one ("pin", "freeze card").
         # A long story that shares a few words with an article is not answered by it.
         # A question whose key word is in the article's title needs less of the rest.
+        # A tag phrase said word for word ("delete my account") is the clearest sign of all.
         return ((self.matched >= 2.0 and self.coverage >= 0.25) or (self.coverage >= 0.6 and self.matched >= 1.0)
-                or (self.title_hits >= 1.0 and self.coverage >= 0.4))
+                or (self.title_hits >= 1.0 and self.coverage >= 0.4) or self.phrase_hits > 0)
+
+
+def _contains(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """``phrase`` appears in ``sequence`` as consecutive items."""
+    n = len(phrase)
+    return any(sequence[i:i + n] == phrase for i in range(len(sequence) - n + 1))
 
 
 def first_name(name: str) -> str:
@@ -114,6 +123,8 @@ class EmbeddedBot:
                 vocabulary.stems(article.title),
                 tuple(vocabulary.stems(f) for f in parsed.facts),
                 tuple(frozenset(vocabulary.stem(w) for w in terms(f)) for f in parsed.facts),
+                tuple(p for p in (tuple(vocabulary.stem(w) for w in terms(tag)) for tag in parsed.tags)
+                      if len(p) >= 2),
             )
         self._vocab = frozenset().union(*(a.stems for a in self._articles.values()))
         self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
@@ -161,6 +172,7 @@ class EmbeddedBot:
         hits = search(self._store(), " ".join(words), limit=3)
         weights = {vocabulary.stem(w): self._weight(w) for w in words}
         total = sum(weights.values()) or 1.0
+        sequence = tuple(vocabulary.stem(w) for w in words)
         out = []
         for hit in hits:
             indexed = self._articles.get(hit.id)
@@ -169,13 +181,14 @@ class EmbeddedBot:
             stems, title = indexed.stems, indexed.title_stems
             matched = sum(weight for stem, weight in weights.items() if stem in stems)
             out.append(Candidate(hit.id, hit.score, matched, matched / total,
-                                 sum(weight for stem, weight in weights.items() if stem in title)))
+                                 sum(weight for stem, weight in weights.items() if stem in title),
+                                 sum(1 for phrase in indexed.phrases if _contains(sequence, phrase))))
         if not out:
             return ()
         # bm25 favours short articles that repeat one word; how much of the question an
         # article covers breaks near-ties the other way.
         top = out[0].score or -1.0
-        out.sort(key=lambda c: -(c.matched + 0.8 * (c.score / top) + c.title_hits))
+        out.sort(key=lambda c: -(c.matched + 0.8 * (c.score / top) + c.title_hits + c.phrase_hits))
         return tuple(out)
 
     # -- answering -----------------------------------------------------------------------
