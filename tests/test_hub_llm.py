@@ -116,3 +116,27 @@ async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(db_path
     seen = json.dumps(fake_openai.last["messages"])
     assert "How does pay in 3 work?" in seen and "pay it off early" in seen and "miss a payment" in seen
     assert [m["role"] for m in transcript(store, cid)] == ["customer", "bot"] * 3
+
+
+async def test_a_slow_answer_overtaken_by_the_customer_is_replaced_by_one_to_the_newest(
+        db_path: Path, store: Store, fake_openai: FakeOpenAI) -> None:
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        if "Actually" not in _user_text(body) and "Actually" not in json.dumps(body["messages"]):
+            time.sleep(0.8)
+        return {"reply": "Here is what I found.", "handoff": False, "known": True}
+
+    fake_openai.responder = respond
+    hub = make_hub(db_path, llm=_llm(fake_openai))
+    cid = lc.open_conversation(store, "Maya")
+    lc.add_customer_message(store, cid, "What fees do you charge for paying abroad with my card?")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01))
+    await asyncio.sleep(0.3)  # the first answer is being written
+    lc.add_customer_message(store, cid, "Actually, what about cash withdrawals abroad?")
+    await _wait_for_bot(store, cid, 5)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await runner
+    msgs = transcript(store, cid)
+    assert [m["role"] for m in msgs] == ["customer", "customer", "bot"]
+    assert msgs[2]["reply_to"] == msgs[1]["id"]

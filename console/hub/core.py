@@ -69,6 +69,7 @@ log = logging.getLogger("tandem.hub")
 CURSOR = "hub"
 CONTEXT_MESSAGES = 12  # how much of the transcript the bot sees
 CACHE_SIZE = 20_000
+STALE_AFTER_S = 0.2  # an answer that took longer may have been overtaken by the customer
 # Feed events after which a person has dealt with what triage had found: a hand-back, a
 # supervisor's release from the queue, or an agent closing the conversation (the customer may
 # write again; what was handled then is not new evidence).
@@ -391,6 +392,7 @@ class Hub:
         if entry.context is None:
             entry.context = deque(self._context(cid), maxlen=CONTEXT_MESSAGES)
         ctx = _bot_context(cid, customer_name, list(entry.context), verdict, fallbacks)
+        asked = time.monotonic()
         try:
             ans = await self.bot.answer(ctx)
         except Exception:
@@ -399,6 +401,11 @@ class Hub:
             self.stats.errors += 1
             self._escalate(cid, entry, mid, Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"),
                                                      "bot_error"), fallback=True)
+            return
+        if time.monotonic() - asked > STALE_AFTER_S and self._customer_wrote_since(cid, mid):
+            # The customer wrote again while the bot was thinking: answer the newest message,
+            # with it in the context, instead of posting a reply that is already behind.
+            self._again[cid] = True
             return
         after = decide(
             self.settings,
@@ -414,6 +421,12 @@ class Hub:
             self._escalate(cid, entry, mid, after, fallback=bool(ans.fallback))
             return
         self._reply(cid, entry, mid, created_at, ans)
+
+    def _customer_wrote_since(self, cid: int, mid: int) -> bool:
+        return self.store.one(
+            "SELECT 1 FROM messages WHERE conversation_id = ? AND id > ? AND role = 'customer' LIMIT 1",
+            (cid, mid),
+        ) is not None
 
     def _unanswered(self, cid: int, entry: _Conv) -> tuple[int, float] | None:
         """The customer's message, if it is the newest one in the conversation."""
