@@ -10,8 +10,9 @@ never holds up the others):
 2. for the newest customer message not yet answered, while the bot owns the conversation,
    :func:`console.policy.decide` chooses: escalate to the queue with the reasons (telling the
    customer honestly that a person is coming and roughly when), or let the bot answer.
-   Several customer messages in one batch get one answer, to the last; after the bot's
-   answer, the policy looks again (its hand-off field, the N-th "I don't know");
+   Several customer messages in one batch get one answer, to the last (a slow answer the
+   customer overtook is dropped for one to the newest); after the bot's answer, the policy
+   looks again (its hand-off field, the N-th "I don't know");
 3. while a conversation waits or is with a person, only its triage is recorded (agents see
    the level rise);
 4. the cursor is saved up to the first event of any conversation still in hand.
