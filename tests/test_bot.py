@@ -314,3 +314,10 @@ def test_products_we_do_not_offer_are_named_as_such(bot: EmbeddedBot, question: 
 def test_a_tag_phrase_in_the_question_is_enough(bot: EmbeddedBot) -> None:
     ans = say(bot, "I don't like your company. Delete my account.")[0]
     assert ans.intent == "answer" and ans.kb_ids == ["KB-032"]
+
+
+@pytest.mark.parametrize("text", ["do I have to talk to someone to close my account?",
+                                  "I asked to speak to a manager at my old bank and he refused",
+                                  "I'm an honest person now asking about fees"])
+def test_mentioning_a_person_is_not_asking_for_one(bot: EmbeddedBot, text: str) -> None:
+    assert not say(bot, text)[0].handoff

@@ -16,7 +16,7 @@ _HUMAN = re.compile(
     r"(?:talk|speak|chat|get through)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s+|your\s+|real\s+|actual\s+)*"
     r"(?:human|person|people|agent|advisor|adviser|someone|somebody|representative|rep|manager|staff|operator)"
     r"|real\s+(?:human|person|people)|actual\s+(?:human|person)|human\s+being"
-    r"|(?:human|agent|person|operator|representative)\s*(?:please|pls|now)\b"
+    r"|(?:human|agent|person|operator|representative)\s*(?:please|pls\b|now\s*[.!]*$)"
     r"|(?:not|stop)\s+(?:a|the|this|talking to (?:a|the))\s+(?:bot|robot|machine)"
     r"|(?:connect|transfer|put)\s+me\s+(?:to|through|with)"
     r"|customer\s+(?:service|support)\s+(?:agent|rep|representative|person)"
@@ -121,6 +121,24 @@ _INJECTION_HINTS = ("ignore", "disregard", "forget", "override", "bypass", "you 
                     "configuration", "escalation", "how do you decide", "system message")
 
 
+# "Do I need to speak to someone to close my account?" asks how, not for a person; "I asked to
+# speak to a manager" tells a story about another company.
+_NOT_A_REQUEST = re.compile(
+    r"(?:\b(?:do|did|does|would|will)\s+(?:i|we|you)\s+(?:have|need)\s+to|"
+    r"\b(?:i|we|she|he|they)\s+(?:asked|tried|wanted|requested|had)\s+to|\bwithout|\bno\s+need\s+to)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _asks_for_person(text: str, lowered: str) -> bool:
+    if not _has_any(lowered, _HUMAN_HINTS):
+        return False
+    for match in _HUMAN.finditer(text):
+        if not _NOT_A_REQUEST.search(text[max(0, match.start() - 40):match.start()]):
+            return True
+    return False
+
+
 def _has_any(lowered: str, hints: tuple[str, ...]) -> bool:
     return any(hint in lowered for hint in hints)
 
@@ -151,7 +169,7 @@ def detect(text: str) -> Cues:
     return Cues(
         # Asking for a person is always honoured, even inside a sentence that also tries to
         # instruct the bot: it is a right, not a change of policy.
-        human=_has_any(lowered, _HUMAN_HINTS) and bool(_HUMAN.search(text)),
+        human=_asks_for_person(text, lowered),
         injection=injection,
         cleaned=cleaned,
         greeting=bool(_GREETING.search(cleaned)),
