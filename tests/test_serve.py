@@ -217,3 +217,20 @@ def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_
                                         (cid,))[0])
         assert meta["engine"] == engine, err
         assert ("bot llm fake-1" in err) == (engine == "llm")
+
+
+def test_a_second_hub_on_the_same_database_is_refused(db_path: Path) -> None:
+    first = _serve(db_path, "--duration", "8", "--log-interval", "0")
+    try:
+        deadline = time.monotonic() + 15
+        while not Path(f"{db_path}.hub.lock").exists() or Path(f"{db_path}.hub.lock").read_text() == "":
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = _serve(db_path, "--duration", "1", "--log-interval", "0")
+        _, err = second.communicate(timeout=20)
+        assert second.returncode == 1
+        assert f"another tandem serve (pid {first.pid}) is already running on {db_path}" in err
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+    assert first.returncode == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -44,6 +45,64 @@ async def serve_forever(
     :param personas: simulate only these personas
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    lock = _one_hub_per_database(Path(path))
+    try:
+        return await _serve(path, settings=settings, simulate=simulate, speed=speed, duration=duration,
+                            seed=seed, data=data, log_interval=log_interval, llm=llm, listen=listen,
+                            personas=personas)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _one_hub_per_database(path: Path) -> Any:
+    """Hold an exclusive lock on ``<db>.hub.lock`` while serving; refuse a second hub.
+
+    Two hubs on one database would both answer (the store keeps that safe, but the work is
+    doubled and timers fire twice). The lock is on a side file, never on the database (SQLite
+    manages its own), and the kernel releases it however the process ends.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no guard
+        return None
+    from console.cli import UsageError
+
+    lock_path = Path(f"{path}.hub.lock")
+    if not lock_path.parent.is_dir():
+        return None  # the store says what is wrong with the path
+    try:
+        fh = lock_path.open("a+")
+    except OSError as exc:
+        raise UsageError(f"{lock_path}: cannot open the hub's lock file ({exc.strerror})") from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise UsageError(f"another tandem serve (pid {holder}) is already running on {path}") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+async def _serve(
+    path: str | Path,
+    *,
+    settings: PolicySettings | None,
+    simulate: int,
+    speed: float,
+    duration: float | None,
+    seed: int | None,
+    data: Any,
+    log_interval: float,
+    llm: Any,
+    listen: tuple[str, int] | None,
+    personas: list[str] | None,
+) -> int:
     hub = make_hub(path, settings=settings, llm=llm)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,8 +163,6 @@ async def serve_forever(
 
 async def _start_api(path: str | Path, listen: tuple[str, int]) -> tuple[Any, str]:
     """Start the channel API in this loop; a busy port is reported, never fatal for the hub."""
-    import os
-
     from console.channels.api import ChannelApi, start_api
 
     host, port = listen
