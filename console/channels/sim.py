@@ -22,6 +22,7 @@ import csv
 import itertools
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -33,7 +34,7 @@ from typing import Any
 from console.channels.personas import BY_NAME, PERSONAS, SLOTS, Persona, fill, pick_persona, vary
 from store import Store
 from store import lifecycle as lc
-from store.errors import InvalidInput, InvalidTransition, NotFound
+from store.errors import DatabaseUnavailable, InvalidInput, InvalidTransition, NotFound
 from store.feed import Follower
 
 log = logging.getLogger("tandem.sim")
@@ -221,7 +222,13 @@ class Simulator:
         """Route feed events to the customers they concern."""
         assert self._follower is not None
         while not stop.is_set():
-            events = self._follower.poll()
+            try:
+                events = self._follower.poll()
+            except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
+                # Locked by a long writer: customers just wait a little longer for replies.
+                log.warning("simulator: %s; retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
             for ev in events:
                 q = self._queues.get(ev.conversation_id or -1)
                 if q is None:
