@@ -412,6 +412,24 @@ def _insert_plain(conn: sqlite3.Connection, cid: int, role: str, author: str, te
     return mid
 
 
+def _give_to_agent(conn: sqlite3.Connection, cid: int, agent: str, at: float) -> None:
+    _ensure_agent(conn, agent, at)
+    conn.execute(
+        "UPDATE conversations SET state = 'human', owner = ?, claimed_at = ?, updated_at = ?,"
+        " first_human_reply_at = NULL, version = version + 1 WHERE id = ?",
+        (agent, at, at, cid),
+    )
+
+
+def _back_to_bot(conn: sqlite3.Connection, cid: int, at: float) -> None:
+    # A fresh start for the bot: its fallback count restarts, nobody is waiting any more.
+    conn.execute(
+        "UPDATE conversations SET state = 'bot', owner = NULL, waiting_since = NULL,"
+        " bot_fallbacks = 0, updated_at = ?, version = version + 1 WHERE id = ?",
+        (at, cid),
+    )
+
+
 def claim(store: Store, conversation_id: int, agent: str, *, at: float | None = None) -> None:
     """An agent takes the conversation from the bot or the queue; atomic under contention.
 
@@ -428,12 +446,7 @@ def claim(store: Store, conversation_id: int, agent: str, *, at: float | None = 
             return
         if state not in ("bot", "waiting"):
             raise _refuse(conversation_id, state, owner, "claim")
-        _ensure_agent(conn, agent, at)
-        conn.execute(
-            "UPDATE conversations SET state = 'human', owner = ?, claimed_at = ?, updated_at = ?,"
-            " first_human_reply_at = NULL, version = version + 1 WHERE id = ?",
-            (agent, at, at, conversation_id),
-        )
+        _give_to_agent(conn, conversation_id, agent, at)
         _event(conn, at, conversation_id, "claimed", agent, state, "human", data={"owner": agent})
 
 
@@ -446,12 +459,7 @@ def assign(store: Store, conversation_id: int, agent: str, *, by: str, at: float
         state, owner = _load(conn, conversation_id)
         if state != "waiting":
             raise _refuse(conversation_id, state, owner, "assign")
-        _ensure_agent(conn, agent, at)
-        conn.execute(
-            "UPDATE conversations SET state = 'human', owner = ?, claimed_at = ?, updated_at = ?,"
-            " first_human_reply_at = NULL, version = version + 1 WHERE id = ?",
-            (agent, at, at, conversation_id),
-        )
+        _give_to_agent(conn, conversation_id, agent, at)
         _event(conn, at, conversation_id, "assigned", by, "waiting", "human", data={"owner": agent})
 
 
@@ -463,11 +471,7 @@ def release(store: Store, conversation_id: int, *, by: str, at: float | None = N
         state, owner = _load(conn, conversation_id)
         if state != "waiting":
             raise _refuse(conversation_id, state, owner, "release")
-        conn.execute(
-            "UPDATE conversations SET state = 'bot', waiting_since = NULL, bot_fallbacks = 0,"
-            " updated_at = ?, version = version + 1 WHERE id = ?",
-            (at, conversation_id),
-        )
+        _back_to_bot(conn, conversation_id, at)
         _event(conn, at, conversation_id, "released", by, "waiting", "bot")
 
 
@@ -531,11 +535,7 @@ def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None =
             raise _refuse(conversation_id, state, owner, "hand back")
         if owner != by and not _is_supervisor(conn, by):
             raise Taken(owner or "?")
-        conn.execute(
-            "UPDATE conversations SET state = 'bot', owner = NULL, waiting_since = NULL,"
-            " bot_fallbacks = 0, updated_at = ?, version = version + 1 WHERE id = ?",
-            (at, conversation_id),
-        )
+        _back_to_bot(conn, conversation_id, at)
         _event(conn, at, conversation_id, "handed_back", by, "human", "bot", data={"from": owner})
 
 

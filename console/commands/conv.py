@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
+from types import ModuleType
+from typing import Any
 
 from console.cli import UsageError, add_db_option
 
@@ -48,35 +51,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text")
     p.add_argument("--key", help="idempotency key: a retry with the same key is stored once")
 
-    p = action("claim", "an agent takes the conversation", _claim)
+    p = action("claim", "an agent takes the conversation",
+               _move(lambda lc, st, a: lc.claim(st, a.id, a.agent), "conversation {a.id} is {a.agent}'s"))
     p.add_argument("--agent", required=True)
 
-    p = action("reply", "the owning agent replies (TEXT or - for stdin)", _reply)
+    p = action("reply", "the owning agent replies (TEXT or - for stdin)",
+               _move(lambda lc, st, a: lc.agent_reply(st, a.id, a.agent, _read_text(a.text)), "{result}"))
     p.add_argument("text")
     p.add_argument("--agent", required=True)
 
-    p = action("note", "add an internal note (never shown to the customer)", _note)
+    p = action("note", "add an internal note (never shown to the customer)",
+               _move(lambda lc, st, a: lc.add_note(st, a.id, a.agent, _read_text(a.text)), "{result}"))
     p.add_argument("text")
     p.add_argument("--agent", required=True)
 
-    p = action("escalate", "send a bot conversation to the queue", _escalate)
+    p = action("escalate", "send a bot conversation to the queue",
+               _move(lambda lc, st, a: lc.escalate(st, a.id, reasons=a.reason, by=a.by),
+                     "conversation {a.id} is waiting for a person"))
     p.add_argument("--reason", action="append", required=True, help="why (repeatable)")
     p.add_argument("--by", default="cli")
 
-    p = action("hand-back", "return a conversation to the bot (owner or supervisor)", _hand_back)
+    p = action("hand-back", "return a conversation to the bot (owner or supervisor)",
+               _move(lambda lc, st, a: lc.hand_back(st, a.id, by=a.by), "conversation {a.id} is back with the bot"))
     p.add_argument("--by", required=True, help="the agent handing back")
 
-    p = action("resolve", "close a conversation", _resolve)
+    p = action("resolve", "close a conversation",
+               _move(lambda lc, st, a: lc.resolve(st, a.id, by=a.by), "conversation {a.id} is resolved"))
     p.add_argument("--by", required=True, help="who resolves (the owner or a supervisor while with a person)")
 
-    p = action("assign", "a supervisor gives a waiting conversation to an agent", _assign)
+    p = action("assign", "a supervisor gives a waiting conversation to an agent",
+               _move(lambda lc, st, a: lc.assign(st, a.id, a.agent, by=a.by),
+                     "conversation {a.id} is assigned to {a.agent}"))
     p.add_argument("--agent", required=True)
     p.add_argument("--by", required=True, help="the supervisor")
 
-    p = action("release", "a supervisor sends a waiting conversation back to the bot", _release)
+    p = action("release", "a supervisor sends a waiting conversation back to the bot",
+               _move(lambda lc, st, a: lc.release(st, a.id, by=a.by), "conversation {a.id} is back with the bot"))
     p.add_argument("--by", required=True, help="the supervisor")
 
-    p = action("transfer", "a supervisor moves a conversation to another agent", _transfer)
+    p = action("transfer", "a supervisor moves a conversation to another agent",
+               _move(lambda lc, st, a: lc.transfer(st, a.id, a.agent, by=a.by),
+                     "conversation {a.id} is transferred to {a.agent}"))
     p.add_argument("--agent", required=True, help="the new owner")
     p.add_argument("--by", required=True, help="the supervisor")
 
@@ -92,6 +107,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--supervisor", action="store_true")
     p.set_defaults(func=_agent)
+
+
+def _move(call: Callable[[ModuleType, Any, argparse.Namespace], object], done: str) -> Callable[[argparse.Namespace], int]:
+    """A command that makes one lifecycle call and prints ``done`` (formatted with ``a``, ``result``)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from store import lifecycle
+
+        result = call(lifecycle, _store(args), args)
+        print(done.format(a=args, result=result))
+        return 0
+
+    return run
 
 
 def _store(args: argparse.Namespace):  # noqa: ANN202 - store.Store, imported lazily
@@ -118,81 +146,12 @@ def _post(args: argparse.Namespace) -> int:
     return 0
 
 
-def _claim(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.claim(_store(args), args.id, args.agent)
-    print(f"conversation {args.id} is {args.agent}'s")
-    return 0
-
-
-def _reply(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    print(lifecycle.agent_reply(_store(args), args.id, args.agent, _read_text(args.text)))
-    return 0
-
-
-def _note(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    print(lifecycle.add_note(_store(args), args.id, args.agent, _read_text(args.text)))
-    return 0
-
-
-def _escalate(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.escalate(_store(args), args.id, reasons=args.reason, by=args.by)
-    print(f"conversation {args.id} is waiting for a person")
-    return 0
-
-
-def _hand_back(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.hand_back(_store(args), args.id, by=args.by)
-    print(f"conversation {args.id} is back with the bot")
-    return 0
-
-
-def _resolve(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.resolve(_store(args), args.id, by=args.by)
-    print(f"conversation {args.id} is resolved")
-    return 0
-
-
-def _assign(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.assign(_store(args), args.id, args.agent, by=args.by)
-    print(f"conversation {args.id} is assigned to {args.agent}")
-    return 0
-
-
-def _release(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.release(_store(args), args.id, by=args.by)
-    print(f"conversation {args.id} is back with the bot")
-    return 0
-
-
-def _transfer(args: argparse.Namespace) -> int:
-    from store import lifecycle
-
-    lifecycle.transfer(_store(args), args.id, args.agent, by=args.by)
-    print(f"conversation {args.id} is transferred to {args.agent}")
-    return 0
-
-
 def _agent(args: argparse.Namespace) -> int:
     from store import lifecycle
 
-    lifecycle.register_agent(_store(args), args.name, role="supervisor" if args.supervisor else "agent")
-    print(f"{args.name} registered as {'supervisor' if args.supervisor else 'agent'}")
+    role = "supervisor" if args.supervisor else "agent"
+    lifecycle.register_agent(_store(args), args.name, role=role)
+    print(f"{args.name} registered as {role}")
     return 0
 
 
