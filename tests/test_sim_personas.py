@@ -23,14 +23,8 @@ from store import lifecycle as lc
 from store.check import check
 from store.queries import get_conversation, transcript
 
-# Openers the triage engine and the bot do not recognise yet (reported to their owners);
-# not strict: the other parts are still being tuned, and a fix must not break this suite.
-KNOWN_GAPS = {
-    ("human", 1): "a one-word 'agent' is not read as a request for a person",
-    ("scam", 2): "phishing (card details entered on a link) is not flagged as fraud",
-    ("scam", 3): "account takeover (someone changed my email) is not flagged as fraud",
-    ("routine", 16): "'is my payment of £86.15 still pending?' reads as empathy (negative_sentiment)",
-}
+# Openers the triage engine or the bot do not handle yet, each with why (none at present).
+KNOWN_GAPS: dict[tuple[str, int], str] = {}
 
 CASES = [
     pytest.param(p.name, i, marks=pytest.mark.xfail(reason=KNOWN_GAPS[(p.name, i)], strict=False)

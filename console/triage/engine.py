@@ -133,6 +133,10 @@ _FALLBACK_TEXT = T.PhraseMatcher(
 )
 
 
+_PERSON_ALONE = frozenset({"agent", "agents", "human", "person", "operator", "representative", "advisor"})
+_PERSON_WORDS_BEFORE = frozenset({"a", "an", "real", "live", "human", "please", "hello", "hi"})
+
+
 @dataclass(slots=True)
 class Verdict:
     """The triage verdict for a conversation so far (and the reasons of its last message)."""
@@ -452,6 +456,11 @@ class TriageEngine:
             hits[label] = hits.get(label, 0) + 1
         s = self.sentiment.score(toks)
         alnum = [t for t in toks if t[0].isalnum()]
+        if ("human_request" not in hits and 0 < len(alnum) <= 2 and alnum[-1] in _PERSON_ALONE
+                and (len(alnum) == 1 or alnum[0] in _PERSON_WORDS_BEFORE)):
+            # "agent", "real person", "operator!": a message that is nothing but a person is
+            # asking for one (the phrase cues need more words around it).
+            hits["human_request"] = 1
         words = [t for t in alnum if t not in _STOP]
         n_words = len(alnum)
         caps = T.caps_words(raw) if n_words else 0

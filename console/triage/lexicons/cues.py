@@ -235,6 +235,12 @@ CUES: dict[str, list[str]] = {
         "emptied|drained|cleaned out my account|accounts|card",
         "impersonating|impersonated|pretending to be",
         "asked me for my pin|password|code",
+        # Account takeover and phishing, in the words customers use for them.
+        "someone|somebody has|had? got|gotten|broken|broke|logged|hacked into my account|app|card|email",
+        "someone|somebody changed|reset my email|password|phone|number|pin|details|address",
+        "didn't change|reset my email|password|pin|phone|number|details",
+        "entered|typed|put|gave|shared my? card|bank|account? details|number|pin into|on|in a|the|that|this|their|a? fake? link|website|site|page",
+        "gave|told them|him|her|someone|somebody? my|the code|pin|password|passcode",
         "sent money to a|the? scammer|fraudster|fake|wrong",
     ],
     "prompt_injection": [
