@@ -54,11 +54,13 @@ MISSED = ("Sorry, that didn't solve it. Could you tell me what happens when you 
 REPHRASE = ("Sorry, I wasn't clear. Put simply: ", "Sorry, let me put that more simply: ")
 PROMPT = "Could you tell me a little more about what you need? I can help with cards, payments and transfers, Pay-in-3, fees and your account."
 CLARIFY_TOPIC = {
-    "card": "Sorry to hear that. What's happening with the card: is a payment being declined, is the "
-            "PIN not accepted, has it been lost, or has it not arrived yet?",
+    # Neutral on purpose: "a question about my card" is not bad news, and apologising for it
+    # reads as a template.
+    "card": "Sure. What's happening with the card: is a payment being declined, is the PIN not "
+            "accepted, has it been lost, or has it not arrived yet?",
     "payment": "Happy to look into it. Is this about a payment you sent, money you're expecting to "
                "receive, or a card payment you don't recognise?",
-    "app": "Sorry about that. Is the app not letting you log in, or is something inside the app not "
+    "app": "Let's sort it out. Is the app not letting you log in, or is something inside the app not "
            "working as expected?",
     "account": "Of course. Is it about opening or verifying your account, its limits and fees, or "
                "closing it?",
