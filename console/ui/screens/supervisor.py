@@ -21,6 +21,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from console.ui.commands import ScreenCommands
 from console.ui.model import elapsed, level_rank, minutes, reason_words, safe_text
+from console.ui.widgets.draft_metrics import DraftMetricsPanel, DraftMetricsScreen
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE
 from store import lifecycle
@@ -93,6 +94,8 @@ class SupervisorScreen(Screen[None]):
             with Vertical(id="sup-agents"):
                 yield Static("Agents", classes="sup-title", markup=False)
                 yield DataTable(id="agents-table", cursor_type="row")
+                yield Static("Drafts, last 24 h", classes="sup-title", markup=False)
+                yield DraftMetricsPanel(self.app.db_path, id="sup-drafts")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -303,5 +306,7 @@ class SupervisorScreen(Screen[None]):
             ("Hand back to the bot", "return the selected conversation to the bot", self.action_hand_back),
             ("Resolve", "close the selected conversation", self.action_resolve),
             ("Add internal note", "on the selected conversation", self.action_note),
+            ("Draft statistics", "acceptance, edit distance, time to first text by engine",
+             lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path))),
             ("Back to the wall", "", self.action_back),
         ]

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, Static, Tab, Tabs
 
 from console.ui.commands import ScreenCommands
 from console.ui.model import EMPTY_TEXT, FILTER_LABELS, FILTERS, matches, needs_human, sort_key
+from console.ui.widgets.draft_metrics import DraftMetricsScreen
 from console.ui.widgets.tile import TILE_HEIGHT, TILE_MIN_WIDTH, Tile
 
 if TYPE_CHECKING:
@@ -342,5 +343,7 @@ class WallScreen(Screen[None]):
             cmds.append((f"Filter: {FILTER_LABELS[f]}", f"show {FILTER_LABELS[f]} conversations",
                          lambda f=f: self.action_filter(f)))
         cmds.append(("Supervisor view", "queue, waits vs SLA, agents", self.action_supervisor))
+        cmds.append(("Draft statistics", "acceptance, edit distance, time to first text by engine",
+                     lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path))))
         return cmds
 
