@@ -60,21 +60,30 @@ def _answered_twice(store: Store) -> list[int]:
 
 
 def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> None:
+    import threading
+
     proc = _serve(db_path, "--simulate", "40", "--speed", "25", "--seed", "4", "--log-interval", "2")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     try:
-        # Let it run a few seconds, then until every state has shown up (a loaded machine is slower).
-        time.sleep(4)
-        deadline = time.monotonic() + 30
+        # Run until every state has shown up and a periodic line was logged (a loaded machine
+        # is slower, so no fixed time).
+        deadline = time.monotonic() + 40
         while time.monotonic() < deadline and proc.poll() is None:
             states = _states(db_path)
-            if min(states.get(k, 0) for k in ("bot", "waiting", "resolved")) > 0:
+            # Two waiting, so one leaving the queue as we stop still leaves one to see.
+            flowing = min(states.get(k, 0) for k in ("bot", "resolved")) > 0 and states.get("waiting", 0) >= 2
+            if flowing and any(ln.startswith("hub: ") for ln in list(lines)):
                 break
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert "tandem serve: stopped after" in err and "Traceback" not in err, err
     assert any(ln.startswith("hub: ") and "customer messages" in ln for ln in err.splitlines()), err
