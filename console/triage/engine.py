@@ -134,7 +134,7 @@ _FALLBACK_TEXT = T.PhraseMatcher(
 
 
 _PERSON_ALONE = frozenset({"agent", "agents", "human", "person", "operator", "representative", "advisor"})
-_PERSON_WORDS_BEFORE = frozenset({"a", "an", "real", "live", "human", "please", "hello", "hi"})
+_PERSON_WORDS_BEFORE = frozenset({"a", "an", "real", "live", "human", "please", "hello", "hi", "hey", "ok", "okay"})
 
 
 @dataclass(slots=True)

@@ -37,13 +37,15 @@ def test_routine_account_questions_stay_calm(text: str) -> None:
     assert "fraud" not in _verdict(text).reasons
 
 
-@pytest.mark.parametrize("text", ["agent", "AGENT!!", "real person", "human please", "operator"])
+@pytest.mark.parametrize("text", ["agent", "AGENT!!", "real person", "human please", "operator", "hey agent",
+                                  "I asked for a person", "I already asked for a real person twice"])
 def test_a_message_that_is_only_a_person_asks_for_one(text: str) -> None:
     v = _verdict(text)
     assert "human_request" in v.reasons and v.needs_human
 
 
-@pytest.mark.parametrize("text", ["travel agent", "estate agent fees", "the person"])
+@pytest.mark.parametrize("text", ["travel agent", "estate agent fees", "the person", "I didn't ask for an agent",
+                                  "I asked for a refund last week"])
 def test_other_two_word_people_are_not_requests(text: str) -> None:
     assert "human_request" not in _verdict(text).reasons
 

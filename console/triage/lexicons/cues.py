@@ -44,6 +44,7 @@ CUES: dict[str, list[str]] = {
         "phone number to call",
         "get in touch with someone|somebody|a|anyone",
         "let me talk|speak",
+        f"asked|asking|ask|requested|request for a|an|the|some|your? {QUALITY}? {PERSON}",
         "escalate this|it|my",
         "a|your supervisor|manager",
     ],
