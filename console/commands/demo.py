@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_console_options(parser)
     parser.add_argument("--simulate", metavar="N", type=int, default=24,
                         help="simulated customers active at once (default 24)")
+    parser.add_argument("--keep", action="store_true",
+                        help="continue the previous demo's conversations (default: the demo file starts afresh)")
     parser.add_argument("--speed", metavar="X", type=float, default=1.0,
                         help="simulated customers type, read and wait X times faster (default 1)")
     parser.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8765",
@@ -140,6 +142,18 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _start_afresh(db: Path) -> None:
+    """Remove the previous demo's scratch database: its simulated customers left with the
+    process that played them, so their conversations would wait in the queue for ever."""
+    from console.hub.runner import one_hub_per_database
+
+    lock = one_hub_per_database(db)  # refuses (one line) while another demo or serve uses it
+    if lock is not None:
+        lock.close()
+    for suffix in ("", "-wal", "-shm", ".hub.log"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.simulate < 0:
         raise UsageError("--simulate must be 0 or more")
@@ -151,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     db = Path(args.db or os.environ.get("TANDEM_DB") or default_demo_db())
     if not args.db and not os.environ.get("TANDEM_DB"):
         db.parent.mkdir(parents=True, exist_ok=True)
+        if not args.keep:
+            _start_afresh(db)
     from store import Store
 
     Store(db).close()  # create and migrate once, before two processes race to

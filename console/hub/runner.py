@@ -45,7 +45,7 @@ async def serve_forever(
     :param personas: simulate only these personas
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
-    lock = _one_hub_per_database(Path(path))
+    lock = one_hub_per_database(Path(path))
     try:
         return await _serve(path, settings=settings, simulate=simulate, speed=speed, duration=duration,
                             seed=seed, data=data, log_interval=log_interval, llm=llm, listen=listen,
@@ -55,7 +55,7 @@ async def serve_forever(
             lock.close()
 
 
-def _one_hub_per_database(path: Path) -> Any:
+def one_hub_per_database(path: Path) -> Any:
     """Hold an exclusive lock on ``<db>.hub.lock`` while serving; refuse a second hub.
 
     Two hubs on one database would both answer (the store keeps that safe, but the work is
