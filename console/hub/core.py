@@ -502,12 +502,16 @@ class Hub:
             entry.last_customer = entry.verdict
         return pending
 
-    def _mark(self, entry: _Conv, verdict: Any, *, level: str | None = None) -> lc.TriageMark:
+    def _mark(self, entry: _Conv, verdict: Any, *, level: str | None = None,
+              also: tuple[str, ...] = ()) -> lc.TriageMark:
         dump = json.dumps({"upto": entry.upto, "engine": self.engine.dump_state(entry.state)},
                           separators=(",", ":"))
         lvl = level or verdict.level
-        entry.stored = (lvl, tuple(verdict.reasons))
-        return lc.TriageMark(lvl, float(verdict.score), list(verdict.reasons), dump)
+        # An escalation's own reasons (the bot's hand-off, its fallbacks) belong on the badge
+        # too: an agent must never see a conversation sent to people with no reason shown.
+        reasons = list(verdict.reasons) + [r for r in also if r not in verdict.reasons]
+        entry.stored = (lvl, tuple(reasons))
+        return lc.TriageMark(lvl, float(verdict.score), reasons, dump)
 
     def _record(self, cid: int, entry: _Conv, mid: int | None) -> None:
         verdict = entry.verdict
@@ -597,7 +601,7 @@ class Hub:
         minutes = wait_estimate_minutes(self.settings, queue_ahead, online, self._handling_minutes())
         text = handoff_message(decision, queue_ahead=queue_ahead, wait_minutes=minutes, fallback=fallback)
         level = max_level(verdict.level, decision.level)
-        mark = self._mark(entry, verdict, level=level)
+        mark = self._mark(entry, verdict, level=level, also=tuple(decision.reasons))
         # The customer message carries the verdict that sent it to a person.
         lc.record_triage(self.store, cid, mark, message_id=mid, actor="triage")
         try:
