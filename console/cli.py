@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -34,9 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tandem {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
-        # While the parts are being built, a command whose module does not exist yet is left out.
-        if importlib.util.find_spec(f"console.commands.{name}") is None:
-            continue
         module = importlib.import_module(f"console.commands.{name}")
         module.register(sub)
     return parser
