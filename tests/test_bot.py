@@ -321,3 +321,17 @@ def test_a_tag_phrase_in_the_question_is_enough(bot: EmbeddedBot) -> None:
                                   "I'm an honest person now asking about fees"])
 def test_mentioning_a_person_is_not_asking_for_one(bot: EmbeddedBot, text: str) -> None:
     assert not say(bot, text)[0].handoff
+
+
+def test_charged_after_paying_off_is_not_answered_with_account_closure(tmp_path) -> None:  # noqa: ANN001
+    # Seen on the demo wall: "paid off my plan" once matched the closing-an-account article.
+    from console.bot import BotContext, EmbeddedBot
+    from console.kb import ensure_loaded
+    from store import Store
+
+    store = Store(tmp_path / "kb.db")
+    ensure_loaded(store)
+    ans = EmbeddedBot(store).answer_sync(BotContext(
+        conversation_id=1, customer_name="Maya", level="calm", reasons=[], fallbacks=0,
+        messages=[{"role": "customer", "text": "I paid off my plan but you took another instalment of £38"}]))
+    assert ans.kb_ids == ["KB-054"] and "refund" in ans.text

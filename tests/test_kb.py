@@ -69,6 +69,7 @@ def test_ensure_loaded_is_idempotent(store: Store) -> None:
         ("what documents do you need to verify my identity", "KB-025"),
         ("the shop never delivered my order and won't answer, can I get a chargeback", "KB-017"),
         ("there is a payment I don't recognise on my account", "KB-019"),
+        ("I paid off my plan but you took another instalment", "KB-054"),
     ],
 )
 def test_search_finds_the_right_article(kb_store: Store, question: str, expected: str) -> None:
