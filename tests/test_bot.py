@@ -323,8 +323,17 @@ def test_mentioning_a_person_is_not_asking_for_one(bot: EmbeddedBot, text: str) 
     assert not say(bot, text)[0].handoff
 
 
-def test_charged_after_paying_off_is_not_answered_with_account_closure(tmp_path) -> None:  # noqa: ANN001
-    # Seen on the demo wall: "paid off my plan" once matched the closing-an-account article.
+@pytest.mark.parametrize(
+    ("text", "article", "word"),
+    [
+        # Seen on the demo wall: "paid off my plan" once matched the closing-an-account article.
+        ("I paid off my plan but you took another instalment of £38", "KB-054", "refund"),
+        # Seen through the channel API: card payments abroad once got the transfers article.
+        ("how much does it cost to pay by card abroad?", "KB-022", "card"),
+    ],
+)
+def test_questions_once_answered_from_the_wrong_article(tmp_path, text: str, article: str,  # noqa: ANN001
+                                                         word: str) -> None:
     from console.bot import BotContext, EmbeddedBot
     from console.kb import ensure_loaded
     from store import Store
@@ -333,5 +342,5 @@ def test_charged_after_paying_off_is_not_answered_with_account_closure(tmp_path)
     ensure_loaded(store)
     ans = EmbeddedBot(store).answer_sync(BotContext(
         conversation_id=1, customer_name="Maya", level="calm", reasons=[], fallbacks=0,
-        messages=[{"role": "customer", "text": "I paid off my plan but you took another instalment of £38"}]))
-    assert ans.kb_ids == ["KB-054"] and "refund" in ans.text
+        messages=[{"role": "customer", "text": text}]))
+    assert ans.kb_ids == [article] and word in ans.text
