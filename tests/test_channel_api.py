@@ -45,6 +45,9 @@ async def test_health_and_page(server) -> None:  # noqa: ANN001
     assert page.status == 200 and "EventSource" in html
     # Customer text reaches the page as text nodes, never parsed as HTML.
     assert "innerHTML" not in html and "createTextNode(m.text)" in html
+    # The forms are shown and hidden with the `hidden` attribute, which a `display` rule
+    # would otherwise override (seen in Chromium: both forms showed at once).
+    assert "[hidden] { display: none !important; }" in html
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
 
 
