@@ -188,6 +188,10 @@ class ConversationScreen(Screen[None]):
             composer.on_takeover()
             composer.focus_editor()
         elif self.mine and first_load:
+            last = next((m for m in reversed(message.messages) if m["role"] in ("customer", "agent")), None)
+            if last is not None and last["role"] == "customer":
+                # Reopened while the customer waits for our answer: draft it, as on takeover.
+                composer.on_customer_message(last["id"])
             composer.focus_editor()
         if self.mine and not message.full:
             for m in new:

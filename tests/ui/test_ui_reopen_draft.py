@@ -1,0 +1,67 @@
+"""Reopening a conversation one already owns: a draft is waiting if the customer is."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from console.ui.widgets.composer import Composer
+from store import Store, lifecycle
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from test_assist_helpers import conversation, seed_kb  # noqa: E402
+
+
+def _owned(db_path: Path) -> int:
+    with Store(db_path) as store:
+        seed_kb(store)
+        return conversation(store, "Maya Patel", [
+            ("customer", "my refund never came"),
+            ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
+            ("customer", "It's been two weeks, where is my refund"),
+        ], reasons=["frustration", "repeat_question"])
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def _open(db_path: Path, cid: int) -> tuple[Any, Any]:
+    from console.ui.app import TandemApp
+    from console.ui.screens.conversation import ConversationScreen
+
+    app = TandemApp(db_path, "ana", interval=0.05)
+    return app, ConversationScreen
+
+
+async def test_reopening_while_the_customer_waits_drafts_the_answer(db_path: Path) -> None:
+    cid = _owned(db_path)
+    app, screen_type = await _open(db_path, cid)
+    async with app.run_test(size=(160, 48)):
+        await _until(lambda: cid in app.rows)
+        app.open_conversation(cid)
+        await _until(lambda: isinstance(app.screen, screen_type) and app.screen.loaded)
+        composer = app.screen.query_one(Composer)
+        await _until(lambda: composer.draft is not None and not composer.draft.streaming)
+        assert composer.text.startswith(("Hi Maya", "Hello Maya"))
+
+
+async def test_reopening_after_our_own_reply_drafts_nothing(db_path: Path) -> None:
+    cid = _owned(db_path)
+    with Store(db_path) as s:
+        lifecycle.agent_reply(s, cid, "ana", "Hi Maya, I'm checking the refund with the shop now.")
+    app, screen_type = await _open(db_path, cid)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(lambda: cid in app.rows)
+        app.open_conversation(cid)
+        await _until(lambda: isinstance(app.screen, screen_type) and app.screen.loaded)
+        await pilot.pause(0.3)
+        composer = app.screen.query_one(Composer)
+        assert composer.draft is None and composer.text == ""
