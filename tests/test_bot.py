@@ -344,3 +344,25 @@ def test_questions_once_answered_from_the_wrong_article(tmp_path, text: str, art
         conversation_id=1, customer_name="Maya", level="calm", reasons=[], fallbacks=0,
         messages=[{"role": "customer", "text": text}]))
     assert ans.kb_ids == [article] and word in ans.text
+
+
+def test_close_runner_up_asks_which_instead_of_guessing(bot: EmbeddedBot) -> None:
+    # Money abroad fits both "sending money abroad" and "card abroad": neither leads by a word.
+    best, second = bot.retrieve("exchange money abroad")[:2]
+    assert best.rank - second.rank < 1.0
+    ans = say(bot, "can I exchange money abroad")[0]
+    assert ans.intent == "clarify" and ans.kb_ids == [best.id, second.id] and not ans.fallback
+    assert ans.text.endswith("?")
+
+
+def test_clear_leader_is_answered_outright(bot: EmbeddedBot) -> None:
+    best, second = bot.retrieve("freeze card")[:2]
+    assert best.id == "KB-007" and best.rank - second.rank >= 1.0
+    assert say(bot, "how do I freeze my card")[0].intent == "answer"
+
+
+def test_reply_to_our_which_question_is_answered(bot: EmbeddedBot) -> None:
+    # After "is this about X or Y?", the customer's pick is answered, not asked about again.
+    first, second = say(bot, "can I exchange money abroad", "sending money abroad")
+    assert first.intent == "clarify"
+    assert second.intent == "answer" and second.kb_ids == ["KB-013"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,6 +47,10 @@ _PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b|\b(?:3|three)\s+(?:p
 # "How long does that take?", "is there a fee for it?", "then what do I press?": about our last answer.
 _REFERS_BACK = re.compile(r"\b(?:that|it|this|then|those|these)\b", re.IGNORECASE)
 _NEXT_STEP = re.compile(r"\b(?:press|tap|click|then\s+what|what\s+next|next\s+step|after\s+that)\b", re.IGNORECASE)
+# Lead (in rank points, roughly one question word) the best article needs over the second.
+# Measured on real questions: below one point the best article was right about half the time.
+_MARGIN = 1.0
+_MARGIN_WITH_PHRASE = 0.5
 _NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
 
 
@@ -70,6 +74,7 @@ class Candidate:
     coverage: float  # matched / weighted question length
     title_hits: float = 0.0  # weighted question words in the article's title
     phrase_hits: int = 0  # multi-word tags of the article found word for word in the question
+    rank: float = 0.0  # the ranking score candidates are sorted by, higher is better
 
     @property
     def confident(self) -> bool:
@@ -79,6 +84,14 @@ class Candidate:
         # A tag phrase said word for word ("delete my account") is the clearest sign of all.
         return ((self.matched >= 2.0 and self.coverage >= 0.25) or (self.coverage >= 0.6 and self.matched >= 1.0)
                 or (self.title_hits >= 1.0 and self.coverage >= 0.4) or self.phrase_hits > 0)
+
+
+def _margin_needed(best: Candidate) -> float:
+    """How far ahead of the runner-up the best article must rank to be answered outright.
+
+    A tag phrase said word for word is strong evidence on its own, so it needs less of a lead.
+    """
+    return _MARGIN_WITH_PHRASE if best.phrase_hits else _MARGIN
 
 
 def _contains(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
@@ -188,8 +201,9 @@ class EmbeddedBot:
         # bm25 favours short articles that repeat one word; how much of the question an
         # article covers breaks near-ties the other way.
         top = out[0].score or -1.0
-        out.sort(key=lambda c: -(c.matched + 0.8 * (c.score / top) + c.title_hits + c.phrase_hits))
-        return tuple(out)
+        ranked = [replace(c, rank=c.matched + 0.8 * (c.score / top) + c.title_hits + c.phrase_hits) for c in out]
+        ranked.sort(key=lambda c: -c.rank)
+        return tuple(ranked)
 
     # -- answering -----------------------------------------------------------------------
     async def answer(self, ctx: BotContext) -> BotAnswer:
@@ -259,6 +273,15 @@ class EmbeddedBot:
         if (second is not None and second.confident and not follow_up and len(specific) <= 1
                 and second.matched >= best.matched and second.title_hits >= best.title_hits
                 and abs(second.score) >= 0.85 * abs(best.score)):
+            a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
+            return BotAnswer(
+                f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
+                kb_ids=[best.id, second.id], intent="clarify",
+            )
+        if second is not None and not follow_up and best.rank - second.rank < _margin_needed(best):
+            # Two articles fit almost equally well: on real questions the first of such a pair is
+            # wrong about half the time, and a confident wrong answer costs the customer more
+            # than one question back.
             a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
             return BotAnswer(
                 f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
