@@ -366,3 +366,18 @@ def test_reply_to_our_which_question_is_answered(bot: EmbeddedBot) -> None:
     first, second = say(bot, "can I exchange money abroad", "sending money abroad")
     assert first.intent == "clarify"
     assert second.intent == "answer" and second.kb_ids == ["KB-013"]
+
+
+@pytest.mark.parametrize(
+    ("question", "article"),
+    [
+        ("how do I activate my new card?", "KB-006"),
+        ("is there a fee for taking out cash at an atm", "KB-022"),
+        ("my card payment is still pending", "KB-018"),
+        ("when will my transfer arrive", "KB-012"),
+    ],
+)
+def test_common_phrasings_lead_clearly_enough_to_answer(bot: EmbeddedBot, question: str, article: str) -> None:
+    # Each of these once tied with a neighbouring article and got "X or Y?" instead of an answer.
+    ans = say(bot, question)[0]
+    assert ans.intent == "answer" and ans.kb_ids == [article], ans
