@@ -381,3 +381,12 @@ def test_common_phrasings_lead_clearly_enough_to_answer(bot: EmbeddedBot, questi
     # Each of these once tied with a neighbouring article and got "X or Y?" instead of an answer.
     ans = say(bot, question)[0]
     assert ans.intent == "answer" and ans.kb_ids == [article], ans
+
+
+def test_lead_needed_grows_when_the_article_covers_little_of_the_question() -> None:
+    from console.bot.embedded import Candidate, _margin_needed
+
+    phrase = Candidate("KB-001", -5.0, 2.0, 0.4, phrase_hits=1)
+    covered = Candidate("KB-001", -5.0, 2.0, 0.8)
+    thin = Candidate("KB-001", -5.0, 2.0, 0.4)
+    assert _margin_needed(phrase) < _margin_needed(covered) < _margin_needed(thin)
