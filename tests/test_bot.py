@@ -390,3 +390,24 @@ def test_lead_needed_grows_when_the_article_covers_little_of_the_question() -> N
     covered = Candidate("KB-001", -5.0, 2.0, 0.8)
     thin = Candidate("KB-001", -5.0, 2.0, 0.4)
     assert _margin_needed(phrase) < _margin_needed(covered) < _margin_needed(thin)
+
+
+@pytest.mark.parametrize(
+    ("reply", "article"),
+    [("the first one", "KB-013"), ("the second", "KB-022"), ("using my card abroad", "KB-022"),
+     ("sending money", "KB-013")],
+)
+def test_reply_to_which_question_picks_an_offered_article(bot: EmbeddedBot, reply: str, article: str) -> None:
+    first, second = say(bot, "can I exchange money abroad", reply)
+    assert first.kb_ids == ["KB-013", "KB-022"]
+    assert second.intent == "answer" and second.kb_ids == [article], second
+
+
+def test_neither_option_is_an_honest_fallback(bot: EmbeddedBot) -> None:
+    second = say(bot, "can I exchange money abroad", "neither of those")[1]
+    assert second.intent == "fallback" and second.fallback and not second.kb_ids
+
+
+def test_a_new_question_after_which_is_searched_on_its_own(bot: EmbeddedBot) -> None:
+    second = say(bot, "can I exchange money abroad", "actually how do I freeze my card before I travel")[1]
+    assert second.kb_ids == ["KB-007"], second

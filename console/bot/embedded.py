@@ -55,6 +55,14 @@ _MARGIN_WITH_PHRASE = 0.5
 # wrong about 40% of the time.
 _THIN_COVERAGE = 0.5
 _MARGIN_THIN = 2.0
+# Our "X or Y?" question, and how a reply to it names one option or neither.
+_OFFERED = re.compile(r'"([^"]+)" or "([^"]+)"\?$')
+_FIRST = re.compile(r"\b(?:first|former|1st|option\s*(?:1|one|a))\b|^\W*(?:1|a)\W*$", re.IGNORECASE)
+_SECOND = re.compile(r"\b(?:second|latter|2nd|last\s+one|option\s*(?:2|two|b))\b|^\W*(?:2|b)\W*$", re.IGNORECASE)
+_NEITHER_RE = re.compile(r"\b(?:neither|none\s+of|not\s+(?:those|these|either|really)|something\s+else|"
+                         r"(?:it'?s|is)\s+about\s+something)\b|^\W*(?:no+|nope|nah)\W*$", re.IGNORECASE)
+_NEITHER = "-"
+_SHORT_REPLY = 3  # content words; a longer reply is read as a question of its own
 _NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
 
 
@@ -99,6 +107,28 @@ def _margin_needed(best: Candidate) -> float:
     if best.phrase_hits:
         return _MARGIN_WITH_PHRASE
     return _MARGIN if best.coverage >= _THIN_COVERAGE else _MARGIN_THIN
+
+
+def _choose(offered: tuple[str, ...], text: str, indexed: list[_Indexed]) -> str:
+    """Which offered article a reply picks: an id, :data:`_NEITHER`, or '' when it does not say.
+
+    Position words ("the first one", "the latter") win; otherwise the option whose own words
+    (title twice as much as the rest) the reply uses more, counting only words the two do not share.
+    """
+    first, second = bool(_FIRST.search(text)), bool(_SECOND.search(text))
+    if first != second:
+        return offered[0] if first else offered[1]
+    if _NEITHER_RE.search(text):
+        return _NEITHER
+    words = {vocabulary.stem(w) for w in terms(text) if w not in vocabulary.CHATTER}
+    if len(words) > _SHORT_REPLY:
+        return ""  # a new question in its own right: searched as usual, not forced into our two
+    shared = indexed[0].stems & indexed[1].stems
+    scores = [sum(2.0 if w in art.title_stems else 1.0 for w in words if w in art.stems and w not in shared)
+              for art in indexed]
+    if scores[0] == scores[1]:
+        return ""
+    return offered[0] if scores[0] > scores[1] else offered[1]
 
 
 def _contains(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
@@ -188,6 +218,17 @@ class EmbeddedBot:
                 return article_id
         return None
 
+    def _offered(self, reply: str) -> tuple[str, ...]:
+        """The two articles our "X or Y?" question offered (empty when it was not one)."""
+        if not reply.startswith(phrases.WHICH):
+            return ()
+        match = _OFFERED.search(reply)
+        if match is None:
+            return ()
+        by_title = {indexed.parsed.title: article_id for article_id, indexed in self._articles.items()}
+        ids = tuple(by_title.get(title, "") for title in match.groups())
+        return ids if all(ids) else ()
+
     def _retrieve_uncached(self, words: tuple[str, ...]) -> tuple[Candidate, ...]:
         hits = search(self._store(), " ".join(words), limit=3)
         weights = {vocabulary.stem(w): self._weight(w) for w in words}
@@ -239,6 +280,16 @@ class EmbeddedBot:
         if cues.missed and ctx.bot_turns() > 0 and self._article_in(last_reply):
             # Our answer did not solve it: say so (a counted fallback) instead of repeating it.
             return BotAnswer(phrases.pick(phrases.MISSED, seed), fallback=True, intent="missed")
+        offered = self._offered(last_reply)
+        if offered:
+            # A reply to our "X or Y?": the option it names (by position or by words), or none.
+            chosen = _choose(offered, cues.cleaned, [self._articles[a] for a in offered])
+            if chosen == _NEITHER:
+                options = phrases.FALLBACKS_AGAIN if ctx.fallbacks >= 1 else phrases.FALLBACKS
+                return BotAnswer(phrases.pick(options, seed), fallback=True, intent="fallback")
+            if chosen:
+                previous = intents.strip_injection(ctx.previous_customer_text())[0]
+                return self._compose(ctx, cues, f"{previous} {cues.cleaned}", chosen, seed, name, False)
         if not content or (cues.thanks and not cues.question and not cues.how_to and all(
                 w in vocabulary.CLOSING_WORDS or w in vocabulary.GENERIC or w in vocabulary.VAGUE_WORDS or w in vocabulary.FEELINGS for w in content)):
             return self._no_question(ctx, cues, seed, name, with_name, last_reply)
