@@ -375,6 +375,8 @@ def test_reply_to_our_which_question_is_answered(bot: EmbeddedBot) -> None:
         ("is there a fee for taking out cash at an atm", "KB-022"),
         ("my card payment is still pending", "KB-018"),
         ("when will my transfer arrive", "KB-012"),
+        ("please lock my account", "KB-023"),
+        ("how do I order a cheque book", "KB-053"),
     ],
 )
 def test_common_phrasings_lead_clearly_enough_to_answer(bot: EmbeddedBot, question: str, article: str) -> None:
