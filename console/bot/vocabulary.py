@@ -35,6 +35,11 @@ CHATTER = frozenset(
     "hi hello hey hiya howdy yo greetings hallo hola bonjour all set everything nope nah nothing else "
     "see ya have wonderful fab fantastic amazing excellent super oh ah um hmm erm ooh aha wow right".split()
 )
+# Products with several articles titled "Product: ...": words that show a question is about the
+# product (``pay in 3`` itself is rewritten to "pay-in-3 instalment" before the search).
+PRODUCT_WORDS: dict[str, frozenset[str]] = {
+    "Pay-in-3": frozenset("instalment instalments installment installments bnpl klarna".split()),
+}
 # Articles about loss, money worries or crime: answered plainly, without cheerful openers.
 SENSITIVE_TAGS = frozenset({"bereavement", "hardship", "scam", "fraud", "extra support"})
 # After a thank-you, these words close a conversation rather than ask something new.
@@ -59,6 +64,12 @@ def stem(word: str) -> str:
     if len(word) > 3 and word.endswith("e"):
         word = word[:-1]
     return word[:5]
+
+
+def product_of(title: str) -> str | None:
+    """The product a title is scoped to ("Pay-in-3: returns and refunds" -> "Pay-in-3"), if any."""
+    prefix = title.split(":", 1)[0] if ":" in title else ""
+    return prefix if prefix in PRODUCT_WORDS else None
 
 
 def stems(text: str) -> frozenset[str]:
