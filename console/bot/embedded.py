@@ -9,11 +9,14 @@ How one customer message is answered (first match wins):
    simply; "that's not what I asked" -> an admitted miss (a counted ``fallback``); "how long
    does that take?" / "is there a fee?" / "then what do I press?" -> that article's timing,
    cost or steps;
-4. greetings, thanks and "that's all" -> a short reply (``resolve`` when the customer closes);
-5. too vague to search ("it doesn't work", "my card") -> a clarifying question;
-6. retrieval (FTS5 bm25, then a check of how much of the question the article covers):
-   nothing reliable -> an honest "I don't know" (``fallback``); two equally good articles
-   for a one-word question -> ask which one; else an answer built from the article's summary
+4. a reply to our own "X or Y?" -> the option it names ("the second one", or words of only
+   one of the two), or an honest "I don't know" for "neither";
+5. greetings, thanks and "that's all" -> a short reply (``resolve`` when the customer closes);
+6. too vague to search ("it doesn't work", "my card") -> a clarifying question;
+7. retrieval (FTS5 bm25, then a check of how much of the question the article covers):
+   nothing reliable -> an honest "I don't know" (``fallback``); a best article that does not
+   lead the runner-up clearly (see :func:`_margin_needed`), or two equally good articles for
+   a one-word question -> ask which one; else an answer built from the article's summary
    and the one or two facts that best fit the question (with steps for "how do I").
 
 The reply reads like a person: a varied opener, the customer's first name only on the first
