@@ -330,6 +330,8 @@ def test_mentioning_a_person_is_not_asking_for_one(bot: EmbeddedBot, text: str) 
         ("I paid off my plan but you took another instalment of £38", "KB-054", "refund"),
         # Seen through the channel API: card payments abroad once got the transfers article.
         ("how much does it cost to pay by card abroad?", "KB-022", "card"),
+        # Seen on the demo wall: a question about moving a payment date got the paid-off article.
+        ("can I change the date my instalment is taken?", "KB-001", "Change date"),
     ],
 )
 def test_questions_once_answered_from_the_wrong_article(tmp_path, text: str, article: str,  # noqa: ANN001
