@@ -168,28 +168,11 @@ async def _measure_keys(path: Path, n_keys: int, rate: float) -> dict[str, Any]:
     }
 
 
-# The real `tandem console` command line, headless, leaving at its first frame with tiles.
-_FIRST_FRAME = """
-import sys
-from textual.app import App
-from console.ui.app import TandemApp
-
-def _display(self, screen, renderable):
-    App._display(self, screen, renderable)
-    if renderable is not None and getattr(self, "_wall", None) is not None and self._wall.loaded:
-        print("FRAME", flush=True)
-        self.exit()
-
-TandemApp._display = _display
-TandemApp.run = lambda self, **kw: App.run(self, headless=True, size=(160, 48))
-from console.cli import main
-sys.exit(main(["console", "--db", sys.argv[1], "--agent", "bench-start"]))
-"""
-
-
 def _measure_start(path: Path) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", _FIRST_FRAME, str(path)], stdout=subprocess.PIPE, text=True)
+    # The real `tandem console` command line, headless, leaving at its first frame with tiles.
+    proc = subprocess.Popen([sys.executable, "-m", "console.ui.first_frame_probe", str(path)],
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("FRAME"):
