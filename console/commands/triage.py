@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, TypeVar
 
 from console.cli import UsageError
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,53 +82,29 @@ def _llm() -> Any:
 
 def _stream(source: BinaryIO, llm: Any = None) -> int:
     from console.triage import TriageEngine
-    from console.triage.jsonl import MAX_LINE, LineError, triage_line
+    from console.triage.jsonl import triage_line
 
     engine = TriageEngine()
     if llm is not None:
         return asyncio.run(_stream_with_judge(source, engine, llm))
     out = sys.stdout
-    bad = 0
-    for lineno, raw in enumerate(_lines(source, MAX_LINE), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            if raw is _TOO_LONG:
-                raise LineError(f"line too long (more than {MAX_LINE:,} bytes)")
-            result = triage_line(engine, line)
-        except LineError as exc:
-            bad += 1
-            print(f"tandem: line {lineno}: {exc}", file=sys.stderr)
-            continue
+    skipped = _Skipped()
+    for result in _parsed(source, lambda line: triage_line(engine, line), skipped):
         out.write(result + "\n")
         out.flush()  # streaming: a reader sees each verdict as soon as its line is scored
-    if bad:
-        print(f"tandem: {bad} line(s) skipped", file=sys.stderr)
-    return 1 if bad else 0
+    return skipped.finish()
 
 
 async def _stream_with_judge(source: BinaryIO, engine: Any, llm: Any) -> int:
     """Like :func:`_stream`, asking the LLM about each conversation in turn (order kept)."""
     from console.llm import LLMError
-    from console.triage.jsonl import MAX_LINE, LineError, parse_line
+    from console.triage.jsonl import parse_line
     from console.triage.judge import second_opinion
 
     out = sys.stdout
-    bad = 0
+    skipped = _Skipped()
     warned = False
-    for lineno, raw in enumerate(_lines(source, MAX_LINE), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            if raw is _TOO_LONG:
-                raise LineError(f"line too long (more than {MAX_LINE:,} bytes)")
-            ident, messages = parse_line(line)
-        except LineError as exc:
-            bad += 1
-            print(f"tandem: line {lineno}: {exc}", file=sys.stderr)
-            continue
+    for ident, messages in _parsed(source, parse_line, skipped):
         offline = engine.score_conversation(messages)
         record: dict[str, Any] = {"id": ident, **offline.as_dict()}
         try:
@@ -142,9 +120,41 @@ async def _stream_with_judge(source: BinaryIO, engine: Any, llm: Any) -> int:
             record["judge"] = {"level": level, "reasons": reasons, "offline_level": offline.level}
         out.write(json.dumps(record) + "\n")  # ASCII: ids never reach a terminal raw
         out.flush()
-    if bad:
-        print(f"tandem: {bad} line(s) skipped", file=sys.stderr)
-    return 1 if bad else 0
+    return skipped.finish()
+
+
+class _Skipped:
+    """Bad input lines: each reported on stderr as it is met, the total at the end."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def report(self, lineno: int, why: object) -> None:
+        self.count += 1
+        print(f"tandem: line {lineno}: {why}", file=sys.stderr)
+
+    def finish(self) -> int:
+        if self.count:
+            print(f"tandem: {self.count} line(s) skipped", file=sys.stderr)
+        return 1 if self.count else 0
+
+
+def _parsed(source: BinaryIO, parse: Callable[[bytes], T], skipped: _Skipped) -> Iterator[T]:
+    """``parse`` of every non-blank line, in order; bad and over-long lines go to ``skipped``."""
+    from console.triage.jsonl import MAX_LINE, LineError
+
+    for lineno, raw in enumerate(_lines(source, MAX_LINE), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            if raw is _TOO_LONG:
+                raise LineError(f"line too long (more than {MAX_LINE:,} bytes)")
+            value = parse(line)
+        except LineError as exc:
+            skipped.report(lineno, exc)
+            continue
+        yield value
 
 
 _TOO_LONG = b"\x00too long\x00"  # sentinel: never a real (stripped) line, it holds NUL bytes
