@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from store import Store, lifecycle
 from store.kb import KbArticle, upsert_articles
 
@@ -47,3 +49,14 @@ def conversation(store: Store, name: str, turns: list[tuple[str, str]], *, agent
     if agent:
         lifecycle.claim(store, cid, agent)
     return cid
+
+
+def refund_conversation(db_path: Path) -> int:
+    """Maya's late refund, asked twice, claimed by ana, with the KB seeded: the UI drafts' scene."""
+    with Store(db_path) as store:
+        seed_kb(store)
+        return conversation(store, "Maya Patel", [
+            ("customer", "my refund never came"),
+            ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
+            ("customer", "It's been two weeks, where is my refund"),
+        ], reasons=["frustration", "repeat_question"])

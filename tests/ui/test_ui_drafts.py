@@ -20,7 +20,7 @@ from console.ui.widgets.composer import Composer
 from store import Store, drafts, lifecycle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from test_assist_helpers import conversation, seed_kb  # noqa: E402
+from test_assist_helpers import refund_conversation  # noqa: E402
 
 
 class ComposerApp(App[None]):
@@ -37,16 +37,6 @@ class ComposerApp(App[None]):
     def on_composer_sent(self, event: Composer.Sent) -> None:
         mid = lifecycle.agent_reply(self.store, self.cid, "ana", event.text, draft_id=event.draft_id)
         self.query_one(Composer).sent(mid)
-
-
-def _setup(db_path: Path) -> int:
-    with Store(db_path) as store:
-        seed_kb(store)
-        return conversation(store, "Maya Patel", [
-            ("customer", "my refund never came"),
-            ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
-            ("customer", "It's been two weeks, where is my refund"),
-        ], reasons=["frustration", "repeat_question"])
 
 
 def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLM:
@@ -66,7 +56,7 @@ def _status(composer: Composer) -> str:
 
 
 async def test_llm_draft_streams_in_with_buffered_writes(db_path: Path, fake_openai: FakeOpenAI) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     words = [f"word{i}" for i in range(40)]
     fake_openai.reply = "Hi Maya, " + " ".join(words) + ".\nSources: KB-T01"
     fake_openai.chunk_delay = 0.01
@@ -98,7 +88,7 @@ async def test_llm_draft_streams_in_with_buffered_writes(db_path: Path, fake_ope
 
 
 async def test_keys_work_while_streaming(db_path: Path, fake_openai: FakeOpenAI) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     fake_openai.reply = " ".join(f"w{i}" for i in range(200))
     fake_openai.chunk_delay = 0.02
     app = ComposerApp(db_path, cid, _llm(fake_openai))
@@ -127,7 +117,7 @@ async def test_keys_work_while_streaming(db_path: Path, fake_openai: FakeOpenAI)
 
 
 async def test_send_logs_accepted_and_edited(db_path: Path) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     app = ComposerApp(db_path, cid)
     async with app.run_test() as pilot:
         composer = app.query_one(Composer)
@@ -156,7 +146,7 @@ async def test_send_logs_accepted_and_edited(db_path: Path) -> None:
 
 
 async def test_stale_draft_is_flagged_or_replaced(db_path: Path) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     app = ComposerApp(db_path, cid)
     async with app.run_test() as pilot:
         composer = app.query_one(Composer)
@@ -182,7 +172,7 @@ async def test_stale_draft_is_flagged_or_replaced(db_path: Path) -> None:
 
 
 async def test_timeout_falls_back_with_visible_notice(db_path: Path, fake_openai: FakeOpenAI) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     fake_openai.delay = 2.0
     app = ComposerApp(db_path, cid, _llm(fake_openai, timeout=0.3))
     async with app.run_test() as pilot:
@@ -195,7 +185,7 @@ async def test_timeout_falls_back_with_visible_notice(db_path: Path, fake_openai
 
 
 async def test_regenerate_with_instruction(db_path: Path) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     app = ComposerApp(db_path, cid)
     async with app.run_test() as pilot:
         composer = app.query_one(Composer)
@@ -214,7 +204,7 @@ async def test_regenerate_with_instruction(db_path: Path) -> None:
 
 @pytest.mark.parametrize("typed", ["already typing"])
 async def test_takeover_keeps_what_the_agent_typed(db_path: Path, typed: str) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     app = ComposerApp(db_path, cid)
     async with app.run_test() as pilot:
         composer = app.query_one(Composer)
@@ -228,7 +218,7 @@ async def test_takeover_keeps_what_the_agent_typed(db_path: Path, typed: str) ->
 async def test_metrics_panel_shows_acceptance_and_timing(db_path: Path) -> None:
     from console.ui.widgets.draft_metrics import DraftMetricsScreen
 
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     app = ComposerApp(db_path, cid)
     async with app.run_test() as pilot:
         composer = app.query_one(Composer)
@@ -257,7 +247,7 @@ async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> No
     from console.ui.app import TandemApp
     from console.ui.screens.conversation import ConversationScreen
 
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     with Store(db_path) as s:
         lifecycle.hand_back(s, cid, by="ana")  # back to the bot: the console's agent takes over
     app = TandemApp(db_path, "ana", interval=0.05)
@@ -283,7 +273,7 @@ async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> No
 
 
 async def test_leaving_with_a_draft_streaming_logs_it_as_discarded(db_path: Path, fake_openai: FakeOpenAI) -> None:
-    cid = _setup(db_path)
+    cid = refund_conversation(db_path)
     fake_openai.reply = " ".join(f"w{i}" for i in range(100))
     fake_openai.chunk_delay = 0.02
     app = ComposerApp(db_path, cid, _llm(fake_openai))

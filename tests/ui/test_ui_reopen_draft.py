@@ -11,17 +11,7 @@ from console.ui.widgets.composer import Composer
 from store import Store, lifecycle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from test_assist_helpers import conversation, seed_kb  # noqa: E402
-
-
-def _owned(db_path: Path) -> int:
-    with Store(db_path) as store:
-        seed_kb(store)
-        return conversation(store, "Maya Patel", [
-            ("customer", "my refund never came"),
-            ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
-            ("customer", "It's been two weeks, where is my refund"),
-        ], reasons=["frustration", "repeat_question"])
+from test_assist_helpers import refund_conversation  # noqa: E402
 
 
 async def _until(predicate: Any, timeout: float = 5.0) -> None:
@@ -42,7 +32,7 @@ async def _open(db_path: Path, cid: int) -> tuple[Any, Any]:
 
 
 async def test_reopening_while_the_customer_waits_drafts_the_answer(db_path: Path) -> None:
-    cid = _owned(db_path)
+    cid = refund_conversation(db_path)
     app, screen_type = await _open(db_path, cid)
     async with app.run_test(size=(160, 48)):
         await _until(lambda: cid in app.rows)
@@ -54,7 +44,7 @@ async def test_reopening_while_the_customer_waits_drafts_the_answer(db_path: Pat
 
 
 async def test_reopening_after_our_own_reply_drafts_nothing(db_path: Path) -> None:
-    cid = _owned(db_path)
+    cid = refund_conversation(db_path)
     with Store(db_path) as s:
         lifecycle.agent_reply(s, cid, "ana", "Hi Maya, I'm checking the refund with the shop now.")
     app, screen_type = await _open(db_path, cid)
