@@ -47,3 +47,31 @@ def test_an_escalation_on_bot_fallbacks_shows_them(db_path: Path) -> None:
         (conv,) = list_conversations(store, states=None)
         assert conv["state"] == "waiting"
         assert "bot_fallback" in conv["reasons"]
+
+
+def test_a_calm_ping_while_waiting_keeps_the_badge_that_sent_it_to_the_queue(db_path: Path) -> None:
+    hub = make_hub(db_path)
+    with Store(db_path) as store:
+        cid = lc.open_conversation(store, "Sam", channel="sim")
+        lc.add_customer_message(store, cid, "why is my account restricted?? this is ridiculous, I need my money")
+    asyncio.run(hub.drain())
+    with Store(db_path) as store:
+        (conv,) = list_conversations(store, states=None)
+        assert conv["state"] == "waiting"
+        sent_with, why = conv["level"], set(conv["reasons"])
+        assert sent_with in ("empathy", "urgent") and why
+        lc.add_customer_message(store, cid, "hello??")
+    asyncio.run(hub.drain())
+    with Store(db_path) as store:
+        (conv,) = list_conversations(store, states=None)
+        assert conv["level"] == sent_with
+        assert why <= set(conv["reasons"])
+        # Once a person has it, the badge follows the customer again.
+        lc.claim(store, cid, "ana")
+        lc.add_customer_message(store, cid, "ok thanks, all good now")
+    asyncio.run(hub.drain())
+    hub.close()
+    with Store(db_path) as store:
+        (conv,) = list_conversations(store, states=None)
+        assert conv["state"] == "human"
+        assert conv["level"] in ("calm", "watch")

@@ -517,7 +517,24 @@ class Hub:
         verdict = entry.verdict
         if verdict is None:
             return
-        lc.record_triage(self.store, cid, self._mark(entry, verdict), message_id=mid, actor="triage")
+        lc.record_triage(self.store, cid, self._waiting_mark(cid, entry, verdict), message_id=mid, actor="triage")
+
+    def _waiting_mark(self, cid: int, entry: _Conv, verdict: Any) -> lc.TriageMark:
+        """The mark for a verdict, never below what sent the conversation to the queue while it waits.
+
+        A customer in the queue who writes "hello??" is not calmer than when the bot handed
+        them over: until a person answers, the badge keeps the escalation's level and reasons.
+        """
+        row = self.store.one(
+            "SELECT e.data FROM conversations c JOIN events e ON e.conversation_id = c.id"
+            " WHERE c.id = ? AND c.state = 'waiting' AND e.kind = 'escalated' ORDER BY e.id DESC LIMIT 1",
+            (cid,),
+        )
+        if row is None or not row[0]:
+            return self._mark(entry, verdict)
+        data = json.loads(row[0])
+        level = max_level(verdict.level, data.get("level") or "watch")
+        return self._mark(entry, verdict, level=level, also=tuple(data.get("reasons") or ()))
 
     def _settle(self, cid: int) -> None:
         entry = self._cache.get(cid)
@@ -657,12 +674,12 @@ class Hub:
             try:
                 entry = self._entry(cid, triage_state)
                 verdict = self.engine.waited(entry.state, max(0.0, now - since))
-                key = (verdict.level, tuple(verdict.reasons))
-                if entry.stored == key:
-                    continue
                 before = entry.stored
+                mark = self._waiting_mark(cid, entry, verdict)
+                if entry.stored == before:
+                    continue
                 entry.verdict = verdict
-                changed = lc.record_triage(store, cid, self._mark(entry, verdict), actor="sla")
+                changed = lc.record_triage(store, cid, mark, actor="sla")
                 if changed and "long_wait" in verdict.reasons and (before is None or "long_wait" not in before[1]):
                     self.stats.long_wait_raised += 1
             except (NotFound, InvalidTransition):
