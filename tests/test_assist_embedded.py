@@ -133,6 +133,7 @@ def test_safety_points_to_help_first() -> None:
 def test_first_name() -> None:
     assert first_name("maya patel") == "Maya"
     assert first_name("guest-4821") is None
+    assert first_name("root") is None and first_name("agent") is None  # a login, not a name to sign with
     assert first_name("  ") is None
     assert first_name("Anne-Marie O'Neil") == "Anne-Marie"
 
