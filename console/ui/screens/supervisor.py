@@ -94,7 +94,6 @@ class SupervisorScreen(Screen[None]):
             with Vertical(id="sup-agents"):
                 yield Static("Agents", classes="sup-title", markup=False)
                 yield DataTable(id="agents-table", cursor_type="row")
-                yield Static("Drafts, last 24 h", classes="sup-title", markup=False)
                 yield DraftMetricsPanel(self.app.db_path, id="sup-drafts")
         yield Footer()
 
