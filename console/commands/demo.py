@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "$TANDEM_DB, else a demo file in ~/.local/state/tandem)",
     )
     add_console_options(parser)
+    # In the demo you play both roles: the supervisor view is one key away, not a refusal.
+    parser.set_defaults(supervisor=True)
     parser.add_argument("--simulate", metavar="N", type=int, default=24,
                         help="simulated customers active at once (default 24)")
     parser.add_argument("--keep", action="store_true",
