@@ -165,17 +165,19 @@ def curve(
 ) -> list[tuple[float, dict[str, Tally]]]:
     """Tallies with the soft model's decision threshold moved to each of ``thresholds``.
 
-    The shipped operating point is 0.5 (the fitted threshold is folded into the bias); moving
-    it shifts the bias, so hard cues, floors and conversation rules stay as shipped. This is
-    the precision/recall trade-off on the real slices against the floors of the others.
+    ``thresholds`` are given relative to the shipped operating point, which is 0.5: a point
+    ``t`` moves the threshold on the filter's posterior by ``logit(t)``, so hard cues, floors,
+    the filter and the conversation rules stay as shipped. This is the precision/recall
+    trade-off on the real slices against the floors of the others.
     """
-    base = TriageEngine(weights).weights
+    shipped = TriageEngine(weights).threshold
+    base = math.log(shipped / (1.0 - shipped))
     out = []
     for t in thresholds:
         if not 0.0 < t < 1.0:
             raise EvalError(f"threshold {t} is not between 0 and 1")
-        w = (*base[:-1], base[-1] - math.log(t / (1.0 - t)))
-        out.append((t, evaluate(TriageEngine(w), rows)))
+        moved = 1.0 / (1.0 + math.exp(-(base + math.log(t / (1.0 - t)))))
+        out.append((t, evaluate(TriageEngine(weights, threshold=moved), rows)))
     return out
 
 

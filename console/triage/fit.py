@@ -1,9 +1,13 @@
-"""Fit the soft model's handful of weights on a labelled CSV (development tool).
+"""Fit the soft model's handful of parameters on a labelled CSV (development tool).
 
 ``python -m console.triage.fit ../shared/data/triage/dev.csv`` prints conversation-grouped
-cross-validated F1 and the weights to paste into ``engine.WEIGHTS``. Only the weights of
-:data:`console.triage.engine.FEATURES` (and a bias) are learned: no vocabulary, no n-grams.
-The decision threshold is folded into the bias so the shipped operating point is score 0.5.
+cross-validated F1 and the values to paste into ``engine``: ``WEIGHTS`` (the weights of
+:data:`console.triage.engine.FEATURES` and a bias, a calibrated logistic model of one message),
+``EMISSION_PRIOR`` (the base rate it was fitted at), and the conversation filter's
+``FILTER_STAY``/``FILTER_ONSET`` with the decision ``THRESHOLD`` on its posterior, chosen
+together on out-of-fold probabilities under the acceptance floors. No vocabulary is learned:
+no n-grams. ``--outer`` runs the whole procedure on four folds and scores the fifth, for an
+honest held-out number.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 import zlib
 from collections.abc import Sequence
 
-from console.triage.engine import EMPATHY, FEATURES, FLOORS, TriageEngine
+from console.triage.engine import EMPATHY, FEATURES, FLOORS, RELIEF, TriageEngine, _logit
 from console.triage.evaluate import REAL_PREFIX, RECALL_FLOORS, SPEC_FLOORS, Row, read_rows
 
 # Real conversations plus the slices that say what is *not* distress (routine questions,
@@ -26,19 +30,65 @@ MARGIN = 0.03  # keep clear of the specificity floors: the kept-back set will di
 RECALL_MARGIN = 0.005  # recall on those slices comes mostly from hard cues, not the threshold
 
 
-def featurize(engine: TriageEngine, rows: Sequence[Row]) -> list[tuple[list[float], bool, bool, str]]:
-    """(features, label, hard-cue flag, slice) per row, replaying each conversation in order."""
+# The filter's transition probabilities tried (stay: distressed -> distressed, onset: calm ->
+# distressed) and the decision thresholds.
+STAY_GRID = tuple(x / 20 for x in range(4, 19))  # 0.2 .. 0.9
+ONSET_GRID = tuple(x / 20 for x in range(2, 11))  # 0.1 .. 0.5
+THRESHOLDS = tuple(t / 100 for t in range(20, 95))
+
+
+def featurize(engine: TriageEngine, rows: Sequence[Row]) -> list[tuple[list[float], bool, bool, str, int, bool]]:
+    """Per row: features, label, hard-cue flag, slice, the conversation's previous row (or -1),
+    and whether the message reads as clear relief (the filter may not raise it)."""
     states: dict = {}
+    last: dict[str, int] = {}
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         state = states.get(row.conversation)
         if state is None:
             state = states[row.conversation] = engine.new_state()
         sig = engine.signals(row.text, state)
         verdict = engine.observe(state, "customer", row.text)
         hard = any(state.floors.get(r, 0.0) >= EMPATHY for r in FLOORS) or "frustration" in state.floors
-        out.append((sig.features, row.label, hard and verdict.needs_human, row.slice))
+        relief = sig.sentiment >= RELIEF and sig.neg_valence < 1.0
+        out.append((sig.features, row.label, hard and verdict.needs_human, row.slice, last.get(row.conversation, -1), relief))
+        last[row.conversation] = i
     return out
+
+
+def filtered(data: list, probs: list[float], stay: float, onset: float, prior: float) -> list[float]:
+    """The engine's forward filter over each conversation: posterior per row (rows in order)."""
+    base = _logit(prior)
+    post = [0.0] * len(data)
+    for i, d in enumerate(data):
+        prev = d[4]
+        if prev < 0:
+            post[i] = probs[i]
+        else:
+            pp = post[prev]
+            post[i] = _sigmoid(_logit(stay * pp + onset * (1.0 - pp)) + _logit(probs[i]) - base)
+    return post
+
+
+def choose(data: list, probs: list[float], prior: float, rows: set[int] | None = None) -> tuple[float, float, float, float]:
+    """(F1, stay, onset, threshold) with the best pooled real F1 on ``rows`` under the floors.
+
+    The floors are checked on the single-message slices, where the posterior is the message's
+    own probability, so which thresholds keep them does not depend on the filter.
+    """
+    use = range(len(data)) if rows is None else sorted(rows)
+    first = {i: probs[i] for i in use if data[i][4] < 0 and (data[i][3] in RECALL or data[i][3] in SPEC)}
+    feasible = [t for t in THRESHOLDS if _meets_floors(data, {i: p >= t or data[i][2] for i, p in first.items()})]
+    real = [i for i in use if data[i][3].startswith(REAL_PREFIX)]
+    best = (0.0, 0.5, 0.5, 0.5)
+    for stay in STAY_GRID:
+        for onset in ONSET_GRID:
+            post = filtered(data, probs, stay, onset, prior)
+            for t in feasible:
+                score = f1([(data[i][1], post[i] >= t or data[i][2]) for i in real])
+                if score > best[0]:
+                    best = (score, stay, onset, t)
+    return best
 
 
 def _sigmoid(z: float) -> float:
@@ -170,6 +220,28 @@ def _meets_floors(data: list, flagged: dict[int, bool]) -> bool:
     return True
 
 
+def _fit_and_predict(data: list, train: list[int], folds: list[int], nfolds: int, solve, l2: float, epochs: int):
+    """Weights fitted on ``train`` and out-of-fold probabilities for every row.
+
+    Rows in ``train`` get the probability of the model fitted on the other folds; the other rows
+    (slices left out of training, held-out folds) that of the model fitted on all of ``train``.
+    """
+    probs = [0.0] * len(data)
+    for k in range(nfolds):
+        fit_set = [i for i, f in zip(train, folds, strict=True) if f != k]
+        w = solve([data[i][0] for i in fit_set], [data[i][1] for i in fit_set], l2, epochs)
+        for i, f in zip(train, folds, strict=True):
+            if f == k:
+                probs[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, data[i][0], strict=False)))
+    w = solve([data[i][0] for i in train], [data[i][1] for i in train], l2, epochs)
+    inside = set(train)
+    for i, d in enumerate(data):
+        if i not in inside:
+            probs[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
+    prior = sum(data[i][1] for i in train) / len(train)
+    return w, probs, prior
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("csv")
@@ -177,49 +249,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, default=0.001)
     parser.add_argument("--epochs", type=int, default=400, help="gradient steps (Newton: iterations at most)")
     parser.add_argument("--newton", action="store_true", help="fit by Newton's method: converged and 20x faster, for trying features")
-    parser.add_argument("--rounds", type=int, default=2, help="refits (context features depend on the weights)")
-    parser.add_argument("--threshold", type=float, help="use this decision threshold instead of searching")
     parser.add_argument("--train", default="", help="comma-separated slice prefixes to fit on (default: all)")
+    parser.add_argument("--outer", action="store_true",
+                        help="held-out check: fit and choose on all folds but one, score that one, for each fold")
     args = parser.parse_args(argv)
     rows = read_rows(args.csv)
-    engine = TriageEngine()
-    for _round in range(args.rounds):
-        data = featurize(engine, rows)
-        prefixes = tuple(p for p in args.train.split(",") if p) or TRAIN_PREFIXES
-        train = [(i, d) for i, d in enumerate(data) if d[3].startswith(prefixes)]
-        fold_of = [zlib.crc32(rows[i].conversation.encode()) % args.folds for i, _ in train]
-        solve = newton if args.newton else logistic
-        epochs = min(args.epochs, 25) if args.newton else args.epochs
-        oof: dict[int, float] = {}
+    data = featurize(TriageEngine(), rows)
+    prefixes = tuple(p for p in args.train.split(",") if p) or TRAIN_PREFIXES
+    solve = newton if args.newton else logistic
+    epochs = min(args.epochs, 25) if args.newton else args.epochs
+    fold_of = [zlib.crc32(r.conversation.encode()) % args.folds for r in rows]
+    trainable = [i for i, d in enumerate(data) if d[3].startswith(prefixes)]
+    if args.outer:
+        # Everything the shipped numbers come from (weights, filter, threshold) is chosen
+        # without the held-out conversations; the pooled real F1 over the held-out rows is the
+        # number that says whether it generalises.
+        held: dict[int, bool] = {}
         for k in range(args.folds):
-            fit_set = [d for (i, d), f in zip(train, fold_of, strict=True) if f != k]
-            w = solve([d[0] for d in fit_set], [d[1] for d in fit_set], args.l2, epochs)
-            for (i, d), f in zip(train, fold_of, strict=True):
-                if f == k:
-                    oof[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
-        w = solve([d[0] for _, d in train], [d[1] for _, d in train], args.l2, epochs)
-        # Slices left out of training still bound the operating point: score them with the
-        # model fitted on everything it was allowed to see.
-        for i, d in enumerate(data):
-            if i not in oof and (d[3] in RECALL or d[3] in SPEC):
-                oof[i] = _sigmoid(w[-1] + sum(a * b for a, b in zip(w, d[0], strict=False)))
-        best = (0.0, 0.5)
-        for t100 in range(20, 95):
-            t = t100 / 100
-            flagged = {i: p >= t or data[i][2] for i, p in oof.items()}
-            if not _meets_floors(data, flagged):
-                if t100 % 10 == 0:
-                    print(f"  t={t:.2f} misses: {_report(data, flagged)}")
-                continue
-            pairs = [(data[i][1], f) for i, f in flagged.items() if data[i][3].startswith(REAL_PREFIX)]
-            best = max(best, (f1(pairs), t))
-        t = args.threshold if args.threshold else best[1]
-        w[-1] -= math.log(t / (1 - t))
-        print(f"round {_round + 1}: cross-validated pooled real F1 {best[0]:.3f} at threshold {t:.2f}")
-        engine = TriageEngine(tuple(w))
-    for name, value in zip(FEATURES, engine.weights, strict=False):
+            train = [i for i in trainable if fold_of[i] != k]
+            inner = [fold_of[i] for i in train]
+            w, probs, prior = _fit_and_predict(data, train, inner, args.folds, solve, args.l2, epochs)
+            allowed = {i for i in range(len(data)) if fold_of[i] != k or not data[i][3].startswith(prefixes)}
+            score, stay, onset, t = choose(data, probs, prior, allowed)
+            post = filtered(data, probs, stay, onset, prior)
+            test = [i for i in range(len(data)) if fold_of[i] == k and data[i][3].startswith(REAL_PREFIX)]
+            for i in test:
+                held[i] = post[i] >= t or data[i][2]
+            fold_f1 = f1([(data[i][1], held[i]) for i in test])
+            print(f"fold {k}: chosen stay {stay:.2f} onset {onset:.2f} threshold {t:.2f}"
+                  f" (inner F1 {score:.3f}); held-out real F1 {fold_f1:.3f}")
+        print(f"held-out pooled real F1 {f1([(data[i][1], p) for i, p in held.items()]):.3f}")
+        return 0
+    w, probs, prior = _fit_and_predict(data, trainable, [fold_of[i] for i in trainable], args.folds, solve, args.l2, epochs)
+    score, stay, onset, t = choose(data, probs, prior)
+    print(f"cross-validated pooled real F1 {score:.3f} at stay {stay:.2f}, onset {onset:.2f}, threshold {t:.2f}")
+    for name, value in zip(FEATURES, w, strict=False):
         print(f"  {name:<14} {value:+.3f}")
-    print("WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in engine.weights) + ",)")
+    print("WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in w) + ",)")
+    print(f"THRESHOLD = {t:.2f}\nFILTER_STAY = {stay:.2f}\nFILTER_ONSET = {onset:.2f}\nEMISSION_PRIOR = {prior:.3f}")
     return 0
 
 

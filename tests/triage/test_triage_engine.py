@@ -132,21 +132,54 @@ def test_trend_raises_the_level_when_the_last_message_alone_would_not(engine: Tr
     assert not engine.observe(state, "customer", "oh it just arrived, thank you!").needs_human
 
 
-def test_two_troubled_turns_in_a_row_are_a_trend(engine: TriageEngine) -> None:
+def test_a_troubled_turn_raises_the_next_one(engine: TriageEngine) -> None:
     first, second = "It still does not work.", "I have not received the code."
     assert engine.score_message(first).level == "watch"
     assert engine.score_message(second).level == "watch"
     state = engine.new_state()
     assert not engine.observe(state, "customer", first).needs_human
-    assert engine.observe(state, "customer", second).needs_human
-    # With a calm turn in between there is no streak.
+    after_trouble = engine.observe(state, "customer", second)
+    assert after_trouble.needs_human
+    # Raised by the conversation, not by the message: the reason says so.
+    assert "sentiment_drop" in after_trouble.reasons
+    # The filter weighs what came before: after a calm turn the same message scores lower.
     state = engine.new_state()
     engine.observe(state, "customer", first)
     engine.observe(state, "customer", "ok")
-    assert not engine.observe(state, "customer", second).needs_human
+    assert engine.observe(state, "customer", second).score < after_trouble.score
     # Short acknowledgements are not trouble however many there are.
     state = engine.new_state()
-    assert all(engine.observe(state, "customer", t).level == "calm" for t in ("ok", "Yes.", "ok thanks"))
+    assert all(engine.observe(state, "customer", t).level == "calm" for t in ("ok", "Yes.", "ok thanks", "fine"))
+
+
+def test_a_thankful_reply_after_a_complaint_is_calm(engine: TriageEngine) -> None:
+    state = engine.new_state()
+    assert engine.observe(state, "customer", "This is ridiculous, my payment failed three times!!").needs_human
+    assert engine.observe(state, "customer", "Thank you so much, that fixed it!").level == "calm"
+    state = engine.new_state()
+    for text in ("my transfer still hasn't arrived", "it still says pending, this is not ok"):
+        engine.observe(state, "customer", text)
+    assert state.verdict.needs_human
+    assert engine.observe(state, "customer", "great, it arrived now, thanks!").level == "calm"
+
+
+def test_the_filter_state_is_one_probability(engine: TriageEngine) -> None:
+    state = engine.new_state()
+    for _ in range(50):
+        engine.observe(state, "customer", "this keeps failing, nothing works")
+    assert 0.0 <= state.distress <= 1.0
+    hot = state.distress
+    for _ in range(3):
+        engine.observe(state, "customer", "thanks, all sorted now")
+    assert state.distress < hot
+    dumped = engine.dump_state(state)
+    restored = engine.load_state(dumped)
+    assert abs(restored.distress - state.distress) < 1e-3
+    # A stored posterior that is not a probability is a fresh state, not a poisoned one.
+    data = json.loads(dumped)
+    for bad in (2.0, -1.0, "NaN"):
+        data["distress"] = float(bad)
+        assert engine.load_state(json.dumps(data)).turns == 0
 
 
 def test_praise_is_sarcasm_only_next_to_a_problem(engine: TriageEngine) -> None:
