@@ -410,6 +410,10 @@ class TriageEngine:
         else:
             posterior_z = z
         own = _sigmoid(z - self._centre)  # what the message alone would score
+        if state.turns and sig.sentiment >= RELIEF and sig.neg_valence < 1.0 and posterior_z > z:
+            # Clearly good news or thanks ("that fixed it, thank you!") is not made worse by
+            # what came before: the conversation may not raise it, and it resets the filter.
+            posterior_z = z
         posterior = _sigmoid(posterior_z)
         soft = min(_sigmoid(posterior_z - self._centre), SOFT_CAP)
         # The conversation, not this message, put the customer over the empathy line.

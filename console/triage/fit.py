@@ -67,6 +67,8 @@ def filtered(data: list, probs: list[float], stay: float, onset: float, prior: f
         else:
             pp = post[prev]
             post[i] = _sigmoid(_logit(stay * pp + onset * (1.0 - pp)) + _logit(probs[i]) - base)
+            if d[5]:
+                post[i] = min(post[i], probs[i])
     return post
 
 

@@ -161,6 +161,15 @@ def test_a_thankful_reply_after_a_complaint_is_calm(engine: TriageEngine) -> Non
         engine.observe(state, "customer", text)
     assert state.verdict.needs_human
     assert engine.observe(state, "customer", "great, it arrived now, thanks!").level == "calm"
+    # Clear relief is not raised by what came before: it scores as after a routine question.
+    relief = "Thank you very much, it works now. You have been very helpful!"
+    troubled, routine = engine.new_state(), engine.new_state()
+    for text in ("my card still doesn't work", "I tried again and it still fails"):
+        engine.observe(troubled, "customer", text)
+    engine.observe(routine, "customer", "how do I order a new card?")
+    after_trouble = engine.observe(troubled, "customer", relief)
+    assert after_trouble.level == "calm"
+    assert abs(after_trouble.score - engine.observe(routine, "customer", relief).score) < 1e-3
 
 
 def test_the_filter_state_is_one_probability(engine: TriageEngine) -> None:
