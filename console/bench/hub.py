@@ -10,6 +10,8 @@ the policy and lets the embedded bot answer. Two runs:
 - ``paced``: the writer posts at ``--rate`` messages/s; lag is the time from a customer
   message's commit to the bot's answer, p50/p99.
 
+``--http`` measures the same path through the channel API instead (``console/bench/hub_http.py``).
+
 Texts: first messages from ``../shared/data/customer-messages.csv`` when present (the real
 mix, so some conversations escalate), else the routine persona's scripts.
 """
@@ -28,12 +30,16 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=10_000,
                         help="customer messages per run (default 10000)")
-    parser.add_argument("--conversations", type=int, default=2_000,
-                        help="conversations the paced run spreads over (default 2000)")
+    parser.add_argument("--conversations", type=int, default=None,
+                        help="conversations the paced run spreads over (default 2000; with --http both runs,"
+                        " default --messages / 2)")
     parser.add_argument("--rate", type=float, default=1_000.0,
                         help="messages/s the writer posts in the paced run (default 1000; 0 skips it)")
     parser.add_argument("--data", metavar="PATH", help="customer-messages.csv or its directory")
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
+    from console.bench.hub_http import add_http_arguments
+
+    add_http_arguments(parser)
 
 
 def _texts(data: str | None, n: int) -> tuple[list[str], str]:
@@ -118,6 +124,12 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "http", False):
+        from console.bench.hub_http import run_http
+
+        return run_http(args)
+    if args.conversations is None:
+        args.conversations = 2_000
     from console.kb import ensure_loaded
     from store import Store
     from store import lifecycle as lc

@@ -1,0 +1,475 @@
+"""``tandem bench hub --http``: customer messages/s through the real channel API, over HTTP.
+
+DESIGN.md section 11: "hub ingest, HTTP -> stored + triaged + bot reply (embedded)". Three
+processes, as in production:
+
+- the server: ``tandem serve --db <scratch> --listen 127.0.0.1:<free port> --embedded``
+  (channel API, hub, triage and the embedded bot in one event loop), unchanged defaults;
+- a client process (aiohttp) that creates conversations with ``POST /v1/conversations``
+  (untimed setup) and then posts customer messages with ``POST /v1/conversations/{id}/messages``
+  (an idempotency key each): ``saturated`` keeps ``--in-flight`` requests open, ``paced`` sends
+  at ``--rate`` messages/s whatever the answers' speed (open loop);
+- this process, which starts both, waits until the hub's saved feed cursor passes the last
+  post, then reads the outcome of every message from the scratch database.
+
+The API limits requests per client address and per conversation (``ApiLimits``: 5/s, bursts
+of 20). The bench keeps those production defaults and behaves like many customers instead of
+one big one: messages go round robin over ``--conversations`` conversations, and each client
+address (127.x.y.z, all loopback on Linux) carries a few conversations, fewer requests in the
+whole run than one burst allows. Any 429 that still happens is reported with the errors.
+
+Numbers, per run: HTTP latency p50/p99 and errors by status; the outcome of every message from
+the store (answered by the bot; answered by a reply to a later message of the same batch;
+escalated; written while the conversation already waited for a person, which is triaged and
+owes no bot reply; unanswered); the sustained rate (messages answered or escalated, and all
+handled, over the time from the first post to the last answer); and the lag from a customer
+message's ``created_at`` to the bot reply (``reply_to`` or the next bot line) or the
+``escalated`` event, p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REQUESTS_PER_ADDRESS = 15
+"""Requests one client address makes in a whole run: under the API's burst, so never throttled."""
+
+
+def add_http_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options only ``--http`` uses (``tandem bench hub`` adds them to its own)."""
+    parser.add_argument("--http", action="store_true",
+                        help="measure through the channel API over HTTP: a real `tandem serve --embedded`"
+                        " subprocess and an aiohttp client process (both runs spread over --conversations)")
+    parser.add_argument("--in-flight", type=int, default=64, metavar="N",
+                        help="with --http: requests the saturated run keeps open (default 64)")
+
+
+@dataclass
+class ClientPlan:
+    """What the client process does in one run (picklable: it crosses a spawn)."""
+
+    base_url: str
+    token: str
+    tag: str
+    texts: list[str]
+    conversations: int
+    rate: float  # 0: saturated
+    in_flight: int
+    address_base: int  # first client address index of this run
+
+
+@dataclass
+class ClientResult:
+    """What the client measured in one run."""
+
+    conversation_ids: list[int] = field(default_factory=list)
+    first_post_at: float = 0.0  # wall clock, the unit of the store's *_at columns
+    send_seconds: float = 0.0  # first post sent -> last post sent
+    seconds: float = 0.0  # first post sent -> last answer received
+    behind_s: float = 0.0  # paced: how far the client's sending fell behind its schedule
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    setup_error: str | None = None
+
+
+def client_address(index: int) -> str:
+    """The ``index``-th loopback source address (127.10.0.1 on; never .0 or .255)."""
+    return f"127.{10 + index // 62_500 % 200}.{index // 250 % 250}.{index % 250 + 1}"
+
+
+def conversations_per_address(messages: int, conversations: int) -> int:
+    """How many conversations share one client address (each costs one creation + its posts)."""
+    per_conversation = 1 + math.ceil(messages / conversations)
+    return max(1, REQUESTS_PER_ADDRESS // per_conversation)
+
+
+# --- the client process ------------------------------------------------------------------------
+
+
+def client_main(plan: ClientPlan, out: Any) -> None:
+    """Entry point of the client process: run the plan, put a :class:`ClientResult` on ``out``."""
+    out.put(asyncio.run(_client(plan)))
+
+
+async def _client(plan: ClientPlan) -> ClientResult:
+    import aiohttp
+
+    result = ClientResult()
+    per_addr = conversations_per_address(len(plan.texts), plan.conversations)
+    timeout = aiohttp.ClientTimeout(total=120)
+    sessions: dict[int, aiohttp.ClientSession] = {}
+
+    def session(conv: int) -> aiohttp.ClientSession:
+        index = conv // per_addr
+        if index not in sessions:
+            connector = aiohttp.TCPConnector(local_addr=(client_address(plan.address_base + index), 0), limit=0)
+            sessions[index] = aiohttp.ClientSession(plan.base_url, connector=connector, timeout=timeout)
+        return sessions[index]
+
+    try:
+        convs = await _create(plan, session)
+        if isinstance(convs, str):
+            result.setup_error = f"could not open the conversations: {convs}"
+            return result
+        result.conversation_ids = [cid for cid, _ in convs]
+        await _post_all(plan, convs, session, result)
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
+    return result
+
+
+async def _create(plan: ClientPlan, session: Any) -> list[tuple[int, str]] | str:
+    """Open the run's conversations (untimed); return ``(id, customer token)`` or an error line."""
+    import aiohttp
+
+    gate = asyncio.Semaphore(64)
+    auth = {"Authorization": f"Bearer {plan.token}"}
+
+    async def one(n: int) -> tuple[int, str] | str:
+        body = {"customer": {"name": f"Bench {plan.tag}-{n}", "external_id": f"bench-{plan.tag}-{n}"}}
+        try:
+            async with gate, session(n).post("/v1/conversations", json=body, headers=auth) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status != 201:
+                    return f"POST /v1/conversations -> {resp.status} {data}"
+                return int(data["id"]), str(data["customer_token"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            return f"POST /v1/conversations failed: {type(exc).__name__}: {exc}"
+
+    made = await asyncio.gather(*(one(n) for n in range(plan.conversations)))
+    failed = [m for m in made if isinstance(m, str)]
+    return failed[0] if failed else [m for m in made if not isinstance(m, str)]
+
+
+async def _post_all(plan: ClientPlan, convs: list[tuple[int, str]], session: Any, result: ClientResult) -> None:
+    import aiohttp
+
+    statuses: Counter[str] = Counter()
+    latencies: list[float] = []
+    n_conv = len(convs)
+
+    async def post(n: int) -> None:
+        conv = n % n_conv
+        cid, token = convs[conv]
+        body = {"text": plan.texts[n], "idempotency_key": f"{plan.tag}-{n}"}
+        started = time.perf_counter()
+        try:
+            async with session(conv).post(f"/v1/conversations/{cid}/messages", json=body,
+                                          headers={"Authorization": f"Bearer {token}"}) as resp:
+                await resp.read()
+                status = str(resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status = type(exc).__name__
+        latencies.append(time.perf_counter() - started)
+        statuses[status] += 1
+
+    total = len(plan.texts)
+    result.first_post_at = time.time()
+    t0 = time.perf_counter()
+    last_sent = t0
+    if plan.rate > 0:
+        # Open loop: message n leaves at t0 + n / rate whether or not earlier answers came back
+        # (at most 4096 outstanding, so a stalled server cannot exhaust the client).
+        gate = asyncio.Semaphore(4096)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def gated(n: int) -> None:
+            try:
+                await post(n)
+            finally:
+                gate.release()
+
+        n = 0
+        while n < total:
+            now = time.perf_counter() - t0
+            due = min(total, int(now * plan.rate) + 1)
+            while n < due:
+                await gate.acquire()
+                result.behind_s = max(result.behind_s, time.perf_counter() - t0 - n / plan.rate)
+                task = asyncio.create_task(gated(n))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                n += 1
+            last_sent = time.perf_counter()
+            if n < total:
+                await asyncio.sleep(max(0.0, n / plan.rate - (time.perf_counter() - t0)))
+        await asyncio.gather(*list(tasks))
+    else:
+        counter = iter(range(total))
+
+        async def worker() -> None:
+            nonlocal last_sent
+            for n in counter:
+                last_sent = time.perf_counter()
+                await post(n)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, plan.in_flight))))
+    result.send_seconds = last_sent - t0
+    result.seconds = time.perf_counter() - t0
+    result.latencies = latencies
+    result.statuses = dict(statuses)
+
+
+# --- the server process -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(path: Path, port: int, token: str, log: Any) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TANDEM_DB", "OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_MODEL", "TANDEM_CONFIG")}
+    env["TANDEM_API_TOKEN"] = token
+    return subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "serve", "--db", str(path), "--listen", f"127.0.0.1:{port}",
+         "--embedded", "--log-interval", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=log,
+    )
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"tandem serve exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                if json.loads(resp.read()).get("ok"):
+                    return
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"tandem serve did not answer /healthz on port {port} within {timeout:.0f} s")
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # SIGTERM: the hub finishes what it holds and saves its cursor
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- reading the outcome from the store ---------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What became of one run's customer messages, from the store."""
+
+    customer: int = 0
+    answered: int = 0  # a bot reply with reply_to = the message
+    coalesced: int = 0  # answered by the bot's reply to a later message of the same conversation
+    escalated: int = 0
+    queued: int = 0  # written while the conversation waited for a person: triaged, no bot reply due
+    unanswered: int = 0
+    lags: list[float] = field(default_factory=list)  # seconds, created_at -> reply or escalation
+    last_outcome_at: float = 0.0
+
+
+def _wait_for_hub(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> tuple[bool, int]:
+    """Wait until the hub's saved cursor passes every event committed so far; return (done, events)."""
+    from store import Store
+    from store.feed import last_event_id, load_cursor
+
+    with Store(path, readonly=True) as store:
+        target = last_event_id(store)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (load_cursor(store, "hub") or 0) >= target:
+                return True, target
+            time.sleep(0.05)
+    return False, target
+
+
+def read_outcome(path: Path, conversation_ids: list[int]) -> Outcome:
+    """Walk the feed of the run's conversations and classify every customer message."""
+    from store import Store
+
+    out = Outcome()
+    if not conversation_ids:
+        return out
+    wanted = set(conversation_ids)
+    pending: dict[int, list[tuple[int, float]]] = {}
+    waiting: set[int] = set()
+    with Store(path, readonly=True) as store:
+        rows = store.query(
+            "SELECT e.conversation_id, e.kind, e.at, m.id, m.role, m.reply_to, m.created_at"
+            " FROM events e LEFT JOIN messages m ON m.id = e.message_id"
+            " WHERE e.conversation_id BETWEEN ? AND ? AND e.kind IN ('message', 'escalated', 'released',"
+            " 'handed_back') ORDER BY e.id",
+            (min(wanted), max(wanted)),
+        )
+    for cid, kind, at, mid, role, reply_to, created_at in rows:
+        if cid not in wanted:
+            continue
+        if kind in ("released", "handed_back"):
+            waiting.discard(cid)
+        elif kind == "escalated":
+            for _mid, posted in pending.pop(cid, []):
+                out.escalated += 1
+                out.lags.append(at - posted)
+            waiting.add(cid)
+            out.last_outcome_at = max(out.last_outcome_at, at)
+        elif role == "customer":
+            out.customer += 1
+            if cid in waiting:
+                out.queued += 1
+            else:
+                pending.setdefault(cid, []).append((mid, created_at))
+        elif role == "bot":
+            for waiting_mid, posted in pending.pop(cid, []):
+                if waiting_mid == reply_to:
+                    out.answered += 1
+                else:
+                    out.coalesced += 1
+                out.lags.append(created_at - posted)
+            out.last_outcome_at = max(out.last_outcome_at, created_at)
+    out.unanswered = sum(len(v) for v in pending.values())
+    return out
+
+
+# --- the bench ------------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if not math.isnan(seconds) else "n/a"
+
+
+def _statuses(statuses: dict[str, int]) -> str:
+    ok = sum(n for s, n in statuses.items() if s in ("200", "201"))
+    bad = sorted((s, n) for s, n in statuses.items() if s not in ("200", "201"))
+    errors = ", ".join(f"{s} x{n}" for s, n in bad) if bad else "none"
+    return f"{ok} ok, errors: {errors}"
+
+
+def _one_run(plan: ClientPlan, path: Path, server: subprocess.Popen[bytes]) -> tuple[ClientResult, Outcome, bool]:
+    import multiprocessing as mp
+    from queue import Empty
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=client_main, args=(plan, queue), daemon=True)
+    proc.start()
+    timeout = max(120.0, len(plan.texts) / 50)
+    deadline = time.monotonic() + timeout + plan.conversations / 50
+    result: ClientResult | None = None
+    try:
+        while result is None:
+            try:
+                result = queue.get(timeout=0.5)
+            except Empty:
+                if not proc.is_alive() or time.monotonic() > deadline:
+                    # A crash or a hang: say so rather than wait forever.
+                    return ClientResult(setup_error=f"the client process ended without a result"
+                                        f" (exit code {proc.exitcode})"), Outcome(), False
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+    if result.setup_error:
+        return result, Outcome(), False
+    done, _ = _wait_for_hub(path, server, timeout=timeout)
+    return result, read_outcome(path, result.conversation_ids), done
+
+
+def run_http(args: argparse.Namespace) -> int:
+    """``tandem bench hub --http``: print the numbers of a saturated and a paced run."""
+    import secrets
+
+    from console.bench.hub import _texts
+    from console.channels.api import ApiLimits
+    from console.hub import percentile
+    from console.kb import ensure_loaded
+    from store import Store
+
+    if args.conversations is None:
+        # Two messages each: multi-turn, yet most messages still reach the bot or the
+        # escalation (a conversation already waiting for a person owes no bot reply).
+        args.conversations = max(1, args.messages // 2)
+    if args.messages <= 0 or args.conversations <= 0 or args.in_flight <= 0:
+        print("tandem bench hub: --messages, --conversations and --in-flight must be positive")
+        return 1
+    tmp = tempfile.TemporaryDirectory(dir=args.dir)
+    path = Path(tmp.name) / "bench-hub-http.db"
+    with Store(path) as store:
+        ensure_loaded(store)
+    texts, source = _texts(args.data, args.messages * 2)
+    limits = ApiLimits()
+    per_addr = conversations_per_address(args.messages, args.conversations)
+    per_conv = math.ceil(args.messages / args.conversations)
+    token = secrets.token_urlsafe(24)
+    port = _free_port()
+    log_path = Path(tmp.name) / "serve.log"
+    with log_path.open("wb") as log:
+        server = _start_server(path, port, token, log)
+    try:
+        _wait_healthy(server, port)
+        print(f"hub bench over HTTP: `tandem serve --embedded` (pid {server.pid}) on 127.0.0.1:{port};"
+              f" aiohttp client in its own process; {args.messages} customer messages per run over"
+              f" {args.conversations} new conversations ({per_conv} each, {per_addr} per client address;"
+              f" API limits unchanged: {limits.rate_per_s:g}/s, burst {limits.burst}); texts: {source}")
+        if per_conv > limits.burst:
+            print(f"  note: {per_conv} messages per conversation exceeds the API's burst of {limits.burst};"
+                  " expect 429s unless the run is slow (raise --conversations)")
+        runs: list[tuple[str, float]] = [(f"saturated ({args.in_flight} in flight)", 0.0)]
+        if args.rate > 0:
+            runs.append((f"paced {args.rate:g}/s", args.rate))
+        address_base = 0
+        for i, (name, rate) in enumerate(runs):
+            plan = ClientPlan(f"http://127.0.0.1:{port}", token, f"h{i}",
+                              texts[i * args.messages:(i + 1) * args.messages], args.conversations, rate,
+                              args.in_flight, address_base)
+            address_base += math.ceil(args.conversations / per_addr)
+            result, out, done = _one_run(plan, path, server)
+            if result.setup_error:
+                print(f"  {name}: {result.setup_error}")
+                return 1
+            sent = len(plan.texts)
+            handled = out.answered + out.coalesced + out.escalated
+            span = out.last_outcome_at - result.first_post_at if out.last_outcome_at else float("nan")
+            behind = f", client behind schedule by up to {_ms(result.behind_s)}" if rate and result.behind_s > 0.05 \
+                else ""
+            print(f"  {name}: posted {sent} in {result.send_seconds:.2f} s"
+                  f" ({sent / result.send_seconds if result.send_seconds > 0 else float('nan'):.0f}/s{behind})"
+                  f" | HTTP {_statuses(result.statuses)} | request latency"
+                  f" p50 {_ms(percentile(result.latencies, 0.5))}, p99 {_ms(percentile(result.latencies, 0.99))}")
+            print(f"  {'':>{len(name)}}  store: {out.customer} customer messages: {out.answered} answered,"
+                  f" {out.coalesced} answered with a later one, {out.escalated} escalated, {out.queued} written"
+                  f" while waiting for a person (triaged, no bot reply due), {out.unanswered} unanswered"
+                  + ("" if done else " (the hub had not caught up when the bench gave up)"))
+            print(f"  {'':>{len(name)}}  sustained {handled / span:.0f} messages/s answered or escalated"
+                  f" ({(handled + out.queued) / span:.0f}/s with the queued ones; first post -> last answer"
+                  f" {span:.2f} s) | commit -> answer/escalation lag p50 {_ms(percentile(out.lags, 0.5))},"
+                  f" p99 {_ms(percentile(out.lags, 0.99))}, max {_ms(max(out.lags) if out.lags else math.nan)}")
+    finally:
+        _stop_server(server)
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        last = next((ln for ln in reversed(lines) if ln.startswith("tandem serve: stopped")), None)
+        if last:
+            print(f"  server: {last.removeprefix('tandem serve: ')}")
+        else:
+            print(f"  server: exit code {server.returncode}, no summary line; log tail: {' / '.join(lines[-3:])}")
+        tmp.cleanup()
+    return 0
