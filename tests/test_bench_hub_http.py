@@ -20,14 +20,15 @@ def test_bench_hub_http_runs_and_prints_its_lines(tmp_path: Path, capsys) -> Non
     assert "over 10 new conversations (4 each" in out
     for run in ("saturated \\(8 in flight\\)", "paced 80/s"):
         posted = re.search(run + r": posted 40 in [\d.]+ s .*\| HTTP 40 ok, errors: none \| request latency"
-                           r" p50 [\d.]+ ms, p99 [\d.]+ ms", out)
+                           r" p50 [\d.]+ ms, p99 [\d.]+ ms \| CPU: server [\d.]+ s", out)
         assert posted, out
-    stored = re.findall(r"store: 40 customer messages: (\d+) answered, (\d+) answered with a later one,"
-                        r" (\d+) escalated, (\d+) written while waiting .*, 0 unanswered", out)
+    stored = re.findall(r"store: 40 customer messages: (\d+) answered \(\+(\d+) by the reply to a later one\),"
+                        r" (\d+) escalated, (\d+) queued behind an escalation .*, 0 unanswered", out)
     assert len(stored) == 2, out
     for counts in stored:
         assert sum(int(c) for c in counts) == 40
-    lags = re.findall(r"sustained (\d+) messages/s answered or escalated .* lag p50 ([\d.]+) ms, p99 ([\d.]+) ms", out)
+    lags = re.findall(r"sustained (\d+)/s answered or escalated, \d+/s all handled .* lag p50 ([\d.]+) ms,"
+                      r" p99 ([\d.]+) ms", out)
     assert len(lags) == 2 and all(int(rate) > 0 and float(p50) <= float(p99) for rate, p50, p99 in lags), out
     # The server ran as its own process and shut down cleanly with the whole load handled.
     assert re.search(r"server: stopped after \d+s: 80 customer messages, .* 0 errors", out), out

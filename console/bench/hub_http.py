@@ -82,6 +82,8 @@ class ClientResult:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     setup_error: str | None = None
+    client_cpu_s: float = 0.0  # the client process's CPU while posting
+    server_cpu_s: float = math.nan  # the server's CPU from the first post until the hub caught up
 
 
 def client_address(index: int) -> str:
@@ -98,12 +100,13 @@ def conversations_per_address(messages: int, conversations: int) -> int:
 # --- the client process ------------------------------------------------------------------------
 
 
-def client_main(plan: ClientPlan, out: Any) -> None:
-    """Entry point of the client process: run the plan, put a :class:`ClientResult` on ``out``."""
-    out.put(asyncio.run(_client(plan)))
+def client_main(plan: ClientPlan, out: Any, go: Any) -> None:
+    """Entry point of the client process: open the conversations, put ``"ready"`` on ``out``,
+    wait for ``go``, post, and put a :class:`ClientResult` on ``out``."""
+    out.put(asyncio.run(_client(plan, out, go)))
 
 
-async def _client(plan: ClientPlan) -> ClientResult:
+async def _client(plan: ClientPlan, out: Any, go: Any) -> ClientResult:
     import aiohttp
 
     result = ClientResult()
@@ -124,7 +127,11 @@ async def _client(plan: ClientPlan) -> ClientResult:
             result.setup_error = f"could not open the conversations: {convs}"
             return result
         result.conversation_ids = [cid for cid, _ in convs]
+        out.put("ready")
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        cpu0 = _own_cpu()
         await _post_all(plan, convs, session, result)
+        result.client_cpu_s = _own_cpu() - cpu0
     finally:
         await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
     return result
@@ -220,6 +227,13 @@ async def _post_all(plan: ClientPlan, convs: list[tuple[int, str]], session: Any
     result.seconds = time.perf_counter() - t0
     result.latencies = latencies
     result.statuses = dict(statuses)
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- the server process -----------------------------------------------------------------------
@@ -364,26 +378,42 @@ def _statuses(statuses: dict[str, int]) -> str:
     return f"{ok} ok, errors: {errors}"
 
 
-def _one_run(plan: ClientPlan, path: Path, server: subprocess.Popen[bytes]) -> tuple[ClientResult, Outcome, bool]:
-    import multiprocessing as mp
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` used so far; NaN where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
+def _receive(queue: Any, proc: Any, deadline: float) -> Any:
+    """The client's next message; a crash or a hang is an error line, never an endless wait."""
     from queue import Empty
 
+    while True:
+        try:
+            return queue.get(timeout=0.5)
+        except Empty:
+            if not proc.is_alive() or time.monotonic() > deadline:
+                return ClientResult(setup_error=f"the client process ended without a result (exit code {proc.exitcode})")
+
+
+def _one_run(plan: ClientPlan, path: Path, server: subprocess.Popen[bytes]) -> tuple[ClientResult, Outcome, bool]:
+    import multiprocessing as mp
+
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=client_main, args=(plan, queue), daemon=True)
+    queue, go = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=client_main, args=(plan, queue, go), daemon=True)
     proc.start()
     timeout = max(120.0, len(plan.texts) / 50)
-    deadline = time.monotonic() + timeout + plan.conversations / 50
-    result: ClientResult | None = None
     try:
-        while result is None:
-            try:
-                result = queue.get(timeout=0.5)
-            except Empty:
-                if not proc.is_alive() or time.monotonic() > deadline:
-                    # A crash or a hang: say so rather than wait forever.
-                    return ClientResult(setup_error=f"the client process ended without a result"
-                                        f" (exit code {proc.exitcode})"), Outcome(), False
+        ready = _receive(queue, proc, time.monotonic() + 60 + plan.conversations / 50)
+        if isinstance(ready, ClientResult):
+            return ready, Outcome(), False
+        cpu0 = _server_cpu(server.pid)
+        go.set()
+        result: ClientResult = _receive(queue, proc, time.monotonic() + timeout)
     finally:
         proc.join(timeout=10)
         if proc.is_alive():
@@ -391,6 +421,7 @@ def _one_run(plan: ClientPlan, path: Path, server: subprocess.Popen[bytes]) -> t
     if result.setup_error:
         return result, Outcome(), False
     done, _ = _wait_for_hub(path, server, timeout=timeout)
+    result.server_cpu_s = _server_cpu(server.pid) - cpu0
     return result, read_outcome(path, result.conversation_ids), done
 
 
@@ -451,18 +482,21 @@ def run_http(args: argparse.Namespace) -> int:
             span = out.last_outcome_at - result.first_post_at if out.last_outcome_at else float("nan")
             behind = f", client behind schedule by up to {_ms(result.behind_s)}" if rate and result.behind_s > 0.05 \
                 else ""
+            pad = " " * (len(name) + 4)
             print(f"  {name}: posted {sent} in {result.send_seconds:.2f} s"
                   f" ({sent / result.send_seconds if result.send_seconds > 0 else float('nan'):.0f}/s{behind})"
                   f" | HTTP {_statuses(result.statuses)} | request latency"
-                  f" p50 {_ms(percentile(result.latencies, 0.5))}, p99 {_ms(percentile(result.latencies, 0.99))}")
-            print(f"  {'':>{len(name)}}  store: {out.customer} customer messages: {out.answered} answered,"
-                  f" {out.coalesced} answered with a later one, {out.escalated} escalated, {out.queued} written"
-                  f" while waiting for a person (triaged, no bot reply due), {out.unanswered} unanswered"
+                  f" p50 {_ms(percentile(result.latencies, 0.5))}, p99 {_ms(percentile(result.latencies, 0.99))}"
+                  f" | CPU: server {result.server_cpu_s:.1f} s ({result.server_cpu_s / sent * 1000:.2f} ms/message),"
+                  f" client {result.client_cpu_s:.1f} s")
+            print(f"{pad}store: {out.customer} customer messages: {out.answered} answered"
+                  f" (+{out.coalesced} by the reply to a later one), {out.escalated} escalated, {out.queued} queued"
+                  f" behind an escalation (triaged, no bot reply due), {out.unanswered} unanswered"
                   + ("" if done else " (the hub had not caught up when the bench gave up)"))
-            print(f"  {'':>{len(name)}}  sustained {handled / span:.0f} messages/s answered or escalated"
-                  f" ({(handled + out.queued) / span:.0f}/s with the queued ones; first post -> last answer"
-                  f" {span:.2f} s) | commit -> answer/escalation lag p50 {_ms(percentile(out.lags, 0.5))},"
-                  f" p99 {_ms(percentile(out.lags, 0.99))}, max {_ms(max(out.lags) if out.lags else math.nan)}")
+            print(f"{pad}sustained {handled / span:.0f}/s answered or escalated, {(handled + out.queued) / span:.0f}/s"
+                  f" all handled (first post -> last answer {span:.2f} s) | commit -> answer/escalation lag"
+                  f" p50 {_ms(percentile(out.lags, 0.5))}, p99 {_ms(percentile(out.lags, 0.99))},"
+                  f" max {_ms(max(out.lags) if out.lags else math.nan)}")
     finally:
         _stop_server(server)
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
