@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -16,6 +17,18 @@ from console.hub.core import Hub, make_hub
 from console.policy import PolicySettings
 
 log = logging.getLogger("tandem.hub")
+
+GC_GEN0_THRESHOLD = 10_000
+"""Allocations between young collections while serving (CPython's default is 700).
+
+Under load the hub holds thousands of short-lived tasks, requests and verdicts for a few
+hundred milliseconds. At 700 they survive two young collections and are promoted; the old
+generation then grows by a quarter every second or two and each full collection scans the
+whole heap (the triage state of up to 20,000 conversations): 100-300 ms during which the
+channel API and the bot stand still. `tandem bench hub --http`, saturated: full collections
+went from 7 (775 ms) to 1-2 (70-190 ms) per 10,000 messages, server CPU per message from
+0.67-0.72 ms to 0.59-0.66 ms. Nothing else changes: cycles are still collected.
+"""
 
 
 def _say(line: str) -> None:
@@ -46,11 +59,14 @@ async def serve_forever(
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     lock = one_hub_per_database(Path(path))
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
     try:
         return await _serve(path, settings=settings, simulate=simulate, speed=speed, duration=duration,
                             seed=seed, data=data, log_interval=log_interval, llm=llm, listen=listen,
                             personas=personas)
     finally:
+        gc.set_threshold(*thresholds)
         if lock is not None:
             lock.close()
 
