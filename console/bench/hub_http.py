@@ -103,6 +103,11 @@ def conversations_per_address(messages: int, conversations: int) -> int:
 def client_main(plan: ClientPlan, out: Any, go: Any) -> None:
     """Entry point of the client process: open the conversations, put ``"ready"`` on ``out``,
     wait for ``go``, post, and put a :class:`ClientResult` on ``out``."""
+    import gc
+
+    # Like the server (console/hub/runner.py): a load generator whose full collections stall
+    # its schedule would measure its own pauses, not the server's.
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     out.put(asyncio.run(_client(plan, out, go)))
 
 
