@@ -19,8 +19,12 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 # Emoji and emoticons carry mood in short messages ("charged twice 😡"); the few that matter
 # are single tokens, everything else outside ASCII words is ignored.
 EMOJI = "😡😠🤬😤😒🙄😩😫😢😭😞😔☹🙁😕👎💩😣😖😑🤦😓😰😱😊🙂😀😃😄😁😍🥰❤💕👍🙏🎉🤗🙌"
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|:-?[()/|\\]|[,.;:]|[" + EMOJI + "]")
+_TOKEN = re.compile(r"[a-z0-9\u00df-\u00f6\u00f8-\u00ff]+(?:'[a-z]+)?|[!?]|:-?[()/|\\]|[,.;:]|[" + EMOJI + "]")
 _URL = re.compile(r"(?:https?://|www\.)\S*")
+# Anonymisation placeholders ("#NAME#", "#PRS_ORG#", "#NUMBER#") stand for something the
+# customer wrote, not for the word they spell: each becomes one neutral word.
+_PLACEHOLDER = re.compile(r"#[a-z_]+#")
+_PLACEHOLDER_CAPS = re.compile(r"#[A-Z_]+#")
 _CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _LETTERS = re.compile(r"[A-Za-z]")
 _REPEAT_PUNCT = re.compile(r"[!?]{2,}|\?!|!\?")
@@ -69,6 +73,8 @@ def tokens(text: str) -> list[str]:
     if "://" in low or "www." in low:
         # Links are not words the customer wrote (and "https:/" is not a frown).
         low = _URL.sub(" ", low)
+    if "#" in low:
+        low = _PLACEHOLDER.sub(" something ", low)
     low = _FOLD_RE.sub(_fold, low)
     toks = _TOKEN.findall(low)
     if not _SPELLING_KEYS.isdisjoint(toks):
@@ -79,6 +85,8 @@ def tokens(text: str) -> list[str]:
 
 def caps_words(text: str) -> int:
     """Number of all-capital words of three or more letters (shouting, not acronyms alone)."""
+    if "#" in text:
+        text = _PLACEHOLDER_CAPS.sub(" ", text)  # "#NAME#" is anonymisation, not shouting
     return len(_CAPS_WORD.findall(text))
 
 

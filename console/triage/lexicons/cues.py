@@ -88,7 +88,10 @@ CUES: dict[str, list[str]] = {
         "former|ex customer",
     ],
     "abuse": [
-        "fuck|fucking|fucked|fucker|fuckers|fck|fking|fkn|fuk|f*ck|effing|frigging|friggin",
+        # No one-letter alternatives: "f*ck" tokenises to "f" "ck", and a lone "f" is the "f" of
+        # "für" or a grade, not a swear word.
+        "fuck|fucking|fucked|fucker|fuckers|fck|fking|fkn|fuk|effing|frigging|friggin",
+        "f ck|cking",
         "shit|shitty|bullshit|crap|crappy|damn|damned|goddamn|dammit|bloody",
         "ass|asses|asshole|assholes|arse|arsehole|bitch|bastard|bastards|dick|dickhead|prick|wanker|twat|cunt",
         "idiot|idiots|idiotic|moron|morons|moronic|stupid|dumb|imbecile|incompetent|clowns|clown",

@@ -18,6 +18,9 @@ NEUTRAL = frozenset(
         "share", "card", "accept", "accepted", "dear", "clear", "ready", "agree",
         "hi", "hello", "hey", "welcome", "matter", "pretty", "fan", "party", "favor", "favour",
         "honest", "solve", "solved", "resolve", "allow", "allowed", "increase", "limit", "limited",
+        # "die" is the German article far more often than a wish in support chats ("danke für
+        # die Info"); "want to die" is a safety cue and "my father died" a bereavement cue.
+        "die",
     }
 )
 
