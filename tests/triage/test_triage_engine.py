@@ -133,7 +133,9 @@ def test_trend_raises_the_level_when_the_last_message_alone_would_not(engine: Tr
 
 
 def test_a_troubled_turn_raises_the_next_one(engine: TriageEngine) -> None:
-    first, second = "It still does not work.", "I have not received the code."
+    # ("It still does not work." was the example here; "still" + "does not" is a frustration cue
+    # of its own since the "still not|..." pattern matches, so the first turn now says less.)
+    first, second = "The transfer has not arrived yet.", "I have not received the code."
     assert engine.score_message(first).level == "watch"
     assert engine.score_message(second).level == "watch"
     state = engine.new_state()
@@ -318,3 +320,27 @@ def test_engine_is_shareable_across_threads(engine: TriageEngine) -> None:
     for t in threads:
         t.join()
     assert results == ["empathy"] * 8
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("I just want to end my life", "safety"),
+        ("everyone would be better off without me", "safety"),
+        ("honestly I see no point in living", "safety"),
+        ("I'm at my wits end with this", "vulnerability"),
+        ("I can't cope with this anymore", "vulnerability"),
+        ("I can't afford the repayment this month", "financial_hardship"),
+        ("I'm done with you, closing everything", "churn_threat"),
+        ("I'm moving to another bank", "churn_threat"),
+    ],
+)
+def test_multi_word_alternatives_are_separate_phrases(engine: TriageEngine, text: str, reason: str) -> None:
+    # The pattern syntax has no multi-word alternatives: "better off dead|without me" once
+    # needed "dead me", so "end my life" and "at my wits end" went unnoticed.
+    assert reason in engine.score_message(text).reasons
+
+
+def test_still_not_is_frustration(engine: TriageEngine) -> None:
+    for text in ("it is still not there", "still nothing from you", "nobody answers the phone"):
+        assert "frustration" in engine.signals(text).hits, text
