@@ -344,3 +344,9 @@ def test_multi_word_alternatives_are_separate_phrases(engine: TriageEngine, text
 def test_still_not_is_frustration(engine: TriageEngine) -> None:
     for text in ("it is still not there", "still nothing from you", "nobody answers the phone"):
         assert "frustration" in engine.signals(text).hits, text
+
+
+def test_why_questions_about_a_problem_are_not_frustration_by_themselves(engine: TriageEngine) -> None:
+    for text in ("why is my transfer pending?", "why does it say declined?", "why can't I add my card?"):
+        assert "frustration" not in engine.signals(text).hits, text
+    assert "frustration" in engine.signals("why is nobody answering my messages").hits

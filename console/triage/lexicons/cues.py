@@ -310,9 +310,9 @@ CUES: dict[str, list[str]] = {
         "what is going on",
         "what's going on",
         "why is it so hard|difficult",
-        "why can't",
-        "can you not",
-        "why is|does|do|did|has|have|isn't|doesn't|didn't|hasn't|haven't|won't|can't this|it|my|nobody|no",
+        # Not "why is it ..." or "why can't I ...": those are how routine questions about a
+        # problem start ("why is my transfer pending?"); only nobody answering is frustration.
+        "why is|does|do|did|has|have|isn't|doesn't|didn't|hasn't|haven't|won't|can't nobody",
         "why is|does|do|did|has|have|isn't|doesn't|didn't|hasn't|haven't|won't|can't no one",
         "come on",
         "are you serious",
