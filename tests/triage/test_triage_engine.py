@@ -133,9 +133,7 @@ def test_trend_raises_the_level_when_the_last_message_alone_would_not(engine: Tr
 
 
 def test_a_troubled_turn_raises_the_next_one(engine: TriageEngine) -> None:
-    # ("It still does not work." was the example here; "still" + "does not" is a frustration cue
-    # of its own since the "still not|..." pattern matches, so the first turn now says less.)
-    first, second = "The transfer has not arrived yet.", "I have not received the code."
+    first, second = "It still does not work.", "I have not received the code."
     assert engine.score_message(first).level == "watch"
     assert engine.score_message(second).level == "watch"
     state = engine.new_state()
@@ -341,12 +339,7 @@ def test_multi_word_alternatives_are_separate_phrases(engine: TriageEngine, text
     assert reason in engine.score_message(text).reasons
 
 
-def test_still_not_is_frustration(engine: TriageEngine) -> None:
-    for text in ("it is still not there", "still nothing from you", "nobody answers the phone"):
-        assert "frustration" in engine.signals(text).hits, text
-
 
 def test_why_questions_about_a_problem_are_not_frustration_by_themselves(engine: TriageEngine) -> None:
     for text in ("why is my transfer pending?", "why does it say declined?", "why can't I add my card?"):
         assert "frustration" not in engine.signals(text).hits, text
-    assert "frustration" in engine.signals("why is nobody answering my messages").hits
