@@ -43,9 +43,14 @@ class ApiLimits:
     max_body: int = 64 * 1024
     """Bytes in one request body (413 beyond)."""
     rate_per_s: float = 5.0
-    """Sustained requests per second per client address (and per conversation for posts)."""
+    """Sustained requests per second: per conversation (posts, reads), per client address for
+    requests without a credential, and per address for failed credentials."""
     burst: int = 20
     """Requests a client may make at once before the rate applies."""
+    integration_rate_per_s: float = 1000.0
+    """Sustained conversation creations per second with the integration token. An integration
+    speaks for many customers from one address, so it is not held to a per-address rate."""
+    integration_burst: int = 2000
     max_streams: int = 1000
     """Concurrent server-sent-event streams."""
 
@@ -56,6 +61,14 @@ class _Buckets:
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, burst
         self._state: dict[str, tuple[float, float]] = {}
+
+    def exhausted(self, key: str) -> bool:
+        """Whether ``key`` would be refused now (without spending a token)."""
+        state = self._state.get(key)
+        if state is None:
+            return False
+        tokens, last = state
+        return min(float(self.burst), tokens + (time.monotonic() - last) * self.rate) < 1.0
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
@@ -112,8 +125,14 @@ class ChannelApi:
         self.web_page = web_page
         self.poll_interval = poll_interval
         self.store = Store(self.db_path)
-        self._client_buckets = _Buckets(self.limits.rate_per_s, self.limits.burst)
-        self._conversation_buckets = _Buckets(self.limits.rate_per_s, self.limits.burst)
+        limits = self.limits
+        # Anonymous requests per address; failed credentials per address (guessing tokens);
+        # posts and reads per conversation; creations for the integration token.
+        self._client_buckets = _Buckets(limits.rate_per_s, limits.burst)
+        self._auth_failures = _Buckets(limits.rate_per_s, limits.burst)
+        self._conversation_buckets = _Buckets(limits.rate_per_s, limits.burst)
+        self._read_buckets = _Buckets(limits.rate_per_s, limits.burst)
+        self._integration_bucket = _Buckets(limits.integration_rate_per_s, limits.integration_burst)
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any] | None]]] = defaultdict(set)
         self._stream_count = 0
         self._pump: asyncio.Task[None] | None = None
@@ -139,11 +158,20 @@ class ChannelApi:
     @web.middleware
     async def _errors(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        address = request.remote or "?"
         try:
-            if not self._client_buckets.allow(request.remote or "?"):
+            if self._bearer(request) or "token" in request.query:
+                # Credentialed requests are limited per conversation or per integration, not
+                # per address: many customers may share one (an integration, a NAT). An address
+                # that keeps presenting bad credentials is refused until it slows down.
+                if self._auth_failures.exhausted(address):
+                    raise ApiError(429, "too many failed credentials from this address: slow down")
+            elif not self._client_buckets.allow(address):
                 raise ApiError(429, "too many requests: slow down")
             return await handler(request)
         except ApiError as exc:
+            if exc.status in (401, 403):
+                self._auth_failures.allow(address)
             return web.json_response({"error": str(exc)}, status=exc.status)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": f"request body too large (limit {self.limits.max_body} bytes)"},
@@ -275,6 +303,8 @@ class ChannelApi:
             raise ApiError(401, "missing integration token (Authorization: Bearer ...)")
         if not self.token or not hmac.compare_digest(given.encode(), self.token.encode()):
             raise ApiError(401, "invalid integration token")
+        if not self._integration_bucket.allow("integration"):
+            raise ApiError(429, "too many new conversations: slow down")
         body = await self._json(request)
         return self._open(body.get("customer"), "api")
 
@@ -302,6 +332,8 @@ class ChannelApi:
 
     async def list_messages(self, request: web.Request) -> web.Response:
         cid = self._conversation(request)
+        if not self._read_buckets.allow(str(cid)):
+            raise ApiError(429, "polling this conversation too often: slow down (or use /stream)")
         after = self._cursor(request.query.get("after"))
         rows = transcript(self.store, cid, after=after, limit=500, include_notes=False)
         messages = [public_message(m) for m in rows]
