@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from console.bench.hub_http import client_address, conversations_per_address, read_outcome
+from console.bench.hub_http import read_outcome
 from console.cli import main
 from store import Store
 from store import lifecycle as lc
@@ -48,14 +48,3 @@ def test_read_outcome_classifies_every_customer_message(db_path: Path) -> None:
     out = read_outcome(db_path, [a, b])
     assert (out.customer, out.answered, out.coalesced, out.escalated, out.queued, out.unanswered) == (5, 1, 1, 1, 1, 1)
     assert len(out.lags) == 3 and all(lag >= 0 for lag in out.lags)
-
-
-def test_client_addresses_stay_under_the_api_burst() -> None:
-    from console.channels.api import ApiLimits
-
-    per = conversations_per_address(10_000, 5_000)  # a creation and two posts per conversation
-    assert per * 3 < ApiLimits().burst
-    assert conversations_per_address(100, 1) == 1  # never zero, even when one conversation is too busy
-    addresses = {client_address(i) for i in range(70_000)}
-    assert len(addresses) == 70_000
-    assert all(a.startswith("127.") and not a.endswith((".0", ".255")) for a in addresses)

@@ -12,11 +12,12 @@ processes, as in production:
 - this process, which starts both, waits until the hub's saved feed cursor passes the last
   post, then reads the outcome of every message from the scratch database.
 
-The API limits requests per client address and per conversation (``ApiLimits``: 5/s, bursts
-of 20). The bench keeps those production defaults and behaves like many customers instead of
-one big one: messages go round robin over ``--conversations`` conversations, and each client
-address (127.x.y.z, all loopback on Linux) carries a few conversations, fewer requests in the
-whole run than one burst allows. Any 429 that still happens is reported with the errors.
+The client is one integration on one address, as in production: it holds the integration
+token and each conversation's customer token. The API's production limits apply unchanged
+(``ApiLimits``: per conversation 5/s with bursts of 20, so messages go round robin over
+``--conversations`` conversations; conversation creations at the integration's own rate, which
+the client respects by waiting on a 429 like a well-behaved integration). Any 429 on a post is
+reported with the errors.
 
 Numbers, per run: HTTP latency p50/p99 and errors by status; the outcome of every message from
 the store (answered by the bot; answered by a reply to a later message of the same batch;
@@ -43,9 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REQUESTS_PER_ADDRESS = 15
-"""Requests one client address makes in a whole run: under the API's burst, so never throttled."""
-
 
 def add_http_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``--http`` uses (``tandem bench hub`` adds them to its own)."""
@@ -67,7 +65,6 @@ class ClientPlan:
     conversations: int
     rate: float  # 0: saturated
     in_flight: int
-    address_base: int  # first client address index of this run
 
 
 @dataclass
@@ -84,17 +81,6 @@ class ClientResult:
     setup_error: str | None = None
     client_cpu_s: float = 0.0  # the client process's CPU while posting
     server_cpu_s: float = math.nan  # the server's CPU from the first post until the hub caught up
-
-
-def client_address(index: int) -> str:
-    """The ``index``-th loopback source address (127.10.0.1 on; never .0 or .255)."""
-    return f"127.{10 + index // 62_500 % 200}.{index // 250 % 250}.{index % 250 + 1}"
-
-
-def conversations_per_address(messages: int, conversations: int) -> int:
-    """How many conversations share one client address (each costs one creation + its posts)."""
-    per_conversation = 1 + math.ceil(messages / conversations)
-    return max(1, REQUESTS_PER_ADDRESS // per_conversation)
 
 
 # --- the client process ------------------------------------------------------------------------
@@ -115,16 +101,12 @@ async def _client(plan: ClientPlan, out: Any, go: Any) -> ClientResult:
     import aiohttp
 
     result = ClientResult()
-    per_addr = conversations_per_address(len(plan.texts), plan.conversations)
     timeout = aiohttp.ClientTimeout(total=120)
-    sessions: dict[int, aiohttp.ClientSession] = {}
+    shared = aiohttp.ClientSession(plan.base_url, connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
+    sessions = {0: shared}
 
-    def session(conv: int) -> aiohttp.ClientSession:
-        index = conv // per_addr
-        if index not in sessions:
-            connector = aiohttp.TCPConnector(local_addr=(client_address(plan.address_base + index), 0), limit=0)
-            sessions[index] = aiohttp.ClientSession(plan.base_url, connector=connector, timeout=timeout)
-        return sessions[index]
+    def session(_conv: int) -> aiohttp.ClientSession:
+        return shared
 
     try:
         convs = await _create(plan, session)
@@ -152,11 +134,16 @@ async def _create(plan: ClientPlan, session: Any) -> list[tuple[int, str]] | str
     async def one(n: int) -> tuple[int, str] | str:
         body = {"customer": {"name": f"Bench {plan.tag}-{n}", "external_id": f"bench-{plan.tag}-{n}"}}
         try:
-            async with gate, session(n).post("/v1/conversations", json=body, headers=auth) as resp:
-                data = await resp.json(content_type=None)
-                if resp.status != 201:
-                    return f"POST /v1/conversations -> {resp.status} {data}"
-                return int(data["id"]), str(data["customer_token"])
+            for _attempt in range(100):
+                async with gate, session(n).post("/v1/conversations", json=body, headers=auth) as resp:
+                    data = await resp.json(content_type=None)
+                    if resp.status == 429:
+                        await asyncio.sleep(0.1)  # over the integration's creation rate: wait, retry
+                        continue
+                    if resp.status != 201:
+                        return f"POST /v1/conversations -> {resp.status} {data}"
+                    return int(data["id"]), str(data["customer_token"])
+            return "POST /v1/conversations kept answering 429"
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
             return f"POST /v1/conversations failed: {type(exc).__name__}: {exc}"
 
@@ -453,7 +440,6 @@ def run_http(args: argparse.Namespace) -> int:
         ensure_loaded(store)
     texts, source = _texts(args.data, args.messages * 2)
     limits = ApiLimits()
-    per_addr = conversations_per_address(args.messages, args.conversations)
     per_conv = math.ceil(args.messages / args.conversations)
     token = secrets.token_urlsafe(24)
     port = _free_port()
@@ -464,20 +450,19 @@ def run_http(args: argparse.Namespace) -> int:
         _wait_healthy(server, port)
         print(f"hub bench over HTTP: `tandem serve --embedded` (pid {server.pid}) on 127.0.0.1:{port};"
               f" aiohttp client in its own process; {args.messages} customer messages per run over"
-              f" {args.conversations} new conversations ({per_conv} each, {per_addr} per client address;"
-              f" API limits unchanged: {limits.rate_per_s:g}/s, burst {limits.burst}); texts: {source}")
+              f" {args.conversations} new conversations ({per_conv} each), one client address;"
+              f" API limits unchanged: {limits.rate_per_s:g}/s and burst {limits.burst} per conversation,"
+              f" {limits.integration_rate_per_s:g} creations/s; texts: {source}")
         if per_conv > limits.burst:
             print(f"  note: {per_conv} messages per conversation exceeds the API's burst of {limits.burst};"
                   " expect 429s unless the run is slow (raise --conversations)")
         runs: list[tuple[str, float]] = [(f"saturated ({args.in_flight} in flight)", 0.0)]
         if args.rate > 0:
             runs.append((f"paced {args.rate:g}/s", args.rate))
-        address_base = 0
         for i, (name, rate) in enumerate(runs):
             plan = ClientPlan(f"http://127.0.0.1:{port}", token, f"h{i}",
                               texts[i * args.messages:(i + 1) * args.messages], args.conversations, rate,
-                              args.in_flight, address_base)
-            address_base += math.ceil(args.conversations / per_addr)
+                              args.in_flight)
             result, out, done = _one_run(plan, path, server)
             if result.setup_error:
                 print(f"  {name}: {result.setup_error}")
