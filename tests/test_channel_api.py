@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,19 @@ async def server(db_path: Path) -> AsyncIterator[tuple[TestServer, aiohttp.Clien
     async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as session:
         yield srv, session
     await srv.close()
+
+
+@contextlib.asynccontextmanager
+async def _limited(db_path: Path, limits: ApiLimits) -> AsyncIterator[aiohttp.ClientSession]:
+    """A server with these limits and a client session on it."""
+    api = ChannelApi(db_path, token=TOKEN, limits=limits)
+    srv = TestServer(api.app, host="127.0.0.1")
+    await srv.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as session:
+            yield session
+    finally:
+        await srv.close()
 
 
 async def _open(session: aiohttp.ClientSession, name: str = "Maya") -> tuple[str, dict[str, str]]:
@@ -157,15 +171,9 @@ async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Pa
 
 
 async def test_rate_limit(db_path: Path) -> None:
-    api = ChannelApi(db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1, burst=3))
-    srv = TestServer(api.app, host="127.0.0.1")
-    await srv.start_server()
-    try:
-        async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
-            codes = [(await s.get("/healthz")).status for _ in range(6)]
-            assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
-    finally:
-        await srv.close()
+    async with _limited(db_path, ApiLimits(rate_per_s=1, burst=3)) as s:
+        codes = [(await s.get("/healthz")).status for _ in range(6)]
+        assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
 
 
 async def test_web_page_conversation(server) -> None:  # noqa: ANN001
@@ -181,39 +189,27 @@ async def test_web_page_conversation(server) -> None:  # noqa: ANN001
 async def test_an_integration_is_limited_per_conversation_not_per_address(db_path: Path) -> None:
     # One integration speaks for many customers from one address: with a per-address rate of
     # 1/s (burst 3) it still opens ten conversations and posts in each.
-    api = ChannelApi(db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1, burst=3))
-    srv = TestServer(api.app, host="127.0.0.1")
-    await srv.start_server()
-    try:
-        async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
-            codes = []
-            for i in range(10):
-                cid, auth = await _open(s, f"Customer{i}")
-                r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=auth)
-                codes.append(r.status)
-            assert codes == [201] * 10
-            # The per-conversation rate still holds: a burst of posts in one conversation is cut.
-            burst = [(await s.post(f"/v1/conversations/{cid}/messages", json={"text": f"again {j}"},
-                                   headers=auth)).status for j in range(5)]
-            assert 429 in burst
-            polls = [(await s.get(f"/v1/conversations/{cid}/messages", headers=auth)).status for _ in range(6)]
-            assert polls[:3] == [200, 200, 200] and 429 in polls[3:]
-    finally:
-        await srv.close()
+    async with _limited(db_path, ApiLimits(rate_per_s=1, burst=3)) as s:
+        codes = []
+        for i in range(10):
+            cid, auth = await _open(s, f"Customer{i}")
+            r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=auth)
+            codes.append(r.status)
+        assert codes == [201] * 10
+        # The per-conversation rate still holds: a burst of posts in one conversation is cut.
+        burst = [(await s.post(f"/v1/conversations/{cid}/messages", json={"text": f"again {j}"},
+                               headers=auth)).status for j in range(5)]
+        assert 429 in burst
+        polls = [(await s.get(f"/v1/conversations/{cid}/messages", headers=auth)).status for _ in range(6)]
+        assert polls[:3] == [200, 200, 200] and 429 in polls[3:]
 
 
 async def test_an_address_guessing_tokens_is_refused_until_it_slows_down(db_path: Path) -> None:
-    api = ChannelApi(db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1, burst=3))
-    srv = TestServer(api.app, host="127.0.0.1")
-    await srv.start_server()
-    try:
-        async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
-            cid, auth = await _open(s)
-            wrong = {"Authorization": "Bearer not-the-token"}
-            codes = [(await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=wrong)).status
-                     for _ in range(5)]
-            assert codes[:3] == [403, 403, 403] and codes[3:] == [429, 429]
-            body = await (await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=auth)).json()
-            assert "failed credentials" in body["error"]
-    finally:
-        await srv.close()
+    async with _limited(db_path, ApiLimits(rate_per_s=1, burst=3)) as s:
+        cid, auth = await _open(s)
+        wrong = {"Authorization": "Bearer not-the-token"}
+        codes = [(await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=wrong)).status
+                 for _ in range(5)]
+        assert codes[:3] == [403, 403, 403] and codes[3:] == [429, 429]
+        body = await (await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=auth)).json()
+        assert "failed credentials" in body["error"]

@@ -57,6 +57,19 @@ def _texts(data: str | None, n: int) -> tuple[list[str], str]:
     return [next(gen) for _ in range(n)], "routine persona scripts (no replay file)"
 
 
+def scratch(args: argparse.Namespace, name: str) -> tuple[tempfile.TemporaryDirectory[str], Path, list[str], str]:
+    """A scratch database with the knowledge base loaded, and two runs' worth of texts."""
+    from console.kb import ensure_loaded
+    from store import Store
+
+    tmp = tempfile.TemporaryDirectory(dir=args.dir)
+    path = Path(tmp.name) / name
+    with Store(path) as store:
+        ensure_loaded(store)
+    texts, source = _texts(args.data, args.messages * 2)
+    return tmp, path, texts, source
+
+
 def _writer(path: str, ids: list[int], texts: list[str], rate: float, tag: str, ready: Any, go: Any,
             out: Any) -> None:
     from store import Store
@@ -130,18 +143,13 @@ def run(args: argparse.Namespace) -> int:
         return run_http(args)
     if args.conversations is None:
         args.conversations = 2_000
-    from console.kb import ensure_loaded
     from store import Store
     from store import lifecycle as lc
 
     if args.messages <= 0 or args.conversations <= 0:
         print("tandem bench hub: --messages and --conversations must be positive")
         return 1
-    tmp = tempfile.TemporaryDirectory(dir=args.dir)
-    path = Path(tmp.name) / "bench-hub.db"
-    with Store(path) as store:
-        ensure_loaded(store)
-    texts, source = _texts(args.data, args.messages * 2)
+    tmp, path, texts, source = scratch(args, "bench-hub.db")
     print(f"hub bench: {args.messages} customer messages per run (saturated: one per new conversation;"
           f" paced: over {args.conversations} conversations); texts: {source}")
     runs: list[tuple[str, float]] = [("saturated", 0.0)]

@@ -37,7 +37,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -421,11 +420,9 @@ def run_http(args: argparse.Namespace) -> int:
     """``tandem bench hub --http``: print the numbers of a saturated and a paced run."""
     import secrets
 
-    from console.bench.hub import _texts
+    from console.bench.hub import scratch
     from console.channels.api import ApiLimits
     from console.hub import percentile
-    from console.kb import ensure_loaded
-    from store import Store
 
     if args.conversations is None:
         # Two messages each: multi-turn, yet most messages still reach the bot or the
@@ -434,11 +431,7 @@ def run_http(args: argparse.Namespace) -> int:
     if args.messages <= 0 or args.conversations <= 0 or args.in_flight <= 0:
         print("tandem bench hub: --messages, --conversations and --in-flight must be positive")
         return 1
-    tmp = tempfile.TemporaryDirectory(dir=args.dir)
-    path = Path(tmp.name) / "bench-hub-http.db"
-    with Store(path) as store:
-        ensure_loaded(store)
-    texts, source = _texts(args.data, args.messages * 2)
+    tmp, path, texts, source = scratch(args, "bench-hub-http.db")
     limits = ApiLimits()
     per_conv = math.ceil(args.messages / args.conversations)
     token = secrets.token_urlsafe(24)
