@@ -33,6 +33,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
@@ -298,13 +299,24 @@ class Composer(Widget):
                 if self.draft is not None:
                     self.draft.streaming = False
 
+    def _live_editor(self) -> TextArea | None:
+        """The editor, unless it is being taken down (the agent left while a draft streamed)."""
+        try:
+            editor = self.editor
+        except NoMatches:
+            return None
+        # A removed TextArea has dropped its component styles: an insert would crash its render.
+        return editor if editor.is_attached else None
+
     def _flush(self) -> None:
         """Move the buffered draft text into the editor with one insert."""
         if not self._pending:
             return
         text = "".join(self._pending)
         self._pending.clear()
-        editor = self.editor
+        editor = self._live_editor()
+        if editor is None:
+            return
         fresh = not self._inserted and not editor.text
         editor.insert(text, editor.document.end, maintain_selection_offset=True)
         if fresh:
@@ -316,13 +328,16 @@ class Composer(Widget):
     def _reset(self, event: DraftReset) -> None:
         # The LLM failed half-way: its words go, unless the agent already worked on them.
         self._pending.clear()
-        if self.editor.text == self._inserted:
-            self.editor.clear()
+        editor = self._live_editor()
+        if editor is None:
+            pass  # the agent left: nothing to show, but the draft's record still changes below
+        elif editor.text == self._inserted:
+            editor.clear()
             self._inserted = ""
         else:
             self._flush()
-            self.editor.insert("\n\n", self.editor.document.end)
-            self._inserted = self.editor.text
+            editor.insert("\n\n", editor.document.end)
+            self._inserted = editor.text
         if self.draft is not None:
             self.draft.notice = event.notice
             self.draft.engine, self.draft.model = event.engine, None
