@@ -284,3 +284,40 @@ async def test_the_wait_estimate_learns_from_how_long_agents_take(db_path: Path,
     hub.close()
     # Nobody else waits, Ana is online: about one conversation's time.
     assert "the wait is about 10 minutes" in transcript(store, cid)[-1]["text"]
+
+
+async def test_a_post_through_the_api_wakes_an_idle_hub(db_path: Path) -> None:
+    import asyncio
+
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from console.channels.api import ChannelApi
+
+    # An idle sleep far longer than the test may take: only the API's wake-up gets an answer.
+    hub = make_hub(db_path)
+    stop = asyncio.Event()
+    running = asyncio.create_task(hub.run(stop, idle_sleep=300))
+    api = ChannelApi(db_path, token="t", on_post=hub.wake)
+    srv = TestServer(api.app, host="127.0.0.1")
+    await srv.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
+            await asyncio.sleep(0.2)  # the hub has read the (empty) feed and is idle
+            made = await (await s.post("/v1/conversations", json={"customer": {"name": "Maya"}},
+                                       headers={"Authorization": "Bearer t"})).json()
+            auth = {"Authorization": f"Bearer {made['customer_token']}"}
+            r = await s.post(f"/v1/conversations/{made['id']}/messages", json={"text": "how do I freeze my card?"},
+                             headers=auth)
+            assert r.status == 201
+            for _ in range(100):
+                roles = [m["role"] for m in (await (await s.get(
+                    f"/v1/conversations/{made['id']}/messages", headers=auth)).json())["messages"]]
+                if "bot" in roles:
+                    break
+                await asyncio.sleep(0.25)
+            assert roles == ["customer", "bot"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await srv.close()

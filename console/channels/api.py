@@ -118,12 +118,14 @@ class ChannelApi:
     """
 
     def __init__(self, db_path: str | Path, *, token: str | None, limits: ApiLimits | None = None,
-                 web_page: bool = True, poll_interval: float = 0.05) -> None:
+                 web_page: bool = True, poll_interval: float = 0.05,
+                 on_post: Callable[[], None] | None = None) -> None:
         self.db_path = Path(db_path)
         self.token = token
         self.limits = limits or ApiLimits()
         self.web_page = web_page
         self.poll_interval = poll_interval
+        self.on_post = on_post
         self.store = Store(self.db_path)
         limits = self.limits
         # Anonymous requests per address; failed credentials per address (guessing tokens);
@@ -327,6 +329,8 @@ class ChannelApi:
         if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
             raise ApiError(422, "idempotency_key must be a non-empty string of at most 200 characters")
         posted = lc.add_customer_message(self.store, cid, text, idempotency_key=key)
+        if self.on_post is not None and not posted.duplicate:
+            self.on_post()  # the hub in this process answers now rather than at its next poll
         return web.json_response({"id": posted.message_id, "duplicate": posted.duplicate},
                                  status=200 if posted.duplicate else 201)
 

@@ -174,6 +174,7 @@ class Hub:
         self._handling: tuple[float, float | None] = (-1e18, None)  # (computed at, minutes)
         self._held: dict[int, int] = {}  # gave up on a locked database while stopping: replay from here
         self._stopping = False
+        self._wake: asyncio.Event | None = None
         self._seen = 0  # last event id read from the feed
         self._saved = 0  # last cursor saved
 
@@ -202,10 +203,29 @@ class Hub:
             self._store.close()
             self._store = None
 
+    def wake(self) -> None:
+        """Something was just stored in this process (the channel API): look now, not after the idle sleep.
+
+        Call it from the hub's own event loop. Without it the hub still sees every commit, from
+        any process, within ``idle_sleep``.
+        """
+        if self._wake is not None:
+            self._wake.set()
+
     async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.02, retry_s: float = 1.0) -> None:
         """Process the feed until ``stop`` is set; answers in progress are finished first."""
+        wake = self._wake = asyncio.Event()
+
+        async def wake_on_stop() -> None:
+            await stop.wait()
+            wake.set()
+
+        stopper = asyncio.create_task(wake_on_stop(), name="hub-stop-wake")
         try:
             while not stop.is_set():
+                # Cleared before the feed is read, so a post stored during the read still wakes
+                # the idle wait below at once.
+                wake.clear()
                 try:
                     handled = await self.step()
                     if self.clock() - self._last_tick >= self.settings.sla_tick_s:
@@ -222,12 +242,14 @@ class Hub:
                         pass
                 if not handled:
                     try:
-                        await asyncio.wait_for(stop.wait(), idle_sleep)
+                        await asyncio.wait_for(wake.wait(), idle_sleep)
                     except TimeoutError:
                         pass
             self._stopping = True
             await self.settle()
         finally:
+            stopper.cancel()
+            self._wake = None
             self.close()
 
     async def step(self) -> int:

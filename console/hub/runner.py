@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ async def _serve(
 
         sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data, personas=personas)
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
-    api_runner, api_note = await _start_api(path, listen) if listen else (None, "no channel API")
+    api_runner, api_note = await _start_api(path, listen, hub.wake) if listen else (None, "no channel API")
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
     _say(f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
          f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
@@ -177,13 +178,13 @@ async def _serve(
     return 0
 
 
-async def _start_api(path: str | Path, listen: tuple[str, int]) -> tuple[Any, str]:
+async def _start_api(path: str | Path, listen: tuple[str, int], on_post: Callable[[], None]) -> tuple[Any, str]:
     """Start the channel API in this loop; a busy port is reported, never fatal for the hub."""
     from console.channels.api import ChannelApi, start_api
 
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
-    api = ChannelApi(path, token=token)
+    api = ChannelApi(path, token=token, on_post=on_post)
     try:
         runner = await start_api(api, host, port)
     except OSError as exc:
