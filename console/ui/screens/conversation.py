@@ -27,10 +27,13 @@ from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError, Taken
+from store.kb import terms
+from store.queries import transcript
 from store.views import earlier_messages
 
 if TYPE_CHECKING:
     from console.ui.app import TandemApp
+    from console.ui.screens.kb_search import KbPick
 
 # The DOM holds at most this many messages; older ones are dropped from the top.
 MAX_MOUNTED = 300
@@ -79,6 +82,9 @@ class ConversationScreen(Screen[None]):
                 tooltip="Load the 100 messages before the oldest one shown"),
         Binding("f3", "toggle_context", "Context", id="conversation.context",
                 tooltip="Show or hide the customer context (hidden by default below 100 columns)"),
+        # Priority: the composer's editor binds ctrl+k (delete to the end of the line) itself.
+        Binding("ctrl+k", "kb_search", "Knowledge base", priority=True, id="conversation.kb_search",
+                tooltip="Search the knowledge base and insert an article's answer into the reply"),
     ]
 
     def __init__(self, conversation_id: int, *, claimed: bool = False) -> None:
@@ -342,6 +348,32 @@ class ConversationScreen(Screen[None]):
         self.notify(f"#{self.conversation_id} resolved")
         self.dismiss()
 
+    def action_kb_search(self) -> None:
+        from console.ui.screens.kb_search import KbSearchScreen
+
+        try:
+            recent = transcript(self.tandem.store, self.conversation_id, last=50, include_notes=False)
+        except StoreError:
+            recent = []
+        # The customer's latest message with searchable words ("hello?" has none).
+        asked = next((m["text"] for m in reversed(recent) if m["role"] == "customer" and terms(m["text"])), "")
+        c = self.conv or {}
+        subject = f"{c.get('customer_name') or '?'} #{self.conversation_id}"
+        blocked = None if self.mine else "Read only: inserting an article into the reply needs a take-over (ctrl+t)."
+        self.app.push_screen(KbSearchScreen(self.tandem.store, query=asked, subject=subject,
+                                            insert_blocked=blocked), self._kb_picked)
+
+    def _kb_picked(self, pick: KbPick | None) -> None:
+        if pick is None:
+            return
+        if not self.mine:
+            # Taken by someone else (or handed back) while the search was open.
+            self.notify("inserting an article needs a take-over (ctrl+t)", severity="warning")
+            return
+        composer = self.query_one(Composer)
+        composer.insert_text(pick.text)
+        composer.focus_editor()
+
     def action_note(self) -> None:
         note = self.query_one("#note-input", Input)
         note.set_class(True, "-active")
@@ -389,6 +421,8 @@ class ConversationScreen(Screen[None]):
             cmds.append(("Hand back to the bot", "the bot answers again", self.action_hand_back))
         if self.check_action("resolve", ()):
             cmds.append(("Resolve", "close the conversation", self.action_resolve))
+        cmds.append(("Search the knowledge base", "find an article and insert its answer into the reply",
+                     self.action_kb_search))
         cmds.append(("Add internal note", "visible to agents only", self.action_note))
         cmds.append(("Earlier messages", "load the 100 messages before the oldest shown", self.action_earlier))
         cmds.append(("Toggle customer context", "history, triage over time, KB articles",

@@ -54,6 +54,8 @@ class WallScreen(Screen[None]):
         Binding("3", "filter('waiting')", "waiting", id="wall.filter_waiting", group=_FILTER),
         Binding("4", "filter('mine')", "mine", id="wall.filter_mine", group=_FILTER),
         Binding("s", "supervisor", "Supervisor", id="wall.supervisor"),
+        Binding("ctrl+k", "kb_search", "Knowledge base", show=False, id="wall.kb_search",
+                tooltip="Search the knowledge base (read only here)"),
         Binding("up,k", "move(0, -1)", "up", show=False, group=_MOVE),
         Binding("down,j", "move(0, 1)", "down", show=False, group=_MOVE),
         Binding("left,h", "move(-1, 0)", "left", show=False, group=_MOVE),
@@ -287,6 +289,13 @@ class WallScreen(Screen[None]):
     def action_supervisor(self) -> None:
         self.tandem.show_supervisor()
 
+    def action_kb_search(self) -> None:
+        from console.ui.screens.kb_search import KbSearchScreen
+
+        self.app.push_screen(KbSearchScreen(
+            self.tandem.store,
+            insert_blocked="Read only here: open a conversation and take it over (t) to insert an article."))
+
     @on(Tabs.TabActivated, "#wall-filters")
     def _tab(self, event: Tabs.TabActivated) -> None:
         name = (event.tab.id or "filter-all").removeprefix("filter-")
@@ -343,6 +352,8 @@ class WallScreen(Screen[None]):
             cmds.append((f"Filter: {FILTER_LABELS[f]}", f"show {FILTER_LABELS[f]} conversations",
                          lambda f=f: self.action_filter(f)))
         cmds.append(("Supervisor view", "queue, waits vs SLA, agents", self.action_supervisor))
+        cmds.append(("Search the knowledge base", "look up an article (read only on the wall)",
+                     self.action_kb_search))
         cmds.append(("Draft statistics", "acceptance, edit distance, time to first text by engine",
                      lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path))))
         return cmds

@@ -246,6 +246,24 @@ class Composer(Widget):
         """Put the keyboard focus in the editor."""
         self.editor.focus()
 
+    def insert_text(self, text: str) -> None:
+        """Put ``text`` at the cursor, replacing the selection if there is one (one undo step).
+
+        The agent's own words around it stay; a space (a blank line for text of several
+        lines) keeps it from running into a word on the same line. The cursor ends after it.
+        Once the editor holds more than the draft, a new customer message no longer replaces it.
+        """
+        editor = self.editor
+        start, end = sorted(editor.selection)
+        before = editor.get_text_range((start[0], 0), start)
+        after = editor.get_text_range(end, (end[0], len(editor.document[end[0]])))
+        gap = "\n\n" if "\n" in text else " "
+        if before and not before[-1].isspace():
+            text = gap + text
+        if after and not after[0].isspace():
+            text = text + gap
+        editor.replace(text, start, end, maintain_selection_offset=False)
+
     # --- drafts -------------------------------------------------------------------------
 
     def start_draft(self, instruction: str | None = None) -> None:
