@@ -1,0 +1,232 @@
+"""Knowledge-base search in the console: ctrl+k, results as you type, insert into the reply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ui_support import notes, wait_until
+
+from console.kb import ensure_loaded
+from console.ui.app import TandemApp
+from console.ui.screens.conversation import ConversationScreen
+from console.ui.screens.kb_search import KbSearchScreen, customer_answer, query_from
+from console.ui.screens.wall import WallScreen
+from console.ui.widgets.composer import Composer
+from store import Store, lifecycle
+from store.kb import KbArticle, get, upsert_articles
+
+SIZE = (160, 48)
+STOLEN = "someone stole my card from my bag yesterday, how do I block it?"
+
+
+def _conversation(db_path: Path, *texts: str) -> int:
+    """A conversation escalated to the queue, on a store with the bundled knowledge base."""
+    with Store(db_path) as s:
+        ensure_loaded(s)
+        cid = lifecycle.open_conversation(s, "Maya")
+        for text in texts:
+            mid = lifecycle.add_customer_message(s, cid, text).message_id
+            lifecycle.bot_reply(s, cid, "Let me check that for you.", reply_to=mid)
+        lifecycle.escalate(s, cid, reasons=["human_request"], level="empathy", score=0.7)
+    return cid
+
+
+def _counts(db_path: Path) -> tuple[int, int]:
+    with Store(db_path) as s:
+        messages = s.one("SELECT count(*) FROM messages")
+        events = s.one("SELECT count(*) FROM events")
+    assert messages is not None and events is not None
+    return int(messages[0]), int(events[0])
+
+
+async def _taken_over(pilot: Any, app: TandemApp, cid: int) -> tuple[ConversationScreen, Composer]:
+    """Take the conversation over from the wall; the draft finishes, then the editor is emptied."""
+    await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+    await pilot.press("t")
+    conv = app.screen
+    assert isinstance(conv, ConversationScreen)
+    await wait_until(pilot, lambda: conv.mine, what="owned")
+    composer = conv.query_one(Composer)
+    await wait_until(pilot, lambda: composer.draft_id is not None and not composer.streaming, what="draft done")
+    composer.clear()
+    return conv, composer
+
+
+async def _open_search(pilot: Any, app: TandemApp) -> KbSearchScreen:
+    await pilot.press("ctrl+k")
+    await wait_until(pilot, lambda: isinstance(app.screen, KbSearchScreen), what="the search")
+    screen = app.screen
+    assert isinstance(screen, KbSearchScreen)
+    await wait_until(pilot, lambda: screen.searched is not None, what="first search")
+    return screen
+
+
+def _status(screen: KbSearchScreen) -> str:
+    return str(screen.query_one("#kb-status").render())
+
+
+async def _search_for(pilot: Any, screen: KbSearchScreen, query: str) -> None:
+    screen.query_one("#kb-query").value = query
+    await wait_until(pilot, lambda: screen.searched == query, what=f"search for {query!r}")
+    await pilot.pause()
+
+
+def test_customer_answer_is_the_summary_facts_and_steps_without_headings() -> None:
+    article = KbArticle("KB-X", "Title", "Summary line one\nline two.\n\n- Fact A\n- Fact B\n\n## Steps\n1. Do this\n2. Then that")
+    assert customer_answer(article) == "Summary line one line two.\n\n- Fact A\n- Fact B\n\n1. Do this\n2. Then that"
+    assert "#" not in customer_answer(article)
+    # An article in no known shape is used as written.
+    assert customer_answer(KbArticle("KB-Y", "T", "## Only a heading")) == "## Only a heading"
+
+
+def test_query_from_customer_text_is_one_line_and_inert() -> None:
+    q = query_from("my card\n\x1b[31mwas [bold]stolen[/bold]\t" + "word " * 100)
+    assert "\n" not in q and "\x1b" not in q and "[bold]stolen[/bold]" in q
+    assert len(q) <= 240
+
+
+async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(db_path: Path) -> None:
+    cid = _conversation(db_path, "hi", STOLEN, "hello??")
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        conv, composer = await _taken_over(pilot, app, cid)
+        # The agent's own words, and the cursor on the empty line between them.
+        composer.editor.text = "Hi Maya,\n\nKind regards, Sam"
+        composer.editor.move_cursor((1, 0))
+        before = _counts(db_path)
+
+        screen = await _open_search(pilot, app)
+        # The last customer message with searchable words ("hello??" has none).
+        assert screen.query_one("#kb-query").value == STOLEN
+        assert screen.hits and screen.hits[0].id == "KB-008"  # lost or stolen card
+        assert "article" in _status(screen)
+        assert str(screen.query_one("#kb-article").render()).startswith(screen.hits[0].title)
+
+        # The query starts selected: typing replaces it, and the results follow (debounced).
+        await pilot.press(*"refund from a shop")
+        await wait_until(pilot, lambda: screen.searched == "refund from a shop", what="typed search")
+        assert screen.hits[0].id != "KB-008"
+        assert any("refund" in h.title.lower() for h in screen.hits[:3])
+        await pilot.press("down")
+        picked = screen.hits[1]
+        assert str(screen.query_one("#kb-article").render()).startswith(picked.title)
+
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is conv, what="back in the conversation")
+        with Store(db_path) as s:
+            answer = customer_answer(get(s, picked.id))
+        assert composer.text == f"Hi Maya,\n{answer}\nKind regards, Sam"
+        assert composer.editor.has_focus
+        assert composer.editor.cursor_location == (1 + answer.count("\n"), len(answer.splitlines()[-1]))
+        assert _counts(db_path) == before  # nothing sent, nothing logged
+
+
+async def test_ctrl_y_replaces_the_selection_with_the_article_id(db_path: Path) -> None:
+    cid = _conversation(db_path, STOLEN)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        conv, composer = await _taken_over(pilot, app, cid)
+        composer.editor.text = "See article XXX for details."
+        composer.editor.selection = ((0, 12), (0, 15))  # "XXX"
+        screen = await _open_search(pilot, app)
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: app.screen is conv, what="back in the conversation")
+        assert composer.text == f"See article {screen.hits[0].id} for details."
+
+
+async def test_escape_closes_without_changes(db_path: Path) -> None:
+    cid = _conversation(db_path, STOLEN)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        conv, composer = await _taken_over(pilot, app, cid)
+        await pilot.press(*"my own words")
+        before = _counts(db_path)
+        await _open_search(pilot, app)
+        await pilot.press(*"pin", "down")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is conv, what="back in the conversation")
+        assert composer.text == "my own words"
+        assert composer.editor.has_focus
+        assert _counts(db_path) == before
+        # ctrl+k is ours even in the editor (where it would delete to the end of the line).
+        composer.editor.move_cursor((0, 3))
+        await _open_search(pilot, app)
+        await pilot.press("escape")
+        assert composer.text == "my own words"
+
+
+async def test_not_owner_searches_and_previews_but_does_not_insert(db_path: Path) -> None:
+    cid = _conversation(db_path, STOLEN)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("enter")  # open, do not take over
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        assert not conv.mine
+        screen = await _open_search(pilot, app)
+        assert screen.hits and screen.hits[0].id == "KB-008"
+        assert "take-over (ctrl+t)" in str(screen.query_one("#kb-blocked").render())
+        await pilot.press("enter")
+        await pilot.press("ctrl+y")
+        await pilot.pause()
+        assert app.screen is screen  # still searching; nothing picked
+        assert any("take-over (ctrl+t)" in n for n in notes(app))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is conv, what="back in the conversation")
+        assert conv.query_one(Composer).text == ""
+        assert not conv.mine
+
+
+async def test_odd_or_empty_queries_give_no_articles(db_path: Path) -> None:
+    cid = _conversation(db_path, STOLEN)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        conv, composer = await _taken_over(pilot, app, cid)
+        screen = await _open_search(pilot, app)
+        for query in ['"', "*", "NEAR(", "", "   ", '"* OR -', "a the of"]:
+            await _search_for(pilot, screen, query)
+            assert screen.hits == [], query
+            assert _status(screen).startswith("no articles"), (query, _status(screen))
+            assert str(screen.query_one("#kb-article").render()) == "Nothing to show."
+        # FTS5 syntax around real words is just punctuation: the words are still found.
+        await _search_for(pilot, screen, 'NEAR("pin" *) OR col:card')
+        assert screen.hits and not _status(screen).startswith("search failed")
+        # Enter with nothing found picks nothing.
+        await _search_for(pilot, screen, "*")
+        await pilot.press("enter")
+        assert app.screen is screen
+        assert composer.text == ""
+
+
+async def test_article_text_is_never_markup(db_path: Path) -> None:
+    with Store(db_path) as s:
+        upsert_articles(s, [KbArticle("KB-900", "Zebra [bold]tariff[/bold]", "Zebra tariff [red]x[/red] \x1b[31m done.")])
+    cid = _conversation(db_path, "what is the zebra tariff?")
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await _taken_over(pilot, app, cid)
+        screen = await _open_search(pilot, app)
+        assert screen.hits[0].id == "KB-900"
+        shown = str(screen.query_one("#kb-article").render())
+        assert "[bold]tariff[/bold]" in shown and "[red]x[/red]" in shown
+        assert "\x1b" not in shown and "␛" in shown
+
+
+async def test_wall_opens_a_read_only_search(db_path: Path) -> None:
+    cid = _conversation(db_path, STOLEN)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("ctrl+k")
+        await wait_until(pilot, lambda: isinstance(app.screen, KbSearchScreen), what="the search")
+        screen = app.screen
+        assert isinstance(screen, KbSearchScreen)
+        assert screen.insert_blocked
+        await pilot.press(*"card frozen")
+        await wait_until(pilot, lambda: screen.searched == "card frozen", what="typed search")
+        assert screen.hits
+        await pilot.press("escape")
+        assert isinstance(app.screen, WallScreen)
