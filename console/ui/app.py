@@ -17,10 +17,11 @@ from textual.app import App
 from textual.binding import Binding
 
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
-from console.ui.model import level_rank, reason_words, safe_text
+from console.ui.model import level_rank, next_in_queue, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
+from store.queries import list_conversations
 
 RISING_SECONDS = 4.0
 HEARTBEAT_SECONDS = 30.0
@@ -192,6 +193,30 @@ class TandemApp(App[None]):
         """Claim from the wall, then open the conversation with the composer ready."""
         if self.claim(conversation_id):
             self.open_conversation(conversation_id, claimed=True)
+
+    def take_next(self) -> None:
+        """Claim the conversation first in the queue and open it; another agent's win means the next one.
+
+        The queue is read from the store, not from the wall's last snapshot: the wall may be a
+        tenth of a second behind, and "next" must not mean one that was already taken.
+        """
+        try:
+            queue = next_in_queue(list_conversations(self.store, states=("waiting",)))
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        for conversation_id in queue:
+            try:
+                lifecycle.claim(self.store, conversation_id, self.agent)
+            except InvalidTransition:
+                continue  # taken by someone else a moment ago, or closed: the next in line
+            except StoreError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.reader.poke()
+            self.open_conversation(conversation_id, claimed=True)
+            return
+        self.notify("nobody is waiting for a person right now", title="queue empty")
 
     def show_supervisor(self) -> None:
         """Open the supervisor view (supervisors only)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 LEVELS = ("calm", "watch", "empathy", "urgent")
@@ -120,6 +121,11 @@ def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
         row.get("created_at") or 0.0,
         row["id"],
     )
+
+
+def next_in_queue(rows: Iterable[dict[str, Any]]) -> list[int]:
+    """Waiting conversations in the order an agent should take them: most in need, then longest wait."""
+    return [r["id"] for r in sorted((r for r in rows if r["state"] == "waiting"), key=sort_key)]
 
 
 def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:

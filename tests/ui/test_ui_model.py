@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.ui.model import matches, reason_words, safe_text, sort_key
+from console.ui.model import matches, next_in_queue, reason_words, safe_text, sort_key
 
 
 def _row(cid: int, state: str = "bot", level: str = "calm", **kw: object) -> dict[str, object]:
@@ -22,6 +22,19 @@ def test_order_is_urgent_then_empathy_then_longest_wait() -> None:
         _row(5, "waiting", "urgent", waiting_since=90.0),
     ]
     assert [r["id"] for r in sorted(rows, key=sort_key)] == [5, 4, 3, 2, 1]
+
+
+def test_next_in_queue_is_only_waiting_conversations_most_in_need_first() -> None:
+    rows = [
+        _row(1, "bot", "urgent"),  # the bot still has it: not in the queue
+        _row(2, "waiting", "empathy", waiting_since=10.0),
+        _row(3, "waiting", "urgent", waiting_since=50.0),
+        _row(4, "human", "urgent", owner="ana", waiting_since=None),
+        _row(5, "waiting", "empathy", waiting_since=5.0),
+        _row(6, "waiting", "watch", waiting_since=1.0),
+    ]
+    assert next_in_queue(rows) == [3, 5, 2, 6]
+    assert next_in_queue([]) == []
 
 
 def test_anyone_waiting_comes_before_watched_bot_conversations() -> None:

@@ -172,3 +172,30 @@ async def test_a_long_conversation_loads_earlier_messages(db_path: Path) -> None
         assert "line 0" in str(first.render())
         await pilot.press("f6")
         await wait_until(pilot, lambda: "this is the start of the conversation" in notes(app), what="the end")
+
+
+async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_one_just_taken(db_path: Path) -> None:
+    calm_wait = _one_conversation(db_path, "where is my refund")
+    with Store(db_path) as s:
+        urgent = lifecycle.open_conversation(s, "Ravi")
+        lifecycle.add_customer_message(s, urgent, "someone is using my card right now")
+        lifecycle.escalate(s, urgent, reasons=["fraud"], level="urgent", score=0.9)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: {calm_wait, urgent} <= set(app.rows), what="both tiles")
+        # Another agent takes the urgent one between our look and our key press.
+        app.reader.stop()
+        code = ("import sys; from store import Store, lifecycle;"
+                "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), 'bob')")
+        subprocess.run([sys.executable, "-c", code, str(db_path), str(urgent)], check=True, timeout=30)
+        await pilot.press("n")
+        await pilot.pause()
+        assert _conv(app).conversation_id == calm_wait
+        with Store(db_path) as s:
+            assert get_conversation(s, calm_wait)["owner"] == "me"
+            assert get_conversation(s, urgent)["owner"] == "bob"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="back on the wall")
+        await pilot.press("n")  # nobody else is waiting
+        await pilot.pause()
+        assert isinstance(app.screen, WallScreen) and "nobody is waiting for a person right now" in notes(app)

@@ -48,6 +48,8 @@ class WallScreen(Screen[None]):
         Binding("enter", "open", "Open", id="wall.open", tooltip="Open the selected conversation"),
         Binding("t", "take_over", "Take over", id="wall.take_over",
                 tooltip="Claim the selected conversation and reply to the customer"),
+        Binding("n", "take_next", "Take next", id="wall.take_next",
+                tooltip="Claim the conversation first in the queue: most in need, then longest waiting"),
         Binding("slash", "search", "Search", id="wall.search"),
         Binding("1", "filter('all')", "all", id="wall.filter_all", group=_FILTER),
         Binding("2", "filter('needs')", "needs", id="wall.filter_needs", group=_FILTER),
@@ -262,6 +264,9 @@ class WallScreen(Screen[None]):
         if self.cursor is not None:
             self.tandem.take_over(self.cursor)
 
+    def action_take_next(self) -> None:
+        self.tandem.take_next()
+
     def action_filter(self, name: str) -> None:
         if name not in FILTERS:
             return
@@ -346,6 +351,8 @@ class WallScreen(Screen[None]):
         cmds: list[tuple[str, str, Callable[[], object]]] = [
             ("Open conversation", "open the selected tile's transcript", self.action_open),
             ("Take over", "claim the selected conversation and reply", self.action_take_over),
+            ("Take next in queue", "claim whoever needs a person most, longest waiting first",
+             self.action_take_next),
             ("Search", "filter tiles by customer, words or #id", self.action_search),
         ]
         for f in FILTERS:
