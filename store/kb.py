@@ -60,9 +60,15 @@ class KbHit:
     score: float
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)+|\d{3,}")
+
+
 def terms(text: str) -> list[str]:
     """The searchable words of ``text``: lower-case, no stop words, no duplicates, in order."""
     seen: dict[str, None] = {}
+    # Amounts, years and reference numbers ("£1,250", "2024", order 88231) say nothing about
+    # the topic and pull in any article that happens to quote them; "pay in 3" still can.
+    text = _NUMBER.sub(" ", text)
     for word in _WORD.findall(text.lower()):
         word = word.replace("'", "")
         if len(word) < 2 and not word.isdigit():

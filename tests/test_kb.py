@@ -70,6 +70,8 @@ def test_ensure_loaded_is_idempotent(store: Store) -> None:
         ("the shop never delivered my order and won't answer, can I get a chargeback", "KB-017"),
         ("there is a payment I don't recognise on my account", "KB-019"),
         ("I paid off my plan but you took another instalment", "KB-054"),
+        # An amount is not a topic: "250" must not pull in the article that mentions "up to £250".
+        ("the payment to pixel arcade for £1,250 I don't recognise", "KB-019"),
     ],
 )
 def test_search_finds_the_right_article(kb_store: Store, question: str, expected: str) -> None:
@@ -94,6 +96,7 @@ def test_match_query_quotes_every_term() -> None:
     assert match_query('my card "NEAR(pin" OR*') == '"card" OR "near" OR "pin"'
     assert match_query("hi, thanks!") is None
     assert "the" not in terms("the card and the pin")
+    assert terms("pay in 3 for £1,250, order 88231 from 2024") == ["pay", "3", "order"]
 
 
 def test_get_and_not_found(kb_store: Store) -> None:
