@@ -14,7 +14,7 @@ from console.ui.screens.kb_search import KbSearchScreen, customer_answer, query_
 from console.ui.screens.wall import WallScreen
 from console.ui.widgets.composer import Composer
 from store import Store, lifecycle
-from store.kb import KbArticle, get, upsert_articles
+from store.kb import KbArticle, get, search, upsert_articles
 
 SIZE = (160, 48)
 STOLEN = "someone stole my card from my bag yesterday, how do I block it?"
@@ -230,3 +230,21 @@ async def test_wall_opens_a_read_only_search(db_path: Path) -> None:
         assert screen.hits
         await pilot.press("escape")
         assert isinstance(app.screen, WallScreen)
+
+
+async def test_results_are_ranked_like_the_bot_ranks_articles(db_path: Path) -> None:
+    # bm25 alone puts the Pay-in-3 returns article first for this question; the bot's ranker
+    # (coverage, title, product named or not) puts refunds from shops first, as an agent would.
+    question = "can I get my refund for the shoes I returned"
+    cid = _conversation(db_path, STOLEN)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        await pilot.press("ctrl+k")
+        await wait_until(pilot, lambda: isinstance(app.screen, KbSearchScreen), what="the search")
+        screen = app.screen
+        assert isinstance(screen, KbSearchScreen)
+        await pilot.press(*question)
+        await wait_until(pilot, lambda: screen.searched == question, what="typed search")
+        assert screen.hits[0].id == "KB-016"
+        assert search(app.store, question, limit=1)[0].id == "KB-004"  # what bm25 alone says

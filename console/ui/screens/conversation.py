@@ -361,7 +361,8 @@ class ConversationScreen(Screen[None]):
         subject = f"{c.get('customer_name') or '?'} #{self.conversation_id}"
         blocked = None if self.mine else "Read only: inserting an article into the reply needs a take-over (ctrl+t)."
         self.app.push_screen(KbSearchScreen(self.tandem.store, query=asked, subject=subject,
-                                            insert_blocked=blocked), self._kb_picked)
+                                            insert_blocked=blocked, ranker=self.tandem.kb_ranker),
+                             self._kb_picked)
 
     def _kb_picked(self, pick: KbPick | None) -> None:
         if pick is None:

@@ -298,7 +298,7 @@ class WallScreen(Screen[None]):
         from console.ui.screens.kb_search import KbSearchScreen
 
         self.app.push_screen(KbSearchScreen(
-            self.tandem.store,
+            self.tandem.store, ranker=self.tandem.kb_ranker,
             insert_blocked="Read only here: open a conversation and take it over (t) to insert an article."))
 
     @on(Tabs.TabActivated, "#wall-filters")
