@@ -220,10 +220,7 @@ async def test_wall_opens_a_read_only_search(db_path: Path) -> None:
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        await pilot.press("ctrl+k")
-        await wait_until(pilot, lambda: isinstance(app.screen, KbSearchScreen), what="the search")
-        screen = app.screen
-        assert isinstance(screen, KbSearchScreen)
+        screen = await _open_search(pilot, app)
         assert screen.insert_blocked
         await pilot.press(*"card frozen")
         await wait_until(pilot, lambda: screen.searched == "card frozen", what="typed search")
@@ -240,11 +237,7 @@ async def test_results_are_ranked_like_the_bot_ranks_articles(db_path: Path) -> 
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        await pilot.press("ctrl+k")
-        await wait_until(pilot, lambda: isinstance(app.screen, KbSearchScreen), what="the search")
-        screen = app.screen
-        assert isinstance(screen, KbSearchScreen)
-        await pilot.press(*question)
-        await wait_until(pilot, lambda: screen.searched == question, what="typed search")
+        screen = await _open_search(pilot, app)
+        await _search_for(pilot, screen, question)
         assert screen.hits[0].id == "KB-016"
         assert search(app.store, question, limit=1)[0].id == "KB-004"  # what bm25 alone says

@@ -27,6 +27,13 @@ def _one_conversation(db_path: Path, text: str = "my card was blocked abroad") -
     return cid
 
 
+def _claim_in_another_process(db_path: Path, cid: int, agent: str) -> None:
+    """Another agent's console claims ``cid``: a real second process on the same file."""
+    code = ("import sys; from store import Store, lifecycle;"
+            "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
+    subprocess.run([sys.executable, "-c", code, str(db_path), str(cid), agent], check=True, timeout=30)
+
+
 def _conv(app: TandemApp) -> ConversationScreen:
     assert isinstance(app.screen, ConversationScreen)
     return app.screen
@@ -96,9 +103,7 @@ async def test_claim_lost_to_an_agent_in_another_process(db_path: Path) -> None:
         await wait_until(pilot, lambda: conv.loaded, what="transcript")
         # Freeze our view of it: the other agent claims between our look and our key press.
         app.reader.stop()
-        code = ("import sys; from store import Store, lifecycle;"
-                "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), 'bob')")
-        subprocess.run([sys.executable, "-c", code, str(db_path), str(cid)], check=True, timeout=30)
+        _claim_in_another_process(db_path, cid, "bob")
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert "taken by bob" in notes(app)
@@ -185,9 +190,7 @@ async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_o
         await wait_until(pilot, lambda: {calm_wait, urgent} <= set(app.rows), what="both tiles")
         # Another agent takes the urgent one between our look and our key press.
         app.reader.stop()
-        code = ("import sys; from store import Store, lifecycle;"
-                "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), 'bob')")
-        subprocess.run([sys.executable, "-c", code, str(db_path), str(urgent)], check=True, timeout=30)
+        _claim_in_another_process(db_path, urgent, "bob")
         await pilot.press("n")
         await pilot.pause()
         assert _conv(app).conversation_id == calm_wait
