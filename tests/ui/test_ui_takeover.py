@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from ui_support import notes, wait_until
 
@@ -34,6 +35,15 @@ def _claim_in_another_process(db_path: Path, cid: int, agent: str) -> None:
     subprocess.run([sys.executable, "-c", code, str(db_path), str(cid), agent], check=True, timeout=30)
 
 
+async def _opened(pilot: Any, app: TandemApp, cid: int) -> ConversationScreen:
+    """Open ``cid`` from the wall (watching, not claimed) and wait for its transcript."""
+    await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+    await pilot.press("enter")
+    conv = _conv(app)
+    await wait_until(pilot, lambda: conv.loaded, what="transcript")
+    return conv
+
+
 def _conv(app: TandemApp) -> ConversationScreen:
     assert isinstance(app.screen, ConversationScreen)
     return app.screen
@@ -43,10 +53,7 @@ async def test_claim_reply_hand_back(db_path: Path) -> None:
     cid = _one_conversation(db_path)
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        await pilot.press("enter")
-        conv = _conv(app)
-        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        conv = await _opened(pilot, app, cid)
         assert len(conv.query(".msg")) == 2  # the customer and the bot
         assert not conv.query_one(Composer).has_class("-active")  # watching only
         await pilot.press("ctrl+t")
@@ -97,10 +104,7 @@ async def test_claim_lost_to_an_agent_in_another_process(db_path: Path) -> None:
     cid = _one_conversation(db_path)
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        await pilot.press("enter")
-        conv = _conv(app)
-        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        await _opened(pilot, app, cid)
         # Freeze our view of it: the other agent claims between our look and our key press.
         app.reader.stop()
         _claim_in_another_process(db_path, cid, "bob")
@@ -166,10 +170,7 @@ async def test_a_long_conversation_loads_earlier_messages(db_path: Path) -> None
             lifecycle.add_customer_message(s, cid, f"line {i}")
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        await pilot.press("enter")
-        conv = _conv(app)
-        await wait_until(pilot, lambda: conv.loaded, what="transcript")
+        conv = await _opened(pilot, app, cid)
         assert len(conv.query(".msg")) == 200 and min(conv.seen) == 61  # the newest 200
         await pilot.press("f6")
         await wait_until(pilot, lambda: len(conv.query(".msg")) == 260, what="earlier ones")

@@ -346,13 +346,12 @@ class Composer(Widget):
     def _reset(self, event: DraftReset) -> None:
         # The LLM failed half-way: its words go, unless the agent already worked on them.
         self._pending.clear()
+        # With the editor gone (the agent left) nothing is shown, but the draft's record still changes.
         editor = self._live_editor()
-        if editor is None:
-            pass  # the agent left: nothing to show, but the draft's record still changes below
-        elif editor.text == self._inserted:
+        if editor is not None and editor.text == self._inserted:
             editor.clear()
             self._inserted = ""
-        else:
+        elif editor is not None:
             self._flush()
             editor.insert("\n\n", editor.document.end)
             self._inserted = editor.text
