@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     """The ``--db`` option every store-using command shares."""
-    parser.add_argument("--db", metavar="PATH", help="SQLite file (default: $TANDEM_DB or ./tandem.db)")
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite file (default: $TANDEM_DB or ./tandem.db)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

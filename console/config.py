@@ -107,7 +107,9 @@ def _timeout(value: object, where: str) -> float:
     return seconds
 
 
-def load_config(env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | None = None) -> LLMConfig:
+def load_config(
+    env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | None = None
+) -> LLMConfig:
     """Read the LLM settings from the config file and the environment (which wins).
 
     :param env: the environment to read (default ``os.environ``); tests pass a dict
@@ -139,7 +141,9 @@ def load_config(env: Mapping[str, str] | None = None, path: str | os.PathLike[st
     api_key = pick("OPENAI_API_KEY", "api_key")
     model = pick("TANDEM_MODEL", "model") or DEFAULT_MODEL
     raw_timeout = pick("TANDEM_LLM_TIMEOUT", "timeout")
-    timeout = DEFAULT_TIMEOUT if raw_timeout is None else _timeout(raw_timeout, "TANDEM_LLM_TIMEOUT")
+    timeout = (
+        DEFAULT_TIMEOUT if raw_timeout is None else _timeout(raw_timeout, "TANDEM_LLM_TIMEOUT")
+    )
     return LLMConfig(
         base_url=base_url.rstrip("/") if base_url else None,
         api_key=api_key,

@@ -74,7 +74,9 @@ def parse_json_object(text: str) -> dict[str, Any]:
     raise ValueError("no JSON object in the reply")
 
 
-def redact_messages(messages: Sequence[Message], redactor: Callable[[str], str] = redact) -> list[Message]:
+def redact_messages(
+    messages: Sequence[Message], redactor: Callable[[str], str] = redact
+) -> list[Message]:
     """Copies of ``messages`` with personal data redacted from every text part."""
     out: list[Message] = []
     for message in messages:
@@ -85,7 +87,8 @@ def redact_messages(messages: Sequence[Message], redactor: Callable[[str], str] 
         elif isinstance(content, list):
             copy["content"] = [
                 {**part, "text": redactor(part["text"])}
-                if isinstance(part, dict) and isinstance(part.get("text"), str) else part
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+                else part
                 for part in content
             ]
         out.append(copy)
@@ -138,7 +141,9 @@ class LLM:
 
     def _check_enabled(self) -> None:
         if not self.config.enabled:
-            raise LLMUnavailable("no LLM endpoint configured (set OPENAI_BASE_URL or OPENAI_API_KEY)")
+            raise LLMUnavailable(
+                "no LLM endpoint configured (set OPENAI_BASE_URL or OPENAI_API_KEY)"
+            )
 
     def _translate(self, exc: BaseException, timeout: float) -> LLMError:
         import openai
@@ -148,9 +153,13 @@ class LLM:
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, openai.APITimeoutError)):
             return LLMTimeout(f"the LLM did not answer within {timeout:g}s")
         if isinstance(exc, openai.APIConnectionError):
-            return LLMUnavailable(f"cannot reach the LLM at {self.config.base_url or 'api.openai.com'}")
+            return LLMUnavailable(
+                f"cannot reach the LLM at {self.config.base_url or 'api.openai.com'}"
+            )
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-            return LLMUnavailable(f"the LLM endpoint refused our credentials (HTTP {exc.status_code})")
+            return LLMUnavailable(
+                f"the LLM endpoint refused our credentials (HTTP {exc.status_code})"
+            )
         if isinstance(exc, openai.APIStatusError):
             return LLMError(f"the LLM endpoint answered HTTP {exc.status_code}")
         if isinstance(exc, openai.OpenAIError):
@@ -164,8 +173,14 @@ class LLM:
             return LLMUnavailable(f"lost the connection to the LLM ({name})")
         return LLMError(f"LLM error: {name}: {exc}")
 
-    async def stream(self, messages: Sequence[Message], *, timeout: float | None = None,
-                     temperature: float = 0.4, max_tokens: int = 400) -> AsyncIterator[str]:
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        timeout: float | None = None,
+        temperature: float = 0.4,
+        max_tokens: int = 400,
+    ) -> AsyncIterator[str]:
         """Yield the reply's text as it arrives (deltas, in order).
 
         :param timeout: seconds allowed for the first piece and for each gap between pieces
@@ -177,8 +192,12 @@ class LLM:
         try:
             async with asyncio.timeout(limit):
                 response = await self._get_client().chat.completions.create(
-                    model=self.config.model, messages=payload, stream=True,
-                    temperature=temperature, max_tokens=max_tokens, timeout=limit,
+                    model=self.config.model,
+                    messages=payload,
+                    stream=True,
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    timeout=limit,
                 )
             iterator = response.__aiter__()
             try:
@@ -197,8 +216,14 @@ class LLM:
         except Exception as exc:  # CancelledError and GeneratorExit pass through untouched
             raise self._translate(exc, limit) from exc
 
-    async def complete(self, messages: Sequence[Message], *, timeout: float | None = None,
-                       temperature: float = 0.4, max_tokens: int = 400) -> str:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        timeout: float | None = None,
+        temperature: float = 0.4,
+        max_tokens: int = 400,
+    ) -> str:
         """The whole reply as one string (non-streaming)."""
         self._check_enabled()
         limit = timeout if timeout is not None else self.config.timeout
@@ -206,8 +231,11 @@ class LLM:
         try:
             async with asyncio.timeout(limit):
                 response = await self._get_client().chat.completions.create(
-                    model=self.config.model, messages=payload,
-                    temperature=temperature, max_tokens=max_tokens, timeout=limit,
+                    model=self.config.model,
+                    messages=payload,
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    timeout=limit,
                 )
         except Exception as exc:
             raise self._translate(exc, limit) from exc
@@ -215,10 +243,17 @@ class LLM:
             raise LLMError("the LLM returned no choices")
         return response.choices[0].message.content or ""
 
-    async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
-                            name: str = "answer", description: str = "",
-                            timeout: float | None = None, temperature: float = 0.2,
-                            max_tokens: int = 500) -> dict[str, Any]:
+    async def complete_json(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: dict[str, Any],
+        name: str = "answer",
+        description: str = "",
+        timeout: float | None = None,
+        temperature: float = 0.2,
+        max_tokens: int = 500,
+    ) -> dict[str, Any]:
         """A structured reply: a JSON object following ``schema`` (JSON Schema, type object).
 
         Asks for a forced tool call named ``name``. Servers that ignore tools and answer in
@@ -234,8 +269,9 @@ class LLM:
         payload = redact_messages(messages, self._redact)
         try:
             async with asyncio.timeout(limit):
-                message = await self._structured(payload, schema, name, description, limit,
-                                                 temperature, max_tokens)
+                message = await self._structured(
+                    payload, schema, name, description, limit, temperature, max_tokens
+                )
         except Exception as exc:
             raise self._translate(exc, limit) from exc
         data = self._read_structured(message, name)
@@ -244,35 +280,56 @@ class LLM:
             raise LLMError(f"the LLM reply lacks {', '.join(missing)}")
         return data
 
-    async def _structured(self, payload: list[Message], schema: dict[str, Any], name: str,
-                          description: str, limit: float, temperature: float,
-                          max_tokens: int) -> Any:
+    async def _structured(
+        self,
+        payload: list[Message],
+        schema: dict[str, Any],
+        name: str,
+        description: str,
+        limit: float,
+        temperature: float,
+        max_tokens: int,
+    ) -> Any:
         import openai
 
         client = self._get_client()
         common: dict[str, Any] = {
-            "model": self.config.model, "messages": payload, "temperature": temperature,
-            "max_tokens": max_tokens, "timeout": limit,
+            "model": self.config.model,
+            "messages": payload,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "timeout": limit,
         }
-        tool = {"type": "function",
-                "function": {"name": name, "description": description or f"Return the {name}.",
-                             "parameters": schema}}
+        tool = {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": description or f"Return the {name}.",
+                "parameters": schema,
+            },
+        }
         try:
             response = await client.chat.completions.create(
-                tools=[tool], tool_choice={"type": "function", "function": {"name": name}}, **common,
+                tools=[tool],
+                tool_choice={"type": "function", "function": {"name": name}},
+                **common,
             )
         except openai.BadRequestError:
             try:
                 response = await client.chat.completions.create(
-                    response_format={"type": "json_schema",
-                                     "json_schema": {"name": name, "schema": schema}},
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": name, "schema": schema},
+                    },
                     **common,
                 )
             except openai.BadRequestError:
                 # Neither tools nor schemas: ask in words and read the reply tolerantly.
                 keys = ", ".join(f'"{k}"' for k in schema.get("properties", {}))
-                ask = {"role": "system",
-                       "content": f"Reply with only one JSON object with the keys {keys}, and nothing else."}
+                ask = {
+                    "role": "system",
+                    "content": f"Reply with only one JSON object with the keys {keys}, and nothing else.",
+                }
                 response = await client.chat.completions.create(
                     **{**common, "messages": [*payload, ask]},
                 )
@@ -295,4 +352,11 @@ class LLM:
             raise LLMError("the LLM reply holds no JSON object") from None
 
 
-__all__ = ["LLM", "LLMError", "LLMTimeout", "LLMUnavailable", "parse_json_object", "redact_messages"]
+__all__ = [
+    "LLM",
+    "LLMError",
+    "LLMTimeout",
+    "LLMUnavailable",
+    "parse_json_object",
+    "redact_messages",
+]

@@ -78,7 +78,9 @@ class PolicySettings:
 
     def __post_init__(self) -> None:
         if self.escalate_level not in _RANK:
-            raise ValueError(f"escalate_level must be one of {', '.join(LEVELS)} (got {self.escalate_level!r})")
+            raise ValueError(
+                f"escalate_level must be one of {', '.join(LEVELS)} (got {self.escalate_level!r})"
+            )
         if self.max_fallbacks < 1:
             raise ValueError("max_fallbacks must be at least 1")
         for name in ("minutes_per_customer", "idle_resolve_s", "sla_tick_s", "online_window_s"):
@@ -107,11 +109,18 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
     known = {f.name: f for f in fields(PolicySettings)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        raise ValueError(
+            f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})"
+        )
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("urgent_reasons", "raised_again", "human_request_reasons", "flag_only_reasons",
-                   "soft_reasons"):
+        if key in (
+            "urgent_reasons",
+            "raised_again",
+            "human_request_reasons",
+            "flag_only_reasons",
+            "soft_reasons",
+        ):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: {key} must be a list of strings")
             value = tuple(value)
@@ -198,12 +207,19 @@ def decide(
     if level_rank(level) >= level_rank(settings.escalate_level) and counted:
         # Name the reasons behind the level; after a hand-back only the new ones count.
         return Decision(True, _ordered(counted, fresh), level, "level")
-    if level_rank(level) >= level_rank(settings.escalate_level) and rose and not fresh and not settled.reasons:
+    if (
+        level_rank(level) >= level_rank(settings.escalate_level)
+        and rose
+        and not fresh
+        and not settled.reasons
+    ):
         # A level without any reason (a score alone) still reaches a person.
         return Decision(True, ("negative_sentiment",), level, "level")
 
     if fallbacks >= settings.max_fallbacks:
-        return Decision(True, _ordered(("bot_fallback",), fresh), max_level(level, "watch"), "fallbacks")
+        return Decision(
+            True, _ordered(("bot_fallback",), fresh), max_level(level, "watch"), "fallbacks"
+        )
     return Decision(False, (), level, "bot")
 
 
@@ -211,8 +227,12 @@ def _ordered(first: Iterable[str], rest: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*first, *rest]))
 
 
-def wait_estimate_minutes(settings: PolicySettings, queue_ahead: int, agents_online: int,
-                          measured_minutes: float | None = None) -> int | None:
+def wait_estimate_minutes(
+    settings: PolicySettings,
+    queue_ahead: int,
+    agents_online: int,
+    measured_minutes: float | None = None,
+) -> int | None:
     """Rough minutes until a person picks up, or ``None`` when nobody is online.
 
     :param queue_ahead: conversations waiting before this one
@@ -222,12 +242,17 @@ def wait_estimate_minutes(settings: PolicySettings, queue_ahead: int, agents_onl
     """
     if agents_online <= 0:
         return None
-    per = measured_minutes if measured_minutes and measured_minutes > 0 else settings.minutes_per_customer
+    per = (
+        measured_minutes
+        if measured_minutes and measured_minutes > 0
+        else settings.minutes_per_customer
+    )
     return max(1, math.ceil((queue_ahead + 1) * per / agents_online))
 
 
-def handoff_message(decision: Decision, *, queue_ahead: int, wait_minutes: int | None,
-                    fallback: bool = False) -> str:
+def handoff_message(
+    decision: Decision, *, queue_ahead: int, wait_minutes: int | None, fallback: bool = False
+) -> str:
     """What the customer is told when the bot passes them to a person: honest about the wait."""
     parts: list[str] = []
     if fallback:
@@ -236,15 +261,19 @@ def handoff_message(decision: Decision, *, queue_ahead: int, wait_minutes: int |
     if "safety" in reasons:
         parts.append("If you are in danger right now, please call your local emergency number.")
     if "fraud" in reasons:
-        parts.append("If you think someone else can use your card or account, freeze the card in the app "
-                     "now and don't share any codes with anyone who contacts you.")
+        parts.append(
+            "If you think someone else can use your card or account, freeze the card in the app "
+            "now and don't share any codes with anyone who contacts you."
+        )
     if decision.urgent:
         parts.append("I've marked this as urgent and passed it to a person on our team.")
     else:
         parts.append("I'm passing you to a person on our team.")
     if wait_minutes is None:
-        parts.append("Nobody from the team is online at this moment, so it may take a while; your "
-                     "conversation is kept in the queue and you'll get a reply here.")
+        parts.append(
+            "Nobody from the team is online at this moment, so it may take a while; your "
+            "conversation is kept in the queue and you'll get a reply here."
+        )
     else:
         if queue_ahead == 0:
             place = "You're next in the queue"
@@ -253,5 +282,7 @@ def handoff_message(decision: Decision, *, queue_ahead: int, wait_minutes: int |
         else:
             place = f"There are {queue_ahead} people ahead of you"
         unit = "minute" if wait_minutes == 1 else "minutes"
-        parts.append(f"{place}; the wait is about {wait_minutes} {unit}. You can keep writing here meanwhile.")
+        parts.append(
+            f"{place}; the wait is about {wait_minutes} {unit}. You can keep writing here meanwhile."
+        )
     return " ".join(parts)

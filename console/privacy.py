@@ -38,7 +38,9 @@ _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\d.,])\d(?:[ \-]?\d){12,18}(?![\d]|[.,]\d)")
 # SSNs with separators anywhere; nine bare digits only right after "SSN" (else an order number).
 _SSN = re.compile(r"(?<![\d\-])\d{3}([ \-])\d{2}\1\d{4}(?![\d\-])")
-_SSN_BARE = re.compile(r"(\b(?:ssn|social\s+security(?:\s+number)?)\W{0,5})(\d{9})\b", re.IGNORECASE)
+_SSN_BARE = re.compile(
+    r"(\b(?:ssn|social\s+security(?:\s+number)?)\W{0,5})(\d{9})\b", re.IGNORECASE
+)
 # The card security code, when named as such.
 _CVV = re.compile(r"(\b(?:cvv2?|cvc2?|csc|security\s+code)\W{0,5})(\d{3,4})\b", re.IGNORECASE)
 # UK National Insurance number: two letters (not D, F, I, Q, U, V; second not O), six digits, A-D.
@@ -63,11 +65,17 @@ _REFERENCE = re.compile(
 def _valid_card(digits: str) -> bool:
     # All-same digits ("0000 0000 0000 0000") pass Luhn but are filler, and no card number
     # starts with 0 (that is an international phone prefix like 0044).
-    return (13 <= len(digits) <= 19 and digits[0] != "0" and len(set(digits)) > 1
-            and luhn.is_valid(digits))
+    return (
+        13 <= len(digits) <= 19
+        and digits[0] != "0"
+        and len(set(digits)) > 1
+        and luhn.is_valid(digits)
+    )
 
 
-def _sub(pattern: re.Pattern[str], text: str, placeholder: str, check: Callable[[str], bool]) -> str:
+def _sub(
+    pattern: re.Pattern[str], text: str, placeholder: str, check: Callable[[str], bool]
+) -> str:
     def repl(m: re.Match[str]) -> str:
         return placeholder if check(m.group(0)) else m.group(0)
 
@@ -100,11 +108,14 @@ def _phones(text: str) -> str:
     spans: list[tuple[int, int]] = []
     for run in _DIGIT_RUN.finditer(text):
         lo = max(0, run.start() - 2)
-        window = text[lo:run.end() + 1]
-        if _REFERENCE.search(text[max(0, lo - 30):run.start()]):
+        window = text[lo : run.end() + 1]
+        if _REFERENCE.search(text[max(0, lo - 30) : run.start()]):
             continue
         for region in PHONE_REGIONS:
-            found = [(lo + m.start, lo + m.end) for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID)]
+            found = [
+                (lo + m.start, lo + m.end)
+                for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID)
+            ]
             if found:
                 spans.extend(found)
                 break
@@ -122,7 +133,9 @@ def _phones(text: str) -> str:
     return "".join(out)
 
 
-def _sub_prefix(pattern: re.Pattern[str], text: str, placeholder: str, check: Callable[[str], bool]) -> str:
+def _sub_prefix(
+    pattern: re.Pattern[str], text: str, placeholder: str, check: Callable[[str], bool]
+) -> str:
     """Like :func:`_sub`, but a greedy match that ran into the next word or number keeps
     its longest valid prefix of whole groups ("GB82 WEST ... 32 thanks")."""
 
@@ -153,7 +166,9 @@ def redact(text: str) -> str:
     text = _sub_prefix(_IBAN, text, IBAN, _iban)
     text = _sub_prefix(_CARD, text, CARD, _card)
     text = _sub(_SSN, text, ID, _ssn)
-    text = _SSN_BARE.sub(lambda m: m.group(1) + ID if us_ssn.is_valid(m.group(2)) else m.group(0), text)
+    text = _SSN_BARE.sub(
+        lambda m: m.group(1) + ID if us_ssn.is_valid(m.group(2)) else m.group(0), text
+    )
     text = _CVV.sub(lambda m: m.group(1) + CVV, text)
     text = _sub(_NINO, text, ID, lambda v: True)
     text = _sub(_ES_DNI, text, ID, _dni)

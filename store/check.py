@@ -75,7 +75,9 @@ def check(store: Store, *, limit: int = 20) -> list[str]:
             if current not in allowed:
                 problems.append(f"event {eid}: {kind} from {current} in conversation {cid}")
             if from_state != current or to_state != target:
-                problems.append(f"event {eid}: recorded {from_state}->{to_state}, replay says {current}->{target}")
+                problems.append(
+                    f"event {eid}: recorded {from_state}->{to_state}, replay says {current}->{target}"
+                )
             state[cid] = target
             if target == "human":
                 owner[cid] = (json.loads(data) if data else {}).get("owner")

@@ -60,7 +60,9 @@ def _check_file(path: Path) -> None:
 def _friendly(exc: sqlite3.Error, path: Path) -> DatabaseUnavailable:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return DatabaseUnavailable(f"{path} is locked by another process (waited {_busy_timeout_ms()} ms)")
+        return DatabaseUnavailable(
+            f"{path} is locked by another process (waited {_busy_timeout_ms()} ms)"
+        )
     if "not a database" in text:
         return DatabaseUnavailable(f"{path} is not a SQLite database")
     if "malformed" in text:
@@ -76,7 +78,9 @@ class Store:
     :param readonly: open without write access (reports, ``db status``)
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True, readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, migrate: bool = True, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
         _check_file(self.path)
         conn: sqlite3.Connection | None = None
@@ -91,7 +95,9 @@ class Store:
             if not readonly:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
-                    raise DatabaseUnavailable(f"{self.path}: cannot switch to WAL mode (got {mode})")
+                    raise DatabaseUnavailable(
+                        f"{self.path}: cannot switch to WAL mode (got {mode})"
+                    )
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self.conn = conn

@@ -77,7 +77,10 @@ def start(
         raise InvalidInput("a draft needs an engine name")
     at = at or now()
     with store.write() as conn:
-        if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone() is None:
+        if (
+            conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+            is None
+        ):
             raise NotFound(f"conversation {conversation_id} not found")
         cur = conn.execute(
             "INSERT INTO drafts (conversation_id, agent, engine, model, instruction, based_on_message_id,"
@@ -120,7 +123,19 @@ def finish(
             "UPDATE drafts SET text = ?, first_text_ms = ?, total_ms = ?, engine = coalesce(?, engine),"
             " model = CASE WHEN ? IS NULL THEN model ELSE ? END, kb_ids = ?, notice = ?, outcome = ?,"
             " finished_at = ? WHERE id = ?",
-            (text, first_text_ms, total_ms, engine, engine, model, _ids(kb_ids), notice, outcome, at, draft_id),
+            (
+                text,
+                first_text_ms,
+                total_ms,
+                engine,
+                engine,
+                model,
+                _ids(kb_ids),
+                notice,
+                outcome,
+                at,
+                draft_id,
+            ),
         )
 
 
@@ -173,7 +188,10 @@ def discard(store: Store, draft_id: int, *, at: float | None = None) -> bool:
             f" WHERE id = ? AND outcome IN ({','.join('?' * len(_OPEN))})",
             (at, draft_id, *_OPEN),
         )
-        if cur.rowcount == 0 and conn.execute("SELECT 1 FROM drafts WHERE id = ?", (draft_id,)).fetchone() is None:
+        if (
+            cur.rowcount == 0
+            and conn.execute("SELECT 1 FROM drafts WHERE id = ?", (draft_id,)).fetchone() is None
+        ):
             raise NotFound(f"draft {draft_id} not found")
     return cur.rowcount > 0
 
@@ -181,7 +199,8 @@ def discard(store: Store, draft_id: int, *, at: float | None = None) -> bool:
 def latest_customer_message_id(store: Store, conversation_id: int) -> int | None:
     """The newest customer message of a conversation (what a fresh draft answers)."""
     row = store.one(
-        "SELECT max(id) FROM messages WHERE conversation_id = ? AND role = 'customer'", (conversation_id,)
+        "SELECT max(id) FROM messages WHERE conversation_id = ? AND role = 'customer'",
+        (conversation_id,),
     )
     return row[0] if row else None
 
@@ -192,9 +211,11 @@ def mark_stale(store: Store, conversation_id: int, *, draft_id: int | None = Non
     :param draft_id: only look at this draft
     :return: the ids that became stale
     """
+
     def candidates(conn: Any) -> list[int]:
         newest = conn.execute(
-            "SELECT max(id) FROM messages WHERE conversation_id = ? AND role = 'customer'", (conversation_id,)
+            "SELECT max(id) FROM messages WHERE conversation_id = ? AND role = 'customer'",
+            (conversation_id,),
         ).fetchone()[0]
         if newest is None:
             return []
@@ -234,9 +255,13 @@ def get_draft(store: Store, draft_id: int) -> dict[str, Any]:
 
 def list_drafts(store: Store, conversation_id: int) -> list[dict[str, Any]]:
     """Every draft of a conversation, oldest first."""
-    return [_row(r) for r in store.query(
-        f"SELECT {_COLUMNS} FROM drafts WHERE conversation_id = ? ORDER BY id", (conversation_id,)
-    )]
+    return [
+        _row(r)
+        for r in store.query(
+            f"SELECT {_COLUMNS} FROM drafts WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +304,9 @@ def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
     if since is not None:
         where, params = " WHERE created_at >= ?", (since,)
     by_outcome = dict.fromkeys(OUTCOMES, 0)
-    for outcome, n in store.query(f"SELECT outcome, count(*) FROM drafts{where} GROUP BY outcome", params):
+    for outcome, n in store.query(
+        f"SELECT outcome, count(*) FROM drafts{where} GROUP BY outcome", params
+    ):
         by_outcome[outcome] = n
     total = sum(by_outcome.values())
     sent = by_outcome["accepted"] + by_outcome["edited"]

@@ -39,8 +39,17 @@ _SELECT = (
 
 def _to_event(row: tuple[Any, ...]) -> Event:
     data = row[8]
-    return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                 json.loads(data) if data else None)
+    return Event(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        json.loads(data) if data else None,
+    )
 
 
 def read_events(store: Store, after: int = 0, limit: int = 1000) -> list[Event]:
@@ -86,7 +95,9 @@ class Follower:
     :param batch: the most events one poll returns
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, after: int | None = 0, batch: int = 2000) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, after: int | None = 0, batch: int = 2000
+    ) -> None:
         self.path = path
         self.cursor = after
         self.batch = batch

@@ -103,7 +103,9 @@ def upsert_articles(store: Store, articles: Iterable[KbArticle], *, replace: boo
     ids: set[str] = set()
     for art in items:
         if not art.id.strip() or not art.title.strip() or not art.body.strip():
-            raise InvalidInput(f"knowledge base article {art.id or '(no id)'} needs an id, a title and a body")
+            raise InvalidInput(
+                f"knowledge base article {art.id or '(no id)'} needs an id, a title and a body"
+            )
         if art.id in ids:
             raise InvalidInput(f"knowledge base article id {art.id} appears twice")
         ids.add(art.id)
@@ -120,7 +122,9 @@ def upsert_articles(store: Store, articles: Iterable[KbArticle], *, replace: boo
             )
             changed += cur.rowcount
         if replace:
-            stale = [row[0] for row in conn.execute("SELECT id FROM kb_articles") if row[0] not in ids]
+            stale = [
+                row[0] for row in conn.execute("SELECT id FROM kb_articles") if row[0] not in ids
+            ]
             for article_id in stale:
                 conn.execute("DELETE FROM kb_articles WHERE id = ?", (article_id,))
             changed += len(stale)
@@ -154,8 +158,10 @@ def get(store: Store, article_id: str) -> KbArticle:
 
 def all_articles(store: Store) -> list[KbArticle]:
     """Every article, by id."""
-    return [KbArticle(r[0], r[1], r[2], r[3])
-            for r in store.query("SELECT id, title, body, tags FROM kb_articles ORDER BY id")]
+    return [
+        KbArticle(r[0], r[1], r[2], r[3])
+        for r in store.query("SELECT id, title, body, tags FROM kb_articles ORDER BY id")
+    ]
 
 
 def count(store: Store) -> int:

@@ -98,8 +98,16 @@ def _event(
     cur = conn.execute(
         "INSERT INTO events (at, conversation_id, kind, actor, from_state, to_state, message_id, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (at, cid, kind, actor, from_state, to_state, message_id,
-         json.dumps(data, separators=(",", ":")) if data else None),
+        (
+            at,
+            cid,
+            kind,
+            actor,
+            from_state,
+            to_state,
+            message_id,
+            json.dumps(data, separators=(",", ":")) if data else None,
+        ),
     )
     return cur.lastrowid  # type: ignore[return-value]
 
@@ -139,7 +147,9 @@ def _refuse(cid: int, state: str, owner: str | None, action: str) -> InvalidTran
     return InvalidTransition(f"cannot {action} conversation {cid}: it is {where}", state=state)
 
 
-def _apply_triage(conn: sqlite3.Connection, cid: int, message_id: int | None, mark: TriageMark) -> bool:
+def _apply_triage(
+    conn: sqlite3.Connection, cid: int, message_id: int | None, mark: TriageMark
+) -> bool:
     if mark.level not in LEVELS:
         raise InvalidInput(f"unknown triage level {mark.level!r}")
     reasons = json.dumps(list(mark.reasons), separators=(",", ":"))
@@ -162,7 +172,9 @@ def _apply_triage(conn: sqlite3.Connection, cid: int, message_id: int | None, ma
 # --- agents -----------------------------------------------------------------------------
 
 
-def register_agent(store: Store, name: str, *, role: str = "agent", display_name: str | None = None) -> None:
+def register_agent(
+    store: Store, name: str, *, role: str = "agent", display_name: str | None = None
+) -> None:
     """Create or update an agent (``role``: ``agent`` or ``supervisor``)."""
     name = _name(name)
     if role not in ("agent", "supervisor"):
@@ -203,10 +215,14 @@ def open_conversation(
     with store.write() as conn:
         customer_id = None
         if external_id is not None:
-            row = conn.execute("SELECT id FROM customers WHERE external_id = ?", (external_id,)).fetchone()
+            row = conn.execute(
+                "SELECT id FROM customers WHERE external_id = ?", (external_id,)
+            ).fetchone()
             if row is not None:
                 customer_id = row[0]
-                conn.execute("UPDATE customers SET name = ? WHERE id = ?", (customer_name, customer_id))
+                conn.execute(
+                    "UPDATE customers SET name = ? WHERE id = ?", (customer_name, customer_id)
+                )
         if customer_id is None:
             customer_id = conn.execute(
                 "INSERT INTO customers (external_id, name, created_at) VALUES (?, ?, ?)",
@@ -236,7 +252,9 @@ def add_customer_message(
         returns the first message's id with ``duplicate=True`` and writes nothing
     """
     text = _text(text)
-    if idempotency_key is not None and (not isinstance(idempotency_key, str) or len(idempotency_key) > 200):
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or len(idempotency_key) > 200
+    ):
         raise InvalidInput("idempotency_key must be a string of at most 200 characters")
     at = at or now()
     with store.write() as conn:
@@ -269,7 +287,15 @@ def add_customer_message(
             " subject = CASE WHEN subject = '' THEN ? ELSE subject END WHERE id = ?",
             (at, at, at, " ".join(text.split())[:SUBJECT_CHARS], conversation_id),
         )
-        _event(conn, at, conversation_id, "message", "customer", message_id=mid, data={"role": "customer"})
+        _event(
+            conn,
+            at,
+            conversation_id,
+            "message",
+            "customer",
+            message_id=mid,
+            data={"role": "customer"},
+        )
     return Posted(mid, False, state, reopened)
 
 
@@ -302,7 +328,8 @@ def bot_reply(
         if state != "bot":
             raise NotOwner(
                 f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
-                state=state, owner=owner,
+                state=state,
+                owner=owner,
             )
         if triage is not None:
             _apply_triage(conn, conversation_id, reply_to, triage)
@@ -313,15 +340,24 @@ def bot_reply(
                 (conversation_id, text, at, reply_to, json.dumps(meta) if meta else None),
             ).lastrowid
         except sqlite3.IntegrityError:
-            raise AlreadyAnswered(f"the bot already answered message {reply_to}", state=state) from None
+            raise AlreadyAnswered(
+                f"the bot already answered message {reply_to}", state=state
+            ) from None
         assert mid is not None
         conn.execute(
             "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
             " updated_at = ?, bot_fallbacks = bot_fallbacks + ? WHERE id = ?",
             (at, at, 1 if fallback else 0, conversation_id),
         )
-        _event(conn, at, conversation_id, "message", "bot", message_id=mid,
-               data={"role": "bot", "fallback": True} if fallback else {"role": "bot"})
+        _event(
+            conn,
+            at,
+            conversation_id,
+            "message",
+            "bot",
+            message_id=mid,
+            data={"role": "bot", "fallback": True} if fallback else {"role": "bot"},
+        )
     return mid
 
 
@@ -331,8 +367,15 @@ def _owner_words(state: str, owner: str | None) -> str:
     return {"waiting": "waiting for a person", "resolved": "resolved"}.get(state, state)
 
 
-def record_triage(store: Store, conversation_id: int, mark: TriageMark, *, message_id: int | None = None,
-                  actor: str = "triage", at: float | None = None) -> bool:
+def record_triage(
+    store: Store,
+    conversation_id: int,
+    mark: TriageMark,
+    *,
+    message_id: int | None = None,
+    actor: str = "triage",
+    at: float | None = None,
+) -> bool:
     """Store a triage verdict; append a ``triaged`` event when the level or reasons changed.
 
     :return: whether the conversation's level, score or reasons changed
@@ -342,8 +385,19 @@ def record_triage(store: Store, conversation_id: int, mark: TriageMark, *, messa
         _load(conn, conversation_id)
         changed = _apply_triage(conn, conversation_id, message_id, mark)
         if changed:
-            _event(conn, at, conversation_id, "triaged", actor, message_id=message_id,
-                   data={"level": mark.level, "score": round(mark.score, 3), "reasons": list(mark.reasons)})
+            _event(
+                conn,
+                at,
+                conversation_id,
+                "triaged",
+                actor,
+                message_id=message_id,
+                data={
+                    "level": mark.level,
+                    "score": round(mark.score, 3),
+                    "reasons": list(mark.reasons),
+                },
+            )
     return changed
 
 
@@ -378,7 +432,9 @@ def escalate(
         if triage is not None:
             _apply_triage(conn, conversation_id, None, triage)
         elif level is not None:
-            _apply_triage(conn, conversation_id, None, TriageMark(level, score or 0.0, list(reasons)))
+            _apply_triage(
+                conn, conversation_id, None, TriageMark(level, score or 0.0, list(reasons))
+            )
         conn.execute(
             "UPDATE conversations SET state = 'waiting', waiting_since = ?, updated_at = ?,"
             " version = version + 1 WHERE id = ?",
@@ -396,7 +452,9 @@ def escalate(
     return mid
 
 
-def _insert_plain(conn: sqlite3.Connection, cid: int, role: str, author: str, text: str, at: float) -> int:
+def _insert_plain(
+    conn: sqlite3.Connection, cid: int, role: str, author: str, text: str, at: float
+) -> int:
     mid = conn.execute(
         "INSERT INTO messages (conversation_id, role, author, text, created_at) VALUES (?, ?, ?, ?, ?)",
         (cid, role, author, text, at),
@@ -450,7 +508,9 @@ def claim(store: Store, conversation_id: int, agent: str, *, at: float | None = 
         _event(conn, at, conversation_id, "claimed", agent, state, "human", data={"owner": agent})
 
 
-def assign(store: Store, conversation_id: int, agent: str, *, by: str, at: float | None = None) -> None:
+def assign(
+    store: Store, conversation_id: int, agent: str, *, by: str, at: float | None = None
+) -> None:
     """A supervisor gives a waiting conversation to an agent."""
     agent = _name(agent)
     at = at or now()
@@ -475,8 +535,15 @@ def release(store: Store, conversation_id: int, *, by: str, at: float | None = N
         _event(conn, at, conversation_id, "released", by, "waiting", "bot")
 
 
-def agent_reply(store: Store, conversation_id: int, agent: str, text: str, *,
-                draft_id: int | None = None, at: float | None = None) -> int:
+def agent_reply(
+    store: Store,
+    conversation_id: int,
+    agent: str,
+    text: str,
+    *,
+    draft_id: int | None = None,
+    at: float | None = None,
+) -> int:
     """The owning agent writes to the customer.
 
     :raises NotOwner: the agent does not own the conversation
@@ -489,12 +556,21 @@ def agent_reply(store: Store, conversation_id: int, agent: str, text: str, *,
         if state != "human" or owner != agent:
             if state == "human":
                 raise Taken(owner or "?")
-            raise NotOwner(f"{agent} does not own conversation {conversation_id} ({_owner_words(state, owner)})",
-                           state=state, owner=owner)
+            raise NotOwner(
+                f"{agent} does not own conversation {conversation_id} ({_owner_words(state, owner)})",
+                state=state,
+                owner=owner,
+            )
         mid = conn.execute(
             "INSERT INTO messages (conversation_id, role, author, text, created_at, meta)"
             " VALUES (?, 'agent', ?, ?, ?, ?)",
-            (conversation_id, agent, text, at, json.dumps({"draft_id": draft_id}) if draft_id else None),
+            (
+                conversation_id,
+                agent,
+                text,
+                at,
+                json.dumps({"draft_id": draft_id}) if draft_id else None,
+            ),
         ).lastrowid
         assert mid is not None
         conn.execute(
@@ -506,7 +582,9 @@ def agent_reply(store: Store, conversation_id: int, agent: str, text: str, *,
     return mid
 
 
-def add_note(store: Store, conversation_id: int, author: str, text: str, *, at: float | None = None) -> int:
+def add_note(
+    store: Store, conversation_id: int, author: str, text: str, *, at: float | None = None
+) -> int:
     """An internal note on the conversation; never shown to the customer."""
     text = _text(text, "note")
     author = _name(author)
@@ -539,7 +617,9 @@ def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None =
         _event(conn, at, conversation_id, "handed_back", by, "human", "bot", data={"from": owner})
 
 
-def transfer(store: Store, conversation_id: int, to_agent: str, *, by: str, at: float | None = None) -> None:
+def transfer(
+    store: Store, conversation_id: int, to_agent: str, *, by: str, at: float | None = None
+) -> None:
     """A supervisor moves a conversation from one agent to another."""
     to_agent = _name(to_agent)
     at = at or now()
@@ -549,15 +629,25 @@ def transfer(store: Store, conversation_id: int, to_agent: str, *, by: str, at: 
         if state != "human":
             raise _refuse(conversation_id, state, owner, "transfer")
         if owner == to_agent:
-            raise InvalidTransition(f"conversation {conversation_id} is already {to_agent}'s", state=state)
+            raise InvalidTransition(
+                f"conversation {conversation_id} is already {to_agent}'s", state=state
+            )
         _ensure_agent(conn, to_agent, at)
         conn.execute(
             "UPDATE conversations SET owner = ?, claimed_at = ?, updated_at = ?, version = version + 1"
             " WHERE id = ?",
             (to_agent, at, at, conversation_id),
         )
-        _event(conn, at, conversation_id, "transferred", by, "human", "human",
-               data={"from": owner, "owner": to_agent})
+        _event(
+            conn,
+            at,
+            conversation_id,
+            "transferred",
+            by,
+            "human",
+            "human",
+            data={"from": owner, "owner": to_agent},
+        )
 
 
 def resolve(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
@@ -577,7 +667,9 @@ def resolve(store: Store, conversation_id: int, *, by: str, at: float | None = N
         _event(conn, at, conversation_id, "resolved", by, state, "resolved")
 
 
-def abandon(store: Store, conversation_id: int, *, by: str = "hub", at: float | None = None) -> None:
+def abandon(
+    store: Store, conversation_id: int, *, by: str = "hub", at: float | None = None
+) -> None:
     """The customer left while waiting: close the conversation as abandoned."""
     at = at or now()
     with store.write() as conn:

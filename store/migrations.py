@@ -166,7 +166,7 @@ def m0001_initial(db: Database) -> None:
             event_id INTEGER NOT NULL,
             updated_at REAL NOT NULL
         );
-        """
+        """,
     )
 
 

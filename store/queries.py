@@ -123,5 +123,13 @@ def table_counts(store: Store) -> dict[str, int]:
     """Row counts of the public tables."""
     return {
         t: store.one(f"SELECT count(*) FROM {t}")[0]  # type: ignore[index]
-        for t in ("customers", "conversations", "messages", "events", "agents", "drafts", "kb_articles")
+        for t in (
+            "customers",
+            "conversations",
+            "messages",
+            "events",
+            "agents",
+            "drafts",
+            "kb_articles",
+        )
     }

@@ -19,7 +19,9 @@ TILE_TURNS = 3
 TILE_TEXT_CHARS = 300
 
 
-def _turns_by_conversation(store: Store, ids: list[int], turns: int) -> dict[int, list[dict[str, Any]]]:
+def _turns_by_conversation(
+    store: Store, ids: list[int], turns: int
+) -> dict[int, list[dict[str, Any]]]:
     if not ids:
         return {}
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
@@ -37,8 +39,13 @@ def _turns_by_conversation(store: Store, ids: list[int], turns: int) -> dict[int
         )
         for r in rows:
             out[r["cid"]].append(
-                {"id": r["id"], "role": r["role"], "author": r["author"], "text": r["text"],
-                 "at": r["created_at"]}
+                {
+                    "id": r["id"],
+                    "role": r["role"],
+                    "author": r["author"],
+                    "text": r["text"],
+                    "at": r["created_at"],
+                }
             )
     return out
 
@@ -57,14 +64,18 @@ def wall_rows(
     else:
         rows = []
         for start in range(0, len(ids), 500):
-            rows.extend(list_conversations(store, states=None, ids=ids[start : start + 500], limit=limit))
+            rows.extend(
+                list_conversations(store, states=None, ids=ids[start : start + 500], limit=limit)
+            )
     by_id = _turns_by_conversation(store, [r["id"] for r in rows], turns)
     for r in rows:
         r["turns"] = by_id.get(r["id"], [])
     return rows
 
 
-def conversation_context(store: Store, conversation_id: int, *, history: int = 10) -> dict[str, Any]:
+def conversation_context(
+    store: Store, conversation_id: int, *, history: int = 10
+) -> dict[str, Any]:
     """What the side panel shows next to a transcript.
 
     :return: ``history`` (the customer's other conversations, newest first), ``triage``
@@ -89,8 +100,15 @@ def conversation_context(store: Store, conversation_id: int, *, history: int = 1
         (conversation_id,),
     ):
         data = json.loads(r["data"]) if r["data"] else {}
-        triage.append({"at": r["at"], "kind": r["kind"], "actor": r["actor"],
-                       "level": data.get("level"), "reasons": list(data.get("reasons") or [])})
+        triage.append(
+            {
+                "at": r["at"],
+                "kind": r["kind"],
+                "actor": r["actor"],
+                "level": data.get("level"),
+                "reasons": list(data.get("reasons") or []),
+            }
+        )
     kb_ids: list[str] = []
     for (meta,) in store.query(
         "SELECT meta FROM messages WHERE conversation_id = ? AND role = 'bot' AND meta IS NOT NULL",
@@ -107,14 +125,17 @@ def conversation_context(store: Store, conversation_id: int, *, history: int = 1
         titles = {
             r["id"]: r["title"]
             for r in store.query(
-                f"SELECT id, title FROM kb_articles WHERE id IN ({','.join('?' * len(kb_ids))})", kb_ids
+                f"SELECT id, title FROM kb_articles WHERE id IN ({','.join('?' * len(kb_ids))})",
+                kb_ids,
             )
         }
         kb = [{"id": k, "title": titles.get(k, "")} for k in kb_ids]
     return {"history": past, "triage": triage, "kb": kb}
 
 
-def supervisor_metrics(store: Store, *, sla_seconds: float = 120.0, at: float | None = None) -> dict[str, Any]:
+def supervisor_metrics(
+    store: Store, *, sla_seconds: float = 120.0, at: float | None = None
+) -> dict[str, Any]:
     """Queue and agent figures for the supervisor view.
 
     :param sla_seconds: how long a customer may wait in the queue before the wait breaches
@@ -134,11 +155,17 @@ def supervisor_metrics(store: Store, *, sla_seconds: float = 120.0, at: float | 
         )
     ]
     holding: dict[str, list[int]] = {}
-    for cid, owner in store.query("SELECT id, owner FROM conversations WHERE state = 'human' ORDER BY id"):
+    for cid, owner in store.query(
+        "SELECT id, owner FROM conversations WHERE state = 'human' ORDER BY id"
+    ):
         holding.setdefault(owner, []).append(cid)
     agents = [
-        {"name": r["name"], "role": r["role"], "last_seen_at": r["last_seen_at"],
-         "holding": holding.get(r["name"], [])}
+        {
+            "name": r["name"],
+            "role": r["role"],
+            "last_seen_at": r["last_seen_at"],
+            "holding": holding.get(r["name"], []),
+        }
         for r in store.query("SELECT name, role, last_seen_at FROM agents ORDER BY name")
     ]
     return {
@@ -152,7 +179,9 @@ def supervisor_metrics(store: Store, *, sla_seconds: float = 120.0, at: float | 
     }
 
 
-def earlier_messages(store: Store, conversation_id: int, before: int, *, limit: int = 100) -> list[dict[str, Any]]:
+def earlier_messages(
+    store: Store, conversation_id: int, before: int, *, limit: int = 100
+) -> list[dict[str, Any]]:
     """The ``limit`` messages just before message ``before``, oldest first (notes included).
 
     :param before: a message id; only messages with a smaller id are returned

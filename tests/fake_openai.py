@@ -71,7 +71,9 @@ class FakeOpenAI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -109,7 +111,9 @@ class FakeOpenAI:
         """Every message content of every recorded request, joined: for "not in" checks."""
         with self._lock:
             bodies = list(self.requests)
-        return "\n".join(json.dumps(body.get("messages", []), ensure_ascii=False) for body in bodies)
+        return "\n".join(
+            json.dumps(body.get("messages", []), ensure_ascii=False) for body in bodies
+        )
 
     # -- answering -----------------------------------------------------------------------
     def _record(self, body: dict[str, Any], headers: dict[str, str]) -> None:
@@ -131,7 +135,11 @@ class FakeOpenAI:
             if self.ignore_tools:
                 return "Sure! Here it is:\n```json\n" + json.dumps(self.tool_args) + "\n```", None
             return None, self.tool_args
-        if self.tool_args is not None and not wants_tool and (self.reject_tools or body.get("response_format")):
+        if (
+            self.tool_args is not None
+            and not wants_tool
+            and (self.reject_tools or body.get("response_format"))
+        ):
             return "Here you go: " + json.dumps(self.tool_args), None
         return self.reply, None
 
@@ -153,7 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         if self.path.rstrip("/") == "/v1/models":
-            self._json(200, {"object": "list", "data": [{"id": self.owner.model_name, "object": "model"}]})
+            self._json(
+                200, {"object": "list", "data": [{"id": self.owner.model_name, "object": "model"}]}
+            )
         else:
             self._json(404, {"error": {"message": "not found"}})
 
@@ -181,11 +191,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(fake.status, {"error": {"message": fake.error_message, "type": "fake"}})
                 return
             if fake.reject_tools and body.get("tools"):
-                self._json(400, {"error": {"message": "tools are not supported", "type": "invalid_request_error"}})
+                self._json(
+                    400,
+                    {
+                        "error": {
+                            "message": "tools are not supported",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
                 return
             if fake.reject_response_format and body.get("response_format"):
-                self._json(400, {"error": {"message": "response_format is not supported",
-                                           "type": "invalid_request_error"}})
+                self._json(
+                    400,
+                    {
+                        "error": {
+                            "message": "response_format is not supported",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
                 return
             text, tool_args = fake._answer(body)
             if body.get("stream"):
@@ -195,7 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test); nothing to answer
 
-    def _stream(self, body: dict[str, Any], text: str | None, tool_args: dict[str, Any] | None) -> None:
+    def _stream(
+        self, body: dict[str, Any], text: str | None, tool_args: dict[str, Any] | None
+    ) -> None:
         fake = self.owner
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -203,8 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": body.get("model") or fake.model_name}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model") or fake.model_name,
+        }
 
         def send(delta: dict[str, Any], finish: str | None = None) -> None:
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
@@ -213,8 +244,21 @@ class _Handler(BaseHTTPRequestHandler):
 
         send({"role": "assistant", "content": ""})
         if tool_args is not None:
-            send({"tool_calls": [{"index": 0, "id": "call_fake", "type": "function",
-                                  "function": {"name": _tool_name(body), "arguments": json.dumps(tool_args)}}]})
+            send(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_fake",
+                            "type": "function",
+                            "function": {
+                                "name": _tool_name(body),
+                                "arguments": json.dumps(tool_args),
+                            },
+                        }
+                    ]
+                }
+            )
         else:
             words = (text or "").split(" ")
             for i, word in enumerate(words):
@@ -234,16 +278,29 @@ def _tool_name(body: dict[str, Any]) -> str:
     return tools[0].get("function", {}).get("name", "answer")
 
 
-def _completion(body: dict[str, Any], text: str | None, tool_args: dict[str, Any] | None,
-                model_name: str) -> dict[str, Any]:
+def _completion(
+    body: dict[str, Any], text: str | None, tool_args: dict[str, Any] | None, model_name: str
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if tool_args is not None:
-        message["tool_calls"] = [{"id": "call_fake", "type": "function",
-                                  "function": {"name": _tool_name(body), "arguments": json.dumps(tool_args)}}]
+        message["tool_calls"] = [
+            {
+                "id": "call_fake",
+                "type": "function",
+                "function": {"name": _tool_name(body), "arguments": json.dumps(tool_args)},
+            }
+        ]
     return {
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": body.get("model") or model_name,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if tool_args is not None else "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_args is not None else "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }

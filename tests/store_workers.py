@@ -67,7 +67,9 @@ def post_with_keys(path: str, ids: list[int], start: EventType) -> dict[str, int
     for cid in ids:
         for n in range(5):
             key = f"{cid}-{n}"
-            seen[key] = lc.add_customer_message(store, cid, f"message {n}", idempotency_key=key).message_id
+            seen[key] = lc.add_customer_message(
+                store, cid, f"message {n}", idempotency_key=key
+            ).message_id
     return seen
 
 

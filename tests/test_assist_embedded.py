@@ -17,8 +17,15 @@ from store import Store, lifecycle
 SORRY = re.compile(r"\b(?:sorry|apologi[sz]e)", re.IGNORECASE)
 
 
-def _draft(store: Store, name: str, turns: list[tuple[str, str]], reasons: list[str], *,
-           seed: int = 0, instruction: str | None = None) -> str:
+def _draft(
+    store: Store,
+    name: str,
+    turns: list[tuple[str, str]],
+    reasons: list[str],
+    *,
+    seed: int = 0,
+    instruction: str | None = None,
+) -> str:
     cid = conversation(store, name, turns, reasons=reasons or None)
     return write(build_context(store, cid, agent="ana", seed=seed, instruction=instruction)).text
 
@@ -31,28 +38,55 @@ def kb_store(store: Store) -> Store:
 
 # (persona, reasons, turns, a pattern the draft must contain)
 PERSONAS = [
-    ("grieving", ["bereavement", "vulnerability"],
-     [("customer", "my husband passed away last month and I don't know what to do about his account")],
-     r"loss of your husband|condolences"),
-    ("scam", ["fraud"],
-     [("customer", "there are payments on my card I didn't make, I think I've been scammed")],
-     r"(?i)worrying|unsettling|right thing to do"),
-    ("frustrated", ["frustration", "repeat_question", "bot_fallback"],
-     [("customer", "my refund still isn't here"),
-      ("bot", "A shop's refund usually reaches your account in 5 to 10 working days after the shop sends it."),
-      ("customer", "I already did that and it didn't work. WHERE IS MY MONEY")],
-     r"(?i)more than once|frustrating|longer than it should|read (the whole|everything)"),
-    ("hardship", ["financial_hardship"],
-     [("customer", "I lost my job and I can't pay my pay in 3 instalment this month")],
-     r"(?i)options|open with me|tight|money worries"),
-    ("human", ["human_request"], [("customer", "Can I speak to a real person please?")],
-     r"(?i)person"),
+    (
+        "grieving",
+        ["bereavement", "vulnerability"],
+        [
+            (
+                "customer",
+                "my husband passed away last month and I don't know what to do about his account",
+            )
+        ],
+        r"loss of your husband|condolences",
+    ),
+    (
+        "scam",
+        ["fraud"],
+        [("customer", "there are payments on my card I didn't make, I think I've been scammed")],
+        r"(?i)worrying|unsettling|right thing to do",
+    ),
+    (
+        "frustrated",
+        ["frustration", "repeat_question", "bot_fallback"],
+        [
+            ("customer", "my refund still isn't here"),
+            (
+                "bot",
+                "A shop's refund usually reaches your account in 5 to 10 working days after the shop sends it.",
+            ),
+            ("customer", "I already did that and it didn't work. WHERE IS MY MONEY"),
+        ],
+        r"(?i)more than once|frustrating|longer than it should|read (the whole|everything)",
+    ),
+    (
+        "hardship",
+        ["financial_hardship"],
+        [("customer", "I lost my job and I can't pay my pay in 3 instalment this month")],
+        r"(?i)options|open with me|tight|money worries",
+    ),
+    (
+        "human",
+        ["human_request"],
+        [("customer", "Can I speak to a real person please?")],
+        r"(?i)person",
+    ),
 ]
 
 
 @pytest.mark.parametrize("persona,reasons,turns,expected", PERSONAS, ids=[p[0] for p in PERSONAS])
-def test_persona_situation_is_acknowledged(kb_store: Store, persona: str, reasons: list[str],
-                                           turns: list[tuple[str, str]], expected: str) -> None:
+def test_persona_situation_is_acknowledged(
+    kb_store: Store, persona: str, reasons: list[str], turns: list[tuple[str, str]], expected: str
+) -> None:
     for seed in range(4):
         text = _draft(kb_store, "Helen Ward", turns, reasons, seed=seed)
         assert re.search(expected, text), (persona, text)
@@ -60,12 +94,15 @@ def test_persona_situation_is_acknowledged(kb_store: Store, persona: str, reason
         assert len(SORRY.findall(text)) <= 1, text  # never apologise twice
 
 
-@pytest.mark.parametrize("question", [
-    "how long does a refund take to show up on my card",
-    "How do I freeze my card for a bit? I think it's just in the car",
-    "What fees do you charge for paying abroad?",
-    "where can I see my statements?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "how long does a refund take to show up on my card",
+        "How do I freeze my card for a bit? I think it's just in the car",
+        "What fees do you charge for paying abroad?",
+        "where can I see my statements?",
+    ],
+)
 def test_routine_questions_get_facts_and_no_apology(kb_store: Store, question: str) -> None:
     for seed in range(4):
         text = _draft(kb_store, "Sam", [("customer", question)], [], seed=seed)
@@ -74,16 +111,28 @@ def test_routine_questions_get_facts_and_no_apology(kb_store: Store, question: s
 
 
 def test_freeze_question_gets_the_freeze_steps(kb_store: Store) -> None:
-    text = _draft(kb_store, "Sam", [("customer", "How do I freeze my card for a bit? I think it's just in the car")], [])
+    text = _draft(
+        kb_store,
+        "Sam",
+        [("customer", "How do I freeze my card for a bit? I think it's just in the car")],
+        [],
+    )
     assert re.search(r"(?m)^1\. ", text) and "Freeze" in text, text
 
 
 def test_bot_answer_is_not_repeated(store: Store) -> None:
     seed_kb(store)
     said = "Merchant refunds usually reach your account within 3 to 5 working days."
-    text = _draft(store, "Jo", [("customer", "where is my refund"), ("bot", said),
-                                ("customer", "it's been two weeks, where is my refund??")],
-                  ["frustration", "repeat_question"])
+    text = _draft(
+        store,
+        "Jo",
+        [
+            ("customer", "where is my refund"),
+            ("bot", said),
+            ("customer", "it's been two weeks, where is my refund??"),
+        ],
+        ["frustration", "repeat_question"],
+    )
     assert said not in text
     assert "already" in text  # says the assistant covered it, and what happens now
     assert "10 working days" in text  # the fact the bot had not given
@@ -103,7 +152,12 @@ def test_customer_text_never_enters_the_draft(kb_store: Store) -> None:
 
 
 def test_no_article_asks_for_details(store: Store) -> None:
-    text = _draft(store, "guest-991", [("customer", "you took £38 from me again")], ["abuse", "negative_sentiment"])
+    text = _draft(
+        store,
+        "guest-991",
+        [("customer", "you took £38 from me again")],
+        ["abuse", "negative_sentiment"],
+    )
     assert text.startswith(("Hi there", "Hello", "Hi,")), text
     assert "?" in text and not re.search(r"(?i)idiot|moron", text)
 
@@ -123,9 +177,15 @@ def test_instructions(store: Store) -> None:
 
 
 def test_safety_points_to_help_first() -> None:
-    ctx = DraftContext(1, "Robin", "ana", (Turn("customer", "I don't want to be here anymore", 1),),
-                       ("safety", "vulnerability"), "urgent",
-                       (Article("KB-X", "Fees", "Our fees are listed in the app.", 0.0, "fees"),))
+    ctx = DraftContext(
+        1,
+        "Robin",
+        "ana",
+        (Turn("customer", "I don't want to be here anymore", 1),),
+        ("safety", "vulnerability"),
+        "urgent",
+        (Article("KB-X", "Fees", "Our fees are listed in the app.", 0.0, "fees"),),
+    )
     text = write(ctx).text
     assert "emergency" in text and "Fees" not in text and "fees" not in text
 
@@ -133,7 +193,9 @@ def test_safety_points_to_help_first() -> None:
 def test_first_name() -> None:
     assert first_name("maya patel") == "Maya"
     assert first_name("guest-4821") is None
-    assert first_name("root") is None and first_name("agent") is None  # a login, not a name to sign with
+    assert (
+        first_name("root") is None and first_name("agent") is None
+    )  # a login, not a name to sign with
     assert first_name("  ") is None
     assert first_name("Anne-Marie O'Neil") == "Anne-Marie"
 
@@ -154,21 +216,31 @@ def _with_agent(store: Store, name: str, turns: list[tuple[str, str]], reasons: 
 
 
 def test_follow_up_does_not_greet_or_console_again(kb_store: Store) -> None:
-    text = _with_agent(kb_store, "Helen", [
-        ("customer", "my husband passed away and I need to close his account"),
-        ("agent", "Hi Helen, I'm Ana. I'm so sorry for your loss; I'll help you with this."),
-        ("customer", "are you still there?"),
-    ], ["bereavement"])
+    text = _with_agent(
+        kb_store,
+        "Helen",
+        [
+            ("customer", "my husband passed away and I need to close his account"),
+            ("agent", "Hi Helen, I'm Ana. I'm so sorry for your loss; I'll help you with this."),
+            ("customer", "are you still there?"),
+        ],
+        ["bereavement"],
+    )
     assert text.startswith(("Yes, I'm still here, Helen.", "I'm still here, Helen")), text
     assert "loss" not in text and "I'm Ana" not in text and not text.startswith("Hi")
 
 
 def test_follow_up_acknowledges_a_new_situation(kb_store: Store) -> None:
-    text = _with_agent(kb_store, "Sam", [
-        ("customer", "how do I change my instalment date?"),
-        ("agent", "Hi Sam, happy to help with that."),
-        ("customer", "honestly I lost my job and I can't afford the next payment"),
-    ], ["financial_hardship"])
+    text = _with_agent(
+        kb_store,
+        "Sam",
+        [
+            ("customer", "how do I change my instalment date?"),
+            ("agent", "Hi Sam, happy to help with that."),
+            ("customer", "honestly I lost my job and I can't afford the next payment"),
+        ],
+        ["financial_hardship"],
+    )
     assert text.startswith("Sam, "), text
     assert re.search(r"(?i)open with me|tight|money worries", text)
 
@@ -176,9 +248,16 @@ def test_follow_up_acknowledges_a_new_situation(kb_store: Store) -> None:
 def test_rank_prefers_title_and_tags_of_the_newest_message() -> None:
     from console.assist.retrieval import rank
 
-    hold = Article("KB-A", "Double charges and holds", "Hotels and car rentals hold money.", -3.0,
-                   "double charge, hold, car rental")
-    freeze = Article("KB-B", "Freeze your card", "Tap Freeze in the app.", -2.0, "freeze card, lock card")
+    hold = Article(
+        "KB-A",
+        "Double charges and holds",
+        "Hotels and car rentals hold money.",
+        -3.0,
+        "double charge, hold, car rental",
+    )
+    freeze = Article(
+        "KB-B", "Freeze your card", "Tap Freeze in the app.", -2.0, "freeze card, lock card"
+    )
     contact = Article("KB-C", "Contact us", "Chat with us.", -1.0, "contact, talk to a person")
     ranked = rank([hold, freeze, contact], "how do I freeze my card? it's in the car")
     assert [a.id for a in ranked][:1] == ["KB-B"]

@@ -30,11 +30,19 @@ async def _run(service: DraftService, cid: int, **kw: object) -> list[object]:
 
 def _refund_conversation(store: Store) -> int:
     seed_kb(store)
-    return conversation(store, "Maya Patel", [
-        ("customer", f"my refund never came. card {CARD}, iban {IBAN}"),
-        ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
-        ("customer", f"It's been two weeks!! email me at {EMAIL} or call {PHONE}, where is my refund"),
-    ], reasons=["frustration", "repeat_question"])
+    return conversation(
+        store,
+        "Maya Patel",
+        [
+            ("customer", f"my refund never came. card {CARD}, iban {IBAN}"),
+            ("bot", "Merchant refunds usually reach your account within 3 to 5 working days."),
+            (
+                "customer",
+                f"It's been two weeks!! email me at {EMAIL} or call {PHONE}, where is my refund",
+            ),
+        ],
+        reasons=["frustration", "repeat_question"],
+    )
 
 
 async def test_embedded_draft_is_streamed_and_logged(store: Store) -> None:
@@ -53,25 +61,38 @@ async def test_embedded_draft_is_streamed_and_logged(store: Store) -> None:
     assert row["based_on_message_id"] == drafts.latest_customer_message_id(store, cid)
 
 
-async def test_llm_draft_streams_cites_and_hides_sources(store: Store, fake_openai: FakeOpenAI) -> None:
+async def test_llm_draft_streams_cites_and_hides_sources(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
     cid = _refund_conversation(store)
-    fake_openai.reply = ("Hi Maya, I'm sorry it has taken this long. I'm chasing the shop's refund "
-                         "for you now [KB-T01].\nSources: KB-T01")
+    fake_openai.reply = (
+        "Hi Maya, I'm sorry it has taken this long. I'm chasing the shop's refund "
+        "for you now [KB-T01].\nSources: KB-T01"
+    )
     fake_openai.chunk_delay = 0.01
     service = DraftService(store, agent="ana", llm=_llm(fake_openai))
     events = await _run(service, cid)
     started, done = events[0], events[-1]
-    assert isinstance(started, DraftStarted) and started.engine == "llm" and started.model == "fake-model"
+    assert (
+        isinstance(started, DraftStarted)
+        and started.engine == "llm"
+        and started.model == "fake-model"
+    )
     texts = [e.text for e in events if isinstance(e, DraftText)]
     assert len(texts) > 3
     assert isinstance(done, DraftFinished) and done.engine == "llm"
-    assert done.text == "Hi Maya, I'm sorry it has taken this long. I'm chasing the shop's refund for you now."
+    assert (
+        done.text
+        == "Hi Maya, I'm sorry it has taken this long. I'm chasing the shop's refund for you now."
+    )
     assert done.kb_ids == ("KB-T01",)
     row = drafts.get_draft(store, done.draft_id)
     assert (row["engine"], row["model"], row["kb_ids"]) == ("llm", "fake-model", ["KB-T01"])
 
 
-async def test_request_has_kb_and_reasons_but_no_personal_data(store: Store, fake_openai: FakeOpenAI) -> None:
+async def test_request_has_kb_and_reasons_but_no_personal_data(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
     cid = _refund_conversation(store)
     await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid)
     sent = fake_openai.all_text()
@@ -93,20 +114,34 @@ async def test_timeout_falls_back_with_notice(store: Store, fake_openai: FakeOpe
     assert done.notice and "0.3s" in done.notice and "offline" in done.notice
     assert done.text.startswith(("Hi Maya", "Hello Maya"))
     row = drafts.get_draft(store, done.draft_id)
-    assert row["engine"] == "embedded" and row["notice"] == done.notice and row["first_text_ms"] >= 300
+    assert (
+        row["engine"] == "embedded" and row["notice"] == done.notice and row["first_text_ms"] >= 300
+    )
 
 
-async def test_unreachable_and_failing_endpoints_fall_back(store: Store, fake_openai: FakeOpenAI) -> None:
+async def test_unreachable_and_failing_endpoints_fall_back(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
     cid = _refund_conversation(store)
     fake_openai.status = 500
     done = (await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid))[-1]
-    assert isinstance(done, DraftFinished) and done.engine == "embedded" and "500" in (done.notice or "")
+    assert (
+        isinstance(done, DraftFinished)
+        and done.engine == "embedded"
+        and "500" in (done.notice or "")
+    )
     dead = LLM(LLMConfig(base_url="http://127.0.0.1:9/v1", model="m", timeout=2))
     done = (await _run(DraftService(store, agent="ana", llm=dead), cid))[-1]
-    assert isinstance(done, DraftFinished) and done.engine == "embedded" and "reach" in (done.notice or "")
+    assert (
+        isinstance(done, DraftFinished)
+        and done.engine == "embedded"
+        and "reach" in (done.notice or "")
+    )
 
 
-async def test_mid_stream_failure_resets_then_falls_back(store: Store, fake_openai: FakeOpenAI) -> None:
+async def test_mid_stream_failure_resets_then_falls_back(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
     cid = _refund_conversation(store)
     # Words arrive 0.25 s apart and the gap allowed is 0.4 s: then the server stalls.
     fake_openai.reply = "Hi Maya, let me check."
@@ -115,8 +150,11 @@ async def test_mid_stream_failure_resets_then_falls_back(store: Store, fake_open
     events = []
     async for event in service.draft(cid):
         events.append(event)
-        if isinstance(event, DraftText) and service.engine == "llm" and not any(
-                isinstance(e, DraftReset) for e in events):
+        if (
+            isinstance(event, DraftText)
+            and service.engine == "llm"
+            and not any(isinstance(e, DraftReset) for e in events)
+        ):
             fake_openai.chunk_delay = 1.0  # the next gap is longer than the timeout
     kinds = [type(e).__name__ for e in events]
     assert "DraftReset" in kinds, kinds
@@ -127,7 +165,9 @@ async def test_mid_stream_failure_resets_then_falls_back(store: Store, fake_open
     assert done.text == "".join(e.text for e in events[reset_at:] if isinstance(e, DraftText))
 
 
-async def test_draft_goes_stale_when_the_customer_writes(store: Store, fake_openai: FakeOpenAI) -> None:
+async def test_draft_goes_stale_when_the_customer_writes(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
     cid = _refund_conversation(store)
     fake_openai.chunk_delay = 0.02
     service = DraftService(store, agent="ana", llm=_llm(fake_openai))
@@ -196,18 +236,23 @@ def test_prompt_carries_guidance_and_instruction(store: Store) -> None:
     assert json.dumps(messages)  # plain JSON-able content
 
 
-@pytest.mark.parametrize("chunks,text,cited", [
-    (["Hi", " Maya", " [KB-", "T01]", ".", "\nSour", "ces: KB-T01"], "Hi Maya.", ["KB-T01"]),
-    (["Order (ref 123) is ", "fine.", "\n**Sources:** none"], "Order (ref 123) is fine.", []),
-    (["So", " sorry", " about that."], "So sorry about that.", []),
-])
+@pytest.mark.parametrize(
+    "chunks,text,cited",
+    [
+        (["Hi", " Maya", " [KB-", "T01]", ".", "\nSour", "ces: KB-T01"], "Hi Maya.", ["KB-T01"]),
+        (["Order (ref 123) is ", "fine.", "\n**Sources:** none"], "Order (ref 123) is fine.", []),
+        (["So", " sorry", " about that."], "So sorry about that.", []),
+    ],
+)
 def test_citation_filter(chunks: list[str], text: str, cited: list[str]) -> None:
     f = CitationFilter(["KB-T01"])
     out = "".join(f.feed(c) for c in chunks) + f.close()
     assert out == text and f.cited == cited
 
 
-async def test_model_output_cannot_pass_terminal_escapes(store: Store, fake_openai: FakeOpenAI) -> None:
+async def test_model_output_cannot_pass_terminal_escapes(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
     cid = _refund_conversation(store)
     fake_openai.reply = "Hi \x1b[2J\x1b]0;pwned\x07Maya, \x07all \x1b[31mgood."
     done = (await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid))[-1]

@@ -12,24 +12,52 @@ from store import lifecycle as lc
 
 
 def test_bench_hub_http_runs_and_prints_its_lines(tmp_path: Path, capsys) -> None:
-    code = main(["bench", "hub", "--http", "--messages", "40", "--conversations", "10", "--rate", "80",
-                 "--in-flight", "8", "--dir", str(tmp_path), "--data", str(tmp_path / "absent.csv")])
+    code = main(
+        [
+            "bench",
+            "hub",
+            "--http",
+            "--messages",
+            "40",
+            "--conversations",
+            "10",
+            "--rate",
+            "80",
+            "--in-flight",
+            "8",
+            "--dir",
+            str(tmp_path),
+            "--data",
+            str(tmp_path / "absent.csv"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "routine persona scripts (no replay file)" in out
     assert "over 10 new conversations (4 each" in out
     for run in ("saturated \\(8 in flight\\)", "paced 80/s"):
-        posted = re.search(run + r": posted 40 in [\d.]+ s .*\| HTTP 40 ok, errors: none \| request latency"
-                           r" p50 [\d.]+ ms, p99 [\d.]+ ms \| CPU: server [\d.]+ s", out)
+        posted = re.search(
+            run + r": posted 40 in [\d.]+ s .*\| HTTP 40 ok, errors: none \| request latency"
+            r" p50 [\d.]+ ms, p99 [\d.]+ ms \| CPU: server [\d.]+ s",
+            out,
+        )
         assert posted, out
-    stored = re.findall(r"store: 40 customer messages: (\d+) answered \(\+(\d+) by the reply to a later one\),"
-                        r" (\d+) escalated, (\d+) queued behind an escalation .*, 0 unanswered", out)
+    stored = re.findall(
+        r"store: 40 customer messages: (\d+) answered \(\+(\d+) by the reply to a later one\),"
+        r" (\d+) escalated, (\d+) queued behind an escalation .*, 0 unanswered",
+        out,
+    )
     assert len(stored) == 2, out
     for counts in stored:
         assert sum(int(c) for c in counts) == 40
-    lags = re.findall(r"sustained (\d+)/s answered or escalated, \d+/s all handled .* lag p50 ([\d.]+) ms,"
-                      r" p99 ([\d.]+) ms", out)
-    assert len(lags) == 2 and all(int(rate) > 0 and float(p50) <= float(p99) for rate, p50, p99 in lags), out
+    lags = re.findall(
+        r"sustained (\d+)/s answered or escalated, \d+/s all handled .* lag p50 ([\d.]+) ms,"
+        r" p99 ([\d.]+) ms",
+        out,
+    )
+    assert len(lags) == 2 and all(
+        int(rate) > 0 and float(p50) <= float(p99) for rate, p50, p99 in lags
+    ), out
     # The server ran as its own process and shut down cleanly with the whole load handled.
     assert re.search(r"server: stopped after \d+s: 80 customer messages, .* 0 errors", out), out
 
@@ -46,5 +74,12 @@ def test_read_outcome_classifies_every_customer_message(db_path: Path) -> None:
         lc.add_customer_message(store, b, "hello??")
         lc.add_customer_message(store, a, "thanks, and my PIN?")
     out = read_outcome(db_path, [a, b])
-    assert (out.customer, out.answered, out.coalesced, out.escalated, out.queued, out.unanswered) == (5, 1, 1, 1, 1, 1)
+    assert (
+        out.customer,
+        out.answered,
+        out.coalesced,
+        out.escalated,
+        out.queued,
+        out.unanswered,
+    ) == (5, 1, 1, 1, 1, 1)
     assert len(out.lags) == 3 and all(lag >= 0 for lag in out.lags)

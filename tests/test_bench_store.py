@@ -9,9 +9,26 @@ import sys
 
 def test_bench_store_prints_rates_and_latency(tmp_path) -> None:  # noqa: ANN001
     out = subprocess.run(
-        [sys.executable, "-m", "console.cli", "bench", "store", "--messages", "300", "--conversations", "10",
-         "--seconds", "1", "--rate", "50", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "bench",
+            "store",
+            "--messages",
+            "300",
+            "--conversations",
+            "10",
+            "--seconds",
+            "1",
+            "--rate",
+            "50",
+            "--dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert re.search(r"customer messages via lifecycle API:\s+[\d,]+ msgs/s", out.stdout)

@@ -21,7 +21,9 @@ TOKEN = "integration-secret"
 
 @pytest.fixture
 async def server(db_path: Path) -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
-    api = ChannelApi(db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1000, burst=1000), poll_interval=0.01)
+    api = ChannelApi(
+        db_path, token=TOKEN, limits=ApiLimits(rate_per_s=1000, burst=1000), poll_interval=0.01
+    )
     srv = TestServer(api.app, host="127.0.0.1")
     await srv.start_server()
     async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as session:
@@ -43,8 +45,11 @@ async def _limited(db_path: Path, limits: ApiLimits) -> AsyncIterator[aiohttp.Cl
 
 
 async def _open(session: aiohttp.ClientSession, name: str = "Maya") -> tuple[str, dict[str, str]]:
-    r = await session.post("/v1/conversations", json={"customer": {"name": name, "external_id": f"ext-{name}"}},
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+    r = await session.post(
+        "/v1/conversations",
+        json={"customer": {"name": name, "external_id": f"ext-{name}"}},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert r.status == 201
     body = await r.json()
     return body["id"], {"Authorization": f"Bearer {body['customer_token']}"}
@@ -77,13 +82,21 @@ async def test_post_is_idempotent_and_tokens_are_per_conversation(server, db_pat
     _, s = server
     cid, auth = await _open(s, "Maya")
     other, other_auth = await _open(s, "Ben")
-    first = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hi", "idempotency_key": "k1"},
-                         headers=auth)
-    again = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hi", "idempotency_key": "k1"},
-                         headers=auth)
+    first = await s.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": "hi", "idempotency_key": "k1"},
+        headers=auth,
+    )
+    again = await s.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": "hi", "idempotency_key": "k1"},
+        headers=auth,
+    )
     assert (first.status, again.status) == (201, 200)
     assert (await first.json())["id"] == (await again.json())["id"]
-    r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "sneaky"}, headers=other_auth)
+    r = await s.post(
+        f"/v1/conversations/{cid}/messages", json={"text": "sneaky"}, headers=other_auth
+    )
     assert r.status == 403
     r = await s.get(f"/v1/conversations/{other}/messages", headers=auth)
     assert r.status == 403
@@ -104,12 +117,16 @@ async def test_post_is_idempotent_and_tokens_are_per_conversation(server, db_pat
         (b"x" * (70 * 1024), 413, "too large"),
     ],
 )
-async def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, db_path: Path, body: bytes, status: int,
-                                                           words: str) -> None:  # noqa: ANN001
+async def test_bad_input_is_a_clear_4xx_and_stores_nothing(
+    server, db_path: Path, body: bytes, status: int, words: str
+) -> None:  # noqa: ANN001
     _, s = server
     cid, auth = await _open(s)
-    r = await s.post(f"/v1/conversations/{cid}/messages", data=body,
-                     headers={**auth, "Content-Type": "application/json"})
+    r = await s.post(
+        f"/v1/conversations/{cid}/messages",
+        data=body,
+        headers={**auth, "Content-Type": "application/json"},
+    )
     assert r.status == status
     assert words in (await r.json())["error"]
     assert Store(db_path).one("SELECT count(*) FROM messages")[0] == 0
@@ -128,17 +145,24 @@ async def test_unknown_and_unauthenticated(server) -> None:  # noqa: ANN001
 async def test_poll_returns_public_messages_after_a_cursor(server, db_path: Path) -> None:  # noqa: ANN001
     _, s = server
     cid, auth = await _open(s)
-    r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "[bold]where[/] is my refund?"},
-                     headers=auth)
+    r = await s.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": "[bold]where[/] is my refund?"},
+        headers=auth,
+    )
     mid = (await r.json())["id"]
     store = Store(db_path)
     lc.bot_reply(store, int(cid), "Refunds take 3-5 working days.", reply_to=mid)
     lc.add_note(store, int(cid), "ana", "internal: VIP customer")
     body = await (await s.get(f"/v1/conversations/{cid}/messages", headers=auth)).json()
     assert [(m["role"], m["text"]) for m in body["messages"]] == [
-        ("customer", "[bold]where[/] is my refund?"), ("bot", "Refunds take 3-5 working days.")]
+        ("customer", "[bold]where[/] is my refund?"),
+        ("bot", "Refunds take 3-5 working days."),
+    ]
     assert all(set(m) >= {"id", "role", "text", "at"} for m in body["messages"])
-    later = await (await s.get(f"/v1/conversations/{cid}/messages?after={body['cursor']}", headers=auth)).json()
+    later = await (
+        await s.get(f"/v1/conversations/{cid}/messages?after={body['cursor']}", headers=auth)
+    ).json()
     assert later["messages"] == [] and later["cursor"] == body["cursor"]
 
 
@@ -152,7 +176,9 @@ async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Pa
 
     async def read() -> None:
         async with s.get(f"/v1/conversations/{cid}/stream?token={token}") as resp:
-            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith(
+                "text/event-stream"
+            )
             async for raw in resp.content:
                 line = raw.decode().strip()
                 if line.startswith("data: "):
@@ -165,7 +191,9 @@ async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Pa
     store = Store(db_path)
     lc.bot_reply(store, int(cid), "Hi! How can I help?", reply_to=mid)
     lc.add_note(store, int(cid), "ana", "never streamed")
-    lc.escalate(store, int(cid), reasons=["human_request"], message="A person will join you shortly.")
+    lc.escalate(
+        store, int(cid), reasons=["human_request"], message="A person will join you shortly."
+    )
     await asyncio.wait_for(reader, 10)
     assert [m["role"] for m in received] == ["customer", "bot", "system"]
 
@@ -181,8 +209,11 @@ async def test_web_page_conversation(server) -> None:  # noqa: ANN001
     r = await s.post("/web/conversations", json={"name": "Lee"})
     assert r.status == 201
     body = await r.json()
-    r = await s.post(f"/v1/conversations/{body['id']}/messages", json={"text": "hi"},
-                     headers={"Authorization": f"Bearer {body['customer_token']}"})
+    r = await s.post(
+        f"/v1/conversations/{body['id']}/messages",
+        json={"text": "hi"},
+        headers={"Authorization": f"Bearer {body['customer_token']}"},
+    )
     assert r.status == 201
 
 
@@ -193,14 +224,25 @@ async def test_an_integration_is_limited_per_conversation_not_per_address(db_pat
         codes = []
         for i in range(10):
             cid, auth = await _open(s, f"Customer{i}")
-            r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=auth)
+            r = await s.post(
+                f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=auth
+            )
             codes.append(r.status)
         assert codes == [201] * 10
         # The per-conversation rate still holds: a burst of posts in one conversation is cut.
-        burst = [(await s.post(f"/v1/conversations/{cid}/messages", json={"text": f"again {j}"},
-                               headers=auth)).status for j in range(5)]
+        burst = [
+            (
+                await s.post(
+                    f"/v1/conversations/{cid}/messages", json={"text": f"again {j}"}, headers=auth
+                )
+            ).status
+            for j in range(5)
+        ]
         assert 429 in burst
-        polls = [(await s.get(f"/v1/conversations/{cid}/messages", headers=auth)).status for _ in range(6)]
+        polls = [
+            (await s.get(f"/v1/conversations/{cid}/messages", headers=auth)).status
+            for _ in range(6)
+        ]
         assert polls[:3] == [200, 200, 200] and 429 in polls[3:]
 
 
@@ -208,8 +250,14 @@ async def test_an_address_guessing_tokens_is_refused_until_it_slows_down(db_path
     async with _limited(db_path, ApiLimits(rate_per_s=1, burst=3)) as s:
         cid, auth = await _open(s)
         wrong = {"Authorization": "Bearer not-the-token"}
-        codes = [(await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=wrong)).status
-                 for _ in range(5)]
+        codes = [
+            (
+                await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=wrong)
+            ).status
+            for _ in range(5)
+        ]
         assert codes[:3] == [403, 403, 403] and codes[3:] == [429, 429]
-        body = await (await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=auth)).json()
+        body = await (
+            await s.post(f"/v1/conversations/{cid}/messages", json={"text": "x"}, headers=auth)
+        ).json()
         assert "failed credentials" in body["error"]

@@ -14,12 +14,19 @@ from console import __version__
 from console.cli import COMMANDS, build_parser
 
 
-def tandem(*args: str, db: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def tandem(
+    *args: str, db: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     if db is not None:
         full_env["TANDEM_DB"] = str(db)
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True,
-                          env=full_env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str], words: str) -> None:
@@ -109,4 +116,6 @@ def test_locked_file(db_path: Path) -> None:
 
 
 def test_missing_directory(tmp_path: Path) -> None:
-    _one_line_error(tandem("db", "status", "--db", str(tmp_path / "nope" / "x.db")), "does not exist")
+    _one_line_error(
+        tandem("db", "status", "--db", str(tmp_path / "nope" / "x.db")), "does not exist"
+    )

@@ -18,12 +18,25 @@ def test_lifecycle_of_an_accepted_draft(store: Store) -> None:
     cid, mid = _conversation(store)
     did = drafts.start(store, cid, engine="embedded", agent="ana", based_on_message_id=mid)
     assert drafts.get_draft(store, did)["outcome"] == "pending"
-    drafts.finish(store, did, text="Hi Maya, refunds take 3-5 days.", first_text_ms=2.5, total_ms=4.0,
-                  kb_ids=["KB-7"])
-    reply = lifecycle.agent_reply(store, cid, "ana", "Hi Maya, refunds take 3-5 days.\n", draft_id=did)
-    assert drafts.mark_sent(store, did, "Hi Maya, refunds take 3-5 days.\n", message_id=reply) == "accepted"
+    drafts.finish(
+        store,
+        did,
+        text="Hi Maya, refunds take 3-5 days.",
+        first_text_ms=2.5,
+        total_ms=4.0,
+        kb_ids=["KB-7"],
+    )
+    reply = lifecycle.agent_reply(
+        store, cid, "ana", "Hi Maya, refunds take 3-5 days.\n", draft_id=did
+    )
+    assert (
+        drafts.mark_sent(store, did, "Hi Maya, refunds take 3-5 days.\n", message_id=reply)
+        == "accepted"
+    )
     row = drafts.get_draft(store, did)
-    assert row["edit_distance"] == 0 and row["sent_message_id"] == reply and row["kb_ids"] == ["KB-7"]
+    assert (
+        row["edit_distance"] == 0 and row["sent_message_id"] == reply and row["kb_ids"] == ["KB-7"]
+    )
     with pytest.raises(InvalidTransition):
         drafts.mark_sent(store, did, "again")
     assert drafts.discard(store, did) is False
@@ -54,8 +67,16 @@ def test_stale_only_when_a_newer_customer_message_exists(store: Store) -> None:
 def test_fallback_changes_engine_and_model(store: Store) -> None:
     cid, mid = _conversation(store)
     did = drafts.start(store, cid, engine="llm", model="gpt", based_on_message_id=mid)
-    drafts.finish(store, did, text="t", first_text_ms=1.0, total_ms=1.0, engine="embedded", model=None,
-                  notice="LLM timed out")
+    drafts.finish(
+        store,
+        did,
+        text="t",
+        first_text_ms=1.0,
+        total_ms=1.0,
+        engine="embedded",
+        model=None,
+        notice="LLM timed out",
+    )
     row = drafts.get_draft(store, did)
     assert (row["engine"], row["model"], row["notice"]) == ("embedded", None, "LLM timed out")
 
@@ -74,7 +95,9 @@ def test_metrics(store: Store) -> None:
     empty = drafts.draft_metrics(store)
     assert empty.total == 0 and empty.acceptance_rate is None and empty.mean_edit_distance is None
     outcomes = []
-    for i, (engine, ms) in enumerate([("embedded", 2.0), ("embedded", 4.0), ("llm", 400.0), ("llm", 800.0)]):
+    for i, (engine, ms) in enumerate(
+        [("embedded", 2.0), ("embedded", 4.0), ("llm", 400.0), ("llm", 800.0)]
+    ):
         did = drafts.start(store, cid, engine=engine, based_on_message_id=mid)
         drafts.finish(store, did, text="abcd", first_text_ms=ms, total_ms=ms * 2)
         outcomes.append(did)

@@ -35,8 +35,13 @@ def _roles(store: Store, cid: int) -> list[str]:
 
 
 def _escalations(store: Store, cid: int) -> list[dict]:
-    return [json.loads(r[0]) for r in store.query(
-        "SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated' ORDER BY id", (cid,))]
+    return [
+        json.loads(r[0])
+        for r in store.query(
+            "SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated' ORDER BY id",
+            (cid,),
+        )
+    ]
 
 
 async def test_routine_question_is_answered_once_with_its_triage(hub: Hub, store: Store) -> None:
@@ -56,7 +61,9 @@ async def test_routine_question_is_answered_once_with_its_triage(hub: Hub, store
     assert _roles(store, cid) == ["customer", "bot"]
 
 
-async def test_several_messages_in_one_batch_get_one_answer_to_the_last(hub: Hub, store: Store) -> None:
+async def test_several_messages_in_one_batch_get_one_answer_to_the_last(
+    hub: Hub, store: Store
+) -> None:
     cid = _open(store, "hi")
     lc.add_customer_message(store, cid, "how do I update my phone number")
     await hub.drain()
@@ -65,7 +72,9 @@ async def test_several_messages_in_one_batch_get_one_answer_to_the_last(hub: Hub
     assert msgs[2]["reply_to"] == msgs[1]["id"]
 
 
-async def test_human_request_escalates_with_reasons_and_an_honest_wait(hub: Hub, store: Store) -> None:
+async def test_human_request_escalates_with_reasons_and_an_honest_wait(
+    hub: Hub, store: Store
+) -> None:
     lc.register_agent(store, "ana")  # one agent online
     earlier = _open(store, "Can I speak to a real person please?", name="First")
     await hub.drain()
@@ -83,8 +92,13 @@ async def test_human_request_escalates_with_reasons_and_an_honest_wait(hub: Hub,
     assert "bot" not in _roles(store, cid)
 
 
-async def test_fraud_is_urgent_and_tells_the_customer_what_to_do_now(hub: Hub, store: Store) -> None:
-    cid = _open(store, "there are payments on my card I didn't make, £900 to Harbor Grocers, I think I've been scammed")
+async def test_fraud_is_urgent_and_tells_the_customer_what_to_do_now(
+    hub: Hub, store: Store
+) -> None:
+    cid = _open(
+        store,
+        "there are payments on my card I didn't make, £900 to Harbor Grocers, I think I've been scammed",
+    )
     await hub.drain()
     conv = get_conversation(store, cid)
     assert conv["state"] == "waiting" and conv["level"] == "urgent"
@@ -94,7 +108,9 @@ async def test_fraud_is_urgent_and_tells_the_customer_what_to_do_now(hub: Hub, s
     assert "freeze the card" in text and "Nobody from the team is online" in text
 
 
-async def test_while_waiting_or_with_a_person_only_triage_is_recorded(hub: Hub, store: Store) -> None:
+async def test_while_waiting_or_with_a_person_only_triage_is_recorded(
+    hub: Hub, store: Store
+) -> None:
     cid = _open(store, "Can I speak to a real person please?")
     await hub.drain()
     lc.add_customer_message(store, cid, "hello?? this is useless, I've been waiting forever")
@@ -109,11 +125,15 @@ async def test_while_waiting_or_with_a_person_only_triage_is_recorded(hub: Hub, 
 
 
 async def test_after_hand_back_old_reasons_do_not_re_escalate(hub: Hub, store: Store) -> None:
-    cid = _open(store, "my dad passed away last month and I don't know what to do about his account")
+    cid = _open(
+        store, "my dad passed away last month and I don't know what to do about his account"
+    )
     await hub.drain()
     assert "bereavement" in _escalations(store, cid)[0]["reasons"]
     lc.claim(store, cid, "ana")
-    lc.agent_reply(store, cid, "ana", "I'm so sorry. I've closed the account and stopped the payments.")
+    lc.agent_reply(
+        store, cid, "ana", "I'm so sorry. I've closed the account and stopped the payments."
+    )
     lc.hand_back(store, cid, by="ana")
     lc.add_customer_message(store, cid, "thank you. how do I download his last statement?")
     await hub.drain()
@@ -128,7 +148,9 @@ async def test_after_hand_back_old_reasons_do_not_re_escalate(hub: Hub, store: S
 
 async def test_settled_reasons_survive_a_hub_restart(db_path: Path, store: Store) -> None:
     hub = make_hub(db_path)
-    cid = _open(store, "my dad passed away last month and I don't know what to do about his account")
+    cid = _open(
+        store, "my dad passed away last month and I don't know what to do about his account"
+    )
     await hub.drain()
     lc.claim(store, cid, "ana")
     lc.hand_back(store, cid, by="ana")
@@ -142,7 +164,9 @@ async def test_settled_reasons_survive_a_hub_restart(db_path: Path, store: Store
     assert transcript(store, cid)[-1]["role"] == "bot"
 
 
-async def test_a_message_stored_while_the_hub_was_down_is_answered_once(db_path: Path, store: Store) -> None:
+async def test_a_message_stored_while_the_hub_was_down_is_answered_once(
+    db_path: Path, store: Store
+) -> None:
     hub = make_hub(db_path)
     cid = _open(store, "How does pay in 3 work?")
     await hub.drain()
@@ -169,7 +193,9 @@ async def test_bot_fallbacks_escalate_at_the_configured_count(db_path: Path, sto
     assert "can't answer that one reliably" in transcript(store, cid)[-1]["text"]
 
 
-async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(db_path: Path, store: Store) -> None:
+async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(
+    db_path: Path, store: Store
+) -> None:
     later = [time.time()]
     hub = make_hub(db_path, settings=PolicySettings(idle_resolve_s=60), clock=lambda: later[0])
     waiting = _open(store, "Can I speak to a real person please?")
@@ -181,15 +207,28 @@ async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(db_pat
     hub.close()
     conv = get_conversation(store, waiting)
     assert "long_wait" in conv["reasons"]
-    assert ["calm", "watch", "empathy", "urgent"].index(conv["level"]) >= ["calm", "watch", "empathy", "urgent"].index(level_before)
+    assert ["calm", "watch", "empathy", "urgent"].index(conv["level"]) >= [
+        "calm",
+        "watch",
+        "empathy",
+        "urgent",
+    ].index(level_before)
     assert get_conversation(store, quiet)["state"] == "resolved"
-    assert store.one("SELECT actor FROM events WHERE conversation_id = ? AND kind = 'resolved'", (quiet,))[0] == "hub"
+    assert (
+        store.one(
+            "SELECT actor FROM events WHERE conversation_id = ? AND kind = 'resolved'", (quiet,)
+        )[0]
+        == "hub"
+    )
     assert get_conversation(store, waiting)["state"] == "waiting"  # never resolved while waiting
 
 
 async def test_a_customer_back_after_an_agent_closed_it_is_not_re_escalated_on_old_reasons(
-        hub: Hub, store: Store) -> None:
-    cid = _open(store, "my mum died two weeks ago and there are still payments coming out of her card")
+    hub: Hub, store: Store
+) -> None:
+    cid = _open(
+        store, "my mum died two weeks ago and there are still payments coming out of her card"
+    )
     await hub.drain()
     assert get_conversation(store, cid)["state"] == "waiting"
     lc.claim(store, cid, "ana")
@@ -216,7 +255,9 @@ async def test_status_line_reports_throughput_queue_and_sla(hub: Hub, store: Sto
     assert "human 1" in line and "bot 1" in line
 
 
-async def test_released_back_to_the_bot_the_customers_last_word_gets_an_answer(hub: Hub, store: Store) -> None:
+async def test_released_back_to_the_bot_the_customers_last_word_gets_an_answer(
+    hub: Hub, store: Store
+) -> None:
     lc.register_agent(store, "sam", role="supervisor")
     cid = _open(store, "Can I speak to a real person please?")
     await hub.drain()
@@ -236,7 +277,8 @@ async def test_released_back_to_the_bot_the_customers_last_word_gets_an_answer(h
 
 
 async def test_a_database_locked_for_a_while_delays_the_hub_but_does_not_stop_it(
-        db_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
     monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "50")
@@ -257,21 +299,30 @@ async def test_a_database_locked_for_a_while_delays_the_hub_but_does_not_stop_it
     assert hub.stats.errors >= 1 and not runner.exception()
 
 
-async def test_a_crash_between_the_verdict_and_the_escalation_still_escalates(hub: Hub, store: Store) -> None:
+async def test_a_crash_between_the_verdict_and_the_escalation_still_escalates(
+    hub: Hub, store: Store
+) -> None:
     cid = _open(store, "Can I speak to a real person please?")
     # What the hub stores first on the way to the queue: the verdict, with its triage state.
     state = hub.engine.new_state()
     verdict = hub.engine.observe(state, "customer", "Can I speak to a real person please?")
     mid = transcript(store, cid)[0]["id"]
     dump = json.dumps({"upto": mid, "engine": hub.engine.dump_state(state)})
-    lc.record_triage(store, cid, lc.TriageMark(verdict.level, verdict.score, verdict.reasons, dump), message_id=mid)
+    lc.record_triage(
+        store,
+        cid,
+        lc.TriageMark(verdict.level, verdict.score, verdict.reasons, dump),
+        message_id=mid,
+    )
     # ...and then the process died. The restarted hub replays the feed from the start.
     await hub.drain()
     assert get_conversation(store, cid)["state"] == "waiting"
     assert _roles(store, cid) == ["customer", "system"]
 
 
-async def test_the_wait_estimate_learns_from_how_long_agents_take(db_path: Path, store: Store) -> None:
+async def test_the_wait_estimate_learns_from_how_long_agents_take(
+    db_path: Path, store: Store
+) -> None:
     clock = [time.time()]
     hub = make_hub(db_path, clock=lambda: clock[0])
     for i in range(5):  # five conversations, each took an agent 10 minutes
@@ -304,15 +355,29 @@ async def test_a_post_through_the_api_wakes_an_idle_hub(db_path: Path) -> None:
     try:
         async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
             await asyncio.sleep(0.2)  # the hub has read the (empty) feed and is idle
-            made = await (await s.post("/v1/conversations", json={"customer": {"name": "Maya"}},
-                                       headers={"Authorization": "Bearer t"})).json()
+            made = await (
+                await s.post(
+                    "/v1/conversations",
+                    json={"customer": {"name": "Maya"}},
+                    headers={"Authorization": "Bearer t"},
+                )
+            ).json()
             auth = {"Authorization": f"Bearer {made['customer_token']}"}
-            r = await s.post(f"/v1/conversations/{made['id']}/messages", json={"text": "how do I freeze my card?"},
-                             headers=auth)
+            r = await s.post(
+                f"/v1/conversations/{made['id']}/messages",
+                json={"text": "how do I freeze my card?"},
+                headers=auth,
+            )
             assert r.status == 201
             for _ in range(100):
-                roles = [m["role"] for m in (await (await s.get(
-                    f"/v1/conversations/{made['id']}/messages", headers=auth)).json())["messages"]]
+                roles = [
+                    m["role"]
+                    for m in (
+                        await (
+                            await s.get(f"/v1/conversations/{made['id']}/messages", headers=auth)
+                        ).json()
+                    )["messages"]
+                ]
                 if "bot" in roles:
                     break
                 await asyncio.sleep(0.25)

@@ -34,8 +34,9 @@ async def _wait_for_bot(store: Store, cid: int, timeout: float) -> float:
     raise AssertionError(f"no bot reply in conversation {cid} within {timeout} s")
 
 
-async def test_a_slow_answer_does_not_hold_up_other_conversations(db_path: Path, store: Store,
-                                                                   fake_openai: FakeOpenAI) -> None:
+async def test_a_slow_answer_does_not_hold_up_other_conversations(
+    db_path: Path, store: Store, fake_openai: FakeOpenAI
+) -> None:
     def respond(body: dict[str, Any]) -> dict[str, Any]:
         if "exchange rate" in _user_text(body):
             time.sleep(1.5)
@@ -45,7 +46,9 @@ async def test_a_slow_answer_does_not_hold_up_other_conversations(db_path: Path,
     hub = make_hub(db_path, llm=_llm(fake_openai))
     slow = lc.open_conversation(store, "Slow")
     fast = lc.open_conversation(store, "Fast")
-    lc.add_customer_message(store, slow, "What exchange rate do you use when I pay abroad with my card?")
+    lc.add_customer_message(
+        store, slow, "What exchange rate do you use when I pay abroad with my card?"
+    )
     stop = asyncio.Event()
     runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01))
     await asyncio.sleep(0.2)  # the slow one is in hand
@@ -61,28 +64,39 @@ async def test_a_slow_answer_does_not_hold_up_other_conversations(db_path: Path,
         assert bot["meta"]["engine"] == "llm" and bot["meta"]["model"] == "fake-1"
     # Both answered, and the cursor went past both.
     saved = store.one("SELECT event_id FROM cursors WHERE name = 'hub'")[0]
-    assert saved >= store.one("SELECT max(id) FROM events WHERE kind = 'message' AND actor = 'bot'")[0] - 1
+    assert (
+        saved
+        >= store.one("SELECT max(id) FROM events WHERE kind = 'message' AND actor = 'bot'")[0] - 1
+    )
 
 
-async def test_the_llm_handoff_field_escalates_with_its_reason(db_path: Path, store: Store,
-                                                                fake_openai: FakeOpenAI) -> None:
-    fake_openai.tool_args = {"reply": "Let me bring in a colleague who can look at this properly.",
-                             "handoff": True, "handoff_reason": "complaint_threat"}
+async def test_the_llm_handoff_field_escalates_with_its_reason(
+    db_path: Path, store: Store, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "Let me bring in a colleague who can look at this properly.",
+        "handoff": True,
+        "handoff_reason": "complaint_threat",
+    }
     hub = make_hub(db_path, llm=_llm(fake_openai))
     cid = lc.open_conversation(store, "Maya")
     lc.add_customer_message(store, cid, "Could you have a look at the fee on my last statement?")
     await hub.drain()
     hub.close()
     assert get_conversation(store, cid)["state"] == "waiting"
-    data = json.loads(store.one("SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated'",
-                                (cid,))[0])
+    data = json.loads(
+        store.one(
+            "SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated'", (cid,)
+        )[0]
+    )
     assert data["reasons"][0] == "complaint_threat"
     assert [m["role"] for m in transcript(store, cid)] == ["customer", "system"]
     assert fake_openai.requests, "the model was asked"
 
 
-async def test_an_llm_timeout_still_answers_from_the_embedded_bot(db_path: Path, store: Store,
-                                                                 fake_openai: FakeOpenAI) -> None:
+async def test_an_llm_timeout_still_answers_from_the_embedded_bot(
+    db_path: Path, store: Store, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.delay = 3.0
     hub = make_hub(db_path, llm=_llm(fake_openai, timeout=0.5))
     cid = lc.open_conversation(store, "Maya")
@@ -90,14 +104,21 @@ async def test_an_llm_timeout_still_answers_from_the_embedded_bot(db_path: Path,
     await hub.drain()
     hub.close()
     bot = transcript(store, cid)[-1]
-    assert bot["role"] == "bot" and bot["meta"]["engine"] == "embedded" and bot["meta"].get("notice")
+    assert (
+        bot["role"] == "bot" and bot["meta"]["engine"] == "embedded" and bot["meta"].get("notice")
+    )
 
 
-
-async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(db_path: Path, store: Store,
-                                                                         fake_openai: FakeOpenAI) -> None:
-    replies = iter(["Pay-in-3 splits a purchase into three payments.", "Yes, you can pay it off early.",
-                    "Late fees are capped."])
+async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(
+    db_path: Path, store: Store, fake_openai: FakeOpenAI
+) -> None:
+    replies = iter(
+        [
+            "Pay-in-3 splits a purchase into three payments.",
+            "Yes, you can pay it off early.",
+            "Late fees are capped.",
+        ]
+    )
     fake_openai.responder = lambda body: {"reply": next(replies), "handoff": False, "known": True}
     cid = lc.open_conversation(store, "Maya")
     lc.add_customer_message(store, cid, "How does pay in 3 work?")
@@ -107,19 +128,28 @@ async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(db_path
     await hub.drain()
     hub.close()
     seen = json.dumps(fake_openai.last["messages"])
-    assert "How does pay in 3 work?" in seen and "three payments" in seen and "pay it off early" in seen
+    assert (
+        "How does pay in 3 work?" in seen
+        and "three payments" in seen
+        and "pay it off early" in seen
+    )
     # A new hub (cold cache) builds the same context from the store.
     lc.add_customer_message(store, cid, "And if I miss a payment?")
     again = make_hub(db_path, llm=_llm(fake_openai))
     await again.drain()
     again.close()
     seen = json.dumps(fake_openai.last["messages"])
-    assert "How does pay in 3 work?" in seen and "pay it off early" in seen and "miss a payment" in seen
+    assert (
+        "How does pay in 3 work?" in seen
+        and "pay it off early" in seen
+        and "miss a payment" in seen
+    )
     assert [m["role"] for m in transcript(store, cid)] == ["customer", "bot"] * 3
 
 
 async def test_a_slow_answer_overtaken_by_the_customer_is_replaced_by_one_to_the_newest(
-        db_path: Path, store: Store, fake_openai: FakeOpenAI) -> None:
+    db_path: Path, store: Store, fake_openai: FakeOpenAI
+) -> None:
     def respond(body: dict[str, Any]) -> dict[str, Any]:
         if "Actually" not in _user_text(body) and "Actually" not in json.dumps(body["messages"]):
             time.sleep(0.8)

@@ -58,7 +58,9 @@ def test_an_escalation_on_bot_fallbacks_shows_them(db_path: Path) -> None:
 
 def test_a_calm_ping_while_waiting_keeps_the_badge_that_sent_it_to_the_queue(db_path: Path) -> None:
     hub = make_hub(db_path)
-    cid, conv = _say(hub, db_path, "why is my account restricted?? this is ridiculous, I need my money")
+    cid, conv = _say(
+        hub, db_path, "why is my account restricted?? this is ridiculous, I need my money"
+    )
     assert conv["state"] == "waiting"
     sent_with, why = conv["level"], set(conv["reasons"])
     assert sent_with in ("empathy", "urgent") and why

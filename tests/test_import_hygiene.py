@@ -52,7 +52,9 @@ def test_headless_packages_never_load_textual(folder: str) -> None:
         "console = sorted(m for m in sys.modules if m == 'console' or m.startswith('console.'))\n"
         "print(repr((leaks, console)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     leaks, console = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own repr
     assert leaks == [], f"{folder} pulls in textual"
     if folder == "store":
@@ -71,5 +73,7 @@ def test_only_console_ui_imports_textual_in_source() -> None:
 
 
 def test_store_source_never_imports_console() -> None:
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "store").rglob("*.py") if "console" in _imports(p)]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "store").rglob("*.py") if "console" in _imports(p)
+    ]
     assert offenders == []

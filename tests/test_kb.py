@@ -82,9 +82,27 @@ def test_search_finds_the_right_article(kb_store: Store, question: str, expected
 
 @pytest.mark.parametrize(
     "text",
-    ['"', '""', "card*", "*", "NEAR(card pin", "card OR", "OR", "AND NOT", "-freeze", "title:pin",
-     "card NEAR/3 pin", "^start", "a + b", "(((", "'; DROP TABLE kb_articles; --", "{title body}: x",
-     "ñandú ünïcode 卡", "\x00\x1b[31m red", "a" * 5000],
+    [
+        '"',
+        '""',
+        "card*",
+        "*",
+        "NEAR(card pin",
+        "card OR",
+        "OR",
+        "AND NOT",
+        "-freeze",
+        "title:pin",
+        "card NEAR/3 pin",
+        "^start",
+        "a + b",
+        "(((",
+        "'; DROP TABLE kb_articles; --",
+        "{title body}: x",
+        "ñandú ünïcode 卡",
+        "\x00\x1b[31m red",
+        "a" * 5000,
+    ],
 )
 def test_fts_syntax_in_customer_text_never_errors(kb_store: Store, text: str) -> None:
     hits = search(kb_store, text)
@@ -111,7 +129,10 @@ def test_upsert_updates_and_replaces(store: Store, tmp_path: Path) -> None:
     b = KbArticle("X-2", "Plum fees", "Plum fees are purple.", "plum")
     assert upsert_articles(store, [a, b]) == 2
     assert upsert_articles(store, [a, b]) == 0
-    assert upsert_articles(store, [KbArticle("X-1", "Lime cards", "Lime cards are green.", "lime")]) == 1
+    assert (
+        upsert_articles(store, [KbArticle("X-1", "Lime cards", "Lime cards are green.", "lime")])
+        == 1
+    )
     assert [h.id for h in search(store, "lime")] == ["X-1"]
     assert search(store, "lemon") == []  # the FTS index followed the update
     assert upsert_articles(store, [b], replace=True) == 1
@@ -123,9 +144,15 @@ def test_parse_errors(tmp_path: Path) -> None:
         parse_markdown("no front matter", "x.md")
     with pytest.raises(ArticleError):
         parse_markdown("---\ntitle: t\n---\nbody", "x.md")
-    (tmp_path / "a.md").write_text("---\nid: Z-1\ntitle: Zed\ntags: z, zz\n---\nZed summary.\n\n- fact one\n")
+    (tmp_path / "a.md").write_text(
+        "---\nid: Z-1\ntitle: Zed\ntags: z, zz\n---\nZed summary.\n\n- fact one\n"
+    )
     parsed = split_body(read_dir(tmp_path)[0])
-    assert parsed.summary == "Zed summary." and parsed.facts == ("fact one",) and parsed.tags == ("z", "zz")
+    assert (
+        parsed.summary == "Zed summary."
+        and parsed.facts == ("fact one",)
+        and parsed.tags == ("z", "zz")
+    )
     with pytest.raises(ArticleError):
         read_dir(tmp_path / "missing")
 
@@ -133,22 +160,37 @@ def test_parse_errors(tmp_path: Path) -> None:
 def test_cli_load_and_search(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     run = [sys.executable, "-c", "import sys; from console.cli import main; sys.exit(main())"]
-    out = subprocess.run([*run, "kb", "load", "--db", str(db)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*run, "kb", "load", "--db", str(db)], capture_output=True, text=True, check=True
+    )
     assert "in the knowledge base" in out.stdout
-    out = subprocess.run([*run, "kb", "search", "--db", str(db), "lost", "my", "card"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*run, "kb", "search", "--db", str(db), "lost", "my", "card"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.splitlines()[0].startswith("KB-008")
-    out = subprocess.run([*run, "kb", "show", "KB-009", "--db", str(db)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*run, "kb", "show", "KB-009", "--db", str(db)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("KB-009  Your PIN") and "Show PIN" in out.stdout
-    missing = subprocess.run([*run, "kb", "show", "KB-999", "--db", str(db)], capture_output=True, text=True)
+    missing = subprocess.run(
+        [*run, "kb", "show", "KB-999", "--db", str(db)], capture_output=True, text=True
+    )
     assert missing.returncode == 1 and "not found" in missing.stderr
-    bad = subprocess.run([*run, "kb", "load", str(tmp_path / "nope"), "--db", str(db)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [*run, "kb", "load", str(tmp_path / "nope"), "--db", str(db)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("tandem: ")
 
 
 def test_load_dir_from_cli_directory(store: Store, tmp_path: Path) -> None:
-    (tmp_path / "one.md").write_text("---\nid: C-1\ntitle: Custom\n---\nCustom article about kiwis.\n")
+    (tmp_path / "one.md").write_text(
+        "---\nid: C-1\ntitle: Custom\n---\nCustom article about kiwis.\n"
+    )
     assert load_dir(store, tmp_path) == 1
     assert search(store, "kiwis")[0].id == "C-1"
 

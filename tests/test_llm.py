@@ -85,7 +85,9 @@ async def test_complete_text(fake_openai: FakeOpenAI) -> None:
 
 async def test_complete_json_tool_call(fake_openai: FakeOpenAI) -> None:
     fake_openai.tool_args = {"reply": "hi", "handoff": True}
-    data = await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA, name="bot_answer")
+    data = await _llm(fake_openai).complete_json(
+        [{"role": "user", "content": "q"}], schema=SCHEMA, name="bot_answer"
+    )
     assert data == {"reply": "hi", "handoff": True}
     body = fake_openai.last
     assert body["tools"][0]["function"]["name"] == "bot_answer"
@@ -125,7 +127,9 @@ async def test_timeout_is_typed_and_prompt(fake_openai: FakeOpenAI) -> None:
     fake_openai.tool_args = {"reply": "late", "handoff": False}
     started = time.perf_counter()
     with pytest.raises(LLMTimeout):
-        await _llm(fake_openai).complete_json([{"role": "user", "content": "q"}], schema=SCHEMA, timeout=0.3)
+        await _llm(fake_openai).complete_json(
+            [{"role": "user", "content": "q"}], schema=SCHEMA, timeout=0.3
+        )
     assert time.perf_counter() - started < 1.5
 
 
@@ -134,7 +138,9 @@ async def test_stream_stall_between_chunks_times_out(fake_openai: FakeOpenAI) ->
     fake_openai.chunk_delay = 1.5
     got: list[str] = []
     with pytest.raises(LLMTimeout):
-        async for piece in _llm(fake_openai).stream([{"role": "user", "content": "q"}], timeout=0.4):
+        async for piece in _llm(fake_openai).stream(
+            [{"role": "user", "content": "q"}], timeout=0.4
+        ):
             got.append(piece)
     assert "".join(got) == ""
 
@@ -159,12 +165,19 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
 
 async def test_pii_never_leaves(fake_openai: FakeOpenAI) -> None:
     fake_openai.tool_args = {"reply": "ok", "handoff": False}
-    secret = ("card 4111 1111 1111 1111, iban GB82 WEST 1234 5698 7654 32, "
-              "mail maya.lee@example.com, phone +44 7911 123456")
+    secret = (
+        "card 4111 1111 1111 1111, iban GB82 WEST 1234 5698 7654 32, "
+        "mail maya.lee@example.com, phone +44 7911 123456"
+    )
     llm = _llm(fake_openai)
-    await llm.complete_json([{"role": "system", "content": "be kind"},
-                             {"role": "user", "content": secret}], schema=SCHEMA)
-    _ = [p async for p in llm.stream([{"role": "user", "content": [{"type": "text", "text": secret}]}])]
+    await llm.complete_json(
+        [{"role": "system", "content": "be kind"}, {"role": "user", "content": secret}],
+        schema=SCHEMA,
+    )
+    _ = [
+        p
+        async for p in llm.stream([{"role": "user", "content": [{"type": "text", "text": secret}]}])
+    ]
     sent = fake_openai.all_text()
     for leak in ("4111", "GB82", "maya.lee", "example.com", "7911"):
         assert leak not in sent
@@ -172,7 +185,9 @@ async def test_pii_never_leaves(fake_openai: FakeOpenAI) -> None:
         assert placeholder in sent
 
 
-async def test_complete_json_asks_in_words_when_nothing_structured_is_supported(fake_openai: FakeOpenAI) -> None:
+async def test_complete_json_asks_in_words_when_nothing_structured_is_supported(
+    fake_openai: FakeOpenAI,
+) -> None:
     fake_openai.tool_args = {"reply": "plain", "handoff": True}
     fake_openai.reject_tools = True
     fake_openai.reject_response_format = True

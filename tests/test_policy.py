@@ -57,7 +57,9 @@ def test_fallbacks_escalate_at_the_configured_count() -> None:
 
 
 def test_prompt_injection_alone_is_flagged_not_escalated() -> None:
-    d = decide(P, level="empathy", reasons=["prompt_injection"], message_reasons=["prompt_injection"])
+    d = decide(
+        P, level="empathy", reasons=["prompt_injection"], message_reasons=["prompt_injection"]
+    )
     assert not d.escalate
     # With real distress next to it, the distress counts.
     d = decide(P, level="empathy", reasons=["prompt_injection", "frustration"])
@@ -69,11 +71,19 @@ def test_after_hand_back_old_reasons_do_not_re_escalate() -> None:
     d = decide(P, level="empathy", reasons=["bereavement", "vulnerability"], settled=settled)
     assert not d.escalate
     # New evidence does.
-    d = decide(P, level="empathy", reasons=["bereavement", "vulnerability", "frustration"], settled=settled)
+    d = decide(
+        P, level="empathy", reasons=["bereavement", "vulnerability", "frustration"], settled=settled
+    )
     assert d.escalate and d.reasons[0] == "frustration"
     # An explicit new request for a person always does, even if one was made before.
     settled = Settled(frozenset({"human_request"}), "empathy")
-    d = decide(P, level="empathy", reasons=["human_request"], message_reasons=["human_request"], settled=settled)
+    d = decide(
+        P,
+        level="empathy",
+        reasons=["human_request"],
+        message_reasons=["human_request"],
+        settled=settled,
+    )
     assert d.escalate and d.rule == "human_request"
     d = decide(P, level="empathy", reasons=["human_request"], message_reasons=[], settled=settled)
     assert not d.escalate
@@ -95,13 +105,17 @@ def test_wait_estimate_and_message_are_honest() -> None:
     assert "person" in text and "3 people ahead" in text and "12 minutes" in text
     nobody = handoff_message(d, queue_ahead=0, wait_minutes=None)
     assert "Nobody from the team is online" in nobody and "minutes" not in nobody
-    fraud = handoff_message(decide(P, level="urgent", reasons=["fraud"]), queue_ahead=0, wait_minutes=1)
+    fraud = handoff_message(
+        decide(P, level="urgent", reasons=["fraud"]), queue_ahead=0, wait_minutes=1
+    )
     assert "urgent" in fraud and "freeze the card" in fraud and "next in the queue" in fraud
 
 
 def test_settings_file(tmp_path: Path) -> None:
     f = tmp_path / "policy.toml"
-    f.write_text('[policy]\nescalate_level = "watch"\nmax_fallbacks = 3\nurgent_reasons = ["fraud"]\n')
+    f.write_text(
+        '[policy]\nescalate_level = "watch"\nmax_fallbacks = 3\nurgent_reasons = ["fraud"]\n'
+    )
     s = load_settings(f)
     assert s.escalate_level == "watch" and s.max_fallbacks == 3 and s.urgent_reasons == ("fraud",)
     assert s.minutes_per_customer == P.minutes_per_customer
@@ -119,11 +133,17 @@ def test_settings_file(tmp_path: Path) -> None:
 
 
 def test_an_injections_imperative_tone_does_not_escalate_it() -> None:
-    d = decide(P, level="empathy", reasons=["prompt_injection", "negative_sentiment"],
-               message_reasons=["prompt_injection", "negative_sentiment"])
+    d = decide(
+        P,
+        level="empathy",
+        reasons=["prompt_injection", "negative_sentiment"],
+        message_reasons=["prompt_injection", "negative_sentiment"],
+    )
     assert not d.escalate
     # Without an injection in the message, the same tone at the same level does.
-    d = decide(P, level="empathy", reasons=["negative_sentiment"], message_reasons=["negative_sentiment"])
+    d = decide(
+        P, level="empathy", reasons=["negative_sentiment"], message_reasons=["negative_sentiment"]
+    )
     assert d.escalate
 
 

@@ -79,11 +79,15 @@ def test_leaves_ordinary_text(text: str) -> None:
 
 
 def test_several_kinds_in_one_message() -> None:
-    text = ("Hi, I'm Maya (maya@example.com, 07911 123456). My card 4111 1111 1111 1111 was "
-            "charged £45.99 twice on 03/11; refund to GB82 WEST 1234 5698 7654 32 please.")
+    text = (
+        "Hi, I'm Maya (maya@example.com, 07911 123456). My card 4111 1111 1111 1111 was "
+        "charged £45.99 twice on 03/11; refund to GB82 WEST 1234 5698 7654 32 please."
+    )
     out = redact(text)
-    assert out == ("Hi, I'm Maya ([email], [phone]). My card [card] was charged £45.99 twice on "
-                   "03/11; refund to [iban] please.")
+    assert out == (
+        "Hi, I'm Maya ([email], [phone]). My card [card] was charged £45.99 twice on "
+        "03/11; refund to [iban] please."
+    )
 
 
 def test_fast_enough_for_every_message() -> None:

@@ -18,17 +18,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _serve(db: Path, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_DB")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_DB")
+    }
     env.update(env_extra or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay", "--no-api", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--no-replay",
+            "--no-api",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 def _states(db: Path) -> dict[str, int]:
     with Store(db) as store:
-        return {s: n for s, n in store.query("SELECT state, count(*) FROM conversations GROUP BY state")}
+        return {
+            s: n for s, n in store.query("SELECT state, count(*) FROM conversations GROUP BY state")
+        }
 
 
 def _unanswered(store: Store) -> list[int]:
@@ -54,15 +74,19 @@ def _answered_twice(store: Store) -> list[int]:
                 bad.append(cid)
                 break
             previous = role
-    dup = store.query("SELECT reply_to FROM messages WHERE role = 'bot' AND reply_to IS NOT NULL"
-                      " GROUP BY reply_to HAVING count(*) > 1")
+    dup = store.query(
+        "SELECT reply_to FROM messages WHERE role = 'bot' AND reply_to IS NOT NULL"
+        " GROUP BY reply_to HAVING count(*) > 1"
+    )
     return bad + [r[0] for r in dup]
 
 
 def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> None:
     import threading
 
-    proc = _serve(db_path, "--simulate", "40", "--speed", "25", "--seed", "4", "--log-interval", "2")
+    proc = _serve(
+        db_path, "--simulate", "40", "--speed", "25", "--seed", "4", "--log-interval", "2"
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
     reader.start()
@@ -73,7 +97,10 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
         while time.monotonic() < deadline and proc.poll() is None:
             states = _states(db_path)
             # Two waiting, so one leaving the queue as we stop still leaves one to see.
-            flowing = min(states.get(k, 0) for k in ("bot", "resolved")) > 0 and states.get("waiting", 0) >= 2
+            flowing = (
+                min(states.get(k, 0) for k in ("bot", "resolved")) > 0
+                and states.get("waiting", 0) >= 2
+            )
             if flowing and any(ln.startswith("hub: ") for ln in list(lines)):
                 break
             time.sleep(0.5)
@@ -88,7 +115,9 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
     assert "tandem serve: stopped after" in err and "Traceback" not in err, err
     assert any(ln.startswith("hub: ") and "customer messages" in ln for ln in err.splitlines()), err
     states = _states(db_path)
-    assert states.get("bot", 0) > 0 and states.get("waiting", 0) > 0 and states.get("resolved", 0) > 0, (states, err)
+    assert (
+        states.get("bot", 0) > 0 and states.get("waiting", 0) > 0 and states.get("resolved", 0) > 0
+    ), (states, err)
     with Store(db_path) as store:
         assert check(store) == []
         for (data,) in store.query("SELECT data FROM events WHERE kind = 'escalated'"):
@@ -100,7 +129,9 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
 def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_path: Path) -> None:
     # Killed three times at different moments, busy each time (40 customers typing fast).
     for seed, seconds in ((9, 2.5), (10, 1.7), (11, 2.2)):
-        proc = _serve(db_path, "--simulate", "40", "--speed", "40", "--seed", str(seed), "--log-interval", "0")
+        proc = _serve(
+            db_path, "--simulate", "40", "--speed", "40", "--seed", str(seed), "--log-interval", "0"
+        )
         try:
             time.sleep(seconds)
         finally:
@@ -109,10 +140,14 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
         assert proc.returncode == -signal.SIGKILL
     # Customers keep writing through the channel while the hub is down.
     with Store(db_path) as store:
-        bot_convs = [r[0] for r in store.query("SELECT id FROM conversations WHERE state = 'bot' LIMIT 20")]
+        bot_convs = [
+            r[0] for r in store.query("SELECT id FROM conversations WHERE state = 'bot' LIMIT 20")
+        ]
         fresh = [lc.open_conversation(store, f"late {i}", channel="api") for i in range(10)]
         for i, cid in enumerate(bot_convs + fresh):
-            lc.add_customer_message(store, cid, "How does pay in 3 work?", idempotency_key=f"late-{i}")
+            lc.add_customer_message(
+                store, cid, "How does pay in 3 work?", idempotency_key=f"late-{i}"
+            )
         assert _unanswered(store)  # the restart has work to do
     again = _serve(db_path, "--duration", "4", "--log-interval", "0")
     _, err = again.communicate(timeout=30)
@@ -122,7 +157,12 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
         assert _answered_twice(store) == []
         assert check(store) == []
         for cid in fresh:
-            roles = [r[0] for r in store.query("SELECT role FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))]
+            roles = [
+                r[0]
+                for r in store.query(
+                    "SELECT role FROM messages WHERE conversation_id = ? ORDER BY id", (cid,)
+                )
+            ]
             assert roles == ["customer", "bot"]
 
 
@@ -134,13 +174,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+def _http(
+    method: str, url: str, body: dict | None = None, token: str | None = None
+) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    req = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body else None,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -154,9 +202,22 @@ def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
     os.environ["TANDEM_API_TOKEN"] = env_token
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "console.cli", "serve", "--db", str(db_path), "--listen", f"127.0.0.1:{port}",
-             "--log-interval", "0"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "console.cli",
+                "serve",
+                "--db",
+                str(db_path),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-interval",
+                "0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
     finally:
         del os.environ["TANDEM_API_TOKEN"]
@@ -171,17 +232,28 @@ def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "the API did not come up"
             time.sleep(0.1)
-        status, conv = _http("POST", f"{base}/v1/conversations", {"customer": {"name": "Maya"}}, env_token)
+        status, conv = _http(
+            "POST", f"{base}/v1/conversations", {"customer": {"name": "Maya"}}, env_token
+        )
         assert status == 201
         cid, token = conv["id"], conv["customer_token"]
-        status, _ = _http("POST", f"{base}/v1/conversations/{cid}/messages",
-                          {"text": "How does pay in 3 work?", "idempotency_key": "m1"}, token)
+        status, _ = _http(
+            "POST",
+            f"{base}/v1/conversations/{cid}/messages",
+            {"text": "How does pay in 3 work?", "idempotency_key": "m1"},
+            token,
+        )
         assert status == 201
         roles: list[str] = []
         deadline = time.monotonic() + 10
         while "bot" not in roles and time.monotonic() < deadline:
             time.sleep(0.1)
-            roles = [m["role"] for m in _http("GET", f"{base}/v1/conversations/{cid}/messages", token=token)[1]["messages"]]
+            roles = [
+                m["role"]
+                for m in _http("GET", f"{base}/v1/conversations/{cid}/messages", token=token)[1][
+                    "messages"
+                ]
+            ]
         assert roles == ["customer", "bot"]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -202,7 +274,10 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
         (["serve", "--db", db, "--listen", "localhost:http"], "--listen wants HOST:PORT"),
         (["serve", "--db", db, "--speed", "0"], "--speed must be positive"),
         (["serve", "--db", db, "--simulate", "-2"], "--simulate must be 0 or more"),
-        (["serve", "--db", db, "--simulate", "2", "--personas", "routine,pirate"], "unknown persona(s) pirate"),
+        (
+            ["serve", "--db", db, "--simulate", "2", "--personas", "routine,pirate"],
+            "unknown persona(s) pirate",
+        ),
     ):
         assert main(argv) == 1
         err = capsys.readouterr().err
@@ -211,8 +286,11 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_openai) -> None:
-    fake_openai.tool_args = {"reply": "Pay-in-3 splits a purchase into three payments.", "handoff": False,
-                             "known": True}
+    fake_openai.tool_args = {
+        "reply": "Pay-in-3 splits a purchase into three payments.",
+        "handoff": False,
+        "known": True,
+    }
     env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "k", "TANDEM_MODEL": "fake-1"}
     for extra, engine in (((), "llm"), (("--embedded",), "embedded")):
         with Store(db_path) as store:
@@ -222,8 +300,11 @@ def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         with Store(db_path) as store:
-            meta = json.loads(store.one("SELECT meta FROM messages WHERE conversation_id = ? AND role = 'bot'",
-                                        (cid,))[0])
+            meta = json.loads(
+                store.one(
+                    "SELECT meta FROM messages WHERE conversation_id = ? AND role = 'bot'", (cid,)
+                )[0]
+            )
         assert meta["engine"] == engine, err
         assert ("bot llm fake-1" in err) == (engine == "llm")
 
@@ -232,7 +313,10 @@ def test_a_second_hub_on_the_same_database_is_refused(db_path: Path) -> None:
     first = _serve(db_path, "--duration", "8", "--log-interval", "0")
     try:
         deadline = time.monotonic() + 15
-        while not Path(f"{db_path}.hub.lock").exists() or Path(f"{db_path}.hub.lock").read_text() == "":
+        while (
+            not Path(f"{db_path}.hub.lock").exists()
+            or Path(f"{db_path}.hub.lock").read_text() == ""
+        ):
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.05)
         second = _serve(db_path, "--duration", "1", "--log-interval", "0")

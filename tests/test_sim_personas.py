@@ -27,9 +27,16 @@ from store.queries import get_conversation, transcript
 KNOWN_GAPS: dict[tuple[str, int], str] = {}
 
 CASES = [
-    pytest.param(p.name, i, marks=pytest.mark.xfail(reason=KNOWN_GAPS[(p.name, i)], strict=False)
-                 if (p.name, i) in KNOWN_GAPS else (), id=f"{p.name}-{i}")
-    for p in PERSONAS if p.name in ("routine", "human", "grieving", "scam", "injection")
+    pytest.param(
+        p.name,
+        i,
+        marks=pytest.mark.xfail(reason=KNOWN_GAPS[(p.name, i)], strict=False)
+        if (p.name, i) in KNOWN_GAPS
+        else (),
+        id=f"{p.name}-{i}",
+    )
+    for p in PERSONAS
+    if p.name in ("routine", "human", "grieving", "scam", "injection")
     for i in range(len(p.openers))
 ]
 
@@ -53,7 +60,9 @@ def opened(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], tu
 
 
 def _escalation(store: Store, cid: int) -> dict | None:
-    row = store.one("SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated'", (cid,))
+    row = store.one(
+        "SELECT data FROM events WHERE conversation_id = ? AND kind = 'escalated'", (cid,)
+    )
     return json.loads(row[0]) if row else None
 
 
@@ -82,8 +91,14 @@ def test_first_message_outcome(opened: dict, persona: str, index: int) -> None:
         reply = msgs[-1]
         assert reply["role"] == "bot"
         low = reply["text"].lower()
-        for obeyed in ("developer mode", "system prompt", "i have refunded", "i've refunded", "waived",
-                       "no restrictions"):
+        for obeyed in (
+            "developer mode",
+            "system prompt",
+            "i have refunded",
+            "i've refunded",
+            "waived",
+            "no restrictions",
+        ):
             assert obeyed not in low
 
 
@@ -106,8 +121,16 @@ def test_injection_does_not_change_what_the_bot_says_next(opened: dict) -> None:
 
 def _simulate(path: Path, persona: str, customers: int, seed: int) -> Simulator:
     hub = make_hub(path, settings=PolicySettings(idle_resolve_s=0.3, sla_tick_s=0.1))
-    sim = Simulator(path, customers=customers, total=customers, speed=2000.0, seed=seed, data=False,
-                    personas=[persona], reply_timeout=5.0)
+    sim = Simulator(
+        path,
+        customers=customers,
+        total=customers,
+        speed=2000.0,
+        seed=seed,
+        data=False,
+        personas=[persona],
+        reply_timeout=5.0,
+    )
 
     async def both() -> None:
         stop = asyncio.Event()
@@ -129,15 +152,23 @@ def test_routine_customers_stay_with_the_bot_and_resolve(db_path: Path) -> None:
         assert check(store) == []
     kept = [o for o in sim.outcomes if not o.escalated]
     assert len(kept) >= 8, [(o.opener, o.states) for o in sim.outcomes]
-    assert all(s == "resolved" for o, s in zip(sim.outcomes, states, strict=True) if not o.escalated)
+    assert all(
+        s == "resolved" for o, s in zip(sim.outcomes, states, strict=True) if not o.escalated
+    )
     assert any(o.left == "thanked" for o in kept)
 
 
-@pytest.mark.parametrize(("persona", "reasons"), [
-    ("human", {"human_request"}), ("grieving", {"bereavement"}), ("abusive", {"abuse"}),
-])
-def test_simulated_customers_who_need_a_person_reach_the_queue(db_path: Path, persona: str,
-                                                                reasons: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("persona", "reasons"),
+    [
+        ("human", {"human_request"}),
+        ("grieving", {"bereavement"}),
+        ("abusive", {"abuse"}),
+    ],
+)
+def test_simulated_customers_who_need_a_person_reach_the_queue(
+    db_path: Path, persona: str, reasons: set[str]
+) -> None:
     sim = _simulate(db_path, persona, 4, seed=11)
     with Store(db_path) as store:
         for o in sim.outcomes:
@@ -166,18 +197,31 @@ def test_quiet_customers_write_once_and_their_conversations_are_closed(db_path: 
 def test_replay_file_is_optional(tmp_path: Path) -> None:
     assert load_replay(tmp_path / "missing.csv") == {}
     f = tmp_path / "customer-messages.csv"
-    f.write_text("source,text,intent,flags\nx,my card has not arrived yet,card_arrival,\n"
-                 "x,someone stole money from my account,fraud,fraud\nx,too sad,other,hardship\n")
+    f.write_text(
+        "source,text,intent,flags\nx,my card has not arrived yet,card_arrival,\n"
+        "x,someone stole money from my account,fraud,fraud\nx,too sad,other,hardship\n"
+    )
     pools = load_replay(f)
-    assert pools == {"routine": ["my card has not arrived yet"], "scam": ["someone stole money from my account"]}
+    assert pools == {
+        "routine": ["my card has not arrived yet"],
+        "scam": ["someone stole money from my account"],
+    }
     assert load_replay(tmp_path) == pools  # a directory works too
     assert BY_NAME["scam"].expect == "urgent"
 
 
 def test_a_customer_talks_to_the_agent_who_claims_them(db_path: Path) -> None:
     hub = make_hub(db_path, settings=PolicySettings(idle_resolve_s=30, sla_tick_s=0.1))
-    sim = Simulator(db_path, customers=1, total=1, speed=2000.0, seed=8, data=False, personas=["human"],
-                    reply_timeout=5.0)
+    sim = Simulator(
+        db_path,
+        customers=1,
+        total=1,
+        speed=2000.0,
+        seed=8,
+        data=False,
+        personas=["human"],
+        reply_timeout=5.0,
+    )
 
     async def agent(stop: asyncio.Event) -> None:
         """Ana claims whoever waits, answers twice (once after the customer explains), resolves."""
@@ -185,7 +229,9 @@ def test_a_customer_talks_to_the_agent_who_claims_them(db_path: Path) -> None:
             while not stop.is_set():
                 for (cid,) in store.query("SELECT id FROM conversations WHERE state = 'waiting'"):
                     lc.claim(store, cid, "ana")
-                    lc.agent_reply(store, cid, "ana", "Hi, I'm Ana from the support team. What can I do?")
+                    lc.agent_reply(
+                        store, cid, "ana", "Hi, I'm Ana from the support team. What can I do?"
+                    )
                 for (cid,) in store.query("SELECT id FROM conversations WHERE state = 'human'"):
                     roles = [m["role"] for m in transcript(store, cid)]
                     if roles[-1] == "customer" and roles.count("agent") == 1:
@@ -194,7 +240,10 @@ def test_a_customer_talks_to_the_agent_who_claims_them(db_path: Path) -> None:
 
     async def both() -> None:
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(hub.run(stop, idle_sleep=0.005)), asyncio.create_task(agent(stop))]
+        tasks = [
+            asyncio.create_task(hub.run(stop, idle_sleep=0.005)),
+            asyncio.create_task(agent(stop)),
+        ]
         await asyncio.wait_for(sim.run(asyncio.Event()), 30)
         stop.set()
         await asyncio.gather(*tasks)

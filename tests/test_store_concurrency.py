@@ -35,8 +35,10 @@ def test_eight_agents_race_to_claim_200_conversations(store: Store, db_path: Pat
     with CTX.Manager() as manager:
         start = manager.Event()
         with CTX.Pool(8) as pool:
-            pending = [pool.apply_async(workers.claim_all, (str(db_path), a, ids, start, i))
-                       for i, a in enumerate(agents)]
+            pending = [
+                pool.apply_async(workers.claim_all, (str(db_path), a, ids, start, i))
+                for i, a in enumerate(agents)
+            ]
             start.set()
             results = [p.get(timeout=120) for p in pending]
 
@@ -51,7 +53,9 @@ def test_eight_agents_race_to_claim_200_conversations(store: Store, db_path: Pat
         assert len(r["won"]) + len(r["lost"]) == len(ids)
     owners = dict(store.query("SELECT id, owner FROM conversations"))
     assert all(owners[cid] == winners[cid][0] for cid in ids)
-    claimed = Counter(e.conversation_id for e in read_events(store, limit=100_000) if e.kind == "claimed")
+    claimed = Counter(
+        e.conversation_id for e in read_events(store, limit=100_000) if e.kind == "claimed"
+    )
     assert all(claimed[cid] == 1 for cid in ids)
     assert check(store) == []
 
@@ -66,8 +70,10 @@ def test_bot_never_posts_after_a_claim(store: Store, db_path: Path) -> None:
         start, stop = manager.Event(), manager.Event()
         with CTX.Pool(3) as pool:
             bot = pool.apply_async(workers.bot_loop, (str(db_path), ids, start, stop))
-            agents = [pool.apply_async(workers.agent_claims, (str(db_path), f"a{i}", ids, start, i))
-                      for i in range(2)]
+            agents = [
+                pool.apply_async(workers.agent_claims, (str(db_path), f"a{i}", ids, start, i))
+                for i in range(2)
+            ]
             start.set()
             won = sum(a.get(timeout=120) for a in agents)
             stop.set()
@@ -88,7 +94,10 @@ def test_same_message_twice_with_one_key_is_stored_once(store: Store, db_path: P
     with CTX.Manager() as manager:
         start = manager.Event()
         with CTX.Pool(4) as pool:
-            pending = [pool.apply_async(workers.post_with_keys, (str(db_path), ids, start)) for _ in range(4)]
+            pending = [
+                pool.apply_async(workers.post_with_keys, (str(db_path), ids, start))
+                for _ in range(4)
+            ]
             start.set()
             results = [p.get(timeout=120) for p in pending]
     assert all(r == results[0] for r in results), "every sender got the same message id per key"
@@ -99,8 +108,9 @@ def test_same_message_twice_with_one_key_is_stored_once(store: Store, db_path: P
 def test_writer_killed_mid_stream_loses_nothing_it_confirmed(store: Store, db_path: Path) -> None:
     cid = lc.open_conversation(store, "stream")
     worker = Path(workers.__file__)
-    proc = subprocess.Popen([sys.executable, str(worker), str(db_path), str(cid)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(worker), str(db_path), str(cid)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     confirmed = []
     for line in proc.stdout:
@@ -113,7 +123,9 @@ def test_writer_killed_mid_stream_loses_nothing_it_confirmed(store: Store, db_pa
     assert proc.returncode == -signal.SIGKILL
     reopened = Store(db_path)
     assert reopened.one("PRAGMA integrity_check")[0] == "ok"
-    stored = {r[0] for r in reopened.query("SELECT id FROM messages WHERE conversation_id = ?", (cid,))}
+    stored = {
+        r[0] for r in reopened.query("SELECT id FROM messages WHERE conversation_id = ?", (cid,))
+    }
     assert set(confirmed) <= stored
     assert check(reopened) == []
 
@@ -128,7 +140,10 @@ def test_follower_sees_every_event_once_in_order(store: Store, db_path: Path) ->
             # A customer message appends exactly one event.
             expected = already + len(ids) * per_writer
             follower = pool.apply_async(workers.follow, (str(db_path), expected, 60.0))
-            writers = [pool.apply_async(workers.writer, (str(db_path), cid, per_writer, start)) for cid in ids]
+            writers = [
+                pool.apply_async(workers.writer, (str(db_path), cid, per_writer, start))
+                for cid in ids
+            ]
             start.set()
             for w in writers:
                 w.get(timeout=60)

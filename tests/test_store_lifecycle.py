@@ -33,8 +33,16 @@ def test_full_path_appends_one_event_per_move(store: Store) -> None:
     lc.hand_back(store, cid, by="ana")
     lc.resolve(store, cid, by="bot")
     assert _kinds(store, cid) == [
-        "opened", "message", "message", "escalated", "message", "claimed",
-        "message", "message", "handed_back", "resolved",
+        "opened",
+        "message",
+        "message",
+        "escalated",
+        "message",
+        "claimed",
+        "message",
+        "message",
+        "handed_back",
+        "resolved",
     ]
     conv = get_conversation(store, cid)
     assert conv["state"] == "resolved" and conv["owner"] is None

@@ -73,7 +73,9 @@ class DraftContext:
 
 
 # Terminal escape sequences (CSI, OSC, two-byte ESC) first, then any control character left.
-_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
+_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -83,10 +85,25 @@ def clean(text: str) -> str:
 
 
 # Role and account words, not names: "my name is Root" or "Hi Guest" would read as a bot wrote it.
-_NOT_A_NAME = frozenset({
-    "guest", "customer", "user", "anonymous", "unknown", "visitor", "anon",
-    "agent", "root", "admin", "administrator", "operator", "support", "test", "demo",
-})
+_NOT_A_NAME = frozenset(
+    {
+        "guest",
+        "customer",
+        "user",
+        "anonymous",
+        "unknown",
+        "visitor",
+        "anon",
+        "agent",
+        "root",
+        "admin",
+        "administrator",
+        "operator",
+        "support",
+        "test",
+        "demo",
+    }
+)
 
 
 def first_name(full_name: str) -> str | None:
@@ -109,26 +126,50 @@ def _turns(rows: list[dict]) -> tuple[Turn, ...]:
             continue
         meta = r.get("meta") or {}
         kb = meta.get("kb") if isinstance(meta, dict) else None
-        turns.append(Turn(r["role"], clean(r["text"]), r["id"],
-                          tuple(str(k) for k in kb) if isinstance(kb, list) else ()))
+        turns.append(
+            Turn(
+                r["role"],
+                clean(r["text"]),
+                r["id"],
+                tuple(str(k) for k in kb) if isinstance(kb, list) else (),
+            )
+        )
     return tuple(turns)
 
 
 _ASKS_PERSON = re.compile(
     r"\b(?:real|actual|human|live)\s+(?:person|human|agent|being)\b|\b(?:speak|talk) to (?:a|an|someone)\b"
-    r"|^\W*(?:agent|human|operator)\W*$|\basked for a (?:person|human)\b", re.IGNORECASE)
+    r"|^\W*(?:agent|human|operator)\W*$|\basked for a (?:person|human)\b",
+    re.IGNORECASE,
+)
 # Plain cues that add a triage reason for the draft's sake. Triage decides who needs a person
 # and may weigh a sign lower; the draft still has to speak to it ("I entered my card details
 # on the link" is fraud, whatever the score).
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("human_request", _ASKS_PERSON),
-    ("fraud", re.compile(r"\b(?:scam(?:med)?|phishing|fraudster|hacked|stolen|didn't make|did not make|"
-                         r"didn't authori[sz]e|entered my card details|got into my account)\b", re.IGNORECASE)),
+    (
+        "fraud",
+        re.compile(
+            r"\b(?:scam(?:med)?|phishing|fraudster|hacked|stolen|didn't make|did not make|"
+            r"didn't authori[sz]e|entered my card details|got into my account)\b",
+            re.IGNORECASE,
+        ),
+    ),
     ("bereavement", re.compile(r"\b(?:passed away|died|funeral)\b", re.IGNORECASE)),
-    ("long_wait", re.compile(r"\b(?:still waiting|been waiting|waiting for ages|how long is this going to take"
-                             r"|still nothing|anyone there)\b", re.IGNORECASE)),
-    ("financial_hardship", re.compile(r"\b(?:lost my job|can't afford|cannot afford|struggling to pay)\b",
-                                      re.IGNORECASE)),
+    (
+        "long_wait",
+        re.compile(
+            r"\b(?:still waiting|been waiting|waiting for ages|how long is this going to take"
+            r"|still nothing|anyone there)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "financial_hardship",
+        re.compile(
+            r"\b(?:lost my job|can't afford|cannot afford|struggling to pay)\b", re.IGNORECASE
+        ),
+    ),
 )
 
 
@@ -169,7 +210,9 @@ def build_context(
         if r["role"] == "customer":
             reasons.extend(x for x in r.get("reasons") or [] if x not in reasons)
             break
-    reasons.extend(r for r in cue_reasons([t.text for t in turns if t.role == "customer"]) if r not in reasons)
+    reasons.extend(
+        r for r in cue_reasons([t.text for t in turns if t.role == "customer"]) if r not in reasons
+    )
     query = retrieval_query(turns)
     articles: tuple[Article, ...] = ()
     if query.strip():

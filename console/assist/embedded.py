@@ -101,8 +101,13 @@ def situations(reasons: Sequence[str]) -> list[str]:
 
 
 _TOPIC_PATTERNS = [
-    (re.compile(r"\b(?:" + "|".join(re.escape(k.strip()) for k in keys) + r")(?:s|es|ed|ing)?\b",
-                re.IGNORECASE), phrase)
+    (
+        re.compile(
+            r"\b(?:" + "|".join(re.escape(k.strip()) for k in keys) + r")(?:s|es|ed|ing)?\b",
+            re.IGNORECASE,
+        ),
+        phrase,
+    )
     for keys, phrase in P.TOPICS
 ]
 
@@ -124,9 +129,13 @@ def find_topic(texts: Sequence[str]) -> str | None:
     return None
 
 
-_DEATH = re.compile(r"\b(?:died|passed|death|funeral|lost|bereave\w*|deceased|late|estate|probate|widow\w*)\b",
-                    re.IGNORECASE)
-_RELATION = re.compile(r"\bmy\s+(?:late\s+|dear\s+|beloved\s+)?(" + "|".join(P.RELATIONS) + r")\b", re.IGNORECASE)
+_DEATH = re.compile(
+    r"\b(?:died|passed|death|funeral|lost|bereave\w*|deceased|late|estate|probate|widow\w*)\b",
+    re.IGNORECASE,
+)
+_RELATION = re.compile(
+    r"\bmy\s+(?:late\s+|dear\s+|beloved\s+)?(" + "|".join(P.RELATIONS) + r")\b", re.IGNORECASE
+)
 
 
 def find_loss(texts: Sequence[str]) -> str:
@@ -172,12 +181,18 @@ def article_sentences(body: str) -> list[str]:
     return out
 
 
-_WHEN = re.compile(r"\b(?:how long|when|how soon|how many days|how quickly|still not|yet)\b", re.IGNORECASE)
-_DURATION = re.compile(r"\b(?:\d+|one|two|three|five|ten)\b.{0,20}\b(?:minutes?|hours?|days?|weeks?)\b|\binstant",
-                       re.IGNORECASE)
+_WHEN = re.compile(
+    r"\b(?:how long|when|how soon|how many days|how quickly|still not|yet)\b", re.IGNORECASE
+)
+_DURATION = re.compile(
+    r"\b(?:\d+|one|two|three|five|ten)\b.{0,20}\b(?:minutes?|hours?|days?|weeks?)\b|\binstant",
+    re.IGNORECASE,
+)
 # Comfort lines in an article ("We're here to help"): the draft's own acknowledgement does
 # that job better, so they are facts only when they mention what the customer asked.
-_FILLER = re.compile(r"^(?:we're here|we are here|we understand|we know|we're sorry|we are sorry)", re.IGNORECASE)
+_FILLER = re.compile(
+    r"^(?:we're here|we are here|we understand|we know|we're sorry|we are sorry)", re.IGNORECASE
+)
 _LEADERS = frozenset({"then", "next", "finally", "first", "now", "please", "simply", "just"})
 
 
@@ -206,17 +221,22 @@ class Facts:
     """The single most useful new fact."""
 
 
-_QUESTION = re.compile(r"\?\s*$|^\W*(?:what|how|when|where|why|can|could|is|are|do|does|will|which)\b",
-                       re.IGNORECASE)
-_STILL_THERE = re.compile(r"\b(?:still there|anyone there|are you there|hello\s*\?|you there)", re.IGNORECASE)
+_QUESTION = re.compile(
+    r"\?\s*$|^\W*(?:what|how|when|where|why|can|could|is|are|do|does|will|which)\b", re.IGNORECASE
+)
+_STILL_THERE = re.compile(
+    r"\b(?:still there|anyone there|are you there|hello\s*\?|you there)", re.IGNORECASE
+)
 # Words that show a situation arose later in the chat (the agent has not acknowledged it yet).
 _FRESH_SIGNS = (
     ("bereavement", re.compile(r"\b(?:died|passed away|death|funeral)\b")),
     ("fraud", re.compile(r"\b(?:scam\w*|fraud\w*|didn't make|did not make|stolen|hacked)\b")),
     ("hardship", re.compile(r"\b(?:can't afford|cannot afford|lost my job|struggling|debt)\b")),
 )
-_HOW = re.compile(r"\b(?:how (?:do|can|to|should)|what (?:do|should|can) i do|what now|steps?|help me|urgent)\b",
-                  re.IGNORECASE)
+_HOW = re.compile(
+    r"\b(?:how (?:do|can|to|should)|what (?:do|should|can) i do|what now|steps?|help me|urgent)\b",
+    re.IGNORECASE,
+)
 
 
 def _finish(sentence: str) -> str:
@@ -226,9 +246,16 @@ def _finish(sentence: str) -> str:
     return _cap(sentence)
 
 
-def choose_facts(article: Article, query: str, bot_texts: Sequence[str], limit: int, *,
-                 want_steps: bool = False, step_limit: int = 4, situation_words: frozenset[str] = frozenset()
-                 ) -> Facts:
+def choose_facts(
+    article: Article,
+    query: str,
+    bot_texts: Sequence[str],
+    limit: int,
+    *,
+    want_steps: bool = False,
+    step_limit: int = 4,
+    situation_words: frozenset[str] = frozenset(),
+) -> Facts:
     """The ``limit`` facts of ``article`` that best answer ``query`` (in article order) and,
     when ``want_steps``, its steps, leaving out whatever the bot already said.
 
@@ -253,7 +280,11 @@ def choose_facts(article: Article, query: str, bot_texts: Sequence[str], limit: 
         words = _words(sentence)
         if _FILLER.search(sentence) and not words & asked:
             continue
-        score = len(words & asked) * 2.0 + len(words & titled) * 0.5 + len(words & situation_words) * 1.0
+        score = (
+            len(words & asked) * 2.0
+            + len(words & titled) * 0.5
+            + len(words & situation_words) * 1.0
+        )
         score += 1.0 if _is_step(sentence) else 0.0
         score += 0.5 if any(c.isdigit() for c in sentence) else 0.0
         if timing and _DURATION.search(sentence):
@@ -341,11 +372,15 @@ class _Writer:
         if self.ctx.agent_has_written and not style.formal:
             return "", self.follow_up()
         if style.formal:
-            greeting = self.pick(P.GREETING_FORMAL if self.name else P.GREETING_FORMAL_NO_NAME, name=self.name or "")
+            greeting = self.pick(
+                P.GREETING_FORMAL if self.name else P.GREETING_FORMAL_NO_NAME, name=self.name or ""
+            )
         elif style.casual and self.name:
             greeting = f"Hi {self.name}!"
         else:
-            greeting = self.pick(P.GREETING if self.name else P.GREETING_NO_NAME, name=self.name or "")
+            greeting = self.pick(
+                P.GREETING if self.name else P.GREETING_NO_NAME, name=self.name or ""
+            )
         sentences: list[str] = []
         asked_for_person = "human_request" in self.situations
         if not self.ctx.agent_has_written and not style.shorter:
@@ -378,10 +413,14 @@ class _Writer:
         """A situation whose signs only appear after the agent's last message, if any."""
         turns = self.ctx.turns
         last_agent = max((i for i, t in enumerate(turns) if t.role == "agent"), default=-1)
-        later = " ".join(t.text for t in turns[last_agent + 1:] if t.role == "customer").lower()
+        later = " ".join(t.text for t in turns[last_agent + 1 :] if t.role == "customer").lower()
         earlier = " ".join(t.text for t in turns[: last_agent + 1] if t.role == "customer").lower()
         for situation, pattern in _FRESH_SIGNS:
-            if situation in self.situations and pattern.search(later) and not pattern.search(earlier):
+            if (
+                situation in self.situations
+                and pattern.search(later)
+                and not pattern.search(earlier)
+            ):
                 return situation
         return None
 
@@ -392,10 +431,15 @@ class _Writer:
             answered = bool(self.ctx.articles)
             if self.topic and answered:
                 question = bool(_QUESTION.search(self.ctx.last_customer_text))
-                out.append(self.pick(P.ROUTINE_QUESTION if question else P.ROUTINE, topic=self.topic))
+                out.append(
+                    self.pick(P.ROUTINE_QUESTION if question else P.ROUTINE, topic=self.topic)
+                )
             elif self.topic:
                 pass  # the reply names the topic when it asks for details
-            elif "human_request" not in self.situations and len(_words(self.ctx.last_customer_text)) >= 2:
+            elif (
+                "human_request" not in self.situations
+                and len(_words(self.ctx.last_customer_text)) >= 2
+            ):
                 out.append(self.pick(P.ROUTINE_NO_TOPIC))
             if self.style.warmer:
                 out.insert(0, "thanks so much for getting in touch!")
@@ -426,7 +470,9 @@ class _Writer:
         limit = 1 if self.style.shorter else 5 if self.style.longer else 3
         if not articles:
             vague = len(_words(self.customer_texts[-1] if self.customer_texts else "")) < 2
-            if not self.customer_texts or (self.topic is None and (vague or "human_request" in self.situations)):
+            if not self.customer_texts or (
+                self.topic is None and (vague or "human_request" in self.situations)
+            ):
                 self.asked_question = True
                 return [self.pick(P.ASK_WHAT)], [], []
             self.asked_question = True
@@ -441,8 +487,15 @@ class _Writer:
         # the draft say "the assistant already shared...").
         agent_texts = [t.text for t in ctx.turns if t.role == "agent"]
         wanted = frozenset().union(*(P.FACT_WORDS.get(x, frozenset()) for x in self.situations))
-        facts = choose_facts(articles[0], query, ctx.bot_texts + agent_texts, limit, want_steps=want_steps,
-                             step_limit=step_limit, situation_words=frozenset(_words(" ".join(wanted))))
+        facts = choose_facts(
+            articles[0],
+            query,
+            ctx.bot_texts + agent_texts,
+            limit,
+            want_steps=want_steps,
+            step_limit=step_limit,
+            situation_words=frozenset(_words(" ".join(wanted))),
+        )
         if agent_texts:
             bot_said = [x for x in facts.already_said if _said_before(x, ctx.bot_texts)]
             facts = Facts(facts.article, facts.sentences, facts.steps, bot_said, facts.best)
@@ -453,11 +506,23 @@ class _Writer:
             for other in articles[1:]:
                 if not {t.strip().lower() for t in other.tags.split(",")} & REASON_TAGS["fraud"]:
                     continue
-                more = choose_facts(other, query, ctx.bot_texts + agent_texts, 1, want_steps=True,
-                                    step_limit=step_limit, situation_words=frozenset(_words(" ".join(wanted))))
+                more = choose_facts(
+                    other,
+                    query,
+                    ctx.bot_texts + agent_texts,
+                    1,
+                    want_steps=True,
+                    step_limit=step_limit,
+                    situation_words=frozenset(_words(" ".join(wanted))),
+                )
                 if more.steps:
-                    facts = Facts(other, more.sentences or facts.sentences[:1], more.steps,
-                                  facts.already_said + more.already_said, more.best or facts.best)
+                    facts = Facts(
+                        other,
+                        more.sentences or facts.sentences[:1],
+                        more.steps,
+                        facts.already_said + more.already_said,
+                        more.best or facts.best,
+                    )
                     used = [other.id] if more.sentences else [other.id, articles[0].id]
                     break
         paragraphs: list[str] = []
@@ -494,7 +559,9 @@ class _Writer:
                 paragraphs.append(" ".join(sentences))
             self.gave_steps = True
             lines = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
-            steps_bank = next((P.LEAD_STEPS_FIRST[s] for s in self.situations if s in P.LEAD_STEPS_FIRST), None)
+            steps_bank = next(
+                (P.LEAD_STEPS_FIRST[s] for s in self.situations if s in P.LEAD_STEPS_FIRST), None
+            )
             paragraphs.append(f"{self.pick(steps_bank or lead_bank or P.LEAD_STEPS)}\n{lines}")
         elif self.style.shorter or len(sentences) == 1:
             paragraphs.append(sentences[0])

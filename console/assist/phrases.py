@@ -22,7 +22,10 @@ SITUATIONS: tuple[tuple[str, frozenset[str]], ...] = (
     ("vulnerability", frozenset({"vulnerability"})),
     ("health", frozenset({"health"})),
     ("hardship", frozenset({"financial_hardship"})),
-    ("frustration", frozenset({"frustration", "repeat_question", "bot_fallback", "sentiment_drop"})),
+    (
+        "frustration",
+        frozenset({"frustration", "repeat_question", "bot_fallback", "sentiment_drop"}),
+    ),
     ("complaint", frozenset({"complaint_threat", "churn_threat"})),
     ("abuse", frozenset({"abuse", "shouting"})),
     ("negative", frozenset({"negative_sentiment"})),
@@ -31,8 +34,18 @@ SITUATIONS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 # Situations that call for feeling words; the rest get a plain, friendly, direct reply.
-EMOTIONAL = frozenset({"safety", "bereavement", "fraud", "vulnerability", "health", "hardship",
-                       "frustration", "complaint"})
+EMOTIONAL = frozenset(
+    {
+        "safety",
+        "bereavement",
+        "fraud",
+        "vulnerability",
+        "health",
+        "hardship",
+        "frustration",
+        "complaint",
+    }
+)
 
 GREETING = ("Hi {name},", "Hello {name},", "Hi {name},", "Hi {name} —")
 GREETING_NO_NAME = ("Hi there,", "Hello,", "Hi,")
@@ -159,9 +172,13 @@ LEAD_FACTS = ("Here's how it works:", "This is how it works:", "To explain how t
 # facts, next to the customer's own words).
 FACT_WORDS: dict[str, frozenset[str]] = {
     "fraud": frozenset({"freeze", "report", "refund", "reimburse", "stop", "block", "new card"}),
-    "bereavement": frozenset({"executor", "certificate", "freeze", "funeral", "balance", "no rush"}),
+    "bereavement": frozenset(
+        {"executor", "certificate", "freeze", "funeral", "balance", "no rush"}
+    ),
     "hardship": frozenset({"pause", "plan", "holiday", "fees", "advice", "lower"}),
-    "vulnerability": frozenset({"needs", "trusted", "time", "pause", "support", "attorney", "urgent"}),
+    "vulnerability": frozenset(
+        {"needs", "trusted", "time", "pause", "support", "attorney", "urgent"}
+    ),
     "health": frozenset({"needs", "trusted", "time", "pause", "attorney", "urgent", "writing"}),
     "frustration": frozenset({"trace", "chase", "reference", "dispute", "escalate"}),
 }
@@ -172,7 +189,10 @@ LEAD_STEPS_FIRST = {
 }
 LEAD_FIRST = {
     "fraud": ("Here's what you need to know:", "A few things that matter here:"),
-    "bereavement": ("When you're ready, this is how it works:", "Here's what happens next, whenever you're ready:"),
+    "bereavement": (
+        "When you're ready, this is how it works:",
+        "Here's what happens next, whenever you're ready:",
+    ),
     "vulnerability": ("Here's what we can do:",),
     "health": ("Here's what we can do:",),
     "hardship": ("Here's what we can do:", "There are a few options:"),
@@ -188,7 +208,10 @@ NEXT_STEP_PERSONAL = (
     "I'm checking this on your account directly, and I'll update you here in a few minutes.",
 )
 # The bot answered and the customer has not written since: add, don't repeat.
-ADD_TO_BOT = ("To add to the assistant's answer:", "One more thing on top of what the assistant said:")
+ADD_TO_BOT = (
+    "To add to the assistant's answer:",
+    "One more thing on top of what the assistant said:",
+)
 BOT_ANSWERED = (
     "Did the assistant's answer cover what you needed, or is there something specific I can check for you?",
     "I've read the assistant's answer above. Is there anything in it you'd like me to check or explain?",
@@ -261,8 +284,10 @@ TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("overdraft",), "your overdraft"),
     (("loan", "repayment"), "your loan"),
     (("pin",), "your PIN"),
-    (("password", "log in", "login", "locked out", "sign in", "two-factor", "2fa", "passcode"),
-     "getting you back into your account"),
+    (
+        ("password", "log in", "login", "locked out", "sign in", "two-factor", "2fa", "passcode"),
+        "getting you back into your account",
+    ),
     (("verify", "verification", "identity", "id check", "kyc"), "verifying your identity"),
     (("exchange rate", "currency", "foreign"), "the exchange rate"),
     (("top up", "top-up", "topup"), "your top-up"),
@@ -274,15 +299,42 @@ TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("card",), "your card"),
     (("payment", "paid", "pay "), "your payment"),
     (("close my account", "close account", "cancel my account"), "closing your account"),
-    (("address", "phone number", "email address", "change my name", "details"), "updating your details"),
+    (
+        ("address", "phone number", "email address", "change my name", "details"),
+        "updating your details",
+    ),
     (("account",), "your account"),
 )
 
 # Bereavement: who the customer lost, found by a fixed list, named by a fixed phrase.
 RELATIONS = (
-    "mother", "mum", "mom", "father", "dad", "husband", "wife", "partner", "son", "daughter",
-    "brother", "sister", "grandmother", "grandfather", "gran", "grandma", "grandpa", "nan",
-    "aunt", "uncle", "friend", "fiancé", "fiance", "fiancée", "child", "baby", "parent",
+    "mother",
+    "mum",
+    "mom",
+    "father",
+    "dad",
+    "husband",
+    "wife",
+    "partner",
+    "son",
+    "daughter",
+    "brother",
+    "sister",
+    "grandmother",
+    "grandfather",
+    "gran",
+    "grandma",
+    "grandpa",
+    "nan",
+    "aunt",
+    "uncle",
+    "friend",
+    "fiancé",
+    "fiance",
+    "fiancée",
+    "child",
+    "baby",
+    "parent",
 )
 
 # Instructions the embedded engine understands (the LLM engine gets any text verbatim).
@@ -291,18 +343,52 @@ LONGER = ("longer", "more detail", "detailed", "explain more", "expand")
 FORMAL = ("formal", "professional", "polite")
 WARMER = ("warm", "friendl", "kind", "empath", "caring", "gentle", "softer")
 CASUAL = ("casual", "informal", "relaxed")
-NO_APOLOGY = ("no apolog", "don't apolog", "dont apolog", "without apolog", "no sorry", "less sorry",
-              "stop apolog", "fewer apolog")
+NO_APOLOGY = (
+    "no apolog",
+    "don't apolog",
+    "dont apolog",
+    "without apolog",
+    "no sorry",
+    "less sorry",
+    "stop apolog",
+    "fewer apolog",
+)
 
 # Formal register: contractions spelled out.
 EXPANSIONS = (
-    ("I'm", "I am"), ("I've", "I have"), ("I'll", "I will"), ("I'd", "I would"),
-    ("you're", "you are"), ("you've", "you have"), ("you'll", "you will"), ("you'd", "you would"),
-    ("we'll", "we will"), ("we're", "we are"), ("we've", "we have"), ("let's", "let us"),
-    ("Let's", "Let us"), ("it's", "it is"), ("It's", "It is"), ("that's", "that is"),
-    ("there's", "there is"), ("Here's", "Here is"), ("here's", "here is"), ("isn't", "is not"),
-    ("don't", "do not"), ("doesn't", "does not"), ("didn't", "did not"), ("can't", "cannot"),
-    ("won't", "will not"), ("haven't", "have not"), ("hasn't", "has not"), ("wasn't", "was not"),
-    ("aren't", "are not"), ("shouldn't", "should not"), ("couldn't", "could not"),
-    ("You're", "You are"), ("That's", "That is"), ("There's", "There is"), ("We'll", "We will"),
+    ("I'm", "I am"),
+    ("I've", "I have"),
+    ("I'll", "I will"),
+    ("I'd", "I would"),
+    ("you're", "you are"),
+    ("you've", "you have"),
+    ("you'll", "you will"),
+    ("you'd", "you would"),
+    ("we'll", "we will"),
+    ("we're", "we are"),
+    ("we've", "we have"),
+    ("let's", "let us"),
+    ("Let's", "Let us"),
+    ("it's", "it is"),
+    ("It's", "It is"),
+    ("that's", "that is"),
+    ("there's", "there is"),
+    ("Here's", "Here is"),
+    ("here's", "here is"),
+    ("isn't", "is not"),
+    ("don't", "do not"),
+    ("doesn't", "does not"),
+    ("didn't", "did not"),
+    ("can't", "cannot"),
+    ("won't", "will not"),
+    ("haven't", "have not"),
+    ("hasn't", "has not"),
+    ("wasn't", "was not"),
+    ("aren't", "are not"),
+    ("shouldn't", "should not"),
+    ("couldn't", "could not"),
+    ("You're", "You are"),
+    ("That's", "That is"),
+    ("There's", "There is"),
+    ("We'll", "We will"),
 )

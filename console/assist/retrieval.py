@@ -30,7 +30,6 @@ class Article:
     tags: str = ""
 
 
-
 _STOP = frozenset(
     "the and for you your with that this have has had was were are can could would will what when "
     "where which who how why not but from they them their there been being about into just than then "
@@ -55,7 +54,17 @@ def content_words(text: str) -> set[str]:
 
 # Situations (triage reasons) and the tags of the articles that serve them.
 REASON_TAGS: dict[str, frozenset[str]] = {
-    "fraud": frozenset({"fraud", "scam", "unrecognised payment", "unauthorised", "stolen card", "phishing", "hacked"}),
+    "fraud": frozenset(
+        {
+            "fraud",
+            "scam",
+            "unrecognised payment",
+            "unauthorised",
+            "stolen card",
+            "phishing",
+            "hacked",
+        }
+    ),
     "bereavement": frozenset({"bereavement", "death", "died"}),
     "financial_hardship": frozenset({"hardship", "struggling", "can't pay", "debt"}),
     "vulnerability": frozenset({"extra support", "vulnerable"}),
@@ -80,8 +89,13 @@ def _tags(article: Article) -> list[str]:
     return [t.strip().lower() for t in article.tags.split(",") if t.strip()]
 
 
-def rank(articles: Sequence[Article], newest: str, earlier: str = "",
-         reasons: Sequence[str] = (), cited: Sequence[str] = ()) -> list[Article]:
+def rank(
+    articles: Sequence[Article],
+    newest: str,
+    earlier: str = "",
+    reasons: Sequence[str] = (),
+    cited: Sequence[str] = (),
+) -> list[Article]:
     """Re-rank search results for a draft; drop those that share nothing with the question.
 
     :param newest: the customer's newest message
@@ -92,7 +106,9 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
     cited_ids = set(cited)
     threat = bool({"complaint_threat", "churn_threat"} & set(reasons))
     new_words, old_words = content_words(newest), content_words(earlier)
-    wanted_tags = set().union(*(REASON_TAGS.get(r, frozenset()) for r in reasons)) if reasons else set()
+    wanted_tags = (
+        set().union(*(REASON_TAGS.get(r, frozenset()) for r in reasons)) if reasons else set()
+    )
     scored = []
     for position, article in enumerate(articles):
         tags = _tags(article)
@@ -109,7 +125,11 @@ def rank(articles: Sequence[Article], newest: str, earlier: str = "",
             score += 6.0
         # An article's first tag is its subject ("pay-in-3"): a question that never touches it
         # is probably about the general case.
-        if tags and not content_words(tags[0]) & (new_words | old_words) and not wanted_tags & set(tags):
+        if (
+            tags
+            and not content_words(tags[0]) & (new_words | old_words)
+            and not wanted_tags & set(tags)
+        ):
             score -= 1.5
         if _CONTACT_TAGS & set(tags):
             continue  # the agent is the person they wanted to reach

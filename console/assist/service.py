@@ -88,8 +88,15 @@ class DraftService:
     :param clock: monotonic seconds (tests and benchmarks may pass their own)
     """
 
-    def __init__(self, store: Store, *, agent: str, llm: object | None = None,
-                 llm_timeout: float | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        agent: str,
+        llm: object | None = None,
+        llm_timeout: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.store = store
         self.agent = agent
         self.llm = llm if llm is not None and getattr(llm, "enabled", False) else None
@@ -108,15 +115,24 @@ class DraftService:
 
     def _seed(self, conversation_id: int) -> int:
         # Each new draft of a conversation gets new wording: a regenerate never repeats itself.
-        row = self.store.one("SELECT count(*) FROM drafts WHERE conversation_id = ?", (conversation_id,))
+        row = self.store.one(
+            "SELECT count(*) FROM drafts WHERE conversation_id = ?", (conversation_id,)
+        )
         return int(row[0]) if row else 0
 
     def context(self, conversation_id: int, instruction: str | None = None) -> DraftContext:
         """What a draft for ``conversation_id`` would be written from."""
-        return build_context(self.store, conversation_id, agent=self.agent, instruction=instruction,
-                             seed=self._seed(conversation_id))
+        return build_context(
+            self.store,
+            conversation_id,
+            agent=self.agent,
+            instruction=instruction,
+            seed=self._seed(conversation_id),
+        )
 
-    async def draft(self, conversation_id: int, *, instruction: str | None = None) -> AsyncIterator[DraftEvent]:
+    async def draft(
+        self, conversation_id: int, *, instruction: str | None = None
+    ) -> AsyncIterator[DraftEvent]:
         """Write one draft and yield its events; the draft is logged whatever happens.
 
         Closing the iterator early (the agent discarded or regenerated) still records what was
@@ -127,9 +143,18 @@ class DraftService:
         t0 = self.clock()
         ctx = self.context(conversation_id, instruction)
         engine, model = self.engine, self.model
-        draft_id = log.start(self.store, conversation_id, engine=engine, model=model, agent=self.agent,
-                             instruction=instruction, based_on_message_id=ctx.based_on_message_id)
-        yield DraftStarted(draft_id, engine, model, ctx.based_on_message_id, tuple(a.id for a in ctx.articles))
+        draft_id = log.start(
+            self.store,
+            conversation_id,
+            engine=engine,
+            model=model,
+            agent=self.agent,
+            instruction=instruction,
+            based_on_message_id=ctx.based_on_message_id,
+        )
+        yield DraftStarted(
+            draft_id, engine, model, ctx.based_on_message_id, tuple(a.id for a in ctx.articles)
+        )
         parts: list[str] = []
         first_ms: float | None = None
         notice: str | None = None
@@ -140,8 +165,14 @@ class DraftService:
                 citations = llm_engine.CitationFilter([a.id for a in ctx.articles])
                 try:
                     # aclosing: a consumer that stops early closes the HTTP stream now, not at GC.
-                    async with aclosing(llm_engine.stream(ctx, self.llm, timeout=self.llm_timeout,  # type: ignore[arg-type]
-                                                          citations=citations)) as pieces:
+                    async with aclosing(
+                        llm_engine.stream(
+                            ctx,
+                            self.llm,
+                            timeout=self.llm_timeout,  # type: ignore[arg-type]
+                            citations=citations,
+                        )
+                    ) as pieces:
                         async for text in pieces:
                             if first_ms is None:
                                 first_ms = (self.clock() - t0) * 1000
@@ -170,12 +201,32 @@ class DraftService:
         finally:
             total_ms = (self.clock() - t0) * 1000
             text = "".join(parts)
-            log.finish(self.store, draft_id, text=text, first_text_ms=first_ms, total_ms=total_ms,
-                       engine=engine, model=model, kb_ids=list(kb_ids), notice=notice, failed=failed)
+            log.finish(
+                self.store,
+                draft_id,
+                text=text,
+                first_text_ms=first_ms,
+                total_ms=total_ms,
+                engine=engine,
+                model=model,
+                kb_ids=list(kb_ids),
+                notice=notice,
+                failed=failed,
+            )
         stale = bool(log.mark_stale(self.store, conversation_id, draft_id=draft_id))
         titles = {a.id: a.title for a in ctx.articles}
-        yield DraftFinished(draft_id, engine, model, text, kb_ids, first_ms, total_ms, notice, stale,
-                            tuple(titles.get(k, "") for k in kb_ids))
+        yield DraftFinished(
+            draft_id,
+            engine,
+            model,
+            text,
+            kb_ids,
+            first_ms,
+            total_ms,
+            notice,
+            stale,
+            tuple(titles.get(k, "") for k in kb_ids),
+        )
 
     def mark_stale(self, conversation_id: int) -> list[int]:
         """A customer message arrived: pending drafts that answer an older one become stale."""

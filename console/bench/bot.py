@@ -21,7 +21,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
+)
 
 # Banking77 intent -> the articles that answer it. Intents the KB does not cover are absent.
 COVERED: dict[str, tuple[str, ...]] = {
@@ -118,22 +120,45 @@ CLINC_COVERED: dict[str, tuple[str, ...]] = {
 }
 # CLINC150 intents about products Pennant does not offer: the right move is to say so (the
 # article on what we don't offer, KB-053) or "I don't know"; any other article is wrong.
-CLINC_OUT_OF_SCOPE = ("apr", "credit_score", "improve_credit_score", "rewards_balance", "redeem_rewards",
-                      "order_checks", "min_payment")
+CLINC_OUT_OF_SCOPE = (
+    "apr",
+    "credit_score",
+    "improve_credit_score",
+    "rewards_balance",
+    "redeem_rewards",
+    "order_checks",
+    "min_payment",
+)
 
 NOT_OFFERED = "KB-053"
 
 _OWN_QUESTIONS = [
-    "How does pay in 3 work?", "I lost my card", "how do I freeze my card", "I forgot my PIN",
-    "my card was declined", "how long does a refund take", "what are the fees", "hi", "thanks, bye",
-    "I want to talk to a person", "it doesn't work", "can I get a mortgage", "my top up is pending",
-    "how do I close my account", "someone scammed me", "what is the contactless limit",
+    "How does pay in 3 work?",
+    "I lost my card",
+    "how do I freeze my card",
+    "I forgot my PIN",
+    "my card was declined",
+    "how long does a refund take",
+    "what are the fees",
+    "hi",
+    "thanks, bye",
+    "I want to talk to a person",
+    "it doesn't work",
+    "can I get a mortgage",
+    "my top up is pending",
+    "how do I close my account",
+    "someone scammed me",
+    "what is the contactless limit",
 ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=5000, help="messages to answer (default 5000)")
-    parser.add_argument("--data", metavar="CSV", help=f"customer messages CSV (default {DEFAULT_DATA})")
+    parser.add_argument(
+        "--messages", type=int, default=5000, help="messages to answer (default 5000)"
+    )
+    parser.add_argument(
+        "--data", metavar="CSV", help=f"customer messages CSV (default {DEFAULT_DATA})"
+    )
     parser.add_argument("--seed", type=int, default=7)
 
 
@@ -142,7 +167,10 @@ def _load(path: Path, n: int, seed: int) -> list[tuple[str, str, str]]:
     if not path.is_file():
         return [("own", "", q) for q in (_OWN_QUESTIONS * (n // len(_OWN_QUESTIONS) + 1))[:n]]
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = [(r.get("source", ""), r.get("intent", ""), r.get("text", "")) for r in csv.DictReader(fh)]
+        rows = [
+            (r.get("source", ""), r.get("intent", ""), r.get("text", ""))
+            for r in csv.DictReader(fh)
+        ]
     rows = [r for r in rows if r[2].strip()]
     random.Random(seed).shuffle(rows)
     return rows[:n]
@@ -161,9 +189,13 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         bot = EmbeddedBot(Path(tmp) / "bench.db")
-        print(f"bot: ready in {(time.perf_counter() - started) * 1000:.0f} ms (KB loaded into a fresh store)")
-        contexts = [BotContext(i, "Sam", messages=[{"role": "customer", "text": text}])
-                    for i, (_, _, text) in enumerate(rows)]
+        print(
+            f"bot: ready in {(time.perf_counter() - started) * 1000:.0f} ms (KB loaded into a fresh store)"
+        )
+        contexts = [
+            BotContext(i, "Sam", messages=[{"role": "customer", "text": text}])
+            for i, (_, _, text) in enumerate(rows)
+        ]
         results = []
         for label in ("cold", "warm"):
             lat: list[float] = []
@@ -173,20 +205,26 @@ def run(args: argparse.Namespace) -> int:
                 results.append(bot.answer_sync(ctx))
                 lat.append((time.perf_counter() - t0) * 1e6)
             mean = sum(lat) / len(lat)
-            print(f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {_pct(lat, 0.5):.0f} us,"
-                  f" p99 {_pct(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)")
+            print(
+                f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {_pct(lat, 0.5):.0f} us,"
+                f" p99 {_pct(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)"
+            )
     source = data.name if data.is_file() else "built-in questions"
     outcomes = Counter(a.intent for a in results)
     total = len(results)
-    print(f"outcomes on {total} first messages from {source}: "
-          + ", ".join(f"{k} {v / total:.1%}" for k, v in outcomes.most_common()))
+    print(
+        f"outcomes on {total} first messages from {source}: "
+        + ", ".join(f"{k} {v / total:.1%}" for k, v in outcomes.most_common())
+    )
     by_source: dict[str, Counter[str]] = {}
     for (src, _, _), ans in zip(rows, results, strict=True):
         by_source.setdefault(src, Counter())[ans.intent] += 1
     for src, counts in sorted(by_source.items()):
         n = sum(counts.values())
-        print(f"  {src:15s} n={n:5d}  answer {counts['answer'] / n:.1%}  clarify {counts['clarify'] / n:.1%}"
-              f"  fallback {counts['fallback'] / n:.1%}  handoff {counts['handoff'] / n:.1%}")
+        print(
+            f"  {src:15s} n={n:5d}  answer {counts['answer'] / n:.1%}  clarify {counts['clarify'] / n:.1%}"
+            f"  fallback {counts['fallback'] / n:.1%}  handoff {counts['handoff'] / n:.1%}"
+        )
     graded = Counter()
     for (src, intent, _), ans in zip(rows, results, strict=True):
         ok = COVERED.get(intent) if src == "banking77" else None
@@ -201,11 +239,13 @@ def run(args: argparse.Namespace) -> int:
             graded[ans.intent] += 1
     if graded["n"]:
         n = graded["n"]
-        print(f"banking77, intents the KB covers (n={n}): answered from an acceptable article"
-              f" {graded['right'] / n:.1%}, from a wrong one {graded['wrong'] / n:.1%};"
-              f" clarified {(graded['clarify_ok'] + graded['clarify_other']) / n:.1%}"
-              f" (acceptable article offered {graded['clarify_ok'] / n:.1%});"
-              f" fallback {graded['fallback'] / n:.1%}; other {(n - sum(v for k, v in graded.items() if k in ('right', 'wrong', 'clarify_ok', 'clarify_other', 'fallback'))) / n:.1%}")
+        print(
+            f"banking77, intents the KB covers (n={n}): answered from an acceptable article"
+            f" {graded['right'] / n:.1%}, from a wrong one {graded['wrong'] / n:.1%};"
+            f" clarified {(graded['clarify_ok'] + graded['clarify_other']) / n:.1%}"
+            f" (acceptable article offered {graded['clarify_ok'] / n:.1%});"
+            f" fallback {graded['fallback'] / n:.1%}; other {(n - sum(v for k, v in graded.items() if k in ('right', 'wrong', 'clarify_ok', 'clarify_other', 'fallback'))) / n:.1%}"
+        )
         answered = graded["right"] + graded["wrong"]
         if answered:
             print(f"  precision of answers: {graded['right'] / answered:.1%}")
@@ -222,22 +262,32 @@ def _clinc(rows: list[tuple[str, str, str]], results: list) -> None:
         if intent in CLINC_COVERED:
             covered["n"] += 1
             if ans.intent == "answer":
-                covered["right" if ans.kb_ids and ans.kb_ids[0] in CLINC_COVERED[intent] else "wrong"] += 1
+                covered[
+                    "right" if ans.kb_ids and ans.kb_ids[0] in CLINC_COVERED[intent] else "wrong"
+                ] += 1
             else:
                 covered[ans.intent] += 1
         elif intent in CLINC_OUT_OF_SCOPE:
             outside["n"] += 1
             if ans.intent == "answer":
-                outside["not_offered" if ans.kb_ids and ans.kb_ids[0] == NOT_OFFERED else "other_article"] += 1
+                outside[
+                    "not_offered"
+                    if ans.kb_ids and ans.kb_ids[0] == NOT_OFFERED
+                    else "other_article"
+                ] += 1
             else:
                 outside[ans.intent] += 1
     if covered["n"]:
         n = covered["n"]
-        print(f"clinc150 (lightly tuned), intents the KB covers (n={n}): right article {covered['right'] / n:.1%},"
-              f" wrong article {covered['wrong'] / n:.1%}, clarify {covered['clarify'] / n:.1%},"
-              f" fallback {covered['fallback'] / n:.1%}")
+        print(
+            f"clinc150 (lightly tuned), intents the KB covers (n={n}): right article {covered['right'] / n:.1%},"
+            f" wrong article {covered['wrong'] / n:.1%}, clarify {covered['clarify'] / n:.1%},"
+            f" fallback {covered['fallback'] / n:.1%}"
+        )
     if outside["n"]:
         n = outside["n"]
-        print(f"clinc150, products Pennant does not offer (n={n}): says we don't offer it"
-              f" {outside['not_offered'] / n:.1%}, says it does not know {outside['fallback'] / n:.1%},"
-              f" answers from another article {outside['other_article'] / n:.1%}, clarify {outside['clarify'] / n:.1%}")
+        print(
+            f"clinc150, products Pennant does not offer (n={n}): says we don't offer it"
+            f" {outside['not_offered'] / n:.1%}, says it does not know {outside['fallback'] / n:.1%},"
+            f" answers from another article {outside['other_article'] / n:.1%}, clarify {outside['clarify'] / n:.1%}"
+        )

@@ -25,15 +25,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-KEYS = ("down", "right", "down", "left", "up", "pagedown", "right", "pageup", "2", "1", "down", "down")
+KEYS = (
+    "down",
+    "right",
+    "down",
+    "left",
+    "up",
+    "pagedown",
+    "right",
+    "pageup",
+    "2",
+    "1",
+    "down",
+    "down",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--conversations", type=int, default=1000, help="live conversations (default 1000)")
-    parser.add_argument("--rate", type=float, default=100.0, help="messages per second written (default 100)")
+    parser.add_argument(
+        "--conversations", type=int, default=1000, help="live conversations (default 1000)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="messages per second written (default 100)"
+    )
     parser.add_argument("--keys", type=int, default=200, help="key presses measured (default 200)")
     parser.add_argument("--starts", type=int, default=3, help="cold starts measured (default 3)")
-    parser.add_argument("--db", metavar="PATH", help="use this database (seeded if empty; default: a temp file)")
+    parser.add_argument(
+        "--db", metavar="PATH", help="use this database (seeded if empty; default: a temp file)"
+    )
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -76,12 +95,21 @@ def writer(path: str, rate: float, seconds: float) -> None:
                     # The text carries the time of the write, so the console can tell how long
                     # a commit took to reach it (another process, through the change feed).
                     mid = lifecycle.add_customer_message(
-                        store, cid, f"message {sent} at {time.time():.6f}: is my transfer through yet?")
+                        store,
+                        cid,
+                        f"message {sent} at {time.time():.6f}: is my transfer through yet?",
+                    )
                     if sent % 20 == 0:
-                        lifecycle.record_triage(store, cid, TriageMark(rng.choice(levels), rng.random(),
-                                                                       ["frustration"]), message_id=mid.message_id)
+                        lifecycle.record_triage(
+                            store,
+                            cid,
+                            TriageMark(rng.choice(levels), rng.random(), ["frustration"]),
+                            message_id=mid.message_id,
+                        )
                 else:
-                    lifecycle.bot_reply(store, cid, f"reply {sent}: transfers usually arrive within a day.")
+                    lifecycle.bot_reply(
+                        store, cid, f"reply {sent}: transfers usually arrive within a day."
+                    )
             except StoreError:
                 pass
             sent += 1
@@ -135,8 +163,13 @@ async def _measure_keys(path: Path, n_keys: int, rate: float) -> dict[str, Any]:
     async with app.run_test(size=(160, 48)) as pilot:
         while not app.rows:
             await pilot.pause(0.05)
-        proc = subprocess.Popen([sys.executable, "-c",
-                                 f"from console.bench.console import writer; writer({str(path)!r}, {rate}, 3600)"])
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"from console.bench.console import writer; writer({str(path)!r}, {rate}, 3600)",
+            ]
+        )
         try:
             await pilot.pause(1.0)  # the writer is running; feed batches are arriving
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -171,8 +204,11 @@ async def _measure_keys(path: Path, n_keys: int, rate: float) -> dict[str, Any]:
 def _measure_start(path: Path) -> float:
     t0 = time.perf_counter()
     # The real `tandem console` command line, headless, leaving at its first frame with tiles.
-    proc = subprocess.Popen([sys.executable, "-m", "console.ui.first_frame_probe", str(path)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.ui.first_frame_probe", str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("FRAME"):
@@ -198,27 +234,41 @@ def run(args: argparse.Namespace) -> int:
     try:
         t = time.perf_counter()
         _seed(path, args.conversations)
-        print(f"seeded {args.conversations} live conversations in {time.perf_counter() - t:.1f} s ({path.name})")
+        print(
+            f"seeded {args.conversations} live conversations in {time.perf_counter() - t:.1f} s ({path.name})"
+        )
         starts = [_measure_start(path) for _ in range(args.starts)]
         if starts:
-            print("`tandem console` start -> first frame (new process, 160x48): "
-                  + " ".join(f"{s * 1000:.0f} ms" for s in starts)
-                  + f"  median {statistics.median(starts) * 1000:.0f} ms   goal <= 1500 ms")
+            print(
+                "`tandem console` start -> first frame (new process, 160x48): "
+                + " ".join(f"{s * 1000:.0f} ms" for s in starts)
+                + f"  median {statistics.median(starts) * 1000:.0f} ms   goal <= 1500 ms"
+            )
         result = asyncio.run(_measure_keys(path, args.keys, args.rate))
         lat = [x * 1000 for x in result["latencies"]]
-        print(f"feed: {args.rate:g} msgs/s from a separate writer process; {result['live']} live conversations")
+        print(
+            f"feed: {args.rate:g} msgs/s from a separate writer process; {result['live']} live conversations"
+        )
         if lat:
-            print(f"key -> frame ({len(lat)} keys): p50 {_percentile(lat, 50):.1f} ms  p99 {_percentile(lat, 99):.1f} ms"
-                  f"  max {max(lat):.1f} ms   goal p99 <= 50 ms")
+            print(
+                f"key -> frame ({len(lat)} keys): p50 {_percentile(lat, 50):.1f} ms  p99 {_percentile(lat, 99):.1f} ms"
+                f"  max {max(lat):.1f} ms   goal p99 <= 50 ms"
+            )
         seen = [x * 1000 for x in result["seen_at"]]
         if seen:
-            print(f"write in another process -> row in this console ({len(seen)} messages): "
-                  f"p50 {_percentile(seen, 50):.0f} ms  p99 {_percentile(seen, 99):.0f} ms   goal p99 <= 250 ms")
-        print(f"console CPU while keys are pressed: {result['cpu_keys'] * 100:.0f}% of one core;"
-              f" watching only: {result['cpu_idle'] * 100:.0f}%   goal <= 50%")
+            print(
+                f"write in another process -> row in this console ({len(seen)} messages): "
+                f"p50 {_percentile(seen, 50):.0f} ms  p99 {_percentile(seen, 99):.0f} ms   goal p99 <= 250 ms"
+            )
+        print(
+            f"console CPU while keys are pressed: {result['cpu_keys'] * 100:.0f}% of one core;"
+            f" watching only: {result['cpu_idle'] * 100:.0f}%   goal <= 50%"
+        )
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"(machine: {os.cpu_count()} cores, load average {load:.1f} at the end; the writer's"
-              " CPU is not counted; latencies grow when other processes compete for the cores)")
+        print(
+            f"(machine: {os.cpu_count()} cores, load average {load:.1f} at the end; the writer's"
+            " CPU is not counted; latencies grow when other processes compete for the cores)"
+        )
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -31,11 +31,24 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--drafts", type=int, default=500, help="embedded drafts to time (default 500)")
-    parser.add_argument("--llm-drafts", type=int, default=20, help="LLM drafts against the fake server (default 20)")
-    parser.add_argument("--chunk-ms", type=float, default=20.0, help="the fake server's gap between chunks (default 20)")
-    parser.add_argument("--words", type=int, default=60, help="words in the fake model's reply (default 60)")
-    parser.add_argument("--no-ui", action="store_true", help="skip the composer (Textual) measurement")
+    parser.add_argument(
+        "--drafts", type=int, default=500, help="embedded drafts to time (default 500)"
+    )
+    parser.add_argument(
+        "--llm-drafts", type=int, default=20, help="LLM drafts against the fake server (default 20)"
+    )
+    parser.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=20.0,
+        help="the fake server's gap between chunks (default 20)",
+    )
+    parser.add_argument(
+        "--words", type=int, default=60, help="words in the fake model's reply (default 60)"
+    )
+    parser.add_argument(
+        "--no-ui", action="store_true", help="skip the composer (Textual) measurement"
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed for the conversations")
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
 
@@ -46,8 +59,10 @@ def _pcts(values: Sequence[float]) -> str:
     def q(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
-    return (f"p50 {q(0.5):7.2f}  p90 {q(0.9):7.2f}  p99 {q(0.99):7.2f}  max {ordered[-1]:7.2f}"
-            f"  mean {statistics.fmean(ordered):7.2f} ms  (n={len(ordered)})")
+    return (
+        f"p50 {q(0.5):7.2f}  p90 {q(0.9):7.2f}  p99 {q(0.99):7.2f}  max {ordered[-1]:7.2f}"
+        f"  mean {statistics.fmean(ordered):7.2f} ms  (n={len(ordered)})"
+    )
 
 
 def _reasons_for(persona: Any, rng: random.Random) -> list[str]:
@@ -65,14 +80,25 @@ def _conversations(store: Any, n: int, rng: random.Random) -> list[int]:
     for i in range(n):
         persona = pick_persona(rng)
         values: dict[str, str] = {}
-        cid = lifecycle.open_conversation(store, rng.choice(["Maya Patel", "Tom", "guest-77", "Helen Ward",
-                                                             "Ravi", "Sofia"]), channel="bench")
+        cid = lifecycle.open_conversation(
+            store,
+            rng.choice(["Maya Patel", "Tom", "guest-77", "Helen Ward", "Ravi", "Sofia"]),
+            channel="bench",
+        )
         opener = fill(rng.choice(persona.openers), rng, values)
         lifecycle.add_customer_message(store, cid, opener)
         if persona.after_fallback and rng.random() < 0.5:
-            lifecycle.bot_reply(store, cid, "I'm not sure I understood. Could you tell me a bit more?", fallback=True)
-            lifecycle.add_customer_message(store, cid, fill(rng.choice(persona.after_fallback), rng,
-                                                            {**values, "opener": opener}))
+            lifecycle.bot_reply(
+                store,
+                cid,
+                "I'm not sure I understood. Could you tell me a bit more?",
+                fallback=True,
+            )
+            lifecycle.add_customer_message(
+                store,
+                cid,
+                fill(rng.choice(persona.after_fallback), rng, {**values, "opener": opener}),
+            )
         reasons = _reasons_for(persona, rng)
         if reasons:
             lifecycle.record_triage(store, cid, lifecycle.TriageMark("empathy", 0.7, reasons))
@@ -174,27 +200,40 @@ def run(args: argparse.Namespace) -> int:
 
         fake_cls = _fake_server()
         if fake_cls is None or args.llm_drafts <= 0:
-            print("llm: skipped (tests/fake_openai.py not found next to this checkout)" if fake_cls is None
-                  else "llm: skipped (--llm-drafts 0)")
+            print(
+                "llm: skipped (tests/fake_openai.py not found next to this checkout)"
+                if fake_cls is None
+                else "llm: skipped (--llm-drafts 0)"
+            )
             store.close()
             return 0
         with fake_cls() as fake:
             fake.chunk_delay = args.chunk_ms / 1000
-            fake.reply = " ".join(["Hi", "Maya,"] + [f"w{i}" for i in range(max(1, args.words - 2))]) + \
-                "\nSources: KB-016"
-            llm = _timed_llm(LLMConfig(base_url=fake.base_url, api_key="bench", model="fake-model", timeout=10))
+            fake.reply = (
+                " ".join(["Hi", "Maya,"] + [f"w{i}" for i in range(max(1, args.words - 2))])
+                + "\nSources: KB-016"
+            )
+            llm = _timed_llm(
+                LLMConfig(base_url=fake.base_url, api_key="bench", model="fake-model", timeout=10)
+            )
             llm_ids = ids[: args.llm_drafts]
             overhead, llm_first = asyncio.run(_llm_headless(store, llm_ids, llm))
-            print(f"llm (fake server, {args.chunk_ms:g} ms between chunks), first chunk received by console.llm ->")
+            print(
+                f"llm (fake server, {args.chunk_ms:g} ms between chunks), first chunk received by console.llm ->"
+            )
             print("  first text in the service's consumer (headless): " + _pcts(overhead))
             print("  call -> first text, consumer:                    " + _pcts(llm_first))
             if not args.no_ui:
                 from console.ui.widgets.draft_probe import first_text_after
 
-                ui = asyncio.run(first_text_after(db_path, llm_ids, llm, lambda: llm.first_piece_at))
+                ui = asyncio.run(
+                    first_text_after(db_path, llm_ids, llm, lambda: llm.first_piece_at)
+                )
                 if ui:
-                    print("  first text in the composer's editor (headless Textual app, buffered flush"
-                          " every 40 ms; the frame follows at the next refresh):")
+                    print(
+                        "  first text in the composer's editor (headless Textual app, buffered flush"
+                        " every 40 ms; the frame follows at the next refresh):"
+                    )
                     print("    " + _pcts(ui))
                 else:
                     print("  composer: no measurement")

@@ -28,13 +28,22 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=10_000,
-                        help="customer messages per run (default 10000)")
-    parser.add_argument("--conversations", type=int, default=None,
-                        help="conversations the paced run spreads over (default 2000; with --http both runs,"
-                        " default --messages / 2)")
-    parser.add_argument("--rate", type=float, default=1_000.0,
-                        help="messages/s the writer posts in the paced run (default 1000; 0 skips it)")
+    parser.add_argument(
+        "--messages", type=int, default=10_000, help="customer messages per run (default 10000)"
+    )
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=None,
+        help="conversations the paced run spreads over (default 2000; with --http both runs,"
+        " default --messages / 2)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1_000.0,
+        help="messages/s the writer posts in the paced run (default 1000; 0 skips it)",
+    )
     parser.add_argument("--data", metavar="PATH", help="customer-messages.csv or its directory")
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
     from console.bench.hub_http import add_http_arguments
@@ -52,12 +61,16 @@ def _texts(data: str | None, n: int) -> tuple[list[str], str]:
     rng = random.Random(7)
     if pools:
         everything = [t for pool in pools.values() for t in pool]
-        return [rng.choice(everything) for _ in range(n)], f"{len(everything)} real messages (replay file)"
+        return [
+            rng.choice(everything) for _ in range(n)
+        ], f"{len(everything)} real messages (replay file)"
     gen = iter_openers(BY_NAME["routine"], seed=7)
     return [next(gen) for _ in range(n)], "routine persona scripts (no replay file)"
 
 
-def scratch(args: argparse.Namespace, name: str) -> tuple[tempfile.TemporaryDirectory[str], Path, list[str], str]:
+def scratch(
+    args: argparse.Namespace, name: str
+) -> tuple[tempfile.TemporaryDirectory[str], Path, list[str], str]:
     """A scratch database with the knowledge base loaded, and two runs' worth of texts."""
     from console.kb import ensure_loaded
     from store import Store
@@ -70,8 +83,16 @@ def scratch(args: argparse.Namespace, name: str) -> tuple[tempfile.TemporaryDire
     return tmp, path, texts, source
 
 
-def _writer(path: str, ids: list[int], texts: list[str], rate: float, tag: str, ready: Any, go: Any,
-            out: Any) -> None:
+def _writer(
+    path: str,
+    ids: list[int],
+    texts: list[str],
+    rate: float,
+    tag: str,
+    ready: Any,
+    go: Any,
+    out: Any,
+) -> None:
     from store import Store
     from store import lifecycle as lc
 
@@ -111,7 +132,9 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
     from console.hub import make_hub, percentile
     from console.policy import PolicySettings
 
-    hub = make_hub(path, settings=PolicySettings(idle_resolve_s=3600.0, sla_tick_s=1.0), keep_lags=True)
+    hub = make_hub(
+        path, settings=PolicySettings(idle_resolve_s=3600.0, sla_tick_s=1.0), keep_lags=True
+    )
     # Start the hub at the end of the feed: only this run's messages count.
     from store import Store
     from store.feed import last_event_id, save_cursor
@@ -120,18 +143,27 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
         save_cursor(s, hub.cursor_name, last_event_id(s))
     ctx = mp.get_context("spawn")
     ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_writer, args=(str(path), ids, texts, rate, tag, ready, go, out), daemon=True)
+    proc = ctx.Process(
+        target=_writer, args=(str(path), ids, texts, rate, tag, ready, go, out), daemon=True
+    )
     proc.start()
-    ready.wait(30)  # the writer has imported and opened the store: the clock starts with its first post
+    ready.wait(
+        30
+    )  # the writer has imported and opened the store: the clock starts with its first post
     seconds = asyncio.run(_run_hub(hub, len(texts), go, timeout=max(60.0, len(texts) / 100)))
     writer_s = out.get(timeout=60)
     proc.join(timeout=10)
     s = hub.stats
     lags = s.lags
     return {
-        "handled": s.customer_messages, "seconds": seconds, "writer_s": writer_s,
-        "replies": s.bot_replies, "escalations": s.escalations, "errors": s.errors,
-        "p50": percentile(lags, 0.5) * 1000, "p99": percentile(lags, 0.99) * 1000,
+        "handled": s.customer_messages,
+        "seconds": seconds,
+        "writer_s": writer_s,
+        "replies": s.bot_replies,
+        "escalations": s.escalations,
+        "errors": s.errors,
+        "p50": percentile(lags, 0.5) * 1000,
+        "p99": percentile(lags, 0.99) * 1000,
         "max": max(lags) * 1000 if lags else float("nan"),
     }
 
@@ -150,23 +182,30 @@ def run(args: argparse.Namespace) -> int:
         print("tandem bench hub: --messages and --conversations must be positive")
         return 1
     tmp, path, texts, source = scratch(args, "bench-hub.db")
-    print(f"hub bench: {args.messages} customer messages per run (saturated: one per new conversation;"
-          f" paced: over {args.conversations} conversations); texts: {source}")
+    print(
+        f"hub bench: {args.messages} customer messages per run (saturated: one per new conversation;"
+        f" paced: over {args.conversations} conversations); texts: {source}"
+    )
     runs: list[tuple[str, float]] = [("saturated", 0.0)]
     if args.rate > 0:
         runs.append((f"paced {args.rate:g}/s", args.rate))
     for i, (name, rate) in enumerate(runs):
-        part = texts[i * args.messages:(i + 1) * args.messages]
+        part = texts[i * args.messages : (i + 1) * args.messages]
         # Saturated: every message opens its own conversation, so each one is triaged, decided
         # and answered (no coalescing while the hub is behind). Paced: multi-turn conversations.
         n_conv = len(part) if rate == 0 else args.conversations
         with Store(path) as store:
-            ids = [lc.open_conversation(store, f"bench {i}-{n}", channel="bench") for n in range(n_conv)]
+            ids = [
+                lc.open_conversation(store, f"bench {i}-{n}", channel="bench")
+                for n in range(n_conv)
+            ]
         r = _one_run(path, ids, part, rate, f"r{i}")
         rate_hub = r["handled"] / r["seconds"] if r["seconds"] > 0 else float("nan")
-        print(f"  {name:>16}: hub {rate_hub:8.0f} customer messages/s ({r['handled']} in {r['seconds']:.2f} s;"
-              f" writer {len(part) / r['writer_s']:.0f}/s) | {r['replies']} bot replies,"
-              f" {r['escalations']} escalations, {r['errors']} errors | commit->answer lag"
-              f" p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms")
+        print(
+            f"  {name:>16}: hub {rate_hub:8.0f} customer messages/s ({r['handled']} in {r['seconds']:.2f} s;"
+            f" writer {len(part) / r['writer_s']:.0f}/s) | {r['replies']} bot replies,"
+            f" {r['escalations']} escalations, {r['errors']} errors | commit->answer lag"
+            f" p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms"
+        )
     tmp.cleanup()
     return 0

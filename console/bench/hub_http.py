@@ -46,11 +46,19 @@ from typing import Any
 
 def add_http_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``--http`` uses (``tandem bench hub`` adds them to its own)."""
-    parser.add_argument("--http", action="store_true",
-                        help="measure through the channel API over HTTP: a real `tandem serve --embedded`"
-                        " subprocess and an aiohttp client process (both runs spread over --conversations)")
-    parser.add_argument("--in-flight", type=int, default=64, metavar="N",
-                        help="with --http: requests the saturated run keeps open (default 64)")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="measure through the channel API over HTTP: a real `tandem serve --embedded`"
+        " subprocess and an aiohttp client process (both runs spread over --conversations)",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=64,
+        metavar="N",
+        help="with --http: requests the saturated run keeps open (default 64)",
+    )
 
 
 @dataclass
@@ -101,7 +109,9 @@ async def _client(plan: ClientPlan, out: Any, go: Any) -> ClientResult:
 
     result = ClientResult()
     timeout = aiohttp.ClientTimeout(total=120)
-    shared = aiohttp.ClientSession(plan.base_url, connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
+    shared = aiohttp.ClientSession(
+        plan.base_url, connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+    )
     sessions = {0: shared}
 
     def session(_conv: int) -> aiohttp.ClientSession:
@@ -131,13 +141,20 @@ async def _create(plan: ClientPlan, session: Any) -> list[tuple[int, str]] | str
     auth = {"Authorization": f"Bearer {plan.token}"}
 
     async def one(n: int) -> tuple[int, str] | str:
-        body = {"customer": {"name": f"Bench {plan.tag}-{n}", "external_id": f"bench-{plan.tag}-{n}"}}
+        body = {
+            "customer": {"name": f"Bench {plan.tag}-{n}", "external_id": f"bench-{plan.tag}-{n}"}
+        }
         try:
             for _attempt in range(100):
-                async with gate, session(n).post("/v1/conversations", json=body, headers=auth) as resp:
+                async with (
+                    gate,
+                    session(n).post("/v1/conversations", json=body, headers=auth) as resp,
+                ):
                     data = await resp.json(content_type=None)
                     if resp.status == 429:
-                        await asyncio.sleep(0.1)  # over the integration's creation rate: wait, retry
+                        await asyncio.sleep(
+                            0.1
+                        )  # over the integration's creation rate: wait, retry
                         continue
                     if resp.status != 201:
                         return f"POST /v1/conversations -> {resp.status} {data}"
@@ -151,7 +168,9 @@ async def _create(plan: ClientPlan, session: Any) -> list[tuple[int, str]] | str
     return failed[0] if failed else [m for m in made if not isinstance(m, str)]
 
 
-async def _post_all(plan: ClientPlan, convs: list[tuple[int, str]], session: Any, result: ClientResult) -> None:
+async def _post_all(
+    plan: ClientPlan, convs: list[tuple[int, str]], session: Any, result: ClientResult
+) -> None:
     import aiohttp
 
     statuses: Counter[str] = Counter()
@@ -164,8 +183,11 @@ async def _post_all(plan: ClientPlan, convs: list[tuple[int, str]], session: Any
         body = {"text": plan.texts[n], "idempotency_key": f"{plan.tag}-{n}"}
         started = time.perf_counter()
         try:
-            async with session(conv).post(f"/v1/conversations/{cid}/messages", json=body,
-                                          headers={"Authorization": f"Bearer {token}"}) as resp:
+            async with session(conv).post(
+                f"/v1/conversations/{cid}/messages",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp:
                 await resp.read()
                 status = str(resp.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -237,13 +259,30 @@ def _free_port() -> int:
 
 
 def _start_server(path: Path, port: int, token: str, log: Any) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TANDEM_DB", "OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_MODEL", "TANDEM_CONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("TANDEM_DB", "OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_MODEL", "TANDEM_CONFIG")
+    }
     env["TANDEM_API_TOKEN"] = token
     return subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "serve", "--db", str(path), "--listen", f"127.0.0.1:{port}",
-         "--embedded", "--log-interval", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "serve",
+            "--db",
+            str(path),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--embedded",
+            "--log-interval",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
 
 
@@ -263,7 +302,9 @@ def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 30.
         except (OSError, urllib.error.URLError, ValueError):
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"tandem serve did not answer /healthz on port {port} within {timeout:.0f} s")
+    raise RuntimeError(
+        f"tandem serve did not answer /healthz on port {port} within {timeout:.0f} s"
+    )
 
 
 def _stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -387,10 +428,14 @@ def _receive(queue: Any, proc: Any, deadline: float) -> Any:
             return queue.get(timeout=0.5)
         except Empty:
             if not proc.is_alive() or time.monotonic() > deadline:
-                return ClientResult(setup_error=f"the client process ended without a result (exit code {proc.exitcode})")
+                return ClientResult(
+                    setup_error=f"the client process ended without a result (exit code {proc.exitcode})"
+                )
 
 
-def _one_run(plan: ClientPlan, path: Path, server: subprocess.Popen[bytes]) -> tuple[ClientResult, Outcome, bool]:
+def _one_run(
+    plan: ClientPlan, path: Path, server: subprocess.Popen[bytes]
+) -> tuple[ClientResult, Outcome, bool]:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -441,45 +486,66 @@ def run_http(args: argparse.Namespace) -> int:
         server = _start_server(path, port, token, log)
     try:
         _wait_healthy(server, port)
-        print(f"hub bench over HTTP: `tandem serve --embedded` (pid {server.pid}) on 127.0.0.1:{port};"
-              f" aiohttp client in its own process; {args.messages} customer messages per run over"
-              f" {args.conversations} new conversations ({per_conv} each), one client address;"
-              f" API limits unchanged: {limits.rate_per_s:g}/s and burst {limits.burst} per conversation,"
-              f" {limits.integration_rate_per_s:g} creations/s; texts: {source}")
+        print(
+            f"hub bench over HTTP: `tandem serve --embedded` (pid {server.pid}) on 127.0.0.1:{port};"
+            f" aiohttp client in its own process; {args.messages} customer messages per run over"
+            f" {args.conversations} new conversations ({per_conv} each), one client address;"
+            f" API limits unchanged: {limits.rate_per_s:g}/s and burst {limits.burst} per conversation,"
+            f" {limits.integration_rate_per_s:g} creations/s; texts: {source}"
+        )
         if per_conv > limits.burst:
-            print(f"  note: {per_conv} messages per conversation exceeds the API's burst of {limits.burst};"
-                  " expect 429s unless the run is slow (raise --conversations)")
+            print(
+                f"  note: {per_conv} messages per conversation exceeds the API's burst of {limits.burst};"
+                " expect 429s unless the run is slow (raise --conversations)"
+            )
         runs: list[tuple[str, float]] = [(f"saturated ({args.in_flight} in flight)", 0.0)]
         if args.rate > 0:
             runs.append((f"paced {args.rate:g}/s", args.rate))
         for i, (name, rate) in enumerate(runs):
-            plan = ClientPlan(f"http://127.0.0.1:{port}", token, f"h{i}",
-                              texts[i * args.messages:(i + 1) * args.messages], args.conversations, rate,
-                              args.in_flight)
+            plan = ClientPlan(
+                f"http://127.0.0.1:{port}",
+                token,
+                f"h{i}",
+                texts[i * args.messages : (i + 1) * args.messages],
+                args.conversations,
+                rate,
+                args.in_flight,
+            )
             result, out, done = _one_run(plan, path, server)
             if result.setup_error:
                 print(f"  {name}: {result.setup_error}")
                 return 1
             sent = len(plan.texts)
             handled = out.answered + out.coalesced + out.escalated
-            span = out.last_outcome_at - result.first_post_at if out.last_outcome_at else float("nan")
-            behind = f", client behind schedule by up to {_ms(result.behind_s)}" if rate and result.behind_s > 0.05 \
+            span = (
+                out.last_outcome_at - result.first_post_at if out.last_outcome_at else float("nan")
+            )
+            behind = (
+                f", client behind schedule by up to {_ms(result.behind_s)}"
+                if rate and result.behind_s > 0.05
                 else ""
+            )
             pad = " " * (len(name) + 4)
-            print(f"  {name}: posted {sent} in {result.send_seconds:.2f} s"
-                  f" ({sent / result.send_seconds if result.send_seconds > 0 else float('nan'):.0f}/s{behind})"
-                  f" | HTTP {_statuses(result.statuses)} | request latency"
-                  f" p50 {_ms(percentile(result.latencies, 0.5))}, p99 {_ms(percentile(result.latencies, 0.99))}"
-                  f" | CPU: server {result.server_cpu_s:.1f} s ({result.server_cpu_s / sent * 1000:.2f} ms/message),"
-                  f" client {result.client_cpu_s:.1f} s")
-            print(f"{pad}store: {out.customer} customer messages: {out.answered} answered"
-                  f" (+{out.coalesced} by the reply to a later one), {out.escalated} escalated, {out.queued} queued"
-                  f" behind an escalation (triaged, no bot reply due), {out.unanswered} unanswered"
-                  + ("" if done else " (the hub had not caught up when the bench gave up)"))
-            print(f"{pad}sustained {handled / span:.0f}/s answered or escalated, {(handled + out.queued) / span:.0f}/s"
-                  f" all handled (first post -> last answer {span:.2f} s) | commit -> answer/escalation lag"
-                  f" p50 {_ms(percentile(out.lags, 0.5))}, p99 {_ms(percentile(out.lags, 0.99))},"
-                  f" max {_ms(max(out.lags) if out.lags else math.nan)}")
+            print(
+                f"  {name}: posted {sent} in {result.send_seconds:.2f} s"
+                f" ({sent / result.send_seconds if result.send_seconds > 0 else float('nan'):.0f}/s{behind})"
+                f" | HTTP {_statuses(result.statuses)} | request latency"
+                f" p50 {_ms(percentile(result.latencies, 0.5))}, p99 {_ms(percentile(result.latencies, 0.99))}"
+                f" | CPU: server {result.server_cpu_s:.1f} s ({result.server_cpu_s / sent * 1000:.2f} ms/message),"
+                f" client {result.client_cpu_s:.1f} s"
+            )
+            print(
+                f"{pad}store: {out.customer} customer messages: {out.answered} answered"
+                f" (+{out.coalesced} by the reply to a later one), {out.escalated} escalated, {out.queued} queued"
+                f" behind an escalation (triaged, no bot reply due), {out.unanswered} unanswered"
+                + ("" if done else " (the hub had not caught up when the bench gave up)")
+            )
+            print(
+                f"{pad}sustained {handled / span:.0f}/s answered or escalated, {(handled + out.queued) / span:.0f}/s"
+                f" all handled (first post -> last answer {span:.2f} s) | commit -> answer/escalation lag"
+                f" p50 {_ms(percentile(out.lags, 0.5))}, p99 {_ms(percentile(out.lags, 0.99))},"
+                f" max {_ms(max(out.lags) if out.lags else math.nan)}"
+            )
     finally:
         _stop_server(server)
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -487,6 +553,8 @@ def run_http(args: argparse.Namespace) -> int:
         if last:
             print(f"  server: {last.removeprefix('tandem serve: ')}")
         else:
-            print(f"  server: exit code {server.returncode}, no summary line; log tail: {' / '.join(lines[-3:])}")
+            print(
+                f"  server: exit code {server.returncode}, no summary line; log tail: {' / '.join(lines[-3:])}"
+            )
         tmp.cleanup()
     return 0

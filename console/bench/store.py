@@ -12,14 +12,29 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=20_000, help="messages for the ingest run (default 20000)")
-    parser.add_argument("--conversations", type=int, default=200, help="conversations they spread over")
-    parser.add_argument("--rate", type=float, default=100.0, help="messages/s for the latency run (default 100)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run (default 10)")
-    parser.add_argument("--poll-ms", type=float, default=10.0, help="the follower's poll interval (default 10)")
-    parser.add_argument("--scale", type=int, default=0, metavar="MESSAGES",
-                        help="also seed a store with this many messages (e.g. 1000000) and time the reads "
-                        "agents and supervisors make on it")
+    parser.add_argument(
+        "--messages", type=int, default=20_000, help="messages for the ingest run (default 20000)"
+    )
+    parser.add_argument(
+        "--conversations", type=int, default=200, help="conversations they spread over"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="messages/s for the latency run (default 100)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="length of the latency run (default 10)"
+    )
+    parser.add_argument(
+        "--poll-ms", type=float, default=10.0, help="the follower's poll interval (default 10)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        metavar="MESSAGES",
+        help="also seed a store with this many messages (e.g. 1000000) and time the reads "
+        "agents and supervisors make on it",
+    )
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
 
 
@@ -36,7 +51,9 @@ def _ingest(path: Path, messages: int, conversations: int) -> dict[str, float]:
     ids = [lc.open_conversation(store, f"bench {i}", channel="bench") for i in range(conversations)]
     t0 = time.perf_counter()
     for n in range(messages):
-        lc.add_customer_message(store, ids[n % conversations], f"bench message {n}", idempotency_key=f"k{n}")
+        lc.add_customer_message(
+            store, ids[n % conversations], f"bench message {n}", idempotency_key=f"k{n}"
+        )
     customer_rate = messages / (time.perf_counter() - t0)
 
     # The hub's steady state: a customer message and the bot's answer to it.
@@ -94,7 +111,9 @@ def _latency(path: Path, rate: float, seconds: float, poll_ms: float) -> dict[st
     ctx = mp.get_context("spawn")
     start, ready = ctx.Event(), ctx.Event()
     written, followed = ctx.Queue(), ctx.Queue()
-    follower = ctx.Process(target=_follower, args=(str(path), poll_ms / 1000, seconds, ready, followed))
+    follower = ctx.Process(
+        target=_follower, args=(str(path), poll_ms / 1000, seconds, ready, followed)
+    )
     writer = ctx.Process(target=_writer, args=(str(path), rate, seconds, start, written))
     follower.start()
     writer.start()
@@ -106,8 +125,12 @@ def _latency(path: Path, rate: float, seconds: float, poll_ms: float) -> dict[st
     follower.join()
     lat = [(seen[mid] - t) * 1000 for mid, t in committed.items() if mid in seen]
     return {
-        "sent": len(committed), "seen": len(lat), "p50": _percentile(lat, 0.50),
-        "p99": _percentile(lat, 0.99), "max": max(lat), "mean": statistics.fmean(lat),
+        "sent": len(committed),
+        "seen": len(lat),
+        "p50": _percentile(lat, 0.50),
+        "p99": _percentile(lat, 0.99),
+        "max": max(lat),
+        "mean": statistics.fmean(lat),
     }
 
 
@@ -124,19 +147,35 @@ def _seed(path: Path, messages: int, per_conversation: int = 20) -> int:
     states = ["resolved"] * 90 + ["bot"] * 6 + ["waiting"] * 2 + ["human"] * 2
     levels = ["calm"] * 70 + ["watch"] * 15 + ["empathy"] * 12 + ["urgent"] * 3
     with store.write() as conn:
-        conn.execute("INSERT INTO agents (name, display_name, created_at) VALUES ('ana', 'ana', ?)", (now,))
+        conn.execute(
+            "INSERT INTO agents (name, display_name, created_at) VALUES ('ana', 'ana', ?)", (now,)
+        )
         conn.executemany(
             "INSERT INTO customers (id, name, created_at) VALUES (?, ?, ?)",
-            ((i, f"customer {i}", now) for i in range(1, conversations + 1)))
+            ((i, f"customer {i}", now) for i in range(1, conversations + 1)),
+        )
         rows = []
         for i in range(1, conversations + 1):
             state = rng.choice(states)
             at = now - rng.random() * 86400 * 30
-            rows.append((i, i, state, "ana" if state == "human" else None, rng.choice(levels), at, at,
-                         at if state == "waiting" else None, per_conversation))
+            rows.append(
+                (
+                    i,
+                    i,
+                    state,
+                    "ana" if state == "human" else None,
+                    rng.choice(levels),
+                    at,
+                    at,
+                    at if state == "waiting" else None,
+                    per_conversation,
+                )
+            )
         conn.executemany(
             "INSERT INTO conversations (id, customer_id, state, owner, level, created_at, updated_at,"
-            " waiting_since, message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            " waiting_since, message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     mid = 0
     batch = 50_000
     for start in range(0, messages, batch):
@@ -147,12 +186,20 @@ def _seed(path: Path, messages: int, per_conversation: int = 20) -> int:
                 cid = n // per_conversation + 1
                 role = "customer" if n % 2 == 0 else "bot"
                 at = now - (messages - n)
-                msgs.append((mid, cid, role, role, f"message {n} about a card payment and a refund", at))
+                msgs.append(
+                    (mid, cid, role, role, f"message {n} about a card payment and a refund", at)
+                )
                 events.append((at, cid, "message", role, mid))
-            conn.executemany("INSERT INTO messages (id, conversation_id, role, author, text, created_at)"
-                             " VALUES (?, ?, ?, ?, ?, ?)", msgs)
-            conn.executemany("INSERT INTO events (at, conversation_id, kind, actor, message_id)"
-                             " VALUES (?, ?, ?, ?, ?)", events)
+            conn.executemany(
+                "INSERT INTO messages (id, conversation_id, role, author, text, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                msgs,
+            )
+            conn.executemany(
+                "INSERT INTO events (at, conversation_id, kind, actor, message_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                events,
+            )
     store.conn.execute("ANALYZE")
     store.close()
     return conversations
@@ -175,8 +222,10 @@ def _scale(path: Path, messages: int) -> None:
 
     t0 = time.perf_counter()
     conversations = _seed(path, messages)
-    print(f"scale    seeded {messages:,} messages in {conversations:,} conversations in "
-          f"{time.perf_counter() - t0:.1f} s")
+    print(
+        f"scale    seeded {messages:,} messages in {conversations:,} conversations in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     store = Store(path)
     rng = random.Random(1)
 
@@ -186,12 +235,18 @@ def _scale(path: Path, messages: int) -> None:
         transcript(store, cid, last=50)
 
     p50, p99 = _timed(open_one, 500)
-    print(f"scale    open a conversation (header + last 50 messages): p50 {p50:.2f} ms  p99 {p99:.2f} ms"
-          "  (goal <= 20 ms)")
+    print(
+        f"scale    open a conversation (header + last 50 messages): p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+        "  (goal <= 20 ms)"
+    )
     p50, p99 = _timed(lambda: list_conversations(store), 20)
-    print(f"scale    list live conversations for the wall:           p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(
+        f"scale    list live conversations for the wall:           p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+    )
     p50, p99 = _timed(lambda: status_counts(store), 20)
-    print(f"scale    conversations per state:                         p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(
+        f"scale    conversations per state:                         p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+    )
     try:
         from store import views  # type: ignore[attr-defined]
     except ImportError:
@@ -199,8 +254,10 @@ def _scale(path: Path, messages: int) -> None:
     metrics = getattr(views, "supervisor_metrics", None) if views else None
     if metrics is not None:
         p50, p99 = _timed(lambda: metrics(store), 20)
-        print(f"scale    supervisor metrics:                              p50 {p50:.2f} ms  p99 {p99:.2f} ms"
-              "  (goal <= 100 ms)")
+        print(
+            f"scale    supervisor metrics:                              p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+            "  (goal <= 100 ms)"
+        )
     store.close()
 
 
@@ -208,13 +265,17 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "bench.db"
         ingest = _ingest(path, args.messages, args.conversations)
-        print(f"ingest   customer messages via lifecycle API: {ingest['customer']:>9,.0f} msgs/s"
-              f"  ({args.messages} messages, {args.conversations} conversations, one process; goal >= 5,000)")
+        print(
+            f"ingest   customer messages via lifecycle API: {ingest['customer']:>9,.0f} msgs/s"
+            f"  ({args.messages} messages, {args.conversations} conversations, one process; goal >= 5,000)"
+        )
         print(f"ingest   customer message + bot reply pairs:  {ingest['pairs']:>9,.0f} msgs/s")
         lat = _latency(Path(tmp) / "latency.db", args.rate, args.seconds, args.poll_ms)
-        print(f"latency  commit -> seen by another process at {args.rate:.0f} msgs/s for {args.seconds:.0f} s"
-              f" (poll {args.poll_ms:.0f} ms): p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms"
-              f"  max {lat['max']:.1f} ms  ({lat['seen']}/{lat['sent']} seen; goal p99 <= 250 ms)")
+        print(
+            f"latency  commit -> seen by another process at {args.rate:.0f} msgs/s for {args.seconds:.0f} s"
+            f" (poll {args.poll_ms:.0f} ms): p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms"
+            f"  max {lat['max']:.1f} ms  ({lat['seen']}/{lat['sent']} seen; goal p99 <= 250 ms)"
+        )
         if args.scale:
             _scale(Path(tmp) / "scale.db", args.scale)
     return 0

@@ -15,7 +15,9 @@ import random
 import time
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
+)
 
 _OPENERS = ["hi", "hello", "hey there", "good morning", "", "", ""]
 _BODIES = [
@@ -35,8 +37,14 @@ _BODIES = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=20_000, help="messages per mode (default 20000)")
-    parser.add_argument("--data", metavar="CSV", help=f"customer messages CSV with a text column (default {DEFAULT_DATA})")
+    parser.add_argument(
+        "--messages", type=int, default=20_000, help="messages per mode (default 20000)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="CSV",
+        help=f"customer messages CSV with a text column (default {DEFAULT_DATA})",
+    )
     parser.add_argument("--seed", type=int, default=7)
 
 
@@ -65,13 +73,17 @@ def run(args: argparse.Namespace) -> int:
     engine = TriageEngine()
     load = time.perf_counter() - t0
     chars = sum(len(t) for t in texts)
-    print(f"texts: {source}; {n:,} messages, mean {chars / n:.0f} chars; engine load {load * 1000:.0f} ms")
+    print(
+        f"texts: {source}; {n:,} messages, mean {chars / n:.0f} chars; engine load {load * 1000:.0f} ms"
+    )
 
     t0 = time.process_time()
     for text in texts:
         engine.observe(engine.new_state(), "customer", text)
     single = time.process_time() - t0
-    print(f"single-message mode:  {n / single:>10,.0f} messages/s  ({single / n * 1e6:.1f} us/message, CPU time)")
+    print(
+        f"single-message mode:  {n / single:>10,.0f} messages/s  ({single / n * 1e6:.1f} us/message, CPU time)"
+    )
 
     states = [engine.new_state() for _ in range(max(1, n // 8))]
     t0 = time.process_time()

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from store.db import Store
 
 
-def make_bot(store: Store | str | Path, config: LLMConfig | None = None, *,
-             timeout: float | None = None) -> EmbeddedBot | LLMBot:
+def make_bot(
+    store: Store | str | Path, config: LLMConfig | None = None, *, timeout: float | None = None
+) -> EmbeddedBot | LLMBot:
     """The bot for this deployment: :class:`LLMBot` when ``config`` enables an endpoint.
 
     :param store: the database path (one connection per thread is opened) or an open Store

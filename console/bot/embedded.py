@@ -43,13 +43,19 @@ from store.kb import all_articles, search, terms
 # Writers put the most useful facts first: a small head start for the first two.
 _POSITION_PRIOR = (0.5, 0.25)
 _MONEY = re.compile(r"[£€$%]|\bfree\b")
-_DURATION = re.compile(r"\b(?:seconds?|minutes?|hours?|days?|weeks?|months?|instantly|straight away)\b")
+_DURATION = re.compile(
+    r"\b(?:seconds?|minutes?|hours?|days?|weeks?|months?|instantly|straight away)\b"
+)
 # "pay in 3", "pay-in-three", "payin3": one product name; its digit alone would match any "3".
-_PAY_IN_3 = re.compile(r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b|\b(?:3|three)\s+(?:payments|instalments|installments)\b",
-                       re.IGNORECASE)
+_PAY_IN_3 = re.compile(
+    r"\bpay[\s\-]*in[\s\-]*(?:3|three)\b|\b(?:3|three)\s+(?:payments|instalments|installments)\b",
+    re.IGNORECASE,
+)
 # "How long does that take?", "is there a fee for it?", "then what do I press?": about our last answer.
 _REFERS_BACK = re.compile(r"\b(?:that|it|this|then|those|these)\b", re.IGNORECASE)
-_NEXT_STEP = re.compile(r"\b(?:press|tap|click|then\s+what|what\s+next|next\s+step|after\s+that)\b", re.IGNORECASE)
+_NEXT_STEP = re.compile(
+    r"\b(?:press|tap|click|then\s+what|what\s+next|next\s+step|after\s+that)\b", re.IGNORECASE
+)
 # Lead (in rank points, roughly one question word) the best article needs over the second.
 # Measured on real questions: below one point the best article was right about half the time.
 _MARGIN = 1.0
@@ -61,9 +67,14 @@ _MARGIN_THIN = 2.0
 # Our "X or Y?" question, and how a reply to it names one option or neither.
 _OFFERED = re.compile(r'"([^"]+)" or "([^"]+)"\?$')
 _FIRST = re.compile(r"\b(?:first|former|1st|option\s*(?:1|one|a))\b|^\W*(?:1|a)\W*$", re.IGNORECASE)
-_SECOND = re.compile(r"\b(?:second|latter|2nd|last\s+one|option\s*(?:2|two|b))\b|^\W*(?:2|b)\W*$", re.IGNORECASE)
-_NEITHER_RE = re.compile(r"\b(?:neither|none\s+of|not\s+(?:those|these|either|really)|something\s+else|"
-                         r"(?:it'?s|is)\s+about\s+something)\b|^\W*(?:no+|nope|nah)\W*$", re.IGNORECASE)
+_SECOND = re.compile(
+    r"\b(?:second|latter|2nd|last\s+one|option\s*(?:2|two|b))\b|^\W*(?:2|b)\W*$", re.IGNORECASE
+)
+_NEITHER_RE = re.compile(
+    r"\b(?:neither|none\s+of|not\s+(?:those|these|either|really)|something\s+else|"
+    r"(?:it'?s|is)\s+about\s+something)\b|^\W*(?:no+|nope|nah)\W*$",
+    re.IGNORECASE,
+)
 _NEITHER = "-"
 # Rank points off a product's own article when the question never names the product: without
 # "pay in 3" or "instalment" in it, a Pay-in-3 article answered the question about 5% of the time.
@@ -88,7 +99,9 @@ class _Indexed:
     fact_stems: tuple[frozenset[str], ...]
     fact_terms: tuple[frozenset[str], ...]  # without stop words, to spot repetition
     phrases: tuple[tuple[str, ...], ...]  # multi-word tags ("delete account") as stems
-    product_stems: frozenset[str] = frozenset()  # words naming the product a "Product: ..." article is about
+    product_stems: frozenset[str] = (
+        frozenset()
+    )  # words naming the product a "Product: ..." article is about
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +122,12 @@ class Candidate:
         # A long story that shares a few words with an article is not answered by it.
         # A question whose key word is in the article's title needs less of the rest.
         # A tag phrase said word for word ("delete my account") is the clearest sign of all.
-        return ((self.matched >= 2.0 and self.coverage >= 0.25) or (self.coverage >= 0.6 and self.matched >= 1.0)
-                or (self.title_hits >= 1.0 and self.coverage >= 0.4) or self.phrase_hits > 0)
+        return (
+            (self.matched >= 2.0 and self.coverage >= 0.25)
+            or (self.coverage >= 0.6 and self.matched >= 1.0)
+            or (self.title_hits >= 1.0 and self.coverage >= 0.4)
+            or self.phrase_hits > 0
+        )
 
 
 def _margin_needed(best: Candidate) -> float:
@@ -126,7 +143,11 @@ def _margin_needed(best: Candidate) -> float:
 
 def _product_stems(title: str) -> frozenset[str]:
     product = vocabulary.product_of(title)
-    return frozenset(vocabulary.stem(w) for w in vocabulary.PRODUCT_WORDS[product]) if product else frozenset()
+    return (
+        frozenset(vocabulary.stem(w) for w in vocabulary.PRODUCT_WORDS[product])
+        if product
+        else frozenset()
+    )
 
 
 def _choose(offered: tuple[str, ...], text: str, indexed: list[_Indexed]) -> str:
@@ -144,8 +165,14 @@ def _choose(offered: tuple[str, ...], text: str, indexed: list[_Indexed]) -> str
     if len(words) > _SHORT_REPLY:
         return ""  # a new question in its own right: searched as usual, not forced into our two
     shared = indexed[0].stems & indexed[1].stems
-    scores = [sum(2.0 if w in art.title_stems else 1.0 for w in words if w in art.stems and w not in shared)
-              for art in indexed]
+    scores = [
+        sum(
+            2.0 if w in art.title_stems else 1.0
+            for w in words
+            if w in art.stems and w not in shared
+        )
+        for art in indexed
+    ]
     if scores[0] == scores[1]:
         return ""
     return offered[0] if scores[0] > scores[1] else offered[1]
@@ -154,7 +181,7 @@ def _choose(offered: tuple[str, ...], text: str, indexed: list[_Indexed]) -> str
 def _contains(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     """``phrase`` appears in ``sequence`` as consecutive items."""
     n = len(phrase)
-    return any(sequence[i:i + n] == phrase for i in range(len(sequence) - n + 1))
+    return any(sequence[i : i + n] == phrase for i in range(len(sequence) - n + 1))
 
 
 def first_name(name: str) -> str:
@@ -193,8 +220,11 @@ class EmbeddedBot:
                 vocabulary.stems(article.title),
                 tuple(vocabulary.stems(f) for f in parsed.facts),
                 tuple(frozenset(vocabulary.stem(w) for w in terms(f)) for f in parsed.facts),
-                tuple(p for p in (tuple(vocabulary.stem(w) for w in terms(tag)) for tag in parsed.tags)
-                      if len(p) >= 2),
+                tuple(
+                    p
+                    for p in (tuple(vocabulary.stem(w) for w in terms(tag)) for tag in parsed.tags)
+                    if len(p) >= 2
+                ),
                 _product_stems(article.title),
             )
         self._vocab = frozenset().union(*(a.stems for a in self._articles.values()))
@@ -238,7 +268,9 @@ class EmbeddedBot:
             return None
         for article_id, indexed in self._articles.items():
             parsed = indexed.parsed
-            if (parsed.summary and parsed.summary in reply) or any(f in reply for f in parsed.facts):
+            if (parsed.summary and parsed.summary in reply) or any(
+                f in reply for f in parsed.facts
+            ):
                 return article_id
         return None
 
@@ -254,7 +286,9 @@ class EmbeddedBot:
         match = _OFFERED.search(reply)
         if match is None:
             return ()
-        by_title = {indexed.parsed.title: article_id for article_id, indexed in self._articles.items()}
+        by_title = {
+            indexed.parsed.title: article_id for article_id, indexed in self._articles.items()
+        }
         ids = tuple(by_title.get(title, "") for title in match.groups())
         return ids if all(ids) else ()
 
@@ -270,17 +304,33 @@ class EmbeddedBot:
                 continue  # loaded after this bot started (``tandem kb load``); known after a restart
             stems, title = indexed.stems, indexed.title_stems
             matched = sum(weight for stem, weight in weights.items() if stem in stems)
-            out.append(Candidate(hit.id, hit.score, matched, matched / total,
-                                 sum(weight for stem, weight in weights.items() if stem in title),
-                                 sum(1 for phrase in indexed.phrases if _contains(sequence, phrase))))
+            out.append(
+                Candidate(
+                    hit.id,
+                    hit.score,
+                    matched,
+                    matched / total,
+                    sum(weight for stem, weight in weights.items() if stem in title),
+                    sum(1 for phrase in indexed.phrases if _contains(sequence, phrase)),
+                )
+            )
         if not out:
             return ()
         # bm25 favours short articles that repeat one word; how much of the question an
         # article covers breaks near-ties the other way.
         top = out[0].score or -1.0
         asked = frozenset(sequence)
-        ranked = [replace(c, rank=c.matched + 0.8 * (c.score / top) + c.title_hits + c.phrase_hits
-                          - (_OFF_PRODUCT if self._off_product(c.id, asked) else 0.0)) for c in out]
+        ranked = [
+            replace(
+                c,
+                rank=c.matched
+                + 0.8 * (c.score / top)
+                + c.title_hits
+                + c.phrase_hits
+                - (_OFF_PRODUCT if self._off_product(c.id, asked) else 0.0),
+            )
+            for c in out
+        ]
         ranked.sort(key=lambda c: -c.rank)
         return tuple(ranked)
 
@@ -300,11 +350,16 @@ class EmbeddedBot:
             return self._greeting(ctx, seed, name)
         cues = intents.detect(text)
         if cues.human:
-            return BotAnswer(phrases.HANDOFF, handoff=True, handoff_reason="human_request", intent="handoff")
+            return BotAnswer(
+                phrases.HANDOFF, handoff=True, handoff_reason="human_request", intent="handoff"
+            )
         cleaned = _PAY_IN_3.sub(" pay-in-3 instalment ", cues.cleaned)
         # Numbers ("3 weeks", "£2000", "2J" of an escape) say how much or how long, not what about.
-        content = [w for w in terms(cleaned)
-                   if w not in vocabulary.CHATTER and not any(ch.isdigit() for ch in w)]
+        content = [
+            w
+            for w in terms(cleaned)
+            if w not in vocabulary.CHATTER and not any(ch.isdigit() for ch in w)
+        ]
         last_reply = ctx.last_reply_text()
         if cues.confused and ctx.bot_turns() > 0:
             return self._rephrase(ctx, seed)
@@ -320,12 +375,30 @@ class EmbeddedBot:
                 return BotAnswer(phrases.pick(options, seed), fallback=True, intent="fallback")
             if chosen:
                 previous = intents.strip_injection(ctx.previous_customer_text())[0]
-                return self._compose(ctx, cues, f"{previous} {cues.cleaned}", chosen, seed, name, False)
-        if not content or (cues.thanks and not cues.question and not cues.how_to and all(
-                w in vocabulary.CLOSING_WORDS or w in vocabulary.GENERIC or w in vocabulary.VAGUE_WORDS or w in vocabulary.FEELINGS for w in content)):
+                return self._compose(
+                    ctx, cues, f"{previous} {cues.cleaned}", chosen, seed, name, False
+                )
+        if not content or (
+            cues.thanks
+            and not cues.question
+            and not cues.how_to
+            and all(
+                w in vocabulary.CLOSING_WORDS
+                or w in vocabulary.GENERIC
+                or w in vocabulary.VAGUE_WORDS
+                or w in vocabulary.FEELINGS
+                for w in content
+            )
+        ):
             return self._no_question(ctx, cues, seed, name, with_name, last_reply)
 
-        specific = [w for w in content if w not in vocabulary.GENERIC and w not in vocabulary.VAGUE_WORDS and w not in vocabulary.FEELINGS]
+        specific = [
+            w
+            for w in content
+            if w not in vocabulary.GENERIC
+            and w not in vocabulary.VAGUE_WORDS
+            and w not in vocabulary.FEELINGS
+        ]
         if not specific and cues.how_to and ctx.bot_turns() > 0:
             # "Where do I find that?" about what we just said: the steps of that article.
             previous_article = self._article_in(last_reply)
@@ -333,7 +406,9 @@ class EmbeddedBot:
                 return self._steps_of(previous_article)
         if len(specific) <= 1 and ctx.bot_turns() > 0 and _REFERS_BACK.search(cues.cleaned):
             previous_article = self._article_in(last_reply)
-            if previous_article and (cues.how_long or cues.how_much or _NEXT_STEP.search(cues.cleaned)):
+            if previous_article and (
+                cues.how_long or cues.how_much or _NEXT_STEP.search(cues.cleaned)
+            ):
                 return self._more_about(previous_article, cues, last_reply, seed)
         follow_up = phrases.is_clarifying(last_reply) and len(specific) <= 2
         # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
@@ -344,10 +419,17 @@ class EmbeddedBot:
             query = f"{intents.strip_injection(previous)[0]} {query}"
         elif not specific:
             topic = next((phrases.TOPIC_OF[w] for w in content if w in phrases.TOPIC_OF), None)
-            if topic is None and cues.question and ctx.bot_turns() > 0 and self._article_in(last_reply):
+            if (
+                topic is None
+                and cues.question
+                and ctx.bot_turns() > 0
+                and self._article_in(last_reply)
+            ):
                 # "So I don't have to do anything?" after an answer: nothing new to look up.
                 return BotAnswer(phrases.pick(phrases.CHECK_BACK, seed), intent="ack")
-            return BotAnswer(phrases.CLARIFY_TOPIC.get(topic or "", phrases.CLARIFY_DEFAULT), intent="clarify")
+            return BotAnswer(
+                phrases.CLARIFY_TOPIC.get(topic or "", phrases.CLARIFY_DEFAULT), intent="clarify"
+            )
 
         candidates = self.retrieve(query)
         best = candidates[0] if candidates else None
@@ -359,13 +441,20 @@ class EmbeddedBot:
             return BotAnswer(phrases.pick(options, seed), fallback=True, intent="fallback")
         second = candidates[1] if len(candidates) > 1 else None
         # Ask which one only when a one-word question fits two articles equally well.
-        if (second is not None and second.confident and not follow_up and len(specific) <= 1
-                and second.matched >= best.matched and second.title_hits >= best.title_hits
-                and abs(second.score) >= 0.85 * abs(best.score)):
+        if (
+            second is not None
+            and second.confident
+            and not follow_up
+            and len(specific) <= 1
+            and second.matched >= best.matched
+            and second.title_hits >= best.title_hits
+            and abs(second.score) >= 0.85 * abs(best.score)
+        ):
             a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
             return BotAnswer(
                 f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
-                kb_ids=[best.id, second.id], intent="clarify",
+                kb_ids=[best.id, second.id],
+                intent="clarify",
             )
         if second is not None and not follow_up and best.rank - second.rank < _margin_needed(best):
             # Two articles fit almost equally well: on real questions the first of such a pair is
@@ -374,21 +463,37 @@ class EmbeddedBot:
             a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
             return BotAnswer(
                 f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
-                kb_ids=[best.id, second.id], intent="clarify",
+                kb_ids=[best.id, second.id],
+                intent="clarify",
             )
         previous_terms = {vocabulary.stem(w) for w in terms(ctx.previous_customer_text())}
-        asked_again = bool(previous_terms) and len({vocabulary.stem(w) for w in content} & previous_terms) >= max(
-            1, len(content) // 2)
+        asked_again = bool(previous_terms) and len(
+            {vocabulary.stem(w) for w in content} & previous_terms
+        ) >= max(1, len(content) // 2)
         return self._compose(ctx, cues, query, best.id, seed, name, asked_again)
 
-    def _no_question(self, ctx: BotContext, cues: intents.Cues, seed: int, name: str, with_name: str,
-                     last_reply: str) -> BotAnswer:
+    def _no_question(
+        self,
+        ctx: BotContext,
+        cues: intents.Cues,
+        seed: int,
+        name: str,
+        with_name: str,
+        last_reply: str,
+    ) -> BotAnswer:
         """Small talk: thanks and goodbyes, greetings, acknowledgements, "it doesn't work"."""
         if cues.injection:
             return BotAnswer(phrases.INJECTION, intent="injection")
-        if cues.thanks or intents.closes_after_offer(cues.cleaned, last_reply) or (
-                intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0):
-            return BotAnswer(phrases.pick(phrases.CLOSINGS, seed).format(name=with_name), resolve=True, intent="closing")
+        if (
+            cues.thanks
+            or intents.closes_after_offer(cues.cleaned, last_reply)
+            or (intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0)
+        ):
+            return BotAnswer(
+                phrases.pick(phrases.CLOSINGS, seed).format(name=with_name),
+                resolve=True,
+                intent="closing",
+            )
         if cues.greeting:
             return self._greeting(ctx, seed, name)
         if cues.vague:
@@ -408,11 +513,17 @@ class EmbeddedBot:
         parsed = self._articles[article_id].parsed
         text = phrases.pick(phrases.REPHRASE, seed) + parsed.summary
         if parsed.steps:
-            text += " In the app: " + "; then ".join(phrases.lower_first(s.rstrip(".")) for s in parsed.steps[:3]) + "."
+            text += (
+                " In the app: "
+                + "; then ".join(phrases.lower_first(s.rstrip(".")) for s in parsed.steps[:3])
+                + "."
+            )
         text += " Would you like me to bring in a colleague to go through it with you?"
         return BotAnswer(text, kb_ids=[article_id], intent="rephrase")
 
-    def _more_about(self, article_id: str, cues: intents.Cues, last_reply: str, seed: int) -> BotAnswer:
+    def _more_about(
+        self, article_id: str, cues: intents.Cues, last_reply: str, seed: int
+    ) -> BotAnswer:
         """A follow-up on the article we just used: its timing, its fees or its next steps."""
         indexed = self._articles[article_id]
         parsed = indexed.parsed
@@ -421,36 +532,66 @@ class EmbeddedBot:
             facts = [f for f in parsed.facts if pattern.search(f) and f not in last_reply]
             if facts:
                 lead = "On timing: " if cues.how_long else "On cost: "
-                return BotAnswer(lead + " ".join(facts[:2]) + phrases.pick(phrases.CLOSERS, seed // 2),
-                                 kb_ids=[article_id], intent="answer")
-            said = [f for f in (parsed.summary, *parsed.facts) if pattern.search(f) and f in last_reply]
+                return BotAnswer(
+                    lead + " ".join(facts[:2]) + phrases.pick(phrases.CLOSERS, seed // 2),
+                    kb_ids=[article_id],
+                    intent="answer",
+                )
+            said = [
+                f for f in (parsed.summary, *parsed.facts) if pattern.search(f) and f in last_reply
+            ]
             if said:
-                return BotAnswer("As I mentioned: " + said[0] + " Is there anything else I can help with?",
-                                 kb_ids=[article_id], intent="answer")
+                return BotAnswer(
+                    "As I mentioned: " + said[0] + " Is there anything else I can help with?",
+                    kb_ids=[article_id],
+                    intent="answer",
+                )
             what = "a more exact time" if cues.how_long else "a fee"
-            return BotAnswer(f"I don't have {what} for that beyond what I said, I'm afraid. "
-                             "A colleague can check your case if you'd like.",
-                             kb_ids=[article_id], fallback=True, intent="fallback")
+            return BotAnswer(
+                f"I don't have {what} for that beyond what I said, I'm afraid. "
+                "A colleague can check your case if you'd like.",
+                kb_ids=[article_id],
+                fallback=True,
+                intent="fallback",
+            )
         if parsed.steps and not any(step in last_reply for step in parsed.steps):
             return self._steps_of(article_id)
-        return BotAnswer("I don't have more detailed steps than that, I'm sorry. If you'd like, I can bring "
-                         "in a colleague to go through it with you.", kb_ids=[article_id], fallback=True,
-                         intent="fallback")
+        return BotAnswer(
+            "I don't have more detailed steps than that, I'm sorry. If you'd like, I can bring "
+            "in a colleague to go through it with you.",
+            kb_ids=[article_id],
+            fallback=True,
+            intent="fallback",
+        )
 
     def _steps_of(self, article_id: str) -> BotAnswer:
         parsed = self._articles[article_id].parsed
         steps = [s.rstrip(".") for s in parsed.steps[:4]]
-        text = "Here's where to find it: " + "; ".join(f"{n}) {s}" for n, s in enumerate(steps, 1)) + "."
+        text = (
+            "Here's where to find it: "
+            + "; ".join(f"{n}) {s}" for n, s in enumerate(steps, 1))
+            + "."
+        )
         return BotAnswer(text, kb_ids=[article_id], intent="steps")
 
     def _greeting(self, ctx: BotContext, seed: int, name: str) -> BotAnswer:
         if not ctx.last_reply_text():
-            return BotAnswer(phrases.pick(phrases.GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
-                             intent="greeting")
+            return BotAnswer(
+                phrases.pick(phrases.GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
+                intent="greeting",
+            )
         return BotAnswer(phrases.pick(phrases.GREETINGS_AGAIN, seed), intent="greeting")
 
-    def _compose(self, ctx: BotContext, cues: intents.Cues, query: str, article_id: str, seed: int,
-                 name: str, asked_again: bool) -> BotAnswer:
+    def _compose(
+        self,
+        ctx: BotContext,
+        cues: intents.Cues,
+        query: str,
+        article_id: str,
+        seed: int,
+        name: str,
+        asked_again: bool,
+    ) -> BotAnswer:
         indexed = self._articles[article_id]
         art = indexed.parsed
         question = vocabulary.stems(query)
@@ -498,7 +639,8 @@ class EmbeddedBot:
             parts.append("Sorry, it sounds like my last answer didn't cover it.")
         else:
             empathic = ctx.level in ("watch", "empathy") or any(
-                r in ctx.reasons for r in ("frustration", "negative_sentiment", "repeat_question"))
+                r in ctx.reasons for r in ("frustration", "negative_sentiment", "repeat_question")
+            )
             if sensitive:
                 opener = ""  # no cheerful "Hi Maya!" before condolences or a scam
             elif empathic:
@@ -512,10 +654,14 @@ class EmbeddedBot:
             parts.append(art.facts[i])
         if show_steps and not repeat:
             steps = [s.rstrip(".") for s in art.steps[:3]]
-            parts.append("Here's how: " + "; ".join(f"{n}) {s}" for n, s in enumerate(steps, 1)) + ".")
+            parts.append(
+                "Here's how: " + "; ".join(f"{n}) {s}" for n, s in enumerate(steps, 1)) + "."
+            )
         text = " ".join(p.strip() for p in parts if p.strip())
         if repeat:
             text += " If that still doesn't answer it, I can bring in a colleague."
         elif not sensitive:
             text += phrases.pick(phrases.CLOSERS, seed // 2)
-        return BotAnswer(text, kb_ids=[article_id], fallback=repeat, intent="repeat" if repeat else "answer")
+        return BotAnswer(
+            text, kb_ids=[article_id], fallback=repeat, intent="repeat" if repeat else "answer"
+        )

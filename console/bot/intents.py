@@ -66,14 +66,22 @@ _VAGUE = re.compile(
     r"\bproblem|\bissue|\berror\b|\bwrong\b|\bstuck\b|\bhelp\b|\bquestion\b|\bconfused\b|\bnot\s+sure\b",
     re.IGNORECASE,
 )
-_HOW_TO = re.compile(r"\b(?:how\s+(?:do|can|should|would|to)|where\s+(?:do|can|is)|what\s+do\s+i\s+do|steps?)\b",
-                     re.IGNORECASE)
-_HOW_LONG = re.compile(r"\b(?:how\s+long|when\s+will|how\s+soon|how\s+many\s+days|still\s+(?:not|waiting))\b",
-                       re.IGNORECASE)
-_HOW_MUCH = re.compile(r"\b(?:how\s+much|cost|costs|fee|fees|charge|charges|price|pricing|free)\b", re.IGNORECASE)
+_HOW_TO = re.compile(
+    r"\b(?:how\s+(?:do|can|should|would|to)|where\s+(?:do|can|is)|what\s+do\s+i\s+do|steps?)\b",
+    re.IGNORECASE,
+)
+_HOW_LONG = re.compile(
+    r"\b(?:how\s+long|when\s+will|how\s+soon|how\s+many\s+days|still\s+(?:not|waiting))\b",
+    re.IGNORECASE,
+)
+_HOW_MUCH = re.compile(
+    r"\b(?:how\s+much|cost|costs|fee|fees|charge|charges|price|pricing|free)\b", re.IGNORECASE
+)
 # Fake role tags ("</system>", "<assistant>"): removed themselves, and they end a sentence.
-_ROLE_TAG = re.compile(r"</?\s*(?:system|assistant|user|instructions?|prompt|im_start|im_end|customer_message|customer_name|tool|function)\s*/?>|<\|[a-z_]+\|>",
-                       re.IGNORECASE)
+_ROLE_TAG = re.compile(
+    r"</?\s*(?:system|assistant|user|instructions?|prompt|im_start|im_end|customer_message|customer_name|tool|function)\s*/?>|<\|[a-z_]+\|>",
+    re.IGNORECASE,
+)
 _CONFUSED = re.compile(
     r"\b(?:(?:don'?t|do\s+not|didn'?t|did\s+not)\s+(?:follow|understand|get\s+(?:it|that|you))|what\s+do\s+you\s+mean|"
     r"(?:makes|made)\s+no\s+sense|doesn'?t\s+make\s+(?:any\s+)?sense|too\s+complicated|not\s+clear|unclear|lost\s+me|"
@@ -81,8 +89,10 @@ _CONFUSED = re.compile(
     r"plain\s+english)\b",
     re.IGNORECASE,
 )
-_ROLE_CLAIM = re.compile(r"\s*(?:you\s+are|you'?re|your\s+(?:new\s+)?role|i\s+am\s+(?:your|the|an?)\s+(?:admin|developer|owner|creator))\b",
-                         re.IGNORECASE)
+_ROLE_CLAIM = re.compile(
+    r"\s*(?:you\s+are|you'?re|your\s+(?:new\s+)?role|i\s+am\s+(?:your|the|an?)\s+(?:admin|developer|owner|creator))\b",
+    re.IGNORECASE,
+)
 # The last answer missed: "that's not what I asked", "I already did that and it didn't work".
 _MISSED = re.compile(
     r"\b(?:not\s+what\s+i\s+(?:asked|meant|need(?:ed)?)|that'?s\s+not\s+(?:it|right|my\s+question)|"
@@ -113,12 +123,50 @@ class Cues:
 
 # Words one of the patterns above needs. Scanning for plain substrings is far cheaper than
 # running an alternation at every position of a long complaint, so most texts skip the regex.
-_HUMAN_HINTS = ("human", "person", "people", "agent", "advis", "someone", "somebody", "represent",
-                "manager", "staff", "operator", "bot", "machine", "connect", "transfer me", "put me")
-_INJECTION_HINTS = ("ignore", "disregard", "forget", "override", "bypass", "you are", "you're",
-                    "from now on", "act as", "behave as", "respond as", "pretend", "roleplay",
-                    "jailbreak", "dan mode", " mode", "prompt", "instruction", "rules", "polic",
-                    "configuration", "escalation", "how do you decide", "system message")
+_HUMAN_HINTS = (
+    "human",
+    "person",
+    "people",
+    "agent",
+    "advis",
+    "someone",
+    "somebody",
+    "represent",
+    "manager",
+    "staff",
+    "operator",
+    "bot",
+    "machine",
+    "connect",
+    "transfer me",
+    "put me",
+)
+_INJECTION_HINTS = (
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "bypass",
+    "you are",
+    "you're",
+    "from now on",
+    "act as",
+    "behave as",
+    "respond as",
+    "pretend",
+    "roleplay",
+    "jailbreak",
+    "dan mode",
+    " mode",
+    "prompt",
+    "instruction",
+    "rules",
+    "polic",
+    "configuration",
+    "escalation",
+    "how do you decide",
+    "system message",
+)
 
 
 # "Do I need to speak to someone to close my account?" asks how, not for a person; "I asked to
@@ -134,7 +182,7 @@ def _asks_for_person(text: str, lowered: str) -> bool:
     if not _has_any(lowered, _HUMAN_HINTS):
         return False
     for match in _HUMAN.finditer(text):
-        if not _NOT_A_REQUEST.search(text[max(0, match.start() - 40):match.start()]):
+        if not _NOT_A_REQUEST.search(text[max(0, match.start() - 40) : match.start()]):
             return True
     return False
 
@@ -153,7 +201,9 @@ def strip_injection(text: str) -> tuple[str, bool]:
     if not _INJECTION.search(text) and not tagged:
         return text, False
     # Once a message tries to instruct the bot, its "you are ..." sentences are part of the attempt.
-    kept = [s for s in _SENTENCE.findall(text) if not _INJECTION.search(s) and not _ROLE_CLAIM.match(s)]
+    kept = [
+        s for s in _SENTENCE.findall(text) if not _INJECTION.search(s) and not _ROLE_CLAIM.match(s)
+    ]
     return " ".join(s.strip() for s in kept if s.strip()), True
 
 

@@ -24,12 +24,29 @@ from console.bot.types import BotAnswer, BotContext
 from console.llm import LLM, LLMError, Message
 
 HANDOFF_REASONS = (
-    "human_request", "bereavement", "fraud", "financial_hardship", "vulnerability", "health",
-    "safety", "complaint_threat", "frustration", "bot_fallback",
+    "human_request",
+    "bereavement",
+    "fraud",
+    "financial_hardship",
+    "vulnerability",
+    "health",
+    "safety",
+    "complaint_threat",
+    "frustration",
+    "bot_fallback",
 )
 # Triage reasons that should soften the reply's tone (the rest are for the hand-off policy).
-TONE_REASONS = ("frustration", "negative_sentiment", "sentiment_drop", "repeat_question", "bot_fallback",
-                "vulnerability", "financial_hardship", "health", "long_wait")
+TONE_REASONS = (
+    "frustration",
+    "negative_sentiment",
+    "sentiment_drop",
+    "repeat_question",
+    "bot_fallback",
+    "vulnerability",
+    "financial_hardship",
+    "health",
+    "long_wait",
+)
 MAX_TRANSCRIPT = 12
 MAX_REPLY = 1500
 # After this many failures in a row the model is given a rest: customers should not each wait
@@ -40,11 +57,23 @@ PAUSE_SECONDS = 30.0
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "reply": {"type": "string", "description": "the message to send to the customer, plain text"},
-        "handoff": {"type": "boolean", "description": "true when a person from the team must take over"},
+        "reply": {
+            "type": "string",
+            "description": "the message to send to the customer, plain text",
+        },
+        "handoff": {
+            "type": "boolean",
+            "description": "true when a person from the team must take over",
+        },
         "handoff_reason": {"type": ["string", "null"], "enum": [*HANDOFF_REASONS, None]},
-        "known": {"type": "boolean", "description": "false when the articles do not answer the question"},
-        "resolve": {"type": "boolean", "description": "true only when the customer says they are done"},
+        "known": {
+            "type": "boolean",
+            "description": "false when the articles do not answer the question",
+        },
+        "resolve": {
+            "type": "boolean",
+            "description": "true only when the customer says they are done",
+        },
         "kb_ids": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["reply", "handoff"],
@@ -103,8 +132,14 @@ class LLMBot:
 
     engine = "llm"
 
-    def __init__(self, embedded: EmbeddedBot, llm: LLM, *, timeout: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        embedded: EmbeddedBot,
+        llm: LLM,
+        *,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.embedded = embedded
         self.llm = llm
         self.timeout = timeout if timeout is not None else llm.config.timeout
@@ -131,8 +166,11 @@ class LLMBot:
         signals = [r for r in ctx.reasons if r in TONE_REASONS]
         if signals:
             # Tone only: the reasons come from our triage, never from the customer's words.
-            system += ("\n\nOur triage noticed: " + ", ".join(signals).replace("_", " ")
-                       + ". Let it shape your tone; never mention it.")
+            system += (
+                "\n\nOur triage noticed: "
+                + ", ".join(signals).replace("_", " ")
+                + ". Let it shape your tone; never mention it."
+            )
         # The name comes from the customer too, so it travels in a user message, not the system one.
         name = first_name(ctx.customer_name)
         messages: list[Message] = [{"role": "system", "content": system}]
@@ -159,8 +197,10 @@ class LLMBot:
             return fallback
         now = self._clock()
         if now < self._paused_until:
-            fallback.notice = (f"LLM paused for {self._paused_until - now:.0f}s after {FAILURES_TO_PAUSE} failures;"
-                               " embedded answer sent")
+            fallback.notice = (
+                f"LLM paused for {self._paused_until - now:.0f}s after {FAILURES_TO_PAUSE} failures;"
+                " embedded answer sent"
+            )
             return fallback
         text = ctx.last_customer_text()
         query = f"{ctx.previous_customer_text()} {text}" if len(text) < 40 else text
@@ -168,7 +208,9 @@ class LLMBot:
         ids = [c.id for c in candidates]
         try:
             data = await self.llm.complete_json(
-                self.build_messages(ctx, ids), schema=SCHEMA, name="send_reply",
+                self.build_messages(ctx, ids),
+                schema=SCHEMA,
+                name="send_reply",
                 description="Send the reply to the customer and say whether a person must take over.",
                 timeout=self.timeout,
             )

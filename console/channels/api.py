@@ -117,9 +117,16 @@ class ChannelApi:
     :param web_page: serve the web chat page at ``/`` (and its conversation route)
     """
 
-    def __init__(self, db_path: str | Path, *, token: str | None, limits: ApiLimits | None = None,
-                 web_page: bool = True, poll_interval: float = 0.05,
-                 on_post: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        token: str | None,
+        limits: ApiLimits | None = None,
+        web_page: bool = True,
+        poll_interval: float = 0.05,
+        on_post: Callable[[], None] | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
         self.token = token
         self.limits = limits or ApiLimits()
@@ -158,8 +165,9 @@ class ChannelApi:
         return app
 
     @web.middleware
-    async def _errors(self, request: web.Request,
-                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         address = request.remote or "?"
         try:
             if self._bearer(request) or "token" in request.query:
@@ -176,11 +184,15 @@ class ChannelApi:
                 self._auth_failures.allow(address)
             return web.json_response({"error": str(exc)}, status=exc.status)
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": f"request body too large (limit {self.limits.max_body} bytes)"},
-                                     status=413)
+            return web.json_response(
+                {"error": f"request body too large (limit {self.limits.max_body} bytes)"},
+                status=413,
+            )
         except web.HTTPException as exc:
             if exc.status >= 400:
-                return web.json_response({"error": (exc.reason or "error").lower()}, status=exc.status)
+                return web.json_response(
+                    {"error": (exc.reason or "error").lower()}, status=exc.status
+                )
             raise
         except NotFound as exc:
             return web.json_response({"error": str(exc)}, status=404)
@@ -213,11 +225,16 @@ class ChannelApi:
             while True:
                 events = follower.poll()
                 for e in events:
-                    if (e.kind != "message" or e.conversation_id not in self._subscribers
-                            or (e.data or {}).get("role") not in PUBLIC_ROLES):
+                    if (
+                        e.kind != "message"
+                        or e.conversation_id not in self._subscribers
+                        or (e.data or {}).get("role") not in PUBLIC_ROLES
+                    ):
                         continue
                     row = self.store.one(
-                        "SELECT id, role, author, text, created_at FROM messages WHERE id = ?", (e.message_id,))
+                        "SELECT id, role, author, text, created_at FROM messages WHERE id = ?",
+                        (e.message_id,),
+                    )
                     if row is None:
                         continue
                     payload = public_message(dict(row))
@@ -269,7 +286,9 @@ class ChannelApi:
         if raw in (None, ""):
             return 0
         if not raw.isdigit() or len(raw) > 18:
-            raise ApiError(400, "after must be a cursor returned by this API (a non-negative integer)")
+            raise ApiError(
+                400, "after must be a cursor returned by this API (a non-negative integer)"
+            )
         return int(raw)
 
     def _open(self, customer: Any, channel: str) -> web.Response:
@@ -284,8 +303,9 @@ class ChannelApi:
         if external_id is not None and (not isinstance(external_id, str) or len(external_id) > 128):
             raise ApiError(422, "customer.external_id must be a string of at most 128 characters")
         token = secrets.token_urlsafe(24)
-        cid = lc.open_conversation(self.store, name, external_id=external_id, channel=channel,
-                                   token_hash=hash_token(token))
+        cid = lc.open_conversation(
+            self.store, name, external_id=external_id, channel=channel, token_hash=hash_token(token)
+        )
         return web.json_response({"id": str(cid), "customer_token": token}, status=201)
 
     # --- routes -------------------------------------------------------------------------
@@ -294,10 +314,17 @@ class ChannelApi:
         return web.json_response({"ok": True})
 
     async def page(self, _request: web.Request) -> web.Response:
-        html = resources.files("console.channels").joinpath("webchat.html").read_text(encoding="utf-8")
-        return web.Response(text=html, content_type="text/html", headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                       "script-src 'unsafe-inline'; connect-src 'self'"})
+        html = (
+            resources.files("console.channels").joinpath("webchat.html").read_text(encoding="utf-8")
+        )
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "script-src 'unsafe-inline'; connect-src 'self'"
+            },
+        )
 
     async def create_conversation(self, request: web.Request) -> web.Response:
         given = self._bearer(request)
@@ -323,16 +350,22 @@ class ChannelApi:
         if not isinstance(text, str) or not text.strip():
             raise ApiError(422, "text must be a non-empty string")
         if len(text) > self.limits.max_text:
-            raise ApiError(413, f"text is too long ({len(text)} characters, limit {self.limits.max_text})")
+            raise ApiError(
+                413, f"text is too long ({len(text)} characters, limit {self.limits.max_text})"
+            )
         if "\x00" in text:
             raise ApiError(422, "text contains a NUL character")
         if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
-            raise ApiError(422, "idempotency_key must be a non-empty string of at most 200 characters")
+            raise ApiError(
+                422, "idempotency_key must be a non-empty string of at most 200 characters"
+            )
         posted = lc.add_customer_message(self.store, cid, text, idempotency_key=key)
         if self.on_post is not None and not posted.duplicate:
             self.on_post()  # the hub in this process answers now rather than at its next poll
-        return web.json_response({"id": posted.message_id, "duplicate": posted.duplicate},
-                                 status=200 if posted.duplicate else 201)
+        return web.json_response(
+            {"id": posted.message_id, "duplicate": posted.duplicate},
+            status=200 if posted.duplicate else 201,
+        )
 
     async def list_messages(self, request: web.Request) -> web.Response:
         cid = self._conversation(request)
@@ -341,7 +374,9 @@ class ChannelApi:
         after = self._cursor(request.query.get("after"))
         rows = transcript(self.store, cid, after=after, limit=500, include_notes=False)
         messages = [public_message(m) for m in rows]
-        return web.json_response({"messages": messages, "cursor": str(messages[-1]["id"] if messages else after)})
+        return web.json_response(
+            {"messages": messages, "cursor": str(messages[-1]["id"] if messages else after)}
+        )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         cid = self._conversation(request, allow_query_token=True)
@@ -351,8 +386,13 @@ class ChannelApi:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._subscribers[cid].add(queue)
         self._stream_count += 1
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         try:
             await response.prepare(request)
             last = after
@@ -386,8 +426,9 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"id: {payload['id']}\nevent: message\ndata: {json.dumps(payload)}\n\n".encode()
 
 
-async def _drain(queue: asyncio.Queue[dict[str, Any] | None], *,
-                 heartbeat: float) -> AsyncIterator[dict[str, Any] | None]:
+async def _drain(
+    queue: asyncio.Queue[dict[str, Any] | None], *, heartbeat: float
+) -> AsyncIterator[dict[str, Any] | None]:
     """Yield queued payloads; ``None`` for a heartbeat. A queued ``None`` closes the stream."""
     while True:
         try:

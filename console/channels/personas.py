@@ -17,8 +17,16 @@ from dataclasses import dataclass
 
 SLOTS: dict[str, tuple[str, ...]] = {
     "amount": ("£12.40", "£38", "£59.99", "£120", "£240", "£86.15", "£415", "£900", "£1,250"),
-    "merchant": ("Northwind Outfitters", "Cafe Lumen", "Bluebell Travel", "Pixel Arcade", "Harbor Grocers",
-                 "StreamBox", "Oakridge Furniture", "City Taxi"),
+    "merchant": (
+        "Northwind Outfitters",
+        "Cafe Lumen",
+        "Bluebell Travel",
+        "Pixel Arcade",
+        "Harbor Grocers",
+        "StreamBox",
+        "Oakridge Furniture",
+        "City Taxi",
+    ),
     "days": ("three", "four", "five", "seven", "ten", "twelve"),
     "item": ("jacket", "sofa", "headphones", "flight", "laptop", "pair of boots", "phone case"),
     "relative": ("husband", "wife", "mum", "dad", "partner", "brother"),
@@ -66,16 +74,25 @@ class Persona:
 
 
 _THANKS = (
-    "great, thanks!", "perfect, that's all I needed", "ok thank you", "brilliant, cheers",
-    "got it, thanks for the help", "thanks, that sorts it",
+    "great, thanks!",
+    "perfect, that's all I needed",
+    "ok thank you",
+    "brilliant, cheers",
+    "got it, thanks for the help",
+    "thanks, that sorts it",
 )
 _TO_AGENT = (
-    "thank you for picking this up", "ok, thanks for getting back to me", "thanks, I appreciate it",
-    "that helps, thank you", "ok I'll do that now, thanks",
+    "thank you for picking this up",
+    "ok, thanks for getting back to me",
+    "thanks, I appreciate it",
+    "that helps, thank you",
+    "ok I'll do that now, thanks",
 )
 _GIVE_UP = (
-    "I can't wait any longer, I'll try again later", "forget it, I'll call instead",
-    "nobody is coming, I'm going", "I have to go, please email me",
+    "I can't wait any longer, I'll try again later",
+    "forget it, I'll call instead",
+    "nobody is coming, I'm going",
+    "I have to go, please email me",
 )
 
 PERSONAS: tuple[Persona, ...] = (
@@ -105,14 +122,27 @@ PERSONAS: tuple[Persona, ...] = (
             "What happens if I miss a pay in 3 instalment?",
         ),
         clarify=(
-            "it's the physical card", "the pay in 3 one", "the payment to {merchant}, {amount}",
-            "from the app", "my debit card", "about {days} days ago", "yes that one",
+            "it's the physical card",
+            "the pay in 3 one",
+            "the payment to {merchant}, {amount}",
+            "from the app",
+            "my debit card",
+            "about {days} days ago",
+            "yes that one",
         ),
         after_fallback=(
-            "sorry, I mean: {opener}", "let me put it another way, {opener}",
-            "hmm, that's not what I asked", "ok... can you try again?",
+            "sorry, I mean: {opener}",
+            "let me put it another way, {opener}",
+            "hmm, that's not what I asked",
+            "ok... can you try again?",
         ),
-        after_answer=(None, None, None, "and how long does that usually take?", "ok and is there any fee for that?"),
+        after_answer=(
+            None,
+            None,
+            None,
+            "and how long does that usually take?",
+            "ok and is there any fee for that?",
+        ),
         thanks=_THANKS,
         in_queue=("ok I'll wait", "thanks, I'll hold on"),
         to_agent=_TO_AGENT,
@@ -133,18 +163,28 @@ PERSONAS: tuple[Persona, ...] = (
             "there's a payment I don't recognise the name of, {merchant}?",
         ),
         clarify=(
-            "the one from last week I think", "sorry, the {amount} one", "I'm on the app, the blue screen",
-            "I'm not sure, it just says pending", "the card payment I think",
+            "the one from last week I think",
+            "sorry, the {amount} one",
+            "I'm on the app, the blue screen",
+            "I'm not sure, it just says pending",
+            "the card payment I think",
         ),
         after_fallback=(
-            "sorry I don't follow", "I'm not very good with this, can you explain it simply?",
+            "sorry I don't follow",
+            "I'm not very good with this, can you explain it simply?",
             "what do you mean?",
         ),
         after_answer=(
-            "sorry where do I find that?", "ok and then what do I press?", None,
+            "sorry where do I find that?",
+            "ok and then what do I press?",
+            None,
             "oh I see. so I don't have to do anything?",
         ),
-        thanks=("oh lovely, thank you dear", "ok I think I understand now, thanks", "thank you for being patient"),
+        thanks=(
+            "oh lovely, thank you dear",
+            "ok I think I understand now, thanks",
+            "thank you for being patient",
+        ),
         in_queue=("ok thank you", "I'll wait, thank you"),
         to_agent=("oh thank you so much", "that's much clearer, thank you"),
         give_up=("I'll ask my grandson later", "never mind, thank you"),
@@ -153,8 +193,17 @@ PERSONAS: tuple[Persona, ...] = (
     Persona(
         name="frustrated",
         expect="escalate",
-        expect_reasons=("frustration", "negative_sentiment", "repeat_question", "sentiment_drop",
-                        "complaint_threat", "churn_threat", "shouting", "bot_fallback", "human_request"),
+        expect_reasons=(
+            "frustration",
+            "negative_sentiment",
+            "repeat_question",
+            "sentiment_drop",
+            "complaint_threat",
+            "churn_threat",
+            "shouting",
+            "bot_fallback",
+            "human_request",
+        ),
         weight=10,
         openers=(
             "my refund for the {item} still isn't here and it's been {days} days",
@@ -165,23 +214,29 @@ PERSONAS: tuple[Persona, ...] = (
             "why is my account restricted?? I need to pay my rent today",
         ),
         clarify=(
-            "I already told you, the {amount} payment", "the {merchant} one, obviously",
+            "I already told you, the {amount} payment",
+            "the {merchant} one, obviously",
             "it's all in my first message",
         ),
         after_fallback=(
-            "that's useless. I asked a simple question", "you're not listening to me at all",
+            "that's useless. I asked a simple question",
+            "you're not listening to me at all",
             "this is ridiculous, I'm getting nowhere",
         ),
         after_answer=(
-            "I already did that and it didn't work", "that doesn't help, I still don't have my money",
+            "I already did that and it didn't work",
+            "that doesn't help, I still don't have my money",
             "this is the third time I'm asking. WHERE IS MY MONEY",
             "honestly this is a joke, I'm going to close my account and complain",
             "I've had enough of this, I want to make a formal complaint",
         ),
         thanks=("fine. thanks", "ok, finally"),
         in_queue=("how long is this going to take?", "still waiting...", "hello??"),
-        to_agent=("ok thank you, finally someone who can help", "fine, please sort it today",
-                  "ok. I just want my money back"),
+        to_agent=(
+            "ok thank you, finally someone who can help",
+            "fine, please sort it today",
+            "ok. I just want my money back",
+        ),
         give_up=("unbelievable. I'm going to the ombudsman", "forget it, I'm closing my account"),
         patience_s=(60.0, 150.0),
         max_turns=6,
@@ -198,9 +253,19 @@ PERSONAS: tuple[Persona, ...] = (
             "my {relative} died suddenly and I can't afford the instalments on my own right now",
             "I need to tell you my {relative} has passed away. What do I need to send you?",
         ),
-        clarify=("it was in their name", "I have the death certificate", "it's a joint account I think"),
-        after_fallback=("I'm sorry, I just don't know who else to ask", "please, I can't deal with this on my own"),
-        after_answer=("thank you. it's all a lot at the moment", "ok. sorry, I'm finding this hard"),
+        clarify=(
+            "it was in their name",
+            "I have the death certificate",
+            "it's a joint account I think",
+        ),
+        after_fallback=(
+            "I'm sorry, I just don't know who else to ask",
+            "please, I can't deal with this on my own",
+        ),
+        after_answer=(
+            "thank you. it's all a lot at the moment",
+            "ok. sorry, I'm finding this hard",
+        ),
         thanks=("thank you for being kind", "thank you, that really helps"),
         in_queue=("thank you, I'll wait", "ok"),
         to_agent=("thank you so much, that's a weight off", "thank you for being so understanding"),
@@ -220,9 +285,16 @@ PERSONAS: tuple[Persona, ...] = (
             "someone has got into my account and changed my email, I can't log in",
             "I think I've been scammed, I sent {amount} to someone who said they were selling a {item}",
         ),
-        clarify=("it happened about an hour ago", "yes I still have the card", "no, I didn't authorise it"),
+        clarify=(
+            "it happened about an hour ago",
+            "yes I still have the card",
+            "no, I didn't authorise it",
+        ),
         after_fallback=("please, this is urgent, my money is being taken", "I need someone NOW"),
-        after_answer=("ok I've frozen it, what happens to the money?", "please hurry, they might take more"),
+        after_answer=(
+            "ok I've frozen it, what happens to the money?",
+            "please hurry, they might take more",
+        ),
         thanks=("thank you, I was panicking", "ok thank you"),
         in_queue=("please hurry", "is anyone there? they might take more money"),
         to_agent=("thank you, what do I do next?", "ok I've done that, will I get the money back?"),
@@ -243,7 +315,10 @@ PERSONAS: tuple[Persona, ...] = (
         ),
         clarify=("read my message, idiot",),
         after_fallback=("useless piece of junk", "are you thick? answer the question"),
-        after_answer=("that's garbage and you know it", "pathetic. get me someone who knows something"),
+        after_answer=(
+            "that's garbage and you know it",
+            "pathetic. get me someone who knows something",
+        ),
         thanks=("whatever",),
         in_queue=("hurry up", "still nothing? typical"),
         to_agent=("about time", "fine"),
@@ -269,8 +344,10 @@ PERSONAS: tuple[Persona, ...] = (
         after_answer=("I asked for a person", "no, a human please"),
         thanks=("thanks",),
         in_queue=("ok, I'll wait", "thanks"),
-        to_agent=("hi, thanks. it's about a payment of {amount} to {merchant}",
-                  "thanks. I wanted to ask about closing my pay in 3 plan"),
+        to_agent=(
+            "hi, thanks. it's about a payment of {amount} to {merchant}",
+            "thanks. I wanted to ask about closing my pay in 3 plan",
+        ),
         give_up=_GIVE_UP,
         patience_s=(90.0, 300.0),
         max_turns=4,
@@ -335,7 +412,9 @@ def vary(text: str, rng: random.Random, *, greet: bool = False) -> str:
     if greet and not text.isupper():
         greeting = rng.choice(_GREETINGS)
         if greeting:
-            text = greeting + (text[0].lower() + text[1:] if text[:1].isupper() and text[1:2].islower() else text)
+            text = greeting + (
+                text[0].lower() + text[1:] if text[:1].isupper() and text[1:2].islower() else text
+            )
     if not text.isupper() and rng.random() < 0.2:
         text = text.lower()
     if text.endswith(".") and rng.random() < 0.4:

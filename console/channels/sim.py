@@ -43,17 +43,65 @@ REPLAY_FILE = "customer-messages.csv"
 REPLAY_MAX_CHARS = 600
 _FLAG_PERSONA = {"fraud": "scam", "human_request": "human", "bereavement": "grieving"}
 _STATE_EVENTS = {
-    "escalated": "waiting", "claimed": "human", "assigned": "human", "transferred": "human",
-    "released": "bot", "handed_back": "bot", "reopened": "bot", "resolved": "resolved",
+    "escalated": "waiting",
+    "claimed": "human",
+    "assigned": "human",
+    "transferred": "human",
+    "released": "bot",
+    "handed_back": "bot",
+    "reopened": "bot",
+    "resolved": "resolved",
     "abandoned": "resolved",
 }
 _NAMES = (
-    "Maya", "Tom", "Aisha", "Jonas", "Priya", "Liam", "Sofia", "Mateo", "Chloe", "Kwame", "Ines",
-    "Oliver", "Hana", "Ravi", "Zoe", "Marek", "Lucia", "Ben", "Amara", "Theo", "Nadia", "Sam",
-    "Elif", "Jack", "Mei", "Tariq", "Greta", "Owen", "Leila", "Finn",
+    "Maya",
+    "Tom",
+    "Aisha",
+    "Jonas",
+    "Priya",
+    "Liam",
+    "Sofia",
+    "Mateo",
+    "Chloe",
+    "Kwame",
+    "Ines",
+    "Oliver",
+    "Hana",
+    "Ravi",
+    "Zoe",
+    "Marek",
+    "Lucia",
+    "Ben",
+    "Amara",
+    "Theo",
+    "Nadia",
+    "Sam",
+    "Elif",
+    "Jack",
+    "Mei",
+    "Tariq",
+    "Greta",
+    "Owen",
+    "Leila",
+    "Finn",
 )
-_SURNAMES = ("Okafor", "Schmidt", "Patel", "Novak", "Garcia", "Brown", "Kim", "Rossi", "Haddad",
-             "Jensen", "Silva", "Walsh", "Nakamura", "Ahmed", "Dubois")
+_SURNAMES = (
+    "Okafor",
+    "Schmidt",
+    "Patel",
+    "Novak",
+    "Garcia",
+    "Brown",
+    "Kim",
+    "Rossi",
+    "Haddad",
+    "Jensen",
+    "Silva",
+    "Walsh",
+    "Nakamura",
+    "Ahmed",
+    "Dubois",
+)
 
 
 def default_data_dir() -> Path:
@@ -77,7 +125,9 @@ def load_replay(path: str | Path | None = None) -> dict[str, list[str]]:
                 text = " ".join((row.get("text") or "").split())
                 if not text or len(text) > REPLAY_MAX_CHARS:
                     continue
-                flags = [f for f in (row.get("flags") or "").replace(";", ",").split(",") if f.strip()]
+                flags = [
+                    f for f in (row.get("flags") or "").replace(";", ",").split(",") if f.strip()
+                ]
                 persona = "routine"
                 for f in flags:
                     persona = _FLAG_PERSONA.get(f.strip(), persona)
@@ -188,15 +238,23 @@ class Simulator:
         first = True
         try:
             while not stop.is_set():
-                while len(active) < self.customers and (self.total is None or self.started < self.total):
+                while len(active) < self.customers and (
+                    self.total is None or self.started < self.total
+                ):
                     # The first wave trickles in over a few seconds; later ones replace leavers.
-                    delay = self.rng.uniform(0, min(8.0, 0.15 * self.customers)) if first else self.rng.uniform(0.5, 4.0)
+                    delay = (
+                        self.rng.uniform(0, min(8.0, 0.15 * self.customers))
+                        if first
+                        else self.rng.uniform(0.5, 4.0)
+                    )
                     active.add(asyncio.create_task(self._visit(delay / self.speed, stop)))
                     self.started += 1
                 first = False
                 if not active:
                     break
-                done, active = await asyncio.wait(active, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+                done, active = await asyncio.wait(
+                    active, timeout=0.25, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     if not task.cancelled() and task.exception() is None:
                         self.outcomes.append(task.result())
@@ -238,10 +296,14 @@ class Simulator:
                     role = data.get("role")
                     if role not in ("bot", "agent", "system"):
                         continue
-                    row = self.store.one("SELECT text, meta FROM messages WHERE id = ?", (ev.message_id,))
+                    row = self.store.one(
+                        "SELECT text, meta FROM messages WHERE id = ?", (ev.message_id,)
+                    )
                     if row is not None:
                         clarify = bool(row[1]) and '"intent":"clarify"' in row[1].replace(" ", "")
-                        q.put_nowait(Incoming("message", role, row[0], bool(data.get("fallback")), clarify))
+                        q.put_nowait(
+                            Incoming("message", role, row[0], bool(data.get("fallback")), clarify)
+                        )
                 elif ev.kind in _STATE_EVENTS:
                     q.put_nowait(Incoming("state", state=_STATE_EVENTS[ev.kind]))
             await asyncio.sleep(0.05 if not events else 0)
@@ -266,14 +328,22 @@ class Simulator:
         persona, opener, replayed = self._choose()
         return await self.visit(persona, stop, opener=opener or None, replayed=replayed)
 
-    async def visit(self, persona: Persona, stop: asyncio.Event, *, opener: str | None = None,
-                    replayed: bool = False) -> Outcome:
+    async def visit(
+        self,
+        persona: Persona,
+        stop: asyncio.Event,
+        *,
+        opener: str | None = None,
+        replayed: bool = False,
+    ) -> Outcome:
         """One customer of ``persona`` from first message to leaving."""
         rng = random.Random(self.rng.random())
         slots = {k: rng.choice(v) for k, v in SLOTS.items()}
         first = opener or vary(fill(rng.choice(persona.openers), rng, slots), rng, greet=True)
         name = f"{rng.choice(_NAMES)} {rng.choice(_SURNAMES)}"
-        cid = lc.open_conversation(self.store, name, external_id=f"sim-{uuid.uuid4().hex[:12]}", channel="sim")
+        cid = lc.open_conversation(
+            self.store, name, external_id=f"sim-{uuid.uuid4().hex[:12]}", channel="sim"
+        )
         queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._queues[cid] = queue
         out = Outcome(persona.name, cid, first, replayed)
@@ -342,8 +412,16 @@ class Simulator:
         finally:
             self._queues.pop(cid, None)
 
-    def _react(self, persona: Persona, inc: Incoming, state: str, rng: random.Random,
-               slots: dict[str, str], opener: str, used: Counter[str]) -> str | None:
+    def _react(
+        self,
+        persona: Persona,
+        inc: Incoming,
+        state: str,
+        rng: random.Random,
+        slots: dict[str, str],
+        opener: str,
+        used: Counter[str],
+    ) -> str | None:
         """The customer's next line; ``""`` means thank and leave, ``None`` means say nothing."""
         if inc.role == "system":
             return None
@@ -365,8 +443,9 @@ class Simulator:
         line = _next(persona.after_answer, used, "answer")
         return "" if line is None else vary(fill(line, rng, slots), rng)
 
-    async def _leave_queue(self, cid: int, persona: Persona, rng: random.Random, slots: dict[str, str],
-                           out: Outcome) -> None:
+    async def _leave_queue(
+        self, cid: int, persona: Persona, rng: random.Random, slots: dict[str, str], out: Outcome
+    ) -> None:
         if persona.give_up:
             self._say(cid, fill(rng.choice(persona.give_up), rng, slots), out)
         try:
@@ -377,7 +456,9 @@ class Simulator:
 
     def _say(self, cid: int, text: str, out: Outcome) -> None:
         try:
-            lc.add_customer_message(self.store, cid, text, idempotency_key=f"sim-{cid}-{next(self._seq)}")
+            lc.add_customer_message(
+                self.store, cid, text, idempotency_key=f"sim-{cid}-{next(self._seq)}"
+            )
         except InvalidInput:
             return
         out.messages += 1
@@ -406,8 +487,19 @@ def _is_clarifying(text: str) -> bool:
     low = text.lower().strip()
     if not low.endswith("?"):
         return False
-    return any(k in low for k in ("which", "do you mean", "could you tell me", "can you tell me",
-                                  "is it about", "are you asking", "what kind", "more detail"))
+    return any(
+        k in low
+        for k in (
+            "which",
+            "do you mean",
+            "could you tell me",
+            "can you tell me",
+            "is it about",
+            "are you asking",
+            "what kind",
+            "more detail",
+        )
+    )
 
 
 def _typing(text: str, rng: random.Random) -> float:

@@ -25,12 +25,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_console_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``console`` and ``demo``."""
     add_db_option(parser)
-    parser.add_argument("--agent", metavar="NAME", default=None,
-                        help="your agent name (default: $TANDEM_AGENT or your login name)")
-    parser.add_argument("--supervisor", action="store_true",
-                        help="register as a supervisor: queue, waits vs SLA, agents; assign and transfer")
-    parser.add_argument("--sla", type=float, default=120.0, metavar="SECONDS",
-                        help="queue wait SLA for the supervisor view (default 120)")
+    parser.add_argument(
+        "--agent",
+        metavar="NAME",
+        default=None,
+        help="your agent name (default: $TANDEM_AGENT or your login name)",
+    )
+    parser.add_argument(
+        "--supervisor",
+        action="store_true",
+        help="register as a supervisor: queue, waits vs SLA, agents; assign and transfer",
+    )
+    parser.add_argument(
+        "--sla",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="queue wait SLA for the supervisor view (default 120)",
+    )
 
 
 def agent_name(value: str | None) -> str:

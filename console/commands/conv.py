@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     csub = parser.add_subparsers(dest="conv_command", metavar="ACTION", required=True)
 
-    def action(name: str, help_text: str, func: object, *, cid: bool = True) -> argparse.ArgumentParser:
+    def action(
+        name: str, help_text: str, func: object, *, cid: bool = True
+    ) -> argparse.ArgumentParser:
         p = csub.add_parser(name, help=help_text, description=help_text)
         add_db_option(p)
         if cid:
@@ -51,47 +53,88 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text")
     p.add_argument("--key", help="idempotency key: a retry with the same key is stored once")
 
-    p = action("claim", "an agent takes the conversation",
-               _move(lambda lc, st, a: lc.claim(st, a.id, a.agent), "conversation {a.id} is {a.agent}'s"))
+    p = action(
+        "claim",
+        "an agent takes the conversation",
+        _move(lambda lc, st, a: lc.claim(st, a.id, a.agent), "conversation {a.id} is {a.agent}'s"),
+    )
     p.add_argument("--agent", required=True)
 
-    p = action("reply", "the owning agent replies (TEXT or - for stdin)",
-               _move(lambda lc, st, a: lc.agent_reply(st, a.id, a.agent, _read_text(a.text)), "{result}"))
+    p = action(
+        "reply",
+        "the owning agent replies (TEXT or - for stdin)",
+        _move(lambda lc, st, a: lc.agent_reply(st, a.id, a.agent, _read_text(a.text)), "{result}"),
+    )
     p.add_argument("text")
     p.add_argument("--agent", required=True)
 
-    p = action("note", "add an internal note (never shown to the customer)",
-               _move(lambda lc, st, a: lc.add_note(st, a.id, a.agent, _read_text(a.text)), "{result}"))
+    p = action(
+        "note",
+        "add an internal note (never shown to the customer)",
+        _move(lambda lc, st, a: lc.add_note(st, a.id, a.agent, _read_text(a.text)), "{result}"),
+    )
     p.add_argument("text")
     p.add_argument("--agent", required=True)
 
-    p = action("escalate", "send a bot conversation to the queue",
-               _move(lambda lc, st, a: lc.escalate(st, a.id, reasons=a.reason, by=a.by),
-                     "conversation {a.id} is waiting for a person"))
+    p = action(
+        "escalate",
+        "send a bot conversation to the queue",
+        _move(
+            lambda lc, st, a: lc.escalate(st, a.id, reasons=a.reason, by=a.by),
+            "conversation {a.id} is waiting for a person",
+        ),
+    )
     p.add_argument("--reason", action="append", required=True, help="why (repeatable)")
     p.add_argument("--by", default="cli")
 
-    p = action("hand-back", "return a conversation to the bot (owner or supervisor)",
-               _move(lambda lc, st, a: lc.hand_back(st, a.id, by=a.by), "conversation {a.id} is back with the bot"))
+    p = action(
+        "hand-back",
+        "return a conversation to the bot (owner or supervisor)",
+        _move(
+            lambda lc, st, a: lc.hand_back(st, a.id, by=a.by),
+            "conversation {a.id} is back with the bot",
+        ),
+    )
     p.add_argument("--by", required=True, help="the agent handing back")
 
-    p = action("resolve", "close a conversation",
-               _move(lambda lc, st, a: lc.resolve(st, a.id, by=a.by), "conversation {a.id} is resolved"))
-    p.add_argument("--by", required=True, help="who resolves (the owner or a supervisor while with a person)")
+    p = action(
+        "resolve",
+        "close a conversation",
+        _move(lambda lc, st, a: lc.resolve(st, a.id, by=a.by), "conversation {a.id} is resolved"),
+    )
+    p.add_argument(
+        "--by", required=True, help="who resolves (the owner or a supervisor while with a person)"
+    )
 
-    p = action("assign", "a supervisor gives a waiting conversation to an agent",
-               _move(lambda lc, st, a: lc.assign(st, a.id, a.agent, by=a.by),
-                     "conversation {a.id} is assigned to {a.agent}"))
+    p = action(
+        "assign",
+        "a supervisor gives a waiting conversation to an agent",
+        _move(
+            lambda lc, st, a: lc.assign(st, a.id, a.agent, by=a.by),
+            "conversation {a.id} is assigned to {a.agent}",
+        ),
+    )
     p.add_argument("--agent", required=True)
     p.add_argument("--by", required=True, help="the supervisor")
 
-    p = action("release", "a supervisor sends a waiting conversation back to the bot",
-               _move(lambda lc, st, a: lc.release(st, a.id, by=a.by), "conversation {a.id} is back with the bot"))
+    p = action(
+        "release",
+        "a supervisor sends a waiting conversation back to the bot",
+        _move(
+            lambda lc, st, a: lc.release(st, a.id, by=a.by),
+            "conversation {a.id} is back with the bot",
+        ),
+    )
     p.add_argument("--by", required=True, help="the supervisor")
 
-    p = action("transfer", "a supervisor moves a conversation to another agent",
-               _move(lambda lc, st, a: lc.transfer(st, a.id, a.agent, by=a.by),
-                     "conversation {a.id} is transferred to {a.agent}"))
+    p = action(
+        "transfer",
+        "a supervisor moves a conversation to another agent",
+        _move(
+            lambda lc, st, a: lc.transfer(st, a.id, a.agent, by=a.by),
+            "conversation {a.id} is transferred to {a.agent}",
+        ),
+    )
     p.add_argument("--agent", required=True, help="the new owner")
     p.add_argument("--by", required=True, help="the supervisor")
 
@@ -102,14 +145,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state", action="append", choices=["bot", "waiting", "human", "resolved"])
     p.add_argument("--limit", type=int, default=50)
 
-    p = csub.add_parser("agent", help="register an agent or supervisor", description="Register an agent.")
+    p = csub.add_parser(
+        "agent", help="register an agent or supervisor", description="Register an agent."
+    )
     add_db_option(p)
     p.add_argument("name")
     p.add_argument("--supervisor", action="store_true")
     p.set_defaults(func=_agent)
 
 
-def _move(call: Callable[[ModuleType, Any, argparse.Namespace], object], done: str) -> Callable[[argparse.Namespace], int]:
+def _move(
+    call: Callable[[ModuleType, Any, argparse.Namespace], object], done: str
+) -> Callable[[argparse.Namespace], int]:
     """A command that makes one lifecycle call and prints ``done`` (formatted with ``a``, ``result``)."""
 
     def run(args: argparse.Namespace) -> int:
@@ -131,8 +178,9 @@ def _store(args: argparse.Namespace):  # noqa: ANN202 - store.Store, imported la
 def _open(args: argparse.Namespace) -> int:
     from store import lifecycle
 
-    cid = lifecycle.open_conversation(_store(args), args.customer, external_id=args.external_id,
-                                      channel=args.channel)
+    cid = lifecycle.open_conversation(
+        _store(args), args.customer, external_id=args.external_id, channel=args.channel
+    )
     print(cid)
     return 0
 
@@ -140,7 +188,9 @@ def _open(args: argparse.Namespace) -> int:
 def _post(args: argparse.Namespace) -> int:
     from store import lifecycle
 
-    posted = lifecycle.add_customer_message(_store(args), args.id, _read_text(args.text), idempotency_key=args.key)
+    posted = lifecycle.add_customer_message(
+        _store(args), args.id, _read_text(args.text), idempotency_key=args.key
+    )
     suffix = " (duplicate: already stored)" if posted.duplicate else ""
     print(f"{posted.message_id}{suffix}")
     return 0
@@ -171,7 +221,9 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     owner = f" ({conv['owner']})" if conv["owner"] else ""
     reasons = ", ".join(conv["reasons"]) or "-"
-    print(f"#{conv['id']} {_clean(conv['customer_name'])}  {conv['state']}{owner}  {conv['level']}  reasons: {reasons}")
+    print(
+        f"#{conv['id']} {_clean(conv['customer_name'])}  {conv['state']}{owner}  {conv['level']}  reasons: {reasons}"
+    )
     for m in messages:
         at = datetime.fromtimestamp(m["created_at"]).strftime("%H:%M:%S")
         who = m["author"] if m["role"] in ("agent", "note") else m["role"]
@@ -184,9 +236,13 @@ def _list(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    rows = list_conversations(_store(args), states=tuple(args.state) if args.state else None, limit=args.limit)
+    rows = list_conversations(
+        _store(args), states=tuple(args.state) if args.state else None, limit=args.limit
+    )
     for c in rows:
         owner = c["owner"] or "-"
-        print(f"{c['id']:>6}  {c['state']:<8} {owner:<10} {c['level']:<8} {_clean(c['customer_name'])[:20]:<20} "
-              f"{_clean(c['subject'])[:60]}")
+        print(
+            f"{c['id']:>6}  {c['state']:<8} {owner:<10} {c['level']:<8} {_clean(c['customer_name'])[:20]:<20} "
+            f"{_clean(c['subject'])[:60]}"
+        )
     return 0

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_status)
-    p = dsub.add_parser("check", help="integrity check and lifecycle invariants (exit 1 on problems)")
+    p = dsub.add_parser(
+        "check", help="integrity check and lifecycle invariants (exit 1 on problems)"
+    )
     add_db_option(p)
     p.set_defaults(func=_check)
 
@@ -33,7 +35,9 @@ def _init(args: argparse.Namespace) -> int:
     from store import migrations, open_store
 
     store = open_store(args.db)
-    print(f"{store.path}: schema {migrations.current_version()} ({len(migrations.applied(store))} migrations)")
+    print(
+        f"{store.path}: schema {migrations.current_version()} ({len(migrations.applied(store))} migrations)"
+    )
     return 0
 
 

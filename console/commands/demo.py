@@ -35,15 +35,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_console_options(parser)
     # In the demo you play both roles: the supervisor view is one key away, not a refusal.
     parser.set_defaults(supervisor=True)
-    parser.add_argument("--simulate", metavar="N", type=int, default=24,
-                        help="simulated customers active at once (default 24)")
-    parser.add_argument("--keep", action="store_true",
-                        help="continue the previous demo's conversations (default: the demo file starts afresh)")
-    parser.add_argument("--speed", metavar="X", type=float, default=1.0,
-                        help="simulated customers type, read and wait X times faster (default 1)")
-    parser.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8765",
-                        help="the hub's channel API and web chat page (default 127.0.0.1:8765; "
-                        "left out if the port is taken)")
+    parser.add_argument(
+        "--simulate",
+        metavar="N",
+        type=int,
+        default=24,
+        help="simulated customers active at once (default 24)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="continue the previous demo's conversations (default: the demo file starts afresh)",
+    )
+    parser.add_argument(
+        "--speed",
+        metavar="X",
+        type=float,
+        default=1.0,
+        help="simulated customers type, read and wait X times faster (default 1)",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:8765",
+        help="the hub's channel API and web chat page (default 127.0.0.1:8765; "
+        "left out if the port is taken)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -86,21 +103,41 @@ class Hub:
         listen: where the channel API listens, or ``None`` for no API.
     """
 
-    def __init__(self, db: Path, simulate: int, speed: float, log: Path, listen: str | None) -> None:
+    def __init__(
+        self, db: Path, simulate: int, speed: float, log: Path, listen: str | None
+    ) -> None:
         self.db, self.simulate, self.speed, self.log, self.listen = db, simulate, speed, log, listen
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "console.cli", "serve", "--db", str(self.db),
-               "--simulate", str(self.simulate), "--speed", str(self.speed), "--embedded",
-               "--log-interval", "30"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "serve",
+            "--db",
+            str(self.db),
+            "--simulate",
+            str(self.simulate),
+            "--speed",
+            str(self.speed),
+            "--embedded",
+            "--log-interval",
+            "30",
+        ]
         cmd += ["--listen", self.listen] if self.listen else ["--no-api"]
         with self.log.open("ab") as out:
             # Own session: the terminal's signals reach the console, which then stops the hub.
             # If the console dies without stopping it (SIGKILL, a closed terminal), the kernel
             # sends the hub SIGTERM, so no orphan keeps simulating customers.
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
 
     def wait_up(self, timeout: float = START_TIMEOUT) -> None:
         """Return once the hub has said it started; raise UsageError if it died or hung."""
@@ -108,8 +145,10 @@ class Hub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise UsageError(f"the hub stopped at start (exit {self.proc.returncode}): "
-                                 f"{self.last_line()} (log: {self.log})")
+                raise UsageError(
+                    f"the hub stopped at start (exit {self.proc.returncode}): "
+                    f"{self.last_line()} (log: {self.log})"
+                )
             if "tandem serve:" in self._tail():
                 return
             time.sleep(0.05)
@@ -183,8 +222,11 @@ def run(args: argparse.Namespace) -> int:
         hub.wait_up()
         from console.ui.app import TandemApp
 
-        where = (f"be a customer yourself at http://{listen}/" if listen
-                 else f"{args.listen} is taken: no web chat this time")
+        where = (
+            f"be a customer yourself at http://{listen}/"
+            if listen
+            else f"{args.listen} is taken: no web chat this time"
+        )
         notice = f"demo: {args.simulate} simulated customers · {where} · database {db}"
         TandemApp(db, agent, supervisor=args.supervisor, sla_seconds=args.sla, notice=notice).run()
     finally:

@@ -17,10 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: tandem kb search 'my card was declined abroad'",
     )
     ksub = parser.add_subparsers(dest="kb_command", metavar="ACTION", required=True)
-    p = ksub.add_parser("load", help="(re)load articles from Markdown files (default: the bundled ones)")
+    p = ksub.add_parser(
+        "load", help="(re)load articles from Markdown files (default: the bundled ones)"
+    )
     p.add_argument("directory", nargs="?", metavar="DIR", help="a directory of .md articles")
-    p.add_argument("--replace", action="store_true",
-                   help="also remove stored articles that are not in DIR (always so for the bundled set)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="also remove stored articles that are not in DIR (always so for the bundled set)",
+    )
     add_db_option(p)
     p.set_defaults(func=_load)
     p = ksub.add_parser("search", help="the best matching articles for a question")
@@ -48,7 +53,9 @@ def _load(args: argparse.Namespace) -> int:
             changed = load_bundled(store)
     except ArticleError as exc:
         raise UsageError(str(exc)) from None
-    print(f"{store.path}: {changed} article(s) added or changed, {count(store)} in the knowledge base")
+    print(
+        f"{store.path}: {changed} article(s) added or changed, {count(store)} in the knowledge base"
+    )
     return 0
 
 

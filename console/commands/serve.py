@@ -27,35 +27,85 @@ def register(sub: argparse._SubParsersAction) -> None:
         "TANDEM_API_TOKEN; the LLM bot is used when OPENAI_BASE_URL or OPENAI_API_KEY is set.",
     )
     add_db_option(parser)
-    parser.add_argument("--simulate", metavar="N", type=int, default=0,
-                        help="keep N simulated customers active (default 0: none)")
-    parser.add_argument("--speed", metavar="X", type=float, default=1.0,
-                        help="simulated customers type, read and wait X times faster (default 1)")
-    parser.add_argument("--duration", metavar="S", type=float, default=None,
-                        help="stop after S seconds (default: run until Ctrl-C or SIGTERM)")
+    parser.add_argument(
+        "--simulate",
+        metavar="N",
+        type=int,
+        default=0,
+        help="keep N simulated customers active (default 0: none)",
+    )
+    parser.add_argument(
+        "--speed",
+        metavar="X",
+        type=float,
+        default=1.0,
+        help="simulated customers type, read and wait X times faster (default 1)",
+    )
+    parser.add_argument(
+        "--duration",
+        metavar="S",
+        type=float,
+        default=None,
+        help="stop after S seconds (default: run until Ctrl-C or SIGTERM)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for the simulator")
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="customer-messages.csv (or its directory) to replay first messages from "
-                        "(default: ../shared/data next to the repository, when present)")
-    parser.add_argument("--no-replay", action="store_true", help="simulate with the personas' scripts only")
-    parser.add_argument("--personas", metavar="NAMES",
-                        help="only these simulated personas, comma-separated (routine, confused, frustrated, "
-                        "grieving, scam, abusive, human, injection, quiet)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="customer-messages.csv (or its directory) to replay first messages from "
+        "(default: ../shared/data next to the repository, when present)",
+    )
+    parser.add_argument(
+        "--no-replay", action="store_true", help="simulate with the personas' scripts only"
+    )
+    parser.add_argument(
+        "--personas",
+        metavar="NAMES",
+        help="only these simulated personas, comma-separated (routine, confused, frustrated, "
+        "grieving, scam, abusive, human, injection, quiet)",
+    )
     parser.add_argument("--policy", metavar="FILE", help="TOML file of escalation policy settings")
-    parser.add_argument("--escalate-level", choices=("watch", "empathy", "urgent"), default=None,
-                        help="escalate at this triage level or above (default empathy)")
-    parser.add_argument("--max-fallbacks", type=int, metavar="N", default=None,
-                        help="escalate when the bot does not know for the N-th time (default 2)")
-    parser.add_argument("--idle-resolve", type=float, metavar="S", default=None,
-                        help="resolve bot conversations quiet for S seconds (default 600; "
-                        "with --simulate 60/speed)")
-    parser.add_argument("--log-interval", type=float, metavar="S", default=60.0,
-                        help="seconds between throughput lines on stderr (default 60; 0 for none)")
-    parser.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8765",
-                        help="where the channel API and web chat page listen (default 127.0.0.1:8765)")
+    parser.add_argument(
+        "--escalate-level",
+        choices=("watch", "empathy", "urgent"),
+        default=None,
+        help="escalate at this triage level or above (default empathy)",
+    )
+    parser.add_argument(
+        "--max-fallbacks",
+        type=int,
+        metavar="N",
+        default=None,
+        help="escalate when the bot does not know for the N-th time (default 2)",
+    )
+    parser.add_argument(
+        "--idle-resolve",
+        type=float,
+        metavar="S",
+        default=None,
+        help="resolve bot conversations quiet for S seconds (default 600; "
+        "with --simulate 60/speed)",
+    )
+    parser.add_argument(
+        "--log-interval",
+        type=float,
+        metavar="S",
+        default=60.0,
+        help="seconds between throughput lines on stderr (default 60; 0 for none)",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:8765",
+        help="where the channel API and web chat page listen (default 127.0.0.1:8765)",
+    )
     parser.add_argument("--no-api", action="store_true", help="run without the channel API")
-    parser.add_argument("--embedded", action="store_true",
-                        help="use the embedded bot even if an LLM endpoint is configured")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use the embedded bot even if an LLM endpoint is configured",
+    )
     parser.set_defaults(func=_serve)
 
 
@@ -69,7 +119,9 @@ def _settings(args: argparse.Namespace):  # -> PolicySettings
             # Simulated customers who leave quietly should not keep conversations open for long.
             idle = max(5.0, 60.0 / args.speed)
         return settings.with_overrides(
-            escalate_level=args.escalate_level, max_fallbacks=args.max_fallbacks, idle_resolve_s=idle,
+            escalate_level=args.escalate_level,
+            max_fallbacks=args.max_fallbacks,
+            idle_resolve_s=idle,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -101,11 +153,21 @@ def _serve(args: argparse.Namespace) -> int:
     from store import resolve_path
 
     path = resolve_path(args.db)
-    return asyncio.run(serve_forever(
-        path, settings=settings, simulate=args.simulate, speed=args.speed, duration=args.duration,
-        seed=args.seed, data=False if args.no_replay else args.data, log_interval=args.log_interval,
-        llm=llm, listen=listen, personas=personas,
-    ))
+    return asyncio.run(
+        serve_forever(
+            path,
+            settings=settings,
+            simulate=args.simulate,
+            speed=args.speed,
+            duration=args.duration,
+            seed=args.seed,
+            data=False if args.no_replay else args.data,
+            log_interval=args.log_interval,
+            llm=llm,
+            listen=listen,
+            personas=personas,
+        )
+    )
 
 
 def _listen(value: str) -> tuple[str, int]:

@@ -25,22 +25,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "skipped (exit code 1 at the end). `tandem triage eval CSV` measures the engine on a "
         "labelled CSV (columns slice, conversation, text, needs_empathy).",
         epilog="Examples: tandem triage chats.jsonl > verdicts.jsonl; "
-        "echo '{\"id\": 1, \"text\": \"I want a real person\"}' | tandem triage; "
+        'echo \'{"id": 1, "text": "I want a real person"}\' | tandem triage; '
         "tandem triage eval ../shared/data/triage/dev.csv --json",
     )
-    parser.add_argument("file", nargs="?", default="-", metavar="FILE|eval", help="JSONL input (default: stdin), or 'eval'")
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default="-",
+        metavar="FILE|eval",
+        help="JSONL input (default: stdin), or 'eval'",
+    )
     parser.add_argument("csv", nargs="?", metavar="CSV", help="with eval: the labelled CSV")
     parser.add_argument("--json", action="store_true", help="with eval: print metrics as JSON")
     parser.add_argument(
-        "--curve", action="store_true",
+        "--curve",
+        action="store_true",
         help="with eval: move the decision threshold (shipped: 0.5) and print the pooled real "
         "precision/recall/F1 against the recall and specificity floors of the other slices",
     )
     parser.add_argument(
-        "--llm", action="store_true",
+        "--llm",
+        action="store_true",
         help="also ask the configured LLM (OPENAI_BASE_URL / OPENAI_API_KEY / TANDEM_MODEL) for a second "
         "opinion, combined with the offline verdict (it can raise a level, never lower one); "
-        "each output line then has a \"judge\" field",
+        'each output line then has a "judge" field',
     )
     parser.set_defaults(func=_run)
 
@@ -48,10 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.file == "eval":
         if not args.csv:
-            raise UsageError("triage eval needs a CSV file (columns slice, conversation, text, needs_empathy)")
+            raise UsageError(
+                "triage eval needs a CSV file (columns slice, conversation, text, needs_empathy)"
+            )
         return _eval(args.csv, as_json=args.json, as_curve=args.curve)
     if args.csv:
-        raise UsageError(f"unexpected argument {args.csv!r} (did you mean `tandem triage eval {args.csv}`?)")
+        raise UsageError(
+            f"unexpected argument {args.csv!r} (did you mean `tandem triage eval {args.csv}`?)"
+        )
     if args.json:
         raise UsageError("--json goes with `tandem triage eval CSV`; scoring already writes JSONL")
     if args.curve:
@@ -76,7 +88,9 @@ def _llm() -> Any:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if not config.enabled:
-        raise UsageError("--llm needs an LLM endpoint: set OPENAI_BASE_URL (and TANDEM_MODEL) or OPENAI_API_KEY")
+        raise UsageError(
+            "--llm needs an LLM endpoint: set OPENAI_BASE_URL (and TANDEM_MODEL) or OPENAI_API_KEY"
+        )
     return LLM(config)
 
 
@@ -113,7 +127,10 @@ async def _stream_with_judge(source: BinaryIO, engine: Any, llm: Any) -> int:
             # The offline verdict stands; say once why the second opinion is missing.
             record["judge"] = {"error": str(exc)}
             if not warned:
-                print(f"tandem: LLM second opinion unavailable, offline verdicts only: {exc}", file=sys.stderr)
+                print(
+                    f"tandem: LLM second opinion unavailable, offline verdicts only: {exc}",
+                    file=sys.stderr,
+                )
                 warned = True
         else:
             record.update(combined.as_dict())

@@ -75,7 +75,9 @@ STALE_AFTER_S = 0.2  # an answer that took longer may have been overtaken by the
 # supervisor's release from the queue, or an agent closing the conversation (the customer may
 # write again; what was handled then is not new evidence).
 _SETTLING = {"handed_back", "released"}
-_SETTLED_SQL = ("(kind IN ('handed_back', 'released') OR (kind = 'resolved' AND from_state = 'human'))")
+_SETTLED_SQL = (
+    "(kind IN ('handed_back', 'released') OR (kind = 'resolved' AND from_state = 'human'))"
+)
 
 
 class TriageEngineLike(Protocol):
@@ -126,7 +128,9 @@ class HubStats:
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as a dict (without the lag samples and the reason tally)."""
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("lags", "escalation_reasons")}
+        return {
+            k: getattr(self, k) for k in self.__slots__ if k not in ("lags", "escalation_reasons")
+        }
 
 
 class Hub:
@@ -172,7 +176,9 @@ class Hub:
         self._first_event: dict[int, int] = {}  # conversation in hand -> first event not yet done
         self._again: dict[int, bool] = {}  # touched again while in hand
         self._handling: tuple[float, float | None] = (-1e18, None)  # (computed at, minutes)
-        self._held: dict[int, int] = {}  # gave up on a locked database while stopping: replay from here
+        self._held: dict[
+            int, int
+        ] = {}  # gave up on a locked database while stopping: replay from here
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._seen = 0  # last event id read from the feed
@@ -212,7 +218,9 @@ class Hub:
         if self._wake is not None:
             self._wake.set()
 
-    async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.02, retry_s: float = 1.0) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, idle_sleep: float = 0.02, retry_s: float = 1.0
+    ) -> None:
         """Process the feed until ``stop`` is set; answers in progress are finished first."""
         wake = self._wake = asyncio.Event()
 
@@ -301,7 +309,9 @@ class Hub:
 
     def process_nowait(self, events: list[Event]) -> None:
         """Start handling a batch of feed events (one task per conversation touched)."""
-        touched: dict[int, tuple[bool, int]] = {}  # conversation -> (new customer message, first event)
+        touched: dict[
+            int, tuple[bool, int]
+        ] = {}  # conversation -> (new customer message, first event)
         for ev in events:
             cid = ev.conversation_id
             if cid is None:
@@ -321,7 +331,11 @@ class Hub:
                 if ev.kind in _SETTLING:
                     # Back with the bot: if the customer's last word went unanswered, answer it.
                     touched.setdefault(cid, (False, ev.id))
-            elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in self._inflight:
+            elif (
+                ev.kind in ("resolved", "abandoned")
+                and cid not in touched
+                and cid not in self._inflight
+            ):
                 # The saved state is enough if the customer comes back; free the memory now.
                 self._cache.pop(cid, None)
         for cid, (new, first) in touched.items():
@@ -359,7 +373,9 @@ class Hub:
                     self.stats.errors += 1
                     if self._stopping:
                         # Keep the cursor before this conversation so a restart replays it.
-                        self._held[cid] = min(self._held.get(cid, 1 << 62), self._first_event.get(cid, 0))
+                        self._held[cid] = min(
+                            self._held.get(cid, 1 << 62), self._first_event.get(cid, 0)
+                        )
                         return
                     log.warning("hub: conversation %s: %s; retrying in %.1f s", cid, exc, delay)
                     await asyncio.sleep(delay)
@@ -422,8 +438,13 @@ class Hub:
             # A broken bot must not leave the customer talking to nobody.
             log.exception("bot failed on conversation %s; escalating", cid)
             self.stats.errors += 1
-            self._escalate(cid, entry, mid, Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"),
-                                                     "bot_error"), fallback=True)
+            self._escalate(
+                cid,
+                entry,
+                mid,
+                Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"), "bot_error"),
+                fallback=True,
+            )
             return
         if time.monotonic() - asked > STALE_AFTER_S and self._customer_wrote_since(cid, mid):
             # The customer wrote again while the bot was thinking: answer the newest message,
@@ -446,10 +467,13 @@ class Hub:
         self._reply(cid, entry, mid, created_at, ans)
 
     def _customer_wrote_since(self, cid: int, mid: int) -> bool:
-        return self.store.one(
-            "SELECT 1 FROM messages WHERE conversation_id = ? AND id > ? AND role = 'customer' LIMIT 1",
-            (cid, mid),
-        ) is not None
+        return (
+            self.store.one(
+                "SELECT 1 FROM messages WHERE conversation_id = ? AND id > ? AND role = 'customer' LIMIT 1",
+                (cid, mid),
+            )
+            is not None
+        )
 
     def _unanswered(self, cid: int, entry: _Conv) -> tuple[int, float] | None:
         """The customer's message, if it is the newest one in the conversation."""
@@ -483,9 +507,13 @@ class Hub:
             try:
                 saved = json.loads(triage_state)
                 if isinstance(saved, dict) and "engine" in saved:
-                    entry = _Conv(self.engine.load_state(saved["engine"]), int(saved.get("upto", 0)))
+                    entry = _Conv(
+                        self.engine.load_state(saved["engine"]), int(saved.get("upto", 0))
+                    )
             except (ValueError, TypeError, KeyError):
-                log.warning("conversation %s: unreadable triage state; rebuilding from the transcript", cid)
+                log.warning(
+                    "conversation %s: unreadable triage state; rebuilding from the transcript", cid
+                )
         if entry is None:
             # Observed from the first message on: the whole history passes through _observe.
             entry = _Conv(self.engine.new_state(), context=deque(maxlen=CONTEXT_MESSAGES))
@@ -524,10 +552,13 @@ class Hub:
             entry.last_customer = entry.verdict
         return pending
 
-    def _mark(self, entry: _Conv, verdict: Any, *, level: str | None = None,
-              also: tuple[str, ...] = ()) -> lc.TriageMark:
-        dump = json.dumps({"upto": entry.upto, "engine": self.engine.dump_state(entry.state)},
-                          separators=(",", ":"))
+    def _mark(
+        self, entry: _Conv, verdict: Any, *, level: str | None = None, also: tuple[str, ...] = ()
+    ) -> lc.TriageMark:
+        dump = json.dumps(
+            {"upto": entry.upto, "engine": self.engine.dump_state(entry.state)},
+            separators=(",", ":"),
+        )
         lvl = level or verdict.level
         # An escalation's own reasons (the bot's hand-off, its fallbacks) belong on the badge
         # too: an agent must never see a conversation sent to people with no reason shown.
@@ -539,7 +570,9 @@ class Hub:
         verdict = entry.verdict
         if verdict is None:
             return
-        lc.record_triage(self.store, cid, self._waiting_mark(cid, entry, verdict), message_id=mid, actor="triage")
+        lc.record_triage(
+            self.store, cid, self._waiting_mark(cid, entry, verdict), message_id=mid, actor="triage"
+        )
 
     def _waiting_mark(self, cid: int, entry: _Conv, verdict: Any) -> lc.TriageMark:
         """The mark for a verdict, never below what sent the conversation to the queue while it waits.
@@ -602,8 +635,15 @@ class Hub:
         mark = self._mark(entry, verdict)
         meta: dict[str, Any] = dict(ans.meta())
         try:
-            bot_mid = lc.bot_reply(self.store, cid, ans.text, reply_to=mid, fallback=bool(ans.fallback),
-                                   meta=meta, triage=mark)
+            bot_mid = lc.bot_reply(
+                self.store,
+                cid,
+                ans.text,
+                reply_to=mid,
+                fallback=bool(ans.fallback),
+                meta=meta,
+                triage=mark,
+            )
         except AlreadyAnswered:
             return
         except NotOwner:
@@ -615,15 +655,22 @@ class Hub:
             log.warning("conversation %s: the bot's reply was refused (%s); escalating", cid, exc)
             self.stats.errors += 1
             verdict = entry.last_customer
-            self._escalate(cid, entry, mid, Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"),
-                                                     "bot_error"), fallback=True)
+            self._escalate(
+                cid,
+                entry,
+                mid,
+                Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"), "bot_error"),
+                fallback=True,
+            )
             return
         self.stats.bot_replies += 1
         self.stats.fallbacks += 1 if ans.fallback else 0
         if self.keep_lags:
             self.stats.lags.append(self.clock() - created_at)
         # The engine sees the bot's words too (fallbacks and repetition are conversation signals).
-        entry.verdict = self.engine.observe(entry.state, "bot", ans.text, fallback=bool(ans.fallback))
+        entry.verdict = self.engine.observe(
+            entry.state, "bot", ans.text, fallback=bool(ans.fallback)
+        )
         entry.upto = bot_mid
         if entry.context is not None:
             entry.context.append({"role": "bot", "text": ans.text})
@@ -634,19 +681,32 @@ class Hub:
             except InvalidTransition:
                 pass
 
-    def _escalate(self, cid: int, entry: _Conv, mid: int, decision: Decision, *, fallback: bool = False) -> None:
+    def _escalate(
+        self, cid: int, entry: _Conv, mid: int, decision: Decision, *, fallback: bool = False
+    ) -> None:
         verdict = entry.last_customer or entry.verdict
         queue_ahead, online = self._queue_position(decision)
-        minutes = wait_estimate_minutes(self.settings, queue_ahead, online, self._handling_minutes())
-        text = handoff_message(decision, queue_ahead=queue_ahead, wait_minutes=minutes, fallback=fallback)
+        minutes = wait_estimate_minutes(
+            self.settings, queue_ahead, online, self._handling_minutes()
+        )
+        text = handoff_message(
+            decision, queue_ahead=queue_ahead, wait_minutes=minutes, fallback=fallback
+        )
         level = max_level(verdict.level, decision.level)
         mark = self._mark(entry, verdict, level=level, also=tuple(decision.reasons))
         # The customer message carries the verdict that sent it to a person.
         lc.record_triage(self.store, cid, mark, message_id=mid, actor="triage")
         try:
-            lc.escalate(self.store, cid, reasons=list(decision.reasons), by="hub", level=level,
-                        triage=mark, message=text,
-                        note=f"rule {decision.rule}" + (f", ~{minutes} min" if minutes else ""))
+            lc.escalate(
+                self.store,
+                cid,
+                reasons=list(decision.reasons),
+                by="hub",
+                level=level,
+                triage=mark,
+                message=text,
+                note=f"rule {decision.rule}" + (f", ~{minutes} min" if minutes else ""),
+            )
         except InvalidTransition:
             return
         self.stats.escalations += 1
@@ -672,7 +732,9 @@ class Hub:
         now = self.clock()
         if decision.urgent:
             # Urgent conversations are served first; only other urgent ones are ahead.
-            ahead = self.store.one("SELECT count(*) FROM conversations WHERE state = 'waiting' AND level = 'urgent'")
+            ahead = self.store.one(
+                "SELECT count(*) FROM conversations WHERE state = 'waiting' AND level = 'urgent'"
+            )
         else:
             ahead = self.store.one("SELECT count(*) FROM conversations WHERE state = 'waiting'")
         online = self.store.one(
@@ -702,7 +764,11 @@ class Hub:
                     continue
                 entry.verdict = verdict
                 changed = lc.record_triage(store, cid, mark, actor="sla")
-                if changed and "long_wait" in verdict.reasons and (before is None or "long_wait" not in before[1]):
+                if (
+                    changed
+                    and "long_wait" in verdict.reasons
+                    and (before is None or "long_wait" not in before[1])
+                ):
                     self.stats.long_wait_raised += 1
             except (NotFound, InvalidTransition):
                 continue
@@ -727,17 +793,32 @@ class Hub:
         """One line of throughput since ``previous`` (a :meth:`HubStats.snapshot`)."""
         now = self.stats.snapshot()
         d = {k: now[k] - previous.get(k, 0) for k in now}
-        counts = {s: n for s, n in self.store.query("SELECT state, count(*) FROM conversations GROUP BY state")}
-        oldest = self.store.one("SELECT min(waiting_since) FROM conversations WHERE state = 'waiting'")
+        counts = {
+            s: n
+            for s, n in self.store.query("SELECT state, count(*) FROM conversations GROUP BY state")
+        }
+        oldest = self.store.one(
+            "SELECT min(waiting_since) FROM conversations WHERE state = 'waiting'"
+        )
         wait = f", oldest wait {self.clock() - oldest[0]:.0f}s" if oldest and oldest[0] else ""
         since = self.clock() - seconds
         # SLA over the interval: time in the queue until a person claimed, and until they replied.
-        waits = [r[0] for r in self.store.query(
-            "SELECT claimed_at - waiting_since FROM conversations WHERE claimed_at >= ?"
-            " AND waiting_since IS NOT NULL AND claimed_at >= waiting_since", (since,))]
-        firsts = [r[0] for r in self.store.query(
-            "SELECT first_human_reply_at - claimed_at FROM conversations WHERE first_human_reply_at >= ?"
-            " AND claimed_at IS NOT NULL", (since,))]
+        waits = [
+            r[0]
+            for r in self.store.query(
+                "SELECT claimed_at - waiting_since FROM conversations WHERE claimed_at >= ?"
+                " AND waiting_since IS NOT NULL AND claimed_at >= waiting_since",
+                (since,),
+            )
+        ]
+        firsts = [
+            r[0]
+            for r in self.store.query(
+                "SELECT first_human_reply_at - claimed_at FROM conversations WHERE first_human_reply_at >= ?"
+                " AND claimed_at IS NOT NULL",
+                (since,),
+            )
+        ]
         sla = ""
         if waits:
             sla += f", queue wait p50 {percentile(waits, 0.5):.0f}s ({len(waits)} claimed)"
@@ -753,12 +834,19 @@ class Hub:
         )
 
 
-def _bot_context(cid: int, customer_name: str, messages: list[dict[str, str]], verdict: Any,
-                 fallbacks: int) -> Any:
+def _bot_context(
+    cid: int, customer_name: str, messages: list[dict[str, str]], verdict: Any, fallbacks: int
+) -> Any:
     from console.bot import BotContext
 
-    return BotContext(cid, customer_name, messages=messages, level=verdict.level,
-                      reasons=list(verdict.reasons), fallbacks=fallbacks)
+    return BotContext(
+        cid,
+        customer_name,
+        messages=messages,
+        level=verdict.level,
+        reasons=list(verdict.reasons),
+        fallbacks=fallbacks,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -769,8 +857,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def make_hub(path: str | Path, *, settings: PolicySettings | None = None, llm: Any = None,
-             **kwargs: Any) -> Hub:
+def make_hub(
+    path: str | Path, *, settings: PolicySettings | None = None, llm: Any = None, **kwargs: Any
+) -> Hub:
     """A hub with the real triage engine and bot, the KB loaded if the table is empty.
 
     :param llm: a :class:`console.config.LLMConfig`, or ``None`` for the embedded bot only
@@ -782,6 +871,3 @@ def make_hub(path: str | Path, *, settings: PolicySettings | None = None, llm: A
     with Store(path) as store:
         ensure_loaded(store)
     return Hub(path, engine=TriageEngine(), bot=make_bot(path, llm), settings=settings, **kwargs)
-
-
-

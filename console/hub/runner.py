@@ -63,9 +63,19 @@ async def serve_forever(
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
     try:
-        return await _serve(path, settings=settings, simulate=simulate, speed=speed, duration=duration,
-                            seed=seed, data=data, log_interval=log_interval, llm=llm, listen=listen,
-                            personas=personas)
+        return await _serve(
+            path,
+            settings=settings,
+            simulate=simulate,
+            speed=speed,
+            duration=duration,
+            seed=seed,
+            data=data,
+            log_interval=log_interval,
+            llm=llm,
+            listen=listen,
+            personas=personas,
+        )
     finally:
         gc.set_threshold(*thresholds)
         if lock is not None:
@@ -98,7 +108,9 @@ def one_hub_per_database(path: Path) -> Any:
         fh.seek(0)
         holder = fh.read().strip() or "?"
         fh.close()
-        raise UsageError(f"another tandem serve (pid {holder}) is already running on {path}") from None
+        raise UsageError(
+            f"another tandem serve (pid {holder}) is already running on {path}"
+        ) from None
     fh.seek(0)
     fh.truncate()
     fh.write(str(os.getpid()))
@@ -132,14 +144,23 @@ async def _serve(
     if simulate:
         from console.channels.sim import Simulator
 
-        sim = Simulator(path, customers=simulate, speed=speed, seed=seed, data=data, personas=personas)
+        sim = Simulator(
+            path, customers=simulate, speed=speed, seed=seed, data=data, personas=personas
+        )
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
-    api_runner, api_note = await _start_api(path, listen, hub.wake) if listen else (None, "no channel API")
+    api_runner, api_note = (
+        await _start_api(path, listen, hub.wake) if listen else (None, "no channel API")
+    )
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
-    _say(f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
-         f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
-         + (f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
-            if sim and sim.replay else ""))
+    _say(
+        f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
+        f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
+        + (
+            f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
+            if sim and sim.replay
+            else ""
+        )
+    )
     if duration is not None:
         loop.call_later(duration, stop.set)
     reporter = asyncio.create_task(_report(hub, stop, log_interval)) if log_interval > 0 else None
@@ -163,22 +184,33 @@ async def _serve(
         if api_runner is not None:
             await api_runner.cleanup()
     s = hub.stats
-    _say(f"tandem serve: stopped after {time.monotonic() - started:.0f}s: {s.customer_messages} customer messages,"
-         f" {s.bot_replies} bot replies, {s.escalations} escalations"
-         + (f" ({', '.join(f'{k} {v}' for k, v in sorted(s.escalation_reasons.items(), key=lambda kv: -kv[1]))})"
-            if s.escalation_reasons else "")
-         + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
-         + (f"; {sim.started} simulated customers" if sim else ""))
+    _say(
+        f"tandem serve: stopped after {time.monotonic() - started:.0f}s: {s.customer_messages} customer messages,"
+        f" {s.bot_replies} bot replies, {s.escalations} escalations"
+        + (
+            f" ({', '.join(f'{k} {v}' for k, v in sorted(s.escalation_reasons.items(), key=lambda kv: -kv[1]))})"
+            if s.escalation_reasons
+            else ""
+        )
+        + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
+        + (f"; {sim.started} simulated customers" if sim else "")
+    )
     if sim and sim.outcomes:
         table = sim.summary()
-        _say("simulated customers (finished visits): " + ", ".join(
-            f"{name} {c['customers']} ({c['escalated']} to a person"
-            + (f", {c['unexpected']} not as the persona expects)" if c["unexpected"] else ")") for name, c in
-            sorted(table.items(), key=lambda kv: -kv[1]["customers"])))
+        _say(
+            "simulated customers (finished visits): "
+            + ", ".join(
+                f"{name} {c['customers']} ({c['escalated']} to a person"
+                + (f", {c['unexpected']} not as the persona expects)" if c["unexpected"] else ")")
+                for name, c in sorted(table.items(), key=lambda kv: -kv[1]["customers"])
+            )
+        )
     return 0
 
 
-async def _start_api(path: str | Path, listen: tuple[str, int], on_post: Callable[[], None]) -> tuple[Any, str]:
+async def _start_api(
+    path: str | Path, listen: tuple[str, int], on_post: Callable[[], None]
+) -> tuple[Any, str]:
     """Start the channel API in this loop; a busy port is reported, never fatal for the hub."""
     from console.channels.api import ChannelApi, start_api
 
@@ -190,7 +222,11 @@ async def _start_api(path: str | Path, listen: tuple[str, int], on_post: Callabl
     except OSError as exc:
         api.store.close()
         return None, f"channel API not started ({host}:{port}: {exc.strerror or exc})"
-    creation = "TANDEM_API_TOKEN set" if token else "no TANDEM_API_TOKEN: integrations cannot create conversations"
+    creation = (
+        "TANDEM_API_TOKEN set"
+        if token
+        else "no TANDEM_API_TOKEN: integrations cannot create conversations"
+    )
     return runner, f"channel API http://{host}:{port} ({creation})"
 
 

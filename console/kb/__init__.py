@@ -63,7 +63,7 @@ def parse_markdown(text: str, source: str = "<text>") -> KbArticle:
         key, sep, value = line.partition(":")
         if sep:
             meta[key.strip().lower()] = value.strip()
-    body = text[match.end():].strip()
+    body = text[match.end() :].strip()
     for key in ("id", "title"):
         if not meta.get(key):
             raise ArticleError(f"{source}: front matter lacks {key}")
@@ -98,7 +98,9 @@ def split_body(article: KbArticle) -> Parsed:
         elif in_summary:
             summary_lines.append(stripped)
     tags = tuple(t.strip() for t in article.tags.split(",") if t.strip())
-    return Parsed(article.id, article.title, tags, " ".join(summary_lines), tuple(facts), tuple(steps))
+    return Parsed(
+        article.id, article.title, tags, " ".join(summary_lines), tuple(facts), tuple(steps)
+    )
 
 
 def read_dir(directory: str | os.PathLike[str]) -> list[KbArticle]:

@@ -31,9 +31,23 @@ from console.triage.sentiment import SentimentScorer
 
 LEVELS: tuple[str, ...] = ("calm", "watch", "empathy", "urgent")
 REASONS: tuple[str, ...] = (
-    "human_request", "negative_sentiment", "sentiment_drop", "frustration", "repeat_question",
-    "bot_fallback", "shouting", "abuse", "complaint_threat", "churn_threat", "vulnerability",
-    "bereavement", "financial_hardship", "health", "safety", "fraud", "prompt_injection",
+    "human_request",
+    "negative_sentiment",
+    "sentiment_drop",
+    "frustration",
+    "repeat_question",
+    "bot_fallback",
+    "shouting",
+    "abuse",
+    "complaint_threat",
+    "churn_threat",
+    "vulnerability",
+    "bereavement",
+    "financial_hardship",
+    "health",
+    "safety",
+    "fraud",
+    "prompt_injection",
     "long_wait",
 )
 # Reasons are listed most important first: what the agent must know before anything else.
@@ -41,10 +55,24 @@ PRIORITY: dict[str, int] = {
     r: i
     for i, r in enumerate(
         (
-            "safety", "fraud", "bereavement", "vulnerability", "financial_hardship", "health",
-            "human_request", "abuse", "complaint_threat", "churn_threat", "prompt_injection",
-            "frustration", "repeat_question", "bot_fallback", "shouting", "sentiment_drop",
-            "negative_sentiment", "long_wait",
+            "safety",
+            "fraud",
+            "bereavement",
+            "vulnerability",
+            "financial_hardship",
+            "health",
+            "human_request",
+            "abuse",
+            "complaint_threat",
+            "churn_threat",
+            "prompt_injection",
+            "frustration",
+            "repeat_question",
+            "bot_fallback",
+            "shouting",
+            "sentiment_drop",
+            "negative_sentiment",
+            "long_wait",
         )
     )
 }
@@ -78,7 +106,15 @@ CUE_REASON: dict[str, tuple[str, float]] = {
 # Who the customer is (grieving, ill, defrauded, asked for a person) stays true for the rest of
 # the conversation; how they behaved in one message (swearing, a threat) fades turn by turn.
 STICKY = frozenset(
-    {"safety", "fraud", "bereavement", "vulnerability", "financial_hardship", "health", "human_request"}
+    {
+        "safety",
+        "fraud",
+        "bereavement",
+        "vulnerability",
+        "financial_hardship",
+        "health",
+        "human_request",
+    }
 )
 FADE = 0.8
 STICKY_FADE = 0.95
@@ -92,12 +128,35 @@ RELIEF = 0.6  # sentiment compound from which a message reads as relief or good 
 # regression on a development set (``python -m console.triage.fit CSV``). The model is left
 # calibrated (no threshold folded into the bias): its probability is the filter's evidence.
 FEATURES: tuple[str, ...] = (
-    "neg", "pos", "frustration", "negations", "persist", "polite", "routine", "bursts",
-    "short_calm", "long", "first", "cue", "contrast",
+    "neg",
+    "pos",
+    "frustration",
+    "negations",
+    "persist",
+    "polite",
+    "routine",
+    "bursts",
+    "short_calm",
+    "long",
+    "first",
+    "cue",
+    "contrast",
 )
 WEIGHTS: tuple[float, ...] = (
-    1.429, -0.248, 0.564, 0.436, 0.398, -0.651, -0.590, 0.545, -1.076, 0.739, -0.254, 0.354,
-    0.157, -1.916,
+    1.429,
+    -0.248,
+    0.564,
+    0.436,
+    0.398,
+    -0.651,
+    -0.590,
+    0.545,
+    -1.076,
+    0.739,
+    -0.254,
+    0.354,
+    0.157,
+    -1.916,
 )
 # The decision threshold on the posterior, chosen by conversation-grouped cross-validation
 # under the acceptance floors of the single-message slices. Scores are re-centred on it, so a
@@ -142,8 +201,12 @@ _FALLBACK_TEXT = T.PhraseMatcher(
 )
 
 
-_PERSON_ALONE = frozenset({"agent", "agents", "human", "person", "operator", "representative", "advisor"})
-_PERSON_WORDS_BEFORE = frozenset({"a", "an", "real", "live", "human", "please", "hello", "hi", "hey", "ok", "okay"})
+_PERSON_ALONE = frozenset(
+    {"agent", "agents", "human", "person", "operator", "representative", "advisor"}
+)
+_PERSON_WORDS_BEFORE = frozenset(
+    {"a", "an", "real", "live", "human", "please", "hello", "hi", "hey", "ok", "okay"}
+)
 
 
 @dataclass(slots=True)
@@ -250,7 +313,11 @@ class TriageEngine:
         self.threshold = THRESHOLD if threshold is None else float(threshold)
         self.stay = FILTER_STAY if stay is None else float(stay)
         self.onset = FILTER_ONSET if onset is None else float(onset)
-        for name, value in (("threshold", self.threshold), ("stay", self.stay), ("onset", self.onset)):
+        for name, value in (
+            ("threshold", self.threshold),
+            ("stay", self.stay),
+            ("onset", self.onset),
+        ):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         self._centre = _logit(self.threshold)
@@ -341,7 +408,9 @@ class TriageEngine:
                 repeats=int(data["repeats"]),
                 waited=float(data["waited"]),
                 floors={str(k): float(x) for k, x in dict(data["floors"]).items() if k in PRIORITY},
-                recent=[[str(w) for w in words][:RECENT_WORDS] for words in data["recent"]][-RECENT:],
+                recent=[[str(w) for w in words][:RECENT_WORDS] for words in data["recent"]][
+                    -RECENT:
+                ],
                 verdict=Verdict(
                     level,
                     float(score),
@@ -364,7 +433,9 @@ class TriageEngine:
         for m in messages:
             flag = m.get("fallback")
             verdict = self.observe(
-                state, str(m.get("role", "customer")), m.get("text", ""),
+                state,
+                str(m.get("role", "customer")),
+                m.get("text", ""),
                 fallback=flag if isinstance(flag, bool) else None,
             )
         return verdict
@@ -441,7 +512,9 @@ class TriageEngine:
 
         # Sentiment drop: the running sentiment fell well below its best.
         prev_peak = state.sent_peak
-        state.sent_avg = sig.sentiment if state.turns == 0 else 0.5 * state.sent_avg + 0.5 * sig.sentiment
+        state.sent_avg = (
+            sig.sentiment if state.turns == 0 else 0.5 * state.sent_avg + 0.5 * sig.sentiment
+        )
         state.sent_peak = max(state.sent_peak, state.sent_avg)
         drop = state.turns > 0 and prev_peak - state.sent_avg >= 0.6 and sig.sentiment < -0.3
         if drop:
@@ -475,13 +548,17 @@ class TriageEngine:
             if reason == "churn_threat" and (soft >= WATCH or sig.negative):
                 floor = EMPATHY + 0.08  # leaving *because* of us, not a routine closure
             elif reason in SOFTENED_BY_RELIEF and sig.sentiment >= RELIEF and sig.neg_valence < 1.0:
-                floor = WATCH + 0.05  # "the cancer got cured, I feel lucky": good news, not distress
+                floor = (
+                    WATCH + 0.05
+                )  # "the cancer got cured, I feel lucky": good news, not distress
             state.floors[reason] = max(state.floors.get(reason, 0.0), floor)
         if sig.shout:
             # Capitals alone are emphasis; capitals about a problem are someone losing patience.
             upset = sig.negative or sig.hits.get("problem") or sig.hits.get("persist")
             message_reasons.append("shouting")
-            state.floors["shouting"] = max(state.floors.get("shouting", 0.0), EMPATHY + 0.04 if upset else WATCH + 0.05)
+            state.floors["shouting"] = max(
+                state.floors.get("shouting", 0.0), EMPATHY + 0.04 if upset else WATCH + 0.05
+            )
         state.floors["_soft"] = soft
         return self._verdict(state, message_reasons)
 
@@ -498,8 +575,12 @@ class TriageEngine:
             hits[label] = hits.get(label, 0) + 1
         s = self.sentiment.score(toks)
         alnum = [t for t in toks if t[0].isalnum()]
-        if ("human_request" not in hits and 0 < len(alnum) <= 2 and alnum[-1] in _PERSON_ALONE
-                and (len(alnum) == 1 or alnum[0] in _PERSON_WORDS_BEFORE)):
+        if (
+            "human_request" not in hits
+            and 0 < len(alnum) <= 2
+            and alnum[-1] in _PERSON_ALONE
+            and (len(alnum) == 1 or alnum[0] in _PERSON_WORDS_BEFORE)
+        ):
             # "agent", "real person", "operator!": a message that is nothing but a person is
             # asking for one (the phrase cues need more words around it).
             hits["human_request"] = 1
@@ -524,7 +605,9 @@ class TriageEngine:
         # "can't wait", "no problem": negation words that say something good.
         idioms = hits.get("positive_idiom", 0)
         negations = max(0, sum(map(NEGATORS.__contains__, toks)) - idioms)
-        negative = s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
+        negative = (
+            s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
+        )
         troubled = negations or hits.get("problem") or hits.get("persist") or frustration
         features = [
             min(s.negative, 6.0) / 3.0,
@@ -542,7 +625,9 @@ class TriageEngine:
             # "I did everything, but it still ...": a contrast is where expectations broke.
             1.0 if not _CONTRAST.isdisjoint(toks) else 0.0,
         ]
-        return Signals(hits, features, s.compound, negative, s.negative, s.negated_positive, words, shout)
+        return Signals(
+            hits, features, s.compound, negative, s.negative, s.negated_positive, words, shout
+        )
 
     @staticmethod
     def _negated(toks: list[str], start: int, label: str) -> bool:

@@ -20,10 +20,18 @@ REQUIRED = ("slice", "conversation", "text", "needs_empathy")
 REAL_PREFIX = "real_"
 POOLED = "real (pooled)"
 # The acceptance floors of issue #4 on the single-message slices (slice -> minimum).
-RECALL_FLOORS = {"bitext_human_request": 0.95, "nlupp_handoff": 0.95, "bitext_abusive": 0.9, "ed_vulnerability": 0.85}
+RECALL_FLOORS = {
+    "bitext_human_request": 0.95,
+    "nlupp_handoff": 0.95,
+    "bitext_abusive": 0.9,
+    "ed_vulnerability": 0.85,
+}
 SPEC_FLOORS = {
-    "banking77_routine": 0.9, "bitext_routine": 0.9, "nlupp_routine": 0.9,
-    "airline_nonnegative": 0.8, "ed_positive_events": 0.8,
+    "banking77_routine": 0.9,
+    "bitext_routine": 0.9,
+    "nlupp_routine": 0.9,
+    "airline_nonnegative": 0.8,
+    "ed_positive_events": 0.8,
 }
 CURVE = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
@@ -94,13 +102,22 @@ def read_rows(path: str | Path) -> list[Row]:
             reader = csv.DictReader(fh)
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
             if missing:
-                raise EvalError(f"{p}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
+                raise EvalError(
+                    f"{p}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})"
+                )
             rows = []
             for i, rec in enumerate(reader, start=2):
                 label = (rec.get("needs_empathy") or "").strip()
                 if label not in ("0", "1"):
                     raise EvalError(f"{p}:{i}: needs_empathy must be 0 or 1, got {label!r}")
-                rows.append(Row(rec["slice"] or "", rec["conversation"] or "", rec["text"] or "", label == "1"))
+                rows.append(
+                    Row(
+                        rec["slice"] or "",
+                        rec["conversation"] or "",
+                        rec["text"] or "",
+                        label == "1",
+                    )
+                )
     except UnicodeDecodeError as exc:
         raise EvalError(f"{p}: not UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
@@ -192,9 +209,7 @@ def render_curve(points: list[tuple[float, dict[str, Tally]]]) -> str:
     lines = [head, "-" * len(head)]
     for t, tallies in points:
         m = tallies[POOLED].metrics() if POOLED in tallies else {}
-        cells = "".join(
-            f" {m.get(k, 0.0):6.3f}" for k in ("precision", "recall", "f1")
-        )
+        cells = "".join(f" {m.get(k, 0.0):6.3f}" for k in ("precision", "recall", "f1"))
         for name, key, floor in floors:
             got = tallies[name].metrics().get(key, 0.0)
             cells += f" {got:14.3f}{'*' if got < floor else ' '}"

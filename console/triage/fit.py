@@ -22,7 +22,14 @@ from console.triage.evaluate import REAL_PREFIX, RECALL_FLOORS, SPEC_FLOORS, Row
 
 # Real conversations plus the slices that say what is *not* distress (routine questions,
 # non-negative tweets, good news). The other single-message slices are decided by hard cues.
-TRAIN_PREFIXES = ("real_", "airline_", "banking77", "bitext_routine", "nlupp_routine", "ed_positive")
+TRAIN_PREFIXES = (
+    "real_",
+    "airline_",
+    "banking77",
+    "bitext_routine",
+    "nlupp_routine",
+    "ed_positive",
+)
 # The acceptance floors the operating point must keep (slice -> minimum recall/specificity).
 RECALL = RECALL_FLOORS
 SPEC = SPEC_FLOORS
@@ -37,7 +44,9 @@ ONSET_GRID = tuple(x / 20 for x in range(2, 11))  # 0.1 .. 0.5
 THRESHOLDS = tuple(t / 100 for t in range(20, 95))
 
 
-def featurize(engine: TriageEngine, rows: Sequence[Row]) -> list[tuple[list[float], bool, bool, str, int, bool]]:
+def featurize(
+    engine: TriageEngine, rows: Sequence[Row]
+) -> list[tuple[list[float], bool, bool, str, int, bool]]:
     """Per row: features, label, hard-cue flag, slice, the conversation's previous row (or -1),
     and whether the message reads as clear relief (the filter may not raise it)."""
     states: dict = {}
@@ -49,14 +58,28 @@ def featurize(engine: TriageEngine, rows: Sequence[Row]) -> list[tuple[list[floa
             state = states[row.conversation] = engine.new_state()
         sig = engine.signals(row.text, state)
         verdict = engine.observe(state, "customer", row.text)
-        hard = any(state.floors.get(r, 0.0) >= EMPATHY for r in FLOORS) or "frustration" in state.floors
+        hard = (
+            any(state.floors.get(r, 0.0) >= EMPATHY for r in FLOORS)
+            or "frustration" in state.floors
+        )
         relief = sig.sentiment >= RELIEF and sig.neg_valence < 1.0
-        out.append((sig.features, row.label, hard and verdict.needs_human, row.slice, last.get(row.conversation, -1), relief))
+        out.append(
+            (
+                sig.features,
+                row.label,
+                hard and verdict.needs_human,
+                row.slice,
+                last.get(row.conversation, -1),
+                relief,
+            )
+        )
         last[row.conversation] = i
     return out
 
 
-def filtered(data: list, probs: list[float], stay: float, onset: float, prior: float) -> list[float]:
+def filtered(
+    data: list, probs: list[float], stay: float, onset: float, prior: float
+) -> list[float]:
     """The engine's forward filter over each conversation: posterior per row (rows in order)."""
     base = _logit(prior)
     post = [0.0] * len(data)
@@ -72,15 +95,23 @@ def filtered(data: list, probs: list[float], stay: float, onset: float, prior: f
     return post
 
 
-def choose(data: list, probs: list[float], prior: float, rows: set[int] | None = None) -> tuple[float, float, float, float]:
+def choose(
+    data: list, probs: list[float], prior: float, rows: set[int] | None = None
+) -> tuple[float, float, float, float]:
     """(F1, stay, onset, threshold) with the best pooled real F1 on ``rows`` under the floors.
 
     The floors are checked on the single-message slices, where the posterior is the message's
     own probability, so which thresholds keep them does not depend on the filter.
     """
     use = range(len(data)) if rows is None else sorted(rows)
-    first = {i: probs[i] for i in use if data[i][4] < 0 and (data[i][3] in RECALL or data[i][3] in SPEC)}
-    feasible = [t for t in THRESHOLDS if _meets_floors(data, {i: p >= t or data[i][2] for i, p in first.items()})]
+    first = {
+        i: probs[i] for i in use if data[i][4] < 0 and (data[i][3] in RECALL or data[i][3] in SPEC)
+    }
+    feasible = [
+        t
+        for t in THRESHOLDS
+        if _meets_floors(data, {i: p >= t or data[i][2] for i, p in first.items()})
+    ]
     real = [i for i in use if data[i][3].startswith(REAL_PREFIX)]
     best = (0.0, 0.5, 0.5, 0.5)
     for stay in STAY_GRID:
@@ -97,7 +128,9 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-def logistic(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 400) -> list[float]:
+def logistic(
+    xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 400
+) -> list[float]:
     """Full-batch gradient descent with L2 from zero; returns weights with the bias last.
 
     A fixed number of small steps stops short of the maximum-likelihood fit; that early stop
@@ -122,7 +155,9 @@ def logistic(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: in
     return w
 
 
-def newton(xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 25) -> list[float]:
+def newton(
+    xs: list[list[float]], ys: list[bool], l2: float = 0.01, epochs: int = 25
+) -> list[float]:
     """L2-regularised logistic regression by Newton's method; returns weights with the bias last.
 
     Converges in a few iterations: about 1.5 s for a whole fit instead of 30 s, which is what
@@ -222,7 +257,9 @@ def _meets_floors(data: list, flagged: dict[int, bool]) -> bool:
     return True
 
 
-def _fit_and_predict(data: list, train: list[int], folds: list[int], nfolds: int, solve, l2: float, epochs: int):
+def _fit_and_predict(
+    data: list, train: list[int], folds: list[int], nfolds: int, solve, l2: float, epochs: int
+):
     """Weights fitted on ``train`` and out-of-fold probabilities for every row.
 
     Rows in ``train`` get the probability of the model fitted on the other folds; the other rows
@@ -249,11 +286,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("csv")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--l2", type=float, default=0.001)
-    parser.add_argument("--epochs", type=int, default=400, help="gradient steps (Newton: iterations at most)")
-    parser.add_argument("--newton", action="store_true", help="fit by Newton's method: converged and 20x faster, for trying features")
-    parser.add_argument("--train", default="", help="comma-separated slice prefixes to fit on (default: all)")
-    parser.add_argument("--outer", action="store_true",
-                        help="held-out check: fit and choose on all folds but one, score that one, for each fold")
+    parser.add_argument(
+        "--epochs", type=int, default=400, help="gradient steps (Newton: iterations at most)"
+    )
+    parser.add_argument(
+        "--newton",
+        action="store_true",
+        help="fit by Newton's method: converged and 20x faster, for trying features",
+    )
+    parser.add_argument(
+        "--train", default="", help="comma-separated slice prefixes to fit on (default: all)"
+    )
+    parser.add_argument(
+        "--outer",
+        action="store_true",
+        help="held-out check: fit and choose on all folds but one, score that one, for each fold",
+    )
     args = parser.parse_args(argv)
     rows = read_rows(args.csv)
     data = featurize(TriageEngine(), rows)
@@ -270,25 +318,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k in range(args.folds):
             train = [i for i in trainable if fold_of[i] != k]
             inner = [fold_of[i] for i in train]
-            w, probs, prior = _fit_and_predict(data, train, inner, args.folds, solve, args.l2, epochs)
-            allowed = {i for i in range(len(data)) if fold_of[i] != k or not data[i][3].startswith(prefixes)}
+            w, probs, prior = _fit_and_predict(
+                data, train, inner, args.folds, solve, args.l2, epochs
+            )
+            allowed = {
+                i
+                for i in range(len(data))
+                if fold_of[i] != k or not data[i][3].startswith(prefixes)
+            }
             score, stay, onset, t = choose(data, probs, prior, allowed)
             post = filtered(data, probs, stay, onset, prior)
-            test = [i for i in range(len(data)) if fold_of[i] == k and data[i][3].startswith(REAL_PREFIX)]
+            test = [
+                i
+                for i in range(len(data))
+                if fold_of[i] == k and data[i][3].startswith(REAL_PREFIX)
+            ]
             for i in test:
                 held[i] = post[i] >= t or data[i][2]
             fold_f1 = f1([(data[i][1], held[i]) for i in test])
-            print(f"fold {k}: chosen stay {stay:.2f} onset {onset:.2f} threshold {t:.2f}"
-                  f" (inner F1 {score:.3f}); held-out real F1 {fold_f1:.3f}")
+            print(
+                f"fold {k}: chosen stay {stay:.2f} onset {onset:.2f} threshold {t:.2f}"
+                f" (inner F1 {score:.3f}); held-out real F1 {fold_f1:.3f}"
+            )
         print(f"held-out pooled real F1 {f1([(data[i][1], p) for i, p in held.items()]):.3f}")
         return 0
-    w, probs, prior = _fit_and_predict(data, trainable, [fold_of[i] for i in trainable], args.folds, solve, args.l2, epochs)
+    w, probs, prior = _fit_and_predict(
+        data, trainable, [fold_of[i] for i in trainable], args.folds, solve, args.l2, epochs
+    )
     score, stay, onset, t = choose(data, probs, prior)
-    print(f"cross-validated pooled real F1 {score:.3f} at stay {stay:.2f}, onset {onset:.2f}, threshold {t:.2f}")
+    print(
+        f"cross-validated pooled real F1 {score:.3f} at stay {stay:.2f}, onset {onset:.2f}, threshold {t:.2f}"
+    )
     for name, value in zip(FEATURES, w, strict=False):
         print(f"  {name:<14} {value:+.3f}")
     print("WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in w) + ",)")
-    print(f"THRESHOLD = {t:.2f}\nFILTER_STAY = {stay:.2f}\nFILTER_ONSET = {onset:.2f}\nEMISSION_PRIOR = {prior:.3f}")
+    print(
+        f"THRESHOLD = {t:.2f}\nFILTER_STAY = {stay:.2f}\nFILTER_ONSET = {onset:.2f}\nEMISSION_PRIOR = {prior:.3f}"
+    )
     return 0
 
 

@@ -54,18 +54,18 @@ def parse_line(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
         if not isinstance(messages, list):
             raise LineError('"messages" must be a list')
         if len(messages) > MAX_MESSAGES:
-            raise LineError(f'too many messages ({len(messages)}, limit {MAX_MESSAGES})')
+            raise LineError(f"too many messages ({len(messages)}, limit {MAX_MESSAGES})")
         out = []
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
                 raise LineError(f"messages[{i}] must be an object")
             role = m.get("role", "customer")
             if role not in ROLES:
-                raise LineError(f'messages[{i}].role must be one of {", ".join(ROLES)}')
+                raise LineError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
             if not isinstance(m.get("text"), str):
-                raise LineError(f'messages[{i}].text must be a string')
+                raise LineError(f"messages[{i}].text must be a string")
             if role == "customer" and not m["text"].strip():
-                raise LineError(f'messages[{i}].text is empty')
+                raise LineError(f"messages[{i}].text is empty")
             flag = m.get("fallback")
             if flag is not None and not isinstance(flag, bool):
                 raise LineError(f"messages[{i}].fallback must be true or false")

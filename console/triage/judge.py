@@ -47,12 +47,19 @@ SYSTEM = (
 )
 
 _MAX_TRANSCRIPT = 12_000  # characters of transcript sent (the most recent part)
-_BAND = {"calm": 0.1, "watch": (WATCH + EMPATHY) / 2, "empathy": (EMPATHY + URGENT) / 2, "urgent": 0.9}
+_BAND = {
+    "calm": 0.1,
+    "watch": (WATCH + EMPATHY) / 2,
+    "empathy": (EMPATHY + URGENT) / 2,
+    "urgent": 0.9,
+}
 
 
 def build_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The chat request for one transcript (``[{"role", "text"}]``)."""
-    turns = [{"role": str(m.get("role", "customer")), "text": str(m.get("text", ""))} for m in messages]
+    turns = [
+        {"role": str(m.get("role", "customer")), "text": str(m.get("text", ""))} for m in messages
+    ]
     data = json.dumps(turns, ensure_ascii=False)
     if len(data) > _MAX_TRANSCRIPT:
         # Keep the end: the latest turns decide whether someone needs a person now.
@@ -69,7 +76,9 @@ def parse_opinion(data: dict[str, Any]) -> tuple[str, list[str]]:
     if level not in LEVELS:
         raise ValueError(f"the model answered an unknown level {level!r}")
     raw = data.get("reasons")
-    reasons = [r for r in raw if isinstance(r, str) and r in PRIORITY] if isinstance(raw, list) else []
+    reasons = (
+        [r for r in raw if isinstance(r, str) and r in PRIORITY] if isinstance(raw, list) else []
+    )
     return level, list(dict.fromkeys(reasons))
 
 
@@ -79,7 +88,9 @@ def combine(offline: Verdict, level: str, reasons: list[str]) -> Verdict:
         level = "empathy"
     rank = LEVELS.index
     if rank(level) <= rank(offline.level):
-        merged = list(dict.fromkeys(offline.reasons + [r for r in reasons if offline.level != "calm"]))
+        merged = list(
+            dict.fromkeys(offline.reasons + [r for r in reasons if offline.level != "calm"])
+        )
         return Verdict(offline.level, offline.score, merged, list(offline.message_reasons))
     extra = reasons or ["negative_sentiment"]
     merged = list(dict.fromkeys(offline.reasons + extra))
@@ -97,8 +108,11 @@ async def second_opinion(
     from console.llm import LLMError
 
     data = await llm.complete_json(
-        build_messages(messages), schema=SCHEMA, name="triage",
-        description="The triage level and reasons for this conversation.", timeout=timeout,
+        build_messages(messages),
+        schema=SCHEMA,
+        name="triage",
+        description="The triage level and reasons for this conversation.",
+        timeout=timeout,
     )
     try:
         level, reasons = parse_opinion(data)

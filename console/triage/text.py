@@ -19,7 +19,9 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 # Emoji and emoticons carry mood in short messages ("charged twice 😡"); the few that matter
 # are single tokens, everything else outside ASCII words is ignored.
 EMOJI = "😡😠🤬😤😒🙄😩😫😢😭😞😔☹🙁😕👎💩😣😖😑🤦😓😰😱😊🙂😀😃😄😁😍🥰❤💕👍🙏🎉🤗🙌"
-_TOKEN = re.compile(r"[a-z0-9\u00df-\u00f6\u00f8-\u00ff]+(?:'[a-z]+)?|[!?]|:-?[()/|\\]|[,.;:]|[" + EMOJI + "]")
+_TOKEN = re.compile(
+    r"[a-z0-9\u00df-\u00f6\u00f8-\u00ff]+(?:'[a-z]+)?|[!?]|:-?[()/|\\]|[,.;:]|[" + EMOJI + "]"
+)
 _URL = re.compile(r"(?:https?://|www\.)\S*")
 # Anonymisation placeholders ("#NAME#", "#PRS_ORG#", "#NUMBER#") stand for something the
 # customer wrote, not for the word they spell: each becomes one neutral word.
@@ -30,12 +32,34 @@ _LETTERS = re.compile(r"[A-Za-z]")
 _REPEAT_PUNCT = re.compile(r"[!?]{2,}|\?!|!\?")
 # Slang spellings that would otherwise hide a negation or a pronoun from the lexicons.
 _SPELLING = {
-    "dont": "don't", "doesnt": "doesn't", "didnt": "didn't", "cant": "can't",
-    "wont": "won't", "isnt": "isn't", "wasnt": "wasn't", "arent": "aren't",
-    "havent": "haven't", "hasnt": "hasn't", "couldnt": "couldn't", "shouldnt": "shouldn't",
-    "wouldnt": "wouldn't", "aint": "ain't", "im": "i'm", "ive": "i've", "youre": "you're",
-    "u": "you", "ur": "your", "r": "are", "pls": "please", "plz": "please", "thx": "thanks",
-    "wanna": "want", "gonna": "going", "gotta": "have", "wtf": "wtf", "idk": "idk",
+    "dont": "don't",
+    "doesnt": "doesn't",
+    "didnt": "didn't",
+    "cant": "can't",
+    "wont": "won't",
+    "isnt": "isn't",
+    "wasnt": "wasn't",
+    "arent": "aren't",
+    "havent": "haven't",
+    "hasnt": "hasn't",
+    "couldnt": "couldn't",
+    "shouldnt": "shouldn't",
+    "wouldnt": "wouldn't",
+    "aint": "ain't",
+    "im": "i'm",
+    "ive": "i've",
+    "youre": "you're",
+    "u": "you",
+    "ur": "your",
+    "r": "are",
+    "pls": "please",
+    "plz": "please",
+    "thx": "thanks",
+    "wanna": "want",
+    "gonna": "going",
+    "gotta": "have",
+    "wtf": "wtf",
+    "idk": "idk",
 }
 
 
@@ -51,11 +75,24 @@ _SPELLING_KEYS = frozenset(_SPELLING)
 
 # "do not" is written as often as "don't": fold the long forms so lexicons list one spelling.
 _FOLD: dict[str, str] = {
-    "do not": "don't", "did not": "didn't", "does not": "doesn't", "is not": "isn't",
-    "are not": "aren't", "was not": "wasn't", "were not": "weren't", "have not": "haven't",
-    "has not": "hasn't", "will not": "won't", "would not": "wouldn't", "could not": "couldn't",
-    "should not": "shouldn't", "can not": "cannot", "i am": "i'm", "you are": "you're",
-    "that is": "that's", "it is": "it's",
+    "do not": "don't",
+    "did not": "didn't",
+    "does not": "doesn't",
+    "is not": "isn't",
+    "are not": "aren't",
+    "was not": "wasn't",
+    "were not": "weren't",
+    "have not": "haven't",
+    "has not": "hasn't",
+    "will not": "won't",
+    "would not": "wouldn't",
+    "could not": "couldn't",
+    "should not": "shouldn't",
+    "can not": "cannot",
+    "i am": "i'm",
+    "you are": "you're",
+    "that is": "that's",
+    "it is": "it's",
 }
 _FOLD_RE = re.compile(r"\b(?:" + "|".join(k.replace(" ", r"\s+") for k in _FOLD) + r")\b")
 

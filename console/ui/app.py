@@ -48,8 +48,16 @@ class TandemApp(App[None]):
         Binding("f2", "change_theme", "Theme", show=False, id="app.theme"),
     ]
 
-    def __init__(self, db_path: Path | str, agent: str, *, supervisor: bool = False,
-                 interval: float = 0.1, sla_seconds: float = 120.0, notice: str | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path | str,
+        agent: str,
+        *,
+        supervisor: bool = False,
+        interval: float = 0.1,
+        sla_seconds: float = 120.0,
+        notice: str | None = None,
+    ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
         self.agent = agent
@@ -60,8 +68,9 @@ class TandemApp(App[None]):
         self.last_event_id = 0
         self.store = Store(self.db_path)
         lifecycle.register_agent(self.store, agent, role="supervisor" if supervisor else "agent")
-        self.reader = FeedReader(self, self.db_path, interval=interval, metrics=supervisor,
-                                 sla_seconds=sla_seconds)
+        self.reader = FeedReader(
+            self, self.db_path, interval=interval, metrics=supervisor, sla_seconds=sla_seconds
+        )
         self._wall: Any = None
         self._notice = notice
         self.collector = QuietCollector()
@@ -81,7 +90,9 @@ class TandemApp(App[None]):
     def _heartbeat(self) -> None:
         # The supervisor view shows when each agent was last seen.
         try:
-            lifecycle.register_agent(self.store, self.agent, role="supervisor" if self.supervisor else "agent")
+            lifecycle.register_agent(
+                self.store, self.agent, role="supervisor" if self.supervisor else "agent"
+            )
         except StoreError:
             pass  # a busy database: the next beat will do
 
@@ -139,8 +150,12 @@ class TandemApp(App[None]):
         name = safe_text(first.get("customer_name") or "?", one_line=True)[:40]
         why = ", ".join(reason_words(first.get("reasons") or [])) or "urgent"
         more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
-        self.notify(f"{name} #{first['id']} is urgent: {why}{more}", severity="warning", timeout=6,
-                    markup=False)
+        self.notify(
+            f"{name} #{first['id']} is urgent: {why}{more}",
+            severity="warning",
+            timeout=6,
+            markup=False,
+        )
 
     def prune_rising(self) -> bool:
         """Forget highlights that have run out; return whether any did."""
@@ -155,7 +170,10 @@ class TandemApp(App[None]):
             from console.ui.screens.conversation import ConversationScreen
 
             for screen in self.screen_stack:
-                if isinstance(screen, ConversationScreen) and screen.conversation_id == message.conversation_id:
+                if (
+                    isinstance(screen, ConversationScreen)
+                    and screen.conversation_id == message.conversation_id
+                ):
                     screen.apply(message)
         finally:
             self.reader.applied()
@@ -170,7 +188,9 @@ class TandemApp(App[None]):
             self.reader.applied()
 
     def on_feed_failed(self, message: FeedFailed) -> None:
-        self.notify(f"live updates stopped: {message.error}", severity="error", timeout=30, markup=False)
+        self.notify(
+            f"live updates stopped: {message.error}", severity="error", timeout=30, markup=False
+        )
 
     # --- actions shared by screens ------------------------------------------------------
 
@@ -238,7 +258,9 @@ class TandemApp(App[None]):
     def show_supervisor(self) -> None:
         """Open the supervisor view (supervisors only)."""
         if not self.supervisor:
-            self.notify("the supervisor view needs `tandem console --supervisor`", severity="warning")
+            self.notify(
+                "the supervisor view needs `tandem console --supervisor`", severity="warning"
+            )
             return
         from console.ui.screens.supervisor import SupervisorScreen
 

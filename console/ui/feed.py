@@ -72,8 +72,15 @@ class FeedReader:
         sla_seconds: the queue SLA used by the metrics.
     """
 
-    def __init__(self, app: App[Any], db_path: Path, *, interval: float = 0.1, metrics: bool = False,
-                 sla_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        app: App[Any],
+        db_path: Path,
+        *,
+        interval: float = 0.1,
+        metrics: bool = False,
+        sla_seconds: float = 120.0,
+    ) -> None:
         self.app = app
         self.db_path = Path(db_path)
         self.interval = interval
@@ -161,13 +168,16 @@ class FeedReader:
                     if target is not None:
                         last_mid = self._post_transcript(store, target, 0, True, True)
                 elif watched is not None and watched in changed:
-                    last_mid = self._post_transcript(store, watched, last_mid, False,
-                                                     watched in touched_context)
+                    last_mid = self._post_transcript(
+                        store, watched, last_mid, False, watched in touched_context
+                    )
                 # Supervisor figures: at most twice a second while things change, else each second.
                 since = time.monotonic() - last_metrics
                 if self.metrics and (since > 1.0 or (changed and since > 0.5)):
                     last_metrics = time.monotonic()
-                    self._post(MetricsChanged(supervisor_metrics(store, sla_seconds=self.sla_seconds)))
+                    self._post(
+                        MetricsChanged(supervisor_metrics(store, sla_seconds=self.sla_seconds))
+                    )
                 if len(events) >= follower.batch:  # a backlog: read on without sleeping
                     continue
                 self._wake.wait(self.interval)
@@ -176,7 +186,9 @@ class FeedReader:
             follower.close()
             store.close()
 
-    def _post_transcript(self, store: Store, cid: int, after: int, full: bool, with_context: bool) -> int:
+    def _post_transcript(
+        self, store: Store, cid: int, after: int, full: bool, with_context: bool
+    ) -> int:
         try:
             conv = get_conversation(store, cid)
         except NotFound:

@@ -140,8 +140,13 @@ def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:
         return False
     if query:
         q = query.casefold()
-        hay = [str(row["id"]), row.get("customer_name") or "", row.get("subject") or "",
-               row.get("owner") or "", *reason_words(row.get("reasons") or [])]
+        hay = [
+            str(row["id"]),
+            row.get("customer_name") or "",
+            row.get("subject") or "",
+            row.get("owner") or "",
+            *reason_words(row.get("reasons") or []),
+        ]
         hay.extend(t["text"] for t in row.get("turns") or [])
         if not any(q in h.casefold() for h in hay):
             return False

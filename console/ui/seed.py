@@ -11,8 +11,20 @@ import random
 from store import Store, lifecycle
 from store.lifecycle import TriageMark
 
-NAMES = ("Maya Ortiz", "Jonas Berg", "Priya Nair", "Tomás Silva", "Lena Fischer", "Omar Haddad",
-         "Chen Wei", "Aoife Byrne", "Kwame Mensah", "Sofia Rossi", "Dmitri Volkov", "Amara Obi")
+NAMES = (
+    "Maya Ortiz",
+    "Jonas Berg",
+    "Priya Nair",
+    "Tomás Silva",
+    "Lena Fischer",
+    "Omar Haddad",
+    "Chen Wei",
+    "Aoife Byrne",
+    "Kwame Mensah",
+    "Sofia Rossi",
+    "Dmitri Volkov",
+    "Amara Obi",
+)
 ASKS = (
     "my card was declined at the supermarket but I have money in the account",
     "how long does a transfer to another bank take?",
@@ -28,15 +40,31 @@ BOT = (
     "Yes: open Cards, choose the card, then Change PIN.",
 )
 FLAGS = (
-    ("urgent", 0.95, ["fraud"], "someone is using my card right now, I did not make these payments"),
+    (
+        "urgent",
+        0.95,
+        ["fraud"],
+        "someone is using my card right now, I did not make these payments",
+    ),
     ("empathy", 0.8, ["bereavement"], "my husband passed away and I need to close his account"),
-    ("empathy", 0.72, ["human_request", "frustration"], "this is the third time I ask, let me talk to a person"),
+    (
+        "empathy",
+        0.72,
+        ["human_request", "frustration"],
+        "this is the third time I ask, let me talk to a person",
+    ),
     ("watch", 0.45, ["negative_sentiment"], "honestly this is pretty annoying"),
 )
 
 
-def seed(store: Store, n: int = 30, *, seed_value: int = 7, turns: int = 3,
-         other_agents: tuple[str, ...] = ("ana",)) -> list[int]:
+def seed(
+    store: Store,
+    n: int = 30,
+    *,
+    seed_value: int = 7,
+    turns: int = 3,
+    other_agents: tuple[str, ...] = ("ana",),
+) -> list[int]:
     """Open ``n`` live conversations with a few turns each; some flagged, waiting or claimed.
 
     :return: the new conversation ids
@@ -44,16 +72,21 @@ def seed(store: Store, n: int = 30, *, seed_value: int = 7, turns: int = 3,
     rng = random.Random(seed_value)
     ids = []
     for i in range(n):
-        cid = lifecycle.open_conversation(store, rng.choice(NAMES), external_id=f"seed-{seed_value}-{i}",
-                                          channel="sim")
+        cid = lifecycle.open_conversation(
+            store, rng.choice(NAMES), external_id=f"seed-{seed_value}-{i}", channel="sim"
+        )
         ids.append(cid)
         for t in range(turns):
-            mid = lifecycle.add_customer_message(store, cid, rng.choice(ASKS), idempotency_key=f"s{i}-{t}").message_id
+            mid = lifecycle.add_customer_message(
+                store, cid, rng.choice(ASKS), idempotency_key=f"s{i}-{t}"
+            ).message_id
             lifecycle.bot_reply(store, cid, rng.choice(BOT), reply_to=mid, meta={"kb": ["KB-001"]})
         roll = rng.random()
         if roll < 0.25:
             level, score, reasons, text = rng.choice(FLAGS)
-            mid = lifecycle.add_customer_message(store, cid, text, idempotency_key=f"s{i}-flag").message_id
+            mid = lifecycle.add_customer_message(
+                store, cid, text, idempotency_key=f"s{i}-flag"
+            ).message_id
             lifecycle.record_triage(store, cid, TriageMark(level, score, reasons), message_id=mid)
             if level in ("empathy", "urgent") and rng.random() < 0.7:
                 lifecycle.escalate(store, cid, reasons=reasons, level=level, score=score)

@@ -23,11 +23,16 @@ def test_jsonl_contract_keeps_order_and_reports_bad_lines() -> None:
     lines = [
         json.dumps({"id": "a", "text": "I want to speak to a real person"}).encode(),
         b"not json at all",
-        json.dumps({"id": 2, "messages": [
-            {"role": "customer", "text": "how do I change my PIN?"},
-            {"role": "bot", "text": "In the app under Card > PIN."},
-            {"role": "customer", "text": "thanks!"},
-        ]}).encode(),
+        json.dumps(
+            {
+                "id": 2,
+                "messages": [
+                    {"role": "customer", "text": "how do I change my PIN?"},
+                    {"role": "bot", "text": "In the app under Card > PIN."},
+                    {"role": "customer", "text": "thanks!"},
+                ],
+            }
+        ).encode(),
         b"",
         b"\xff\xfe\x00binary",
         json.dumps({"id": "c", "text": ""}).encode(),
@@ -111,7 +116,17 @@ def test_eval_curve_moves_the_threshold(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["triage", "eval", str(path), "--curve"]) == 0
     lines = capsys.readouterr().out.splitlines()
     points = [line.split() for line in lines if line.strip()[:1].isdigit()]
-    assert [p[0] for p in points] == ["0.30", "0.35", "0.40", "0.45", "0.50", "0.55", "0.60", "0.65", "0.70"]
+    assert [p[0] for p in points] == [
+        "0.30",
+        "0.35",
+        "0.40",
+        "0.45",
+        "0.50",
+        "0.55",
+        "0.60",
+        "0.65",
+        "0.70",
+    ]
     assert "<- shipped" in lines[2 + 4]
     recalls = [float(p[2]) for p in points]
     assert recalls == sorted(recalls, reverse=True)  # a higher threshold never flags more
@@ -133,7 +148,9 @@ def test_eval_rejects_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_bench_runs_on_generated_text(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["bench", "triage", "--messages", "300", "--data", str(tmp_path / "absent.csv")]) == 0
+    assert (
+        main(["bench", "triage", "--messages", "300", "--data", str(tmp_path / "absent.csv")]) == 0
+    )
     out = capsys.readouterr().out
     assert "generated sentences" in out and "messages/s" in out
 
@@ -145,7 +162,9 @@ def test_triage_package_does_not_import_textual() -> None:
 
 
 def test_output_never_carries_terminal_escapes() -> None:
-    line = json.dumps({"id": "a\x1b[31m\x9b2Jb\u202e", "text": "\x1b]0;pwned\x07 hello"}, ensure_ascii=False)
+    line = json.dumps(
+        {"id": "a\x1b[31m\x9b2Jb\u202e", "text": "\x1b]0;pwned\x07 hello"}, ensure_ascii=False
+    )
     proc = run(["triage"], line.encode() + b"\n")
     assert proc.returncode == 0
     assert all(32 <= b < 127 for b in proc.stdout.rstrip(b"\n")), proc.stdout

@@ -20,14 +20,20 @@ REASON_EXAMPLES = [
     ("human_request", "stop the bot, I want a human"),
     ("human_request", "is there someone available to speak with me"),
     ("negative_sentiment", "This is awful, I am really unhappy with how this went."),
-    ("frustration", "I have asked three times already and it is still not fixed, this is ridiculous"),
+    (
+        "frustration",
+        "I have asked three times already and it is still not fixed, this is ridiculous",
+    ),
     ("frustration", "Thanks for nothing."),
     ("shouting", "WHY IS MY ACCOUNT STILL LOCKED I NEED MY MONEY"),
     ("shouting", "THIS IS THE THIRD TIME I AM ASKING"),
     ("frustration", "I have been waiting 3 weeks for my refund, this is a joke"),
     ("abuse", "you are a bunch of useless idiots"),
     ("complaint_threat", "I will file a formal complaint with the ombudsman"),
-    ("churn_threat", "I am closing my account and moving to another bank, this service is terrible"),
+    (
+        "churn_threat",
+        "I am closing my account and moving to another bank, this service is terrible",
+    ),
     ("vulnerability", "I am so scared and I do not know what to do"),
     ("bereavement", "My husband passed away last month and the account is in his name"),
     ("financial_hardship", "I lost my job and I cannot afford the repayments this month"),
@@ -50,7 +56,11 @@ def test_each_reason_flags_a_human(engine: TriageEngine, reason: str, text: str)
 
 @pytest.mark.parametrize(
     "text",
-    ["I do not want to live anymore", "I think I am going to kill myself", "my card was stolen and someone is using it"],
+    [
+        "I do not want to live anymore",
+        "I think I am going to kill myself",
+        "my card was stolen and someone is using it",
+    ],
 )
 def test_safety_and_fraud_are_urgent(engine: TriageEngine, text: str) -> None:
     assert engine.score_message(text).level == "urgent"
@@ -97,7 +107,9 @@ def test_negation_cancels_the_cue(engine: TriageEngine, negated: str, reason: st
 )
 def test_no_false_alarms_for_ordinary_complaints(engine: TriageEngine, text: str) -> None:
     v = engine.score_message(text)
-    assert v.level != "urgent" and "prompt_injection" not in v.reasons and "safety" not in v.reasons, v
+    assert (
+        v.level != "urgent" and "prompt_injection" not in v.reasons and "safety" not in v.reasons
+    ), v
 
 
 def test_negated_positive_is_negative(engine: TriageEngine) -> None:
@@ -108,7 +120,13 @@ def test_negated_positive_is_negative(engine: TriageEngine) -> None:
 
 
 def test_every_flag_carries_a_reason(engine: TriageEngine) -> None:
-    texts = [t for _, t in REASON_EXAMPLES] + ["still waiting", "no", "?!?!", "ugh", "I can't log in again"]
+    texts = [t for _, t in REASON_EXAMPLES] + [
+        "still waiting",
+        "no",
+        "?!?!",
+        "ugh",
+        "I can't log in again",
+    ]
     for text in texts:
         v = engine.score_message(text)
         if v.level != "calm":
@@ -149,12 +167,17 @@ def test_a_troubled_turn_raises_the_next_one(engine: TriageEngine) -> None:
     assert engine.observe(state, "customer", second).score < after_trouble.score
     # Short acknowledgements are not trouble however many there are.
     state = engine.new_state()
-    assert all(engine.observe(state, "customer", t).level == "calm" for t in ("ok", "Yes.", "ok thanks", "fine"))
+    assert all(
+        engine.observe(state, "customer", t).level == "calm"
+        for t in ("ok", "Yes.", "ok thanks", "fine")
+    )
 
 
 def test_a_thankful_reply_after_a_complaint_is_calm(engine: TriageEngine) -> None:
     state = engine.new_state()
-    assert engine.observe(state, "customer", "This is ridiculous, my payment failed three times!!").needs_human
+    assert engine.observe(
+        state, "customer", "This is ridiculous, my payment failed three times!!"
+    ).needs_human
     assert engine.observe(state, "customer", "Thank you so much, that fixed it!").level == "calm"
     state = engine.new_state()
     for text in ("my transfer still hasn't arrived", "it still says pending, this is not ok"):
@@ -214,7 +237,10 @@ def test_bot_fallbacks(engine: TriageEngine) -> None:
     assert "bot_fallback" in v1.reasons and not v1.needs_human
     engine.observe(state, "customer", "split one payment over two cards")
     engine.observe(state, "bot", "Could you rephrase your question?")  # no flag: read from the text
-    assert engine.observe(engine.new_state(), "bot", "Could you rephrase?", fallback=False).level == "calm"
+    assert (
+        engine.observe(engine.new_state(), "bot", "Could you rephrase?", fallback=False).level
+        == "calm"
+    )
     v3 = engine.observe(state, "bot", "Sorry, I did not understand that.", fallback=True)
     assert v3.needs_human and "bot_fallback" in v3.reasons
     # A person answering resets the bot's failures.
@@ -236,7 +262,9 @@ def test_long_wait(engine: TriageEngine) -> None:
 def test_sentiment_drop(engine: TriageEngine) -> None:
     state = engine.new_state()
     engine.observe(state, "customer", "Great, thanks so much, that was really helpful!")
-    v = engine.observe(state, "customer", "Actually this is terrible, the payment failed and I am furious")
+    v = engine.observe(
+        state, "customer", "Actually this is terrible, the payment failed and I am furious"
+    )
     assert "sentiment_drop" in v.message_reasons
     assert v.needs_human
 
@@ -276,14 +304,27 @@ def test_state_round_trip_and_tolerant_load(engine: TriageEngine) -> None:
 def test_state_stays_small_over_a_long_conversation(engine: TriageEngine) -> None:
     state = engine.new_state()
     for i in range(500):
-        engine.observe(state, "customer", f"message number {i} about my account limits and fees {i * 7}")
+        engine.observe(
+            state, "customer", f"message number {i} about my account limits and fees {i * 7}"
+        )
         engine.observe(state, "bot", "Here is the answer.")
     assert len(engine.dump_state(state)) < 2000
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "\x00\x01\x02", "\x1b[31mred\x1b[0m", "\ud800", "💳" * 1000, "a" * 1_000_000, None, 12, ["x"]],
+    [
+        "",
+        " ",
+        "\x00\x01\x02",
+        "\x1b[31mred\x1b[0m",
+        "\ud800",
+        "💳" * 1000,
+        "a" * 1_000_000,
+        None,
+        12,
+        ["x"],
+    ],
 )
 def test_weird_text_never_raises(engine: TriageEngine, text: object) -> None:
     state = engine.new_state()
@@ -333,13 +374,20 @@ def test_engine_is_shareable_across_threads(engine: TriageEngine) -> None:
         ("I'm moving to another bank", "churn_threat"),
     ],
 )
-def test_multi_word_alternatives_are_separate_phrases(engine: TriageEngine, text: str, reason: str) -> None:
+def test_multi_word_alternatives_are_separate_phrases(
+    engine: TriageEngine, text: str, reason: str
+) -> None:
     # The pattern syntax has no multi-word alternatives: "better off dead|without me" once
     # needed "dead me", so "end my life" and "at my wits end" went unnoticed.
     assert reason in engine.score_message(text).reasons
 
 
-
-def test_why_questions_about_a_problem_are_not_frustration_by_themselves(engine: TriageEngine) -> None:
-    for text in ("why is my transfer pending?", "why does it say declined?", "why can't I add my card?"):
+def test_why_questions_about_a_problem_are_not_frustration_by_themselves(
+    engine: TriageEngine,
+) -> None:
+    for text in (
+        "why is my transfer pending?",
+        "why does it say declined?",
+        "why can't I add my card?",
+    ):
         assert "frustration" not in engine.signals(text).hits, text

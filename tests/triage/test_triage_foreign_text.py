@@ -16,7 +16,11 @@ def _verdict(text: str):  # noqa: ANN202 - console.triage.Verdict
 
 @pytest.mark.parametrize(
     "text",
-    ["danke für die Info", "Vielen Dank für die schnelle Antwort", "f. y. i. the parcel came today"],
+    [
+        "danke für die Info",
+        "Vielen Dank für die schnelle Antwort",
+        "f. y. i. the parcel came today",
+    ],
 )
 def test_foreign_and_abbreviated_words_are_not_abuse(text: str) -> None:
     v = _verdict(text)
@@ -33,5 +37,11 @@ def test_accented_words_stay_whole() -> None:
 
 def test_placeholders_are_neither_words_nor_shouting() -> None:
     # A placeholder stands for a word the customer wrote: it counts as one, but not as "name".
-    assert T.tokens("Hello #NAME#, call #PHONENUMBER#") == ["hello", "something", ",", "call", "something"]
+    assert T.tokens("Hello #NAME#, call #PHONENUMBER#") == [
+        "hello",
+        "something",
+        ",",
+        "call",
+        "something",
+    ]
     assert _verdict("Hi #NAME#, #PRS_ORG# sent #EMAIL# to #ADDRESS#").level == "calm"

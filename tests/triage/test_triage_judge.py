@@ -28,7 +28,10 @@ def test_combine_only_raises() -> None:
 
 
 def test_parse_opinion_drops_unknowns() -> None:
-    assert parse_opinion({"level": "watch", "reasons": ["frustration", "made_up", 3]}) == ("watch", ["frustration"])
+    assert parse_opinion({"level": "watch", "reasons": ["frustration", "made_up", 3]}) == (
+        "watch",
+        ["frustration"],
+    )
     with pytest.raises(ValueError):
         parse_opinion({"level": "panic", "reasons": []})
 
@@ -36,7 +39,9 @@ def test_parse_opinion_drops_unknowns() -> None:
 async def test_second_opinion_over_http(fake_openai: FakeOpenAI) -> None:
     fake_openai.tool_args = {"level": "empathy", "reasons": ["vulnerability"]}
     llm = LLM(LLMConfig(base_url=fake_openai.base_url, model="fake", timeout=5))
-    messages = [{"role": "customer", "text": "I guess it doesn't matter anymore. Card 4111 1111 1111 1111"}]
+    messages = [
+        {"role": "customer", "text": "I guess it doesn't matter anymore. Card 4111 1111 1111 1111"}
+    ]
     offline = TriageEngine().score_conversation(messages)
     combined, level, reasons = await second_opinion(llm, messages, offline)
     assert (level, reasons) == ("empathy", ["vulnerability"])
@@ -61,8 +66,12 @@ async def test_second_opinion_errors_are_typed(fake_openai: FakeOpenAI) -> None:
 
 def _run(args: list[str], stdin: bytes, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args], input=stdin, capture_output=True, timeout=60,
-        env=env, check=False,
+        [sys.executable, "-m", "console.cli", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
 
 
@@ -77,14 +86,20 @@ def test_cli_llm_flag(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) 
 
     env.update(OPENAI_BASE_URL=fake_openai.base_url, TANDEM_MODEL="fake")
     fake_openai.responder = lambda body: (
-        {"level": "watch", "reasons": ["frustration"]} if "whatever" in json.dumps(body) else {"level": "calm", "reasons": []}
+        {"level": "watch", "reasons": ["frustration"]}
+        if "whatever" in json.dumps(body)
+        else {"level": "calm", "reasons": []}
     )
     proc = _run(["triage", "--llm"], lines, env)
     assert proc.returncode == 0, proc.stderr
     out = [json.loads(x) for x in proc.stdout.decode().splitlines()]
     assert [o["id"] for o in out] == [1, 2]
     assert out[0]["level"] == "calm" and out[0]["judge"]["level"] == "calm"
-    assert out[1]["judge"] == {"level": "watch", "reasons": ["frustration"], "offline_level": out[1]["judge"]["offline_level"]}
+    assert out[1]["judge"] == {
+        "level": "watch",
+        "reasons": ["frustration"],
+        "offline_level": out[1]["judge"]["offline_level"],
+    }
     assert out[1]["level"] in ("watch", "empathy")
 
     # The endpoint failing leaves the offline verdicts, with one notice.

@@ -10,9 +10,26 @@ from pathlib import Path
 
 def test_bench_console_prints_start_keys_feed_and_cpu(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "console.cli", "bench", "console", "--conversations", "40", "--keys", "10",
-         "--rate", "20", "--starts", "1", "--db", str(tmp_path / "bench.db")],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "bench",
+            "console",
+            "--conversations",
+            "40",
+            "--keys",
+            "10",
+            "--rate",
+            "20",
+            "--starts",
+            "1",
+            "--db",
+            str(tmp_path / "bench.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr
     assert re.search(r"start -> first frame .*: \d+ ms", out.stdout), out.stdout

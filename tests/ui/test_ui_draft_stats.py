@@ -17,9 +17,14 @@ def _drafts(db_path: Path) -> None:
         cid = lifecycle.open_conversation(s, "Greta")
         lifecycle.add_customer_message(s, cid, "my card is blocked")
         lifecycle.claim(s, cid, "ana")
-        for sent in ("Hi Greta, I have unblocked your card.", "Hi Greta, your card works again now."):
+        for sent in (
+            "Hi Greta, I have unblocked your card.",
+            "Hi Greta, your card works again now.",
+        ):
             d = drafts.start(s, cid, engine="embedded", agent="ana")
-            drafts.finish(s, d, text="Hi Greta, I have unblocked your card.", first_text_ms=3.0, total_ms=9.0)
+            drafts.finish(
+                s, d, text="Hi Greta, I have unblocked your card.", first_text_ms=3.0, total_ms=9.0
+            )
             mid = lifecycle.agent_reply(s, cid, "ana", sent)
             drafts.mark_sent(s, d, sent, message_id=mid)
 

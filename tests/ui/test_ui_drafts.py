@@ -35,7 +35,9 @@ class ComposerApp(App[None]):
         yield Composer(self.db_path, self.cid, "ana", llm=self.llm, id="composer")
 
     def on_composer_sent(self, event: Composer.Sent) -> None:
-        mid = lifecycle.agent_reply(self.store, self.cid, "ana", event.text, draft_id=event.draft_id)
+        mid = lifecycle.agent_reply(
+            self.store, self.cid, "ana", event.text, draft_id=event.draft_id
+        )
         self.query_one(Composer).sent(mid)
 
 
@@ -55,7 +57,9 @@ def _status(composer: Composer) -> str:
     return str(composer.query_one(".composer--status").content)
 
 
-async def test_llm_draft_streams_in_with_buffered_writes(db_path: Path, fake_openai: FakeOpenAI) -> None:
+async def test_llm_draft_streams_in_with_buffered_writes(
+    db_path: Path, fake_openai: FakeOpenAI
+) -> None:
     cid = refund_conversation(db_path)
     words = [f"word{i}" for i in range(40)]
     fake_openai.reply = "Hi Maya, " + " ".join(words) + ".\nSources: KB-T01"
@@ -75,7 +79,9 @@ async def test_llm_draft_streams_in_with_buffered_writes(db_path: Path, fake_ope
         assert composer.streaming  # visible while the model is still writing
         await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
         text = composer.text
-        assert text == "Hi Maya, " + " ".join(words) + "."  # the sources line never reaches the editor
+        assert (
+            text == "Hi Maya, " + " ".join(words) + "."
+        )  # the sources line never reaches the editor
         # Buffered: far fewer editor writes than the 43 chunks the server sent, each a prefix.
         # (A Changed message is seen once per node it bubbles through, hence the set.)
         writes = {c for c in changes if c}
@@ -108,12 +114,13 @@ async def test_keys_work_while_streaming(db_path: Path, fake_openai: FakeOpenAI)
         frozen = composer.text
         await pilot.pause(0.2)
         assert composer.text == frozen
-        assert app.store.one(
-            "SELECT count(*) FROM messages WHERE role = 'agent'")[0] == 0
+        assert app.store.one("SELECT count(*) FROM messages WHERE role = 'agent'")[0] == 0
         # Discard empties the editor and logs it.
         await pilot.press("f8")
         assert composer.text == "" and composer.draft_id is None
-        await _wait(pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded")
+        await _wait(
+            pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded"
+        )
 
 
 async def test_send_logs_accepted_and_edited(db_path: Path) -> None:
@@ -157,7 +164,9 @@ async def test_stale_draft_is_flagged_or_replaced(db_path: Path) -> None:
         # Untouched: a new customer message simply brings a new draft.
         mid = lifecycle.add_customer_message(app.store, cid, "hello?").message_id
         composer.on_customer_message(mid)
-        await _wait(pilot, lambda: composer.draft_id not in (None, first) and not composer.streaming)
+        await _wait(
+            pilot, lambda: composer.draft_id not in (None, first) and not composer.streaming
+        )
         assert drafts.get_draft(app.store, first or 0)["outcome"] in ("stale", "discarded")
         second = composer.draft_id
         # Edited by the agent: the draft is kept and marked stale, the agent decides.
@@ -171,7 +180,9 @@ async def test_stale_draft_is_flagged_or_replaced(db_path: Path) -> None:
         assert drafts.get_draft(app.store, second or 0)["outcome"] == "stale"
 
 
-async def test_timeout_falls_back_with_visible_notice(db_path: Path, fake_openai: FakeOpenAI) -> None:
+async def test_timeout_falls_back_with_visible_notice(
+    db_path: Path, fake_openai: FakeOpenAI
+) -> None:
     cid = refund_conversation(db_path)
     fake_openai.delay = 2.0
     app = ComposerApp(db_path, cid, _llm(fake_openai, timeout=0.3))
@@ -195,8 +206,14 @@ async def test_regenerate_with_instruction(db_path: Path) -> None:
         first_id, first_text = composer.draft_id, composer.text
         await pilot.press("f9")
         await pilot.press(*"shorter", "enter")
-        await _wait(pilot, lambda: composer.draft_id != first_id and composer.draft is not None
-                    and not composer.draft.streaming)
+        await _wait(
+            pilot,
+            lambda: (
+                composer.draft_id != first_id
+                and composer.draft is not None
+                and not composer.draft.streaming
+            ),
+        )
         assert len(composer.text) < len(first_text)
         assert drafts.get_draft(app.store, composer.draft_id or 0)["instruction"] == "shorter"
         assert drafts.get_draft(app.store, first_id or 0)["outcome"] == "discarded"
@@ -262,8 +279,15 @@ async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> No
         assert composer.text.startswith(("Hi Maya", "Hello Maya"))
         with Store(db_path) as s:
             lifecycle.add_customer_message(s, cid, "are you still there?")
-        await _wait(pilot, lambda: composer.draft_id not in (None, first) and composer.draft is not None
-                    and not composer.draft.streaming, timeout=8)
+        await _wait(
+            pilot,
+            lambda: (
+                composer.draft_id not in (None, first)
+                and composer.draft is not None
+                and not composer.draft.streaming
+            ),
+            timeout=8,
+        )
         second = composer.draft_id
         await pilot.press("ctrl+s")
         await _wait(pilot, lambda: composer.draft_id is None)
@@ -272,7 +296,9 @@ async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> No
             assert drafts.get_draft(s, first or 0)["outcome"] in ("stale", "discarded")
 
 
-async def test_leaving_with_a_draft_streaming_logs_it_as_discarded(db_path: Path, fake_openai: FakeOpenAI) -> None:
+async def test_leaving_with_a_draft_streaming_logs_it_as_discarded(
+    db_path: Path, fake_openai: FakeOpenAI
+) -> None:
     cid = refund_conversation(db_path)
     fake_openai.reply = " ".join(f"w{i}" for i in range(100))
     fake_openai.chunk_delay = 0.02
@@ -283,6 +309,8 @@ async def test_leaving_with_a_draft_streaming_logs_it_as_discarded(db_path: Path
         await _wait(pilot, lambda: "w3 " in composer.text)
         draft_id = composer.draft_id
         await composer.remove()
-        await _wait(pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded")
+        await _wait(
+            pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded"
+        )
         row = drafts.get_draft(app.store, draft_id or 0)
         assert row["total_ms"] is not None and row["text"].startswith("w0 w1 w2")

@@ -48,7 +48,9 @@ async def _taken_over(pilot: Any, app: TandemApp, cid: int) -> tuple[Conversatio
     assert isinstance(conv, ConversationScreen)
     await wait_until(pilot, lambda: conv.mine, what="owned")
     composer = conv.query_one(Composer)
-    await wait_until(pilot, lambda: composer.draft_id is not None and not composer.streaming, what="draft done")
+    await wait_until(
+        pilot, lambda: composer.draft_id is not None and not composer.streaming, what="draft done"
+    )
     composer.clear()
     return conv, composer
 
@@ -73,8 +75,15 @@ async def _search_for(pilot: Any, screen: KbSearchScreen, query: str) -> None:
 
 
 def test_customer_answer_is_the_summary_facts_and_steps_without_headings() -> None:
-    article = KbArticle("KB-X", "Title", "Summary line one\nline two.\n\n- Fact A\n- Fact B\n\n## Steps\n1. Do this\n2. Then that")
-    assert customer_answer(article) == "Summary line one line two.\n\n- Fact A\n- Fact B\n\n1. Do this\n2. Then that"
+    article = KbArticle(
+        "KB-X",
+        "Title",
+        "Summary line one\nline two.\n\n- Fact A\n- Fact B\n\n## Steps\n1. Do this\n2. Then that",
+    )
+    assert (
+        customer_answer(article)
+        == "Summary line one line two.\n\n- Fact A\n- Fact B\n\n1. Do this\n2. Then that"
+    )
     assert "#" not in customer_answer(article)
     # An article in no known shape is used as written.
     assert customer_answer(KbArticle("KB-Y", "T", "## Only a heading")) == "## Only a heading"
@@ -86,7 +95,9 @@ def test_query_from_customer_text_is_one_line_and_inert() -> None:
     assert len(q) <= 240
 
 
-async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(db_path: Path) -> None:
+async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(
+    db_path: Path,
+) -> None:
     cid = _conversation(db_path, "hi", STOLEN, "hello??")
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
@@ -105,7 +116,9 @@ async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(d
 
         # The query starts selected: typing replaces it, and the results follow (debounced).
         await pilot.press(*"refund from a shop")
-        await wait_until(pilot, lambda: screen.searched == "refund from a shop", what="typed search")
+        await wait_until(
+            pilot, lambda: screen.searched == "refund from a shop", what="typed search"
+        )
         assert screen.hits[0].id != "KB-008"
         assert any("refund" in h.title.lower() for h in screen.hits[:3])
         await pilot.press("down")
@@ -118,7 +131,10 @@ async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(d
             answer = customer_answer(get(s, picked.id))
         assert composer.text == f"Hi Maya,\n{answer}\nKind regards, Sam"
         assert composer.editor.has_focus
-        assert composer.editor.cursor_location == (1 + answer.count("\n"), len(answer.splitlines()[-1]))
+        assert composer.editor.cursor_location == (
+            1 + answer.count("\n"),
+            len(answer.splitlines()[-1]),
+        )
         assert _counts(db_path) == before  # nothing sent, nothing logged
 
 
@@ -203,7 +219,16 @@ async def test_odd_or_empty_queries_give_no_articles(db_path: Path) -> None:
 
 async def test_article_text_is_never_markup(db_path: Path) -> None:
     with Store(db_path) as s:
-        upsert_articles(s, [KbArticle("KB-900", "Zebra [bold]tariff[/bold]", "Zebra tariff [red]x[/red] \x1b[31m done.")])
+        upsert_articles(
+            s,
+            [
+                KbArticle(
+                    "KB-900",
+                    "Zebra [bold]tariff[/bold]",
+                    "Zebra tariff [red]x[/red] \x1b[31m done.",
+                )
+            ],
+        )
     cid = _conversation(db_path, "what is the zebra tariff?")
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=SIZE) as pilot:

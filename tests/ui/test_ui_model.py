@@ -6,9 +6,19 @@ from console.ui.model import matches, next_in_queue, reason_words, safe_text, so
 
 
 def _row(cid: int, state: str = "bot", level: str = "calm", **kw: object) -> dict[str, object]:
-    row: dict[str, object] = {"id": cid, "state": state, "level": level, "owner": None, "reasons": [],
-                              "customer_name": f"c{cid}", "subject": "", "turns": [],
-                              "waiting_since": None, "last_customer_at": float(cid), "updated_at": float(cid)}
+    row: dict[str, object] = {
+        "id": cid,
+        "state": state,
+        "level": level,
+        "owner": None,
+        "reasons": [],
+        "customer_name": f"c{cid}",
+        "subject": "",
+        "turns": [],
+        "waiting_since": None,
+        "last_customer_at": float(cid),
+        "updated_at": float(cid),
+    }
     row.update(kw)
     return row
 
@@ -38,7 +48,11 @@ def test_next_in_queue_is_only_waiting_conversations_most_in_need_first() -> Non
 
 
 def test_anyone_waiting_comes_before_watched_bot_conversations() -> None:
-    rows = [_row(1, "bot", "watch"), _row(2, "waiting", "calm", waiting_since=5.0), _row(3, "bot", "calm")]
+    rows = [
+        _row(1, "bot", "watch"),
+        _row(2, "waiting", "calm", waiting_since=5.0),
+        _row(3, "bot", "calm"),
+    ]
     assert [r["id"] for r in sorted(rows, key=sort_key)] == [2, 1, 3]
 
 
@@ -64,8 +78,12 @@ def test_filters() -> None:
 
 
 def test_search_matches_names_words_and_turns() -> None:
-    row = _row(7, reasons=["bereavement"], customer_name="Maya",
-               turns=[{"text": "my card is blocked", "role": "customer"}])
+    row = _row(
+        7,
+        reasons=["bereavement"],
+        customer_name="Maya",
+        turns=[{"text": "my card is blocked", "role": "customer"}],
+    )
     assert matches(row, "all", "me", "maya")
     assert matches(row, "all", "me", "BEREAVEMENT")
     assert matches(row, "all", "me", "blocked")
@@ -74,7 +92,10 @@ def test_search_matches_names_words_and_turns() -> None:
 
 def test_reasons_are_words() -> None:
     assert reason_words(["human_request", "fraud", "brand_new_code"]) == [
-        "asked for a person", "fraud", "brand new code"]
+        "asked for a person",
+        "fraud",
+        "brand new code",
+    ]
 
 
 def test_safe_text_neutralises_controls_and_keeps_the_rest() -> None:

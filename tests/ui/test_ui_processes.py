@@ -14,8 +14,13 @@ DRIVER = Path(__file__).with_name("console_driver.py")
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _expect(proc: subprocess.Popen[str], prefix: str, timeout: float = 20.0) -> str:
@@ -44,8 +49,17 @@ def test_a_claim_in_one_console_shows_in_the_other_and_stops_the_bot(db_path: Pa
         cid = lifecycle.open_conversation(s, "Maya")
     procs: list[subprocess.Popen[str]] = []
     try:
-        hub = _spawn("-m", "console.cli", "serve", "--db", str(db_path), "--no-api", "--embedded",
-                     "--log-interval", "0")
+        hub = _spawn(
+            "-m",
+            "console.cli",
+            "serve",
+            "--db",
+            str(db_path),
+            "--no-api",
+            "--embedded",
+            "--log-interval",
+            "0",
+        )
         procs.append(hub)
         with Store(db_path) as s:
             lifecycle.add_customer_message(s, cid, "how long does a transfer to another bank take?")

@@ -18,7 +18,9 @@ def _queue(db_path: Path) -> tuple[int, int]:
     with Store(db_path) as s:
         a = lifecycle.open_conversation(s, "Greta")
         lifecycle.add_customer_message(s, a, "I need a person please", at=1000.0)
-        lifecycle.escalate(s, a, reasons=["human_request"], at=1000.0)  # waiting for ages: over the SLA
+        lifecycle.escalate(
+            s, a, reasons=["human_request"], at=1000.0
+        )  # waiting for ages: over the SLA
         b = lifecycle.open_conversation(s, "Omar")
         lifecycle.add_customer_message(s, b, "my card is blocked")
         lifecycle.escalate(s, b, reasons=["frustration"], level="empathy", score=0.7)
@@ -45,10 +47,19 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
         await wait_until(pilot, lambda: isinstance(app.screen.focused, Input), what="prompt")
         await pilot.press(*"bob", "enter")
         with Store(db_path) as s:
-            assert (get_conversation(s, a)["state"], get_conversation(s, a)["owner"]) == ("human", "bob")
+            assert (get_conversation(s, a)["state"], get_conversation(s, a)["owner"]) == (
+                "human",
+                "bob",
+            )
         # The feed re-sorts the table: b (still waiting) first, a (with bob) after it.
-        await wait_until(pilot, lambda: sup.selected_id() == b or app.rows[a]["owner"] == "bob", what="feed")
-        table.move_cursor(row=[table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)].index(str(a)))
+        await wait_until(
+            pilot, lambda: sup.selected_id() == b or app.rows[a]["owner"] == "bob", what="feed"
+        )
+        table.move_cursor(
+            row=[
+                table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)
+            ].index(str(a))
+        )
         await pilot.press("x", *"cara", "enter")  # transfer a to cara
         with Store(db_path) as s:
             assert get_conversation(s, a)["owner"] == "cara"
@@ -56,7 +67,11 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
         with Store(db_path) as s:
             assert transcript(s, a)[-1]["text"] == "checked the ID"
         await wait_until(pilot, lambda: app.rows[a]["owner"] == "cara", what="transfer in the feed")
-        table.move_cursor(row=[table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)].index(str(b)))
+        table.move_cursor(
+            row=[
+                table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)
+            ].index(str(b))
+        )
         await pilot.press("l")  # release b to the bot
         with Store(db_path) as s:
             assert get_conversation(s, b)["state"] == "bot"

@@ -30,9 +30,13 @@ def _one_conversation(db_path: Path, text: str = "my card was blocked abroad") -
 
 def _claim_in_another_process(db_path: Path, cid: int, agent: str) -> None:
     """Another agent's console claims ``cid``: a real second process on the same file."""
-    code = ("import sys; from store import Store, lifecycle;"
-            "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
-    subprocess.run([sys.executable, "-c", code, str(db_path), str(cid), agent], check=True, timeout=30)
+    code = (
+        "import sys; from store import Store, lifecycle;"
+        "lifecycle.claim(Store(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(db_path), str(cid), agent], check=True, timeout=30
+    )
 
 
 async def _opened(pilot: Any, app: TandemApp, cid: int) -> ConversationScreen:
@@ -62,13 +66,19 @@ async def test_claim_reply_hand_back(db_path: Path) -> None:
             assert get_conversation(s, cid)["owner"] == "me"
         # The drafts part may stream a suggested reply in: let it finish, then write our own.
         composer = conv.query_one(Composer)
-        await wait_until(pilot, lambda: not getattr(composer, "streaming", False), what="draft done")
+        await wait_until(
+            pilot, lambda: not getattr(composer, "streaming", False), what="draft done"
+        )
         composer.clear()
         await pilot.press(*"Sorry about that, I have unblocked it.")
         await pilot.press("ctrl+s")
         with Store(db_path) as s:
             last = transcript(s, cid)[-1]
-        assert (last["role"], last["author"], last["text"]) == ("agent", "me", "Sorry about that, I have unblocked it.")
+        assert (last["role"], last["author"], last["text"]) == (
+            "agent",
+            "me",
+            "Sorry about that, I have unblocked it.",
+        )
         assert conv.query_one(Composer).text == ""
         await wait_until(pilot, lambda: last["id"] in conv.seen, what="own reply in the transcript")
         # An internal note: stored as a note, shown to agents.
@@ -130,7 +140,9 @@ async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
         with Store(db_path) as s:
             lifecycle.transfer(s, cid, "bob", by="lead")
         composer = conv.query_one(Composer)
-        await wait_until(pilot, lambda: not getattr(composer, "streaming", False), what="draft done")
+        await wait_until(
+            pilot, lambda: not getattr(composer, "streaming", False), what="draft done"
+        )
         composer.clear()
         await pilot.press(*"hello?", "ctrl+s")
         assert "taken by bob" in notes(app)
@@ -147,18 +159,33 @@ async def test_every_action_is_in_the_command_palette(db_path: Path) -> None:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         wall = app.screen
         titles = [t for t, _, _ in wall.palette_commands()]  # type: ignore[attr-defined]
-        for wanted in ("Open conversation", "Take over", "Search", "Filter: needs a human", "Supervisor view"):
+        for wanted in (
+            "Open conversation",
+            "Take over",
+            "Search",
+            "Filter: needs a human",
+            "Supervisor view",
+        ):
             assert wanted in titles
         # Run one through the palette itself: take over by name.
         await pilot.press("ctrl+p")
         await pilot.press(*"take over")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.mine,
-                         what="taken over from the palette")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, ConversationScreen) and app.screen.mine,
+            what="taken over from the palette",
+        )
         conv = _conv(app)
         titles = [t for t, _, _ in conv.palette_commands()]
-        for wanted in ("Send reply", "Hand back to the bot", "Resolve", "Add internal note", "Back to the wall"):
+        for wanted in (
+            "Send reply",
+            "Hand back to the bot",
+            "Resolve",
+            "Add internal note",
+            "Back to the wall",
+        ):
             assert wanted in titles
         assert "Take over" not in titles  # already ours
 
@@ -177,10 +204,14 @@ async def test_a_long_conversation_loads_earlier_messages(db_path: Path) -> None
         first = conv.query(".msg").first()
         assert "line 0" in str(first.render())
         await pilot.press("f6")
-        await wait_until(pilot, lambda: "this is the start of the conversation" in notes(app), what="the end")
+        await wait_until(
+            pilot, lambda: "this is the start of the conversation" in notes(app), what="the end"
+        )
 
 
-async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_one_just_taken(db_path: Path) -> None:
+async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_one_just_taken(
+    db_path: Path,
+) -> None:
     calm_wait = _one_conversation(db_path, "where is my refund")
     with Store(db_path) as s:
         urgent = lifecycle.open_conversation(s, "Ravi")
@@ -202,4 +233,6 @@ async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_o
         await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="back on the wall")
         await pilot.press("n")  # nobody else is waiting
         await pilot.pause()
-        assert isinstance(app.screen, WallScreen) and "nobody is waiting for a person right now" in notes(app)
+        assert isinstance(
+            app.screen, WallScreen
+        ) and "nobody is waiting for a person right now" in notes(app)

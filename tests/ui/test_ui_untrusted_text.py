@@ -58,8 +58,11 @@ async def test_hostile_text_is_literal_and_inert(db_path: Path) -> None:
         _assert_inert(_frame(app))
         # Clicking the literal "[@click=app.quit]" runs nothing: it opens the conversation.
         await pilot.click("Tile")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded,
-                         what="conversation")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded,
+            what="conversation",
+        )
         assert app.is_running
         await pilot.pause(0.2)
         # The transcript keeps to its end; read each message widget as it renders.

@@ -31,13 +31,20 @@ def test_context_has_history_triage_and_kb_titles(store: Store) -> None:
     lifecycle.resolve(store, first, by="hub")
     cid = lifecycle.open_conversation(store, "Maya", external_id="m")
     mid = lifecycle.add_customer_message(store, cid, "my card is gone").message_id
-    store.conn.execute("INSERT INTO kb_articles (id, title, body, updated_at) VALUES ('KB-9', 'Lost cards', 'x', 0)")
-    lifecycle.bot_reply(store, cid, "freeze it in the app", reply_to=mid, meta={"kb": ["KB-9", "KB-missing"]})
+    store.conn.execute(
+        "INSERT INTO kb_articles (id, title, body, updated_at) VALUES ('KB-9', 'Lost cards', 'x', 0)"
+    )
+    lifecycle.bot_reply(
+        store, cid, "freeze it in the app", reply_to=mid, meta={"kb": ["KB-9", "KB-missing"]}
+    )
     lifecycle.record_triage(store, cid, TriageMark("empathy", 0.7, ["fraud"]), message_id=mid)
     lifecycle.escalate(store, cid, reasons=["fraud"])
     ctx = conversation_context(store, cid)
     assert [h["id"] for h in ctx["history"]] == [first]
-    assert [(t["kind"], t["reasons"]) for t in ctx["triage"]] == [("triaged", ["fraud"]), ("escalated", ["fraud"])]
+    assert [(t["kind"], t["reasons"]) for t in ctx["triage"]] == [
+        ("triaged", ["fraud"]),
+        ("escalated", ["fraud"]),
+    ]
     assert ctx["kb"] == [{"id": "KB-9", "title": "Lost cards"}, {"id": "KB-missing", "title": ""}]
 
 

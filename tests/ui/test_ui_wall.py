@@ -77,8 +77,11 @@ async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(db_path: Pa
         # Urgent is said in words too, whatever the agent is looking at.
         with Store(db_path) as s:
             lifecycle.record_triage(s, target, TriageMark("urgent", 0.95, ["fraud"]))
-        await wait_until(pilot, lambda: any(f"#{target} is urgent: fraud" in n for n in notes(app)),
-                         what="the urgent notice")
+        await wait_until(
+            pilot,
+            lambda: any(f"#{target} is urgent: fraud" in n for n in notes(app)),
+            what="the urgent notice",
+        )
         # The wall did not jump under the agent: the selected tile is on the same screen row.
         assert wall.cursor == selected
         assert wall.pos[selected] // wall.cols - wall.top == visual_row

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-async def wait_until(pilot: Any, cond: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+async def wait_until(
+    pilot: Any, cond: Callable[[], object], timeout: float = 5.0, what: str = ""
+) -> None:
     """Let the app run until ``cond()`` is true (the feed thread posts at ~10 Hz)."""
     deadline = time.monotonic() + timeout
     while True:

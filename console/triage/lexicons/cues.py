@@ -429,7 +429,9 @@ CUES: dict[str, list[str]] = {
 
 # The phrase itself carries the negation (or negation does not undo it), so a preceding
 # negator must not cancel the cue.
-NEGATION_PROOF = frozenset({"bot_complaint", "sarcasm", "praise", "positive_idiom", "problem", "safety", "abuse"})
+NEGATION_PROOF = frozenset(
+    {"bot_complaint", "sarcasm", "praise", "positive_idiom", "problem", "safety", "abuse"}
+)
 
 # Negators that do not cancel a request: "can't I just speak to someone?" still asks.
 REQUEST_NEGATORS_IGNORED = frozenset({"can't", "cannot", "couldn't", "won't", "why", "isn't"})

@@ -44,7 +44,11 @@ def message_text(msg: dict[str, Any], agent: str) -> Text:
     role = msg["role"]
     who = {"customer": "customer", "bot": "bot", "system": "system"}.get(role)
     if role == "agent":
-        who = "you" if msg.get("author") == agent else safe_text(msg.get("author") or "agent", one_line=True)
+        who = (
+            "you"
+            if msg.get("author") == agent
+            else safe_text(msg.get("author") or "agent", one_line=True)
+        )
     elif role == "note":
         who = f"note by {safe_text(msg.get('author') or '?', one_line=True)} (internal)"
     stamp = time.strftime("%H:%M:%S", time.localtime(msg["created_at"]))
@@ -74,17 +78,44 @@ class ConversationScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back", id="conversation.back", tooltip="Return to the wall"),
         Binding("ctrl+t", "take_over", "Take over", id="conversation.take_over"),
-        Binding("ctrl+g", "hand_back", "Hand back", id="conversation.hand_back",
-                tooltip="Return the conversation to the bot"),
+        Binding(
+            "ctrl+g",
+            "hand_back",
+            "Hand back",
+            id="conversation.hand_back",
+            tooltip="Return the conversation to the bot",
+        ),
         Binding("ctrl+r", "resolve", "Resolve", id="conversation.resolve"),
-        Binding("ctrl+n", "note", "Note", id="conversation.note", tooltip="Internal note, never shown to the customer"),
-        Binding("f6", "earlier", "Earlier", id="conversation.earlier",
-                tooltip="Load the 100 messages before the oldest one shown"),
-        Binding("f3", "toggle_context", "Context", id="conversation.context",
-                tooltip="Show or hide the customer context (hidden by default below 100 columns)"),
+        Binding(
+            "ctrl+n",
+            "note",
+            "Note",
+            id="conversation.note",
+            tooltip="Internal note, never shown to the customer",
+        ),
+        Binding(
+            "f6",
+            "earlier",
+            "Earlier",
+            id="conversation.earlier",
+            tooltip="Load the 100 messages before the oldest one shown",
+        ),
+        Binding(
+            "f3",
+            "toggle_context",
+            "Context",
+            id="conversation.context",
+            tooltip="Show or hide the customer context (hidden by default below 100 columns)",
+        ),
         # Priority: the composer's editor binds ctrl+k (delete to the end of the line) itself.
-        Binding("ctrl+k", "kb_search", "Knowledge base", priority=True, id="conversation.kb_search",
-                tooltip="Search the knowledge base and insert an article's answer into the reply"),
+        Binding(
+            "ctrl+k",
+            "kb_search",
+            "Knowledge base",
+            priority=True,
+            id="conversation.kb_search",
+            tooltip="Search the knowledge base and insert an article's answer into the reply",
+        ),
     ]
 
     def __init__(self, conversation_id: int, *, claimed: bool = False) -> None:
@@ -106,7 +137,9 @@ class ConversationScreen(Screen[None]):
         return c is not None and c["state"] == "human" and c.get("owner") == self.tandem.agent
 
     def compose(self) -> ComposeResult:
-        yield Static(f"conversation #{self.conversation_id} · loading…", id="conv-header", markup=False)
+        yield Static(
+            f"conversation #{self.conversation_id} · loading…", id="conv-header", markup=False
+        )
         with Horizontal(id="conv-body"):
             yield VerticalScroll(id="transcript")
             with VerticalScroll(id="side"):
@@ -177,7 +210,9 @@ class ConversationScreen(Screen[None]):
             box.remove_children()
             self.seen.clear()
         agent = self.tandem.agent
-        widgets = [self._message_widget(m, agent) for m in (message.messages if message.full else new)]
+        widgets = [
+            self._message_widget(m, agent) for m in (message.messages if message.full else new)
+        ]
         if widgets:
             # A long conversation keeps its newest MAX_MOUNTED messages in the DOM (f6 loads
             # earlier ones again); the oldest go first.
@@ -194,7 +229,9 @@ class ConversationScreen(Screen[None]):
             composer.on_takeover()
             composer.focus_editor()
         elif self.mine and first_load:
-            last = next((m for m in reversed(message.messages) if m["role"] in ("customer", "agent")), None)
+            last = next(
+                (m for m in reversed(message.messages) if m["role"] in ("customer", "agent")), None
+            )
             if last is not None and last["role"] == "customer":
                 # Reopened while the customer waits for our answer: draft it, as on takeover.
                 composer.on_customer_message(last["id"])
@@ -208,7 +245,9 @@ class ConversationScreen(Screen[None]):
 
     def _message_widget(self, m: dict[str, Any], agent: str) -> Static:
         self.seen.add(m["id"])
-        return Static(message_text(m, agent), classes=f"msg msg-{m['role']}", markup=False, name=str(m["id"]))
+        return Static(
+            message_text(m, agent), classes=f"msg msg-{m['role']}", markup=False, name=str(m["id"])
+        )
 
     def _update_header(self) -> None:
         c = self.conv
@@ -255,14 +294,21 @@ class ConversationScreen(Screen[None]):
             out.append(safe_text(c.get("customer_name") or "?", one_line=True) + "\n")
             if c.get("external_id"):
                 out.append(f"id {safe_text(str(c['external_id']), one_line=True)}\n", style="dim")
-            out.append(f"{c.get('channel')} · {c.get('message_count')} messages"
-                       f" · bot fallbacks {c.get('bot_fallbacks')}\n\n", style="dim")
+            out.append(
+                f"{c.get('channel')} · {c.get('message_count')} messages"
+                f" · bot fallbacks {c.get('bot_fallbacks')}\n\n",
+                style="dim",
+            )
         out.append("Triage over time\n", style="bold underline")
         triage = []
         for t in ctx.get("triage") or []:
             # A re-triage that says the same again adds nothing to read.
-            if (triage and t["kind"] == "triaged" and triage[-1]["level"] == t.get("level")
-                    and triage[-1]["reasons"] == t.get("reasons")):
+            if (
+                triage
+                and t["kind"] == "triaged"
+                and triage[-1]["level"] == t.get("level")
+                and triage[-1]["reasons"] == t.get("reasons")
+            ):
                 continue
             triage.append(t)
         if not triage:
@@ -302,7 +348,11 @@ class ConversationScreen(Screen[None]):
         if action == "hand_back":
             return self.mine or (state == "human" and self.tandem.supervisor)
         if action == "resolve":
-            return state in ("bot", "waiting") or self.mine or (state == "human" and self.tandem.supervisor)
+            return (
+                state in ("bot", "waiting")
+                or self.mine
+                or (state == "human" and self.tandem.supervisor)
+            )
         return True
 
     def action_back(self) -> None:
@@ -319,8 +369,12 @@ class ConversationScreen(Screen[None]):
         if self.tandem.claim(self.conversation_id):
             if self.conv is not None:
                 # Show the composer now; the feed confirms a moment later.
-                self.conv = {**self.conv, "state": "human", "owner": self.tandem.agent,
-                             "claimed_at": time.time()}
+                self.conv = {
+                    **self.conv,
+                    "state": "human",
+                    "owner": self.tandem.agent,
+                    "claimed_at": time.time(),
+                }
             self._update_chrome()
             composer = self.query_one(Composer)
             composer.on_takeover()
@@ -352,17 +406,33 @@ class ConversationScreen(Screen[None]):
         from console.ui.screens.kb_search import KbSearchScreen
 
         try:
-            recent = transcript(self.tandem.store, self.conversation_id, last=50, include_notes=False)
+            recent = transcript(
+                self.tandem.store, self.conversation_id, last=50, include_notes=False
+            )
         except StoreError:
             recent = []
         # The customer's latest message with searchable words ("hello?" has none).
-        asked = next((m["text"] for m in reversed(recent) if m["role"] == "customer" and terms(m["text"])), "")
+        asked = next(
+            (m["text"] for m in reversed(recent) if m["role"] == "customer" and terms(m["text"])),
+            "",
+        )
         c = self.conv or {}
         subject = f"{c.get('customer_name') or '?'} #{self.conversation_id}"
-        blocked = None if self.mine else "Read only: inserting an article into the reply needs a take-over (ctrl+t)."
-        self.app.push_screen(KbSearchScreen(self.tandem.store, query=asked, subject=subject,
-                                            insert_blocked=blocked, ranker=self.tandem.kb_ranker),
-                             self._kb_picked)
+        blocked = (
+            None
+            if self.mine
+            else "Read only: inserting an article into the reply needs a take-over (ctrl+t)."
+        )
+        self.app.push_screen(
+            KbSearchScreen(
+                self.tandem.store,
+                query=asked,
+                subject=subject,
+                insert_blocked=blocked,
+                ranker=self.tandem.kb_ranker,
+            ),
+            self._kb_picked,
+        )
 
     def _kb_picked(self, pick: KbPick | None) -> None:
         if pick is None:
@@ -400,8 +470,13 @@ class ConversationScreen(Screen[None]):
     def _send(self, event: Composer.Sent) -> None:
         composer = self.query_one(Composer)
         try:
-            mid = lifecycle.agent_reply(self.tandem.store, self.conversation_id, self.tandem.agent,
-                                        event.text, draft_id=event.draft_id)
+            mid = lifecycle.agent_reply(
+                self.tandem.store,
+                self.conversation_id,
+                self.tandem.agent,
+                event.text,
+                draft_id=event.draft_id,
+            )
         except Taken as exc:
             self.notify(str(exc), severity="warning", markup=False)
             return
@@ -414,19 +489,46 @@ class ConversationScreen(Screen[None]):
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         cmds: list[tuple[str, str, Callable[[], object]]] = []
         if self.check_action("take_over", ()):
-            cmds.append(("Take over", "claim this conversation from the bot or the queue", self.action_take_over))
+            cmds.append(
+                (
+                    "Take over",
+                    "claim this conversation from the bot or the queue",
+                    self.action_take_over,
+                )
+            )
         if self.mine:
-            cmds.append(("Send reply", "send the composer's text to the customer",
-                         lambda: self.query_one(Composer).action_send()))
+            cmds.append(
+                (
+                    "Send reply",
+                    "send the composer's text to the customer",
+                    lambda: self.query_one(Composer).action_send(),
+                )
+            )
         if self.check_action("hand_back", ()):
             cmds.append(("Hand back to the bot", "the bot answers again", self.action_hand_back))
         if self.check_action("resolve", ()):
             cmds.append(("Resolve", "close the conversation", self.action_resolve))
-        cmds.append(("Search the knowledge base", "find an article and insert its answer into the reply",
-                     self.action_kb_search))
+        cmds.append(
+            (
+                "Search the knowledge base",
+                "find an article and insert its answer into the reply",
+                self.action_kb_search,
+            )
+        )
         cmds.append(("Add internal note", "visible to agents only", self.action_note))
-        cmds.append(("Earlier messages", "load the 100 messages before the oldest shown", self.action_earlier))
-        cmds.append(("Toggle customer context", "history, triage over time, KB articles",
-                      self.action_toggle_context))
+        cmds.append(
+            (
+                "Earlier messages",
+                "load the 100 messages before the oldest shown",
+                self.action_earlier,
+            )
+        )
+        cmds.append(
+            (
+                "Toggle customer context",
+                "history, triage over time, KB articles",
+                self.action_toggle_context,
+            )
+        )
         cmds.append(("Back to the wall", "", self.action_back))
         return cmds

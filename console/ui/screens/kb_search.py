@@ -108,10 +108,22 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
 
     BINDINGS = [
         # Priority: the query box would otherwise take enter as its own submit.
-        Binding("enter", "pick('answer')", "Insert answer", priority=True, id="kb_search.insert",
-                tooltip="Insert the article's answer into the reply at the cursor"),
-        Binding("ctrl+y", "pick('reference')", "Insert id", priority=True, id="kb_search.reference",
-                tooltip="Insert the article's id into the reply, as a reference"),
+        Binding(
+            "enter",
+            "pick('answer')",
+            "Insert answer",
+            priority=True,
+            id="kb_search.insert",
+            tooltip="Insert the article's answer into the reply at the cursor",
+        ),
+        Binding(
+            "ctrl+y",
+            "pick('reference')",
+            "Insert id",
+            priority=True,
+            id="kb_search.reference",
+            tooltip="Insert the article's id into the reply, as a reference",
+        ),
         Binding("escape", "close", "Close", id="kb_search.close"),
         Binding("up", "move(-1)", "Previous", show=False),
         Binding("down", "move(1)", "Next", show=False),
@@ -119,8 +131,15 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
         Binding("pagedown", "preview_page(1)", "Scroll article down", show=False),
     ]
 
-    def __init__(self, store: Store, *, query: str = "", subject: str = "",
-                 insert_blocked: str | None = None, ranker: EmbeddedBot | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        query: str = "",
+        subject: str = "",
+        insert_blocked: str | None = None,
+        ranker: EmbeddedBot | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
         self.ranker = ranker
@@ -132,11 +151,17 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
         self._debounce: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        title = "Knowledge base" + (f" · for {safe_text(self.subject, one_line=True)}" if self.subject else "")
+        title = "Knowledge base" + (
+            f" · for {safe_text(self.subject, one_line=True)}" if self.subject else ""
+        )
         with Vertical(id="kb-dialog"):
             yield Static(title, id="kb-title", markup=False)
-            yield Input(self.initial_query, placeholder="words to look for: card stolen, refund, pin…",
-                        id="kb-query", select_on_focus=True)
+            yield Input(
+                self.initial_query,
+                placeholder="words to look for: card stolen, refund, pin…",
+                id="kb-query",
+                select_on_focus=True,
+            )
             yield Static("", id="kb-status", markup=False)
             with Horizontal(id="kb-body"):
                 yield ResultList(id="kb-results", markup=False)
@@ -155,7 +180,9 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
     def _query_changed(self, event: Input.Changed) -> None:
         if self._debounce is not None:
             self._debounce.stop()
-        self._debounce = self.set_timer(DEBOUNCE_SECONDS, self.run_search, name="kb-search-debounce")
+        self._debounce = self.set_timer(
+            DEBOUNCE_SECONDS, self.run_search, name="kb-search-debounce"
+        )
 
     def run_search(self) -> None:
         """Search for the query as it is now and show the results, best first."""
@@ -169,7 +196,9 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
             if self.ranker is not None and self.hits:
                 # The bot's ranker (how much of the question an article covers, its title, its
                 # tag phrases) puts the right article first far more often than bm25 alone.
-                ranked = {c.id: i for i, c in enumerate(self.ranker.retrieve(query, pool=RESULT_LIMIT))}
+                ranked = {
+                    c.id: i for i, c in enumerate(self.ranker.retrieve(query, pool=RESULT_LIMIT))
+                }
                 self.hits.sort(key=lambda hit: ranked.get(hit.id, len(ranked)))
         except StoreError as exc:
             self.hits = []
@@ -183,7 +212,9 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
             self._status(f"no articles match {', '.join(words)}")
         else:
             n = len(self.hits)
-            self._status(f"{n} article{'s' if n != 1 else ''} · best first · words: {', '.join(words)}")
+            self._status(
+                f"{n} article{'s' if n != 1 else ''} · best first · words: {', '.join(words)}"
+            )
         self._show_results()
 
     def _status(self, text: str) -> None:

@@ -53,7 +53,12 @@ def queue_cells(row: dict[str, Any], sla: float, at: float) -> tuple[Text, ...]:
 def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
     """Waiting first (urgent ones, then the oldest wait), then held conversations by level."""
     if row["state"] == "waiting":
-        return (0, 0 if row.get("level") == "urgent" else 1, row.get("waiting_since") or 0.0, row["id"])
+        return (
+            0,
+            0 if row.get("level") == "urgent" else 1,
+            row.get("waiting_since") or 0.0,
+            row["id"],
+        )
     return (1, -level_rank(row), row.get("claimed_at") or 0.0, row["id"])
 
 
@@ -66,9 +71,21 @@ class SupervisorScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Wall", id="supervisor.back"),
         Binding("enter", "open", "Open", id="supervisor.open"),
-        Binding("a", "assign", "Assign", id="supervisor.assign", tooltip="Give a waiting conversation to an agent"),
+        Binding(
+            "a",
+            "assign",
+            "Assign",
+            id="supervisor.assign",
+            tooltip="Give a waiting conversation to an agent",
+        ),
         Binding("x", "transfer", "Transfer", id="supervisor.transfer"),
-        Binding("l", "release", "Release", id="supervisor.release", tooltip="Send a waiting conversation back to the bot"),
+        Binding(
+            "l",
+            "release",
+            "Release",
+            id="supervisor.release",
+            tooltip="Send a waiting conversation back to the bot",
+        ),
         Binding("t", "take_over", "Take over", id="supervisor.take_over"),
         Binding("g", "hand_back", "Hand back", id="supervisor.hand_back"),
         Binding("r", "resolve", "Resolve", id="supervisor.resolve"),
@@ -89,7 +106,9 @@ class SupervisorScreen(Screen[None]):
         yield Static("supervisor view · loading…", id="sup-header", markup=False)
         with Horizontal(id="sup-body"):
             with Vertical(id="sup-queue"):
-                yield Static("Queue and conversations with people", classes="sup-title", markup=False)
+                yield Static(
+                    "Queue and conversations with people", classes="sup-title", markup=False
+                )
                 yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
             with Vertical(id="sup-agents"):
                 yield Static("Agents", classes="sup-title", markup=False)
@@ -119,8 +138,10 @@ class SupervisorScreen(Screen[None]):
         table = self.query_one("#queue-table", DataTable)
         sla = self.tandem.sla_seconds
         at = time.time()
-        wanted = sorted((r for r in self.tandem.rows.values() if r["state"] in ("waiting", "human")),
-                        key=queue_order)
+        wanted = sorted(
+            (r for r in self.tandem.rows.values() if r["state"] in ("waiting", "human")),
+            key=queue_order,
+        )
         wanted_ids = {r["id"] for r in wanted}
         for cid in [c for c in self.shown if c not in wanted_ids]:
             try:
@@ -173,7 +194,10 @@ class SupervisorScreen(Screen[None]):
             (
                 Text(safe_text(a["name"], one_line=True)),
                 Text(a["role"]),
-                Text(f"{len(a['holding'])}" + (f"  #{' #'.join(map(str, a['holding'][:6]))}" if a["holding"] else "")),
+                Text(
+                    f"{len(a['holding'])}"
+                    + (f"  #{' #'.join(map(str, a['holding'][:6]))}" if a["holding"] else "")
+                ),
                 Text(minutes(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
             )
             for a in metrics.get("agents", [])
@@ -196,11 +220,16 @@ class SupervisorScreen(Screen[None]):
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(f"queue {m['queue']}", style="bold")
         head.append(f" · oldest wait {elapsed(m['oldest_wait'])}")
-        head.append(f" · {m['breaching']} over the {elapsed(sla)} SLA",
-                    style="bold red" if m["breaching"] else "")
+        head.append(
+            f" · {m['breaching']} over the {elapsed(sla)} SLA",
+            style="bold red" if m["breaching"] else "",
+        )
         head.append("\n")
-        head.append(f"bot {states['bot']} · with people {states['human']} · resolved {states['resolved']}"
-                    f" · agents {len(m['agents'])}", style="dim")
+        head.append(
+            f"bot {states['bot']} · with people {states['human']} · resolved {states['resolved']}"
+            f" · agents {len(m['agents'])}",
+            style="dim",
+        )
         self.query_one("#sup-header", Static).update(head)
 
     # --- actions ------------------------------------------------------------------------
@@ -225,7 +254,9 @@ class SupervisorScreen(Screen[None]):
         self.notify(ok, markup=False)
 
     def _ask_agent(self, question: str, then: Callable[[str], None]) -> None:
-        names = [a["name"] for a in self.metrics.get("agents", []) if a["name"] != self.tandem.agent]
+        names = [
+            a["name"] for a in self.metrics.get("agents", []) if a["name"] != self.tandem.agent
+        ]
         hint = "agents: " + ", ".join(names[:12]) if names else ""
 
         def done(answer: str | None) -> None:
@@ -247,24 +278,32 @@ class SupervisorScreen(Screen[None]):
         if cid is None:
             return
         store, me = self.tandem.store, self.tandem.agent
-        self._ask_agent(f"Assign #{cid} to which agent?",
-                        lambda name: self._run(lambda: lifecycle.assign(store, cid, name, by=me),
-                                               f"#{cid} assigned to {name}"))
+        self._ask_agent(
+            f"Assign #{cid} to which agent?",
+            lambda name: self._run(
+                lambda: lifecycle.assign(store, cid, name, by=me), f"#{cid} assigned to {name}"
+            ),
+        )
 
     def action_transfer(self) -> None:
         cid = self.selected_id()
         if cid is None:
             return
         store, me = self.tandem.store, self.tandem.agent
-        self._ask_agent(f"Transfer #{cid} to which agent?",
-                        lambda name: self._run(lambda: lifecycle.transfer(store, cid, name, by=me),
-                                               f"#{cid} transferred to {name}"))
+        self._ask_agent(
+            f"Transfer #{cid} to which agent?",
+            lambda name: self._run(
+                lambda: lifecycle.transfer(store, cid, name, by=me), f"#{cid} transferred to {name}"
+            ),
+        )
 
     def action_release(self) -> None:
         cid = self.selected_id()
         if cid is not None:
-            self._run(lambda: lifecycle.release(self.tandem.store, cid, by=self.tandem.agent),
-                      f"#{cid} released to the bot")
+            self._run(
+                lambda: lifecycle.release(self.tandem.store, cid, by=self.tandem.agent),
+                f"#{cid} released to the bot",
+            )
 
     def action_take_over(self) -> None:
         cid = self.selected_id()
@@ -274,14 +313,18 @@ class SupervisorScreen(Screen[None]):
     def action_hand_back(self) -> None:
         cid = self.selected_id()
         if cid is not None:
-            self._run(lambda: lifecycle.hand_back(self.tandem.store, cid, by=self.tandem.agent),
-                      f"#{cid} handed back to the bot")
+            self._run(
+                lambda: lifecycle.hand_back(self.tandem.store, cid, by=self.tandem.agent),
+                f"#{cid} handed back to the bot",
+            )
 
     def action_resolve(self) -> None:
         cid = self.selected_id()
         if cid is not None:
-            self._run(lambda: lifecycle.resolve(self.tandem.store, cid, by=self.tandem.agent),
-                      f"#{cid} resolved")
+            self._run(
+                lambda: lifecycle.resolve(self.tandem.store, cid, by=self.tandem.agent),
+                f"#{cid} resolved",
+            )
 
     def action_note(self) -> None:
         cid = self.selected_id()
@@ -293,19 +336,40 @@ class SupervisorScreen(Screen[None]):
             if text:
                 self._run(lambda: lifecycle.add_note(store, cid, me, text), f"note added to #{cid}")
 
-        self.app.push_screen(PromptScreen(f"Internal note on #{cid}", placeholder="only agents see this"), done)
+        self.app.push_screen(
+            PromptScreen(f"Internal note on #{cid}", placeholder="only agents see this"), done
+        )
 
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         return [
             ("Open conversation", "the selected row's transcript", self.action_open),
-            ("Assign to agent", "give the selected waiting conversation to an agent", self.action_assign),
-            ("Transfer to agent", "move the selected conversation to another agent", self.action_transfer),
-            ("Release to the bot", "send the selected waiting conversation back to the bot", self.action_release),
+            (
+                "Assign to agent",
+                "give the selected waiting conversation to an agent",
+                self.action_assign,
+            ),
+            (
+                "Transfer to agent",
+                "move the selected conversation to another agent",
+                self.action_transfer,
+            ),
+            (
+                "Release to the bot",
+                "send the selected waiting conversation back to the bot",
+                self.action_release,
+            ),
             ("Take over", "claim the selected conversation yourself", self.action_take_over),
-            ("Hand back to the bot", "return the selected conversation to the bot", self.action_hand_back),
+            (
+                "Hand back to the bot",
+                "return the selected conversation to the bot",
+                self.action_hand_back,
+            ),
             ("Resolve", "close the selected conversation", self.action_resolve),
             ("Add internal note", "on the selected conversation", self.action_note),
-            ("Draft statistics", "acceptance, edit distance, time to first text by engine",
-             lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path))),
+            (
+                "Draft statistics",
+                "acceptance, edit distance, time to first text by engine",
+                lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path)),
+            ),
             ("Back to the wall", "", self.action_back),
         ]

@@ -46,18 +46,34 @@ class WallScreen(Screen[None]):
 
     BINDINGS = [
         Binding("enter", "open", "Open", id="wall.open", tooltip="Open the selected conversation"),
-        Binding("t", "take_over", "Take over", id="wall.take_over",
-                tooltip="Claim the selected conversation and reply to the customer"),
-        Binding("n", "take_next", "Take next", id="wall.take_next",
-                tooltip="Claim the conversation first in the queue: most in need, then longest waiting"),
+        Binding(
+            "t",
+            "take_over",
+            "Take over",
+            id="wall.take_over",
+            tooltip="Claim the selected conversation and reply to the customer",
+        ),
+        Binding(
+            "n",
+            "take_next",
+            "Take next",
+            id="wall.take_next",
+            tooltip="Claim the conversation first in the queue: most in need, then longest waiting",
+        ),
         Binding("slash", "search", "Search", id="wall.search"),
         Binding("1", "filter('all')", "all", id="wall.filter_all", group=_FILTER),
         Binding("2", "filter('needs')", "needs", id="wall.filter_needs", group=_FILTER),
         Binding("3", "filter('waiting')", "waiting", id="wall.filter_waiting", group=_FILTER),
         Binding("4", "filter('mine')", "mine", id="wall.filter_mine", group=_FILTER),
         Binding("s", "supervisor", "Supervisor", id="wall.supervisor"),
-        Binding("ctrl+k", "kb_search", "Knowledge base", show=False, id="wall.kb_search",
-                tooltip="Search the knowledge base (read only here)"),
+        Binding(
+            "ctrl+k",
+            "kb_search",
+            "Knowledge base",
+            show=False,
+            id="wall.kb_search",
+            tooltip="Search the knowledge base (read only here)",
+        ),
         Binding("up,k", "move(0, -1)", "up", show=False, group=_MOVE),
         Binding("down,j", "move(0, 1)", "down", show=False, group=_MOVE),
         Binding("left,h", "move(-1, 0)", "left", show=False, group=_MOVE),
@@ -89,8 +105,13 @@ class WallScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="wall-header", markup=False)
-        yield FilterTabs(*(Tab(FILTER_LABELS[f], id=f"filter-{f}") for f in FILTERS), id="wall-filters")
-        yield Input(placeholder="search customer, words, #id  (enter: keep, escape: clear)", id="wall-search")
+        yield FilterTabs(
+            *(Tab(FILTER_LABELS[f], id=f"filter-{f}") for f in FILTERS), id="wall-filters"
+        )
+        yield Input(
+            placeholder="search customer, words, #id  (enter: keep, escape: clear)",
+            id="wall-search",
+        )
         yield Container(id="wall-grid")
         yield Static("loading conversations…", id="wall-empty", markup=False)
         yield Footer()
@@ -125,7 +146,9 @@ class WallScreen(Screen[None]):
 
     # --- data ---------------------------------------------------------------------------
 
-    def apply(self, changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] | None = None) -> None:
+    def apply(
+        self, changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] | None = None
+    ) -> None:
         """The app's rows changed: re-filter, re-sort, keep the cursor's place, repaint.
 
         Args:
@@ -182,9 +205,13 @@ class WallScreen(Screen[None]):
             waiting += r["state"] == "waiting"
             mine += r.get("owner") == agent
         role = "supervisor" if self.tandem.supervisor else "agent"
-        shown = f"  ·  showing {len(self.order)}" if (self.filter != "all" or self.query_text) else ""
-        text = (f"Tandem · {role} {agent} · {live} live · {needs} need a human · {waiting} waiting"
-                f" · {mine} yours{shown}")
+        shown = (
+            f"  ·  showing {len(self.order)}" if (self.filter != "all" or self.query_text) else ""
+        )
+        text = (
+            f"Tandem · {role} {agent} · {live} live · {needs} need a human · {waiting} waiting"
+            f" · {mine} yours{shown}"
+        )
         if text != self._header_text:  # an unchanged header costs no repaint
             self._header_text = text
             self.query_one("#wall-header", Static).update(text)
@@ -208,8 +235,11 @@ class WallScreen(Screen[None]):
         empty = self.query_one("#wall-empty", Static)
         if not self.order:
             if self.loaded:
-                empty.update(EMPTY_TEXT[self.filter] if not self.query_text
-                             else f"nothing matches “{self.query_text}”")
+                empty.update(
+                    EMPTY_TEXT[self.filter]
+                    if not self.query_text
+                    else f"nothing matches “{self.query_text}”"
+                )
             empty.set_class(True, "-shown")
             grid.set_class(True, "-empty")
             return
@@ -297,9 +327,13 @@ class WallScreen(Screen[None]):
     def action_kb_search(self) -> None:
         from console.ui.screens.kb_search import KbSearchScreen
 
-        self.app.push_screen(KbSearchScreen(
-            self.tandem.store, ranker=self.tandem.kb_ranker,
-            insert_blocked="Read only here: open a conversation and take it over (t) to insert an article."))
+        self.app.push_screen(
+            KbSearchScreen(
+                self.tandem.store,
+                ranker=self.tandem.kb_ranker,
+                insert_blocked="Read only here: open a conversation and take it over (t) to insert an article.",
+            )
+        )
 
     @on(Tabs.TabActivated, "#wall-filters")
     def _tab(self, event: Tabs.TabActivated) -> None:
@@ -343,7 +377,10 @@ class WallScreen(Screen[None]):
         if self.cursor is not None and self.cursor in self.pos:
             row = self.pos[self.cursor] // self.cols
             if not self.top <= row < self.top + self.rows_visible:
-                k = min(len(self.order) - 1, (self.top if delta > 0 else self.top + self.rows_visible - 1) * self.cols)
+                k = min(
+                    len(self.order) - 1,
+                    (self.top if delta > 0 else self.top + self.rows_visible - 1) * self.cols,
+                )
                 self.cursor = self.order[max(0, k)]
         self._paint()
 
@@ -351,17 +388,34 @@ class WallScreen(Screen[None]):
         cmds: list[tuple[str, str, Callable[[], object]]] = [
             ("Open conversation", "open the selected tile's transcript", self.action_open),
             ("Take over", "claim the selected conversation and reply", self.action_take_over),
-            ("Take next in queue", "claim whoever needs a person most, longest waiting first",
-             self.action_take_next),
+            (
+                "Take next in queue",
+                "claim whoever needs a person most, longest waiting first",
+                self.action_take_next,
+            ),
             ("Search", "filter tiles by customer, words or #id", self.action_search),
         ]
         for f in FILTERS:
-            cmds.append((f"Filter: {FILTER_LABELS[f]}", f"show {FILTER_LABELS[f]} conversations",
-                         lambda f=f: self.action_filter(f)))
+            cmds.append(
+                (
+                    f"Filter: {FILTER_LABELS[f]}",
+                    f"show {FILTER_LABELS[f]} conversations",
+                    lambda f=f: self.action_filter(f),
+                )
+            )
         cmds.append(("Supervisor view", "queue, waits vs SLA, agents", self.action_supervisor))
-        cmds.append(("Search the knowledge base", "look up an article (read only on the wall)",
-                     self.action_kb_search))
-        cmds.append(("Draft statistics", "acceptance, edit distance, time to first text by engine",
-                     lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path))))
+        cmds.append(
+            (
+                "Search the knowledge base",
+                "look up an article (read only on the wall)",
+                self.action_kb_search,
+            )
+        )
+        cmds.append(
+            (
+                "Draft statistics",
+                "acceptance, edit distance, time to first text by engine",
+                lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path)),
+            )
+        )
         return cmds
-

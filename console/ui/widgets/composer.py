@@ -86,7 +86,9 @@ def status_line(state: DraftState | None, *, idle: str = "ctrl+s sends · f5 dra
     parts.append("writing…" if state.streaming else f"first text {_ms(state.first_text_ms)}")
     if state.kb_ids:
         first = f" {state.kb_titles[0]}" if state.kb_titles and state.kb_titles[0] else ""
-        parts.append(f"sources {state.kb_ids[0]}{first}" + "".join(f", {k}" for k in state.kb_ids[1:]))
+        parts.append(
+            f"sources {state.kb_ids[0]}{first}" + "".join(f", {k}" for k in state.kb_ids[1:])
+        )
     return " · ".join(parts)  # the keys are in the footer
 
 
@@ -123,14 +125,28 @@ class Composer(Widget):
     """
 
     BINDINGS = [
-        Binding("ctrl+s", "send", "Send", id="composer.send", tooltip="Send the reply to the customer"),
+        Binding(
+            "ctrl+s", "send", "Send", id="composer.send", tooltip="Send the reply to the customer"
+        ),
         Binding("ctrl+enter", "send", "Send", show=False, id="composer.send_enter"),
-        Binding("f5", "regenerate", "Redraft", id="composer.regenerate", tooltip="Write a new draft"),
-        Binding("f9", "instruct", "Redraft with…", id="composer.instruct",
-                tooltip="New draft with an instruction: shorter, more formal, warmer…"),
+        Binding(
+            "f5", "regenerate", "Redraft", id="composer.regenerate", tooltip="Write a new draft"
+        ),
+        Binding(
+            "f9",
+            "instruct",
+            "Redraft with…",
+            id="composer.instruct",
+            tooltip="New draft with an instruction: shorter, more formal, warmer…",
+        ),
         Binding("f8", "discard", "Discard", id="composer.discard", tooltip="Throw the draft away"),
-        Binding("f4", "draft_metrics", "Draft stats", id="composer.metrics",
-                tooltip="Acceptance, edits and time to first text of the drafts"),
+        Binding(
+            "f4",
+            "draft_metrics",
+            "Draft stats",
+            id="composer.metrics",
+            tooltip="Acceptance, edits and time to first text of the drafts",
+        ),
     ]
 
     @dataclass
@@ -148,8 +164,9 @@ class Composer(Widget):
 
         draft: DraftState | None
 
-    def __init__(self, db_path: Path, conversation_id: int, agent: str, *, llm: Any = _NOT_SET,
-                 **kw: Any) -> None:
+    def __init__(
+        self, db_path: Path, conversation_id: int, agent: str, *, llm: Any = _NOT_SET, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.db_path = Path(db_path)
         self.conversation_id = conversation_id
@@ -170,11 +187,15 @@ class Composer(Widget):
         self._close_after_run = False
 
     def compose(self) -> ComposeResult:
-        yield TextArea(id="composer-input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        yield TextArea(
+            id="composer-input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus"
+        )
         yield Static(status_line(None), classes="composer--status", markup=False)
 
     def on_mount(self) -> None:
-        self._flusher = self.set_interval(FLUSH_SECONDS, self._flush, pause=True, name="composer-flush")
+        self._flusher = self.set_interval(
+            FLUSH_SECONDS, self._flush, pause=True, name="composer-flush"
+        )
         if self._llm is _NOT_SET:
             self._llm, self._llm_notice = _configured_llm()
         if self._llm is not None:
@@ -213,12 +234,17 @@ class Composer(Widget):
     @property
     def streaming(self) -> bool:
         """Whether a draft is being written into the editor right now."""
-        return self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        return self._worker is not None and self._worker.state in (
+            WorkerState.PENDING,
+            WorkerState.RUNNING,
+        )
 
     @property
     def untouched(self) -> bool:
         """The editor holds nothing, or only the draft exactly as it was written."""
-        return self.editor.text.strip() == "" or self.editor.text == self._inserted + "".join(self._pending)
+        return self.editor.text.strip() == "" or self.editor.text == self._inserted + "".join(
+            self._pending
+        )
 
     @property
     def service(self) -> DraftService:
@@ -274,8 +300,13 @@ class Composer(Widget):
         self._inserted = ""
         self._pending.clear()
         self.set_status("drafting…")
-        self._worker = self.run_worker(self._run(instruction), group="composer-draft", exclusive=True,
-                                       exit_on_error=False, name="draft")
+        self._worker = self.run_worker(
+            self._run(instruction),
+            group="composer-draft",
+            exclusive=True,
+            exit_on_error=False,
+            name="draft",
+        )
 
     async def _run(self, instruction: str | None) -> None:
         assert self._flusher is not None
@@ -288,8 +319,13 @@ class Composer(Widget):
                     self._pending.append(event.text)
                 elif isinstance(event, DraftStarted):
                     self.draft_id = event.draft_id
-                    self.draft = DraftState(event.draft_id, event.engine, event.model, event.kb_ids,
-                                            instruction=instruction)
+                    self.draft = DraftState(
+                        event.draft_id,
+                        event.engine,
+                        event.model,
+                        event.kb_ids,
+                        instruction=instruction,
+                    )
                     self._show()
                     self.post_message(self.DraftUpdated(self.draft))
                 elif isinstance(event, DraftReset):
@@ -406,8 +442,11 @@ class Composer(Widget):
             self.focus_editor()
 
         self.app.push_screen(
-            PromptScreen("How should the new draft differ?", hint="e.g. shorter · more formal · warmer · "
-                         "no apologies · anything else (LLM)", placeholder="shorter"),
+            PromptScreen(
+                "How should the new draft differ?",
+                hint="e.g. shorter · more formal · warmer · no apologies · anything else (LLM)",
+                placeholder="shorter",
+            ),
             chosen,
         )
 

@@ -28,8 +28,14 @@ class ComposerProbe(App[None]):
         yield Composer(self.db_path, self.conversation_id, "bench", llm=self.llm, id="composer")
 
 
-async def first_text_after(db_path: Path, ids: Sequence[int], llm: Any,
-                           mark: Callable[[], float | None], *, timeout: float = 10.0) -> list[float]:
+async def first_text_after(
+    db_path: Path,
+    ids: Sequence[int],
+    llm: Any,
+    mark: Callable[[], float | None],
+    *,
+    timeout: float = 10.0,
+) -> list[float]:
     """For each conversation, ms from ``mark()`` (e.g. when the LLM's first chunk arrived) to
     the first text in the composer's editor, polled every millisecond.
     """

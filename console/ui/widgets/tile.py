@@ -31,7 +31,12 @@ BADGE_STYLE = {
     "watch": "black on cyan",
     "calm": "black on grey70",
 }
-ROLE_MARK = {"customer": ("›", "bold"), "bot": ("·", "dim"), "agent": ("»", "green"), "system": ("‣", "dim italic")}
+ROLE_MARK = {
+    "customer": ("›", "bold"),
+    "bot": ("·", "dim"),
+    "agent": ("»", "green"),
+    "system": ("‣", "dim italic"),
+}
 
 
 def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = None) -> Text:
@@ -62,7 +67,10 @@ def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = No
         mark, style = ROLE_MARK.get(turn["role"], ("·", ""))
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{mark} ", style=style)
-        line.append(safe_text(turn["text"], one_line=True), style=style if turn["role"] != "customer" else "")
+        line.append(
+            safe_text(turn["text"], one_line=True),
+            style=style if turn["role"] != "customer" else "",
+        )
         lines.append(line)
     if not turns:
         lines.append(Text("no messages yet", style="dim italic"))
@@ -140,8 +148,16 @@ class Tile(Widget):
                 self._lines = []
             else:
                 # Scrolling re-points slots at conversations drawn a moment ago in another slot.
-                ckey = (row["id"], row.get("updated_at"), row.get("version"), row.get("level"),
-                        row.get("score"), tuple(row.get("reasons") or ()), self._sig, key)
+                ckey = (
+                    row["id"],
+                    row.get("updated_at"),
+                    row.get("version"),
+                    row.get("level"),
+                    row.get("score"),
+                    tuple(row.get("reasons") or ()),
+                    self._sig,
+                    key,
+                )
                 lines = _STRIPS.get(ckey)
                 if lines is None:
                     lines = _STRIPS[ckey] = self._build(width, base)
@@ -200,8 +216,15 @@ FRAMES = {
     "rising": ("╔", "╗", "╚", "╝", "═", "═", "║"),
     "selected": ("█", "█", "█", "█", "▀", "▄", "█"),
 }
-FRAME_COLOUR = {"none": "surface", "calm": "panel-lighten-2", "watch": "primary", "empathy": "warning",
-                "urgent": "error", "rising": "warning", "selected": "foreground"}
+FRAME_COLOUR = {
+    "none": "surface",
+    "calm": "panel-lighten-2",
+    "watch": "primary",
+    "empathy": "warning",
+    "urgent": "error",
+    "rising": "warning",
+    "selected": "foreground",
+}
 
 
 def _palette(app: Any) -> dict[str, Color]:
@@ -211,8 +234,16 @@ def _palette(app: Any) -> dict[str, Color]:
     if cached is None:
         variables = app.get_css_variables()
         cached = {}
-        for name in ("surface", "panel-lighten-2", "primary", "warning", "error", "foreground",
-                     "warning-muted", "success-muted"):
+        for name in (
+            "surface",
+            "panel-lighten-2",
+            "primary",
+            "warning",
+            "error",
+            "foreground",
+            "warning-muted",
+            "success-muted",
+        ):
             try:
                 cached[name] = Color.parse(variables.get(name, "") or "default")
             except Exception:  # an unusual theme value: fall back to the terminal's colour
