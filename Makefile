@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tandem demo
 
-test: $(STAMP)
+# The gates first (cheap, and a failure there makes the tests moot), then the suite.
+test: check
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+check: $(STAMP)
 	$(BIN)/ruff check console store tests
+	$(BIN)/ruff format --check console store tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+lint: check
 
 bench: $(STAMP)
 	$(BIN)/tandem bench store

@@ -14,13 +14,10 @@ import sys
 from collections.abc import Sequence
 
 from console import __version__
+from console.errors import UsageError
 
 # Order is the order in `tandem --help`.
 COMMANDS = ("demo", "console", "serve", "triage", "kb", "conv", "db", "bench")
-
-
-class UsageError(Exception):
-    """Bad arguments or input that the user can fix; printed as one line."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"console.commands.{name}")
         module.register(sub)
     return parser
-
-
-def add_db_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--db`` option every store-using command shares."""
-    parser.add_argument(
-        "--db", metavar="PATH", help="SQLite file (default: $TANDEM_DB or ./tandem.db)"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

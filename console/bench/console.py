@@ -205,7 +205,7 @@ def _measure_start(path: Path) -> float:
     t0 = time.perf_counter()
     # The real `tandem console` command line, headless, leaving at its first frame with tiles.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "console.ui.first_frame_probe", str(path)],
+        [sys.executable, "-m", "console.bench.first_frame", str(path)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -221,7 +221,7 @@ def _measure_start(path: Path) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.cli import UsageError
+    from console.errors import UsageError
 
     if args.conversations < 1 or args.rate <= 0 or args.keys < 1 or args.starts < 0:
         raise UsageError("--conversations, --rate and --keys must be positive")

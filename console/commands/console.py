@@ -6,7 +6,8 @@ import argparse
 import os
 import re
 
-from console.cli import UsageError, add_db_option
+from console.commands.options import add_db_option
+from console.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

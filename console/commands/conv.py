@@ -14,7 +14,8 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
-from console.cli import UsageError, add_db_option
+from console.commands.options import add_db_option
+from console.errors import UsageError
 
 
 def _read_text(value: str) -> str:

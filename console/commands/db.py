@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from console.cli import add_db_option
+from console.commands.options import add_db_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from console.cli import UsageError
 from console.commands.console import add_console_options, agent_name
+from console.errors import UsageError
 
 START_TIMEOUT = 20.0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from console.cli import UsageError, add_db_option
+from console.commands.options import add_db_option
+from console.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from console.cli import UsageError, add_db_option
+from console.commands.options import add_db_option
+from console.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

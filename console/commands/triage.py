@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar
 
-from console.cli import UsageError
+from console.errors import UsageError
 
 T = TypeVar("T")
 

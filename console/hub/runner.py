@@ -93,7 +93,7 @@ def one_hub_per_database(path: Path) -> Any:
         import fcntl
     except ImportError:  # not on POSIX: no guard
         return None
-    from console.cli import UsageError
+    from console.errors import UsageError
 
     lock_path = Path(f"{path}.hub.lock")
     if not lock_path.parent.is_dir():

@@ -1,13 +1,13 @@
-"""``python -m console.ui.first_frame_probe DB``: the real ``tandem console`` start, headless.
+"""A headless first-frame probe for ``tandem bench console``.
 
-Used by ``tandem bench console`` to time start -> first frame in a new process: it prints
-``FRAME`` once the wall has drawn its first frame with tiles, then exits. It lives here
-because it patches the Textual app, and only ``console/ui`` may import Textual.
+:func:`install` patches :class:`TandemApp` so that the real ``tandem console`` start runs
+headless and exits as soon as the wall has drawn its first frame with tiles, printing
+``FRAME``. It lives here because it patches the Textual app, and only ``console/ui`` may
+import Textual; the entry point that runs the command is ``console.bench.first_frame``.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from textual.app import App
@@ -22,14 +22,11 @@ def _display(self: TandemApp, screen: Any, renderable: Any) -> None:
         self.exit()
 
 
-def main(db: str) -> int:
-    """Run ``tandem console`` on ``db`` headless at 160x48 until its first frame."""
-    from console.cli import main as tandem
-
-    TandemApp._display = _display  # type: ignore[method-assign]
-    TandemApp.run = lambda self, **kw: App.run(self, headless=True, size=(160, 48))  # type: ignore[method-assign]
-    return tandem(["console", "--db", db, "--agent", "bench-start"])
+def _run_headless(self: TandemApp, **_: Any) -> Any:
+    return App.run(self, headless=True, size=(160, 48))
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+def install() -> None:
+    """Make every :class:`TandemApp` run headless and exit after its first frame."""
+    TandemApp._display = _display  # type: ignore[method-assign,assignment]
+    TandemApp.run = _run_headless  # type: ignore[method-assign,assignment]

@@ -1,0 +1,12 @@
+"""Options several subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--db`` option every store-using command shares."""
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite file (default: $TANDEM_DB or ./tandem.db)"
+    )
