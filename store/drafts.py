@@ -38,7 +38,7 @@ _OPEN = ("pending", "stale")
 _COLUMNS = (
     "id, conversation_id, agent, engine, model, instruction, based_on_message_id, text, sent_text,"
     " sent_message_id, edit_distance, outcome, kb_ids, notice, first_text_ms, total_ms, created_at,"
-    " finished_at"
+    " finished_at, incomplete, llm_lost_ms"
 )
 
 
@@ -102,15 +102,20 @@ def finish(
     kb_ids: list[str] | tuple[str, ...] | None = None,
     notice: str | None = None,
     failed: bool = False,
+    incomplete: str | None = None,
+    llm_lost_ms: float | None = None,
     at: float | None = None,
 ) -> None:
     """Store the finished text and its timings.
 
+    :param first_text_ms: from the start of the engine that wrote the text to its first words
     :param engine: the engine that actually wrote the text, if it changed (an LLM that timed
         out falls back to ``embedded``)
     :param kb_ids: knowledge-base articles the draft used or cites
     :param notice: what the agent was told (a fallback, an instruction the engine ignored)
     :param failed: no text could be produced; the outcome becomes ``failed``
+    :param incomplete: why the text stops short (the stream ended without a proper finish)
+    :param llm_lost_ms: time spent on an LLM that failed before ``engine`` took over
     """
     at = at or now()
     with store.write() as conn:
@@ -122,7 +127,7 @@ def finish(
         conn.execute(
             "UPDATE drafts SET text = ?, first_text_ms = ?, total_ms = ?, engine = coalesce(?, engine),"
             " model = CASE WHEN ? IS NULL THEN model ELSE ? END, kb_ids = ?, notice = ?, outcome = ?,"
-            " finished_at = ? WHERE id = ?",
+            " finished_at = ?, incomplete = ?, llm_lost_ms = ? WHERE id = ?",
             (
                 text,
                 first_text_ms,
@@ -134,6 +139,8 @@ def finish(
                 notice,
                 outcome,
                 at,
+                incomplete,
+                llm_lost_ms,
                 draft_id,
             ),
         )
@@ -287,6 +294,10 @@ class DraftMetrics:
     mean_edit_distance: float | None
     """Mean character edits between draft and sent text, over sent drafts."""
     first_text_by_engine: dict[str, EngineTiming] = field(default_factory=dict)
+    incomplete: int = 0
+    """Drafts whose stream ended without a proper finish (cut off, token limit)."""
+    llm_lost: EngineTiming | None = None
+    """Time spent on an LLM that failed before another engine wrote the draft."""
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -318,6 +329,15 @@ def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
     )
     mean_edit = float(row[0]) if row and row[0] is not None else None
 
+    and_ = " AND" if where else " WHERE"
+    row = store.one(f"SELECT count(*) FROM drafts{where}{and_} incomplete IS NOT NULL", params)
+    incomplete = int(row[0]) if row else 0
+    lost = sorted(
+        float(r[0])
+        for r in store.query(
+            f"SELECT llm_lost_ms FROM drafts{where}{and_} llm_lost_ms IS NOT NULL", params
+        )
+    )
     timings: dict[str, list[float]] = {}
     for engine, ms in store.query(
         f"SELECT engine, first_text_ms FROM drafts{where}{' AND' if where else ' WHERE'}"
@@ -328,12 +348,7 @@ def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
     by_engine = {}
     for engine, values in sorted(timings.items()):
         values.sort()
-        by_engine[engine] = EngineTiming(
-            drafts=len(values),
-            p50_ms=_percentile(values, 0.5),
-            p90_ms=_percentile(values, 0.9),
-            mean_ms=statistics.fmean(values),
-        )
+        by_engine[engine] = _timing(values)
     return DraftMetrics(
         total=total,
         by_outcome=by_outcome,
@@ -341,4 +356,15 @@ def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
         unchanged_rate=by_outcome["accepted"] / sent if sent else None,
         mean_edit_distance=mean_edit,
         first_text_by_engine=by_engine,
+        incomplete=incomplete,
+        llm_lost=_timing(lost) if lost else None,
+    )
+
+
+def _timing(sorted_values: list[float]) -> EngineTiming:
+    return EngineTiming(
+        drafts=len(sorted_values),
+        p50_ms=_percentile(sorted_values, 0.5),
+        p90_ms=_percentile(sorted_values, 0.9),
+        mean_ms=statistics.fmean(sorted_values),
     )

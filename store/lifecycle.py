@@ -308,6 +308,7 @@ def bot_reply(
     fallback: bool = False,
     meta: dict[str, Any] | None = None,
     triage: TriageMark | None = None,
+    llm_fallback: bool = False,
     at: float | None = None,
 ) -> int:
     """Post the bot's reply, but only while the bot owns the conversation (invariant 3).
@@ -319,6 +320,7 @@ def bot_reply(
     :param fallback: the bot did not know; counted toward the hand-off policy
     :param meta: e.g. ``{"kb": ["KB-012"], "engine": "embedded"}``
     :param triage: the verdict on ``reply_to``, stored in the same transaction
+    :param llm_fallback: the LLM's answer was not used for this turn (counted per conversation)
     :raises NotOwner: the conversation is waiting, with an agent or resolved
     """
     text = _text(text)
@@ -346,8 +348,9 @@ def bot_reply(
         assert mid is not None
         conn.execute(
             "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
-            " updated_at = ?, bot_fallbacks = bot_fallbacks + ? WHERE id = ?",
-            (at, at, 1 if fallback else 0, conversation_id),
+            " updated_at = ?, bot_fallbacks = bot_fallbacks + ?, llm_fallbacks = llm_fallbacks + ?"
+            " WHERE id = ?",
+            (at, at, 1 if fallback else 0, 1 if llm_fallback else 0, conversation_id),
         )
         _event(
             conn,
@@ -412,6 +415,8 @@ def escalate(
     note: str | None = None,
     triage: TriageMark | None = None,
     message: str | None = None,
+    message_meta: dict[str, Any] | None = None,
+    llm_fallback: bool = False,
     at: float | None = None,
 ) -> int | None:
     """Move a bot conversation to the queue, saying why.
@@ -420,6 +425,8 @@ def escalate(
     :param by: ``hub``, ``customer``, ``bot`` or an agent's name
     :param message: a system line for the customer ("a person will be with you in ~3 min"),
         posted in the same transaction
+    :param message_meta: stored with that line (for agents: why the bot's answer was not used)
+    :param llm_fallback: the LLM's answer for this turn was not used (counted per conversation)
     :return: the id of the system message, if one was posted
     """
     if not reasons:
@@ -437,8 +444,8 @@ def escalate(
             )
         conn.execute(
             "UPDATE conversations SET state = 'waiting', waiting_since = ?, updated_at = ?,"
-            " version = version + 1 WHERE id = ?",
-            (at, at, conversation_id),
+            " llm_fallbacks = llm_fallbacks + ?, version = version + 1 WHERE id = ?",
+            (at, at, 1 if llm_fallback else 0, conversation_id),
         )
         data: dict[str, Any] = {"reasons": list(reasons)}
         if level or triage:
@@ -448,16 +455,26 @@ def escalate(
         _event(conn, at, conversation_id, "escalated", by, "bot", "waiting", data=data)
         mid = None
         if message:
-            mid = _insert_plain(conn, conversation_id, "system", "tandem", _text(message), at)
+            mid = _insert_plain(
+                conn, conversation_id, "system", "tandem", _text(message), at, meta=message_meta
+            )
     return mid
 
 
 def _insert_plain(
-    conn: sqlite3.Connection, cid: int, role: str, author: str, text: str, at: float
+    conn: sqlite3.Connection,
+    cid: int,
+    role: str,
+    author: str,
+    text: str,
+    at: float,
+    *,
+    meta: dict[str, Any] | None = None,
 ) -> int:
     mid = conn.execute(
-        "INSERT INTO messages (conversation_id, role, author, text, created_at) VALUES (?, ?, ?, ?, ?)",
-        (cid, role, author, text, at),
+        "INSERT INTO messages (conversation_id, role, author, text, created_at, meta)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (cid, role, author, text, at, json.dumps(meta) if meta else None),
     ).lastrowid
     assert mid is not None
     if role != "note":

@@ -170,6 +170,26 @@ def m0001_initial(db: Database) -> None:
     )
 
 
+@migrations(name="0002_llm_guardrails")
+def m0002_llm_guardrails(db: Database) -> None:
+    """What an LLM that failed or was overruled cost, kept apart from what was finally used.
+
+    ``drafts.incomplete``: why a streamed draft did not finish properly (the token limit, a
+    cut connection, no finish reason); NULL when it did. ``drafts.llm_lost_ms``: time spent
+    on an LLM that failed before another engine wrote the draft, so ``first_text_ms`` is the
+    engine's own. ``conversations.llm_fallbacks``: bot turns where the LLM's answer was not
+    used (timeout, malformed, ungrounded, an overruled hand-off), for the wall's tile.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE drafts ADD COLUMN incomplete TEXT;
+        ALTER TABLE drafts ADD COLUMN llm_lost_ms REAL;
+        ALTER TABLE conversations ADD COLUMN llm_fallbacks INTEGER NOT NULL DEFAULT 0;
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

@@ -10,7 +10,8 @@ from store.errors import NotFound
 
 _CONVERSATION_COLUMNS = (
     "c.id, c.customer_id, cu.name AS customer_name, cu.external_id, c.channel, c.state, c.owner,"
-    " c.level, c.score, c.reasons, c.subject, c.message_count, c.bot_fallbacks, c.version,"
+    " c.level, c.score, c.reasons, c.subject, c.message_count, c.bot_fallbacks, c.llm_fallbacks,"
+    " c.version,"
     " c.created_at, c.updated_at, c.last_message_at, c.last_customer_at, c.waiting_since,"
     " c.claimed_at, c.first_human_reply_at, c.resolved_at"
 )

@@ -118,3 +118,59 @@ def test_metrics(store: Store) -> None:
     assert m.first_text_by_engine["llm"].mean_ms == pytest.approx(600.0)
     later = drafts.draft_metrics(store, since=10**12)
     assert later.total == 0
+
+
+def test_a_fallback_draft_keeps_the_llm_wait_apart(store: Store) -> None:
+    # The LLM timed out after 8 s and the embedded engine wrote the draft in 2 ms: the engine's
+    # own time to first text is 2 ms; the 8 s are the LLM's, not the embedded engine's.
+    cid, mid = _conversation(store)
+    lost = drafts.start(store, cid, engine="llm", model="m", based_on_message_id=mid)
+    drafts.finish(
+        store,
+        lost,
+        text="Hi Maya.",
+        first_text_ms=2.0,
+        total_ms=8003.0,
+        engine="embedded",
+        llm_lost_ms=8000.0,
+    )
+    cut = drafts.start(store, cid, engine="llm", model="m", based_on_message_id=mid)
+    drafts.finish(
+        store,
+        cut,
+        text="Hi Maya, refunds",
+        first_text_ms=300.0,
+        total_ms=900.0,
+        incomplete="the connection was cut",
+    )
+    assert drafts.get_draft(store, lost)["llm_lost_ms"] == 8000.0
+    assert drafts.get_draft(store, lost)["incomplete"] is None
+    assert drafts.get_draft(store, cut)["incomplete"] == "the connection was cut"
+    metrics = drafts.draft_metrics(store)
+    assert metrics.first_text_by_engine["embedded"].p90_ms == 2.0
+    assert metrics.first_text_by_engine["llm"].p90_ms == 300.0
+    assert metrics.incomplete == 1
+    assert metrics.llm_lost is not None and metrics.llm_lost.drafts == 1
+    assert metrics.llm_lost.p90_ms == 8000.0
+
+
+def test_llm_fallbacks_are_counted_per_conversation(store: Store) -> None:
+    from store.queries import get_conversation, transcript
+
+    cid = lifecycle.open_conversation(store, "Maya")
+    first = lifecycle.add_customer_message(store, cid, "What are the fees?").message_id
+    lifecycle.bot_reply(store, cid, "Standard is free.", reply_to=first, llm_fallback=True)
+    second = lifecycle.add_customer_message(store, cid, "And limits?").message_id
+    lifecycle.bot_reply(store, cid, "Up to £5,000 a day.", reply_to=second)
+    assert get_conversation(store, cid)["llm_fallbacks"] == 1
+    lifecycle.add_customer_message(store, cid, "ok")
+    lifecycle.escalate(
+        store,
+        cid,
+        reasons=["bot_fallback"],
+        message="A person will be with you.",
+        message_meta={"llm_fallback": "ungrounded"},
+        llm_fallback=True,
+    )
+    assert get_conversation(store, cid)["llm_fallbacks"] == 2
+    assert transcript(store, cid)[-1]["meta"] == {"llm_fallback": "ungrounded"}
