@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from console.config import LLMConfig
@@ -180,7 +180,7 @@ class LLM:
         timeout: float | None = None,
         temperature: float = 0.4,
         max_tokens: int = 400,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield the reply's text as it arrives (deltas, in order).
 
         :param timeout: seconds allowed for the first piece and for each gap between pieces

@@ -36,10 +36,10 @@ def check(store: Store, *, limit: int = 20) -> list[str]:
         if len(problems) >= limit:
             return problems
 
-    for cid, state, owner in store.query(
+    for cid, bad_state, bad_owner in store.query(
         "SELECT id, state, owner FROM conversations WHERE (state = 'human') != (owner IS NOT NULL)"
     ):
-        problems.append(f"conversation {cid}: state {state} with owner {owner!r}")
+        problems.append(f"conversation {cid}: state {bad_state} with owner {bad_owner!r}")
 
     for cid, n, counted in store.query(
         "SELECT c.id, count(m.id), c.message_count FROM conversations c"

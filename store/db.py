@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from store.errors import DatabaseUnavailable
+
+#: Query parameters: positional (``?``) or named (``:name``).
+Params = Sequence[Any] | Mapping[str, Any]
 
 DEFAULT_PATH = "tandem.db"
 BUSY_TIMEOUT_MS = 5000
@@ -149,13 +153,15 @@ class Store:
                 conn.execute("ROLLBACK")
             raise
 
-    def query(self, sql: str, params: tuple | list | dict = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
-        return self.conn.execute(sql, params).fetchall()
+        rows: list[sqlite3.Row] = self.conn.execute(sql, params).fetchall()
+        return rows
 
-    def one(self, sql: str, params: tuple | list | dict = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a read query and return the first row or ``None``."""
-        return self.conn.execute(sql, params).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
 
 
 def open_store(path: str | os.PathLike[str] | None = None, **kwargs: object) -> Store:

@@ -311,7 +311,8 @@ def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
 
     :param since: only drafts created at or after this time (epoch seconds)
     """
-    where, params = "", ()
+    where = ""
+    params: tuple[float, ...] = ()
     if since is not None:
         where, params = " WHERE created_at >= ?", (since,)
     by_outcome = dict.fromkeys(OUTCOMES, 0)

@@ -52,7 +52,8 @@ def list_conversations(
     :param owner: only those this agent owns
     :param ids: only these ids
     """
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if states:
         where.append(f"c.state IN ({','.join('?' * len(states))})")
         params.extend(states)

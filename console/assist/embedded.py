@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
@@ -384,6 +384,7 @@ class _Writer:
         sentences: list[str] = []
         asked_for_person = "human_request" in self.situations
         if not self.ctx.agent_has_written and not style.shorter:
+            bank: tuple[str, ...]
             if asked_for_person:
                 bank = P.INTRO_HUMAN if self.agent else P.INTRO_HUMAN_NO_NAME
             else:
@@ -609,10 +610,10 @@ def write(ctx: DraftContext) -> EmbeddedDraft:
             paragraphs.append([_cap(s) for s in first])
         else:
             # The greeting runs into the first sentence ("Hi Maya, I'm Ana..."), the way people type.
-            opening = [greeting + " " + first[0]] if first else [greeting.rstrip(",— ") + "!"]
-            paragraphs.append(opening + [_cap(s) for s in first[1:]])
-    for para in body:
-        paragraphs.append([_cap(para)])
+            lead = [greeting + " " + first[0]] if first else [greeting.rstrip(",— ") + "!"]
+            paragraphs.append(lead + [_cap(s) for s in first[1:]])
+    for paragraph in body:
+        paragraphs.append([_cap(paragraph)])
     if closing:
         paragraphs.append([_cap(s) for s in closing])
     if style.formal:
@@ -640,7 +641,7 @@ def write(ctx: DraftContext) -> EmbeddedDraft:
     )
 
 
-async def stream(ctx: DraftContext) -> AsyncIterator[str]:
+async def stream(ctx: DraftContext) -> AsyncGenerator[str, None]:
     """Yield the draft sentence by sentence, giving the event loop a turn between them."""
     draft = write(ctx)
     for fragment in draft.fragments:

@@ -10,7 +10,7 @@ never sent to the customer.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
 from console.assist.context import DraftContext, clean, first_name
@@ -206,7 +206,7 @@ async def stream(
     *,
     timeout: float | None = None,
     citations: CitationFilter | None = None,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Yield the draft's text as the model writes it, citations held back into ``citations``.
 
     :raises console.llm.LLMError: the endpoint is missing, slow or failing

@@ -18,12 +18,13 @@ transcript is read) to the moment the first text fragment is handed to the consu
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from console.assist import embedded, llm_engine
 from console.assist.context import DraftContext, build_context
+from console.llm import LLM
 from store import drafts as log
 from store.db import Store
 from store.drafts import DraftMetrics
@@ -93,7 +94,7 @@ class DraftService:
         store: Store,
         *,
         agent: str,
-        llm: object | None = None,
+        llm: LLM | None = None,
         llm_timeout: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -132,7 +133,7 @@ class DraftService:
 
     async def draft(
         self, conversation_id: int, *, instruction: str | None = None
-    ) -> AsyncIterator[DraftEvent]:
+    ) -> AsyncGenerator[DraftEvent, None]:
         """Write one draft and yield its events; the draft is logged whatever happens.
 
         Closing the iterator early (the agent discarded or regenerated) still records what was
@@ -169,7 +170,7 @@ class DraftService:
                         llm_engine.stream(
                             ctx,
                             self.llm,
-                            timeout=self.llm_timeout,  # type: ignore[arg-type]
+                            timeout=self.llm_timeout,
                             citations=citations,
                         )
                     ) as pieces:

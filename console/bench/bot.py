@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             BotContext(i, "Sam", messages=[{"role": "customer", "text": text}])
             for i, (_, _, text) in enumerate(rows)
         ]
-        results = []
+        results: list[Any] = []
         for label in ("cold", "warm"):
             lat: list[float] = []
             results = []
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
             f"  {src:15s} n={n:5d}  answer {counts['answer'] / n:.1%}  clarify {counts['clarify'] / n:.1%}"
             f"  fallback {counts['fallback'] / n:.1%}  handoff {counts['handoff'] / n:.1%}"
         )
-    graded = Counter()
+    graded: Counter[str] = Counter()
     for (src, intent, _), ans in zip(rows, results, strict=True):
         ok = COVERED.get(intent) if src == "banking77" else None
         if ok is None:
@@ -254,8 +255,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _clinc(rows: list[tuple[str, str, str]], results: list) -> None:
-    covered = Counter()
-    outside = Counter()
+    covered: Counter[str] = Counter()
+    outside: Counter[str] = Counter()
     for (src, intent, _), ans in zip(rows, results, strict=True):
         if src != "clinc150":
             continue

@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ def _timed_llm(config: Any) -> Any:
     class TimedLLM(LLM):
         first_piece_at: float | None = None
 
-        async def stream(self, messages: Any, **kw: Any) -> AsyncIterator[str]:  # type: ignore[override]
+        async def stream(self, messages: Any, **kw: Any) -> AsyncGenerator[str, None]:
             self.first_piece_at = None
             async for piece in super().stream(messages, **kw):
                 if self.first_piece_at is None:

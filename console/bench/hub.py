@@ -153,15 +153,15 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
     seconds = asyncio.run(_run_hub(hub, len(texts), go, timeout=max(60.0, len(texts) / 100)))
     writer_s = out.get(timeout=60)
     proc.join(timeout=10)
-    s = hub.stats
-    lags = s.lags
+    stats = hub.stats
+    lags = stats.lags
     return {
-        "handled": s.customer_messages,
+        "handled": stats.customer_messages,
         "seconds": seconds,
         "writer_s": writer_s,
-        "replies": s.bot_replies,
-        "escalations": s.escalations,
-        "errors": s.errors,
+        "replies": stats.bot_replies,
+        "escalations": stats.escalations,
+        "errors": stats.errors,
         "p50": percentile(lags, 0.5) * 1000,
         "p99": percentile(lags, 0.99) * 1000,
         "max": max(lags) * 1000 if lags else float("nan"),

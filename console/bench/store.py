@@ -247,11 +247,9 @@ def _scale(path: Path, messages: int) -> None:
     print(
         f"scale    conversations per state:                         p50 {p50:.2f} ms  p99 {p99:.2f} ms"
     )
-    try:
-        from store import views  # type: ignore[attr-defined]
-    except ImportError:
-        views = None
-    metrics = getattr(views, "supervisor_metrics", None) if views else None
+    from store import views
+
+    metrics = getattr(views, "supervisor_metrics", None)
     if metrics is not None:
         p50, p99 = _timed(lambda: metrics(store), 20)
         print(

@@ -33,6 +33,7 @@ and resolves bot conversations that went quiet.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -84,7 +85,15 @@ class TriageEngineLike(Protocol):
     """What the hub needs from :class:`console.triage.TriageEngine`."""
 
     def new_state(self) -> Any: ...
-    def observe(self, state: Any, role: str, text: str, fallback: bool = False) -> Any: ...
+    def observe(
+        self,
+        state: Any,
+        role: str,
+        text: Any,
+        *,
+        fallback: bool | None = None,
+        at: float | None = None,
+    ) -> Any: ...
     def waited(self, state: Any, seconds: float) -> Any: ...
     def dump_state(self, state: Any) -> str: ...
     def load_state(self, data: str) -> Any: ...
@@ -349,7 +358,10 @@ class Hub:
         self._first_event[cid] = min(first_event, self._held.pop(cid, first_event))
         task = asyncio.create_task(self._guarded(cid, has_customer))
         self._inflight[cid] = task
-        task.add_done_callback(lambda _t, cid=cid: self._finished(cid))
+        task.add_done_callback(functools.partial(self._on_done, cid))
+
+    def _on_done(self, cid: int, _task: asyncio.Task[None]) -> None:
+        self._finished(cid)
 
     def _finished(self, cid: int) -> None:
         self._inflight.pop(cid, None)

@@ -40,8 +40,11 @@ def parse_line(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
         obj = json.loads(text)
     except RecursionError:
         raise LineError("JSON nested too deeply") from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise LineError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:
+        # json.loads refuses integers of over 4,300 digits with a plain ValueError.
+        raise LineError(f"not usable JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise LineError(f"expected a JSON object, got {type(obj).__name__}")
     ident = obj.get("id")

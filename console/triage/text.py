@@ -9,7 +9,7 @@ replies.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 # Longer texts are scored on their head and tail: a 1 MB paste says no more about the
 # customer's mood than its first and last few thousand characters, and the hub must not stall.
@@ -177,7 +177,7 @@ class PhraseMatcher:
     Patterns without optional slots are matched by a flat loop; only the others recurse.
     """
 
-    def __init__(self, lexicon: dict[str, Iterable[str]]) -> None:
+    def __init__(self, lexicon: Mapping[str, Iterable[str]]) -> None:
         self._index: dict[str, list[tuple[Slots, str, bool]]] = {}
         for label, patterns in lexicon.items():
             for pattern in patterns:

@@ -300,7 +300,7 @@ class ConversationScreen(Screen[None]):
                 style="dim",
             )
         out.append("Triage over time\n", style="bold underline")
-        triage = []
+        triage: list[dict[str, Any]] = []
         for t in ctx.get("triage") or []:
             # A re-triage that says the same again adds nothing to read.
             if (

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
@@ -113,7 +114,7 @@ class SupervisorScreen(Screen[None]):
             with Vertical(id="sup-agents"):
                 yield Static("Agents", classes="sup-title", markup=False)
                 yield DataTable(id="agents-table", cursor_type="row")
-                yield DraftMetricsPanel(self.app.db_path, id="sup-drafts")
+                yield DraftMetricsPanel(self.tandem.db_path, id="sup-drafts")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -171,7 +172,9 @@ class SupervisorScreen(Screen[None]):
 
     def _resort(self, table: DataTable[Any], order: dict[str, int]) -> None:
         """Rebuild the rows in need order, only when the order changed (rare: a new wait)."""
-        current = [table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)]
+        current = [
+            table.coordinate_to_cell_key(Coordinate(i, 0))[0].value for i in range(table.row_count)
+        ]
         if current == sorted(order, key=order.__getitem__):
             return
         selected = self.selected_id()
@@ -369,7 +372,7 @@ class SupervisorScreen(Screen[None]):
             (
                 "Draft statistics",
                 "acceptance, edit distance, time to first text by engine",
-                lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path)),
+                lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.db_path)),
             ),
             ("Back to the wall", "", self.action_back),
         ]

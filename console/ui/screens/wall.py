@@ -7,6 +7,7 @@ re-point the slots; the selected conversation keeps its place on screen while ot
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -400,7 +401,7 @@ class WallScreen(Screen[None]):
                 (
                     f"Filter: {FILTER_LABELS[f]}",
                     f"show {FILTER_LABELS[f]} conversations",
-                    lambda f=f: self.action_filter(f),
+                    functools.partial(self.action_filter, f),
                 )
             )
         cmds.append(("Supervisor view", "queue, waits vs SLA, agents", self.action_supervisor))
@@ -415,7 +416,7 @@ class WallScreen(Screen[None]):
             (
                 "Draft statistics",
                 "acceptance, edit distance, time to first text by engine",
-                lambda: self.app.push_screen(DraftMetricsScreen(self.app.db_path)),
+                lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.db_path)),
             )
         )
         return cmds
