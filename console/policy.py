@@ -24,23 +24,31 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-LEVELS = ("calm", "watch", "empathy", "urgent")
-_RANK = {name: i for i, name in enumerate(LEVELS)}
+from store.levels import LEVELS, NEEDS_HUMAN, level_rank, max_level
 
+__all__ = [
+    "LEVELS",
+    "NEEDS_HUMAN",
+    "Decision",
+    "PolicySettings",
+    "Settled",
+    "decide",
+    "handoff_message",
+    "level_rank",
+    "load_settings",
+    "max_level",
+    "queue_ahead",
+    "queue_key",
+    "queue_order",
+    "wait_estimate_minutes",
+]
 
-def level_rank(level: str) -> int:
-    """The position of ``level`` in ``calm < watch < empathy < urgent`` (unknown: calm)."""
-    return _RANK.get(level, 0)
-
-
-def max_level(*levels: str) -> str:
-    """The highest of ``levels``."""
-    return max(levels, key=level_rank) if levels else "calm"
+_Row = TypeVar("_Row", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,7 @@ class PolicySettings:
     online_window_s: float = 900.0
 
     def __post_init__(self) -> None:
-        if self.escalate_level not in _RANK:
+        if self.escalate_level not in LEVELS:
             raise ValueError(
                 f"escalate_level must be one of {', '.join(LEVELS)} (got {self.escalate_level!r})"
             )
@@ -225,6 +233,47 @@ def decide(
 
 def _ordered(first: Iterable[str], rest: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*first, *rest]))
+
+
+# --- the queue order -------------------------------------------------------------------------
+
+
+def queue_key(row: Mapping[str, Any]) -> tuple[int, float, int]:
+    """Where a waiting conversation stands in the queue: the smaller the key, the sooner.
+
+    The rule, one for every place that orders the queue (take-next, the supervisor's list,
+    the position a customer is told, and assignment): **most in need first** (``urgent``,
+    ``empathy``, ``watch``, ``calm``), **then the longest waiting** (``waiting_since``,
+    oldest first), then the conversation id so that equal keys still give one order.
+
+    A long wait does not jump levels here: the SLA tick re-triages waiting conversations and
+    ``long_wait`` raises their level (``watch`` after 2 minutes, more after 5), so a forgotten
+    customer climbs the queue through the level, visibly and with a reason on the badge.
+
+    :param row: any mapping with ``id``, ``level`` and ``waiting_since`` (a store row, a
+        tile); a missing ``waiting_since`` counts as waiting the longest, a missing level as calm
+    """
+    since = row.get("waiting_since")
+    return (-level_rank(row.get("level")), float(since or 0.0), int(row["id"]))
+
+
+def queue_order(rows: Iterable[_Row]) -> list[_Row]:
+    """The waiting conversations among ``rows``, in the order people should take them.
+
+    Rows in any other state (with the bot, claimed by an agent, resolved) are left out: they
+    are not in the queue.
+    """
+    return sorted((r for r in rows if r["state"] == "waiting"), key=queue_key)
+
+
+def queue_ahead(rows: Iterable[Mapping[str, Any]], entry: Mapping[str, Any]) -> int:
+    """How many waiting conversations among ``rows`` come before ``entry`` (0: it is next).
+
+    ``entry`` need not be in ``rows`` yet: the hub asks before the conversation joins the
+    queue, with the level and the time it joins at.
+    """
+    mine = queue_key(entry)
+    return sum(1 for r in queue_order(rows) if r["id"] != entry["id"] and queue_key(r) < mine)
 
 
 def wait_estimate_minutes(

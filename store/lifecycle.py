@@ -40,7 +40,7 @@ from store.errors import (
     NotOwner,
     Taken,
 )
-from store.migrations import LEVELS
+from store.levels import LEVELS
 
 MAX_TEXT = 20_000
 SUBJECT_CHARS = 120

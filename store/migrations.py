@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 migrations = Migrations("tandem")
 
 STATES = ("bot", "waiting", "human", "resolved")
-LEVELS = ("calm", "watch", "empathy", "urgent")
 ROLES = ("customer", "bot", "agent", "system", "note")
 
 

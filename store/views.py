@@ -73,6 +73,21 @@ def wall_rows(
     return rows
 
 
+def waiting_queue(store: Store) -> list[dict[str, Any]]:
+    """Every conversation waiting for a person: ``id``, ``state``, ``level``, ``waiting_since``.
+
+    Unordered on purpose: the queue order is a policy (``console.policy.queue_order``), and
+    the store only hands over the rows it needs. All of them, however many: with a cap, the
+    longest wait could be the one left out.
+    """
+    return [
+        dict(r)
+        for r in store.query(
+            "SELECT id, state, level, waiting_since FROM conversations WHERE state = 'waiting'"
+        )
+    ]
+
+
 def conversation_context(
     store: Store, conversation_id: int, *, history: int = 10
 ) -> dict[str, Any]:

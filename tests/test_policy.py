@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from console.policy import (
     decide,
     handoff_message,
     load_settings,
+    queue_ahead,
+    queue_order,
     wait_estimate_minutes,
 )
 
@@ -160,3 +164,45 @@ def test_after_hand_back_a_mention_of_settled_fraud_is_not_new_but_safety_is() -
     settled = Settled(frozenset({"safety"}), "urgent")
     d = decide(P, level="urgent", reasons=["safety"], message_reasons=["safety"], settled=settled)
     assert d.escalate and d.urgent
+
+
+def _waiting(cid: int, level: str | None, since: float | None, state: str = "waiting") -> dict:
+    return {"id": cid, "state": state, "level": level, "waiting_since": since}
+
+
+def test_queue_order_is_level_first_then_the_longest_wait() -> None:
+    rows = [
+        _waiting(1, "calm", 10.0),  # the longest wait, the least need
+        _waiting(2, "watch", 50.0),
+        _waiting(3, "empathy", 40.0),
+        _waiting(4, "urgent", 90.0),
+        _waiting(5, "empathy", 20.0),
+        _waiting(6, "urgent", 5.0, state="human"),  # claimed: not in the queue
+        _waiting(7, "empathy", 20.0),  # the same moment as 5: the id decides
+        _waiting(8, None, None),  # no level, no time: calm, and waiting the longest
+    ]
+    assert [r["id"] for r in queue_order(rows)] == [4, 5, 7, 3, 2, 8, 1]
+    assert queue_order([]) == []
+
+
+def test_queue_ahead_counts_those_before_an_entry_whether_queued_or_joining() -> None:
+    rows = [_waiting(1, "calm", 10.0), _waiting(2, "empathy", 40.0), _waiting(3, "urgent", 90.0)]
+    rows.append(_waiting(9, "urgent", 1.0, state="human"))  # claimed: never counted
+    assert queue_ahead(rows, {"id": 4, "level": "urgent", "waiting_since": 100.0}) == 1
+    assert queue_ahead(rows, {"id": 4, "level": "empathy", "waiting_since": 100.0}) == 2
+    assert queue_ahead(rows, {"id": 4, "level": "calm", "waiting_since": 100.0}) == 3
+    # An entry already in the queue does not count itself.
+    for i, row in enumerate(queue_order(rows)):
+        assert queue_ahead(rows, row) == i
+    assert queue_ahead([], {"id": 1, "level": "calm", "waiting_since": 0.0}) == 0
+
+
+def test_the_pure_layers_read_the_levels_without_loading_sqlite_utils() -> None:
+    # The levels live in store.levels; importing them must not pull in the database layer,
+    # or `tandem triage` would pay for sqlite-utils it never uses.
+    code = (
+        "import sys, console.triage, console.policy;"
+        "print('sqlite_utils' in sys.modules, 'store.db' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -77,13 +77,13 @@ def writer(path: str, rate: float, seconds: float) -> None:
     """Post customer messages, bot replies and triage changes at ``rate`` messages/s."""
     from store import Store, lifecycle
     from store.errors import StoreError
+    from store.levels import LEVELS
     from store.lifecycle import TriageMark
     from store.queries import list_conversations
 
     rng = random.Random(1)
     store = Store(path)
     ids = [c["id"] for c in list_conversations(store, states=("bot",), limit=100_000)]
-    levels = ("calm", "watch", "empathy", "urgent")
     start = time.monotonic()
     sent = 0
     while time.monotonic() - start < seconds:
@@ -103,7 +103,7 @@ def writer(path: str, rate: float, seconds: float) -> None:
                         lifecycle.record_triage(
                             store,
                             cid,
-                            TriageMark(rng.choice(levels), rng.random(), ["frustration"]),
+                            TriageMark(rng.choice(LEVELS), rng.random(), ["frustration"]),
                             message_id=mid.message_id,
                         )
                 else:

@@ -52,6 +52,7 @@ from console.policy import (
     decide,
     handoff_message,
     max_level,
+    queue_ahead,
     wait_estimate_minutes,
 )
 from store import Store
@@ -65,6 +66,7 @@ from store.errors import (
     NotOwner,
 )
 from store.feed import Event, Follower, load_cursor, save_cursor
+from store.views import waiting_queue
 
 log = logging.getLogger("tandem.hub")
 
@@ -697,14 +699,14 @@ class Hub:
         self, cid: int, entry: _Conv, mid: int, decision: Decision, *, fallback: bool = False
     ) -> None:
         verdict = entry.last_customer or entry.verdict
-        queue_ahead, online = self._queue_position(decision)
+        level = max_level(verdict.level, decision.level)
+        queue_ahead, online = self._queue_position(cid, level)
         minutes = wait_estimate_minutes(
             self.settings, queue_ahead, online, self._handling_minutes()
         )
         text = handoff_message(
             decision, queue_ahead=queue_ahead, wait_minutes=minutes, fallback=fallback
         )
-        level = max_level(verdict.level, decision.level)
         mark = self._mark(entry, verdict, level=level, also=tuple(decision.reasons))
         # The customer message carries the verdict that sent it to a person.
         lc.record_triage(self.store, cid, mark, message_id=mid, actor="triage")
@@ -740,21 +742,18 @@ class Hub:
         self._handling = (now, value)
         return value
 
-    def _queue_position(self, decision: Decision) -> tuple[int, int]:
+    def _queue_position(self, cid: int, level: str) -> tuple[int, int]:
         now = self.clock()
-        if decision.urgent:
-            # Urgent conversations are served first; only other urgent ones are ahead.
-            ahead = self.store.one(
-                "SELECT count(*) FROM conversations WHERE state = 'waiting' AND level = 'urgent'"
-            )
-        else:
-            ahead = self.store.one("SELECT count(*) FROM conversations WHERE state = 'waiting'")
+        # Counted in the order people take the queue in (policy.queue_key), joining it now.
+        ahead = queue_ahead(
+            waiting_queue(self.store), {"id": cid, "level": level, "waiting_since": now}
+        )
         online = self.store.one(
             "SELECT count(*) FROM agents WHERE last_seen_at >= ? OR name IN"
             " (SELECT owner FROM conversations WHERE state = 'human')",
             (now - self.settings.online_window_s,),
         )
-        return (ahead[0] if ahead else 0), (online[0] if online else 0)
+        return ahead, (online[0] if online else 0)
 
     # --- timers ---------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ load when an engine is constructed).
 
 from __future__ import annotations
 
-from console.triage.engine import LEVELS, REASONS, State, TriageEngine, Verdict
+from console.triage.engine import REASONS, State, TriageEngine, Verdict
+from store.levels import LEVELS
 
 __all__ = ["LEVELS", "REASONS", "State", "TriageEngine", "Verdict"]

@@ -28,8 +28,8 @@ from console.triage import text as T
 from console.triage.lexicons.cues import CUES, NEGATION_PROOF, REQUEST_NEGATORS_IGNORED
 from console.triage.lexicons.sentiment import BOUNDARIES, NEGATORS
 from console.triage.sentiment import SentimentScorer
+from store.levels import LEVELS, NEEDS_HUMAN, level_rank
 
-LEVELS: tuple[str, ...] = ("calm", "watch", "empathy", "urgent")
 REASONS: tuple[str, ...] = (
     "human_request",
     "negative_sentiment",
@@ -221,7 +221,7 @@ class Verdict:
     @property
     def needs_human(self) -> bool:
         """Level ``empathy`` or ``urgent``."""
-        return LEVELS.index(self.level) >= 2
+        return level_rank(self.level) >= level_rank(NEEDS_HUMAN)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSONL contract's fields (without the id)."""

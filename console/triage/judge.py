@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from console.triage.engine import EMPATHY, LEVELS, PRIORITY, REASONS, URGENT, WATCH, Verdict
+from console.triage.engine import EMPATHY, PRIORITY, REASONS, URGENT, WATCH, Verdict
+from store.levels import LEVELS
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

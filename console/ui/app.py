@@ -16,12 +16,13 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding
 
+from console.policy import level_rank
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
-from console.ui.model import level_rank, next_in_queue, reason_words, safe_text
+from console.ui.model import next_in_queue, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
-from store.queries import list_conversations
+from store.views import waiting_queue
 
 if TYPE_CHECKING:
     from console.bot import EmbeddedBot
@@ -124,7 +125,11 @@ class TandemApp(App[None]):
         for row in message.rows:
             old = rows.get(row["id"])
             changes.append((old, row))
-            if old is not None and level_rank(row) > level_rank(old) and row["state"] != "resolved":
+            if (
+                old is not None
+                and level_rank(row.get("level")) > level_rank(old.get("level"))
+                and row["state"] != "resolved"
+            ):
                 self.rising[row["id"]] = deadline
                 if row.get("level") == "urgent":
                     urgent.append(row)
@@ -238,7 +243,7 @@ class TandemApp(App[None]):
         tenth of a second behind, and "next" must not mean one that was already taken.
         """
         try:
-            queue = next_in_queue(list_conversations(self.store, states=("waiting",)))
+            queue = next_in_queue(waiting_queue(self.store))
         except StoreError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return

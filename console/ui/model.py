@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-LEVELS = ("calm", "watch", "empathy", "urgent")
-LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
-NEEDS_HUMAN = LEVEL_RANK["empathy"]
+from console.policy import NEEDS_HUMAN, level_rank, queue_key, queue_order
+
+_NEEDS_HUMAN = level_rank(NEEDS_HUMAN)
 
 FILTERS = ("all", "needs", "waiting", "mine")
 FILTER_LABELS = {"all": "all", "needs": "needs a human", "waiting": "waiting", "mine": "mine"}
@@ -88,19 +88,17 @@ def elapsed(seconds: float) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
-def level_rank(row: dict[str, Any]) -> int:
-    return LEVEL_RANK.get(row.get("level") or "calm", 0)
-
-
 def needs_human(row: dict[str, Any]) -> bool:
     """Waiting for a person, or flagged empathy/urgent while still with the bot."""
-    return row["state"] == "waiting" or (row["state"] == "bot" and level_rank(row) >= NEEDS_HUMAN)
+    return row["state"] == "waiting" or (
+        row["state"] == "bot" and level_rank(row.get("level")) >= _NEEDS_HUMAN
+    )
 
 
 def need_tier(row: dict[str, Any]) -> int:
     """0 urgent, 1 empathy, 2 waiting for a person (any lower level), 3 watch, 4 calm."""
-    rank = level_rank(row)
-    if rank >= NEEDS_HUMAN:
+    rank = level_rank(row.get("level"))
+    if rank >= _NEEDS_HUMAN:
         return 3 - rank  # urgent 0, empathy 1
     if row["state"] == "waiting":
         return 2
@@ -108,24 +106,21 @@ def need_tier(row: dict[str, Any]) -> int:
 
 
 def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Most in need first: urgent, empathy, anyone waiting, watch, calm; then the longest wait.
+    """Most in need first: urgent, empathy, anyone waiting, watch, calm; waiting ones first in a tier.
 
-    Inside a tier, conversations that nobody waits on keep their opening order, so the wall
-    does not reshuffle every time a customer types: only a change of level or state moves a tile.
+    Waiting conversations keep the queue's own order (``console.policy.queue_key``: level,
+    then the longest wait), so the wall shows the queue in the order ``n`` takes it. Inside a
+    tier, conversations that nobody waits on keep their opening order, so the wall does not
+    reshuffle every time a customer types: only a change of level or state moves a tile.
     """
-    waiting_since = row.get("waiting_since") if row["state"] == "waiting" else None
-    return (
-        need_tier(row),
-        0 if waiting_since is not None else 1,
-        waiting_since or 0.0,
-        row.get("created_at") or 0.0,
-        row["id"],
-    )
+    if row["state"] == "waiting":
+        return (need_tier(row), 0, *queue_key(row))
+    return (need_tier(row), 1, row.get("created_at") or 0.0, row["id"])
 
 
 def next_in_queue(rows: Iterable[dict[str, Any]]) -> list[int]:
-    """Waiting conversations in the order an agent should take them: most in need, then longest wait."""
-    return [r["id"] for r in sorted((r for r in rows if r["state"] == "waiting"), key=sort_key)]
+    """The waiting conversations' ids in the order take-next (``n``) claims them: the queue order."""
+    return [r["id"] for r in queue_order(rows)]
 
 
 def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:

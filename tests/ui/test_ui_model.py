@@ -47,6 +47,19 @@ def test_next_in_queue_is_only_waiting_conversations_most_in_need_first() -> Non
     assert next_in_queue([]) == []
 
 
+def test_the_wall_shows_waiting_conversations_in_the_queue_order() -> None:
+    rows = [
+        _row(1, "waiting", "calm", waiting_since=5.0),
+        _row(2, "waiting", "watch", waiting_since=50.0),
+        _row(3, "bot", "watch"),
+        _row(4, "waiting", "empathy", waiting_since=60.0),
+        _row(5, "bot", "empathy"),
+    ]
+    # Watch before calm in the queue (level first), even though calm has waited longer.
+    assert next_in_queue(rows) == [4, 2, 1]
+    assert [r["id"] for r in sorted(rows, key=sort_key)] == [4, 5, 2, 1, 3]
+
+
 def test_anyone_waiting_comes_before_watched_bot_conversations() -> None:
     rows = [
         _row(1, "bot", "watch"),

@@ -18,9 +18,8 @@ def _queue(db_path: Path) -> tuple[int, int]:
     with Store(db_path) as s:
         a = lifecycle.open_conversation(s, "Greta")
         lifecycle.add_customer_message(s, a, "I need a person please", at=1000.0)
-        lifecycle.escalate(
-            s, a, reasons=["human_request"], at=1000.0
-        )  # waiting for ages: over the SLA
+        # Waiting for ages: over the SLA. At b's level, so the longer wait puts it first.
+        lifecycle.escalate(s, a, reasons=["human_request"], level="empathy", at=1000.0)
         b = lifecycle.open_conversation(s, "Omar")
         lifecycle.add_customer_message(s, b, "my card is blocked")
         lifecycle.escalate(s, b, reasons=["frustration"], level="empathy", score=0.7)
@@ -41,7 +40,7 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
         assert "queue 2" in header and "1 over the 2m 00s SLA" in header
         table = sup.query_one("#queue-table", DataTable)
         assert table.row_count == 2
-        assert sup.selected_id() == a  # the longest wait first
+        assert sup.selected_id() == a  # same level: the longest wait first
         # Assign the longest wait to bob.
         await pilot.press("a")
         await wait_until(pilot, lambda: isinstance(app.screen.focused, Input), what="prompt")

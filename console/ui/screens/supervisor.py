@@ -20,8 +20,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from console.policy import level_rank, queue_key
 from console.ui.commands import ScreenCommands
-from console.ui.model import elapsed, level_rank, minutes, reason_words, safe_text
+from console.ui.model import elapsed, minutes, reason_words, safe_text
 from console.ui.widgets.draft_metrics import DraftMetricsPanel, DraftMetricsScreen
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE
@@ -52,15 +53,14 @@ def queue_cells(row: dict[str, Any], sla: float, at: float) -> tuple[Text, ...]:
 
 
 def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Waiting first (urgent ones, then the oldest wait), then held conversations by level."""
+    """The queue first, in its own order; then the conversations agents hold, most in need first.
+
+    Waiting rows sort by ``console.policy.queue_key``, the order ``n`` takes them in and the
+    one a customer's place in the queue is counted in; held ones by level, longest held first.
+    """
     if row["state"] == "waiting":
-        return (
-            0,
-            0 if row.get("level") == "urgent" else 1,
-            row.get("waiting_since") or 0.0,
-            row["id"],
-        )
-    return (1, -level_rank(row), row.get("claimed_at") or 0.0, row["id"])
+        return (0, *queue_key(row))
+    return (1, -level_rank(row.get("level")), row.get("claimed_at") or 0.0, row["id"])
 
 
 class SupervisorScreen(Screen[None]):

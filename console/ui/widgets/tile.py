@@ -20,7 +20,8 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.ui.model import level_rank, reason_words, safe_text, status_words
+from console.policy import NEEDS_HUMAN, level_rank
+from console.ui.model import reason_words, safe_text, status_words
 
 TILE_HEIGHT = 7
 TILE_MIN_WIDTH = 38
@@ -57,7 +58,10 @@ def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = No
     badge.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
     words = reason_words(row.get("reasons") or [])
     if words:
-        badge.append(" " + " · ".join(words), style="bold" if level_rank(row) >= 2 else "")
+        badge.append(
+            " " + " · ".join(words),
+            style="bold" if level_rank(row.get("level")) >= level_rank(NEEDS_HUMAN) else "",
+        )
     elif row.get("subject"):
         badge.append(" " + safe_text(row["subject"], one_line=True), style="dim")
     lines.append(badge)
