@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from store.levels import LEVELS, NEEDS_HUMAN, level_rank, max_level
@@ -50,6 +51,9 @@ __all__ = [
 
 _Row = TypeVar("_Row", bound=Mapping[str, Any])
 
+#: Response targets per level, in seconds: urgent in a minute, empathy in three, the rest ten.
+DEFAULT_SLA_S: dict[str, float] = {"calm": 600.0, "watch": 600.0, "empathy": 180.0, "urgent": 60.0}
+
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
@@ -70,6 +74,8 @@ class PolicySettings:
     :param idle_resolve_s: a bot conversation nobody wrote in for this long is resolved
     :param sla_tick_s: how often waiting conversations are re-triaged for ``long_wait``
     :param online_window_s: an agent seen within this many seconds counts as online
+    :param sla_s: seconds a customer may wait for a person's response, per level (an urgent
+        fraud report is not a "watch" question); ``[policy.sla_s]`` in the policy file
     """
 
     escalate_level: str = "empathy"
@@ -83,6 +89,7 @@ class PolicySettings:
     idle_resolve_s: float = 600.0
     sla_tick_s: float = 1.0
     online_window_s: float = 900.0
+    sla_s: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(DEFAULT_SLA_S))
 
     def __post_init__(self) -> None:
         if self.escalate_level not in LEVELS:
@@ -95,6 +102,24 @@ class PolicySettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0 or math.isnan(value):
                 raise ValueError(f"{name} must be a positive number")
+        if not isinstance(self.sla_s, Mapping):
+            raise ValueError("sla_s must be a table of level = seconds")
+        for level, seconds in self.sla_s.items():
+            if level not in LEVELS:
+                raise ValueError(f"sla_s: unknown level {level!r} (levels: {', '.join(LEVELS)})")
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 < seconds < math.inf
+            ):
+                raise ValueError(f"sla_s.{level} must be a positive number of seconds")
+        # Levels the file leaves out keep their default target.
+        merged = {**DEFAULT_SLA_S, **{k: float(v) for k, v in self.sla_s.items()}}
+        object.__setattr__(self, "sla_s", MappingProxyType(merged))
+
+    def sla_for(self, level: str | None) -> float:
+        """Seconds allowed for a response at ``level`` (an unknown level gets calm's)."""
+        return self.sla_s.get(level or "calm", self.sla_s["calm"])
 
     def with_overrides(self, **overrides: Any) -> PolicySettings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -132,6 +157,8 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: {key} must be a list of strings")
             value = tuple(value)
+        if key == "sla_s" and not isinstance(value, dict):
+            raise ValueError(f"{path}: sla_s must be a table, e.g. [policy.sla_s] urgent = 60")
         values[key] = value
     try:
         return (base or PolicySettings()).with_overrides(**values)
