@@ -189,6 +189,52 @@ def m0002_llm_guardrails(db: Database) -> None:
     )
 
 
+@migrations(name="0003_ratings_webhooks")
+def m0003_ratings_webhooks(db: Database) -> None:
+    """The customer's rating of a closed conversation, and the outbox of signed webhooks.
+
+    ``ratings``: one per resolution (``resolved_event`` is the ``events`` row that closed the
+    conversation, so a reopened and closed-again conversation can be rated again); ``agent`` is
+    the person who had it last, for per-agent satisfaction. ``webhook_deliveries``: one row per
+    feed event per endpoint (UNIQUE, so a replayed feed never sends an event twice), with the
+    exact body that is signed and sent on every attempt, and its fate: pending until a 2xx,
+    ``dead`` after the last retry (the dead-letter count in ``tandem db status``).
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE ratings (
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+            resolved_event INTEGER NOT NULL,
+            score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+            comment TEXT,
+            agent TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (conversation_id, resolved_event)
+        );
+        CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            delivery_id TEXT NOT NULL UNIQUE,
+            endpoint TEXT NOT NULL,
+            event_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL,
+            last_status INTEGER,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            UNIQUE (endpoint, event_id)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at)
+            WHERE status = 'pending';
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

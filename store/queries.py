@@ -133,5 +133,6 @@ def table_counts(store: Store) -> dict[str, int]:
             "agents",
             "drafts",
             "kb_articles",
+            "ratings",
         )
     }

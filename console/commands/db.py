@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("init", help="create the database (or migrate it) and print its version")
     add_db_option(p)
     p.set_defaults(func=_init)
-    p = dsub.add_parser("status", help="conversations per state and table sizes")
+    p = dsub.add_parser(
+        "status", help="conversations per state, table sizes, webhook deliveries and dead letters"
+    )
     add_db_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_status)
@@ -43,16 +45,22 @@ def _init(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from store import open_store
+    from store import webhooks as outbox
     from store.queries import status_counts, table_counts
 
     store = open_store(args.db)
-    states, tables = status_counts(store), table_counts(store)
+    states, tables, hooks = status_counts(store), table_counts(store), outbox.counts(store)
     if args.json:
-        print(json.dumps({"states": states, "tables": tables}))
+        print(json.dumps({"states": states, "tables": tables, "webhooks": hooks}))
         return 0
     print(f"{store.path}")
     print("conversations  " + "  ".join(f"{k} {v}" for k, v in states.items()))
     print("tables         " + "  ".join(f"{k} {v}" for k, v in tables.items()))
+    # Dead letters are deliveries that ran out of retries: an integration missed them.
+    print(
+        f"webhooks       pending {hooks['pending']}  delivered {hooks['delivered']}"
+        f"  dead letters {hooks['dead']}"
+    )
     return 0
 
 

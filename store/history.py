@@ -1,0 +1,60 @@
+"""What a conversation's feed says about how it was last closed, and by whom it was held.
+
+Read inside the caller's transaction (``conn``), so a rating or a reopening acts on the
+closing that is current when it commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+_HANDOVERS = ("claimed", "assigned", "transferred")
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The event that closed a conversation the last time.
+
+    :param event_id: its ``events.id`` (a rating belongs to one closing)
+    :param kind: ``resolved`` or ``abandoned``
+    :param from_state: the state it was closed from (``human``: a person had it)
+    :param by: who closed it (an agent, ``bot``, ``hub``, an integration)
+    :param agent: the person who held it when it was closed, if one did
+    :param at: when
+    """
+
+    event_id: int
+    kind: str
+    from_state: str | None
+    by: str | None
+    agent: str | None
+    at: float
+
+
+def last_closing(conn: sqlite3.Connection, conversation_id: int) -> Closing | None:
+    """The newest ``resolved``/``abandoned`` event of the conversation, or ``None``."""
+    row = conn.execute(
+        "SELECT id, kind, from_state, actor, at FROM events WHERE conversation_id = ?"
+        " AND kind IN ('resolved', 'abandoned') ORDER BY id DESC LIMIT 1",
+        (conversation_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    agent = holder_before(conn, conversation_id, row[0]) if row[2] == "human" else None
+    return Closing(row[0], row[1], row[2], row[3], agent, row[4])
+
+
+def holder_before(conn: sqlite3.Connection, conversation_id: int, event_id: int) -> str | None:
+    """The agent the last hand-over before ``event_id`` gave the conversation to."""
+    marks = ",".join("?" * len(_HANDOVERS))
+    row = conn.execute(
+        f"SELECT data FROM events WHERE conversation_id = ? AND id < ? AND kind IN ({marks})"
+        " ORDER BY id DESC LIMIT 1",
+        (conversation_id, event_id, *_HANDOVERS),
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    owner = json.loads(row[0]).get("owner")
+    return owner if isinstance(owner, str) else None
