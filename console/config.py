@@ -83,7 +83,7 @@ class LLMConfig:
         return f"LLM: {self.model} at {where} (timeout {self.timeout:g}s, from {self.source})"
 
 
-def _read_file(path: Path) -> dict[str, object]:
+def _read_file(path: Path, table: str = "llm") -> dict[str, object]:
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -91,9 +91,9 @@ def _read_file(path: Path) -> dict[str, object]:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
-    section = data.get("llm", {})
+    section = data.get(table, {})
     if not isinstance(section, dict):
-        raise ConfigError(f"config file {path}: [llm] must be a table")
+        raise ConfigError(f"config file {path}: [{table}] must be a table")
     return section
 
 
@@ -151,3 +151,63 @@ def load_config(
         timeout=timeout,
         source=" + ".join(sources) or "defaults",
     )
+
+
+MIN_SECRET = 16
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """Where the hub POSTs its events, and the secret they are signed with.
+
+    :param urls: endpoints (``http://`` or ``https://``); none: no webhooks
+    :param secret: the shared HMAC-SHA256 key (``TANDEM_WEBHOOK_SECRET`` or ``webhooks.secret``)
+    """
+
+    urls: tuple[str, ...] = ()
+    secret: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
+def load_webhook_config(
+    urls: tuple[str, ...] | list[str] = (),
+    env: Mapping[str, str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> WebhookConfig:
+    """Webhook endpoints from ``urls`` (``tandem serve --webhook``) and ``[webhooks] urls`` in
+    the config file; the secret from ``TANDEM_WEBHOOK_SECRET`` or ``[webhooks] secret``.
+
+    The secret is never a command-line option: other users can read a process's arguments.
+
+    :raises ConfigError: a URL that is not http(s), endpoints without a secret, a short secret
+    """
+    env = os.environ if env is None else env
+    explicit = path or env.get("TANDEM_CONFIG")
+    section: dict[str, object] = {}
+    if explicit:
+        section = _read_file(Path(explicit), "webhooks")
+    elif Path(CONFIG_FILE).is_file():
+        section = _read_file(Path(CONFIG_FILE), "webhooks")
+    from_file = section.get("urls", [])
+    if isinstance(from_file, str):
+        from_file = [from_file]
+    if not isinstance(from_file, list) or not all(isinstance(u, str) for u in from_file):
+        raise ConfigError("webhooks.urls must be a list of URLs")
+    every = tuple(dict.fromkeys([*urls, *from_file]))
+    for url in every:
+        if not url.startswith(("http://", "https://")) or len(url) > 2000:
+            raise ConfigError(f"webhook URL must start with http:// or https:// (got {url[:80]!r})")
+    secret = env.get("TANDEM_WEBHOOK_SECRET") or section.get("secret")
+    if secret is not None and not isinstance(secret, str):
+        raise ConfigError("webhooks.secret must be a string")
+    if every and not secret:
+        raise ConfigError(
+            "webhooks are signed: set TANDEM_WEBHOOK_SECRET (or secret under [webhooks] in the "
+            "config file) to a shared secret of at least 16 characters"
+        )
+    if secret is not None and len(secret) < MIN_SECRET:
+        raise ConfigError(f"the webhook secret is too short (at least {MIN_SECRET} characters)")
+    return WebhookConfig(every, secret or None)

@@ -14,7 +14,14 @@ from store import Store
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's TANDEM_DB or LLM endpoint must never leak into a test.
-    for name in ("TANDEM_DB", "OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_MODEL", "TANDEM_CONFIG"):
+    for name in (
+        "TANDEM_DB",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "TANDEM_MODEL",
+        "TANDEM_CONFIG",
+        "TANDEM_WEBHOOK_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -103,6 +103,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-api", action="store_true", help="run without the channel API")
     parser.add_argument(
+        "--webhook",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="POST signed message and state events to URL (repeatable; also `urls` under "
+        "[webhooks] in the config file); the shared secret comes from TANDEM_WEBHOOK_SECRET",
+    )
+    parser.add_argument(
         "--embedded",
         action="store_true",
         help="use the embedded bot even if an LLM endpoint is configured",
@@ -138,9 +146,15 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     personas = _personas(args.personas)
     listen = None if args.no_api else _listen(args.listen)
+    from console.config import ConfigError, load_webhook_config
+
+    try:
+        hooks = load_webhook_config(args.webhook)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     llm = None
     if not args.embedded:
-        from console.config import ConfigError, load_config
+        from console.config import load_config
 
         try:
             config = load_config()
@@ -167,6 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
             llm=llm,
             listen=listen,
             personas=personas,
+            webhooks=hooks if hooks.enabled else None,
         )
     )
 

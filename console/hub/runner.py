@@ -50,6 +50,7 @@ async def serve_forever(
     llm: Any = None,
     listen: tuple[str, int] | None = None,
     personas: list[str] | None = None,
+    webhooks: Any = None,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
@@ -57,6 +58,7 @@ async def serve_forever(
     :param llm: an enabled :class:`console.config.LLMConfig` for the LLM bot; ``None``: embedded
     :param listen: serve the channel API on ``(host, port)`` in the same loop; ``None``: no API
     :param personas: simulate only these personas
+    :param webhooks: an enabled :class:`console.config.WebhookConfig`: POST events to its URLs
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     lock = one_hub_per_database(Path(path))
@@ -75,6 +77,7 @@ async def serve_forever(
             llm=llm,
             listen=listen,
             personas=personas,
+            webhooks=webhooks,
         )
     finally:
         gc.set_threshold(*thresholds)
@@ -131,6 +134,7 @@ async def _serve(
     llm: Any,
     listen: tuple[str, int] | None,
     personas: list[str] | None,
+    webhooks: Any,
 ) -> int:
     hub = make_hub(path, settings=settings, llm=llm)
     stop = asyncio.Event()
@@ -148,6 +152,10 @@ async def _serve(
             path, customers=simulate, speed=speed, seed=seed, data=data, personas=personas
         )
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
+    if webhooks is not None:
+        from console.channels.webhooks import Webhooks
+
+        tasks.append(asyncio.create_task(Webhooks(path, webhooks).run(stop), name="webhooks"))
     api_runner, api_note = (
         await _start_api(path, listen, hub.wake) if listen else (None, "no channel API")
     )
@@ -155,6 +163,7 @@ async def _serve(
     _say(
         f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
         f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
+        + (f" | webhooks to {len(webhooks.urls)} endpoint(s)" if webhooks is not None else "")
         + (
             f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
             if sim and sim.replay
