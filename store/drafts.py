@@ -212,6 +212,12 @@ def latest_customer_message_id(store: Store, conversation_id: int) -> int | None
     return row[0] if row else None
 
 
+def draft_count(store: Store, conversation_id: int) -> int:
+    """How many drafts were ever started for a conversation (each outcome counts)."""
+    row = store.one("SELECT count(*) FROM drafts WHERE conversation_id = ?", (conversation_id,))
+    return int(row[0]) if row else 0
+
+
 def mark_stale(store: Store, conversation_id: int, *, draft_id: int | None = None) -> list[int]:
     """Mark pending drafts that answer an older customer message than the newest one as stale.
 

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from store.db import Store, now
 
@@ -139,3 +139,40 @@ class Follower:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+class EventMessage(NamedTuple):
+    """A feed event with the message it announces (the message fields are ``None`` without one)."""
+
+    conversation_id: int
+    kind: str
+    at: float
+    message_id: int | None
+    role: str | None
+    reply_to: int | None
+    created_at: float | None
+
+
+def events_with_messages(
+    store: Store, *, first: int, last: int, kinds: tuple[str, ...]
+) -> list[EventMessage]:
+    """Events of conversations ``first``..``last`` (inclusive) with their messages, in feed order.
+
+    For reading back what happened to a known set of conversations (benchmarks, reports).
+
+    :param first: the smallest conversation id
+    :param last: the largest conversation id
+    :param kinds: only events of these kinds (e.g. ``("message", "escalated")``)
+    """
+    if not kinds:
+        return []
+    marks = ",".join("?" * len(kinds))
+    return [
+        EventMessage(*r)
+        for r in store.query(
+            "SELECT e.conversation_id, e.kind, e.at, m.id, m.role, m.reply_to, m.created_at"
+            " FROM events e LEFT JOIN messages m ON m.id = e.message_id"
+            f" WHERE e.conversation_id BETWEEN ? AND ? AND e.kind IN ({marks}) ORDER BY e.id",
+            (first, last, *kinds),
+        )
+    ]

@@ -168,3 +168,8 @@ def count(store: Store) -> int:
     """How many articles are stored."""
     row = store.one("SELECT count(*) FROM kb_articles")
     return int(row[0]) if row else 0
+
+
+def article_ids(store: Store) -> set[str]:
+    """The ids of every stored article."""
+    return {str(r[0]) for r in store.query("SELECT id FROM kb_articles")}

@@ -388,20 +388,20 @@ def record_triage(
         _load(conn, conversation_id)
         changed = _apply_triage(conn, conversation_id, message_id, mark)
         if changed:
-            _event(
-                conn,
-                at,
-                conversation_id,
-                "triaged",
-                actor,
-                message_id=message_id,
-                data={
-                    "level": mark.level,
-                    "score": round(mark.score, 3),
-                    "reasons": list(mark.reasons),
-                },
-            )
+            _triaged(conn, at, conversation_id, actor, message_id, mark)
     return changed
+
+
+def _triaged(
+    conn: sqlite3.Connection,
+    at: float,
+    cid: int,
+    actor: str,
+    message_id: int | None,
+    mark: TriageMark,
+) -> None:
+    data = {"level": mark.level, "score": round(mark.score, 3), "reasons": list(mark.reasons)}
+    _event(conn, at, cid, "triaged", actor, message_id=message_id, data=data)
 
 
 def escalate(
@@ -417,12 +417,17 @@ def escalate(
     message: str | None = None,
     message_meta: dict[str, Any] | None = None,
     llm_fallback: bool = False,
+    message_id: int | None = None,
     at: float | None = None,
 ) -> int | None:
     """Move a bot conversation to the queue, saying why.
 
     :param reasons: why a person is needed (triage vocabulary, or e.g. ``agent_request``)
     :param by: ``hub``, ``customer``, ``bot`` or an agent's name
+    :param triage: the verdict that sent it, stored on the conversation
+    :param message_id: the customer message ``triage`` is about: it carries the verdict too,
+        and a ``triaged`` event (actor ``triage``) precedes the escalation when the level or
+        reasons changed, all in the same transaction as the move
     :param message: a system line for the customer ("a person will be with you in ~3 min"),
         posted in the same transaction
     :param message_meta: stored with that line (for agents: why the bot's answer was not used)
@@ -437,7 +442,9 @@ def escalate(
         if state != "bot":
             raise _refuse(conversation_id, state, owner, "escalate")
         if triage is not None:
-            _apply_triage(conn, conversation_id, None, triage)
+            changed = _apply_triage(conn, conversation_id, message_id, triage)
+            if changed and message_id is not None:
+                _triaged(conn, at, conversation_id, "triage", message_id, triage)
         elif level is not None:
             _apply_triage(
                 conn, conversation_id, None, TriageMark(level, score or 0.0, list(reasons))

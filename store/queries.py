@@ -113,6 +113,35 @@ def transcript(
     return rows
 
 
+def message(store: Store, message_id: int) -> dict[str, Any] | None:
+    """One message by id (``meta`` decoded), or ``None`` when there is no such message.
+
+    :return: ``id``, ``conversation_id``, ``role``, ``author``, ``text``, ``created_at``,
+        ``reply_to`` and ``meta`` (a dict, empty when the message has none)
+    """
+    row = store.one(
+        "SELECT id, conversation_id, role, author, text, created_at, reply_to, meta"
+        " FROM messages WHERE id = ?",
+        (message_id,),
+    )
+    if row is None:
+        return None
+    d = dict(row)
+    d["meta"] = json.loads(d["meta"]) if d["meta"] else {}
+    return d
+
+
+def customer_token_hash(store: Store, conversation_id: int) -> str | None:
+    """The hash of the customer token that opens a conversation (``None``: no token does).
+
+    :raises NotFound: no such conversation
+    """
+    row = store.one("SELECT token_hash FROM conversations WHERE id = ?", (conversation_id,))
+    if row is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return None if row[0] is None else str(row[0])
+
+
 def status_counts(store: Store) -> dict[str, int]:
     """How many conversations are in each state (every state present, zero included)."""
     counts = {"bot": 0, "waiting": 0, "human": 0, "resolved": 0}

@@ -116,10 +116,7 @@ class DraftService:
 
     def _seed(self, conversation_id: int) -> int:
         # Each new draft of a conversation gets new wording: a regenerate never repeats itself.
-        row = self.store.one(
-            "SELECT count(*) FROM drafts WHERE conversation_id = ?", (conversation_id,)
-        )
-        return int(row[0]) if row else 0
+        return log.draft_count(self.store, conversation_id)
 
     def context(self, conversation_id: int, instruction: str | None = None) -> DraftContext:
         """What a draft for ``conversation_id`` would be written from."""

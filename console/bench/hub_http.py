@@ -352,6 +352,7 @@ def _wait_for_hub(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> 
 def read_outcome(path: Path, conversation_ids: list[int]) -> Outcome:
     """Walk the feed of the run's conversations and classify every customer message."""
     from store import Store
+    from store.feed import events_with_messages
 
     out = Outcome()
     if not conversation_ids:
@@ -360,12 +361,11 @@ def read_outcome(path: Path, conversation_ids: list[int]) -> Outcome:
     pending: dict[int, list[tuple[int, float]]] = {}
     waiting: set[int] = set()
     with Store(path, readonly=True) as store:
-        rows = store.query(
-            "SELECT e.conversation_id, e.kind, e.at, m.id, m.role, m.reply_to, m.created_at"
-            " FROM events e LEFT JOIN messages m ON m.id = e.message_id"
-            " WHERE e.conversation_id BETWEEN ? AND ? AND e.kind IN ('message', 'escalated', 'released',"
-            " 'handed_back') ORDER BY e.id",
-            (min(wanted), max(wanted)),
+        rows = events_with_messages(
+            store,
+            first=min(wanted),
+            last=max(wanted),
+            kinds=("message", "escalated", "released", "handed_back"),
         )
     for cid, kind, at, mid, role, reply_to, created_at in rows:
         if cid not in wanted:
@@ -378,6 +378,8 @@ def read_outcome(path: Path, conversation_ids: list[int]) -> Outcome:
                 out.lags.append(at - posted)
             waiting.add(cid)
             out.last_outcome_at = max(out.last_outcome_at, at)
+        elif mid is None or created_at is None:
+            continue  # an event without its message (none of the roles below)
         elif role == "customer":
             out.customer += 1
             if cid in waiting:

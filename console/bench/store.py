@@ -138,7 +138,7 @@ def _seed(path: Path, messages: int, per_conversation: int = 20) -> int:
     """Bulk-load a realistic shape (bypassing the lifecycle: this only builds scenery)."""
     import random
 
-    from store import Store
+    from store import Store, bulk
 
     store = Store(path)
     rng = random.Random(7)
@@ -146,61 +146,69 @@ def _seed(path: Path, messages: int, per_conversation: int = 20) -> int:
     now = time.time()
     states = ["resolved"] * 90 + ["bot"] * 6 + ["waiting"] * 2 + ["human"] * 2
     levels = ["calm"] * 70 + ["watch"] * 15 + ["empathy"] * 12 + ["urgent"] * 3
-    with store.write() as conn:
-        conn.execute(
-            "INSERT INTO agents (name, display_name, created_at) VALUES ('ana', 'ana', ?)", (now,)
-        )
-        conn.executemany(
-            "INSERT INTO customers (id, name, created_at) VALUES (?, ?, ?)",
-            ((i, f"customer {i}", now) for i in range(1, conversations + 1)),
-        )
-        rows = []
-        for i in range(1, conversations + 1):
-            state = rng.choice(states)
-            at = now - rng.random() * 86400 * 30
-            rows.append(
-                (
-                    i,
-                    i,
-                    state,
-                    "ana" if state == "human" else None,
-                    rng.choice(levels),
-                    at,
-                    at,
-                    at if state == "waiting" else None,
-                    per_conversation,
-                )
+    bulk.insert_rows(store, "agents", ("name", "display_name", "created_at"), [("ana", "ana", now)])
+    bulk.insert_rows(
+        store,
+        "customers",
+        ("id", "name", "created_at"),
+        ((i, f"customer {i}", now) for i in range(1, conversations + 1)),
+    )
+    rows = []
+    for i in range(1, conversations + 1):
+        state = rng.choice(states)
+        at = now - rng.random() * 86400 * 30
+        rows.append(
+            (
+                i,
+                i,
+                state,
+                "ana" if state == "human" else None,
+                rng.choice(levels),
+                at,
+                at,
+                at if state == "waiting" else None,
+                per_conversation,
             )
-        conn.executemany(
-            "INSERT INTO conversations (id, customer_id, state, owner, level, created_at, updated_at,"
-            " waiting_since, message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
         )
+    bulk.insert_rows(
+        store,
+        "conversations",
+        (
+            "id",
+            "customer_id",
+            "state",
+            "owner",
+            "level",
+            "created_at",
+            "updated_at",
+            "waiting_since",
+            "message_count",
+        ),
+        rows,
+    )
     mid = 0
     batch = 50_000
     for start in range(0, messages, batch):
-        with store.write() as conn:
-            msgs, events = [], []
-            for n in range(start, min(messages, start + batch)):
-                mid += 1
-                cid = n // per_conversation + 1
-                role = "customer" if n % 2 == 0 else "bot"
-                at = now - (messages - n)
-                msgs.append(
-                    (mid, cid, role, role, f"message {n} about a card payment and a refund", at)
-                )
-                events.append((at, cid, "message", role, mid))
-            conn.executemany(
-                "INSERT INTO messages (id, conversation_id, role, author, text, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                msgs,
+        msgs, events = [], []
+        for n in range(start, min(messages, start + batch)):
+            mid += 1
+            cid = n // per_conversation + 1
+            role = "customer" if n % 2 == 0 else "bot"
+            at = now - (messages - n)
+            msgs.append(
+                (mid, cid, role, role, f"message {n} about a card payment and a refund", at)
             )
-            conn.executemany(
-                "INSERT INTO events (at, conversation_id, kind, actor, message_id)"
-                " VALUES (?, ?, ?, ?, ?)",
-                events,
-            )
-    store.conn.execute("ANALYZE")
+            events.append((at, cid, "message", role, mid))
+        bulk.insert_rows(
+            store,
+            "messages",
+            ("id", "conversation_id", "role", "author", "text", "created_at"),
+            msgs,
+        )
+        bulk.insert_rows(
+            store, "events", ("at", "conversation_id", "kind", "actor", "message_id"), events
+        )
+    bulk.analyze(store)
     store.close()
     return conversations
 

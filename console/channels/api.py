@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from store import DatabaseUnavailable, InvalidInput, NotFound, Store, StoreError
+from store import DatabaseUnavailable, InvalidInput, NotFound, Store, StoreError, queries
 from store import lifecycle as lc
 from store.feed import Follower
 from store.queries import transcript
@@ -231,13 +231,10 @@ class ChannelApi:
                         or (e.data or {}).get("role") not in PUBLIC_ROLES
                     ):
                         continue
-                    row = self.store.one(
-                        "SELECT id, role, author, text, created_at FROM messages WHERE id = ?",
-                        (e.message_id,),
-                    )
+                    row = queries.message(self.store, e.message_id or 0)
                     if row is None:
                         continue
-                    payload = public_message(dict(row))
+                    payload = public_message(row)
                     for queue in list(self._subscribers.get(e.conversation_id, ())):
                         if queue.qsize() < 1000:
                             queue.put_nowait(payload)
@@ -274,10 +271,11 @@ class ChannelApi:
         token = self._bearer(request) or (request.query.get("token") if allow_query_token else None)
         if not token:
             raise ApiError(401, "missing customer token (Authorization: Bearer ...)")
-        row = self.store.one("SELECT token_hash FROM conversations WHERE id = ?", (cid,))
-        if row is None:
-            raise ApiError(404, f"conversation {cid} not found")
-        if not row[0] or not hmac.compare_digest(row[0], hash_token(token)):
+        try:
+            expected = queries.customer_token_hash(self.store, cid)
+        except NotFound:
+            raise ApiError(404, f"conversation {cid} not found") from None
+        if not expected or not hmac.compare_digest(expected, hash_token(token)):
             raise ApiError(403, "this token does not open this conversation")
         return cid
 

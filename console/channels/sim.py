@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from console.channels.personas import BY_NAME, PERSONAS, SLOTS, Persona, fill, pick_persona, vary
-from store import Store
+from store import Store, queries
 from store import lifecycle as lc
 from store.errors import DatabaseUnavailable, InvalidInput, InvalidTransition, NotFound
 from store.feed import Follower
@@ -296,13 +296,13 @@ class Simulator:
                     role = data.get("role")
                     if role not in ("bot", "agent", "system"):
                         continue
-                    row = self.store.one(
-                        "SELECT text, meta FROM messages WHERE id = ?", (ev.message_id,)
-                    )
-                    if row is not None:
-                        clarify = bool(row[1]) and '"intent":"clarify"' in row[1].replace(" ", "")
+                    msg = queries.message(self.store, ev.message_id or 0)
+                    if msg is not None:
+                        clarify = msg["meta"].get("intent") == "clarify"
                         q.put_nowait(
-                            Incoming("message", role, row[0], bool(data.get("fallback")), clarify)
+                            Incoming(
+                                "message", role, msg["text"], bool(data.get("fallback")), clarify
+                            )
                         )
                 elif ev.kind in _STATE_EVENTS:
                     q.put_nowait(Incoming("state", state=_STATE_EVENTS[ev.kind]))

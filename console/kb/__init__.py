@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.db import Store
-from store.kb import KbArticle, count, upsert_articles
+from store.kb import KbArticle, article_ids, count, upsert_articles
 
 ARTICLES_DIR = Path(__file__).with_name("articles")
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -136,7 +136,7 @@ def ensure_loaded(store: Store) -> int:
     if count(store) == 0:
         load_bundled(store)
         return count(store)
-    stored = {row[0] for row in store.query("SELECT id FROM kb_articles")}
+    stored = article_ids(store)
     try:
         missing = [a for a in read_dir(ARTICLES_DIR) if a.id not in stored]
     except ArticleError:

@@ -1,0 +1,149 @@
+"""What the hub reads about one conversation while it works on it.
+
+The hub keeps each conversation's triage state in memory and catches up from the store: the
+conversation's row, the messages it has not observed yet, whether the customer is still owed
+an answer, and which triage findings a person has already dealt with. Each function is one or
+two indexed queries (``messages(conversation_id, id)``, ``events(conversation_id, id)``), sized
+to run once per conversation per feed batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from store.db import Store
+
+# Feed events after which a person has dealt with what triage had found: a hand-back, a
+# supervisor's release from the queue, or an agent closing the conversation (the customer may
+# write again; what was handled then is not new evidence).
+_SETTLED_SQL = (
+    "(kind IN ('handed_back', 'released') OR (kind = 'resolved' AND from_state = 'human'))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HubConversation:
+    """The columns of one conversation that the hub decides on."""
+
+    state: str
+    bot_fallbacks: int
+    triage_state: str | None
+    customer_name: str
+    version: int
+
+
+class Turn(NamedTuple):
+    """One message the triage engine observes (notes are never turns)."""
+
+    id: int
+    role: str
+    text: str
+    created_at: float
+    meta: str | None  # raw JSON, parsed only when the hub needs it (a bot's ``fallback``)
+
+
+class LastTurn(NamedTuple):
+    """The newest message of a conversation that is not a note."""
+
+    id: int
+    role: str
+    created_at: float
+
+
+def conversation(store: Store, conversation_id: int) -> HubConversation | None:
+    """The hub's view of one conversation, or ``None`` when there is no such conversation.
+
+    :param conversation_id: the conversation
+    """
+    row = store.one(
+        "SELECT c.state, c.bot_fallbacks, c.triage_state, cu.name, c.version FROM conversations c"
+        " JOIN customers cu ON cu.id = c.customer_id WHERE c.id = ?",
+        (conversation_id,),
+    )
+    if row is None:
+        return None
+    return HubConversation(row[0], row[1], row[2], row[3], row[4])
+
+
+def turns_after(store: Store, conversation_id: int, after: int) -> list[Turn]:
+    """Messages of ``conversation_id`` with ``id > after``, oldest first, notes left out.
+
+    :param after: the last message id already observed (0 for the whole conversation)
+    """
+    return [
+        Turn(*r)
+        for r in store.query(
+            "SELECT id, role, text, created_at, meta FROM messages"
+            " WHERE conversation_id = ? AND id > ? AND role IN ('customer', 'bot', 'agent', 'system')"
+            " ORDER BY id",
+            (conversation_id, after),
+        )
+    ]
+
+
+def customer_wrote_after(store: Store, conversation_id: int, message_id: int) -> bool:
+    """Whether the customer posted anything after message ``message_id``."""
+    return (
+        store.one(
+            "SELECT 1 FROM messages WHERE conversation_id = ? AND id > ? AND role = 'customer' LIMIT 1",
+            (conversation_id, message_id),
+        )
+        is not None
+    )
+
+
+def last_turn(store: Store, conversation_id: int) -> LastTurn | None:
+    """The newest message that is not a note, or ``None`` for a conversation without one.
+
+    A conversation whose last turn is the customer's still owes them an answer.
+    """
+    row = store.one(
+        "SELECT id, role, created_at FROM messages WHERE conversation_id = ? AND role != 'note'"
+        " ORDER BY id DESC LIMIT 1",
+        (conversation_id,),
+    )
+    return None if row is None else LastTurn(row[0], row[1], row[2])
+
+
+def waiting_escalation(store: Store, conversation_id: int) -> dict[str, Any] | None:
+    """What the latest escalation recorded (``level``, ``reasons``, ``note``), while it waits.
+
+    :return: the ``escalated`` event's data when the conversation is in the queue now;
+        ``None`` when it is not waiting (or its escalation recorded nothing)
+    """
+    row = store.one(
+        "SELECT e.data FROM conversations c JOIN events e ON e.conversation_id = c.id"
+        " WHERE c.id = ? AND c.state = 'waiting' AND e.kind = 'escalated' ORDER BY e.id DESC LIMIT 1",
+        (conversation_id,),
+    )
+    if row is None or not row[0]:
+        return None
+    data: dict[str, Any] = json.loads(row[0])
+    return data
+
+
+def settled_findings(store: Store, conversation_id: int) -> list[dict[str, Any]] | None:
+    """Triage findings a person has dealt with: those recorded before the last settling event.
+
+    Settling events: a hand-back to the bot, a release from the queue, or a person resolving
+    the conversation.
+
+    :return: the data (``level``, ``reasons``) of every ``triaged`` and ``escalated`` event
+        before the last settling one, oldest first; ``None`` when nothing was ever settled
+    """
+    row = store.one(
+        f"SELECT max(id) FROM events WHERE conversation_id = ? AND {_SETTLED_SQL}",
+        (conversation_id,),
+    )
+    if row is None or row[0] is None:
+        return None
+    return [
+        json.loads(data)
+        for (data,) in store.query(
+            "SELECT data FROM events WHERE conversation_id = ? AND id < ?"
+            " AND kind IN ('triaged', 'escalated') AND data IS NOT NULL ORDER BY id",
+            (conversation_id, row[0]),
+        )
+    ]

@@ -1,0 +1,231 @@
+"""Store functions behind the hub, the channel API and the benches (what a second backend implements).
+
+Each test writes through the lifecycle on a real file and reads back through the function,
+so a backend that gets a filter, an order or a window edge wrong fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from store import NotFound, Store, Taken, bulk, hub_state, queries, queue, sla
+from store import drafts as draft_log
+from store import lifecycle as lc
+from store.feed import events_with_messages, read_events
+from store.kb import KbArticle, article_ids, upsert_articles
+
+T0 = 1_700_000_000.0
+
+
+def _events(store: Store, cid: int) -> list[tuple[str, int | None]]:
+    return [(e.kind, e.message_id) for e in read_events(store) if e.conversation_id == cid]
+
+
+def _message_level(store: Store, mid: int) -> str | None:
+    return next(
+        m["level"]
+        for m in queries.transcript(store, _conversation_of(store, mid))
+        if m["id"] == mid
+    )
+
+
+def _conversation_of(store: Store, mid: int) -> int:
+    msg = queries.message(store, mid)
+    assert msg is not None
+    return int(msg["conversation_id"])
+
+
+def test_escalate_stores_the_verdict_on_the_message_in_the_same_transaction(store: Store) -> None:
+    cid = lc.open_conversation(store, "Maya")
+    mid = lc.add_customer_message(store, cid, "I want a person").message_id
+    mark = lc.TriageMark("empathy", 0.7, ["human_request"], '{"upto": 2}')
+    notice = lc.escalate(
+        store,
+        cid,
+        reasons=["human_request"],
+        level="empathy",
+        triage=mark,
+        message_id=mid,
+        message="A person will join you.",
+        at=T0,
+    )
+    feed = [e for e in read_events(store) if e.conversation_id == cid]
+    assert [(e.kind, e.message_id) for e in feed[-3:]] == [
+        ("triaged", mid),
+        ("escalated", None),
+        ("message", notice),
+    ]
+    assert {e.at for e in feed[-3:]} == {T0}  # one write: one time for all three rows
+    assert feed[-3].data == {"level": "empathy", "score": 0.7, "reasons": ["human_request"]}
+    assert _message_level(store, mid) == "empathy"
+    conv = queries.get_conversation(store, cid)
+    assert (conv["state"], conv["level"], conv["reasons"]) == (
+        "waiting",
+        "empathy",
+        ["human_request"],
+    )
+
+    # A refused escalation leaves the verdict unwritten too: nothing is half done.
+    other = lc.open_conversation(store, "Ola")
+    mid = lc.add_customer_message(store, other, "hello?").message_id
+    lc.claim(store, other, "ana")
+    before = _events(store, other)
+    with pytest.raises(Taken):
+        lc.escalate(store, other, reasons=["human_request"], triage=mark, message_id=mid)
+    assert _events(store, other) == before
+    assert _message_level(store, mid) is None
+    assert queries.get_conversation(store, other)["level"] == "calm"
+
+
+def test_what_the_hub_reads_about_one_conversation(store: Store) -> None:
+    assert hub_state.conversation(store, 999) is None
+    cid = lc.open_conversation(store, "Maya")
+    assert hub_state.last_turn(store, cid) is None
+    first = lc.add_customer_message(store, cid, "Where is my card?", at=T0).message_id
+    reply = lc.bot_reply(store, cid, "It ships in 3 days.", reply_to=first, meta={"fallback": True})
+    lc.add_note(store, cid, "ana", "internal")
+    conv = hub_state.conversation(store, cid)
+    assert conv == hub_state.HubConversation("bot", 0, None, "Maya", 0)
+    turns = hub_state.turns_after(store, cid, 0)
+    assert [(t.id, t.role) for t in turns] == [(first, "customer"), (reply, "bot")]
+    assert turns[0].created_at == T0 and '"fallback": true' in (turns[1].meta or "")
+    assert hub_state.turns_after(store, cid, reply) == []
+    assert hub_state.last_turn(store, cid) == hub_state.LastTurn(reply, "bot", turns[1].created_at)
+    assert not hub_state.customer_wrote_after(store, cid, first)
+    again = lc.add_customer_message(store, cid, "Still nothing").message_id
+    assert hub_state.customer_wrote_after(store, cid, first)
+    assert hub_state.last_turn(store, cid).id == again  # type: ignore[union-attr]
+
+    assert hub_state.waiting_escalation(store, cid) is None  # with the bot
+    assert hub_state.settled_findings(store, cid) is None  # nobody settled anything yet
+    lc.record_triage(store, cid, lc.TriageMark("watch", 0.4, ["repeat_question"]), message_id=again)
+    lc.escalate(store, cid, reasons=["repeat_question"], level="watch", note="rule x")
+    assert hub_state.waiting_escalation(store, cid) == {
+        "reasons": ["repeat_question"],
+        "level": "watch",
+        "note": "rule x",
+    }
+    lc.claim(store, cid, "ana")
+    assert hub_state.waiting_escalation(store, cid) is None  # no longer waiting
+    lc.hand_back(store, cid, by="ana")
+    lc.record_triage(store, cid, lc.TriageMark("urgent", 0.9, ["fraud"]))  # after: not settled
+    settled = hub_state.settled_findings(store, cid)
+    assert settled is not None
+    assert [(d.get("level"), d["reasons"]) for d in settled] == [
+        ("watch", ["repeat_question"]),
+        ("watch", ["repeat_question"]),
+    ]
+    assert hub_state.conversation(store, cid).version > 0  # type: ignore[union-attr]
+
+
+def test_queue_counts_and_order(store: Store) -> None:
+    ids = []
+    for n, level in enumerate(["empathy", "urgent", "watch"]):
+        cid = lc.open_conversation(store, f"c{n}")
+        lc.add_customer_message(store, cid, "help")
+        lc.escalate(store, cid, reasons=["human_request"], level=level, at=T0 + 10 - n)
+        ids.append(cid)
+    lc.open_conversation(store, "with the bot")
+    assert queue.waiting_count(store) == 3
+    assert queue.waiting_count(store, level="urgent") == 1
+    assert [w.id for w in queue.waiting_longest_first(store)] == ids[::-1]
+    assert [w.id for w in queue.waiting_longest_first(store, limit=1)] == [ids[2]]
+    assert queue.oldest_waiting_since(store) == T0 + 8
+    lc.claim(store, ids[0], "ana", at=T0 + 20)
+    lc.register_agent(store, "bo")
+    # ana holds a conversation; bo was just seen; nobody else exists.
+    assert queue.agents_online(store, since=T0 + 10**9) == 1
+    assert queue.agents_online(store, since=0) == 2
+    for cid in ids[1:]:
+        lc.resolve(store, cid, by="hub")
+    assert queue.oldest_waiting_since(store) is None and queue.waiting_count(store) == 0
+
+
+def test_sla_windows(store: Store) -> None:
+    assert sla.handling_time(store, since=0) == sla.Handling(0, None)
+    for n in range(3):
+        cid = lc.open_conversation(store, f"c{n}", at=T0)
+        lc.add_customer_message(store, cid, "help", at=T0)
+        lc.escalate(store, cid, reasons=["human_request"], at=T0 + 100 * n)
+        lc.claim(store, cid, "ana", at=T0 + 100 * n + 30)
+        lc.agent_reply(store, cid, "ana", "Hi", at=T0 + 100 * n + 40)
+        if n < 2:  # the last one is still with ana
+            lc.resolve(store, cid, by="ana", at=T0 + 100 * n + 90)
+    assert sla.handling_time(store, since=T0) == sla.Handling(2, 60.0)
+    assert sla.handling_time(store, since=T0 + 100) == sla.Handling(1, 60.0)
+    # Closing a conversation forgets when it joined the queue: only the open one has a wait.
+    assert sla.claim_waits(store, since=T0) == [30.0]
+    assert sla.claim_waits(store, since=T0 + 231) == []
+    assert sla.first_reply_waits(store, since=T0) == [10.0, 10.0, 10.0]
+
+    quiet = lc.open_conversation(store, "quiet", at=T0)
+    answered = lc.open_conversation(store, "answered", at=T0)
+    mid = lc.add_customer_message(store, answered, "hi", at=T0)
+    lc.bot_reply(store, answered, "Hello!", reply_to=mid.message_id, at=T0 + 1)
+    owed = lc.open_conversation(store, "owed", at=T0)
+    lc.add_customer_message(store, owed, "anyone?", at=T0)
+    assert sorted(sla.quiet_bot_conversations(store, before=T0 + 60)) == [quiet, answered]
+    assert sla.quiet_bot_conversations(store, before=T0 - 1) == []
+    assert len(sla.quiet_bot_conversations(store, before=T0 + 60, limit=1)) == 1
+
+
+def test_messages_tokens_drafts_and_articles(store: Store) -> None:
+    cid = lc.open_conversation(store, "Maya", token_hash="abc")
+    bare = lc.open_conversation(store, "Ola")
+    mid = lc.add_customer_message(store, cid, "hi").message_id
+    bot = lc.bot_reply(store, cid, "Hello", reply_to=mid, meta={"intent": "clarify"})
+    msg = queries.message(store, bot)
+    assert msg is not None
+    assert (msg["conversation_id"], msg["role"], msg["text"], msg["reply_to"]) == (
+        cid,
+        "bot",
+        "Hello",
+        mid,
+    )
+    assert msg["meta"] == {"intent": "clarify"} and queries.message(store, mid)["meta"] == {}  # type: ignore[index]
+    assert queries.message(store, 10**6) is None
+    assert queries.customer_token_hash(store, cid) == "abc"
+    assert queries.customer_token_hash(store, bare) is None
+    with pytest.raises(NotFound):
+        queries.customer_token_hash(store, 10**6)
+
+    assert draft_log.draft_count(store, cid) == 0
+    draft_log.start(store, cid, engine="embedded")
+    draft_log.start(store, cid, engine="embedded")
+    assert draft_log.draft_count(store, cid) == 2 and draft_log.draft_count(store, bare) == 0
+
+    assert article_ids(store) == set()
+    upsert_articles(
+        store, [KbArticle("KB-1", "Cards", "About cards"), KbArticle("KB-2", "Fees", "Fees")]
+    )
+    assert article_ids(store) == {"KB-1", "KB-2"}
+
+
+def test_events_with_messages_and_bulk_rows(store: Store) -> None:
+    first = lc.open_conversation(store, "a")
+    mid = lc.add_customer_message(store, first, "hi").message_id
+    lc.escalate(store, first, reasons=["human_request"])
+    outside = lc.open_conversation(store, "b")
+    lc.add_customer_message(store, outside, "hi")
+    rows = events_with_messages(store, first=first, last=first, kinds=("message", "escalated"))
+    assert [(r.kind, r.message_id, r.role) for r in rows] == [
+        ("message", mid, "customer"),
+        ("escalated", None, None),
+    ]
+    assert events_with_messages(store, first=first, last=outside, kinds=()) == []
+
+    bulk.insert_rows(
+        store, "customers", ("id", "name", "created_at"), [(100, "x", T0), (101, "y", T0)]
+    )
+    assert store.one("SELECT count(*) FROM customers WHERE id >= 100")[0] == 2  # type: ignore[index]
+    with pytest.raises(ValueError, match="not supported"):
+        bulk.insert_rows(store, "cursors", ("name",), [("x",)])
+    with pytest.raises(ValueError, match="unknown columns"):
+        bulk.insert_rows(store, "customers", ("id", "name; DROP TABLE customers"), [(1, "x")])
+    # All or none: a bad row rolls back the good ones before it.
+    with pytest.raises(Exception):  # noqa: B017 - sqlite3.IntegrityError, whatever the backend says
+        bulk.insert_rows(
+            store, "customers", ("id", "name", "created_at"), [(200, "ok", T0), (100, "dup", T0)]
+        )
+    assert store.one("SELECT count(*) FROM customers WHERE id = 200")[0] == 0  # type: ignore[index]
+    bulk.analyze(store)
