@@ -1,8 +1,9 @@
 """The queue of conversations waiting for a person, and the people who could take them.
 
-Counts for the hand-off notice ("2 people ahead of you, ~4 min") and the waiting list the
-hub's SLA timers walk. The order people take the queue in is a policy, not a query: it lives
-in ``console.policy``.
+Who could answer a customer joining the queue (for the hand-off notice: "2 people ahead of
+you, ~4 min"), and the waiting list the hub's SLA timers walk. The order people take the
+queue in is a policy, not a query: it lives in ``console.policy`` (the rows it orders come
+from ``store.views.waiting_queue``).
 """
 
 from __future__ import annotations
@@ -18,20 +19,6 @@ class Waiting(NamedTuple):
     id: int
     waiting_since: float
     triage_state: str | None
-
-
-def waiting_count(store: Store, *, level: str | None = None) -> int:
-    """How many conversations wait for a person.
-
-    :param level: only those at this triage level (e.g. ``urgent``); ``None`` for all
-    """
-    if level is None:
-        row = store.one("SELECT count(*) FROM conversations WHERE state = 'waiting'")
-    else:
-        row = store.one(
-            "SELECT count(*) FROM conversations WHERE state = 'waiting' AND level = ?", (level,)
-        )
-    return int(row[0]) if row else 0
 
 
 def agents_online(store: Store, *, since: float) -> int:

@@ -1,0 +1,247 @@
+"""The work on one conversation: catch its triage up, decide, let the bot answer.
+
+For the newest customer message not yet answered, while the bot owns the conversation,
+:func:`console.policy.decide` chooses: escalate to the queue with the reasons, or let the bot
+answer. Several customer messages in one batch get one answer, to the last (a slow answer the
+customer overtook is dropped for one to the newest); after the bot's answer the policy looks
+again (its hand-off field, the N-th "I don't know"). While a conversation waits or is with a
+person, only its triage is recorded (agents see the level rise).
+
+Replays are safe: the transcript, not the triage state, says what was answered (a message is
+answered when a bot, agent or system line follows it), and the store refuses a second bot
+answer to the same message (AlreadyAnswered).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Collection
+from typing import Any, Protocol
+
+from console.hub.escalation import Escalation
+from console.hub.memory import CONTEXT_MESSAGES, Remembered, TriageMemory
+from console.hub.shared import Shared
+from console.policy import Decision, decide, max_level
+from store import hub_state, queries
+from store import lifecycle as lc
+from store.errors import AlreadyAnswered, InvalidInput, InvalidTransition, NotOwner
+from store.feed import Event
+
+log = logging.getLogger("tandem.hub")
+
+STALE_AFTER_S = 0.2  # an answer that took longer may have been overtaken by the customer
+# Feed events after which a person has dealt with what triage had found: a hand-back or a
+# supervisor's release from the queue (an agent closing the conversation counts too).
+_SETTLING = {"handed_back", "released"}
+
+
+class BotLike(Protocol):
+    """What the hub needs from the bot made by :func:`console.bot.make_bot`."""
+
+    async def answer(self, ctx: Any) -> Any: ...
+
+
+class ConversationWork:
+    """Handles one conversation at a time for the feed (see :mod:`console.hub.feed`).
+
+    :param keep_lags: remember per-reply lag in the stats (benchmarks)
+    """
+
+    def __init__(
+        self,
+        shared: Shared,
+        memory: TriageMemory,
+        escalation: Escalation,
+        bot: BotLike,
+        *,
+        keep_lags: bool = False,
+    ) -> None:
+        self.shared = shared
+        self.memory = memory
+        self.escalation = escalation
+        self.bot = bot
+        self.keep_lags = keep_lags
+
+    def touched(self, events: list[Event], in_hand: Collection[int]) -> dict[int, tuple[bool, int]]:
+        """Conversations a batch gives work to: id -> (a new customer message, first event id).
+
+        :param in_hand: conversations being handled now (their memory must stay)
+        """
+        stats = self.shared.stats
+        touched: dict[int, tuple[bool, int]] = {}
+        for ev in events:
+            cid = ev.conversation_id
+            if cid is None:
+                continue
+            if ev.kind == "message":
+                role = (ev.data or {}).get("role")
+                if role == "customer":
+                    stats.customer_messages += 1
+                    touched[cid] = (True, touched.get(cid, (False, ev.id))[1])
+                elif role in ("agent", "bot"):
+                    known = self.memory.get(cid)
+                    # The hub's own replies were observed when it posted them.
+                    if known is None or (ev.message_id or 0) > known.upto:
+                        touched.setdefault(cid, (False, ev.id))
+            elif ev.kind in _SETTLING or (ev.kind == "resolved" and ev.from_state == "human"):
+                self.memory.resettle(cid)
+                if ev.kind in _SETTLING:
+                    # Back with the bot: if the customer's last word went unanswered, answer it.
+                    touched.setdefault(cid, (False, ev.id))
+            elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in in_hand:
+                # The saved state is enough if the customer comes back; free the memory now.
+                self.memory.forget(cid)
+        return touched
+
+    def forget(self, cid: int) -> None:
+        """The triage state in memory may be ahead of what was stored: reload it next time."""
+        self.memory.forget(cid)
+
+    async def handle(self, cid: int, has_customer: bool) -> bool:
+        """Bring ``cid`` up to date and answer or escalate its customer's newest message.
+
+        :return: whether to run again at once (the customer wrote while the bot was thinking)
+        """
+        store = self.shared.store
+        conv = hub_state.conversation(store, cid)
+        if conv is None:
+            return False
+        entry = self.memory.entry(cid, conv.triage_state, version=conv.version)
+        pending = self.memory.observe(entry, hub_state.turns_after(store, cid, entry.upto))
+        if pending is None and conv.state == "bot":
+            # Nothing new to observe, yet the customer may still be owed an answer: released or
+            # handed back after their last word, or a crash between storing the verdict and the
+            # answer. The transcript, not the triage state, says what was answered.
+            pending = self._unanswered(cid, entry)
+        if pending is None:
+            return False  # nothing new from the customer, or already answered (a replay)
+        mid, created_at = pending
+        verdict = entry.last_customer
+        if conv.state != "bot":
+            # Waiting, with a person, or resolved meanwhile: agents just see the level.
+            self.escalation.record(cid, entry, mid)
+            return False
+        settings = self.shared.settings
+        fallbacks = conv.bot_fallbacks
+        decision = decide(
+            settings,
+            level=verdict.level,
+            reasons=verdict.reasons,
+            message_reasons=getattr(verdict, "message_reasons", ()),
+            fallbacks=fallbacks,
+            settled=entry.settled,
+        )
+        if decision.escalate:
+            self.escalation.escalate(cid, entry, mid, decision)
+            return False
+        if entry.context is None:
+            entry.context = deque(self._context(cid), maxlen=CONTEXT_MESSAGES)
+        ctx = _bot_context(cid, conv.customer_name, list(entry.context), verdict, fallbacks)
+        asked = time.monotonic()
+        try:
+            ans = await self.bot.answer(ctx)
+        except Exception:
+            # A broken bot must not leave the customer talking to nobody.
+            log.exception("bot failed on conversation %s; escalating", cid)
+            self.shared.stats.errors += 1
+            self.escalation.escalate(cid, entry, mid, _bot_error(verdict), fallback=True)
+            return False
+        if time.monotonic() - asked > STALE_AFTER_S and hub_state.customer_wrote_after(
+            store, cid, mid
+        ):
+            # The customer wrote again while the bot was thinking: answer the newest message,
+            # with it in the context, instead of posting a reply that is already behind.
+            return True
+        after = decide(
+            settings,
+            level=verdict.level,
+            reasons=verdict.reasons,
+            message_reasons=getattr(verdict, "message_reasons", ()),
+            fallbacks=fallbacks + (1 if ans.fallback else 0),
+            handoff=bool(ans.handoff),
+            handoff_reason=getattr(ans, "handoff_reason", None) or None,
+            settled=entry.settled,
+        )
+        if after.escalate:
+            self.escalation.escalate(cid, entry, mid, after, fallback=bool(ans.fallback))
+            return False
+        self._reply(cid, entry, mid, created_at, ans)
+        return False
+
+    def _unanswered(self, cid: int, entry: Remembered) -> tuple[int, float] | None:
+        """The customer's message, if it is the newest one in the conversation."""
+        last = hub_state.last_turn(self.shared.store, cid)
+        if last is None or last.role != "customer":
+            return None
+        verdict = entry.verdict or entry.last_customer or getattr(entry.state, "verdict", None)
+        if verdict is None:
+            return None
+        entry.last_customer = verdict
+        return last.id, last.created_at
+
+    def _context(self, cid: int) -> list[dict[str, str]]:
+        rows = queries.transcript(
+            self.shared.store, cid, last=CONTEXT_MESSAGES, include_notes=False
+        )
+        return [{"role": r["role"], "text": r["text"]} for r in rows]
+
+    def _reply(self, cid: int, entry: Remembered, mid: int, created_at: float, ans: Any) -> None:
+        shared = self.shared
+        verdict = entry.last_customer
+        mark = self.memory.mark(entry, verdict)
+        try:
+            bot_mid = lc.bot_reply(
+                shared.store,
+                cid,
+                ans.text,
+                reply_to=mid,
+                fallback=bool(ans.fallback),
+                meta=dict(ans.meta()),
+                triage=mark,
+            )
+        except AlreadyAnswered:
+            return
+        except NotOwner:
+            # An agent claimed it while the bot was thinking: the reply is dropped (invariant 3).
+            self.escalation.record(cid, entry, mid)
+            return
+        except InvalidInput as exc:
+            # An empty or oversized reply cannot be sent; a person answers instead.
+            log.warning("conversation %s: the bot's reply was refused (%s); escalating", cid, exc)
+            shared.stats.errors += 1
+            self.escalation.escalate(cid, entry, mid, _bot_error(verdict), fallback=True)
+            return
+        stats = shared.stats
+        stats.bot_replies += 1
+        stats.fallbacks += 1 if ans.fallback else 0
+        if self.keep_lags:
+            stats.lags.append(shared.clock() - created_at)
+        self.memory.observe_reply(entry, bot_mid, ans.text, fallback=bool(ans.fallback))
+        if getattr(ans, "resolve", False):
+            try:
+                lc.resolve(shared.store, cid, by="bot")
+                stats.resolved_by_bot += 1
+            except InvalidTransition:
+                pass
+
+
+def _bot_error(verdict: Any) -> Decision:
+    """The decision when the bot failed: a person answers, with ``bot_fallback`` as the reason."""
+    return Decision(True, ("bot_fallback",), max_level(verdict.level, "watch"), "bot_error")
+
+
+def _bot_context(
+    cid: int, customer_name: str, messages: list[dict[str, str]], verdict: Any, fallbacks: int
+) -> Any:
+    from console.bot import BotContext
+
+    return BotContext(
+        cid,
+        customer_name,
+        messages=messages,
+        level=verdict.level,
+        reasons=list(verdict.reasons),
+        fallbacks=fallbacks,
+    )

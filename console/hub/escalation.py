@@ -1,0 +1,88 @@
+"""Applying the policy's verdict: a conversation goes to the queue, and its badge stays honest.
+
+An escalation is one store transaction (:func:`store.lifecycle.escalate`): the verdict on the
+customer's message, the move to the queue with its reasons, and the hand-off notice to the
+customer, so a crash can never leave one without the others. While a conversation waits, what
+agents see never drops below what sent it there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.hub.memory import Remembered, TriageMemory
+from console.hub.notices import Notices
+from console.hub.shared import Shared
+from console.policy import Decision, max_level
+from store import hub_state
+from store import lifecycle as lc
+from store.errors import InvalidTransition
+
+
+class Escalation:
+    """Sends conversations to people and records triage for those already with them."""
+
+    def __init__(self, shared: Shared, memory: TriageMemory, notices: Notices) -> None:
+        self.shared = shared
+        self.memory = memory
+        self.notices = notices
+
+    def escalate(
+        self, cid: int, entry: Remembered, mid: int, decision: Decision, *, fallback: bool = False
+    ) -> None:
+        """Move ``cid`` to the queue because of customer message ``mid``, telling the customer.
+
+        :param fallback: the bot could not answer (the customer is told so)
+        """
+        verdict = entry.last_customer or entry.verdict
+        level = max_level(verdict.level, decision.level)
+        notice = self.notices.handoff(cid, level, decision, fallback=fallback)
+        mark = self.memory.mark(entry, verdict, level=level, also=tuple(decision.reasons))
+        store = self.shared.store
+        try:
+            # The customer message carries the verdict that sent it to a person.
+            lc.escalate(
+                store,
+                cid,
+                reasons=list(decision.reasons),
+                by="hub",
+                level=level,
+                triage=mark,
+                message=notice.text,
+                message_id=mid,
+                note=f"rule {decision.rule}"
+                + (f", ~{notice.minutes} min" if notice.minutes else ""),
+            )
+        except InvalidTransition:
+            # Claimed (or closed) meanwhile: the verdict is still the customer message's.
+            lc.record_triage(store, cid, mark, message_id=mid, actor="triage")
+            return
+        stats = self.shared.stats
+        stats.escalations += 1
+        for r in decision.reasons:
+            stats.escalation_reasons[r] = stats.escalation_reasons.get(r, 0) + 1
+
+    def record(self, cid: int, entry: Remembered, mid: int | None) -> None:
+        """Store the latest verdict of a conversation the bot does not own (agents see the level)."""
+        verdict = entry.verdict
+        if verdict is None:
+            return
+        lc.record_triage(
+            self.shared.store,
+            cid,
+            self.waiting_mark(cid, entry, verdict),
+            message_id=mid,
+            actor="triage",
+        )
+
+    def waiting_mark(self, cid: int, entry: Remembered, verdict: Any) -> lc.TriageMark:
+        """The mark for a verdict, never below what sent the conversation to the queue while it waits.
+
+        A customer in the queue who writes "hello??" is not calmer than when the bot handed
+        them over: until a person answers, the badge keeps the escalation's level and reasons.
+        """
+        data = hub_state.waiting_escalation(self.shared.store, cid)
+        if data is None:
+            return self.memory.mark(entry, verdict)
+        level = max_level(verdict.level, data.get("level") or "watch")
+        return self.memory.mark(entry, verdict, level=level, also=tuple(data.get("reasons") or ()))

@@ -1,0 +1,72 @@
+"""SLA timers: a wait in the queue raises the customer's level; quiet bot conversations close.
+
+Every ``settings.sla_tick_s`` the hub walks the queue, longest wait first, and lets the
+triage engine weigh the wait (``engine.waited``: ``long_wait`` once it is too long); a
+conversation with the bot in which the customer has said nothing for
+``settings.idle_resolve_s`` (and is owed nothing) is resolved.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from console.hub.escalation import Escalation
+from console.hub.memory import TriageMemory
+from console.hub.shared import Shared
+from store import lifecycle as lc
+from store import queue, sla
+from store.errors import InvalidTransition, NotFound
+
+log = logging.getLogger("tandem.hub")
+
+WAITING_PER_TICK = 500  # the longest waits first; the rest are looked at on later ticks
+RESOLVED_PER_TICK = 200
+
+
+class SlaTimers:
+    """The periodic work of the hub, separate from the feed."""
+
+    def __init__(self, shared: Shared, memory: TriageMemory, escalation: Escalation) -> None:
+        self.shared = shared
+        self.memory = memory
+        self.escalation = escalation
+        self.last_tick = 0.0
+
+    def due(self) -> bool:
+        """Whether ``settings.sla_tick_s`` passed since the last tick."""
+        return self.shared.clock() - self.last_tick >= self.shared.settings.sla_tick_s
+
+    def tick(self) -> None:
+        """``long_wait`` for waiting conversations; resolve quiet bot conversations."""
+        shared = self.shared
+        now = shared.clock()
+        self.last_tick = now
+        store, stats = shared.store, shared.stats
+        for cid, since, triage_state in queue.waiting_longest_first(store, limit=WAITING_PER_TICK):
+            try:
+                entry = self.memory.entry(cid, triage_state)
+                verdict = shared.engine.waited(entry.state, max(0.0, now - since))
+                before = entry.stored
+                mark = self.escalation.waiting_mark(cid, entry, verdict)
+                if entry.stored == before:
+                    continue
+                entry.verdict = verdict
+                changed = lc.record_triage(store, cid, mark, actor="sla")
+                if (
+                    changed
+                    and "long_wait" in verdict.reasons
+                    and (before is None or "long_wait" not in before[1])
+                ):
+                    stats.long_wait_raised += 1
+            except (NotFound, InvalidTransition):
+                continue
+            except Exception:
+                stats.errors += 1
+                log.exception("hub: SLA tick on conversation %s", cid)
+        cutoff = now - shared.settings.idle_resolve_s
+        for cid in sla.quiet_bot_conversations(store, before=cutoff, limit=RESOLVED_PER_TICK):
+            try:
+                lc.resolve(store, cid, by="hub")
+                stats.idle_resolved += 1
+            except InvalidTransition:
+                continue
