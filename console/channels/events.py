@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from store import Store
+from store import Store, queries
 from store.feed import Event
 
 PUBLIC_ROLES = ("customer", "bot", "agent", "system")
@@ -102,15 +102,12 @@ def state_event(e: Event) -> dict[str, Any] | None:
     return out
 
 
-_MESSAGE_SQL = "SELECT id, role, author, text, created_at, meta FROM messages WHERE id = ?"
-
-
 def message_of(store: Store, e: Event) -> dict[str, Any] | None:
     """The public form of a ``message`` feed event's message (``None`` for notes)."""
     if e.kind != "message" or (e.data or {}).get("role") not in PUBLIC_ROLES:
         return None
-    row = store.one(_MESSAGE_SQL, (e.message_id,))
-    return None if row is None else public_message(dict(row))
+    row = queries.message(store, e.message_id or 0)
+    return None if row is None else public_message(row)
 
 
 def public_event(store: Store, e: Event) -> tuple[str, dict[str, Any]] | None:
