@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.triage import text as T
-from console.triage.lexicons.cues import CUES, NEGATION_PROOF, REQUEST_NEGATORS_IGNORED
-from console.triage.lexicons.sentiment import BOUNDARIES, NEGATORS
-from console.triage.sentiment import SentimentScorer
+from console.triage.language import CONFIDENT, LanguageDetector
+from console.triage.lexicon import LANGUAGES
+from console.triage.packs import NEGATION_PROOF, Pack, build
 from store.levels import LEVELS, NEEDS_HUMAN, level_rank
 
 REASONS: tuple[str, ...] = (
@@ -178,13 +178,6 @@ FILTER_STAY = 0.4
 FILTER_ONSET = 0.3
 EMISSION_PRIOR = 0.234  # share of positives in the data the weights were fitted on
 
-_STOP = frozenset(
-    "a an the i i'm me my we our you your it it's is are was were be been am do does did to of "
-    "in on at for with and or but so this that these those can could would should will please "
-    "thanks thank hi hello hey there just have has had what how why when where which who "
-    "not no yes ok okay get got any some about from as by if than then up out".split()
-)
-_CONTRAST = frozenset({"but", "however", "although", "though", "unfortunately", "despite"})
 _FALLBACK_TEXT = T.PhraseMatcher(
     {
         "fallback": [
@@ -201,14 +194,6 @@ _FALLBACK_TEXT = T.PhraseMatcher(
 )
 
 
-_PERSON_ALONE = frozenset(
-    {"agent", "agents", "human", "person", "operator", "representative", "advisor"}
-)
-_PERSON_WORDS_BEFORE = frozenset(
-    {"a", "an", "real", "live", "human", "please", "hello", "hi", "hey", "ok", "okay"}
-)
-
-
 @dataclass(slots=True)
 class Verdict:
     """The triage verdict for a conversation so far (and the reasons of its last message)."""
@@ -217,6 +202,7 @@ class Verdict:
     score: float
     reasons: list[str] = field(default_factory=list)
     message_reasons: list[str] = field(default_factory=list)
+    lang: str = ""  # the conversation's language (ISO 639-1), "" before any customer text
 
     @property
     def needs_human(self) -> bool:
@@ -225,7 +211,12 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSONL contract's fields (without the id)."""
-        return {"level": self.level, "score": round(self.score, 3), "reasons": list(self.reasons)}
+        return {
+            "level": self.level,
+            "score": round(self.score, 3),
+            "reasons": list(self.reasons),
+            "lang": self.lang or "und",
+        }
 
 
 @dataclass(slots=True)
@@ -244,6 +235,7 @@ class State:
     recent: list[list[str]] = field(default_factory=list)  # content words of recent messages
     verdict: Verdict = field(default_factory=lambda: Verdict("calm", 0.0))
     last_at: float | None = None
+    lang: str = ""  # the language the customer writes in, as last detected with confidence
 
 
 @dataclass(slots=True)
@@ -258,6 +250,7 @@ class Signals:
     negated_positive: int  # "not happy", "not helpful"
     words: list[str]
     shout: bool
+    lang: str = ""
 
 
 def level_of(score: float) -> str:
@@ -287,6 +280,33 @@ def _logit(p: float) -> float:
 _EMISSION_LOGIT = _logit(EMISSION_PRIOR)
 
 
+# A message of fewer words than this ("ok", "thanks!", "agent") says too little about its
+# language to override the conversation's.
+SHORT = 3
+_SIBLINGS = {"da": "no", "no": "da"}
+_LETTER_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("å", ("sv", "no", "da")),
+    ("æ", ("no", "da")),
+    ("ø", ("no", "da")),
+    ("ł", ("pl",)),
+    ("ą", ("pl",)),
+    ("ę", ("pl",)),
+    ("ś", ("pl",)),
+    ("ż", ("pl",)),
+    ("ź", ("pl",)),
+    ("ñ", ("es",)),
+    ("ã", ("pt",)),
+    ("õ", ("pt",)),
+)
+
+
+def _lang_code(value: Any) -> str:
+    """A stored language code, or "" (codes are short lower-case letters, nothing else)."""
+    if isinstance(value, str) and 2 <= len(value) <= 3 and value.isascii() and value.isalpha():
+        return value.lower()
+    return ""
+
+
 def _probability(value: Any) -> float:
     """A stored probability; anything else is a ValueError (a fresh state)."""
     p = float(value)
@@ -304,9 +324,16 @@ class TriageEngine:
         threshold: float | None = None,
         stay: float | None = None,
         onset: float | None = None,
+        languages: tuple[str, ...] = LANGUAGES,
     ) -> None:
-        self.cues = T.PhraseMatcher(CUES)
-        self.sentiment = SentimentScorer()
+        self.languages = tuple(languages)
+        if "en" not in self.languages:
+            raise ValueError("English is the fallback language and cannot be left out")
+        self._packs: dict[str, Pack] = {}
+        english = self.pack("en")
+        # Emoji and emoticons mean the same in every language.
+        self._emoji = {w: v for w, v in english.lexicon.valence.items() if not w[0].isalpha()}
+        self.detector = LanguageDetector(self.languages)
         self.weights = tuple(weights) if weights is not None else WEIGHTS
         if len(self.weights) != len(FEATURES) + 1:
             raise ValueError(f"expected {len(FEATURES) + 1} weights, got {len(self.weights)}")
@@ -323,6 +350,13 @@ class TriageEngine:
         self._centre = _logit(self.threshold)
 
     # -- public API -------------------------------------------------------------------------
+
+    def pack(self, code: str) -> Pack:
+        """The compiled lexicon of ``code`` (built on first use; a race builds it twice, harmlessly)."""
+        pack = self._packs.get(code)
+        if pack is None:
+            pack = self._packs[code] = build(code, getattr(self, "_emoji", None))
+        return pack
 
     def new_state(self) -> State:
         """A fresh conversation."""
@@ -386,6 +420,7 @@ class TriageEngine:
             "recent": state.recent,
             "verdict": [v.level, round(v.score, 4), v.reasons, v.message_reasons],
             "last_at": state.last_at,
+            "lang": state.lang,
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -416,8 +451,10 @@ class TriageEngine:
                     float(score),
                     [r for r in reasons if r in PRIORITY],
                     [r for r in message_reasons if r in PRIORITY],
+                    _lang_code(data.get("lang")),
                 ),
                 last_at=None if data.get("last_at") is None else float(data["last_at"]),
+                lang=_lang_code(data.get("lang")),
             )
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
             return State()
@@ -466,6 +503,8 @@ class TriageEngine:
 
     def _customer(self, state: State, text: str) -> Verdict:
         sig = self.signals(text, state)
+        if sig.lang:
+            state.lang = sig.lang
         state.waited = 0.0  # the customer just spoke; waiting starts again with the bot's turn
         w = self.weights
         x = sig.features
@@ -567,24 +606,43 @@ class TriageEngine:
     def signals(self, text: str, state: State | None = None) -> Signals:
         """Everything one customer message says on its own, as counts and features."""
         raw = T.clip(text)
-        toks = T.tokens(raw)
+        toks = T.tokens(raw, fold=True)
+        lang, candidates = self._language(raw, toks, state)
         hits: dict[str, int] = {}
-        for start, _end, label in self.cues.find(toks):
-            if label not in NEGATION_PROOF and self._negated(toks, start, label):
-                continue
-            hits[label] = hits.get(label, 0) + 1
-        s = self.sentiment.score(toks)
+        primary: Pack | None = None
+        mapped: list[str] = toks
+        for code in candidates:
+            pack = self.pack(code)
+            mtoks = pack.mapper.map(toks)
+            if primary is None:
+                primary, mapped = pack, mtoks
+            found: dict[str, int] = {}
+            for start, _end, label in pack.cues.find(mtoks):
+                if label not in NEGATION_PROOF and self._negated(pack, mtoks, start, label):
+                    continue
+                found[label] = found.get(label, 0) + 1
+            for reason in pack.structure_hits(mtoks):
+                found.setdefault(reason, 1)
+            if "human_request" not in found and len(mtoks) <= 4:
+                alnum = [t for t in mtoks if t[0].isalnum()]
+                if (
+                    0 < len(alnum) <= 2
+                    and alnum[-1] in pack.request_alone
+                    and (len(alnum) == 1 or alnum[0] in pack.request_before)
+                ):
+                    # "agent", "real person", "operator!": a message that is nothing but a
+                    # person is asking for one (the phrase cues need more words around it).
+                    found["human_request"] = 1
+            for label, count in found.items():
+                if count > hits.get(label, 0):
+                    hits[label] = count
+        assert primary is not None  # candidates are never empty
+        toks = mapped
+        negators = primary.negators
+        s = primary.sentiment.score(toks)
         alnum = [t for t in toks if t[0].isalnum()]
-        if (
-            "human_request" not in hits
-            and 0 < len(alnum) <= 2
-            and alnum[-1] in _PERSON_ALONE
-            and (len(alnum) == 1 or alnum[0] in _PERSON_WORDS_BEFORE)
-        ):
-            # "agent", "real person", "operator!": a message that is nothing but a person is
-            # asking for one (the phrase cues need more words around it).
-            hits["human_request"] = 1
-        words = [t for t in alnum if t not in _STOP]
+        stop = primary.stopwords
+        words = [t for t in alnum if t not in stop]
         n_words = len(alnum)
         caps = T.caps_words(raw) if n_words else 0
         shout = caps >= 2 and caps * 4 >= n_words and T.letter_count(raw) >= 8
@@ -596,7 +654,7 @@ class TriageEngine:
         if praise:
             # Praise next to a problem is sarcasm; on its own it is thanks.
             wrong = s.negative >= 1.0 or frustration or hits.get("problem")
-            if wrong or any(t in NEGATORS for t in toks):
+            if wrong or not negators.isdisjoint(toks):
                 frustration += praise
             else:
                 polite += praise
@@ -604,7 +662,7 @@ class TriageEngine:
         hard = sum(v for k, v in hits.items() if k in FLOORS)
         # "can't wait", "no problem": negation words that say something good.
         idioms = hits.get("positive_idiom", 0)
-        negations = max(0, sum(map(NEGATORS.__contains__, toks)) - idioms)
+        negations = max(0, sum(map(negators.__contains__, toks)) - idioms)
         negative = (
             s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
         )
@@ -623,23 +681,63 @@ class TriageEngine:
             1.0 if state is None or state.turns == 0 else 0.0,
             float(min(hard, 2)),
             # "I did everything, but it still ...": a contrast is where expectations broke.
-            1.0 if not _CONTRAST.isdisjoint(toks) else 0.0,
+            1.0 if not primary.contrast.isdisjoint(toks) else 0.0,
         ]
         return Signals(
-            hits, features, s.compound, negative, s.negative, s.negated_positive, words, shout
+            hits, features, s.compound, negative, s.negative, s.negated_positive, words, shout, lang
         )
 
+    def _language(self, raw: str, toks: list[str], state: State | None) -> tuple[str, list[str]]:
+        """The message's language and the languages whose lexicons read it (best first)."""
+        known = state.lang if state is not None else ""
+        words = sum(1 for t in toks if t[0].isalpha())
+        if not words:
+            # Emoji, numbers, "!!!": nothing to detect; the conversation's language stands.
+            return known, [known if known in self.languages else "en"]
+        found = self.detector.detect(raw)
+        candidates = list(found.candidates)
+        lang = found.lang
+        if not raw.isascii():
+            # Letters only some of our languages use ("jævla", "vão", "człowiek") are evidence
+            # the short-text model can miss.
+            for letter, codes in _LETTER_HINTS:
+                if letter in raw:
+                    candidates.extend(c for c in codes if c not in candidates)
+        sibling = _SIBLINGS.get(candidates[0])
+        if sibling is not None:
+            # Danish and Norwegian Bokmål are often a coin toss for the model on one sentence:
+            # read both, and report the one whose own words the message uses more.
+            if sibling not in candidates:
+                candidates.insert(1, sibling)
+            if lang in _SIBLINGS:
+                lang = self._closer(toks, lang, _SIBLINGS[lang])
+        if known and (found.confidence < CONFIDENT or words < SHORT):
+            # "ok", "agent", "hjälp!": too short to tell; read it as the conversation so far.
+            lang = known
+            if known in self.languages:
+                if known in candidates:
+                    candidates.remove(known)
+                candidates.insert(0, known)
+        return lang, candidates
+
+    def _closer(self, toks: list[str], lang: str, other: str) -> str:
+        """Of two sibling languages, the one more of whose own words ``toks`` contains."""
+        mine, theirs = self.pack(lang).own_words, self.pack(other).own_words
+        a = sum(1 for t in toks if t in mine and t not in theirs)
+        b = sum(1 for t in toks if t in theirs and t not in mine)
+        return other if b > a else lang
+
     @staticmethod
-    def _negated(toks: list[str], start: int, label: str) -> bool:
+    def _negated(pack: Pack, toks: list[str], start: int, label: str) -> bool:
         """A negator in the three tokens before a cue, within its clause ("not going to sue")."""
         j = start - 1
         stop = max(-1, start - 4)
         while j > stop:
             tok = toks[j]
-            if tok in BOUNDARIES:
+            if tok in pack.boundaries:
                 return False
-            if tok in NEGATORS:
-                return not (label == "human_request" and tok in REQUEST_NEGATORS_IGNORED)
+            if tok in pack.negators:
+                return not (label == "human_request" and tok in pack.request_negators_ignored)
             j -= 1
         return False
 
@@ -687,6 +785,6 @@ class TriageEngine:
         elif not ordered:
             ordered = ["negative_sentiment"]
         msg = sorted(dict.fromkeys(message_reasons), key=lambda r: PRIORITY.get(r, 99))
-        verdict = Verdict(level, round(min(score, 1.0), 4), ordered, msg)
+        verdict = Verdict(level, round(min(score, 1.0), 4), ordered, msg, state.lang)
         state.verdict = verdict
         return verdict

@@ -7,6 +7,7 @@ order), which is how the hub sees it: the verdict after that message arrived.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -241,3 +242,140 @@ def progress_bar(total: int, stream: Any = None) -> Callable[[int], None]:
         out.flush()
 
     return update
+
+
+# -- the multilingual sets (tests/triage/multilingual/<set>/<lang>.jsonl) ----------------------
+
+SET_FIELDS = ("id", "lang", "needs_human")
+
+
+@dataclass(slots=True)
+class Case:
+    """One hand-written message (or conversation) of a multilingual evaluation set."""
+
+    ident: str
+    lang: str
+    messages: list[dict[str, Any]]
+    needs_human: bool
+    reason: str  # the hard reason it was written for ("" for routine messages)
+
+
+def read_cases(path: str | Path) -> list[Case]:
+    """Read a ``.jsonl`` set, or every ``*.jsonl`` under a directory; :class:`EvalError` if bad.
+
+    Each line: ``{"id", "lang", "needs_human": bool, "reason"?, "text" | "messages"}``.
+    """
+    p = Path(path)
+    files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
+    if not files or not all(f.is_file() for f in files):
+        raise EvalError(f"{p}: no such file (or no .jsonl files under it)")
+    cases: list[Case] = []
+    for f in files:
+        try:
+            lines = f.read_text("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise EvalError(f"{f}: not UTF-8 text ({exc.reason})") from None
+        for i, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as exc:
+                raise EvalError(f"{f}:{i}: not JSON ({exc})") from None
+            if not isinstance(rec, dict) or any(k not in rec for k in SET_FIELDS):
+                raise EvalError(f"{f}:{i}: need {', '.join(SET_FIELDS)} and text or messages")
+            if "messages" in rec and isinstance(rec["messages"], list):
+                messages = [m for m in rec["messages"] if isinstance(m, dict)]
+            elif isinstance(rec.get("text"), str):
+                messages = [{"role": "customer", "text": rec["text"]}]
+            else:
+                raise EvalError(f"{f}:{i}: need text (a string) or messages (a list)")
+            if not isinstance(rec["needs_human"], bool):
+                raise EvalError(f"{f}:{i}: needs_human must be true or false")
+            cases.append(
+                Case(
+                    str(rec["id"]),
+                    str(rec["lang"]),
+                    messages,
+                    rec["needs_human"],
+                    str(rec.get("reason") or ""),
+                )
+            )
+    return cases
+
+
+@dataclass(slots=True)
+class SetTally:
+    """Needs-a-human recall, routine specificity and language accuracy for one group."""
+
+    tally: Tally = field(default_factory=Tally)
+    lang_right: int = 0
+    missed: list[str] = field(default_factory=list)  # ids of wrong verdicts
+
+    def row(self) -> dict[str, Any]:
+        t = self.tally
+        out: dict[str, Any] = {"n": t.n, "human": t.tp + t.fn, "routine": t.tn + t.fp}
+        if t.tp + t.fn:
+            out["recall"] = t.tp / (t.tp + t.fn)
+        if t.tn + t.fp:
+            out["specificity"] = t.tn / (t.tn + t.fp)
+        out["lang_accuracy"] = self.lang_right / t.n if t.n else 0.0
+        out["wrong"] = list(self.missed)
+        return out
+
+
+def evaluate_cases(
+    engine: TriageEngine, cases: list[Case]
+) -> tuple[dict[str, SetTally], dict[str, SetTally]]:
+    """Per language and per reason (the reason a needs-a-human message was written for)."""
+    by_lang: dict[str, SetTally] = {}
+    by_reason: dict[str, SetTally] = {}
+    for case in cases:
+        verdict = engine.score_conversation(case.messages)
+        flagged = verdict.needs_human
+        for key, table in ((case.lang, by_lang), (case.reason or "routine", by_reason)):
+            st = table.setdefault(key, SetTally())
+            st.tally.add(case.needs_human, flagged)
+            st.lang_right += verdict.lang == case.lang
+            if flagged != case.needs_human:
+                st.missed.append(case.ident)
+    return by_lang, by_reason
+
+
+def render_cases(by_lang: dict[str, SetTally], by_reason: dict[str, SetTally]) -> str:
+    """Two fixed-width tables: per language (with the pooled total), then per reason."""
+    head = f"{'language':<10} {'n':>4} {'human':>6} {'recall':>7} {'routine':>8} {'spec':>6} {'lang ok':>8}"
+    lines = [head, "-" * len(head)]
+    total = SetTally()
+    for name in sorted(by_lang):
+        st = by_lang[name]
+        for attr in ("tp", "fp", "tn", "fn"):
+            setattr(total.tally, attr, getattr(total.tally, attr) + getattr(st.tally, attr))
+        total.lang_right += st.lang_right
+        lines.append(_set_line(name, st))
+    lines.append(_set_line("all", total))
+    lines.append("")
+    head = f"{'reason':<20} {'n':>4} {'recall':>7} {'spec':>6}"
+    lines += [head, "-" * len(head)]
+    for name in sorted(by_reason):
+        r = by_reason[name].row()
+        rec = f"{r['recall']:7.3f}" if "recall" in r else f"{'':7}"
+        spec = f"{r['specificity']:6.3f}" if "specificity" in r else f"{'':6}"
+        shown = "".join(ch if ch.isprintable() else "?" for ch in name)[:20]
+        lines.append(f"{shown:<20} {r['n']:>4} {rec} {spec}")
+    wrong = [i for name in sorted(by_lang) for i in by_lang[name].missed]
+    if wrong:
+        shown_ids = ", ".join("".join(ch if ch.isprintable() else "?" for ch in i) for i in wrong)
+        lines.append(f"\nwrong: {shown_ids}")
+    return "\n".join(lines)
+
+
+def _set_line(name: str, st: SetTally) -> str:
+    r = st.row()
+    rec = f"{r['recall']:7.3f}" if "recall" in r else f"{'':7}"
+    spec = f"{r['specificity']:6.3f}" if "specificity" in r else f"{'':6}"
+    shown = "".join(ch if ch.isprintable() else "?" for ch in name)[:10]
+    return (
+        f"{shown:<10} {r['n']:>4} {r['human']:>6} {rec} {r['routine']:>8} {spec}"
+        f" {r['lang_accuracy']:8.3f}"
+    )

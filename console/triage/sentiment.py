@@ -11,14 +11,12 @@ with it) and adjusted by :mod:`console.triage.lexicons.sentiment`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-from console.triage.lexicons.sentiment import BOOSTERS, BOUNDARIES, EXTRA, NEGATORS, NEUTRAL
-
 NEGATION_SCALAR = -0.74  # VADER's: "not good" is mildly bad, not as bad as "bad"
 ALPHA = 15.0  # VADER's normalisation constant
-_BUT = frozenset({"but", "however", "although", "though"})
 
 
 @dataclass(slots=True)
@@ -31,8 +29,8 @@ class Sentiment:
     negated_positive: int  # "not happy", "not helpful": a polite way of saying something is wrong
 
 
-def load_lexicon() -> dict[str, float]:
-    """VADER's word valences (from the installed package) with our support-specific edits."""
+def load_vader(neutral: Iterable[str] = ()) -> dict[str, float]:
+    """VADER's word valences (from the installed package), less the ``neutral`` words."""
     lexicon: dict[str, float] = {}
     try:
         text = resources.files("vaderSentiment").joinpath("vader_lexicon.txt").read_text("utf-8")
@@ -53,18 +51,31 @@ def load_lexicon() -> dict[str, float]:
             lexicon[word] = float(parts[1])
         except ValueError:
             continue
-    for word in NEUTRAL:
+    for word in neutral:
         lexicon.pop(word, None)
-    lexicon.update(EXTRA)
     return lexicon
 
 
 class SentimentScorer:
     """Scores token lists; build once, share freely (read-only after construction)."""
 
-    def __init__(self, lexicon: dict[str, float] | None = None) -> None:
-        self.lexicon = lexicon if lexicon is not None else load_lexicon()
+    def __init__(
+        self,
+        lexicon: dict[str, float],
+        *,
+        negators: frozenset[str],
+        boundaries: frozenset[str],
+        boosters: dict[str, float],
+        contrast: frozenset[str],
+    ) -> None:
+        self.lexicon = lexicon
         self._keys = frozenset(self.lexicon)
+        self.negators = negators
+        self.boundaries = boundaries
+        self.boosters = boosters
+        # "but" shifts the weight to the second clause; the language's contrast words that
+        # are also clause boundaries do that.
+        self.but = contrast & boundaries
 
     def score(self, toks: list[str]) -> Sentiment:
         """Score one message's tokens in one pass."""
@@ -75,11 +86,15 @@ class SentimentScorer:
         neg = pos = 0.0
         negated_pos = 0
         but_at = -1
-        if not _BUT.isdisjoint(toks):
+        but = self.but
+        if not but.isdisjoint(toks):
             for i, tok in enumerate(toks):
-                if tok in _BUT:
+                if tok in but:
                     but_at = i
         keys = self._keys
+        negators = self.negators
+        boundaries = self.boundaries
+        boosters = self.boosters
         for i in [i for i, tok in enumerate(toks) if tok in keys]:
             v = lexicon[toks[i]]
             # Look back over the clause for boosters and negators (VADER looks 3 words back).
@@ -88,12 +103,12 @@ class SentimentScorer:
             stop = max(-1, i - 4)
             while j > stop:
                 prev = toks[j]
-                if prev in BOUNDARIES:
+                if prev in boundaries:
                     break
-                if prev in NEGATORS:
+                if prev in negators:
                     negated = True
                 elif j == i - 1:
-                    b = BOOSTERS.get(prev)
+                    b = boosters.get(prev)
                     if b is not None:
                         v += b if v > 0 else -b
                 j -= 1

@@ -9,7 +9,7 @@ replies.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 # Longer texts are scored on their head and tail: a 1 MB paste says no more about the
 # customer's mood than its first and last few thousand characters, and the hub must not stall.
@@ -19,8 +19,45 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 # Emoji and emoticons carry mood in short messages ("charged twice 😡"); the few that matter
 # are single tokens, everything else outside ASCII words is ignored.
 EMOJI = "😡😠🤬😤😒🙄😩😫😢😭😞😔☹🙁😕👎💩😣😖😑🤦😓😰😱😊🙂😀😃😄😁😍🥰❤💕👍🙏🎉🤗🙌"
+# Words keep English contractions ("don't", "i'm", "bank's") whole; any other apostrophe splits,
+# so French and Italian elisions ("l'argent", "dell'operatore") leave the word itself.
+_WORD = "[a-z0-9\u00df-\u00f6\u00f8-\u00ff\u0100-\u017f]"
 _TOKEN = re.compile(
-    r"[a-z0-9\u00df-\u00f6\u00f8-\u00ff]+(?:'[a-z]+)?|[!?]|:-?[()/|\\]|[,.;:]|[" + EMOJI + "]"
+    _WORD + "+(?:'(?:t|s|m|d|re|ve|ll)(?!" + _WORD + "))?|[!?]|:-?[()/|\\\\]|[,.;:]|[" + EMOJI + "]"
+)
+# Accents folded for matching: customers type "manniska", "czlowiek", "tot" for "tôt" as often
+# as the accented words, and lexicons list one spelling. Latin-1 and Latin Extended-A letters.
+_ACCENTS = str.maketrans(
+    {
+        **dict.fromkeys("àáâãäåāăą", "a"),
+        **dict.fromkeys("çćĉċč", "c"),
+        **dict.fromkeys("ďđ", "d"),
+        **dict.fromkeys("èéêëēĕėęě", "e"),
+        **dict.fromkeys("ĝğġģ", "g"),
+        **dict.fromkeys("ìíîïĩīĭįı", "i"),
+        **dict.fromkeys("ñńņňŉ", "n"),
+        **dict.fromkeys("òóôõöøōŏő", "o"),
+        **dict.fromkeys("ŕŗř", "r"),
+        **dict.fromkeys("śŝşš", "s"),
+        **dict.fromkeys("ţťŧ", "t"),
+        **dict.fromkeys("ùúûüũūŭůűų", "u"),
+        **dict.fromkeys("ýÿŷ", "y"),
+        **dict.fromkeys("źżž", "z"),
+        "æ": "ae",
+        "œ": "oe",
+        "ß": "ss",
+        "ł": "l",
+        "ĺ": "l",
+        "ľ": "l",
+        "ŀ": "l",
+        "ķ": "k",
+        "ĵ": "j",
+        "ĥ": "h",
+        "ħ": "h",
+        "ŵ": "w",
+        "þ": "th",
+        "ð": "d",
+    }
 )
 _URL = re.compile(r"(?:https?://|www\.)\S*")
 # Anonymisation placeholders ("#NAME#", "#PRS_ORG#", "#NUMBER#") stand for something the
@@ -101,12 +138,15 @@ def _fold(match: re.Match[str]) -> str:
     return _FOLD[" ".join(match.group().split())]
 
 
-def tokens(text: str) -> list[str]:
+def tokens(text: str, fold: bool = False) -> list[str]:
     """Lower-case word tokens plus ``! ? , . ; :`` marks, with common slang spellings normalised.
 
-    Punctuation is kept as tokens so clause boundaries can stop negation windows.
+    Punctuation is kept as tokens so clause boundaries can stop negation windows. ``fold``
+    also folds accents ("människa" -> "manniska"), as the lexicons are matched.
     """
     low = text.lower().translate(_APOSTROPHES)
+    if fold and not low.isascii():
+        low = low.translate(_ACCENTS)
     if "://" in low or "www." in low:
         # Links are not words the customer wrote (and "https:/" is not a frown).
         low = _URL.sub(" ", low)
@@ -137,25 +177,42 @@ def punct_bursts(text: str) -> int:
     return len(_REPEAT_PUNCT.findall(text))
 
 
+def fold(word: str) -> str:
+    """One lower-case word with its accents folded (no tokenising: cheap for long word lists)."""
+    low = word.lower()
+    return low if low.isascii() else low.translate(_ACCENTS)
+
+
 def tokens_of(word: str) -> str:
-    """Normalise one lexicon word the way :func:`tokens` normalises text."""
+    """Normalise one lexicon word the way :func:`tokens` normalises text (accents folded).
+
+    A word ending in ``*`` is a stem ("konto*": konto, konta, kontem); it stays a stem.
+    """
     if word == "*":
         return word
-    found = tokens(word)
+    if word.endswith("*"):
+        stem = tokens(word[:-1], fold=True)
+        return (stem[0] + "*") if stem else word
+    found = tokens(word, fold=True)
     return found[0] if found else word
 
 
 # Pattern syntax (tokens separated by spaces): ``a|b`` alternatives, a trailing ``?`` marks an
-# optional token, ``*`` matches any one token. ``speak|talk to a|an? real|live? person``.
+# optional token, ``*`` matches any one token, ``stem*`` any word the language's word mapper
+# maps to that stem. ``speak|talk to a|an? real|live? person``.
 Slots = tuple[tuple[frozenset[str], bool], ...]  # (choices, optional) per pattern position
 
 
-def compile_pattern(pattern: str) -> list[Slots]:
-    """Pattern -> slot sequences whose first slot is required (leading optionals unfolded)."""
+def compile_pattern(pattern: str, canon: Callable[[str], str] | None = None) -> list[Slots]:
+    """Pattern -> slot sequences whose first slot is required (leading optionals unfolded).
+
+    ``canon`` maps each normalised word as the language's word mapper maps text (stems).
+    """
     slots: list[tuple[frozenset[str], bool]] = []
     for part in pattern.split():
         optional = part.endswith("?") and len(part) > 1
-        choices = frozenset(tokens_of(c) for c in part.rstrip("?").split("|") if c)
+        words = (tokens_of(c) for c in part.rstrip("?").split("|") if c)
+        choices = frozenset(canon(w) for w in words) if canon is not None else frozenset(words)
         if choices:
             slots.append((choices, optional))
     out: list[Slots] = []
@@ -177,11 +234,13 @@ class PhraseMatcher:
     Patterns without optional slots are matched by a flat loop; only the others recurse.
     """
 
-    def __init__(self, lexicon: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, lexicon: Mapping[str, Iterable[str]], canon: Callable[[str], str] | None = None
+    ) -> None:
         self._index: dict[str, list[tuple[Slots, str, bool]]] = {}
         for label, patterns in lexicon.items():
             for pattern in patterns:
-                for slots in compile_pattern(pattern):
+                for slots in compile_pattern(pattern, canon):
                     flat = not any(optional for _, optional in slots)
                     for tok in slots[0][0]:
                         self._index.setdefault(tok, []).append((slots, label, flat))

@@ -49,7 +49,7 @@ def test_jsonl_contract_keeps_order_and_reports_bad_lines() -> None:
     out = [json.loads(x) for x in proc.stdout.decode().splitlines()]
     assert [o["id"] for o in out] == ["a", 2, "z"]
     for o in out:
-        assert set(o) == {"id", "level", "score", "reasons"}
+        assert set(o) == {"id", "level", "score", "reasons", "lang"} and o["lang"] == "en"
         assert o["level"] in LEVELS and 0 <= o["score"] <= 1 and set(o["reasons"]) <= set(REASONS)
     assert out[0]["level"] == "empathy" and out[0]["reasons"][0] == "human_request"
     assert out[1]["level"] == "calm"

@@ -1,0 +1,217 @@
+"""Map a message's words onto one language's lexicon: stems and small spelling mistakes.
+
+Customers write "humman", "opertor", "sombody", "frustated", "pleeease", and the phrase cues
+are exact words. :class:`WordMapper` rewrites a token before the cues are matched when
+
+* it starts with a stem the lexicon lists (``konto*`` takes konta, kontem, koncie), or
+* it is one edit (insertion, deletion, substitution, adjacent transposition) away from a cue
+  word of five letters or more, after squeezing letters repeated three times or more, and it
+  is not itself a common word of the language.
+
+The last condition keeps different words apart: "human" never becomes "humid" (two edits),
+and "cancel" never becomes "cancer" (one edit, but "cancel" is a common English word). The
+common words are wordfreq's lists (words at Zipf frequency >= 2, i.e. at least once in a
+hundred million words), read from the installed package's data files; without them no spelling is
+corrected at all, because a correction without that check would match different words.
+
+Each distinct token is resolved once and remembered (a bounded memo per language), so the
+cost on live traffic is one dictionary lookup per unusual word.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import logging
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from rapidfuzz.distance import OSA
+
+from console.triage.text import fold
+
+log = logging.getLogger(__name__)
+
+MIN_TARGET = 5  # cue words shorter than this are matched exactly ("sue", "scam", "hurt")
+MIN_TOKEN = MIN_TARGET - 1  # one letter missing from a five-letter word
+MIN_STEM = 4
+GUARD_ZIPF = 2.0
+MEMO_LIMIT = 200_000  # distinct unusual words remembered per language before starting over
+_RUNS = re.compile(r"(.)\1{2,}")
+
+
+class CommonWords:
+    """A language's common words as a sorted array of their hashes (8 bytes a word).
+
+    Consulted only for a word that is one edit from a cue word, so a binary search is cheap
+    enough, and twelve languages fit in a few megabytes instead of a hundred.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self._hashes = array("q", sorted({hash(w) for w in words}))
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, word: object) -> bool:
+        h = hash(word)
+        i = bisect_left(self._hashes, h)
+        return i < len(self._hashes) and self._hashes[i] == h
+
+
+@cache
+def common_words(lang: str) -> CommonWords | None:
+    """Words of ``lang`` at Zipf >= :data:`GUARD_ZIPF`, accents folded; None if unavailable.
+
+    wordfreq's "large" list where it has one (the "small" lists stop at Zipf 3, which leaves
+    "bagging" or "pouting" free to become "begging" and "posting"), read up to the frequency
+    needed and no further (~80-200 ms a language, once per process).
+    """
+    spec = importlib.util.find_spec("wordfreq")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        import msgpack  # a dependency of wordfreq
+
+        path = None
+        for folder in spec.submodule_search_locations:
+            for size in ("large", "small"):
+                candidate = Path(folder) / "data" / f"{size}_{lang}.msgpack.gz"
+                if candidate.is_file():
+                    path = candidate
+                    break
+            if path is not None:
+                break
+        if path is None:
+            return None
+        # Bucket i holds words of frequency 10^(-i/100), i.e. Zipf 9 - i/100.
+        last = int(round((9.0 - GUARD_ZIPF) * 100))
+        words: list[str] = []
+        with gzip.open(path, "rb") as fh:
+            unpacker = msgpack.Unpacker(fh, raw=False)
+            count = unpacker.read_array_header()
+            header = unpacker.unpack()
+            if not isinstance(header, dict) or header.get("format") != "cB":
+                raise ValueError(f"unknown wordfreq format {header!r}")
+            for _ in range(min(count - 1, last + 1)):
+                words.extend(w for w in unpacker.unpack() if len(w) >= MIN_TOKEN)
+        return CommonWords(fold(w) for w in words)
+    except Exception as exc:  # a changed or broken data file disables corrections, not triage
+        log.warning(
+            "triage: wordfreq list for %s unusable (%s); no spelling corrections", lang, exc
+        )
+        return None
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+class WordMapper:
+    """Rewrites tokens onto one lexicon's words (stems, one-edit spelling mistakes)."""
+
+    def __init__(
+        self,
+        vocabulary: Iterable[str],
+        stems: Iterable[str],
+        guard_lang: str,
+        exempt: Iterable[str] = (),
+        typos: bool = True,
+    ) -> None:
+        self.vocabulary = frozenset(vocabulary)
+        self.stems = frozenset(stems)
+        self._stem_lengths = sorted({len(s) for s in self.stems}, reverse=True)
+        self.guard_lang = guard_lang
+        self.typos = typos
+        self.targets = frozenset(w for w in self.vocabulary if len(w) >= MIN_TARGET and w.isalpha())
+        self._exempt = frozenset(exempt)
+        self._index: dict[str, list[str]] = {}
+        self._build_index()
+        self._memo: dict[str, str] = {}
+        self._guard: CommonWords | None = None
+        self._guard_loaded = False
+
+    def restrict_targets(self, words: Iterable[str]) -> None:
+        """Correct spelling towards ``words`` only (the cue words, not every stopword)."""
+        self.targets = self.targets & frozenset(words)
+        self._build_index()
+        self._memo.clear()
+
+    def _build_index(self) -> None:
+        self.targets = self.targets - self._exempt
+        self._index = {}
+        for w in sorted(self.targets):
+            for d in _deletions(w):
+                self._index.setdefault(d, []).append(w)
+
+    def map(self, toks: list[str]) -> list[str]:
+        """``toks`` with stems and corrections applied (the same list when nothing changes)."""
+        memo = self._memo
+        repl: dict[str, str] = {}
+        for tok in set(toks).difference(self.vocabulary):
+            out = memo.get(tok)
+            if out is None:
+                out = self._resolve(tok)
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                memo[tok] = out
+            if out != tok:
+                repl[tok] = out
+        if not repl:
+            return toks
+        return [repl.get(t, t) for t in toks]
+
+    def _resolve(self, tok: str) -> str:
+        if len(tok) < MIN_TOKEN or not tok[0].isalpha():
+            return tok
+        stem = self._stem(tok)
+        if stem is not None:
+            return stem
+        if _RUNS.search(tok):
+            # "pleeease", "humaaan": a letter held down is emphasis, not a different word.
+            two = _RUNS.sub(r"\1\1", tok)
+            one = _RUNS.sub(r"\1", tok)
+            for form in (two, one):
+                if form in self.vocabulary:
+                    return form
+                stem = self._stem(form)
+                if stem is not None:
+                    return stem
+            tok = two
+        if not self.typos or not self.targets:
+            return tok
+        guard = self._common()
+        if guard is None or tok in guard:
+            return tok
+        return self._correct(tok) or tok
+
+    def _stem(self, tok: str) -> str | None:
+        stems = self.stems
+        for n in self._stem_lengths:
+            if n <= len(tok) and tok[:n] in stems:
+                return tok[:n] + "*"
+        return None
+
+    def _common(self) -> CommonWords | None:
+        if not self._guard_loaded:
+            self._guard = common_words(self.guard_lang)
+            self._guard_loaded = True
+        return self._guard
+
+    def _correct(self, tok: str) -> str | None:
+        """The cue word one edit away from ``tok`` (the alphabetically first of equals)."""
+        candidates: set[str] = set(self._index.get(tok, ()))
+        targets = self.targets
+        index = self._index
+        for d in _deletions(tok):
+            if d in targets:
+                candidates.add(d)
+            found = index.get(d)
+            if found:
+                candidates.update(found)
+        best = [w for w in sorted(candidates) if OSA.distance(tok, w, score_cutoff=1) <= 1]
+        return best[0] if best else None
