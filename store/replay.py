@@ -1,0 +1,118 @@
+"""Reads for replaying stored conversations (``tandem whatif``).
+
+The replay walks every customer and bot message of the conversations opened in a window, in
+conversation order, without holding them all in memory; it also needs to know how many agents
+were at work in each hour, to weigh the queue a policy would have built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from store.db import Store
+
+# Actors that are not people: moves by the hub, the bot, the SLA timer or the customer.
+_NOT_AGENTS = ("hub", "bot", "sla", "customer", "system", "channel", "")
+
+
+def conversation_ids(store: Store, *, since: float, until: float) -> list[int]:
+    """Ids of the conversations opened in ``[since, until)``, in order."""
+    return [
+        int(r[0])
+        for r in store.query(
+            "SELECT id FROM conversations WHERE created_at >= ? AND created_at < ? ORDER BY id",
+            (since, until),
+        )
+    ]
+
+
+def escalated_ids(store: Store, *, since: float, until: float) -> set[int]:
+    """Conversations opened in ``[since, until)`` that really were escalated at least once."""
+    return {
+        int(r[0])
+        for r in store.query(
+            "SELECT DISTINCT e.conversation_id FROM events e"
+            " JOIN conversations c ON c.id = e.conversation_id"
+            " WHERE e.kind = 'escalated' AND c.created_at >= ? AND c.created_at < ?",
+            (since, until),
+        )
+    }
+
+
+def unsent_fallbacks(store: Store, *, since: float, until: float) -> dict[int, list[float]]:
+    """When the bot's answer was a fallback the hub never posted, per conversation.
+
+    The hub escalates on the N-th "I don't know" before storing it (it sends the hand-off
+    notice instead), so the transcript lacks that bot turn; the escalation records it
+    (``note`` = ``rule fallbacks``). :return: ``{conversation id: [times]}``
+    """
+    out: dict[int, list[float]] = {}
+    for cid, at in store.query(
+        "SELECT e.conversation_id, e.at FROM events e JOIN conversations c"
+        " ON c.id = e.conversation_id WHERE e.kind = 'escalated'"
+        " AND json_extract(e.data, '$.note') = 'rule fallbacks'"
+        " AND c.created_at >= ? AND c.created_at < ? ORDER BY e.id",
+        (since, until),
+    ):
+        out.setdefault(int(cid), []).append(float(at))
+    return out
+
+
+def count_messages(store: Store, *, since: float, until: float) -> int:
+    """Customer and bot messages of the conversations opened in ``[since, until)``."""
+    row = store.one(
+        "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE c.created_at >= ? AND c.created_at < ? AND m.role IN ('customer', 'bot')",
+        (since, until),
+    )
+    return int(row[0]) if row is not None else 0
+
+
+def iter_replay_messages(
+    store: Store, *, since: float, until: float, batch: int = 20_000
+) -> Iterator[dict[str, Any]]:
+    """Customer and bot messages of the conversations opened in ``[since, until)``.
+
+    Yields dicts ``conversation_id, id, role, text, created_at, meta`` ordered by conversation,
+    then message id, read in batches by keyset so a store of millions streams in constant
+    memory.
+    """
+    after_cid, after_id = -1, -1
+    while True:
+        rows = store.query(
+            "SELECT m.conversation_id, m.id, m.role, m.text, m.created_at, m.meta"
+            " FROM conversations c JOIN messages m ON m.conversation_id = c.id"
+            " WHERE c.created_at >= ? AND c.created_at < ? AND m.role IN ('customer', 'bot')"
+            " AND (m.conversation_id > ? OR (m.conversation_id = ? AND m.id > ?))"
+            " ORDER BY m.conversation_id, m.id LIMIT ?",
+            (since, until, after_cid, after_cid, after_id, batch),
+        )
+        if not rows:
+            return
+        for r in rows:
+            yield dict(r)
+        after_cid, after_id = rows[-1][0], rows[-1][1]
+
+
+def agents_at_work_by_hour(store: Store, *, since: float, until: float) -> dict[int, int]:
+    """Distinct agents who claimed, were assigned, wrote or resolved, per hour of the window.
+
+    :return: ``{hour start (epoch seconds, a multiple of 3600): agents}``; hours nobody
+        worked in are absent
+    """
+    placeholders = ",".join("?" * len(_NOT_AGENTS))
+    rows = store.query(
+        "SELECT CAST(at / 3600 AS INTEGER) * 3600 AS hour, count(DISTINCT who) FROM ("
+        "  SELECT created_at AS at, author AS who FROM messages"
+        "   WHERE role = 'agent' AND created_at >= ? AND created_at < ? AND author IS NOT NULL"
+        "  UNION ALL"
+        "  SELECT at, coalesce(json_extract(data, '$.owner'), actor) FROM events"
+        "   WHERE kind IN ('claimed', 'assigned', 'transferred') AND at >= ? AND at < ?"
+        "  UNION ALL"
+        "  SELECT at, actor FROM events WHERE kind IN ('resolved', 'handed_back', 'note')"
+        f"   AND at >= ? AND at < ? AND actor NOT IN ({placeholders})"
+        ") WHERE who IS NOT NULL GROUP BY hour",
+        (since, until, since, until, since, until, *_NOT_AGENTS),
+    )
+    return {int(hour): int(n) for hour, n in rows}
