@@ -8,7 +8,14 @@ visible notice instead of handling a dozen ``openai`` error classes:
 - :class:`LLMUnavailable`: no endpoint configured, or it cannot be reached (connection refused,
   DNS, authentication rejected).
 - :class:`LLMTimeout`: the endpoint did not answer in time.
-- :class:`LLMError`: anything else (HTTP 4xx/5xx, an unusable reply); the base class of both.
+- :class:`LLMMalformed`: the reply came, but holds no usable structured answer.
+- :class:`LLMIncomplete`: the reply stopped short: the token limit (``finish_reason``
+  ``length``), no finish reason at all, a content filter, or the connection cut mid-stream.
+  Text streamed before it is real but partial: never treat it as a finished reply.
+- :class:`LLMError`: anything else (HTTP 4xx/5xx); the base class of all of them.
+
+Each class has a ``kind`` (``error``, ``unavailable``, ``timeout``, ``malformed``,
+``incomplete``) that callers record as the reason for a fallback.
 
 Usage::
 
@@ -37,13 +44,46 @@ Message = dict[str, Any]
 class LLMError(Exception):
     """The LLM could not produce a usable answer; ``str(exc)`` is a one-line notice."""
 
+    kind = "error"
+
 
 class LLMUnavailable(LLMError):
     """No endpoint is configured, or it cannot be reached or refuses our credentials."""
 
+    kind = "unavailable"
+
 
 class LLMTimeout(LLMError):
     """The endpoint took longer than the timeout."""
+
+    kind = "timeout"
+
+
+class LLMMalformed(LLMError):
+    """The endpoint answered, but not with the structured reply that was asked for."""
+
+    kind = "malformed"
+
+
+class LLMIncomplete(LLMError):
+    """The reply stopped before its proper end (token limit, no finish reason, connection cut)."""
+
+    kind = "incomplete"
+
+
+# Finish reasons that mean the model ended its reply itself.
+_FINISHED = frozenset({"stop", "tool_calls", "function_call", "eos", "end_turn"})
+
+
+def finish_problem(reason: str | None) -> str | None:
+    """Why a reply with this ``finish_reason`` is incomplete, or ``None`` when it is finished."""
+    if reason in _FINISHED:
+        return None
+    if reason == "length":
+        return "the LLM stopped at its token limit (finish_reason length)"
+    if reason is None:
+        return "the LLM reply ended without a finish reason"
+    return f"the LLM reply was cut off (finish_reason {reason})"
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -183,12 +223,18 @@ class LLM:
     ) -> AsyncGenerator[str, None]:
         """Yield the reply's text as it arrives (deltas, in order).
 
+        A stream is complete only when the model finished it: a ``finish_reason`` of ``stop``
+        (or a tool call). The token limit, a stream that ends without a finish reason, and a
+        connection lost after text arrived raise :class:`LLMIncomplete` after the last piece.
+
         :param timeout: seconds allowed for the first piece and for each gap between pieces
-        :raises LLMUnavailable, LLMTimeout, LLMError: before or during the stream
+        :raises LLMUnavailable, LLMTimeout, LLMIncomplete, LLMError: before or during the stream
         """
         self._check_enabled()
         limit = timeout if timeout is not None else self.config.timeout
         payload = redact_messages(messages, self._redact)
+        finish: str | None = None
+        received = False
         try:
             async with asyncio.timeout(limit):
                 response = await self._get_client().chat.completions.create(
@@ -208,13 +254,23 @@ class LLM:
                     except StopAsyncIteration:
                         break
                     for choice in chunk.choices or ():
-                        text = getattr(choice.delta, "content", None)
+                        finish = getattr(choice, "finish_reason", None) or finish
+                        text = getattr(choice.delta, "content", None) if choice.delta else None
                         if text:
+                            received = True
                             yield text
             finally:
                 await response.close()
         except Exception as exc:  # CancelledError and GeneratorExit pass through untouched
-            raise self._translate(exc, limit) from exc
+            error = self._translate(exc, limit)
+            if received and isinstance(error, LLMUnavailable):
+                # Part of the reply is here and the rest never will be: the text is real but
+                # cut off, which the caller must show as such rather than as a failure to start.
+                raise LLMIncomplete(f"{error} after part of the reply") from exc
+            raise error from exc
+        problem = finish_problem(finish)
+        if problem is not None:
+            raise LLMIncomplete(problem)
 
     async def complete(
         self,
@@ -241,6 +297,9 @@ class LLM:
             raise self._translate(exc, limit) from exc
         if not response.choices:
             raise LLMError("the LLM returned no choices")
+        problem = finish_problem(getattr(response.choices[0], "finish_reason", None))
+        if problem is not None:
+            raise LLMIncomplete(problem)
         return response.choices[0].message.content or ""
 
     async def complete_json(
@@ -277,7 +336,7 @@ class LLM:
         data = self._read_structured(message, name)
         missing = _missing_keys(data, schema)
         if missing:
-            raise LLMError(f"the LLM reply lacks {', '.join(missing)}")
+            raise LLMMalformed(f"the LLM reply lacks {', '.join(missing)}")
         return data
 
     async def _structured(
@@ -335,6 +394,11 @@ class LLM:
                 )
         if not response.choices:
             raise LLMError("the LLM returned no choices")
+        # A reply cut at the token limit may still parse (a JSON string closed early by a
+        # lenient reader, or an answer that lost its last sentence): never take it.
+        problem = finish_problem(getattr(response.choices[0], "finish_reason", None))
+        if problem is not None:
+            raise LLMIncomplete(problem)
         return response.choices[0].message
 
     def _read_structured(self, message: Any, name: str) -> dict[str, Any]:
@@ -345,18 +409,21 @@ class LLM:
             try:
                 return parse_json_object(function.arguments or "")
             except ValueError:
-                raise LLMError("the LLM's tool call arguments are not a JSON object") from None
+                raise LLMMalformed("the LLM's tool call arguments are not a JSON object") from None
         try:
             return parse_json_object(message.content or "")
         except ValueError:
-            raise LLMError("the LLM reply holds no JSON object") from None
+            raise LLMMalformed("the LLM reply holds no JSON object") from None
 
 
 __all__ = [
     "LLM",
     "LLMError",
+    "LLMIncomplete",
+    "LLMMalformed",
     "LLMTimeout",
     "LLMUnavailable",
+    "finish_problem",
     "parse_json_object",
     "redact_messages",
 ]

@@ -18,16 +18,29 @@ Knobs (set them on the instance at any time; :meth:`reset` restores the defaults
 - ``delay``: seconds before the response headers; ``chunk_delay``: seconds between SSE chunks
 - ``status``: an HTTP error status to return instead (with ``error_message``)
 - ``drop``: close the connection without answering
+- ``finish_reason``: what the reply says about how it ended (default: ``stop``, or
+  ``tool_calls`` for a tool call); ``"length"`` is a reply cut at the token limit, ``None``
+  leaves the field empty (a server that never says)
+- ``cut_after``: stream this many text chunks, then close the connection with no finish
+  and no ``[DONE]`` (a server that died mid-reply)
+
+Run as a program (``python tests/fake_openai.py --reply TEXT --chunk-delay S``) it serves
+in the foreground and prints ``port N`` once listening: a real process that a test can stop
+with SIGTERM half-way through a stream.
 
 Use the ``fake_openai`` fixture (tests/conftest.py) or ``with FakeOpenAI() as fake: ...``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -59,7 +72,10 @@ class FakeOpenAI:
         self.status: int | None = None
         self.error_message: str = "fake failure"
         self.drop: bool = False
+        self.finish_reason: str | None = "stop"
+        self.cut_after: int | None = None
         self.model_name: str = "fake-model"
+        self.on_request: Callable[[], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -151,6 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # keep pytest output clean
 
+    def _finish(self, tool: bool) -> str | None:
+        reason = self.owner.finish_reason
+        return "tool_calls" if tool and reason == "stop" else reason
+
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -180,6 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": {"message": "invalid JSON"}})
             return
         fake._record(body, {k.lower(): v for k, v in self.headers.items()})
+        if fake.on_request is not None:
+            fake.on_request()
         try:
             if fake.delay:
                 time.sleep(fake.delay)
@@ -216,7 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
             if body.get("stream"):
                 self._stream(body, text, tool_args)
             else:
-                self._json(200, _completion(body, text, tool_args, fake.model_name))
+                completion = _completion(body, text, tool_args, fake.model_name)
+                completion["choices"][0]["finish_reason"] = self._finish(tool_args is not None)
+                self._json(200, completion)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test); nothing to answer
 
@@ -262,10 +286,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             words = (text or "").split(" ")
             for i, word in enumerate(words):
+                if fake.cut_after is not None and i >= fake.cut_after:
+                    # The server died mid-reply: no finish, no [DONE], the socket just closes.
+                    self.connection.shutdown(2)
+                    return
                 if fake.chunk_delay:
                     time.sleep(fake.chunk_delay)
                 send({"content": word if i == 0 else " " + word})
-        send({}, "tool_calls" if tool_args is not None else "stop")
+        send({}, self._finish(tool_args is not None))
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
@@ -304,3 +332,69 @@ def _completion(
         ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
+
+
+def main() -> None:
+    """Serve in the foreground until killed; print ``port N``, then ``request`` per request."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="a fake OpenAI-compatible server")
+    parser.add_argument("--reply", default="Hello from the fake model.")
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    fake = FakeOpenAI()
+    fake.reply, fake.chunk_delay, fake.delay = args.reply, args.chunk_delay, args.delay
+    fake.on_request = lambda: print("request", flush=True)
+    fake.start()
+    # Default SIGTERM handling: the process dies at once, mid-stream, like a stopped server.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    print(f"port {fake.port}", flush=True)
+    threading.Event().wait()  # until a signal ends the process
+
+
+@contextlib.contextmanager
+def fake_process(
+    *, reply: str = "Hello from the fake model.", chunk_delay: float = 0.0, delay: float = 0.0
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The fake server in its own process: ``(process, base_url)``; killed on exit if alive."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--reply",
+            reply,
+            "--chunk-delay",
+            str(chunk_delay),
+            "--delay",
+            str(delay),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("port "):
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        yield proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def wait_for_request(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
+    """Until the fake server process has received a request (it prints ``request``)."""
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), timeout)
+    if line.strip() != "request":
+        raise AssertionError(f"expected a request, the fake server said {line!r}")
+
+
+if __name__ == "__main__":
+    main()

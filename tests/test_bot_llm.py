@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, fake_process, wait_for_request
 
 from console.bot import BotContext, EmbeddedBot, LLMBot, make_bot
 from console.bot.llm_bot import SCHEMA, clean_reply
@@ -37,16 +39,17 @@ def ctx(*texts: str, name: str = "Maya") -> BotContext:
 
 async def test_grounded_answer(embedded: EmbeddedBot, fake_openai: FakeOpenAI) -> None:
     fake_openai.tool_args = {
-        "reply": "Freeze it in the Card tab.",
+        "reply": "Freeze it in the Card tab [KB-007]; tap Freeze, and it's free.",
         "handoff": False,
         "known": True,
-        "kb_ids": ["KB-007", "KB-999"],
+        "kb_ids": ["KB-007"],
     }
     ans = await llm_bot(embedded, fake_openai).answer(ctx("How do I freeze my card?"))
     assert ans.engine == "llm" and ans.model == "fake-1" and ans.notice is None
-    assert ans.text == "Freeze it in the Card tab."
-    assert ans.kb_ids == ["KB-007"]  # an id the model made up is dropped
-    assert not ans.handoff and not ans.fallback
+    # The inline citation is for agents and the check, never for the customer.
+    assert ans.text == "Freeze it in the Card tab; tap Freeze, and it's free."
+    assert ans.kb_ids == ["KB-007"]
+    assert not ans.handoff and not ans.fallback and ans.llm_fallback is None
     body = fake_openai.last
     system = body["messages"][0]
     assert system["role"] == "system"
@@ -61,31 +64,168 @@ async def test_grounded_answer(embedded: EmbeddedBot, fake_openai: FakeOpenAI) -
     assert body["tool_choice"]["function"]["name"] == "send_reply"
 
 
-async def test_handoff_field_is_honoured(embedded: EmbeddedBot, fake_openai: FakeOpenAI) -> None:
+async def test_handoff_field_is_honoured_with_a_reason_and_evidence(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.tool_args = {
         "reply": "I'm so sorry. Let me bring in a colleague.",
         "handoff": True,
         "handoff_reason": "bereavement",
     }
-    ans = await llm_bot(embedded, fake_openai).answer(
-        ctx("my mum died and I need to sort her account")
-    )
+    grieving = ctx("my mum died and I need to sort her account")
+    grieving.level, grieving.reasons = "empathy", ["bereavement"]
+    ans = await llm_bot(embedded, fake_openai).answer(grieving)
     assert ans.handoff and ans.handoff_reason == "bereavement" and ans.engine == "llm"
-    fake_openai.tool_args = {"reply": "Ok.", "handoff": True, "handoff_reason": "not-a-reason"}
-    ans = await llm_bot(embedded, fake_openai).answer(ctx("hmm"))
-    assert ans.handoff and ans.handoff_reason == "bot_fallback"
+    # The schema's own words become the badge's: "needs account action" -> account_action.
+    fake_openai.tool_args = {"reply": "", "handoff": True, "handoff_reason": "needs_account_action"}
+    ans = await llm_bot(embedded, fake_openai).answer(
+        ctx("my landlord says my rent payment bounced")
+    )
+    assert ans.handoff and ans.handoff_reason == "account_action"
     # Words in the reply are not a hand-off; only the field is.
-    fake_openai.tool_args = {"reply": "I will transfer you to a human agent now.", "handoff": False}
-    ans = await llm_bot(embedded, fake_openai).answer(ctx("what are the fees"))
+    fake_openai.tool_args = {
+        "reply": "I will transfer you to a human agent now.",
+        "handoff": False,
+        "kb_ids": ["KB-020"],
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("what are your fees"))
     assert not ans.handoff
+
+
+async def test_handoff_without_a_reason_is_not_taken(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {"reply": "A colleague will help.", "handoff": True}
+    ans = await llm_bot(embedded, fake_openai).answer(
+        ctx("my landlord says my rent payment bounced")
+    )
+    assert not ans.handoff and ans.engine == "embedded"
+    assert ans.llm_fallback == "handoff_overruled" and ans.meta()["llm_handoff"] == "no reason"
+    assert ans.fallback  # the embedded bot does not know: counted toward the policy's hand-off
+    fake_openai.tool_args = {"reply": "ok", "handoff": True, "handoff_reason": "not-a-reason"}
+    ans = await llm_bot(embedded, fake_openai).answer(
+        ctx("my landlord says my rent payment bounced")
+    )
+    assert not ans.handoff and "without a reason" in (ans.notice or "")
+
+
+async def test_handoff_on_a_question_the_knowledge_base_answers_is_overruled_while_calm(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "Let me pass you to a colleague.",
+        "handoff": True,
+        "handoff_reason": "needs_account_action",
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("I lost my card"))
+    assert not ans.handoff and ans.engine == "embedded" and ans.kb_ids == ["KB-008"]
+    assert ans.llm_fallback == "handoff_overruled"
+    assert "KB-008" in (ans.notice or "") and "calm" in (ans.notice or "")
+    meta = ans.meta()
+    assert meta["llm_handoff"] == "needs account action"
+    assert meta["llm_text"] == "Let me pass you to a colleague."
+    # The same words from a worried customer (triage not calm) reach a person.
+    worried = ctx("I lost my card")
+    worried.level = "watch"
+    ans = await llm_bot(embedded, fake_openai).answer(worried)
+    assert ans.handoff and ans.handoff_reason == "account_action"
+
+
+async def test_an_ungrounded_amount_is_not_sent(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "You can top up to £2,000 a month by debit card for free.",
+        "handoff": False,
+        "known": True,
+        "kb_ids": ["KB-015"],
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("how much can I top up by debit card"))
+    assert ans.engine == "embedded" and "£2,000" not in ans.text
+    assert ans.llm_fallback == "ungrounded" and "£2,000" in (ans.notice or "")
+    assert ans.meta()["problems"] == ["amount £2,000 is not in KB-015"]
+    assert "£2,000" in ans.meta()["llm_text"]  # kept for agents
+
+
+async def test_steps_for_the_wrong_product_are_not_sent(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "Open the Wallet app on your iPhone, tap the + button and add your card to Apple Pay.",
+        "handoff": False,
+        "kb_ids": ["KB-011"],
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("How do I add my card to Google Pay?"))
+    assert ans.engine == "embedded" and ans.kb_ids == ["KB-011"] and "iPhone" not in ans.text
+    problems = ans.meta()["problems"]
+    assert "answers about Apple Pay; the customer asked about Google Pay" in problems
+    assert "the name iPhone is not in KB-011" in problems
+
+
+async def test_an_invented_citation_is_caught(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "You can freeze your card in the app.",
+        "handoff": False,
+        "kb_ids": ["KB-031"],  # the complaints article: never given for this question
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("How do I freeze my card?"))
+    assert ans.engine == "embedded" and ans.kb_ids == ["KB-007"]
+    assert "cites KB-031, which it was not given" in ans.meta()["problems"]
+
+
+async def test_ungrounded_when_the_embedded_bot_does_not_know_either_goes_to_a_person(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "It will be sunny for 3 days in Lisbon.",
+        "handoff": False,
+        "known": True,
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(
+        ctx("what is the weather like in Lisbon today")
+    )
+    assert ans.handoff and ans.handoff_reason == "bot_fallback" and ans.fallback
+    assert ans.llm_fallback == "ungrounded" and "person" in (ans.notice or "")
+
+
+async def test_a_reply_cut_at_the_token_limit_is_never_sent(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {"reply": "Freeze it in the", "handoff": False, "kb_ids": ["KB-007"]}
+    fake_openai.finish_reason = "length"
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("How do I freeze my card?"))
+    assert ans.engine == "embedded" and ans.llm_fallback == "incomplete"
+    assert "token limit" in (ans.notice or "") and ans.kb_ids == ["KB-007"]
+    fake_openai.finish_reason = None  # a server that never says how the reply ended
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("How do I freeze my card?"))
+    assert ans.engine == "embedded" and ans.llm_fallback == "incomplete"
+
+
+async def test_a_server_killed_mid_answer_falls_back(embedded: EmbeddedBot) -> None:
+    with fake_process(delay=5.0) as (proc, url):
+        from console.llm import LLM
+
+        bot = LLMBot(embedded, LLM(LLMConfig(base_url=url, model="m", timeout=10)))
+        task = asyncio.create_task(bot.answer(ctx("How do I freeze my card?")))
+        await wait_for_request(proc)
+        proc.send_signal(signal.SIGTERM)
+        ans = await asyncio.wait_for(task, 10)
+    assert ans.engine == "embedded" and ans.kb_ids == ["KB-007"]
+    assert ans.llm_fallback == "unavailable" and "cannot reach" in (ans.notice or "")
 
 
 async def test_known_false_is_a_fallback_and_resolve_is_read(
     embedded: EmbeddedBot, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.tool_args = {"reply": "I don't know that, sorry.", "handoff": False, "known": False}
-    ans = await llm_bot(embedded, fake_openai).answer(ctx("can I get a mortgage"))
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("what is the weather like in Lisbon"))
     assert ans.fallback and ans.engine == "llm"
+    # "I don't know" to a question an article answers: the article's answer goes instead.
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("can I get a mortgage"))
+    assert not ans.fallback and ans.engine == "embedded" and ans.kb_ids == ["KB-053"]
+    assert ans.llm_fallback == "unknown_overruled"
     fake_openai.tool_args = {"reply": "Bye!", "handoff": False, "resolve": True}
     ans = await llm_bot(embedded, fake_openai).answer(ctx("thanks, that's all"))
     assert ans.resolve
@@ -231,7 +371,7 @@ async def test_repeated_failures_pause_the_model(
     assert len(fake_openai.requests) == FAILURES_TO_PAUSE  # no request while paused
     now[0] += PAUSE_SECONDS + 1
     fake_openai.status = None
-    fake_openai.tool_args = {"reply": "Back again.", "handoff": False}
+    fake_openai.tool_args = {"reply": "Back again.", "handoff": False, "kb_ids": ["KB-007"]}
     ans = await bot.answer(ctx("How do I freeze my card?"))
     assert ans.engine == "llm" and ans.text == "Back again."
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from store.queries import get_conversation, transcript
 
 def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLMConfig:
     return LLMConfig(base_url=fake.base_url, api_key="k", model="fake-1", timeout=timeout)
+
+
+def _first_article(body: dict[str, Any]) -> list[str]:
+    """The first article id the bot's prompt offered (a grounded reply cites what it was given)."""
+    found = re.search(r"\[(KB-\d+)\]", body["messages"][0]["content"])
+    return [found.group(1)] if found else []
 
 
 def _user_text(body: dict[str, Any]) -> str:
@@ -40,7 +47,12 @@ async def test_a_slow_answer_does_not_hold_up_other_conversations(
     def respond(body: dict[str, Any]) -> dict[str, Any]:
         if "exchange rate" in _user_text(body):
             time.sleep(1.5)
-        return {"reply": "Here is what I found.", "handoff": False, "known": True}
+        return {
+            "reply": "Here is what I found.",
+            "handoff": False,
+            "known": True,
+            "kb_ids": _first_article(body),
+        }
 
     fake_openai.responder = respond
     hub = make_hub(db_path, llm=_llm(fake_openai))
@@ -119,7 +131,12 @@ async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(
             "Late fees are capped.",
         ]
     )
-    fake_openai.responder = lambda body: {"reply": next(replies), "handoff": False, "known": True}
+    fake_openai.responder = lambda body: {
+        "reply": next(replies),
+        "handoff": False,
+        "known": True,
+        "kb_ids": _first_article(body),
+    }
     cid = lc.open_conversation(store, "Maya")
     lc.add_customer_message(store, cid, "How does pay in 3 work?")
     hub = make_hub(db_path, llm=_llm(fake_openai))

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI
 
 from console.config import ConfigError, LLMConfig, load_config
-from console.llm import LLM, LLMError, LLMTimeout, LLMUnavailable, parse_json_object
+from console.llm import (
+    LLM,
+    LLMError,
+    LLMIncomplete,
+    LLMMalformed,
+    LLMTimeout,
+    LLMUnavailable,
+    parse_json_object,
+)
 
 SCHEMA = {
     "type": "object",
@@ -220,3 +229,60 @@ def test_http_library_errors_are_translated() -> None:
     assert isinstance(llm._translate(RemoteProtocolError("gone"), 2.0), LLMUnavailable)
     other = llm._translate(ValueError("odd"), 2.0)
     assert type(other) is LLMError and "odd" in str(other)
+
+
+async def _read(stream: Any) -> tuple[str, BaseException | None]:
+    text = ""
+    try:
+        async for piece in stream:
+            text += piece
+    except LLMError as exc:
+        return text, exc
+    return text, None
+
+
+async def test_a_stream_is_complete_only_when_the_model_finished_it(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.reply = "Freeze it in the Card tab, then report it lost."
+    assert await _read(_llm(fake_openai).stream([{"role": "user", "content": "hi"}])) == (
+        fake_openai.reply,
+        None,
+    )
+    fake_openai.finish_reason = "length"
+    text, error = await _read(_llm(fake_openai).stream([{"role": "user", "content": "hi"}]))
+    assert text == fake_openai.reply  # what came is kept, and said to be partial
+    assert isinstance(error, LLMIncomplete) and error.kind == "incomplete"
+    assert "token limit" in str(error)
+    fake_openai.finish_reason = None
+    text, error = await _read(_llm(fake_openai).stream([{"role": "user", "content": "hi"}]))
+    assert isinstance(error, LLMIncomplete) and "without a finish reason" in str(error)
+
+
+async def test_a_stream_cut_mid_reply_is_incomplete(fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = "Freeze it in the Card tab, then report it lost."
+    fake_openai.cut_after = 3
+    text, error = await _read(_llm(fake_openai).stream([{"role": "user", "content": "hi"}]))
+    assert text == "Freeze it in"
+    assert isinstance(error, LLMIncomplete)
+
+
+async def test_a_structured_reply_at_the_token_limit_is_incomplete(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.tool_args = {"reply": "Freeze it", "handoff": False}
+    fake_openai.finish_reason = "length"
+    with pytest.raises(LLMIncomplete, match="token limit"):
+        await _llm(fake_openai).complete_json([{"role": "user", "content": "x"}], schema=SCHEMA)
+    with pytest.raises(LLMIncomplete):
+        await _llm(fake_openai).complete([{"role": "user", "content": "x"}])
+    fake_openai.finish_reason = "stop"
+    data = await _llm(fake_openai).complete_json([{"role": "user", "content": "x"}], schema=SCHEMA)
+    assert data["reply"] == "Freeze it"
+
+
+async def test_malformed_replies_say_so(fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = "no json here at all"
+    with pytest.raises(LLMMalformed) as caught:
+        await _llm(fake_openai).complete_json([{"role": "user", "content": "x"}], schema=SCHEMA)
+    assert caught.value.kind == "malformed"

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
 from console.assist.context import DraftContext, clean, first_name
-from console.llm import LLM, Message
+from console.llm import LLM, LLMIncomplete, Message
 
 ENGINE = "llm"
 TRANSCRIPT_CHARS = 6000
@@ -122,7 +122,8 @@ class CitationFilter:
 
     The text from a ``Sources:`` marker to the end is held back and read for ids; an inline
     ``[KB-001]`` naming a known article is removed. Only ids of articles the model was given
-    count, so "[see above]" or an order number in brackets stays in the text.
+    count, so "[see above]" or an order number in brackets stays in the text; an id shaped
+    like theirs that was not given ("[KB-031]") is removed too and listed in ``invented``.
 
     :param known_ids: the article ids given to the model
     """
@@ -130,6 +131,11 @@ class CitationFilter:
     def __init__(self, known_ids: Sequence[str]) -> None:
         self.known = {k.upper(): k for k in known_ids}
         self.cited: list[str] = []
+        # Ids shaped like ours ("KB-031") that the model was not given: an invented source is
+        # taken out of the text (the agent could send it) and reported, never kept as a citation.
+        self.invented: list[str] = []
+        prefixes = {p for k in known_ids if (p := re.sub(r"\d.*$", "", k.upper()))} or {"KB-"}
+        self._shape = re.compile("^(?:" + "|".join(map(re.escape, sorted(prefixes))) + r")\d+$")
         self._pending = ""
         self._in_sources = False
         self._emitted_any = False
@@ -142,6 +148,10 @@ class CitationFilter:
                 found = True
                 if self.known[key] not in self.cited:
                     self.cited.append(self.known[key])
+            elif self._shape.match(key):
+                found = True
+                if key not in self.invented:
+                    self.invented.append(key)
         return found
 
     def _strip_inline(self, text: str) -> str:
@@ -209,15 +219,23 @@ async def stream(
 ) -> AsyncGenerator[str, None]:
     """Yield the draft's text as the model writes it, citations held back into ``citations``.
 
+    :raises console.llm.LLMIncomplete: after the last text, when the stream ended short
     :raises console.llm.LLMError: the endpoint is missing, slow or failing
     """
     cites = citations or CitationFilter([a.id for a in ctx.articles])
-    async with aclosing(llm.stream(build_messages(ctx), timeout=timeout)) as pieces:
-        async for piece in pieces:
-            # Model output is untrusted too: no terminal escapes or control characters.
-            out = clean(cites.feed(piece))
-            if out:
-                yield out
+    try:
+        async with aclosing(llm.stream(build_messages(ctx), timeout=timeout)) as pieces:
+            async for piece in pieces:
+                # Model output is untrusted too: no terminal escapes or control characters.
+                out = clean(cites.feed(piece))
+                if out:
+                    yield out
+    except LLMIncomplete:
+        # The text held back (a word that might grow into "Sources:") is part of what came.
+        rest = clean(cites.close())
+        if rest:
+            yield rest
+        raise
     rest = clean(cites.close())
     if rest:
         yield rest

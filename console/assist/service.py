@@ -10,9 +10,16 @@ and the composer reports it back through :meth:`DraftService.sent` or
 Store calls are short, synchronous and made from the caller's thread (the ``Store`` belongs
 to it); only the LLM's network wait is truly asynchronous.
 
-Timings: ``first_text_ms`` runs from the call of :meth:`~DraftService.draft` (before the
-transcript is read) to the moment the first text fragment is handed to the consumer;
-``total_ms`` to the last one.
+Timings: ``first_text_ms`` runs from the start of the engine that wrote the text (the call
+of :meth:`~DraftService.draft`, before the transcript is read, or the moment a failed LLM
+handed over to the embedded engine) to the moment its first fragment is handed to the
+consumer; ``llm_lost_ms`` is the time the failed LLM cost before that; ``total_ms`` runs from
+the call to the last fragment. So the embedded engine's time to first text stays its own,
+and what a broken endpoint costs agents is counted apart.
+
+A stream that ends without a proper finish (the token limit, no finish reason, the connection
+cut after text arrived) keeps its text and comes with ``incomplete`` set: the agent sees a
+partial draft marked as such, never one passed off as finished.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass
 
 from console.assist import embedded, llm_engine
 from console.assist.context import DraftContext, build_context
-from console.llm import LLM
+from console.llm import LLM, LLMIncomplete
 from store import drafts as log
 from store.db import Store
 from store.drafts import DraftMetrics
@@ -74,6 +81,10 @@ class DraftFinished:
     """A newer customer message arrived while it was written."""
     kb_titles: tuple[str, ...] = ()
     """The titles of ``kb_ids``, in the same order (for the agent's status line)."""
+    incomplete: str | None = None
+    """Why the text stops short: the LLM's stream ended without a proper finish."""
+    llm_lost_ms: float | None = None
+    """Time spent on an LLM that failed before the engine that wrote ``text`` started."""
 
 
 DraftEvent = DraftStarted | DraftText | DraftReset | DraftFinished
@@ -157,6 +168,9 @@ class DraftService:
         first_ms: float | None = None
         notice: str | None = None
         kb_ids: tuple[str, ...] = ()
+        incomplete: str | None = None
+        lost_ms: float | None = None
+        started = t0  # when the engine that writes the text began (a fallback starts late)
         failed = False  # stays False when the consumer stops early: that is not a failure
         try:
             if self.llm is not None:
@@ -176,23 +190,37 @@ class DraftService:
                                 first_ms = (self.clock() - t0) * 1000
                             parts.append(text)
                             yield DraftText(text)
-                    kb_ids = tuple(citations.cited)
                     if not "".join(parts).strip():
                         raise _Empty("the LLM returned an empty draft")
+                except LLMIncomplete as exc:
+                    if not "".join(parts).strip():
+                        notice, lost_ms, started = self._fall_back(exc, t0)
+                        engine, model, first_ms = embedded.ENGINE, None, None
+                    else:
+                        # What came is real but stops short: the agent sees it, marked, with
+                        # f5 one key away; it is never passed off as a finished draft.
+                        incomplete = _describe(exc)
+                        notice = f"incomplete draft: {incomplete}"
                 except Exception as exc:  # LLMError and its kin; CancelledError passes through
-                    notice = f"{_describe(exc)}: offline draft instead"
+                    notice, lost_ms, started = self._fall_back(exc, t0)
                     engine, model = embedded.ENGINE, None
                     if parts:
                         parts.clear()
                         yield DraftReset(notice, engine)
                     first_ms = None
+                if engine == llm_engine.ENGINE:
+                    kb_ids = tuple(citations.cited)
+                if citations.invented:
+                    # An id it was not given is not a source: taken out of the text, said here.
+                    gone = f"the LLM cited {', '.join(citations.invented)}, which it was not given"
+                    notice = f"{notice}; {gone}" if notice else gone
             if engine == embedded.ENGINE:
                 written = embedded.write(ctx)
                 kb_ids = written.kb_ids
                 notice = notice or written.notice
                 for fragment in written.fragments:
                     if first_ms is None:
-                        first_ms = (self.clock() - t0) * 1000
+                        first_ms = (self.clock() - started) * 1000
                     parts.append(fragment)
                     yield DraftText(fragment)
             failed = not "".join(parts).strip()
@@ -210,6 +238,8 @@ class DraftService:
                 kb_ids=list(kb_ids),
                 notice=notice,
                 failed=failed,
+                incomplete=incomplete,
+                llm_lost_ms=lost_ms,
             )
         stale = bool(log.mark_stale(self.store, conversation_id, draft_id=draft_id))
         titles = {a.id: a.title for a in ctx.articles}
@@ -224,7 +254,14 @@ class DraftService:
             notice,
             stale,
             tuple(titles.get(k, "") for k in kb_ids),
+            incomplete,
+            lost_ms,
         )
+
+    def _fall_back(self, exc: BaseException, t0: float) -> tuple[str, float, float]:
+        """The LLM failed: (the notice, the time it cost in ms, when the fallback starts)."""
+        now = self.clock()
+        return f"{_describe(exc)}: offline draft instead", (now - t0) * 1000, now
 
     def mark_stale(self, conversation_id: int) -> list[int]:
         """A customer message arrived: pending drafts that answer an older one become stale."""

@@ -7,6 +7,20 @@ from typing import Literal
 
 Engine = Literal["embedded", "llm"]
 
+# Why a bot turn did not use the LLM's answer, as agents read it on the transcript.
+LLM_FALLBACKS: dict[str, str] = {
+    "timeout": "LLM timed out",
+    "unavailable": "LLM unreachable",
+    "error": "LLM error",
+    "malformed": "LLM reply malformed",
+    "incomplete": "LLM reply cut off",
+    "empty": "LLM reply empty",
+    "ungrounded": "LLM reply not grounded",
+    "handoff_overruled": "LLM hand-off overruled",
+    "unknown_overruled": "LLM did not know; the knowledge base did",
+    "paused": "LLM paused after failures",
+}
+
 
 @dataclass(slots=True)
 class BotContext:
@@ -68,6 +82,11 @@ class BotAnswer:
     :param model: the LLM's model name when ``engine == "llm"``
     :param notice: a one-line note for agents, e.g. why the LLM was not used this time
     :param intent: what the bot understood (``answer``, ``clarify``, ``greeting``, ...), for logs
+    :param llm_fallback: why the LLM's answer was not used, from :data:`LLM_FALLBACKS`
+        (``None`` when it was used, or no LLM was asked)
+    :param llm_text: what the LLM wrote when it was not used (for agents, never the customer)
+    :param problems: what the checks found wrong with it, one short line each
+    :param llm_handoff: the hand-off reason the LLM gave, when its hand-off was overruled
     """
 
     text: str
@@ -80,6 +99,10 @@ class BotAnswer:
     model: str | None = None
     notice: str | None = None
     intent: str = "answer"
+    llm_fallback: str | None = None
+    llm_text: str | None = None
+    problems: list[str] = field(default_factory=list)
+    llm_handoff: str | None = None
 
     def meta(self) -> dict[str, object]:
         """The fields worth storing with the message (``messages.meta``)."""
@@ -92,4 +115,12 @@ class BotAnswer:
             out["notice"] = self.notice
         if self.fallback:
             out["fallback"] = True
+        if self.llm_fallback:
+            out["llm_fallback"] = self.llm_fallback
+        if self.llm_text:
+            out["llm_text"] = self.llm_text
+        if self.problems:
+            out["problems"] = list(self.problems)
+        if self.llm_handoff:
+            out["llm_handoff"] = self.llm_handoff
         return out

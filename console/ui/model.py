@@ -44,6 +44,9 @@ REASON_WORDS = {
     "prompt_injection": "tried to steer the bot",
     "long_wait": "long wait",
     "agent_request": "agent asked",
+    # The bot's own hand-off reasons (console.bot.llm_bot.HANDOFF_REASONS) beyond the above.
+    "out_of_scope": "outside what the bot covers",
+    "account_action": "needs an account action",
 }
 
 
