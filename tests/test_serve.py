@@ -290,6 +290,7 @@ def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_
         "reply": "Pay-in-3 splits a purchase into three payments.",
         "handoff": False,
         "known": True,
+        "kb_ids": ["KB-001"],
     }
     env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "k", "TANDEM_MODEL": "fake-1"}
     for extra, engine in (((), "llm"), (("--embedded",), "embedded")):
