@@ -170,6 +170,16 @@ def count(store: Store) -> int:
     return int(row[0]) if row else 0
 
 
+def version(store: Store) -> tuple[int, float]:
+    """What changes whenever the articles do: their count and the newest ``updated_at``.
+
+    An upsert stamps what it changed and a replace changes the count, so a cached index of
+    the articles is stale exactly when this differs from what it was built at.
+    """
+    row = store.one("SELECT count(*), coalesce(max(updated_at), 0) FROM kb_articles")
+    return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
+
 def article_ids(store: Store) -> set[str]:
     """The ids of every stored article."""
     return {str(r[0]) for r in store.query("SELECT id FROM kb_articles")}

@@ -4,6 +4,7 @@ routine questions get none, the KB facts are used, and customer text never steer
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from test_assist_helpers import conversation, seed_kb
@@ -245,25 +246,44 @@ def test_follow_up_acknowledges_a_new_situation(kb_store: Store) -> None:
     assert re.search(r"(?i)open with me|tight|money worries", text)
 
 
-def test_rank_prefers_title_and_tags_of_the_newest_message() -> None:
-    from console.assist.retrieval import rank
+def test_draft_articles_prefer_title_and_tags_of_the_newest_message(store: Store) -> None:
+    from console.assist.retrieval import draft_articles
+    from store.kb import KbArticle, upsert_articles
 
-    hold = Article(
-        "KB-A",
-        "Double charges and holds",
-        "Hotels and car rentals hold money.",
-        -3.0,
-        "double charge, hold, car rental",
+    upsert_articles(
+        store,
+        [
+            KbArticle(
+                "KB-A",
+                "Double charges and holds",
+                "Hotels and car rentals hold money on your card for a few days.",
+                "double charge, hold, car rental",
+            ),
+            KbArticle(
+                "KB-B",
+                "Freeze your card",
+                "Tap Freeze in the app to freeze your card at once.",
+                "freeze card, lock card",
+            ),
+            KbArticle(
+                "KB-C",
+                "Contact us",
+                "Chat with us to talk to a person.",
+                "contact, talk to a person",
+            ),
+        ],
     )
-    freeze = Article(
-        "KB-B", "Freeze your card", "Tap Freeze in the app.", -2.0, "freeze card, lock card"
-    )
-    contact = Article("KB-C", "Contact us", "Chat with us.", -1.0, "contact, talk to a person")
-    ranked = rank([hold, freeze, contact], "how do I freeze my card? it's in the car")
-    assert [a.id for a in ranked][:1] == ["KB-B"]
-    assert "KB-C" not in [a.id for a in rank([contact], "can I talk to a person")]
-    assert rank([hold, freeze], "where is my money") == []  # nothing in common: no article
-    assert [a.id for a in rank([hold, freeze], "where is my money", cited=["KB-A"])] == ["KB-A"]
+
+    def ids(newest: str, **kw: Any) -> list[str]:
+        return [a.id for a in draft_articles(store, newest, **kw)]
+
+    assert ids("how do I freeze my card? it's in the car")[:1] == ["KB-B"]
+    # The agent is the person they want to reach: the contact article never comes.
+    assert "KB-C" not in ids("can I talk to a person")
+    assert ids("where is my money") == []  # nothing in common: no article
+    assert ids("where is my money", cited=["KB-A"]) == ["KB-A"]  # the bot's topic so far
+    # The newest message names nothing: the question is further up.
+    assert ids("any news?", earlier="there's a hold on my card from the car rental")[:1] == ["KB-A"]
 
 
 async def test_many_persona_drafts_are_well_formed(kb_store: Store) -> None:

@@ -203,3 +203,30 @@ def test_ensure_loaded_adds_new_bundled_articles_without_overwriting(store: Stor
     assert ensure_loaded(store) == n
     assert get(store, "KB-053").title  # an article a newer release ships comes back
     assert get(store, "KB-001").body == "Our own wording."  # a local edit is kept
+
+
+def test_the_ranker_follows_the_articles_as_they_change(kb_store: Store) -> None:
+    from console.kb.rank import ranker_for
+
+    ranker = ranker_for(kb_store)
+    assert ranker_for(kb_store) is ranker  # one index per database while nothing changes
+    assert "X-1" not in [c.id for c in ranker.rank(kb_store, "lime coloured cards")]
+    upsert_articles(
+        kb_store, [KbArticle("X-1", "Lime coloured cards", "Lime cards are green.", "lime card")]
+    )
+    again = ranker_for(kb_store)
+    assert again is not ranker
+    assert [c.id for c in again.rank(kb_store, "lime coloured cards")][:1] == ["X-1"]
+    load_bundled(kb_store)  # the bundled set again: X-1 is gone
+    assert "X-1" not in ranker_for(kb_store).articles
+
+
+def test_one_stemmer_and_one_stop_list_for_every_ranking() -> None:
+    from console.kb.words import content_stems, stem
+    from store.kb import STOP_WORDS
+
+    # The bot, drafts and search meet at the same stems: "declined"/"decline", "fees"/"fee".
+    assert stem("declined") == stem("decline") and stem("fees") == stem("fee")
+    # content_stems (drafts' sentence choice) drops exactly the search's stop words.
+    assert content_stems("how do I freeze my card") == {stem("freeze"), stem("card")}
+    assert "please" in STOP_WORDS and not content_stems("please")

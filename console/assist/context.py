@@ -11,15 +11,14 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from console.assist.retrieval import Article, rank, search_kb, situation_query
+from console.assist.retrieval import Article, draft_articles
 from store.db import Store
 from store.queries import get_conversation, transcript
 
 # The transcript an engine sees: enough to know what was said, not the whole history.
 RECENT_MESSAGES = 16
+# Articles a draft sees (console.assist.retrieval ranks them).
 KB_LIMIT = 3
-# bm25 candidates re-ranked into the KB_LIMIT articles a draft sees.
-KB_CANDIDATES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +178,6 @@ def cue_reasons(texts: list[str]) -> list[str]:
     return [reason for reason, cue in CUES if cue.search(joined)]
 
 
-def retrieval_query(turns: tuple[Turn, ...]) -> str:
-    """The customer's last few messages: what the KB search should answer."""
-    texts = [t.text for t in turns if t.role == "customer"][-3:]
-    return " ".join(reversed(texts))
-
-
 def build_context(
     store: Store,
     conversation_id: int,
@@ -213,22 +206,14 @@ def build_context(
     reasons.extend(
         r for r in cue_reasons([t.text for t in turns if t.role == "customer"]) if r not in reasons
     )
-    query = retrieval_query(turns)
+    customer = [t.text for t in turns if t.role == "customer"]
     articles: tuple[Article, ...] = ()
-    if query.strip():
-        customer = [t.text for t in turns if t.role == "customer"]
-        found = search_kb(store, query, max(kb_limit, KB_CANDIDATES))
-        # The situation's own articles compete too, even when the customer's words miss them.
-        situational = situation_query(reasons)
-        if situational:
-            have = {a.id for a in found}
-            found += [a for a in search_kb(store, situational, 2) if a.id not in have]
+    if any(text.strip() for text in customer[-3:]):
         cited = [k for t in turns if t.role == "bot" for k in t.kb_ids]
-        ranked = rank(found, customer[-1], " ".join(customer[-3:-1]), reasons, cited)
-        if not ranked and len(customer) > 1:
-            # "WHERE IS MY MONEY": the newest words name nothing; the question is further up.
-            ranked = rank(found, " ".join(customer[-3:]), "", reasons, cited)
-        articles = tuple(ranked[:kb_limit])
+        earlier = " ".join(reversed(customer[-3:-1]))
+        articles = tuple(
+            draft_articles(store, customer[-1], earlier, reasons, cited, limit=kb_limit)
+        )
     based_on = max((t.id for t in turns if t.role == "customer"), default=None)
     return DraftContext(
         conversation_id=conversation_id,

@@ -32,8 +32,9 @@ from rapidfuzz import fuzz
 
 from console.assist import phrases as P
 from console.assist.context import DraftContext, first_name
-from console.assist.retrieval import REASON_TAGS, Article, content_words
+from console.assist.retrieval import REASON_TAGS, Article
 from console.kb import split_body
+from console.kb.words import content_stems
 from store.kb import KbArticle
 
 ENGINE = "embedded"
@@ -150,7 +151,7 @@ def find_loss(texts: Sequence[str]) -> str:
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")
-_words = content_words
+_words = content_stems
 
 
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")

@@ -210,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
                 f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {_pct(lat, 0.5):.0f} us,"
                 f" p99 {_pct(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)"
             )
+        ranking = _ranking(Path(tmp) / "bench.db", rows)
     source = data.name if data.is_file() else "built-in questions"
     outcomes = Counter(a.intent for a in results)
     total = len(results)
@@ -250,8 +251,53 @@ def run(args: argparse.Namespace) -> int:
         answered = graded["right"] + graded["wrong"]
         if answered:
             print(f"  precision of answers: {graded['right'] / answered:.1%}")
+    if ranking:
+        print(ranking)
     _clinc(rows, results)
     return 0
+
+
+def _ranking(path: Path, rows: list[tuple[str, str, str]]) -> str:
+    """How the knowledge base's one ranker orders articles for Banking77 questions it covers.
+
+    The console's search (``ctrl+k``) shows its order over a pool of 20; a draft quotes its
+    first article when that one is relevant (:attr:`console.kb.rank.Candidate.relevant`),
+    read here through the drafts' own path (one conversation per question).
+    """
+    from console.assist.context import build_context
+    from console.kb.rank import SEARCH_POOL, ranker_for
+    from store import Store, lifecycle
+    from store.kb import search
+
+    graded = [
+        (text, COVERED[intent])
+        for src, intent, text in rows
+        if src == "banking77" and intent in COVERED
+    ]
+    if not graded:
+        return ""
+    bm25 = first = top3 = right = wrong = 0
+    with Store(path) as store:
+        ranker = ranker_for(store)
+        for text, ok in graded:
+            hits = search(store, text, limit=1)
+            bm25 += bool(hits) and hits[0].id in ok
+            ranked = [c.id for c in ranker.rank(store, text, pool=SEARCH_POOL)]
+            first += bool(ranked) and ranked[0] in ok
+            top3 += bool(set(ranked[:3]) & set(ok))
+            cid = lifecycle.open_conversation(store, "Sam")
+            lifecycle.add_customer_message(store, cid, text)
+            quoted = build_context(store, cid, agent="bench").articles
+            if quoted:
+                right += quoted[0].id in ok
+                wrong += quoted[0].id not in ok
+    n = len(graded)
+    return (
+        f"ranking, same questions (n={n}): right article first, bm25 alone {bm25 / n:.1%},"
+        f" ranked (ctrl+k, drafts; pool {SEARCH_POOL}) {first / n:.1%}, in the top three"
+        f" {top3 / n:.1%}; drafts quote the right article first {right / n:.1%}, a wrong one"
+        f" {wrong / n:.1%}, none {(n - right - wrong) / n:.1%}"
+    )
 
 
 def _clinc(rows: list[tuple[str, str, str]], results: list) -> None:

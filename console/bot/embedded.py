@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from console.bot import intents, phrases, vocabulary
 from console.bot.types import BotAnswer, BotContext
-from console.kb import Parsed, ensure_loaded, split_body
+from console.kb import Parsed, ensure_loaded, words
+from console.kb.rank import BOT_POOL, Candidate, Indexed, Ranker
 from store.db import Store
-from store.kb import all_articles, search, terms
+from store.kb import terms
 
 # Writers put the most useful facts first: a small head start for the first two.
 _POSITION_PRIOR = (0.5, 0.25)
@@ -76,58 +76,12 @@ _NEITHER_RE = re.compile(
     re.IGNORECASE,
 )
 _NEITHER = "-"
-# Rank points off a product's own article when the question never names the product: without
-# "pay in 3" or "instalment" in it, a Pay-in-3 article answered the question about 5% of the time.
-_OFF_PRODUCT = 1.5
 _SHORT_REPLY = 3  # content words; a longer reply is read as a question of its own
 _NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
 
 
-# Search hits the ranker looks at. bm25 alone puts the right article first for 56% of real
-# Banking77 questions the KB covers; re-ranking its top 3 by coverage, title and phrases, 66%;
-# its top 10, 69% (top three 84%). The bot's answer/clarify margins were tuned on 3 (with 10,
-# a bare "refund" is answered instead of asking which refund), so a wider pool is for people
-# browsing the knowledge base (the console's search), not for the bot's decisions.
-RETRIEVE_POOL = 3
-
-
-@dataclass(frozen=True, slots=True)
-class _Indexed:
-    parsed: Parsed
-    stems: frozenset[str]
-    title_stems: frozenset[str]
-    fact_stems: tuple[frozenset[str], ...]
-    fact_terms: tuple[frozenset[str], ...]  # without stop words, to spot repetition
-    phrases: tuple[tuple[str, ...], ...]  # multi-word tags ("delete account") as stems
-    product_stems: frozenset[str] = (
-        frozenset()
-    )  # words naming the product a "Product: ..." article is about
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A retrieved article and how much of the question it covers."""
-
-    id: str
-    score: float  # bm25, lower is better
-    matched: float  # weighted count of question words the article contains
-    coverage: float  # matched / weighted question length
-    title_hits: float = 0.0  # weighted question words in the article's title
-    phrase_hits: int = 0  # multi-word tags of the article found word for word in the question
-    rank: float = 0.0  # the ranking score candidates are sorted by, higher is better
-
-    @property
-    def confident(self) -> bool:
-        # Two real words of the question, or most of a short one ("pin", "freeze card").
-        # A long story that shares a few words with an article is not answered by it.
-        # A question whose key word is in the article's title needs less of the rest.
-        # A tag phrase said word for word ("delete my account") is the clearest sign of all.
-        return (
-            (self.matched >= 2.0 and self.coverage >= 0.25)
-            or (self.coverage >= 0.6 and self.matched >= 1.0)
-            or (self.title_hits >= 1.0 and self.coverage >= 0.4)
-            or self.phrase_hits > 0
-        )
+# The bot ranks a pool of three search hits (console.kb.rank explains why).
+RETRIEVE_POOL = BOT_POOL
 
 
 def _margin_needed(best: Candidate) -> float:
@@ -141,16 +95,7 @@ def _margin_needed(best: Candidate) -> float:
     return _MARGIN if best.coverage >= _THIN_COVERAGE else _MARGIN_THIN
 
 
-def _product_stems(title: str) -> frozenset[str]:
-    product = vocabulary.product_of(title)
-    return (
-        frozenset(vocabulary.stem(w) for w in vocabulary.PRODUCT_WORDS[product])
-        if product
-        else frozenset()
-    )
-
-
-def _choose(offered: tuple[str, ...], text: str, indexed: list[_Indexed]) -> str:
+def _choose(offered: tuple[str, ...], text: str, indexed: list[Indexed]) -> str:
     """Which offered article a reply picks: an id, :data:`_NEITHER`, or '' when it does not say.
 
     Position words ("the first one", "the latter") win; otherwise the option whose own words
@@ -161,27 +106,19 @@ def _choose(offered: tuple[str, ...], text: str, indexed: list[_Indexed]) -> str
         return offered[0] if first else offered[1]
     if _NEITHER_RE.search(text):
         return _NEITHER
-    words = {vocabulary.stem(w) for w in terms(text) if w not in vocabulary.CHATTER}
-    if len(words) > _SHORT_REPLY:
+    said = {words.stem(w) for w in terms(text) if w not in vocabulary.CHATTER}
+    if len(said) > _SHORT_REPLY:
         return ""  # a new question in its own right: searched as usual, not forced into our two
     shared = indexed[0].stems & indexed[1].stems
     scores = [
         sum(
-            2.0 if w in art.title_stems else 1.0
-            for w in words
-            if w in art.stems and w not in shared
+            2.0 if w in art.title_stems else 1.0 for w in said if w in art.stems and w not in shared
         )
         for art in indexed
     ]
     if scores[0] == scores[1]:
         return ""
     return offered[0] if scores[0] > scores[1] else offered[1]
-
-
-def _contains(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    """``phrase`` appears in ``sequence`` as consecutive items."""
-    n = len(phrase)
-    return any(sequence[i : i + n] == phrase for i in range(len(sequence) - n + 1))
 
 
 def first_name(name: str) -> str:
@@ -211,23 +148,10 @@ class EmbeddedBot:
             self.path = Path(store)
         conn = self._store()
         ensure_loaded(conn)
-        self._articles: dict[str, _Indexed] = {}
-        for article in all_articles(conn):
-            parsed = split_body(article)
-            self._articles[article.id] = _Indexed(
-                parsed,
-                vocabulary.stems(f"{article.title} {article.tags} {article.body}"),
-                vocabulary.stems(article.title),
-                tuple(vocabulary.stems(f) for f in parsed.facts),
-                tuple(frozenset(vocabulary.stem(w) for w in terms(f)) for f in parsed.facts),
-                tuple(
-                    p
-                    for p in (tuple(vocabulary.stem(w) for w in terms(tag)) for tag in parsed.tags)
-                    if len(p) >= 2
-                ),
-                _product_stems(article.title),
-            )
-        self._vocab = frozenset().union(*(a.stems for a in self._articles.values()))
+        # Built once: the bot answers thousands of messages a second and does not re-check the
+        # table; articles loaded later (``tandem kb load``) are known after a restart.
+        self.ranker = Ranker.load(conn)
+        self._articles = self.ranker.articles
         self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -248,19 +172,13 @@ class EmbeddedBot:
     def retrieve(self, text: str, pool: int = RETRIEVE_POOL) -> list[Candidate]:
         """The best articles for ``text`` with their coverage, best first (cached).
 
-        :param pool: how many search hits to re-rank (and at most return)
+        :param pool: how many search hits to rank (and at most return)
         """
-        words = tuple(terms(text))
-        return list(self._retrieve(words, max(1, pool))) if words else []
+        question = tuple(terms(text))
+        return list(self._retrieve(question, max(1, pool))) if question else []
 
-    def _weight(self, word: str) -> float:
-        if word in vocabulary.FEELINGS:
-            return 0.2
-        if word in vocabulary.GENERIC or word in vocabulary.VAGUE_WORDS:
-            return 0.4
-        # A word no article uses (a shop's name, a product we do not offer) still counts
-        # against coverage, but less than a word the knowledge base knows.
-        return 1.0 if vocabulary.stem(word) in self._vocab else 0.5
+    def _retrieve_uncached(self, question: tuple[str, ...], pool: int) -> tuple[Candidate, ...]:
+        return self.ranker.rank_words(self._store(), question, pool)
 
     def _article_in(self, reply: str) -> str | None:
         """The article a previous bot reply was built from, if any."""
@@ -274,11 +192,6 @@ class EmbeddedBot:
                 return article_id
         return None
 
-    def _off_product(self, article_id: str, asked: frozenset[str]) -> bool:
-        """A product's own article ("Pay-in-3: refunds") for a question that never names the product."""
-        product = self._articles[article_id].product_stems
-        return bool(product) and product.isdisjoint(asked)
-
     def _offered(self, reply: str) -> tuple[str, ...]:
         """The two articles our "X or Y?" question offered (empty when it was not one)."""
         if not reply.startswith(phrases.WHICH):
@@ -291,48 +204,6 @@ class EmbeddedBot:
         }
         ids = tuple(by_title.get(title, "") for title in match.groups())
         return ids if all(ids) else ()
-
-    def _retrieve_uncached(self, words: tuple[str, ...], pool: int) -> tuple[Candidate, ...]:
-        hits = search(self._store(), " ".join(words), limit=pool)
-        weights = {vocabulary.stem(w): self._weight(w) for w in words}
-        total = sum(weights.values()) or 1.0
-        sequence = tuple(vocabulary.stem(w) for w in words)
-        out = []
-        for hit in hits:
-            indexed = self._articles.get(hit.id)
-            if indexed is None:
-                continue  # loaded after this bot started (``tandem kb load``); known after a restart
-            stems, title = indexed.stems, indexed.title_stems
-            matched = sum(weight for stem, weight in weights.items() if stem in stems)
-            out.append(
-                Candidate(
-                    hit.id,
-                    hit.score,
-                    matched,
-                    matched / total,
-                    sum(weight for stem, weight in weights.items() if stem in title),
-                    sum(1 for phrase in indexed.phrases if _contains(sequence, phrase)),
-                )
-            )
-        if not out:
-            return ()
-        # bm25 favours short articles that repeat one word; how much of the question an
-        # article covers breaks near-ties the other way.
-        top = out[0].score or -1.0
-        asked = frozenset(sequence)
-        ranked = [
-            replace(
-                c,
-                rank=c.matched
-                + 0.8 * (c.score / top)
-                + c.title_hits
-                + c.phrase_hits
-                - (_OFF_PRODUCT if self._off_product(c.id, asked) else 0.0),
-            )
-            for c in out
-        ]
-        ranked.sort(key=lambda c: -c.rank)
-        return tuple(ranked)
 
     # -- answering -----------------------------------------------------------------------
     async def answer(self, ctx: BotContext) -> BotAnswer:
@@ -384,9 +255,9 @@ class EmbeddedBot:
             and not cues.how_to
             and all(
                 w in vocabulary.CLOSING_WORDS
-                or w in vocabulary.GENERIC
-                or w in vocabulary.VAGUE_WORDS
-                or w in vocabulary.FEELINGS
+                or w in words.GENERIC
+                or w in words.VAGUE_WORDS
+                or w in words.FEELINGS
                 for w in content
             )
         ):
@@ -395,9 +266,7 @@ class EmbeddedBot:
         specific = [
             w
             for w in content
-            if w not in vocabulary.GENERIC
-            and w not in vocabulary.VAGUE_WORDS
-            and w not in vocabulary.FEELINGS
+            if w not in words.GENERIC and w not in words.VAGUE_WORDS and w not in words.FEELINGS
         ]
         if not specific and cues.how_to and ctx.bot_turns() > 0:
             # "Where do I find that?" about what we just said: the steps of that article.
@@ -412,7 +281,7 @@ class EmbeddedBot:
                 return self._more_about(previous_article, cues, last_reply, seed)
         follow_up = phrases.is_clarifying(last_reply) and len(specific) <= 2
         # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
-        query = " ".join(w for w in content if w not in vocabulary.FEELINGS) or " ".join(content)
+        query = " ".join(w for w in content if w not in words.FEELINGS) or " ".join(content)
         if follow_up:
             # A short reply to our own question ("declined") is read with what came before it.
             previous = ctx.previous_customer_text()
@@ -466,9 +335,9 @@ class EmbeddedBot:
                 kb_ids=[best.id, second.id],
                 intent="clarify",
             )
-        previous_terms = {vocabulary.stem(w) for w in terms(ctx.previous_customer_text())}
+        previous_terms = {words.stem(w) for w in terms(ctx.previous_customer_text())}
         asked_again = bool(previous_terms) and len(
-            {vocabulary.stem(w) for w in content} & previous_terms
+            {words.stem(w) for w in content} & previous_terms
         ) >= max(1, len(content) // 2)
         return self._compose(ctx, cues, query, best.id, seed, name, asked_again)
 
@@ -594,7 +463,7 @@ class EmbeddedBot:
     ) -> BotAnswer:
         indexed = self._articles[article_id]
         art = indexed.parsed
-        question = vocabulary.stems(query)
+        question = words.stems(query)
         last_reply = ctx.last_reply_text()
         # The same question answered by the same article again: the last answer did not help.
         repeat = asked_again and bool(art.summary) and art.summary in last_reply
@@ -604,7 +473,7 @@ class EmbeddedBot:
         # Words of the article's own topic (its title) say little about which fact is wanted.
         asked = question - indexed.title_stems
         topical = question & indexed.title_stems
-        summary_stems = frozenset(vocabulary.stem(w) for w in terms(art.summary))
+        summary_stems = frozenset(words.stem(w) for w in terms(art.summary))
         scored: list[tuple[float, int]] = []
         for i, fact in enumerate(art.facts):
             if fact in last_reply:

@@ -1,33 +1,11 @@
-"""Word lists and the crude stemmer the embedded bot uses to judge a retrieved article.
+"""Word lists only the embedded bot reads: small talk, sensitive topics, closing words.
 
-Search itself is FTS5 (:mod:`store.kb`); these lists decide how much each word of a question
-counts when the bot asks "does this article cover what was asked?".
+The words that decide how an article is ranked (generic, vague, feelings, products) and the
+one stemmer live with the ranker, in :mod:`console.kb.words`.
 """
 
 from __future__ import annotations
 
-import re
-
-WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-
-# Words that say what area a question is about but not what the question is.
-GENERIC = frozenset(
-    "card cards account accounts money pay paid paying payment payments app pennant bank use using "
-    "used make made today yesterday week day time way thing things get support customer service ask "
-    "asked asking said say says tell told want wanted find see look check know mean means meaning "
-    "thing usually normally new".split()
-)
-# Feelings, waiting and "how long/much": they colour a question but do not say what it is about.
-FEELINGS = frozenset(
-    "angry upset annoyed furious frustrated frustrating ridiculous disappointed worried waiting waited "
-    "weeks days months hours ages already again still so very sorry long soon much many often".split()
-)
-# Words that say something is wrong but not what.
-VAGUE_WORDS = frozenset(
-    "work working works worked doesnt dont isnt wont didnt broken problem problems issue issues error "
-    "errors wrong stuck help question questions confused sure cant cannot never trouble hasnt havent "
-    "wasnt werent arent".split()
-)
 # Politeness and small talk: a message made only of these has no question in it.
 CHATTER = frozenset(
     "thanks thank thx ty ta cheers bye goodbye great perfect brilliant awesome helpful lovely cool "
@@ -35,11 +13,6 @@ CHATTER = frozenset(
     "hi hello hey hiya howdy yo greetings hallo hola bonjour all set everything nope nah nothing else "
     "see ya have wonderful fab fantastic amazing excellent super oh ah um hmm erm ooh aha wow right".split()
 )
-# Products with several articles titled "Product: ...": words that show a question is about the
-# product (``pay in 3`` itself is rewritten to "pay-in-3 instalment" before the search).
-PRODUCT_WORDS: dict[str, frozenset[str]] = {
-    "Pay-in-3": frozenset("instalment instalments installment installments bnpl klarna".split()),
-}
 # Articles about loss, money worries or crime: answered plainly, without cheerful openers.
 SENSITIVE_TAGS = frozenset({"bereavement", "hardship", "scam", "fraud", "extra support"})
 # After a thank-you, these words close a conversation rather than ask something new.
@@ -47,31 +20,3 @@ CLOSING_WORDS = frozenset(
     "sorts sort sorted needed need helped help helpful answer answered clear understood understand "
     "makes make sense info information later hold wait perfect everything now got".split()
 )
-
-
-def stem(word: str) -> str:
-    """A crude stem, enough to ask "does this article mention that word at all?".
-
-    "declined"/"decline", "moved"/"move", "fees"/"fee" meet at the same five letters.
-    """
-    if len(word) > 4:
-        for suffix in ("ing", "ed", "sses", "es", "s"):
-            if word.endswith(suffix):
-                word = word[: -len(suffix)] + ("ss" if suffix == "sses" else "")
-                break
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    if len(word) > 3 and word.endswith("e"):
-        word = word[:-1]
-    return word[:5]
-
-
-def product_of(title: str) -> str | None:
-    """The product a title is scoped to ("Pay-in-3: returns and refunds" -> "Pay-in-3"), if any."""
-    prefix = title.split(":", 1)[0] if ":" in title else ""
-    return prefix if prefix in PRODUCT_WORDS else None
-
-
-def stems(text: str) -> frozenset[str]:
-    """The stems of every word of ``text`` (no cap, no stop list): an article's vocabulary."""
-    return frozenset(stem(w.replace("'", "")) for w in WORDS.findall(text.lower()))

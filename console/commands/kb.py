@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "kb",
         help="load and search the knowledge base",
         description="The knowledge base the bot and the drafts answer from: Markdown articles "
-        "(front matter id/title/tags), searched with SQLite FTS5.",
+        "(front matter id/title/tags), searched with SQLite FTS5 and ranked as the console ranks them.",
         epilog="Example: tandem kb search 'my card was declined abroad'",
     )
     ksub = parser.add_subparsers(dest="kb_command", metavar="ACTION", required=True)
@@ -62,23 +62,35 @@ def _load(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from console.kb import ensure_loaded
+    from console.kb.rank import SEARCH_POOL, ranker_for
     from store import open_store
-    from store.kb import search
 
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     store = open_store(args.db)
     ensure_loaded(store)
-    hits = search(store, " ".join(args.query), limit=args.limit)
+    # The console's ctrl+k order: the knowledge base's one ranker over the search's best hits.
+    ranker = ranker_for(store)
+    ranked = ranker.rank(store, " ".join(args.query), pool=max(SEARCH_POOL, args.limit))
+    hits = [(c, ranker.articles[c.id].article.title) for c in ranked[: args.limit]]
     if args.json:
-        for hit in hits:
-            print(json.dumps({"id": hit.id, "title": hit.title, "score": round(hit.score, 3)}))
+        for c, title in hits:
+            print(
+                json.dumps(
+                    {
+                        "id": c.id,
+                        "title": title,
+                        "rank": round(c.rank, 3),
+                        "score": round(c.score, 3),
+                    }
+                )
+            )
         return 0
     if not hits:
         print("no matching article")
         return 1
-    for hit in hits:
-        print(f"{hit.id}  {hit.score:7.2f}  {hit.title}")
+    for c, title in hits:
+        print(f"{c.id}  {c.rank:6.2f}  {title}")
     return 0
 
 

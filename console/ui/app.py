@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import events
 from textual.app import App
@@ -23,9 +23,6 @@ from console.ui.quiet_gc import QuietCollector
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
 from store.views import waiting_queue
-
-if TYPE_CHECKING:
-    from console.bot import EmbeddedBot
 
 RISING_SECONDS = 4.0
 HEARTBEAT_SECONDS = 30.0
@@ -75,7 +72,6 @@ class TandemApp(App[None]):
         self._wall: Any = None
         self._notice = notice
         self.collector = QuietCollector()
-        self._kb_ranker: EmbeddedBot | None = None
 
     def on_mount(self) -> None:
         from console.ui.screens.wall import WallScreen
@@ -222,19 +218,6 @@ class TandemApp(App[None]):
         """Claim from the wall, then open the conversation with the composer ready."""
         if self.claim(conversation_id):
             self.open_conversation(conversation_id, claimed=True)
-
-    @property
-    def kb_ranker(self) -> EmbeddedBot:
-        """The bot's article ranker on this store, for the knowledge-base search (built on first use).
-
-        It indexes the articles once: ones loaded later (``tandem kb load``) rank by search
-        alone until the console restarts.
-        """
-        if self._kb_ranker is None:
-            from console.bot import EmbeddedBot
-
-            self._kb_ranker = EmbeddedBot(self.store)
-        return self._kb_ranker
 
     def take_next(self) -> None:
         """Claim the conversation first in the queue and open it; another agent's win means the next one.

@@ -266,3 +266,51 @@ async def test_results_are_ranked_like_the_bot_ranks_articles(db_path: Path) -> 
         await _search_for(pilot, screen, question)
         assert screen.hits[0].id == "KB-016"
         assert search(app.store, question, limit=1)[0].id == "KB-004"  # what bm25 alone says
+
+
+# Questions a draft and ctrl+k both rank. With two rankers, drafts quoted another article (or
+# none) for the first three; bm25 alone puts the Pay-in-3 returns article first for the first.
+SAME_FIRST = [
+    "can I get my refund for the shoes I returned",
+    "the hotel took a deposit on my card and never released it",
+    "what happens if I miss an instalment",
+    "How does pay in 3 work?",
+    "I forgot my PIN",
+    "how do I add my card to apple pay",
+    "the cash machine kept my card",
+]
+
+
+async def test_a_draft_and_ctrl_k_put_the_same_article_first(db_path: Path) -> None:
+    from console.assist.context import build_context
+
+    cids = [_conversation(db_path, question) for question in SAME_FIRST]
+    with Store(db_path) as s:
+        drafted = [build_context(s, cid, agent="me").articles for cid in cids]
+        bm25_first = [search(s, q, limit=1)[0].id for q in SAME_FIRST]
+    assert all(drafted), "each question has an article to quote"
+    assert [a[0].id for a in drafted] != bm25_first  # the ranker decides, not bm25 alone
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: set(cids) <= set(app.rows), what="the tiles")
+        # The first question end to end: take it (n), its draft cites an article, and ctrl+k
+        # (pre-filled with the customer's question) shows that article first.
+        await pilot.press("n")
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen) and conv.conversation_id == cids[0]
+        composer = conv.query_one(Composer)
+        await wait_until(
+            pilot,
+            lambda: composer.draft is not None and not composer.draft.streaming,
+            what="the draft",
+        )
+        assert composer.draft is not None
+        cited = composer.draft.kb_ids
+        assert cited and cited[0] == drafted[0][0].id
+        screen = await _open_search(pilot, app)
+        assert screen.searched == SAME_FIRST[0]
+        assert screen.hits[0].id == cited[0]
+        # The others: the article the draft would quote is the one the search shows first.
+        for question, articles in zip(SAME_FIRST[1:], drafted[1:], strict=True):
+            await _search_for(pilot, screen, question)
+            assert screen.hits[0].id == articles[0].id, question

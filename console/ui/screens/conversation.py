@@ -429,7 +429,6 @@ class ConversationScreen(Screen[None]):
                 query=asked,
                 subject=subject,
                 insert_blocked=blocked,
-                ranker=self.tandem.kb_ranker,
             ),
             self._kb_picked,
         )

@@ -1,11 +1,14 @@
 """Knowledge-base search as a modal: a query, the matching articles, and the selected one.
 
 An agent opens it with ``ctrl+k`` in a conversation (the query starts as the customer's last
-message, so the first results already fit) or from the wall's command palette. Results come
-from :func:`store.kb.search` (FTS5, bm25), which turns any text into a safe query, so quotes,
-``*`` or ``NEAR(`` typed by the agent are just characters. The search runs on the event loop
-with the app's own connection: it is one indexed read of well under a millisecond, and a
-short debounce keeps it to one per pause in typing.
+message, so the first results already fit) or from the wall's command palette. Results are
+ranked by the knowledge base's one ranker (:mod:`console.kb.rank`: FTS5 bm25, then how much
+of the question each article covers), over the same pool as drafts, so the article a draft
+quotes for a question is the one this screen shows first. The search turns any text into a
+safe query, so quotes, ``*`` or ``NEAR(`` typed by the agent are just characters. It runs on
+the event loop with the app's own connection: one indexed read of well under a millisecond
+(the ranker's index of the articles is built once and rebuilt when they change), and a short
+debounce keeps it to one per pause in typing.
 
 The screen never writes anything. ``enter`` dismisses with a :class:`KbPick` carrying the
 article's customer-facing answer (``ctrl+y``: just its id, as a reference); the opener puts it
@@ -19,7 +22,7 @@ Article text is ours, but it is drawn as data all the same: plain ``Text`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from rich.text import Text
 from textual import on
@@ -32,17 +35,15 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.kb import split_body
+from console.kb.rank import SEARCH_POOL, ranker_for
 from console.ui.model import safe_text
 from store import Store
 from store.errors import StoreError
-from store.kb import KbArticle, KbHit, search, terms
-
-if TYPE_CHECKING:
-    from console.bot import EmbeddedBot
+from store.kb import KbArticle, KbHit, terms
 
 # Long enough to skip the searches between keystrokes, short enough to feel live.
 DEBOUNCE_SECONDS = 0.12
-RESULT_LIMIT = 20
+RESULT_LIMIT = SEARCH_POOL
 # A customer's message can be long; the query needs its words, not all of it.
 QUERY_CHARS = 240
 
@@ -138,11 +139,9 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
         query: str = "",
         subject: str = "",
         insert_blocked: str | None = None,
-        ranker: EmbeddedBot | None = None,
     ) -> None:
         super().__init__()
         self.store = store
-        self.ranker = ranker
         self.initial_query = query_from(query)
         self.subject = subject
         self.insert_blocked = insert_blocked
@@ -192,14 +191,11 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
             return
         self.searched = query
         try:
-            self.hits = search(self.store, query, limit=RESULT_LIMIT)
-            if self.ranker is not None and self.hits:
-                # The bot's ranker (how much of the question an article covers, its title, its
-                # tag phrases) puts the right article first far more often than bm25 alone.
-                ranked = {
-                    c.id: i for i, c in enumerate(self.ranker.retrieve(query, pool=RESULT_LIMIT))
-                }
-                self.hits.sort(key=lambda hit: ranked.get(hit.id, len(ranked)))
+            ranker = ranker_for(self.store)
+            self.hits = []
+            for c in ranker.rank(self.store, query, pool=RESULT_LIMIT):
+                art = ranker.articles[c.id].article
+                self.hits.append(KbHit(art.id, art.title, art.body, art.tags, c.score))
         except StoreError as exc:
             self.hits = []
             self._status(f"search failed: {exc}")

@@ -331,7 +331,6 @@ class WallScreen(Screen[None]):
         self.app.push_screen(
             KbSearchScreen(
                 self.tandem.store,
-                ranker=self.tandem.kb_ranker,
                 insert_blocked="Read only here: open a conversation and take it over (t) to insert an article.",
             )
         )
