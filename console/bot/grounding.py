@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from console.bot.vocabulary import stem
+from console.kb.words import stem
 
 # -- numbers -------------------------------------------------------------------------------
 
