@@ -235,6 +235,24 @@ def m0003_ratings_webhooks(db: Database) -> None:
     )
 
 
+@migrations(name="0004_report_indexes")
+def m0004_report_indexes(db: Database) -> None:
+    """Indexes for reading history by time: ``tandem report``, ``tandem whatif``.
+
+    The feed by kind and time (escalations, claims, abandonments in a window), conversations by
+    the time they opened, and agents' messages by time (a partial index: agents write a small
+    share of the messages, so the hub's inserts barely pay for it).
+    """
+    _run_script(
+        db,
+        """
+        CREATE INDEX events_kind_at ON events(kind, at);
+        CREATE INDEX conversations_created ON conversations(created_at);
+        CREATE INDEX messages_agent_at ON messages(created_at) WHERE role = 'agent';
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

@@ -112,11 +112,11 @@ def support_report(
         "SELECT count(*) FROM conversations c"
         " WHERE c.created_at >= ? AND c.created_at < ? AND c.state = 'resolved'"
         " AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.role = 'bot')"
-        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.conversation_id = c.id"
-        "   AND e.kind IN ('escalated', 'claimed', 'assigned', 'abandoned'))"
+        " AND c.id NOT IN (SELECT e.conversation_id FROM events e"
+        "   WHERE e.kind IN ('escalated', 'claimed', 'assigned', 'abandoned') AND e.at >= ?)"
         " AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.customer_id = c.customer_id"
         "   AND n.id != c.id AND n.created_at >= c.resolved_at AND n.created_at < c.resolved_at + ?)",
-        (*window, REPEAT_WINDOW_S),
+        (*window, window[0], REPEAT_WINDOW_S),
     )
 
     by_reason: dict[str, int] = {}
@@ -240,41 +240,59 @@ def _by_level_and_agent(
 def _next_responses(
     store: Store, window: tuple[float, float], sla_s: Mapping[str, float]
 ) -> tuple[dict[str, list[tuple[float, bool]]], dict[str, list[tuple[float, bool]]]]:
-    # One ordered pass over the customer and agent messages (and the claims, which start a new
-    # stay with a person) of the conversations an agent wrote in during the window.
-    rows = store.query(
-        "WITH touched AS (SELECT DISTINCT conversation_id FROM messages"
-        "   WHERE role = 'agent' AND created_at >= ? AND created_at < ?)"
-        " SELECT conversation_id AS cid, created_at AS at, role, author, level FROM messages"
-        "   WHERE role IN ('customer', 'agent') AND conversation_id IN touched"
-        " UNION ALL"
-        " SELECT conversation_id, at, 'claim', actor, NULL FROM events"
-        "   WHERE kind IN ('claimed', 'assigned', 'transferred', 'handed_back')"
-        "   AND conversation_id IN touched"
-        " ORDER BY 1, 2",
-        window,
-    )
+    # The conversations an agent wrote in during the window (the partial index on agents'
+    # messages finds them), then their customer and agent messages in index order, with the
+    # moves that start a new stay with a person merged in by time.
+    touched = [
+        int(r[0])
+        for r in store.query(
+            "SELECT DISTINCT conversation_id FROM messages"
+            " WHERE role = 'agent' AND created_at >= ? AND created_at < ?",
+            window,
+        )
+    ]
+    # Moves that start a stay with a person, by time through the (kind, at) index; a day
+    # before the window covers a stay that began before it.
+    stays: dict[int, list[float]] = {}
+    for cid, at in store.query(
+        "SELECT conversation_id, at FROM events WHERE kind IN"
+        " ('claimed', 'assigned', 'transferred', 'handed_back') AND at >= ? AND at < ?"
+        " ORDER BY id",
+        (window[0] - REPEAT_WINDOW_S, window[1]),
+    ):
+        stays.setdefault(cid, []).append(at)
     by_level: dict[str, list[tuple[float, bool]]] = {}
     by_agent: dict[str, list[tuple[float, bool]]] = {}
-    cid = None
-    agent_spoke = False  # an agent has written in this stay with a person
-    waiting_since: float | None = None
-    waiting_level = "calm"
-    for r in rows:
-        if r["cid"] != cid:
-            cid, agent_spoke, waiting_since = r["cid"], False, None
-        role = r["role"]
-        if role == "claim":
-            agent_spoke, waiting_since = False, None
-        elif role == "customer":
-            if agent_spoke and waiting_since is None:
-                waiting_since, waiting_level = r["at"], r["level"] or "calm"
-        else:
-            if waiting_since is not None and window[0] <= r["at"] < window[1]:
-                took = r["at"] - waiting_since
+    for start in range(0, len(touched), 500):
+        chunk = touched[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.query(
+            "SELECT conversation_id, created_at, role, author, level FROM messages"
+            f" WHERE conversation_id IN ({marks}) AND role IN ('customer', 'agent')"
+            " ORDER BY conversation_id, id",
+            chunk,
+        )
+        cid = None
+        moves: list[float] = []
+        agent_spoke = False  # an agent has written in this stay with a person
+        waiting_since: float | None = None
+        waiting_level = "calm"
+        for row_cid, at, role, author, level in rows:
+            if row_cid != cid:
+                cid, agent_spoke, waiting_since = row_cid, False, None
+                moves = list(reversed(stays.get(row_cid, [])))
+            while moves and moves[-1] <= at:
+                moves.pop()
+                agent_spoke, waiting_since = False, None
+            if role == "customer":
+                if agent_spoke and waiting_since is None:
+                    waiting_since, waiting_level = at, level or "calm"
+                continue
+            if waiting_since is not None and window[0] <= at < window[1]:
+                took = at - waiting_since
                 sample = (took, took <= sla_s.get(waiting_level, math.inf))
                 by_level.setdefault(waiting_level, []).append(sample)
-                by_agent.setdefault(r["author"] or "?", []).append(sample)
+                by_agent.setdefault(author or "?", []).append(sample)
             agent_spoke, waiting_since = True, None
     return by_level, by_agent
 

@@ -16,6 +16,7 @@ BENCHES = {
     "console": "1,000 live conversations at 100 msgs/s: key -> frame latency, CPU, start time",
     "drafts": "embedded draft first-text latency; LLM streaming overhead against a fake server",
     "bot": "embedded bot: answer latency, outcomes on real questions, retrieval accuracy",
+    "report": "tandem report, supervisor metrics and what-if on a store of 1,000,000 messages",
 }
 
 
