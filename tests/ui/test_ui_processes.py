@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from waiting import wait_until
+
 from store import Store, lifecycle
 from store.queries import get_conversation, transcript
 
@@ -36,14 +38,6 @@ def _expect(proc: subprocess.Popen[str], prefix: str, timeout: float = 20.0) -> 
     raise AssertionError(f"no {prefix!r} within {timeout} s")
 
 
-def _wait(cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
-
-
 def test_a_claim_in_one_console_shows_in_the_other_and_stops_the_bot(db_path: Path) -> None:
     with Store(db_path) as s:
         cid = lifecycle.open_conversation(s, "Maya")
@@ -67,9 +61,7 @@ def test_a_claim_in_one_console_shows_in_the_other_and_stops_the_bot(db_path: Pa
             def bot_answers() -> bool:
                 return any(m["role"] == "bot" for m in transcript(s, cid))
 
-            t0 = time.monotonic()
-            _wait(bot_answers, 30)  # the hub is live: its bot answers this conversation
-            answer_time = time.monotonic() - t0
+            wait_until(bot_answers, timeout=30, what="the bot's answer")  # the hub is live
         ana = _spawn(str(DRIVER), str(db_path), "ana", "claim", str(cid))
         bob = _spawn(str(DRIVER), str(db_path), "bob", "watch", str(cid), "ana")
         procs += [ana, bob]
@@ -78,9 +70,8 @@ def test_a_claim_in_one_console_shows_in_the_other_and_stops_the_bot(db_path: Pa
         assert ana.stdin is not None
         ana.stdin.write("go\n")
         ana.stdin.flush()
-        claimed = float(_expect(ana, "CLAIMED").split()[1])
-        seen = float(_expect(bob, "SEEN").split()[1])
-        assert seen - claimed < 1.0, f"bob saw ana's claim after {seen - claimed:.3f} s"
+        _expect(ana, "CLAIMED")
+        _expect(bob, "SEEN")  # how fast is `tandem bench console`'s business, not a test's
         # Bob's own try is refused with the winner's name.
         notes = []
         while (line := _expect(bob, "")) != "DONE":
@@ -89,9 +80,14 @@ def test_a_claim_in_one_console_shows_in_the_other_and_stops_the_bot(db_path: Pa
         # The customer writes again: the bot, in its own process, stays silent now.
         with Store(db_path) as s:
             bots_before = sum(m["role"] == "bot" for m in transcript(s, cid))
-            lifecycle.add_customer_message(s, cid, "hello? is anyone there?")
-            # Longer than the bot took to answer when it owned the conversation, with room.
-            time.sleep(max(2.0, 3 * answer_time))
+            mid = lifecycle.add_customer_message(s, cid, "hello? is anyone there?").message_id
+
+            def triaged() -> bool:
+                # The hub's last act on a customer message: its triage level is stored (when
+                # the bot owns the conversation, in the same transaction as the bot's answer).
+                return any(m["id"] == mid and m["level"] for m in transcript(s, cid))
+
+            wait_until(triaged, timeout=30, what="the hub handling the new message")
             conv = get_conversation(s, cid)
             assert (conv["state"], conv["owner"]) == ("human", "ana")
             assert sum(m["role"] == "bot" for m in transcript(s, cid)) == bots_before

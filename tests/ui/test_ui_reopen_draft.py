@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
+
+from waiting import wait_until_async
 
 from console.ui.widgets.composer import Composer
 from store import Store, lifecycle
@@ -14,13 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from test_assist_helpers import refund_conversation  # noqa: E402
 
 
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+async def _until(predicate: Any) -> None:
+    await wait_until_async(predicate)
 
 
 async def _open(db_path: Path, cid: int) -> tuple[Any, Any]:
@@ -48,10 +44,12 @@ async def test_reopening_after_our_own_reply_drafts_nothing(db_path: Path) -> No
     with Store(db_path) as s:
         lifecycle.agent_reply(s, cid, "ana", "Hi Maya, I'm checking the refund with the shop now.")
     app, screen_type = await _open(db_path, cid)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(160, 48)):
         await _until(lambda: cid in app.rows)
         app.open_conversation(cid)
         await _until(lambda: isinstance(app.screen, screen_type) and app.screen.loaded)
-        await pilot.pause(0.3)
         composer = app.screen.query_one(Composer)
-        assert composer.draft is None and composer.text == ""
+        # The first load decides at once: the editor has the focus (the conversation is ours)
+        # and a draft, had one been due, would be under way from that moment.
+        assert app.focused is composer.editor
+        assert not composer.streaming and composer.draft is None and composer.text == ""

@@ -51,9 +51,9 @@ async def test_hostile_text_is_literal_and_inert(db_path: Path) -> None:
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        await pilot.pause(0.2)
+        # The name, literally, control made visible.
+        await wait_until(pilot, lambda: "[b]Eve[/b] ␛[5m" in _plain(app), what="the tile drawn")
         wall_text = _plain(app)
-        assert "[b]Eve[/b] ␛[5m" in wall_text  # the name, literally, control made visible
         assert "[@click=app.quit]click me[/]" in wall_text
         _assert_inert(_frame(app))
         # Clicking the literal "[@click=app.quit]" runs nothing: it opens the conversation.
@@ -64,17 +64,20 @@ async def test_hostile_text_is_literal_and_inert(db_path: Path) -> None:
             what="conversation",
         )
         assert app.is_running
-        await pilot.pause(0.2)
-        # The transcript keeps to its end; read each message widget as it renders.
-        text = "\n".join(_widget_text(w) for w in app.screen.query(".msg"))
+
+        def transcript_text() -> str:
+            # The transcript keeps to its end; read each message widget as it renders.
+            return "\n".join(_widget_text(w) for w in app.screen.query(".msg"))
+
+        await wait_until(pilot, lambda: "click me" in transcript_text(), what="the last message")
+        text = transcript_text()
         assert "[bold red]not bold[/bold red] [@click=app.quit]quit[/]" in text
         assert "[link=https://evil.example]x[/link]" in text
         assert "␛[31mred␛[0m" in text and "␛]52;c;ZXZpbA==␇" in text
         assert "שלום עולם" in text and "👍" in text
         _assert_inert(_frame(app))
         app.screen.query_one("#transcript").scroll_home(animate=False)
-        await pilot.pause(0.1)
-        assert "[bold red]not bold" in _plain(app)
+        await wait_until(pilot, lambda: "[bold red]not bold" in _plain(app), what="the top")
         _assert_inert(_frame(app))
         # The 10,000-character line is all there, wrapped, not cut: scroll through the widget.
         msg = app.screen.query(".msg-customer")[1]
@@ -93,9 +96,10 @@ async def test_hostile_names_in_the_supervisor_view(db_path: Path) -> None:
     async with app.run_test(size=(140, 30)) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the row")
         await pilot.press("s")
-        await pilot.pause(0.3)
-        text = _plain(app)
-        assert "[@click=app.quit]Eve[/] ␛]0;" in text  # the name column keeps 28 characters
+        # The name column keeps 28 characters.
+        await wait_until(
+            pilot, lambda: "[@click=app.quit]Eve[/] ␛]0;" in _plain(app), what="the row drawn"
+        )
         _assert_inert(_frame(app))
         await pilot.click("#queue-table", offset=(20, 1))
         assert app.is_running
