@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from console.errors import UsageError
@@ -19,14 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "triage",
         help="score conversations: who needs a human, and why",
         description="Read JSONL conversations (FILE, or stdin when FILE is '-' or missing) and write "
-        'one verdict per line, in order: {"id", "level", "score", "reasons"}. Input lines are '
+        'one verdict per line, in order: {"id", "level", "score", "reasons", "lang"}. Input lines are '
         '{"id": ..., "messages": [{"role": "customer"|"bot"|"agent", "text": ...}]} or '
         '{"id": ..., "text": ...}. Bad lines are reported on stderr with their line number and '
         "skipped (exit code 1 at the end). `tandem triage eval CSV` measures the engine on a "
-        "labelled CSV (columns slice, conversation, text, needs_empathy).",
+        "labelled CSV (columns slice, conversation, text, needs_empathy); `tandem triage eval "
+        'DIR|FILE.jsonl` on a hand-written set, one message a line ({"id", "lang", '
+        '"needs_human", "reason"?, "text"}), reported per language and per reason.',
         epilog="Examples: tandem triage chats.jsonl > verdicts.jsonl; "
         'echo \'{"id": 1, "text": "I want a real person"}\' | tandem triage; '
-        "tandem triage eval ../shared/data/triage/dev.csv --json",
+        "tandem triage eval ../shared/data/triage/dev.csv --json; "
+        "tandem triage eval tests/triage/multilingual/heldaside",
     )
     parser.add_argument(
         "file",
@@ -35,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE|eval",
         help="JSONL input (default: stdin), or 'eval'",
     )
-    parser.add_argument("csv", nargs="?", metavar="CSV", help="with eval: the labelled CSV")
+    parser.add_argument(
+        "csv", nargs="?", metavar="CSV|SET", help="with eval: the labelled CSV, or a JSONL set"
+    )
     parser.add_argument("--json", action="store_true", help="with eval: print metrics as JSON")
     parser.add_argument(
         "--curve",
@@ -196,6 +202,27 @@ def _lines(source: BinaryIO, limit: int) -> Iterator[bytes]:
         yield raw
 
 
+def _eval_cases(path: str, *, as_json: bool) -> int:
+    """A hand-written JSONL set (tests/triage/multilingual/...): per language and per reason."""
+    from console.triage import TriageEngine
+    from console.triage.evaluate import EvalError, evaluate_cases, read_cases, render_cases
+
+    try:
+        cases = read_cases(path)
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
+    by_lang, by_reason = evaluate_cases(TriageEngine(), cases)
+    if as_json:
+        out = {
+            "languages": {k: v.row() for k, v in by_lang.items()},
+            "reasons": {k: v.row() for k, v in by_reason.items()},
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(render_cases(by_lang, by_reason))
+    return 0
+
+
 def _eval(path: str, *, as_json: bool, as_curve: bool = False) -> int:
     from console.triage import TriageEngine
     from console.triage.evaluate import (
@@ -211,6 +238,10 @@ def _eval(path: str, *, as_json: bool, as_curve: bool = False) -> int:
 
     if as_json and as_curve:
         raise UsageError("choose one of --json and --curve")
+    if path.endswith(".jsonl") or Path(path).is_dir():
+        if as_curve:
+            raise UsageError("--curve goes with a labelled CSV, not a JSONL set")
+        return _eval_cases(path, as_json=as_json)
     try:
         rows = read_rows(path)
     except EvalError as exc:

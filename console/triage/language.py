@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 # Characters of a message the model reads: the language is plain in the first sentence or two,
 # and the cost grows with the length.
-DETECT_CHARS = 120
-TOP_K = 3
+DETECT_CHARS = 100
+TOP_K = 2
 # A second language is also read when the model gives it at least this share of the best one's
 # probability (Danish and Norwegian Bokmål are often a coin toss on one sentence).
 SECOND = 0.3

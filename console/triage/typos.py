@@ -131,7 +131,8 @@ class WordMapper:
         self._exempt = frozenset(exempt)
         self._index: dict[str, list[str]] = {}
         self._build_index()
-        self._memo: dict[str, str] = {}
+        self._memo: dict[str, str] = {}  # words that change, and what they change to
+        self._same: set[str] = set()  # words resolved to themselves
         self._guard: CommonWords | None = None
         self._guard_loaded = False
 
@@ -140,6 +141,7 @@ class WordMapper:
         self.targets = self.targets & frozenset(words)
         self._build_index()
         self._memo.clear()
+        self._same.clear()
 
     def _build_index(self) -> None:
         self.targets = self.targets - self._exempt
@@ -150,17 +152,29 @@ class WordMapper:
 
     def map(self, toks: list[str]) -> list[str]:
         """``toks`` with stems and corrections applied (the same list when nothing changes)."""
+        # Two set differences in C leave only words never seen before or ones that change:
+        # on live traffic that is usually nothing at all.
+        todo = set(toks)
+        todo.difference_update(self.vocabulary)
+        if not todo:
+            return toks
+        todo.difference_update(self._same)
+        if not todo:
+            return toks
         memo = self._memo
         repl: dict[str, str] = {}
-        for tok in set(toks).difference(self.vocabulary):
+        for tok in todo:
             out = memo.get(tok)
             if out is None:
                 out = self._resolve(tok)
-                if len(memo) >= MEMO_LIMIT:
+                if len(memo) + len(self._same) >= MEMO_LIMIT:
                     memo.clear()
+                    self._same.clear()
+                if out == tok:
+                    self._same.add(tok)
+                    continue
                 memo[tok] = out
-            if out != tok:
-                repl[tok] = out
+            repl[tok] = out
         if not repl:
             return toks
         return [repl.get(t, t) for t in toks]
@@ -195,6 +209,10 @@ class WordMapper:
             if n <= len(tok) and tok[:n] in stems:
                 return tok[:n] + "*"
         return None
+
+    def warm(self) -> None:
+        """Load the common-word list now rather than at the first unusual word."""
+        self._common()
 
     def _common(self) -> CommonWords | None:
         if not self._guard_loaded:

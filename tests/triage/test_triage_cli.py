@@ -169,3 +169,37 @@ def test_output_never_carries_terminal_escapes() -> None:
     assert proc.returncode == 0
     assert all(32 <= b < 127 for b in proc.stdout.rstrip(b"\n")), proc.stdout
     assert json.loads(proc.stdout)["id"] == "a\x1b[31m\x9b2Jb\u202e"
+
+
+def test_eval_reads_a_multilingual_set_and_reports_languages_and_reasons(tmp_path: Path) -> None:
+    lines = [
+        {
+            "id": "x1",
+            "lang": "de",
+            "needs_human": True,
+            "reason": "bereavement",
+            "text": "Mein Mann ist gestorben",
+        },
+        {"id": "x2", "lang": "de", "needs_human": False, "text": "Wie ändere ich meine PIN?"},
+        {
+            "id": "x3",
+            "lang": "fr",
+            "needs_human": True,
+            "reason": "fraud",
+            "text": "Quelqu'un a utilisé ma carte",
+        },
+    ]
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", "utf-8")
+    proc = run(["triage", "eval", str(path), "--json"])
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["languages"]["de"]["recall"] == 1.0 and out["languages"]["de"]["specificity"] == 1.0
+    assert (
+        out["reasons"]["fraud"]["recall"] == 1.0 and out["languages"]["fr"]["lang_accuracy"] == 1.0
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n', "utf-8")
+    proc = run(["triage", "eval", str(bad)])
+    assert proc.returncode != 0 and b"need id, lang, needs_human" in proc.stderr
+    assert b"Traceback" not in proc.stderr
