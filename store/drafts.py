@@ -30,6 +30,7 @@ from rapidfuzz.distance import Levenshtein
 
 from store.db import Store, now
 from store.errors import InvalidInput, InvalidTransition, NotFound
+from store.stats import percentile_or_nan
 
 OUTCOMES = ("pending", "accepted", "edited", "discarded", "stale", "failed")
 # The agent may still send or discard a draft that went stale: it is their call.
@@ -306,12 +307,6 @@ class DraftMetrics:
     """Time spent on an LLM that failed before another engine wrote the draft."""
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    # Nearest-rank on a sorted list: honest for the small samples a shift produces.
-    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
-    return sorted_values[index]
-
-
 def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
     """Acceptance rate, mean edit distance, time to first text by engine, counts by outcome.
 
@@ -371,7 +366,7 @@ def draft_metrics(store: Store, since: float | None = None) -> DraftMetrics:
 def _timing(sorted_values: list[float]) -> EngineTiming:
     return EngineTiming(
         drafts=len(sorted_values),
-        p50_ms=_percentile(sorted_values, 0.5),
-        p90_ms=_percentile(sorted_values, 0.9),
+        p50_ms=percentile_or_nan(sorted_values, 0.5),
+        p90_ms=percentile_or_nan(sorted_values, 0.9),
         mean_ms=statistics.fmean(sorted_values),
     )

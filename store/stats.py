@@ -26,3 +26,9 @@ def percentile(values: Iterable[float], q: float) -> float | None:
         return None
     rank = max(1, math.ceil(q * len(ordered)))
     return float(ordered[rank - 1])
+
+
+def percentile_or_nan(values: Iterable[float], q: float) -> float:
+    """:func:`percentile`, with NaN for no values: for figures printed as numbers (``nan``)."""
+    value = percentile(values, q)
+    return math.nan if value is None else value

@@ -116,6 +116,9 @@ def test_metrics(store: Store) -> None:
     assert m.mean_edit_distance == pytest.approx(1.0)
     assert m.first_text_by_engine["embedded"].drafts == 2
     assert m.first_text_by_engine["llm"].mean_ms == pytest.approx(600.0)
+    # Percentiles are store.stats' nearest rank, as in every bench: the p50 of two is the smaller.
+    assert m.first_text_by_engine["llm"].p50_ms == 400.0
+    assert m.first_text_by_engine["embedded"].p90_ms == 4.0
     later = drafts.draft_metrics(store, since=10**12)
     assert later.total == 0
 

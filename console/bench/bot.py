@@ -22,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from store.stats import percentile_or_nan
+
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer-messages.csv"
 )
@@ -177,11 +179,6 @@ def _load(path: Path, n: int, seed: int) -> list[tuple[str, str, str]]:
     return rows[:n]
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 def run(args: argparse.Namespace) -> int:
     from console.bot import BotContext, EmbeddedBot
 
@@ -207,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
                 lat.append((time.perf_counter() - t0) * 1e6)
             mean = sum(lat) / len(lat)
             print(
-                f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {_pct(lat, 0.5):.0f} us,"
-                f" p99 {_pct(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)"
+                f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {percentile_or_nan(lat, 0.5):.0f} us,"
+                f" p99 {percentile_or_nan(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)"
             )
         ranking = _ranking(Path(tmp) / "bench.db", rows)
     source = data.name if data.is_file() else "built-in questions"

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from store.stats import percentile_or_nan
+
 KEYS = (
     "down",
     "right",
@@ -53,12 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", metavar="PATH", help="use this database (seeded if empty; default: a temp file)"
     )
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def _seed(path: Path, n: int) -> None:
@@ -251,14 +247,14 @@ def run(args: argparse.Namespace) -> int:
         )
         if lat:
             print(
-                f"key -> frame ({len(lat)} keys): p50 {_percentile(lat, 50):.1f} ms  p99 {_percentile(lat, 99):.1f} ms"
+                f"key -> frame ({len(lat)} keys): p50 {percentile_or_nan(lat, 0.5):.1f} ms  p99 {percentile_or_nan(lat, 0.99):.1f} ms"
                 f"  max {max(lat):.1f} ms   goal p99 <= 50 ms"
             )
         seen = [x * 1000 for x in result["seen_at"]]
         if seen:
             print(
                 f"write in another process -> row in this console ({len(seen)} messages): "
-                f"p50 {_percentile(seen, 50):.0f} ms  p99 {_percentile(seen, 99):.0f} ms   goal p99 <= 250 ms"
+                f"p50 {percentile_or_nan(seen, 0.5):.0f} ms  p99 {percentile_or_nan(seen, 0.99):.0f} ms   goal p99 <= 250 ms"
             )
         print(
             f"console CPU while keys are pressed: {result['cpu_keys'] * 100:.0f}% of one core;"

@@ -29,6 +29,8 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
+from store.stats import percentile_or_nan
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -54,10 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pcts(values: Sequence[float]) -> str:
+    """p50, p90, p99 (nearest rank, :mod:`store.stats`), max and mean of milliseconds."""
     ordered = sorted(values)
 
     def q(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+        return percentile_or_nan(ordered, p)
 
     return (
         f"p50 {q(0.5):7.2f}  p90 {q(0.9):7.2f}  p99 {q(0.99):7.2f}  max {ordered[-1]:7.2f}"

@@ -129,8 +129,9 @@ async def _run_hub(hub: Any, expected: int, go: Any, timeout: float) -> float:
 
 
 def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str) -> dict[str, Any]:
-    from console.hub import make_hub, percentile
+    from console.hub import make_hub
     from console.policy import PolicySettings
+    from store.stats import percentile_or_nan
 
     hub = make_hub(
         path, settings=PolicySettings(idle_resolve_s=3600.0, sla_tick_s=1.0), keep_lags=True
@@ -162,8 +163,8 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
         "replies": stats.bot_replies,
         "escalations": stats.escalations,
         "errors": stats.errors,
-        "p50": percentile(lags, 0.5) * 1000,
-        "p99": percentile(lags, 0.99) * 1000,
+        "p50": percentile_or_nan(lags, 0.5) * 1000,
+        "p99": percentile_or_nan(lags, 0.99) * 1000,
         "max": max(lags) * 1000 if lags else float("nan"),
     }
 

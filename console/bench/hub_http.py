@@ -469,7 +469,7 @@ def run_http(args: argparse.Namespace) -> int:
 
     from console.bench.hub import scratch
     from console.channels.api import ApiLimits
-    from console.hub import percentile
+    from store.stats import percentile_or_nan
 
     if args.conversations is None:
         # Two messages each: multi-turn, yet most messages still reach the bot or the
@@ -532,7 +532,7 @@ def run_http(args: argparse.Namespace) -> int:
                 f"  {name}: posted {sent} in {result.send_seconds:.2f} s"
                 f" ({sent / result.send_seconds if result.send_seconds > 0 else float('nan'):.0f}/s{behind})"
                 f" | HTTP {_statuses(result.statuses)} | request latency"
-                f" p50 {_ms(percentile(result.latencies, 0.5))}, p99 {_ms(percentile(result.latencies, 0.99))}"
+                f" p50 {_ms(percentile_or_nan(result.latencies, 0.5))}, p99 {_ms(percentile_or_nan(result.latencies, 0.99))}"
                 f" | CPU: server {result.server_cpu_s:.1f} s ({result.server_cpu_s / sent * 1000:.2f} ms/message),"
                 f" client {result.client_cpu_s:.1f} s"
             )
@@ -545,7 +545,7 @@ def run_http(args: argparse.Namespace) -> int:
             print(
                 f"{pad}sustained {handled / span:.0f}/s answered or escalated, {(handled + out.queued) / span:.0f}/s"
                 f" all handled (first post -> last answer {span:.2f} s) | commit -> answer/escalation lag"
-                f" p50 {_ms(percentile(out.lags, 0.5))}, p99 {_ms(percentile(out.lags, 0.99))},"
+                f" p50 {_ms(percentile_or_nan(out.lags, 0.5))}, p99 {_ms(percentile_or_nan(out.lags, 0.99))},"
                 f" max {_ms(max(out.lags) if out.lags else math.nan)}"
             )
     finally:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from store.stats import percentile_or_nan
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -36,11 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "agents and supervisors make on it",
     )
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _ingest(path: Path, messages: int, conversations: int) -> dict[str, float]:
@@ -127,8 +124,8 @@ def _latency(path: Path, rate: float, seconds: float, poll_ms: float) -> dict[st
     return {
         "sent": len(committed),
         "seen": len(lat),
-        "p50": _percentile(lat, 0.50),
-        "p99": _percentile(lat, 0.99),
+        "p50": percentile_or_nan(lat, 0.50),
+        "p99": percentile_or_nan(lat, 0.99),
         "max": max(lat),
         "mean": statistics.fmean(lat),
     }
@@ -219,7 +216,7 @@ def _timed(fn: Any, repeat: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
-    return _percentile(samples, 0.5), _percentile(samples, 0.99)
+    return percentile_or_nan(samples, 0.5), percentile_or_nan(samples, 0.99)
 
 
 def _scale(path: Path, messages: int) -> None:

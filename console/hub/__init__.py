@@ -9,7 +9,7 @@ process with signals, the simulator and a log line.
 
 from __future__ import annotations
 
-from console.hub.core import CURSOR, Hub, HubStats, make_hub, percentile
+from console.hub.core import CURSOR, Hub, HubStats, make_hub
 from console.hub.runner import serve_forever
 
-__all__ = ["CURSOR", "Hub", "HubStats", "make_hub", "percentile", "serve_forever"]
+__all__ = ["CURSOR", "Hub", "HubStats", "make_hub", "serve_forever"]

@@ -35,7 +35,7 @@ from console.hub.memory import TriageMemory
 from console.hub.notices import Notices
 from console.hub.shared import Shared, TriageEngineLike
 from console.hub.sla import SlaTimers
-from console.hub.stats import HubStats, percentile, status_line
+from console.hub.stats import HubStats, status_line
 from console.policy import PolicySettings
 from store import Store
 from store.errors import DatabaseUnavailable
@@ -43,7 +43,7 @@ from store.feed import Event
 
 log = logging.getLogger("tandem.hub")
 
-__all__ = ["CURSOR", "Hub", "HubStats", "make_hub", "percentile"]
+__all__ = ["CURSOR", "Hub", "HubStats", "make_hub"]
 
 
 class Hub:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from store import Store, queries, queue, sla
+from store.stats import percentile_or_nan
 
 
 @dataclass(slots=True)
@@ -52,9 +52,9 @@ def status_line(
     firsts = sla.first_reply_waits(store, since=since)
     line = ""
     if waits:
-        line += f", queue wait p50 {percentile(waits, 0.5):.0f}s ({len(waits)} claimed)"
+        line += f", queue wait p50 {percentile_or_nan(waits, 0.5):.0f}s ({len(waits)} claimed)"
     if firsts:
-        line += f", first human reply p50 {percentile(firsts, 0.5):.0f}s"
+        line += f", first human reply p50 {percentile_or_nan(firsts, 0.5):.0f}s"
     rate = d["customer_messages"] / seconds if seconds > 0 else 0.0
     return (
         f"hub: {seconds:.0f}s: {d['customer_messages']} customer messages ({rate:.1f}/s),"
@@ -63,11 +63,3 @@ def status_line(
         f" bot {counts['bot']}, waiting {counts['waiting']}{wait},"
         f" human {counts['human']}, resolved {counts['resolved']}"
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``values`` by nearest rank; NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
