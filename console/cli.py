@@ -17,7 +17,19 @@ from console import __version__
 from console.errors import UsageError
 
 # Order is the order in `tandem --help`.
-COMMANDS = ("demo", "console", "serve", "triage", "kb", "conv", "db", "report", "whatif", "bench")
+COMMANDS = (
+    "demo",
+    "console",
+    "serve",
+    "agent",
+    "triage",
+    "kb",
+    "conv",
+    "db",
+    "report",
+    "whatif",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

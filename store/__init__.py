@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from store.errors import (
     AlreadyAnswered,
     DatabaseUnavailable,
+    Forbidden,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AlreadyAnswered",
     "DatabaseUnavailable",
+    "Forbidden",
     "InvalidInput",
     "InvalidTransition",
     "NotFound",

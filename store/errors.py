@@ -49,3 +49,8 @@ class NotOwner(InvalidTransition):
 
 class AlreadyAnswered(InvalidTransition):
     """The bot already replied to this customer message (a replay after a restart)."""
+
+
+class Forbidden(NotOwner):
+    """The caller's role or account does not allow this move (an agent assigning, a disabled
+    account claiming). A :class:`NotOwner`, so code that already refuses non-owners refuses it."""

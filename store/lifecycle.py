@@ -31,9 +31,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from store.accounts import account_role, check_active, person_name, role_of
 from store.db import Store, now
 from store.errors import (
     AlreadyAnswered,
+    Forbidden,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -120,6 +122,9 @@ def _load(conn: sqlite3.Connection, cid: int) -> tuple[str, str | None]:
 
 
 def _ensure_agent(conn: sqlite3.Connection, name: str, at: float) -> None:
+    # The one place an agent comes into being: its name is checked here, whoever calls.
+    person_name(name)
+    check_active(conn, name)
     conn.execute(
         "INSERT INTO agents (name, display_name, created_at, last_seen_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT(name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
@@ -128,14 +133,12 @@ def _ensure_agent(conn: sqlite3.Connection, name: str, at: float) -> None:
 
 
 def _require_supervisor(conn: sqlite3.Connection, by: str, action: str) -> None:
-    row = conn.execute("SELECT role FROM agents WHERE name = ?", (by,)).fetchone()
-    if row is None or row[0] != "supervisor":
-        raise NotOwner(f"only a supervisor can {action} ({by} is not one)")
+    if role_of(conn, by) != "supervisor":
+        raise Forbidden(f"only a supervisor can {action} ({by} is not one)")
 
 
 def _is_supervisor(conn: sqlite3.Connection, by: str) -> bool:
-    row = conn.execute("SELECT role FROM agents WHERE name = ?", (by,)).fetchone()
-    return row is not None and row[0] == "supervisor"
+    return role_of(conn, by) == "supervisor"
 
 
 def _refuse(cid: int, state: str, owner: str | None, action: str) -> InvalidTransition:
@@ -175,12 +178,21 @@ def _apply_triage(
 def register_agent(
     store: Store, name: str, *, role: str = "agent", display_name: str | None = None
 ) -> None:
-    """Create or update an agent (``role``: ``agent`` or ``supervisor``)."""
-    name = _name(name)
+    """Create or update an agent (``role``: ``agent`` or ``supervisor``).
+
+    An account holder's role is the account's: asking for another one is refused here, so a
+    console started with or without ``--supervisor`` neither promotes nor demotes it.
+    """
+    name = person_name(name)
     if role not in ("agent", "supervisor"):
         raise InvalidInput(f"unknown role {role!r} (agent or supervisor)")
     at = now()
     with store.write() as conn:
+        held = account_role(conn, name)
+        if held is not None and held != role:
+            raise Forbidden(
+                f"{name} is an account with the role {held}; only `tandem agent role` changes it"
+            )
         conn.execute(
             "INSERT INTO agents (name, display_name, role, created_at, last_seen_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET role = excluded.role,"
@@ -576,6 +588,7 @@ def agent_reply(
     agent = _name(agent)
     at = at or now()
     with store.write() as conn:
+        check_active(conn, agent)
         state, owner = _load(conn, conversation_id)
         if state != "human" or owner != agent:
             if state == "human":
@@ -632,6 +645,7 @@ def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None =
     """Return a conversation from a person to the bot (the owner, or a supervisor)."""
     at = at or now()
     with store.write() as conn:
+        check_active(conn, by)
         state, owner = _load(conn, conversation_id)
         if state != "human":
             raise _refuse(conversation_id, state, owner, "hand back")
@@ -678,6 +692,7 @@ def resolve(store: Store, conversation_id: int, *, by: str, at: float | None = N
     """Close a conversation. With a person it takes the owner or a supervisor."""
     at = at or now()
     with store.write() as conn:
+        check_active(conn, by)
         state, owner = _load(conn, conversation_id)
         if state == "resolved":
             raise _refuse(conversation_id, state, owner, "resolve")

@@ -253,6 +253,29 @@ def m0004_report_indexes(db: Database) -> None:
     )
 
 
+@migrations(name="0005_accounts")
+def m0005_accounts(db: Database) -> None:
+    """Accounts for team mode (DESIGN section 12): who may connect to ``tandem serve``.
+
+    One row per agent or supervisor who holds a token; ``agents`` keeps everyone the feed
+    names (local consoles, the demo). Only the token's SHA-256 is stored. ``role`` here is
+    the authority for an account holder; ``agents.role`` is kept equal to it.
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE accounts (
+            name TEXT PRIMARY KEY REFERENCES agents(name),
+            role TEXT NOT NULL CHECK (role IN ('agent', 'supervisor')),
+            token_hash TEXT NOT NULL UNIQUE,
+            disabled_at REAL,
+            created_at REAL NOT NULL,
+            rotated_at REAL
+        );
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

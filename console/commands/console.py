@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
 from console.commands.options import add_db_option
 from console.errors import UsageError
@@ -49,10 +48,13 @@ def add_console_options(parser: argparse.ArgumentParser) -> None:
 def agent_name(value: str | None) -> str:
     """The agent name from ``--agent``, ``$TANDEM_AGENT`` or the login name, checked."""
     name = value or os.environ.get("TANDEM_AGENT") or os.environ.get("USER") or "agent"
-    name = name.strip()
-    if not re.fullmatch(r"[\w.@-]{1,64}", name):
-        raise UsageError(f"--agent {name!r}: use 1-64 letters, digits, '.', '@', '-' or '_'")
-    return name
+    from store.accounts import person_name
+    from store.errors import InvalidInput
+
+    try:
+        return person_name(name.strip(), "--agent")
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

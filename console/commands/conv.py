@@ -24,6 +24,17 @@ def _read_text(value: str) -> str:
     return value
 
 
+def _person(value: str) -> str:
+    """An agent's name as argparse checks it: the store's rule, refused before any write."""
+    from store.accounts import valid_name
+    from store.errors import InvalidInput
+
+    try:
+        return valid_name(value)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "conv",
@@ -59,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "an agent takes the conversation",
         _move(lambda lc, st, a: lc.claim(st, a.id, a.agent), "conversation {a.id} is {a.agent}'s"),
     )
-    p.add_argument("--agent", required=True)
+    p.add_argument("--agent", type=_person, required=True)
 
     p = action(
         "reply",
@@ -67,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         _move(lambda lc, st, a: lc.agent_reply(st, a.id, a.agent, _read_text(a.text)), "{result}"),
     )
     p.add_argument("text")
-    p.add_argument("--agent", required=True)
+    p.add_argument("--agent", type=_person, required=True)
 
     p = action(
         "note",
@@ -75,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         _move(lambda lc, st, a: lc.add_note(st, a.id, a.agent, _read_text(a.text)), "{result}"),
     )
     p.add_argument("text")
-    p.add_argument("--agent", required=True)
+    p.add_argument("--agent", type=_person, required=True)
 
     p = action(
         "escalate",
@@ -86,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--reason", action="append", required=True, help="why (repeatable)")
-    p.add_argument("--by", default="cli")
+    p.add_argument("--by", type=_person, default="cli")
 
     p = action(
         "hand-back",
@@ -96,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "conversation {a.id} is back with the bot",
         ),
     )
-    p.add_argument("--by", required=True, help="the agent handing back")
+    p.add_argument("--by", type=_person, required=True, help="the agent handing back")
 
     p = action(
         "resolve",
@@ -104,7 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         _move(lambda lc, st, a: lc.resolve(st, a.id, by=a.by), "conversation {a.id} is resolved"),
     )
     p.add_argument(
-        "--by", required=True, help="who resolves (the owner or a supervisor while with a person)"
+        "--by",
+        type=_person,
+        required=True,
+        help="who resolves (the owner or a supervisor while with a person)",
     )
 
     p = action(
@@ -115,8 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "conversation {a.id} is assigned to {a.agent}",
         ),
     )
-    p.add_argument("--agent", required=True)
-    p.add_argument("--by", required=True, help="the supervisor")
+    p.add_argument("--agent", type=_person, required=True)
+    p.add_argument("--by", type=_person, required=True, help="the supervisor")
 
     p = action(
         "release",
@@ -126,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "conversation {a.id} is back with the bot",
         ),
     )
-    p.add_argument("--by", required=True, help="the supervisor")
+    p.add_argument("--by", type=_person, required=True, help="the supervisor")
 
     p = action(
         "transfer",
@@ -136,8 +150,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "conversation {a.id} is transferred to {a.agent}",
         ),
     )
-    p.add_argument("--agent", required=True, help="the new owner")
-    p.add_argument("--by", required=True, help="the supervisor")
+    p.add_argument("--agent", type=_person, required=True, help="the new owner")
+    p.add_argument("--by", type=_person, required=True, help="the supervisor")
 
     p = action("show", "print a conversation and its transcript", _show)
     p.add_argument("--json", action="store_true")
@@ -150,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "agent", help="register an agent or supervisor", description="Register an agent."
     )
     add_db_option(p)
-    p.add_argument("name")
+    p.add_argument("name", type=_person)
     p.add_argument("--supervisor", action="store_true")
     p.set_defaults(func=_agent)
 
