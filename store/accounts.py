@@ -169,6 +169,15 @@ def authenticate(store: Store, token: str) -> Account | None:
     return None if row is None else Account(row[0], row[1], False, row[3], row[4])
 
 
+def token_is_current(store: Store, name: str, token_hash: str) -> bool:
+    """Whether ``name``'s account still has this token and is enabled (an open stream asks)."""
+    row = store.one(
+        "SELECT 1 FROM accounts WHERE name = ? AND token_hash = ? AND disabled_at IS NULL",
+        (name, token_hash),
+    )
+    return row is not None
+
+
 # --- checks the lifecycle makes inside its own transaction --------------------------------
 
 

@@ -176,3 +176,31 @@ def events_with_messages(
             (first, last, *kinds),
         )
     ]
+
+
+def messages_of(store: Store, message_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The messages that ``message`` events point to, by id (for a remote console's stream)."""
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(message_ids), 500):
+        chunk = message_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for r in store.query(
+            "SELECT id, conversation_id, role, author, text, created_at, reply_to, level, score,"
+            f" reasons, meta FROM messages WHERE id IN ({marks})",
+            chunk,
+        ):
+            row = dict(r)
+            row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
+            row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
+            out[row["id"]] = row
+    return out
+
+
+def conversation_events(store: Store, conversation_id: int, limit: int = 1000) -> list[Event]:
+    """The newest ``limit`` events of one conversation, oldest first (who did what, when)."""
+    rows = store.conn.execute(
+        "SELECT id, at, conversation_id, kind, actor, from_state, to_state, message_id, data"
+        " FROM events WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
+        (conversation_id, limit),
+    ).fetchall()
+    return [_to_event(tuple(r)) for r in reversed(rows)]

@@ -140,3 +140,20 @@ def test_a_disabled_account_moves_nothing(store: Store) -> None:
     with pytest.raises(Forbidden):
         lc.resolve(store, other, by="sam")
     assert len(read_events(store)) == before
+
+
+def test_conv_show_says_who_made_each_move(db_path: Path) -> None:
+    with Store(db_path) as store:
+        accounts.add(store, "sam", "supervisor")
+        cid = _waiting(store)
+        lc.assign(store, cid, "ana", by="sam")
+        lc.hand_back(store, cid, by="ana")
+    out = _tandem(db_path, "conv", "show", str(cid))
+    assert out.returncode == 0, out.stderr
+    moves = out.stdout.split("moves:\n", 1)[1].splitlines()
+    assert [line.split()[1:4] for line in moves] == [
+        ["opened", "by", "customer"],
+        ["escalated", "by", "hub"],
+        ["assigned", "by", "sam"],
+        ["handed_back", "by", "ana"],
+    ]

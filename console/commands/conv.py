@@ -226,13 +226,20 @@ def _clean(text: str) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from store.feed import conversation_events
     from store.queries import get_conversation, transcript
 
     store = _store(args)
     conv = get_conversation(store, args.id)
     messages = transcript(store, args.id)
+    moves = [e for e in conversation_events(store, args.id) if e.to_state is not None]
     if args.json:
-        print(json.dumps({"conversation": conv, "messages": messages}, default=str))
+        audit = [
+            {"id": e.id, "at": e.at, "kind": e.kind, "actor": e.actor, "from": e.from_state}
+            | {"to": e.to_state, "data": e.data}
+            for e in moves
+        ]
+        print(json.dumps({"conversation": conv, "messages": messages, "moves": audit}, default=str))
         return 0
     owner = f" ({conv['owner']})" if conv["owner"] else ""
     reasons = ", ".join(conv["reasons"]) or "-"
@@ -243,6 +250,16 @@ def _show(args: argparse.Namespace) -> int:
         at = datetime.fromtimestamp(m["created_at"]).strftime("%H:%M:%S")
         who = m["author"] if m["role"] in ("agent", "note") else m["role"]
         print(f"  {at} {who:>10}: {_clean(m['text'])}")
+    if moves:
+        # Who did what: the feed's actor is the account that made the move (team mode).
+        print("moves:")
+        for e in moves:
+            at = datetime.fromtimestamp(e.at).strftime("%H:%M:%S")
+            owner = (e.data or {}).get("owner")
+            to = f"{e.to_state} ({owner})" if owner else e.to_state
+            print(
+                f"  {at} {e.kind:<12} by {_clean(e.actor or '?'):<12} {e.from_state or '-'} -> {to}"
+            )
     return 0
 
 

@@ -111,6 +111,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "[webhooks] in the config file); the shared secret comes from TANDEM_WEBHOOK_SECRET",
     )
     parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve the channel and agent APIs over HTTPS with this certificate (chain) file",
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key for --tls-cert")
+    parser.add_argument(
         "--embedded",
         action="store_true",
         help="use the embedded bot even if an LLM endpoint is configured",
@@ -152,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
         hooks = load_webhook_config(args.webhook)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    tls = _tls(args.tls_cert, args.tls_key)
     llm = None
     if not args.embedded:
         from console.config import load_config
@@ -182,8 +189,26 @@ def _serve(args: argparse.Namespace) -> int:
             listen=listen,
             personas=personas,
             webhooks=hooks if hooks.enabled else None,
+            tls=tls,
         )
     )
+
+
+def _tls(cert: str | None, key: str | None):  # -> ssl.SSLContext | None
+    """An HTTPS context from --tls-cert/--tls-key, or a one-line reason it cannot be made."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise UsageError("--tls-cert and --tls-key go together")
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-cert/--tls-key: cannot load ({exc})") from None
+    return context
 
 
 def _listen(value: str) -> tuple[str, int]:

@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ async def serve_forever(
     listen: tuple[str, int] | None = None,
     personas: list[str] | None = None,
     webhooks: Any = None,
+    tls: ssl.SSLContext | None = None,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
@@ -59,6 +61,7 @@ async def serve_forever(
     :param listen: serve the channel API on ``(host, port)`` in the same loop; ``None``: no API
     :param personas: simulate only these personas
     :param webhooks: an enabled :class:`console.config.WebhookConfig`: POST events to its URLs
+    :param tls: serve the APIs over HTTPS with this context; ``None``: plain HTTP
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     lock = one_hub_per_database(Path(path))
@@ -78,6 +81,7 @@ async def serve_forever(
             listen=listen,
             personas=personas,
             webhooks=webhooks,
+            tls=tls,
         )
     finally:
         gc.set_threshold(*thresholds)
@@ -135,6 +139,7 @@ async def _serve(
     listen: tuple[str, int] | None,
     personas: list[str] | None,
     webhooks: Any,
+    tls: ssl.SSLContext | None = None,
 ) -> int:
     hub = make_hub(path, settings=settings, llm=llm)
     stop = asyncio.Event()
@@ -157,7 +162,7 @@ async def _serve(
 
         tasks.append(asyncio.create_task(Webhooks(path, webhooks).run(stop), name="webhooks"))
     api_runner, api_note = (
-        await _start_api(path, listen, hub.wake) if listen else (None, "no channel API")
+        await _start_api(path, listen, hub.wake, tls) if listen else (None, "no channel API")
     )
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
     _say(
@@ -218,25 +223,40 @@ async def _serve(
 
 
 async def _start_api(
-    path: str | Path, listen: tuple[str, int], on_post: Callable[[], None]
+    path: str | Path,
+    listen: tuple[str, int],
+    on_post: Callable[[], None],
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[Any, str]:
-    """Start the channel API in this loop; a busy port is reported, never fatal for the hub."""
-    from console.channels.api import ChannelApi, start_api
+    """Start the channel API and, beside it on the same listener, the agent API (under
+    /agent/v1/); a busy port is reported, never fatal for the hub."""
+    from aiohttp import web
+
+    from console.channels.agent_api import AgentApi
+    from console.channels.api import ChannelApi
 
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
     api = ChannelApi(path, token=token, on_post=on_post)
+    agents = AgentApi(path)
+    agents.mount(api.app)
+    runner = web.AppRunner(api.app, access_log=None)
+    await runner.setup()
     try:
-        runner = await start_api(api, host, port)
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
     except OSError as exc:
-        api.store.close()
+        await runner.cleanup()
         return None, f"channel API not started ({host}:{port}: {exc.strerror or exc})"
     creation = (
         "TANDEM_API_TOKEN set"
         if token
         else "no TANDEM_API_TOKEN: integrations cannot create conversations"
     )
-    return runner, f"channel API http://{host}:{port} ({creation})"
+    scheme = "https" if tls else "http"
+    note = f"channel API {scheme}://{host}:{port} ({creation}), agent API /agent/v1/"
+    if tls is None and host not in ("127.0.0.1", "localhost", "::1"):
+        note += " WITHOUT TLS: tokens cross the network in clear (--tls-cert/--tls-key or a proxy)"
+    return runner, note
 
 
 async def _report(hub: Hub, stop: asyncio.Event, interval: float) -> None:

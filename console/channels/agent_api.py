@@ -1,0 +1,444 @@
+"""The agent API (DESIGN section 12): what a console does, over HTTP, under ``/agent/v1/``.
+
+Mounted by ``tandem serve`` beside the channel API, on the same listener. The caller's name
+and role come from its account token (``Authorization: Bearer tdm_...``) and from nothing
+else: no route reads a name from the URL or the body for the actor, and a token in the URL
+is refused rather than accepted (URLs end up in logs and proxies). Every request looks its
+token up again, so a rotated or disabled account is refused on its next request; an open
+event stream looks again on every wake and at least once a second, and closes.
+
+The store checks roles and disabled accounts once more in each move's own transaction, so
+a token disabled between the lookup and the move still moves nothing.
+
+Customer tokens open ``/v1/conversations/{id}/...`` only; account tokens open
+``/agent/v1/...`` only (their hashes live in different tables); the integration token opens
+neither of the agent routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from console.channels.api import ApiError, _Buckets
+from store import (
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Store,
+    StoreError,
+    Taken,
+    accounts,
+)
+from store import drafts as draft_store
+from store import kb as kb_store
+from store import lifecycle as lc
+from store.accounts import Account
+from store.feed import Event, Follower, last_event_id, messages_of, read_events
+from store.queries import get_conversation, transcript
+from store.views import conversation_context, supervisor_metrics, wall_rows
+
+PREFIX = "/agent/v1"
+TOKEN_RECHECK_S = 1.0
+"""How often an idle stream looks its token up again (a busy one looks on every wake)."""
+HEARTBEAT_S = 15.0
+MAX_STREAMS = 500
+STREAM_BATCH = 500
+
+
+class AgentApi:
+    """The aiohttp sub-application for consoles, and the state behind it.
+
+    :param db_path: the store
+    :param poll_interval: how often the feed pump looks for new events when idle
+    :param failure_rate: sustained failed credentials per second per address before 429
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        poll_interval: float = 0.02,
+        failure_rate: float = 1.0,
+        failure_burst: int = 10,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.poll_interval = poll_interval
+        self.store = Store(self.db_path)
+        self._failures = _Buckets(failure_rate, failure_burst)
+        self._wake = asyncio.Condition()
+        self._head = 0
+        self._streams: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._pump: asyncio.Task[None] | None = None
+        self.app = self._build()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _build(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        r = app.router
+        r.add_get("/me", self.me)
+        r.add_get("/wall", self.wall)
+        r.add_get("/events", self.events)
+        r.add_post("/presence", self.presence)
+        r.add_get("/conversations/{id}", self.conversation)
+        r.add_post("/conversations/{id}/claim", self.claim)
+        r.add_post("/conversations/{id}/reply", self.reply)
+        r.add_post("/conversations/{id}/note", self.note)
+        r.add_post("/conversations/{id}/escalate", self.escalate)
+        r.add_post("/conversations/{id}/hand-back", self.hand_back)
+        r.add_post("/conversations/{id}/resolve", self.resolve)
+        r.add_post("/conversations/{id}/assign", self.assign)
+        r.add_post("/conversations/{id}/transfer", self.transfer)
+        r.add_post("/conversations/{id}/release", self.release)
+        r.add_get("/kb", self.kb_search)
+        r.add_get("/drafts/stats", self.draft_stats)
+        r.add_get("/metrics", self.metrics)
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    def mount(self, parent: web.Application) -> None:
+        """Serve these routes under ``/agent/v1/`` of ``parent`` (the channel API's app)."""
+        parent.add_subapp(PREFIX, self.app)
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error(exc.status, str(exc))
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, (exc.reason or "error").lower())
+            raise
+        except Forbidden as exc:
+            return _error(403, str(exc), "forbidden")
+        except Taken as exc:
+            return _error(409, str(exc), "taken", owner=exc.owner)
+        except NotFound as exc:
+            return _error(404, str(exc), "not_found")
+        except InvalidInput as exc:
+            return _error(422, str(exc), "invalid")
+        except DatabaseUnavailable as exc:
+            return _error(503, f"temporarily unavailable: {exc}", "unavailable")
+        except StoreError as exc:
+            return _error(409, str(exc), "refused")
+
+    async def _start(self, _app: web.Application) -> None:
+        self._head = last_event_id(self.store)
+        self._pump = asyncio.create_task(self._pump_feed())
+
+    async def _shutdown(self, _app: web.Application) -> None:
+        self._closing = True
+        async with self._wake:
+            self._wake.notify_all()
+
+    async def _cleanup(self, _app: web.Application) -> None:
+        if self._pump:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        self.store.close()
+
+    async def _pump_feed(self) -> None:
+        """One follower for every stream: it only says "the feed moved"; each stream reads
+        the events after its own cursor, so none is skipped or sent twice."""
+        follower = Follower(self.db_path, after=None, batch=1)
+        try:
+            while True:
+                if follower.poll():
+                    head = last_event_id(self.store)
+                    follower.cursor = head
+                    if head != self._head:
+                        self._head = head
+                        async with self._wake:
+                            self._wake.notify_all()
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            follower.close()
+
+    def _account(self, request: web.Request) -> Account:
+        address = request.remote or "?"
+        if self._failures.exhausted(address):
+            raise ApiError(429, "too many failed credentials from this address: slow down")
+        if "token" in request.query:
+            self._failures.allow(address)
+            raise ApiError(400, "tokens travel in the Authorization header only, never in a URL")
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.startswith("Bearer ") else ""
+        if not token:
+            raise ApiError(401, "missing account token (Authorization: Bearer ...)")
+        account = accounts.authenticate(self.store, token)
+        if account is None:
+            self._failures.allow(address)
+            raise ApiError(401, "invalid, rotated or disabled account token")
+        request["token_hash"] = accounts.hash_token(token)
+        return account
+
+    def _supervisor(self, request: web.Request, action: str) -> Account:
+        account = self._account(request)
+        if account.role != "supervisor":
+            raise ApiError(403, f"only a supervisor can {action} ({account.name} is not one)")
+        return account
+
+    @staticmethod
+    def _cid(request: web.Request) -> int:
+        raw = request.match_info["id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise ApiError(404, f"conversation {raw[:40]!r} not found")
+        return int(raw)
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        if not raw:
+            return {}
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+            raise ApiError(400, "body is not valid JSON (UTF-8)") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "body must be a JSON object")
+        return body
+
+    @staticmethod
+    def _string(body: dict[str, Any], key: str) -> str:
+        value = body.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ApiError(422, f"{key} must be a non-empty string")
+        return value
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def me(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        return web.json_response({"name": account.name, "role": account.role})
+
+    async def presence(self, request: web.Request) -> web.Response:
+        """The console's heartbeat: the supervisor view shows when each agent was last seen."""
+        account = self._account(request)
+        lc.register_agent(self.store, account.name, role=account.role)
+        return web.json_response({"ok": True})
+
+    async def wall(self, request: web.Request) -> web.Response:
+        """Every live conversation, and the event id to stream from so nothing is missed."""
+        self._account(request)
+        # The id first: an event that commits between the two reads is streamed again, and
+        # applying a conversation's newer row twice is harmless; missing one would not be.
+        head = last_event_id(self.store)
+        return web.json_response(
+            {"last_event_id": head, "conversations": wall_rows(self.store)}, dumps=_dumps
+        )
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        self._account(request)
+        cid = self._cid(request)
+        conv = get_conversation(self.store, cid)
+        return web.json_response(
+            {
+                "conversation": conv,
+                "messages": transcript(self.store, cid, last=500),
+                "context": conversation_context(self.store, cid),
+                "drafts": draft_store.list_drafts(self.store, cid)[-20:],
+            },
+            dumps=_dumps,
+        )
+
+    async def kb_search(self, request: web.Request) -> web.Response:
+        self._account(request)
+        query = request.query.get("q", "")
+        if len(query) > 2000:
+            raise ApiError(413, "q is too long (limit 2000 characters)")
+        try:
+            limit = min(50, max(1, int(request.query.get("limit", "10"))))
+        except ValueError:
+            raise ApiError(400, "limit must be an integer") from None
+        hits = kb_store.search(self.store, query, limit=limit)
+        return web.json_response({"articles": [asdict(h) for h in hits]})
+
+    async def draft_stats(self, request: web.Request) -> web.Response:
+        self._account(request)
+        return web.json_response(asdict(draft_store.draft_metrics(self.store)))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        self._supervisor(request, "see supervisor metrics")
+        try:
+            sla = float(request.query.get("sla", "120"))
+        except ValueError:
+            raise ApiError(400, "sla must be a number of seconds") from None
+        if not 0 < sla < 86_400 * 7:
+            raise ApiError(400, "sla must be between 0 and a week of seconds")
+        return web.json_response(supervisor_metrics(self.store, sla_seconds=sla))
+
+    # --- the stream ---------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: every feed event after ``Last-Event-ID`` (or ``?after=``),
+        each with its message for ``message`` events; resumable without a gap or a repeat."""
+        account = self._account(request)
+        token_hash = request["token_hash"]
+        raw = request.headers.get("Last-Event-ID") or request.query.get("after") or ""
+        if raw and (not raw.isdigit() or len(raw) > 18):
+            raise ApiError(400, "Last-Event-ID must be an event id from this stream")
+        cursor = int(raw) if raw else last_event_id(self.store)
+        if len(self._streams) >= MAX_STREAMS:
+            raise ApiError(429, "too many open streams")
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        try:
+            await response.prepare(request)
+            await response.write(f"event: hello\ndata: {json.dumps(asdict(account))}\n\n".encode())
+            last_check = time.monotonic()
+            last_beat = last_check
+            while not self._closing:
+                batch = read_events(self.store, cursor, STREAM_BATCH)
+                if batch:
+                    await response.write(self._encode(batch))
+                    cursor = batch[-1].id
+                    if len(batch) == STREAM_BATCH:
+                        continue
+                now = time.monotonic()
+                if batch or now - last_check >= TOKEN_RECHECK_S:
+                    if not _still_valid(self.store, account.name, token_hash):
+                        await response.write(
+                            b'event: revoked\ndata: {"error": "this account token was disabled'
+                            b' or rotated"}\n\n'
+                        )
+                        break
+                    last_check = now
+                if now - last_beat >= HEARTBEAT_S:
+                    await response.write(b": keep-alive\n\n")
+                    last_beat = now
+                async with self._wake:
+                    # Looked at under the lock: the pump moves the head before it notifies.
+                    if self._head <= cursor and not self._closing:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), TOKEN_RECHECK_S)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams.discard(task)
+        return response
+
+    def _encode(self, batch: list[Event]) -> bytes:
+        messages = messages_of(self.store, [e.message_id for e in batch if e.message_id])
+        out = []
+        for e in batch:
+            payload = asdict(e)
+            if e.message_id is not None and e.message_id in messages:
+                payload["message"] = messages[e.message_id]
+            out.append(f"id: {e.id}\nevent: feed\ndata: {_dumps(payload)}\n\n")
+        return "".join(out).encode()
+
+    # --- moves: the actor is always the token's account ----------------------------------
+
+    def _moved(self, cid: int) -> web.Response:
+        conv = get_conversation(self.store, cid)
+        return web.json_response(
+            {"id": str(cid), "state": conv["state"], "owner": conv["owner"]}, dumps=_dumps
+        )
+
+    async def claim(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        cid = self._cid(request)
+        lc.claim(self.store, cid, account.name)
+        return self._moved(cid)
+
+    async def reply(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        cid = self._cid(request)
+        body = await self._body(request)
+        draft_id = body.get("draft_id")
+        if draft_id is not None and (not isinstance(draft_id, int) or isinstance(draft_id, bool)):
+            raise ApiError(422, "draft_id must be an integer")
+        mid = lc.agent_reply(
+            self.store, cid, account.name, self._string(body, "text"), draft_id=draft_id
+        )
+        return web.json_response({"id": mid}, status=201)
+
+    async def note(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        cid = self._cid(request)
+        body = await self._body(request)
+        mid = lc.add_note(self.store, cid, account.name, self._string(body, "text"))
+        return web.json_response({"id": mid}, status=201)
+
+    async def escalate(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        cid = self._cid(request)
+        body = await self._body(request)
+        reason = body.get("reason", "agent_request")
+        if not isinstance(reason, str) or not 0 < len(reason) <= 64:
+            raise ApiError(422, "reason must be a string of 1-64 characters")
+        lc.escalate(self.store, cid, reasons=[reason], by=account.name)
+        return self._moved(cid)
+
+    async def hand_back(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        cid = self._cid(request)
+        lc.hand_back(self.store, cid, by=account.name)
+        return self._moved(cid)
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        cid = self._cid(request)
+        lc.resolve(self.store, cid, by=account.name)
+        return self._moved(cid)
+
+    async def assign(self, request: web.Request) -> web.Response:
+        account = self._supervisor(request, "assign")
+        cid = self._cid(request)
+        body = await self._body(request)
+        lc.assign(self.store, cid, self._string(body, "agent"), by=account.name)
+        return self._moved(cid)
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        account = self._supervisor(request, "transfer")
+        cid = self._cid(request)
+        body = await self._body(request)
+        lc.transfer(self.store, cid, self._string(body, "agent"), by=account.name)
+        return self._moved(cid)
+
+    async def release(self, request: web.Request) -> web.Response:
+        account = self._supervisor(request, "release")
+        cid = self._cid(request)
+        lc.release(self.store, cid, by=account.name)
+        return self._moved(cid)
+
+
+def _still_valid(store: Store, name: str, token_hash: str) -> bool:
+    return accounts.token_is_current(store, name, token_hash)
+
+
+def _error(status: int, message: str, code: str | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if code:
+        body["code"] = code
+    body.update(extra)
+    return web.json_response(body, status=status)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)

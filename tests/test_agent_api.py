@@ -1,0 +1,369 @@
+"""The agent API (DESIGN section 12) on a real `tandem serve` process, with real HTTP clients.
+
+Identity and role come from the account token; the store checks them in the move's own
+transaction; tokens of the three kinds open disjoint routes; a disabled token is refused on
+its next request and its open stream closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from store import Store, accounts
+from store import lifecycle as lc
+from store.feed import read_events
+from store.queries import get_conversation
+
+ROOT = Path(__file__).resolve().parents[1]
+INTEGRATION = "integration-secret-for-tests"
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    proc: subprocess.Popen[str]
+    tokens: dict[str, str]
+
+    def agent(self, path: str) -> str:
+        return f"{self.url}/agent/v1{path}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(db: Path, *extra: str, scheme: str = "http") -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    env["TANDEM_API_TOKEN"] = INTEGRATION
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay"]
+        + ["--log-interval", "0", "--listen", f"127.0.0.1:{port}", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"{scheme}://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read() if proc.stderr else "exited") from None
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("tandem serve did not listen within 20 s")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert "Traceback" not in err, err
+
+
+@pytest.fixture
+def server(db_path: Path) -> Iterator[Server]:
+    with Store(db_path) as store:
+        tokens = {
+            "ana": accounts.add(store, "ana", "agent"),
+            "bob": accounts.add(store, "bob", "agent"),
+            "sam": accounts.add(store, "sam", "supervisor"),
+        }
+    proc, url = _start(db_path)
+    try:
+        yield Server(url, db_path, proc, tokens)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _waiting(db: Path, n: int = 1) -> list[int]:
+    with Store(db) as store:
+        out = []
+        for i in range(n):
+            cid = lc.open_conversation(store, f"Customer{i}")
+            lc.escalate(store, cid, reasons=["human_request"], by="cli")
+            out.append(cid)
+        return out
+
+
+async def _call(
+    session: aiohttp.ClientSession, method: str, url: str, token: str, body: object = None
+) -> tuple[int, dict[str, object]]:
+    async with session.request(method, url, headers=_auth(token), json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_two_agents_race_to_claim_one_wins_the_other_is_told_who(server: Server) -> None:
+    ids = _waiting(server.db, 6)
+    # Two consoles: two sessions (two connection pools), as two machines would be.
+    async with aiohttp.ClientSession() as one, aiohttp.ClientSession() as two:
+        for cid in ids:
+            url = server.agent(f"/conversations/{cid}/claim")
+            results = await asyncio.gather(
+                _call(one, "POST", url, server.tokens["ana"]),
+                _call(two, "POST", url, server.tokens["bob"]),
+            )
+            statuses = sorted(status for status, _ in results)
+            assert statuses == [200, 409], results
+            winner = next(body["owner"] for status, body in results if status == 200)
+            loser = next(body for status, body in results if status == 409)
+            assert loser["error"] == f"taken by {winner}" and loser["code"] == "taken"
+            with Store(server.db) as store:
+                assert get_conversation(store, cid)["owner"] == winner
+                claims = [e for e in read_events(store) if e.conversation_id == cid]
+                assert [(e.kind, e.actor) for e in claims][-1] == ("claimed", winner)
+
+
+async def test_an_agent_is_refused_supervisor_moves_and_nothing_changes(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    waiting, held = _waiting(server.db, 2)
+    ana, sam = server.tokens["ana"], server.tokens["sam"]
+    assert (await _call(http, "POST", server.agent(f"/conversations/{held}/claim"), ana))[0] == 200
+    with Store(server.db) as store:
+        before = len(read_events(store))
+    refused = [
+        await _call(
+            http, "POST", server.agent(f"/conversations/{waiting}/assign"), ana, {"agent": "ana"}
+        ),
+        await _call(http, "POST", server.agent(f"/conversations/{waiting}/release"), ana),
+        await _call(
+            http, "POST", server.agent(f"/conversations/{held}/transfer"), ana, {"agent": "bob"}
+        ),
+        await _call(http, "GET", server.agent("/metrics"), ana),
+    ]
+    assert [status for status, _ in refused] == [403, 403, 403, 403], refused
+    assert all("only a supervisor" in str(body["error"]) for _, body in refused)
+    with Store(server.db) as store:
+        assert len(read_events(store)) == before
+        assert get_conversation(store, waiting)["state"] == "waiting"
+        assert get_conversation(store, held)["owner"] == "ana"
+    # The supervisor's moves go through, recorded under the supervisor's account: a name in
+    # the body says who gets the conversation, never who acts.
+    status, body = await _call(
+        http, "POST", server.agent(f"/conversations/{held}/transfer"), sam, {"agent": "bob"}
+    )
+    assert status == 200 and body["owner"] == "bob"
+    status, _ = await _call(
+        http,
+        "POST",
+        server.agent(f"/conversations/{waiting}/assign"),
+        sam,
+        {"agent": "ana", "by": "bob"},
+    )
+    assert status == 200
+    status, metrics = await _call(http, "GET", server.agent("/metrics"), sam)
+    assert status == 200 and metrics["states"]["human"] == 2
+    with Store(server.db) as store:
+        moves = [
+            (e.kind, e.actor) for e in read_events(store) if e.kind in ("assigned", "transferred")
+        ]
+    assert moves == [("transferred", "sam"), ("assigned", "sam")]
+
+
+async def test_agent_moves_record_the_account_and_refuse_non_owners(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    (cid,) = _waiting(server.db)
+    ana, bob = server.tokens["ana"], server.tokens["bob"]
+    base = server.agent(f"/conversations/{cid}")
+    assert (await _call(http, "POST", f"{base}/claim", ana))[0] == 200
+    assert (await _call(http, "POST", f"{base}/reply", ana, {"text": "Hello, I'm here."}))[0] == 201
+    status, body = await _call(http, "POST", f"{base}/reply", bob, {"text": "me too"})
+    assert (status, body["error"]) == (409, "taken by ana")
+    assert (await _call(http, "POST", f"{base}/note", bob, {"text": "watch this one"}))[0] == 201
+    status, body = await _call(http, "POST", f"{base}/hand-back", bob)
+    assert status == 409
+    assert (await _call(http, "POST", f"{base}/hand-back", ana))[0] == 200
+    status, body = await _call(http, "POST", f"{base}/reply", ana, {"text": "   "})
+    assert status == 422
+    status, body = await _call(http, "GET", base, bob)
+    assert status == 200 and body["conversation"]["state"] == "bot"
+    authors = [(m["role"], m["author"]) for m in body["messages"]]
+    assert ("agent", "ana") in authors and ("note", "bob") in authors
+    with Store(server.db) as store:
+        actors = [(e.kind, e.actor) for e in read_events(store) if e.conversation_id == cid]
+    assert ("claimed", "ana") in actors and ("handed_back", "ana") in actors
+
+
+async def test_a_disabled_token_is_refused_at_once_and_its_stream_closes(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    ana = server.tokens["ana"]
+    async with http.get(server.agent("/events"), headers=_auth(ana)) as stream:
+        assert stream.status == 200
+        first = await stream.content.readline()
+        assert first == b"event: hello\n"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "console.cli",
+                "agent",
+                "disable",
+                "ana",
+                "--db",
+                str(server.db),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        # The stream says why and ends (the server closes it; EOF, not a timeout).
+        rest = await asyncio.wait_for(stream.content.read(), timeout=20)
+    assert b"event: revoked" in rest
+    status, body = await _call(http, "GET", server.agent("/me"), ana)
+    assert status == 401 and "disabled" in str(body["error"])
+    # Rotation: the old token stops, the new one works.
+    with Store(server.db) as store:
+        old = server.tokens["bob"]
+        new = accounts.rotate(store, "bob")
+    assert (await _call(http, "GET", server.agent("/me"), old))[0] == 401
+    assert await _call(http, "GET", server.agent("/me"), new) == (
+        200,
+        {"name": "bob", "role": "agent"},
+    )
+
+
+async def test_tokens_open_disjoint_routes(server: Server, http: aiohttp.ClientSession) -> None:
+    async with http.post(
+        f"{server.url}/v1/conversations",
+        headers=_auth(INTEGRATION),
+        json={"customer": {"name": "Maya"}},
+    ) as resp:
+        assert resp.status == 201
+        created = await resp.json()
+    cid, customer = created["id"], created["customer_token"]
+    ana = server.tokens["ana"]
+    for token in (customer, INTEGRATION):
+        for method, path in (
+            ("GET", "/me"),
+            ("GET", f"/conversations/{cid}"),
+            ("POST", f"/conversations/{cid}/claim"),
+        ):
+            status, body = await _call(http, method, server.agent(path), token)
+            assert status == 401, (path, body)
+    # An agent token cannot speak as the customer, nor read the customer's side.
+    status, body = await _call(
+        http, "POST", f"{server.url}/v1/conversations/{cid}/messages", ana, {"text": "I am Maya"}
+    )
+    assert status == 403, body
+    status, _ = await _call(http, "GET", f"{server.url}/v1/conversations/{cid}/messages", ana)
+    assert status == 403
+    # Nor create conversations.
+    status, _ = await _call(http, "POST", f"{server.url}/v1/conversations", ana, {"customer": {}})
+    assert status == 401
+    with Store(server.db) as store:
+        assert [m["role"] for m in store.query("SELECT role FROM messages")] == []
+    # A token in the URL is refused even when it is valid: URLs are logged.
+    async with http.get(server.agent("/me"), params={"token": ana}) as resp:
+        assert resp.status == 400
+    # Without any token: 401, never a 5xx.
+    async with http.get(server.agent("/wall")) as resp:
+        assert resp.status == 401
+
+
+async def test_the_stream_resumes_from_last_event_id_without_gap_or_repeat(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    sam = server.tokens["sam"]
+    status, wall = await _call(http, "GET", server.agent("/wall"), sam)
+    assert status == 200
+    seen: list[int] = []
+
+    async def read(after: int, until: int) -> None:
+        headers = {**_auth(sam), "Last-Event-ID": str(after)}
+        async with http.get(server.agent("/events"), headers=headers) as stream:
+            assert stream.status == 200
+            while not seen or seen[-1] < until:
+                line = await asyncio.wait_for(stream.content.readline(), timeout=20)
+                if line.startswith(b"data: {") and b'"kind"' in line:
+                    seen.append(json.loads(line[6:])["id"])
+
+    ids = _waiting(server.db, 2)
+    with Store(server.db) as store:
+        middle = read_events(store)[-1].id
+    await read(int(wall["last_event_id"]), middle)
+    _waiting(server.db, 2)
+    with Store(server.db) as store:
+        lc.claim(store, ids[0], "bob")
+        everything = [e.id for e in read_events(store) if e.id > int(wall["last_event_id"])]
+    await read(seen[-1], everything[-1])
+    assert seen[: len(everything)] == everything
+
+
+async def test_wrong_tokens_are_throttled_per_address(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    statuses = []
+    for i in range(30):
+        status, _ = await _call(http, "GET", server.agent("/me"), f"tdm_guess{i}")
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    # While throttled, even the right token waits: a guesser learns nothing from the answer.
+    assert (await _call(http, "GET", server.agent("/me"), server.tokens["ana"]))[0] == 429
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_tls_listener(db_path: Path, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with Store(db_path) as store:
+        token = accounts.add(store, "ana", "agent")
+    proc, url = _start(db_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https")
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False  # the certificate names an IP; the CA check still holds
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/agent/v1/me", headers=_auth(token), ssl=context) as resp:
+                assert resp.status == 200 and (await resp.json())["name"] == "ana"
+            with pytest.raises(aiohttp.ClientError):
+                async with session.get(f"{url.replace('https', 'http')}/agent/v1/me") as resp:
+                    await resp.read()
+    finally:
+        _stop(proc)
