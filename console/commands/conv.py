@@ -254,11 +254,11 @@ def _show(args: argparse.Namespace) -> int:
         # Who did what: the feed's actor is the account that made the move (team mode).
         print("moves:")
         for e in moves:
-            at = datetime.fromtimestamp(e.at).strftime("%H:%M:%S")
-            owner = (e.data or {}).get("owner")
-            to = f"{e.to_state} ({owner})" if owner else e.to_state
+            when = datetime.fromtimestamp(e.at).strftime("%H:%M:%S")
+            new_owner = (e.data or {}).get("owner")
+            to = f"{e.to_state} ({new_owner})" if new_owner else e.to_state
             print(
-                f"  {at} {e.kind:<12} by {_clean(e.actor or '?'):<12} {e.from_state or '-'} -> {to}"
+                f"  {when} {e.kind:<12} by {_clean(e.actor or '?'):<12} {e.from_state or '-'} -> {to}"
             )
     return 0
 
