@@ -93,10 +93,10 @@ def _a_whole_conversation(store: Store) -> int:
     cid = lc.open_conversation(store, "Maya")
     mid = lc.add_customer_message(store, cid, "<b>where</b> is my refund?").message_id
     lc.bot_reply(store, cid, "Refunds take 3-5 working days.", reply_to=mid)
-    lc.claim(store, cid, "ana lopez")
-    lc.add_note(store, cid, "ana lopez", "internal: never sent out")
-    lc.agent_reply(store, cid, "ana lopez", "I've checked: it is on its way.")
-    lc.resolve(store, cid, by="ana lopez")
+    lc.claim(store, cid, "ana.lopez")
+    lc.add_note(store, cid, "ana.lopez", "internal: never sent out")
+    lc.agent_reply(store, cid, "ana.lopez", "I've checked: it is on its way.")
+    lc.resolve(store, cid, by="ana.lopez")
     ratings.rate(store, cid, 5, "quick and kind")
     return cid
 

@@ -8,6 +8,7 @@ name only, and every id is a string (integrations store them as opaque text).
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,8 +44,9 @@ def iso(ts: float) -> str:
 
 
 def public_name(name: str | None) -> str:
-    """How a person on the team is shown to customers: their first name."""
-    words = str(name or "").split()
+    """How a person on the team is shown to customers: their first name (account names
+    have no spaces, so ``ana.lopez``, ``ana_lopez`` and ``ana-lopez`` are Ana too)."""
+    words = [w for w in re.split(r"[\s._-]+", str(name or "")) if w]
     return words[0].capitalize() if words else "Support"
 
 
