@@ -26,7 +26,6 @@ and the problems found; the hub stores them with the turn and agents see them.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -34,10 +33,8 @@ from typing import Any
 
 from console.bot import grounding, intents
 from console.bot.embedded import EmbeddedBot, first_name
-from console.bot.types import LLM_FALLBACKS, BotAnswer, BotContext
+from console.bot.types import BotAnswer, BotContext
 from console.llm import LLM, LLMError, Message
-
-log = logging.getLogger("tandem.bot")
 
 # The reasons a model may give for a hand-off (the schema's fixed list), and the badge each
 # puts on the conversation (DESIGN.md section 5 vocabulary, plus two of the bot's own).
@@ -234,17 +231,9 @@ class LLMBot:
     async def answer(self, ctx: BotContext) -> BotAnswer:
         """Answer with the LLM when its answer passes every check; else the embedded answer.
 
-        Every turn's outcome is logged at info level (``tandem.bot``): the LLM's answer sent,
-        a hand-off taken or overruled, or why the embedded answer went instead.
+        :meth:`BotAnswer.llm_decision` says in one line what became of the LLM's answer.
         """
-        answer = await self._answer(ctx)
-        if answer.engine == "llm" or answer.llm_fallback:
-            log.info(
-                "conversation %s: %s",
-                ctx.conversation_id,
-                _decision(answer),
-            )
-        return answer
+        return await self._answer(ctx)
 
     async def _answer(self, ctx: BotContext) -> BotAnswer:
         fallback = self.embedded.answer_sync(ctx)
@@ -393,15 +382,6 @@ def _instead(
     fallback.problems = list(problems or [])
     fallback.llm_handoff = llm_handoff
     return fallback
-
-
-def _decision(answer: BotAnswer) -> str:
-    if answer.llm_fallback:
-        return f"{LLM_FALLBACKS.get(answer.llm_fallback, answer.llm_fallback)}: {answer.notice}"
-    if answer.handoff:
-        return f"LLM handed off ({answer.handoff_reason})"
-    cites = ", ".join(answer.kb_ids) or "no article"
-    return f"LLM answer sent, grounded in {cites}"
 
 
 _INLINE_IDS = re.compile(

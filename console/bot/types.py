@@ -104,6 +104,17 @@ class BotAnswer:
     problems: list[str] = field(default_factory=list)
     llm_handoff: str | None = None
 
+    def llm_decision(self) -> str | None:
+        """One line on what became of the LLM's answer this turn (``None``: no LLM was asked)."""
+        if self.llm_fallback:
+            why = LLM_FALLBACKS.get(self.llm_fallback, self.llm_fallback)
+            return f"{why}: {self.notice}" if self.notice else why
+        if self.engine != "llm":
+            return None
+        if self.handoff:
+            return f"LLM handed off ({self.handoff_reason})"
+        return f"LLM answer, grounded in {', '.join(self.kb_ids) or 'no article (nothing to cite)'}"
+
     def meta(self) -> dict[str, object]:
         """The fields worth storing with the message (``messages.meta``)."""
         out: dict[str, object] = {"engine": self.engine, "intent": self.intent}

@@ -30,6 +30,9 @@ from store.errors import AlreadyAnswered, InvalidInput, InvalidTransition, NotOw
 from store.feed import Event
 
 log = logging.getLogger("tandem.hub")
+# One line per LLM decision (answer sent, hand-off taken or overruled, why the embedded answer
+# went instead); `tandem serve` shows these at info level when an LLM is configured.
+llm_log = logging.getLogger("tandem.hub.llm")
 
 STALE_AFTER_S = 0.2  # an answer that took longer may have been overtaken by the customer
 # Feed events after which a person has dealt with what triage had found: a hand-back or a
@@ -164,9 +167,25 @@ class ConversationWork:
             handoff_reason=getattr(ans, "handoff_reason", None) or None,
             settled=entry.settled,
         )
+        llm = ans.llm_decision() if hasattr(ans, "llm_decision") else None
         if after.escalate:
-            self.escalation.escalate(cid, entry, mid, after, fallback=bool(ans.fallback))
+            if llm:
+                llm_log.info(
+                    "conversation %s: %s; to a person (%s)", cid, llm, ", ".join(after.reasons)
+                )
+            self.escalation.escalate(
+                cid,
+                entry,
+                mid,
+                after,
+                fallback=bool(ans.fallback),
+                # The notice to the customer carries, for agents, what the bot's LLM did.
+                meta=dict(ans.meta()) if llm else None,
+                llm_fallback=bool(getattr(ans, "llm_fallback", None)),
+            )
             return False
+        if llm:
+            llm_log.info("conversation %s: %s; sent", cid, llm)
         self._reply(cid, entry, mid, created_at, ans)
         return False
 
@@ -200,6 +219,7 @@ class ConversationWork:
                 fallback=bool(ans.fallback),
                 meta=dict(ans.meta()),
                 triage=mark,
+                llm_fallback=bool(getattr(ans, "llm_fallback", None)),
             )
         except AlreadyAnswered:
             return
@@ -216,6 +236,7 @@ class ConversationWork:
         stats = shared.stats
         stats.bot_replies += 1
         stats.fallbacks += 1 if ans.fallback else 0
+        stats.llm_fallbacks += 1 if getattr(ans, "llm_fallback", None) else 0
         if self.keep_lags:
             stats.lags.append(shared.clock() - created_at)
         self.memory.observe_reply(entry, bot_mid, ans.text, fallback=bool(ans.fallback))

@@ -28,11 +28,21 @@ class Escalation:
         self.notices = notices
 
     def escalate(
-        self, cid: int, entry: Remembered, mid: int, decision: Decision, *, fallback: bool = False
+        self,
+        cid: int,
+        entry: Remembered,
+        mid: int,
+        decision: Decision,
+        *,
+        fallback: bool = False,
+        meta: dict[str, Any] | None = None,
+        llm_fallback: bool = False,
     ) -> None:
         """Move ``cid`` to the queue because of customer message ``mid``, telling the customer.
 
         :param fallback: the bot could not answer (the customer is told so)
+        :param meta: stored with the notice for agents (what the bot's LLM did, and why)
+        :param llm_fallback: the LLM's answer for this turn was not used (counted on the tile)
         """
         verdict = entry.last_customer or entry.verdict
         level = max_level(verdict.level, decision.level)
@@ -49,6 +59,8 @@ class Escalation:
                 level=level,
                 triage=mark,
                 message=notice.text,
+                message_meta=meta,
+                llm_fallback=llm_fallback,
                 message_id=mid,
                 note=f"rule {decision.rule}"
                 + (f", ~{notice.minutes} min" if notice.minutes else ""),
@@ -59,6 +71,7 @@ class Escalation:
             return
         stats = self.shared.stats
         stats.escalations += 1
+        stats.llm_fallbacks += 1 if llm_fallback else 0
         for r in decision.reasons:
             stats.escalation_reasons[r] = stats.escalation_reasons.get(r, 0) + 1
 

@@ -64,6 +64,9 @@ async def serve_forever(
     :param tls: serve the APIs over HTTPS with this context; ``None``: plain HTTP
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    if llm is not None:
+        # Each LLM decision, one line: what the operator needs to trust (or distrust) the model.
+        logging.getLogger("tandem.hub.llm").setLevel(logging.INFO)
     lock = one_hub_per_database(Path(path))
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])

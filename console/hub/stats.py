@@ -17,6 +17,7 @@ class HubStats:
     customer_messages: int = 0
     bot_replies: int = 0
     fallbacks: int = 0
+    llm_fallbacks: int = 0  # bot turns whose LLM answer was not used
     escalations: int = 0
     resolved_by_bot: int = 0
     idle_resolved: int = 0
@@ -56,9 +57,10 @@ def status_line(
     if firsts:
         line += f", first human reply p50 {percentile_or_nan(firsts, 0.5):.0f}s"
     rate = d["customer_messages"] / seconds if seconds > 0 else 0.0
+    llm = f", {d['llm_fallbacks']} LLM answers not used" if d["llm_fallbacks"] else ""
     return (
         f"hub: {seconds:.0f}s: {d['customer_messages']} customer messages ({rate:.1f}/s),"
-        f" {d['bot_replies']} bot replies ({d['fallbacks']} fallbacks), {d['escalations']} escalations,"
+        f" {d['bot_replies']} bot replies ({d['fallbacks']} fallbacks{llm}), {d['escalations']} escalations,"
         f" {d['idle_resolved'] + d['resolved_by_bot']} resolved, {d['errors']} errors{line} | now"
         f" bot {counts['bot']}, waiting {counts['waiting']}{wait},"
         f" human {counts['human']}, resolved {counts['resolved']}"
