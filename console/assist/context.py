@@ -83,41 +83,6 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", _ESCAPE.sub("", unicodedata.normalize("NFC", text)))
 
 
-# Role and account words, not names: "my name is Root" or "Hi Guest" would read as a bot wrote it.
-_NOT_A_NAME = frozenset(
-    {
-        "guest",
-        "customer",
-        "user",
-        "anonymous",
-        "unknown",
-        "visitor",
-        "anon",
-        "agent",
-        "root",
-        "admin",
-        "administrator",
-        "operator",
-        "support",
-        "test",
-        "demo",
-    }
-)
-
-
-def first_name(full_name: str) -> str | None:
-    """A name fit to greet someone with, or ``None`` for handles like ``guest-4821``."""
-    words = clean(full_name).strip().split()
-    if not words:
-        return None
-    word = words[0].strip(",.;:!?\"'()[]{}")
-    if not word or not word.replace("-", "").replace("'", "").isalpha() or len(word) > 30:
-        return None
-    if word.lower() in _NOT_A_NAME:
-        return None
-    return word if any(c.isupper() for c in word) else word.capitalize()
-
-
 def _turns(rows: list[dict]) -> tuple[Turn, ...]:
     turns = []
     for r in rows:

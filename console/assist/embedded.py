@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz
 
 from console.assist import phrases as P
-from console.assist.context import DraftContext, first_name
+from console.assist.context import DraftContext
 from console.assist.retrieval import REASON_TAGS, Article
 from console.kb import split_body
 from console.kb.words import content_stems
+from console.names import first_name
 from store.kb import KbArticle
 
 ENGINE = "embedded"

@@ -13,8 +13,9 @@ import re
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
-from console.assist.context import DraftContext, clean, first_name
+from console.assist.context import DraftContext, clean
 from console.llm import LLM, LLMIncomplete, Message
+from console.names import first_name
 
 ENGINE = "llm"
 TRANSCRIPT_CHARS = 6000

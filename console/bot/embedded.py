@@ -37,6 +37,7 @@ from console.bot import intents, phrases, vocabulary
 from console.bot.types import BotAnswer, BotContext
 from console.kb import Parsed, ensure_loaded, words
 from console.kb.rank import BOT_POOL, Candidate, Indexed, Ranker
+from console.names import first_name
 from store.db import Store
 from store.kb import terms
 
@@ -77,7 +78,6 @@ _NEITHER_RE = re.compile(
 )
 _NEITHER = "-"
 _SHORT_REPLY = 3  # content words; a longer reply is read as a question of its own
-_NAME = re.compile(r"[^\W\d_][^\W\d_'\-]{0,30}")
 
 
 # The bot ranks a pool of three search hits (console.kb.rank explains why).
@@ -119,12 +119,6 @@ def _choose(offered: tuple[str, ...], text: str, indexed: list[Indexed]) -> str:
     if scores[0] == scores[1]:
         return ""
     return offered[0] if scores[0] > scores[1] else offered[1]
-
-
-def first_name(name: str) -> str:
-    """A safe first name to address the customer by ('' when there is none)."""
-    match = _NAME.search(name or "")
-    return match.group(0) if match else ""
 
 
 class EmbeddedBot:

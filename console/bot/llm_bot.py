@@ -32,9 +32,10 @@ from collections.abc import Callable
 from typing import Any
 
 from console.bot import grounding, intents
-from console.bot.embedded import EmbeddedBot, first_name
+from console.bot.embedded import EmbeddedBot
 from console.bot.types import BotAnswer, BotContext
 from console.llm import LLM, LLMError, Message
+from console.names import first_name
 
 # The reasons a model may give for a hand-off (the schema's fixed list), and the badge each
 # puts on the conversation (DESIGN.md section 5 vocabulary, plus two of the bot's own).

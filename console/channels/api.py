@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from console.names import first_name
 from store import DatabaseUnavailable, InvalidInput, NotFound, Store, StoreError, queries
 from store import lifecycle as lc
 from store.feed import Follower
@@ -101,10 +102,12 @@ def _iso(ts: float) -> str:
 
 
 def public_message(m: dict[str, Any]) -> dict[str, Any]:
-    """A message as the customer's side sees it (agents appear by first name only)."""
+    """A message as the customer's side sees it (agents appear by first name only, and not at
+    all when their login is no name: ``console.names.first_name``)."""
     out = {"id": m["id"], "role": m["role"], "text": m["text"], "at": _iso(m["created_at"])}
-    if m["role"] == "agent" and m.get("author"):
-        out["author"] = str(m["author"]).split()[0].capitalize()
+    name = first_name(str(m["author"])) if m["role"] == "agent" and m.get("author") else ""
+    if name:
+        out["author"] = name
     return out
 
 
