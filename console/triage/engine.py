@@ -285,7 +285,7 @@ _EMISSION_LOGIT = _logit(EMISSION_PRIOR)
 # language to override the conversation's.
 SHORT = 3
 VOTE_WORDS = 3
-VOTE_TOKENS = 40  # the opening of a message says which language it is in
+VOTE_TOKENS = 24  # the opening of a message says which language it is in
 _SIBLINGS = {"da": "no", "no": "da"}
 _LETTER_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("å", ("sv", "no", "da")),
