@@ -199,14 +199,16 @@ def test_first_name_is_one_rule_for_the_bot_drafts_and_prompts(store: Store) -> 
     assert first_name("root") == "" and first_name("agent") == ""  # a login, not a name
     assert first_name("  ") == "" and first_name(None) == ""
     assert first_name("Anne-Marie O'Neil") == "Anne-Marie"
+    # Account names have no spaces: the login's first part is the name.
+    assert first_name("ana.lopez") == first_name("ana_lopez") == first_name("ana-lopez") == "Ana"
     assert first_name("Jose\u0301 Silva") == "José"  # decomposed accents still make a name
     assert first_name("\x1b[31mMaya") == ""  # an escape sequence is never a name
     # Customers see an agent by the same rule, or not by name at all.
     from console.channels.api import public_message
 
     said = {"id": 1, "role": "agent", "text": "hi", "created_at": 0.0}
-    assert public_message({**said, "author": "ana lopez"})["author"] == "Ana"
-    assert "author" not in public_message({**said, "author": "admin"})
+    assert public_message({**said, "author": "ana.lopez"})["author"] == "Ana"
+    assert public_message({**said, "author": "admin"})["author"] == "Support"
     # The bot greets by the same rule (it used to say "Hi guest!" where drafts said nothing).
     from console.bot import BotContext, EmbeddedBot
 

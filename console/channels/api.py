@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from console.names import first_name
+from console.channels.events import public_name
 from store import DatabaseUnavailable, InvalidInput, NotFound, Store, StoreError, queries
 from store import lifecycle as lc
 from store.feed import Follower
@@ -102,12 +102,11 @@ def _iso(ts: float) -> str:
 
 
 def public_message(m: dict[str, Any]) -> dict[str, Any]:
-    """A message as the customer's side sees it (agents appear by first name only, and not at
-    all when their login is no name: ``console.names.first_name``)."""
+    """A message as the customer's side sees it (agents by first name only, as webhooks show
+    them: :func:`console.channels.events.public_name`)."""
     out = {"id": m["id"], "role": m["role"], "text": m["text"], "at": _iso(m["created_at"])}
-    name = first_name(str(m["author"])) if m["role"] == "agent" and m.get("author") else ""
-    if name:
-        out["author"] = name
+    if m["role"] == "agent" and m.get("author"):
+        out["author"] = public_name(m["author"])
     return out
 
 

@@ -8,10 +8,10 @@ name only, and every id is a string (integrations store them as opaque text).
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
+from console.names import first_name
 from store import Store, queries
 from store.feed import Event
 
@@ -44,10 +44,10 @@ def iso(ts: float) -> str:
 
 
 def public_name(name: str | None) -> str:
-    """How a person on the team is shown to customers: their first name (account names
-    have no spaces, so ``ana.lopez``, ``ana_lopez`` and ``ana-lopez`` are Ana too)."""
-    words = [w for w in re.split(r"[\s._-]+", str(name or "")) if w]
-    return words[0].capitalize() if words else "Support"
+    """How a person on the team is shown to customers: their first name by the one rule
+    (:func:`console.names.first_name`: ``ana.lopez``, ``ana_lopez`` and ``ana-lopez`` are
+    Ana), or "Support" for a login that is no name."""
+    return first_name(name) or "Support"
 
 
 def public_message(m: dict[str, Any]) -> dict[str, Any]:
