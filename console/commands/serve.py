@@ -11,6 +11,7 @@ import argparse
 
 from console.commands.options import add_db_option
 from console.errors import UsageError
+from store.levels import LEVELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy", metavar="FILE", help="TOML file of escalation policy settings")
     parser.add_argument(
         "--escalate-level",
-        choices=("watch", "empathy", "urgent"),
+        choices=LEVELS[1:],  # every level above calm
         default=None,
         help="escalate at this triage level or above (default empathy)",
     )
