@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
+from waiting import DEADLINE, wait_until_async
+
 
 async def wait_until(
-    pilot: Any, cond: Callable[[], object], timeout: float = 5.0, what: str = ""
+    pilot: Any, cond: Callable[[], object], timeout: float = DEADLINE, what: str = ""
 ) -> None:
     """Let the app run until ``cond()`` is true (the feed thread posts at ~10 Hz)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if cond():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.05)
-        await asyncio.sleep(0)
+    await wait_until_async(cond, timeout=timeout, interval=0.05, what=what, pause=pilot.pause)
 
 
 def notes(app: Any) -> list[str]:
