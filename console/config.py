@@ -21,10 +21,12 @@ The config file is ``$TANDEM_CONFIG`` if set, else ``./tandem.toml`` when it exi
     model = "smollm2"
     timeout = 10
 
-Who builds an :class:`LLMConfig`: ``tandem serve`` and ``tandem demo`` (the hub's bot, via
-:func:`console.bot.make_bot`), ``tandem console`` (agent drafts), ``tandem triage`` (the
-optional LLM judge). All of them send through :class:`console.llm.LLM`, which redacts
-personal data first.
+Who builds an :class:`LLMConfig`: the command, once, at start; everything below gets it
+passed down frozen and never reads the environment or the file itself. ``tandem serve`` (the
+hub's bot, via :func:`console.bot.make_bot`), ``tandem console`` and ``tandem demo`` (agent
+drafts: the app hands it to each composer), ``tandem triage`` (the optional LLM judge). All of
+them send through :class:`console.llm.LLM`, which redacts personal data first. A file or
+variable that cannot be used stops the command with one line naming it.
 
 An endpoint counts as configured when a base URL or an API key is set (a key alone means
 the OpenAI API itself). Local servers (llama.cpp, Ollama, vLLM) accept any key, so none is

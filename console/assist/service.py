@@ -7,8 +7,10 @@ one :class:`DraftFinished`. Nothing here sends anything to the customer: the age
 and the composer reports it back through :meth:`DraftService.sent` or
 :meth:`DraftService.discard`.
 
-Store calls are short, synchronous and made from the caller's thread (the ``Store`` belongs
-to it); only the LLM's network wait is truly asynchronous.
+Store calls are short and synchronous. By default :meth:`DraftService.draft` makes them on
+the caller's thread; a caller whose thread must never wait for SQLite's lock (the console's
+event loop) passes ``offload``, which runs each call where the ``Store`` lives (the console's
+writer thread) and is awaited. The other methods are plain calls, for the caller to place.
 
 Timings: ``first_text_ms`` runs from the start of the engine that wrote the text (the call
 of :meth:`~DraftService.draft`, before the transcript is read, or the moment a failed LLM
@@ -24,10 +26,13 @@ partial draft marked as such, never one passed off as finished.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from console.assist import embedded, llm_engine
 from console.assist.context import DraftContext, build_context
@@ -89,6 +94,18 @@ class DraftFinished:
 
 DraftEvent = DraftStarted | DraftText | DraftReset | DraftFinished
 
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs a store call somewhere else and lets the caller await its result."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def _inline(fn: Callable[[], T]) -> T:
+    return fn()
+
 
 class DraftService:
     """Writes drafts for one agent over one store connection.
@@ -98,6 +115,7 @@ class DraftService:
     :param llm: a :class:`console.llm.LLM`; ``None`` or a disabled one means embedded only
     :param llm_timeout: seconds for the LLM's first piece and each gap (default: the LLM config's)
     :param clock: monotonic seconds (tests and benchmarks may pass their own)
+    :param offload: runs :meth:`draft`'s store calls (default: right here, on this thread)
     """
 
     def __init__(
@@ -108,8 +126,10 @@ class DraftService:
         llm: LLM | None = None,
         llm_timeout: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        offload: Offload = _inline,
     ) -> None:
         self.store = store
+        self.offload = offload
         self.agent = agent
         self.llm = llm if llm is not None and getattr(llm, "enabled", False) else None
         self.llm_timeout = llm_timeout
@@ -150,17 +170,33 @@ class DraftService:
         :param instruction: the agent's regenerate instruction ("shorter", "more formal", free text)
         """
         t0 = self.clock()
-        ctx = self.context(conversation_id, instruction)
         engine, model = self.engine, self.model
-        draft_id = log.start(
-            self.store,
-            conversation_id,
-            engine=engine,
-            model=model,
-            agent=self.agent,
-            instruction=instruction,
-            based_on_message_id=ctx.based_on_message_id,
-        )
+
+        # One offloaded call to begin and one to end: each hop to another thread costs time
+        # before the first text.
+        def begin() -> tuple[DraftContext, int]:
+            ctx = self.context(conversation_id, instruction)
+            draft_id = log.start(
+                self.store,
+                conversation_id,
+                engine=engine,
+                model=model,
+                agent=self.agent,
+                instruction=instruction,
+                based_on_message_id=ctx.based_on_message_id,
+            )
+            return ctx, draft_id
+
+        starting = asyncio.ensure_future(self.offload(begin))
+        try:
+            ctx, draft_id = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Stopped while the row was being written (an offloaded call waits for the lock):
+            # the row exists all the same, so it is closed as discarded rather than left open.
+            with contextlib.suppress(Exception):
+                _, stopped = await starting
+                await self.offload(lambda: log.discard(self.store, stopped))
+            raise
         yield DraftStarted(
             draft_id, engine, model, ctx.based_on_message_id, tuple(a.id for a in ctx.articles)
         )
@@ -227,21 +263,26 @@ class DraftService:
         finally:
             total_ms = (self.clock() - t0) * 1000
             text = "".join(parts)
-            log.finish(
-                self.store,
-                draft_id,
-                text=text,
-                first_text_ms=first_ms,
-                total_ms=total_ms,
-                engine=engine,
-                model=model,
-                kb_ids=list(kb_ids),
-                notice=notice,
-                failed=failed,
-                incomplete=incomplete,
-                llm_lost_ms=lost_ms,
-            )
-        stale = bool(log.mark_stale(self.store, conversation_id, draft_id=draft_id))
+
+            def finish() -> bool:
+                log.finish(
+                    self.store,
+                    draft_id,
+                    text=text,
+                    first_text_ms=first_ms,
+                    total_ms=total_ms,
+                    engine=engine,
+                    model=model,
+                    kb_ids=list(kb_ids),
+                    notice=notice,
+                    failed=failed,
+                    incomplete=incomplete,
+                    llm_lost_ms=lost_ms,
+                )
+                # A customer message that arrived meanwhile makes the draft stale.
+                return bool(log.mark_stale(self.store, conversation_id, draft_id=draft_id))
+
+            stale = await self.offload(finish)
         titles = {a.id: a.title for a in ctx.articles}
         yield DraftFinished(
             draft_id,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from console.commands.options import add_db_option
 from console.errors import UsageError
+
+if TYPE_CHECKING:
+    from console.config import LLMConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +61,19 @@ def agent_name(value: str | None) -> str:
         raise UsageError(str(exc)) from None
 
 
+def llm_settings() -> LLMConfig:
+    """The LLM settings for the console's drafts, read once here and handed down frozen.
+
+    A broken config file or variable stops the command with one line, as ``tandem serve`` does.
+    """
+    from console.config import ConfigError, load_config
+
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from store import resolve_path
 
@@ -64,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sla <= 0:
         raise UsageError("--sla must be a positive number of seconds")
     agent = agent_name(args.agent)
+    llm = llm_settings()
     from console.ui.app import TandemApp
 
-    TandemApp(path, agent, supervisor=args.supervisor, sla_seconds=args.sla).run()
+    TandemApp(path, agent, supervisor=args.supervisor, sla_seconds=args.sla, llm=llm).run()
     return 0

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from console.commands.console import add_console_options, agent_name
+from console.commands.console import add_console_options, agent_name, llm_settings
 from console.errors import UsageError
 
 START_TIMEOUT = 20.0
@@ -203,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sla <= 0:
         raise UsageError("--sla must be a positive number of seconds")
     agent = agent_name(args.agent)
+    llm = llm_settings()  # for the console's drafts (the demo's bot stays embedded)
     db = Path(args.db or os.environ.get("TANDEM_DB") or default_demo_db())
     if not args.db and not os.environ.get("TANDEM_DB"):
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
             else f"{args.listen} is taken: no web chat this time"
         )
         notice = f"demo: {args.simulate} simulated customers · {where} · database {db}"
-        TandemApp(db, agent, supervisor=args.supervisor, sla_seconds=args.sla, notice=notice).run()
+        TandemApp(
+            db, agent, supervisor=args.supervisor, sla_seconds=args.sla, notice=notice, llm=llm
+        ).run()
     finally:
         hub.stop()
     print(f"tandem demo: database {db} (hub log {log})")

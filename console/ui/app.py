@@ -1,28 +1,44 @@
 """``TandemApp``: the agent console over one store file.
 
 The app owns the conversation rows the screens draw (``rows``, id -> row dict), fed by one
-:class:`console.ui.feed.FeedReader` thread, and the one store connection this thread writes
-with. Writes (claim, reply, hand back) are single short transactions, fast enough for the
-event loop; bulk reads happen on the reader thread.
+:class:`console.ui.feed.FeedReader` thread; a connection for the event loop's small reads;
+and the :class:`console.ui.writer.StoreWriter` every write goes through, so a database
+locked by another process never stalls key handling. A write's outcome comes back as a
+past-tense message (:class:`TandemApp.Claimed`, :class:`TandemApp.Moved`...) to the screen
+that asked, and bubbles up to the app, which says it in a notification.
+
+The LLM settings are resolved once by the command that starts the console and passed in
+frozen (:class:`console.config.LLMConfig`); nothing below reads the environment or files.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
+from textual.message_pump import MessagePump
 
 from console.policy import level_rank
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
 from console.ui.model import next_in_queue, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
+from console.ui.writer import StoreWriter
 from store import Store, lifecycle
 from store.errors import InvalidTransition, StoreError
 from store.views import waiting_queue
+
+if TYPE_CHECKING:
+    from console.config import LLMConfig
+    from console.llm import LLM
+
+T = TypeVar("T")
 
 RISING_SECONDS = 4.0
 HEARTBEAT_SECONDS = 30.0
@@ -38,6 +54,7 @@ class TandemApp(App[None]):
         interval: the feed's coalescing interval in seconds.
         sla_seconds: queue SLA shown in the supervisor view.
         notice: a line to show once the console is up (``tandem demo`` says where things are).
+        llm: the LLM settings resolved at start; drafts use the embedded engine without one.
     """
 
     TITLE = "Tandem"
@@ -45,6 +62,41 @@ class TandemApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
         Binding("f2", "change_theme", "Theme", show=False, id="app.theme"),
     ]
+
+    @dataclass
+    class Claimed(Message):
+        """This agent now owns the conversation (posted to the screen that asked)."""
+
+        conversation_id: int
+        open_after: bool
+        """Open the conversation with the composer ready (the wall's ``t`` and ``n``)."""
+
+    @dataclass
+    class ClaimFailed(Message):
+        """A claim did not happen; ``reason`` is one line for the agent."""
+
+        conversation_id: int | None
+        """``None`` for take-next."""
+        reason: str
+        kind: Literal["taken", "empty", "error"]
+        """``taken``: another agent won or it closed; ``empty``: nobody waits; ``error``: the store."""
+
+    @dataclass
+    class Moved(Message):
+        """A move other than a claim was stored (hand back, resolve, note, assign...)."""
+
+        conversation_id: int
+        move: str
+        text: str
+        """What to tell the agent, e.g. ``#12 resolved``."""
+
+    @dataclass
+    class MoveFailed(Message):
+        """A move was refused or the store could not take it; ``reason`` is one line."""
+
+        conversation_id: int
+        move: str
+        reason: str
 
     def __init__(
         self,
@@ -55,6 +107,7 @@ class TandemApp(App[None]):
         interval: float = 0.1,
         sla_seconds: float = 120.0,
         notice: str | None = None,
+        llm: LLMConfig | None = None,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
@@ -64,14 +117,22 @@ class TandemApp(App[None]):
         self.rows: dict[int, dict[str, Any]] = {}
         self.rising: dict[int, float] = {}
         self.last_event_id = 0
+        # Opening creates and migrates the file: done here, before the first frame, so a
+        # broken path fails the command with one line instead of a dead console.
         self.store = Store(self.db_path)
-        lifecycle.register_agent(self.store, agent, role="supervisor" if supervisor else "agent")
+        self.writer = StoreWriter(Store(self.db_path))
         self.reader = FeedReader(
             self, self.db_path, interval=interval, metrics=supervisor, sla_seconds=sla_seconds
         )
+        self.llm: LLM | None = None
+        if llm is not None and llm.enabled:
+            from console.llm import LLM
+
+            self.llm = LLM(llm)
         self._wall: Any = None
         self._notice = notice
         self.collector = QuietCollector()
+        self._claiming: set[int | None] = set()
 
     def on_mount(self) -> None:
         from console.ui.screens.wall import WallScreen
@@ -79,23 +140,32 @@ class TandemApp(App[None]):
         self._wall = WallScreen()
         self.push_screen(self._wall)
         self.reader.start()
+        self._heartbeat()  # registers the agent (and its role) on start
         self.set_interval(1.0, self.collector.tick)
         self.set_interval(HEARTBEAT_SECONDS, self._heartbeat)
         if self._notice:
             self.notify(self._notice, timeout=8, markup=False)
 
+    def write(self, fn: Callable[[Store], T]) -> Awaitable[T]:
+        """Queue ``fn(store)`` on the writer thread; await its result (see ``console.ui.writer``)."""
+        writer = self.writer
+        return writer.run(lambda: fn(writer.store))
+
     def _heartbeat(self) -> None:
         # The supervisor view shows when each agent was last seen.
+        self.run_worker(self._beat(), group="store-writes", name="heartbeat")
+
+    async def _beat(self) -> None:
+        role = "supervisor" if self.supervisor else "agent"
         try:
-            lifecycle.register_agent(
-                self.store, self.agent, role="supervisor" if self.supervisor else "agent"
-            )
+            await self.write(lambda s: lifecycle.register_agent(s, self.agent, role=role))
         except StoreError:
             pass  # a busy database: the next beat will do
 
     def on_unmount(self) -> None:
         self.reader.stop()
         self.collector.stop()
+        self.writer.close()  # the agent's last writes are stored before the console goes
         self.store.close()
 
     async def on_event(self, event: events.Event) -> None:
@@ -201,47 +271,142 @@ class TandemApp(App[None]):
 
         self.push_screen(ConversationScreen(conversation_id, claimed=claimed))
 
-    def claim(self, conversation_id: int) -> bool:
-        """Take a conversation over; say why not if another agent won or it is closed."""
+    def claim(
+        self, conversation_id: int, *, reply_to: MessagePump | None = None, open_after: bool = False
+    ) -> None:
+        """Take a conversation over, off the event loop.
+
+        ``reply_to`` (the asking screen) gets :class:`Claimed` or :class:`ClaimFailed`; both
+        bubble up to the app. A second request for a claim still on its way is ignored.
+        """
+        if conversation_id in self._claiming:
+            return
+        self._claiming.add(conversation_id)
+        self.run_worker(
+            self._claim(conversation_id, reply_to, open_after), group="store-writes", name="claim"
+        )
+
+    async def _claim(
+        self, conversation_id: int, reply_to: MessagePump | None, open_after: bool
+    ) -> None:
+        message: Message
         try:
-            lifecycle.claim(self.store, conversation_id, self.agent)
+            await self.write(lambda s: lifecycle.claim(s, conversation_id, self.agent))
         except InvalidTransition as exc:
-            self.notify(str(exc), title="not yours", severity="warning", markup=False)
-            return False
+            message = self.ClaimFailed(conversation_id, str(exc), "taken")
         except StoreError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return False
-        self.reader.poke()
-        return True
+            message = self.ClaimFailed(conversation_id, str(exc), "error")
+        else:
+            self.reader.poke()
+            message = self.Claimed(conversation_id, open_after)
+        finally:
+            self._claiming.discard(conversation_id)
+        self._deliver(reply_to, message)
 
-    def take_over(self, conversation_id: int) -> None:
+    def take_over(self, conversation_id: int, *, reply_to: MessagePump | None = None) -> None:
         """Claim from the wall, then open the conversation with the composer ready."""
-        if self.claim(conversation_id):
-            self.open_conversation(conversation_id, claimed=True)
+        self.claim(conversation_id, reply_to=reply_to, open_after=True)
 
-    def take_next(self) -> None:
+    def move(
+        self,
+        move: str,
+        conversation_id: int,
+        fn: Callable[[Store], object],
+        done: str,
+        *,
+        reply_to: MessagePump | None = None,
+    ) -> None:
+        """Store a move (``fn(store)``) off the event loop; ``reply_to`` gets ``Moved`` or ``MoveFailed``.
+
+        Args:
+            move: its name, for the handlers (``hand_back``, ``resolve``, ``note``...).
+            done: what to tell the agent once it is stored.
+        """
+        self.run_worker(
+            self._move(move, conversation_id, fn, done, reply_to), group="store-writes", name=move
+        )
+
+    async def _move(
+        self,
+        move: str,
+        conversation_id: int,
+        fn: Callable[[Store], object],
+        done: str,
+        reply_to: MessagePump | None,
+    ) -> None:
+        message: Message
+        try:
+            await self.write(fn)
+        except StoreError as exc:
+            message = self.MoveFailed(conversation_id, move, str(exc))
+        else:
+            self.reader.poke()
+            message = self.Moved(conversation_id, move, done)
+        self._deliver(reply_to, message)
+
+    def _deliver(self, reply_to: MessagePump | None, message: Message) -> None:
+        # The asking screen may have closed while the write waited: then the app hears it.
+        if reply_to is None or not reply_to.post_message(message):
+            self.post_message(message)
+
+    def on_tandem_app_claimed(self, message: Claimed) -> None:
+        if message.open_after:
+            self.open_conversation(message.conversation_id, claimed=True)
+
+    def on_tandem_app_claim_failed(self, message: ClaimFailed) -> None:
+        title = {"taken": "not yours", "empty": "queue empty"}.get(message.kind, "")
+        severity: Literal["information", "warning", "error"] = {
+            "taken": "warning",
+            "empty": "information",
+        }.get(message.kind, "error")  # type: ignore[assignment]
+        self.notify(message.reason, title=title, severity=severity, markup=False)
+
+    def on_tandem_app_moved(self, message: Moved) -> None:
+        self.notify(message.text, markup=False)
+
+    def on_tandem_app_move_failed(self, message: MoveFailed) -> None:
+        self.notify(message.reason, severity="warning", markup=False)
+
+    def take_next(self, *, reply_to: MessagePump | None = None) -> None:
         """Claim the conversation first in the queue and open it; another agent's win means the next one.
 
         The queue is read from the store, not from the wall's last snapshot: the wall may be a
-        tenth of a second behind, and "next" must not mean one that was already taken.
+        tenth of a second behind, and "next" must not mean one that was already taken. The
+        read and the claims run on the writer thread, one job.
         """
+        if None in self._claiming:
+            return
+        self._claiming.add(None)
+        self.run_worker(self._take_next(reply_to), group="store-writes", name="take_next")
+
+    async def _take_next(self, reply_to: MessagePump | None) -> None:
+        agent = self.agent
+
+        def first_free(store: Store) -> int | None:
+            for conversation_id in next_in_queue(waiting_queue(store)):
+                try:
+                    lifecycle.claim(store, conversation_id, agent)
+                except InvalidTransition:
+                    continue  # taken by someone else a moment ago, or closed: the next in line
+                return conversation_id
+            return None
+
+        message: Message
         try:
-            queue = next_in_queue(waiting_queue(self.store))
+            claimed = await self.write(first_free)
         except StoreError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        for conversation_id in queue:
-            try:
-                lifecycle.claim(self.store, conversation_id, self.agent)
-            except InvalidTransition:
-                continue  # taken by someone else a moment ago, or closed: the next in line
-            except StoreError as exc:
-                self.notify(str(exc), severity="error", markup=False)
-                return
-            self.reader.poke()
-            self.open_conversation(conversation_id, claimed=True)
-            return
-        self.notify("nobody is waiting for a person right now", title="queue empty")
+            message = self.ClaimFailed(None, str(exc), "error")
+        else:
+            if claimed is None:
+                message = self.ClaimFailed(
+                    None, "nobody is waiting for a person right now", "empty"
+                )
+            else:
+                self.reader.poke()
+                message = self.Claimed(claimed, True)
+        finally:
+            self._claiming.discard(None)
+        self._deliver(reply_to, message)
 
     def show_supervisor(self) -> None:
         """Open the supervisor view (supervisors only)."""

@@ -44,9 +44,13 @@ async def _taken_over(pilot: Any, app: TandemApp, cid: int) -> tuple[Conversatio
     """Take the conversation over from the wall; the draft finishes, then the editor is emptied."""
     await wait_until(pilot, lambda: cid in app.rows, what="the tile")
     await pilot.press("t")
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, ConversationScreen) and app.screen.mine,
+        what="owned",
+    )
     conv = app.screen
     assert isinstance(conv, ConversationScreen)
-    await wait_until(pilot, lambda: conv.mine, what="owned")
     composer = conv.query_one(Composer)
     await wait_until(
         pilot, lambda: composer.draft_id is not None and not composer.streaming, what="draft done"

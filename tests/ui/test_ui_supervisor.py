@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import DataTable, Input
 from ui_support import notes, wait_until
@@ -27,6 +28,17 @@ def _queue(db_path: Path) -> tuple[int, int]:
     return a, b
 
 
+def _stored(db_path: Path, cid: int) -> dict[str, Any]:
+    """The conversation as the store has it now (moves are written off the event loop)."""
+    with Store(db_path) as s:
+        return get_conversation(s, cid)
+
+
+def _last_text(db_path: Path, cid: int) -> str:
+    with Store(db_path) as s:
+        return transcript(s, cid)[-1]["text"]
+
+
 async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path: Path) -> None:
     a, b = _queue(db_path)
     app = TandemApp(db_path, "lead", supervisor=True, interval=0.05, sla_seconds=120)
@@ -45,11 +57,8 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
         await pilot.press("a")
         await wait_until(pilot, lambda: isinstance(app.screen.focused, Input), what="prompt")
         await pilot.press(*"bob", "enter")
-        with Store(db_path) as s:
-            assert (get_conversation(s, a)["state"], get_conversation(s, a)["owner"]) == (
-                "human",
-                "bob",
-            )
+        await wait_until(pilot, lambda: _stored(db_path, a)["owner"] == "bob", what="assigned")
+        assert _stored(db_path, a)["state"] == "human"
         # The feed re-sorts the table: b (still waiting) first, a (with bob) after it.
         await wait_until(
             pilot, lambda: sup.selected_id() == b or app.rows[a]["owner"] == "bob", what="feed"
@@ -60,11 +69,11 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
             ].index(str(a))
         )
         await pilot.press("x", *"cara", "enter")  # transfer a to cara
-        with Store(db_path) as s:
-            assert get_conversation(s, a)["owner"] == "cara"
+        await wait_until(pilot, lambda: _stored(db_path, a)["owner"] == "cara", what="transfer")
         await pilot.press("n", *"checked the ID", "enter")
-        with Store(db_path) as s:
-            assert transcript(s, a)[-1]["text"] == "checked the ID"
+        await wait_until(
+            pilot, lambda: _last_text(db_path, a) == "checked the ID", what="the note stored"
+        )
         await wait_until(pilot, lambda: app.rows[a]["owner"] == "cara", what="transfer in the feed")
         table.move_cursor(
             row=[
@@ -72,9 +81,8 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
             ].index(str(b))
         )
         await pilot.press("l")  # release b to the bot
-        with Store(db_path) as s:
-            assert get_conversation(s, b)["state"] == "bot"
-        assert any("released" in n for n in notes(app))
+        await wait_until(pilot, lambda: any("released" in n for n in notes(app)), what="release")
+        assert _stored(db_path, b)["state"] == "bot"
         await pilot.press("escape")
         assert isinstance(app.screen, WallScreen)
 

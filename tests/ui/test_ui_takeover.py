@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textual.command import CommandList
 from ui_support import notes, wait_until
 
 from console.ui.app import TandemApp
@@ -53,6 +54,21 @@ def _conv(app: TandemApp) -> ConversationScreen:
     return app.screen
 
 
+async def _taken(pilot: Any, app: TandemApp) -> ConversationScreen:
+    """Wait for the claim just asked for (it is written off the event loop) and its screen."""
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, ConversationScreen) and app.screen.mine,
+        what="the conversation, ours",
+    )
+    return _conv(app)
+
+
+def _last(db_path: Path, cid: int) -> dict[str, Any]:
+    with Store(db_path) as s:
+        return transcript(s, cid)[-1]
+
+
 async def test_claim_reply_hand_back(db_path: Path) -> None:
     cid = _one_conversation(db_path)
     app = TandemApp(db_path, "me", interval=0.05)
@@ -61,7 +77,8 @@ async def test_claim_reply_hand_back(db_path: Path) -> None:
         assert len(conv.query(".msg")) == 2  # the customer and the bot
         assert not conv.query_one(Composer).has_class("-active")  # watching only
         await pilot.press("ctrl+t")
-        assert conv.mine and conv.query_one(Composer).has_class("-active")
+        await wait_until(pilot, lambda: conv.mine, what="the claim")
+        assert conv.query_one(Composer).has_class("-active")
         with Store(db_path) as s:
             assert get_conversation(s, cid)["owner"] == "me"
         # The drafts part may stream a suggested reply in: let it finish, then write our own.
@@ -72,22 +89,21 @@ async def test_claim_reply_hand_back(db_path: Path) -> None:
         composer.clear()
         await pilot.press(*"Sorry about that, I have unblocked it.")
         await pilot.press("ctrl+s")
-        with Store(db_path) as s:
-            last = transcript(s, cid)[-1]
+        await wait_until(pilot, lambda: _last(db_path, cid)["role"] == "agent", what="the reply")
+        last = _last(db_path, cid)
         assert (last["role"], last["author"], last["text"]) == (
             "agent",
             "me",
             "Sorry about that, I have unblocked it.",
         )
-        assert conv.query_one(Composer).text == ""
         await wait_until(pilot, lambda: last["id"] in conv.seen, what="own reply in the transcript")
+        assert conv.query_one(Composer).text == ""
         # An internal note: stored as a note, shown to agents.
         await pilot.press("ctrl+n", *"VIP customer", "enter")
-        with Store(db_path) as s:
-            note = transcript(s, cid)[-1]
-        assert (note["role"], note["text"]) == ("note", "VIP customer")
+        await wait_until(pilot, lambda: _last(db_path, cid)["role"] == "note", what="the note")
+        assert _last(db_path, cid)["text"] == "VIP customer"
         await pilot.press("ctrl+g")
-        assert isinstance(app.screen, WallScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="the wall")
         with Store(db_path) as s:
             c = get_conversation(s, cid)
         assert (c["state"], c["owner"]) == ("bot", None)
@@ -100,11 +116,10 @@ async def test_resolve_closes_and_leaves_the_wall(db_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         await pilot.press("t")  # take over straight from the wall
-        conv = _conv(app)
-        await wait_until(pilot, lambda: conv.mine, what="owned")
+        conv = await _taken(pilot, app)
         assert app.focused is conv.query_one(Composer).editor
         await pilot.press("ctrl+r")
-        assert isinstance(app.screen, WallScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="the wall")
         with Store(db_path) as s:
             assert get_conversation(s, cid)["state"] == "resolved"
         await wait_until(pilot, lambda: cid not in app.rows, what="tile gone")
@@ -119,9 +134,8 @@ async def test_claim_lost_to_an_agent_in_another_process(db_path: Path) -> None:
         app.reader.stop()
         _claim_in_another_process(db_path, cid, "bob")
         await pilot.press("ctrl+t")
-        await pilot.pause()
-        assert "taken by bob" in notes(app)
-        assert isinstance(app.screen, WallScreen)  # back to the wall
+        await wait_until(pilot, lambda: "taken by bob" in notes(app), what="the refusal")
+        await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="the wall")
         with Store(db_path) as s:
             assert get_conversation(s, cid)["owner"] == "bob"
             assert all(m["role"] != "agent" for m in transcript(s, cid))
@@ -135,8 +149,7 @@ async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         await pilot.press("t")
-        conv = _conv(app)
-        await wait_until(pilot, lambda: conv.mine, what="owned")
+        conv = await _taken(pilot, app)
         with Store(db_path) as s:
             lifecycle.transfer(s, cid, "bob", by="lead")
         composer = conv.query_one(Composer)
@@ -145,7 +158,7 @@ async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
         )
         composer.clear()
         await pilot.press(*"hello?", "ctrl+s")
-        assert "taken by bob" in notes(app)
+        await wait_until(pilot, lambda: "taken by bob" in notes(app), what="the refusal")
         with Store(db_path) as s:
             assert all(m["role"] != "agent" for m in transcript(s, cid))
         await wait_until(pilot, lambda: not conv.mine, what="the feed shows the transfer")
@@ -170,7 +183,15 @@ async def test_every_action_is_in_the_command_palette(db_path: Path) -> None:
         # Run one through the palette itself: take over by name.
         await pilot.press("ctrl+p")
         await pilot.press(*"take over")
-        await pilot.pause(0.3)
+
+        def first_hit() -> str:
+            hits = app.screen.query_one(CommandList)
+            if hits.highlighted is None:
+                return ""
+            return str(hits.get_option_at_index(hits.highlighted).prompt)
+
+        # The palette searches in a worker: wait for its answer before choosing it.
+        await wait_until(pilot, lambda: first_hit().startswith("Take over"), what="the hit")
         await pilot.press("enter")
         await wait_until(
             pilot,
@@ -224,7 +245,8 @@ async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_o
         app.reader.stop()
         _claim_in_another_process(db_path, urgent, "bob")
         await pilot.press("n")
-        await pilot.pause()
+        # The feed is stopped, so the screen cannot show it as ours: the store says so below.
+        await wait_until(pilot, lambda: isinstance(app.screen, ConversationScreen), what="opened")
         assert _conv(app).conversation_id == calm_wait
         with Store(db_path) as s:
             assert get_conversation(s, calm_wait)["owner"] == "me"
@@ -232,7 +254,7 @@ async def test_take_next_claims_the_most_urgent_waiting_conversation_and_skips_o
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="back on the wall")
         await pilot.press("n")  # nobody else is waiting
-        await pilot.pause()
-        assert isinstance(
-            app.screen, WallScreen
-        ) and "nobody is waiting for a person right now" in notes(app)
+        await wait_until(
+            pilot, lambda: "nobody is waiting for a person right now" in notes(app), what="empty"
+        )
+        assert isinstance(app.screen, WallScreen)

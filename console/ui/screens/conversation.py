@@ -1,14 +1,17 @@
 """One conversation: transcript, customer context, composer; take over, reply, hand back.
 
 The reader thread loads the transcript when the screen asks to watch it and then sends only
-new messages. Replies are posted through the store here, on the event loop: they are one short
-write transaction, and the refusal (``taken by ana``) must be shown at once.
+new messages. Every write (take over, reply, note, hand back, resolve) goes through the app's
+writer thread (``console.ui.writer``), so a database locked by another process delays the
+write, never the keys; the outcome comes back as a past-tense message (``ReplySent``,
+``TandemApp.Claimed``, ``TandemApp.Moved``...) and the refusal (``taken by ana``) is shown then.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -17,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import Resize
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -26,7 +30,7 @@ from console.ui.model import reason_words, safe_text, status_words
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
-from store.errors import InvalidTransition, StoreError, Taken
+from store.errors import StoreError
 from store.kb import terms
 from store.queries import transcript
 from store.views import earlier_messages
@@ -118,6 +122,18 @@ class ConversationScreen(Screen[None]):
         ),
     ]
 
+    @dataclass
+    class ReplySent(Message):
+        """The agent's reply is stored as ``message_id``."""
+
+        message_id: int
+
+    @dataclass
+    class ReplyRefused(Message):
+        """The reply was not stored (taken by another agent, closed, or the store failed)."""
+
+        reason: str
+
     def __init__(self, conversation_id: int, *, claimed: bool = False) -> None:
         super().__init__()
         self.conversation_id = conversation_id
@@ -126,6 +142,7 @@ class ConversationScreen(Screen[None]):
         self.context: dict[str, Any] | None = None
         self.seen: set[int] = set()
         self.loaded = False
+        self._saving_note = False
 
     @property
     def tandem(self) -> TandemApp:
@@ -145,7 +162,14 @@ class ConversationScreen(Screen[None]):
             with VerticalScroll(id="side"):
                 yield Static("", id="side-context", markup=False)
         yield Static("", id="conv-hint", markup=False)
-        yield Composer(self.tandem.db_path, self.conversation_id, self.tandem.agent, id="composer")
+        yield Composer(
+            self.tandem.db_path,
+            self.conversation_id,
+            self.tandem.agent,
+            llm=self.tandem.llm,
+            writer=self.tandem.writer,
+            id="composer",
+        )
         yield Input(placeholder="internal note (enter saves, escape cancels)", id="note-input")
         yield Footer()
 
@@ -366,41 +390,67 @@ class ConversationScreen(Screen[None]):
         self.dismiss()
 
     def action_take_over(self) -> None:
-        if self.tandem.claim(self.conversation_id):
-            if self.conv is not None:
-                # Show the composer now; the feed confirms a moment later.
-                self.conv = {
-                    **self.conv,
-                    "state": "human",
-                    "owner": self.tandem.agent,
-                    "claimed_at": time.time(),
-                }
-            self._update_chrome()
-            composer = self.query_one(Composer)
-            composer.on_takeover()
-            composer.focus_editor()
-        else:
+        self.tandem.claim(self.conversation_id, reply_to=self)
+
+    def on_tandem_app_claimed(self, message: TandemApp.Claimed) -> None:
+        if message.conversation_id != self.conversation_id:
+            return
+        message.stop()
+        if self.conv is not None:
+            # Show the composer now; the feed confirms a moment later.
+            self.conv = {
+                **self.conv,
+                "state": "human",
+                "owner": self.tandem.agent,
+                "claimed_at": time.time(),
+            }
+        self._update_chrome()
+        composer = self.query_one(Composer)
+        composer.on_takeover()
+        composer.focus_editor()
+
+    def on_tandem_app_claim_failed(self, message: TandemApp.ClaimFailed) -> None:
+        # The app says why; a conversation another agent won is no place to stay.
+        if message.conversation_id == self.conversation_id and message.kind == "taken":
             self.dismiss()
 
     def action_hand_back(self) -> None:
-        try:
-            lifecycle.hand_back(self.tandem.store, self.conversation_id, by=self.tandem.agent)
-        except StoreError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
-            return
-        self.tandem.reader.poke()
-        self.notify(f"#{self.conversation_id} handed back to the bot")
-        self.dismiss()
+        cid, me = self.conversation_id, self.tandem.agent
+        self.tandem.move(
+            "hand_back",
+            cid,
+            lambda s: lifecycle.hand_back(s, cid, by=me),
+            f"#{cid} handed back to the bot",
+            reply_to=self,
+        )
 
     def action_resolve(self) -> None:
-        try:
-            lifecycle.resolve(self.tandem.store, self.conversation_id, by=self.tandem.agent)
-        except StoreError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
+        cid, me = self.conversation_id, self.tandem.agent
+        self.tandem.move(
+            "resolve",
+            cid,
+            lambda s: lifecycle.resolve(s, cid, by=me),
+            f"#{cid} resolved",
+            reply_to=self,
+        )
+
+    def on_tandem_app_moved(self, message: TandemApp.Moved) -> None:
+        if message.conversation_id != self.conversation_id:
             return
-        self.tandem.reader.poke()
-        self.notify(f"#{self.conversation_id} resolved")
-        self.dismiss()
+        if message.move == "note":
+            message.stop()  # the note shows in the transcript: no notification
+            self._saving_note = False
+            note = self.query_one("#note-input", Input)
+            note.value = ""
+            note.set_class(False, "-active")
+            if self.mine:
+                self.query_one(Composer).focus_editor()
+        elif message.move in ("hand_back", "resolve"):
+            self.dismiss()
+
+    def on_tandem_app_move_failed(self, message: TandemApp.MoveFailed) -> None:
+        if message.move == "note":
+            self._saving_note = False  # the text stays in the box to try again
 
     def action_kb_search(self) -> None:
         from console.ui.screens.kb_search import KbSearchScreen
@@ -452,38 +502,40 @@ class ConversationScreen(Screen[None]):
     @on(Input.Submitted, "#note-input")
     def _note(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        if not text:
+        if not text or self._saving_note:
             return
-        try:
-            lifecycle.add_note(self.tandem.store, self.conversation_id, self.tandem.agent, text)
-        except StoreError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
-            return
-        self.tandem.reader.poke()
-        event.input.value = ""
-        event.input.set_class(False, "-active")
-        if self.mine:
-            self.query_one(Composer).focus_editor()
+        self._saving_note = True
+        cid, me = self.conversation_id, self.tandem.agent
+        self.tandem.move(
+            "note",
+            cid,
+            lambda s: lifecycle.add_note(s, cid, me, text),
+            f"note added to #{cid}",
+            reply_to=self,
+        )
 
     @on(Composer.Sent)
     def _send(self, event: Composer.Sent) -> None:
-        composer = self.query_one(Composer)
+        self.run_worker(self._post_reply(event.text, event.draft_id), group="store-writes")
+
+    async def _post_reply(self, text: str, draft_id: int | None) -> None:
+        cid, me = self.conversation_id, self.tandem.agent
         try:
-            mid = lifecycle.agent_reply(
-                self.tandem.store,
-                self.conversation_id,
-                self.tandem.agent,
-                event.text,
-                draft_id=event.draft_id,
+            mid = await self.tandem.write(
+                lambda s: lifecycle.agent_reply(s, cid, me, text, draft_id=draft_id)
             )
-        except Taken as exc:
-            self.notify(str(exc), severity="warning", markup=False)
+        except StoreError as exc:  # Taken, NotOwner, closed, locked: one line each
+            self.post_message(self.ReplyRefused(str(exc)))
             return
-        except (InvalidTransition, StoreError) as exc:
-            self.notify(str(exc), severity="warning", markup=False)
-            return
-        composer.sent(mid)
         self.tandem.reader.poke()
+        self.post_message(self.ReplySent(mid))
+
+    def on_conversation_screen_reply_sent(self, message: ReplySent) -> None:
+        self.query_one(Composer).sent(message.message_id)
+
+    def on_conversation_screen_reply_refused(self, message: ReplyRefused) -> None:
+        self.query_one(Composer).send_failed()
+        self.notify(message.reason, severity="warning", markup=False)
 
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         cmds: list[tuple[str, str, Callable[[], object]]] = []

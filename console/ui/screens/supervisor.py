@@ -26,8 +26,7 @@ from console.ui.model import elapsed, minutes, reason_words, safe_text
 from console.ui.widgets.draft_metrics import DraftMetricsPanel, DraftMetricsScreen
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE
-from store import lifecycle
-from store.errors import StoreError
+from store import Store, lifecycle
 
 if TYPE_CHECKING:
     from console.ui.app import TandemApp
@@ -247,14 +246,9 @@ class SupervisorScreen(Screen[None]):
             return None
         return int(key.value) if key.value else None
 
-    def _run(self, fn: Callable[[], object], ok: str) -> None:
-        try:
-            fn()
-        except StoreError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
-            return
-        self.tandem.reader.poke()
-        self.notify(ok, markup=False)
+    def _move(self, move: str, cid: int, fn: Callable[[Store], object], ok: str) -> None:
+        # Off the event loop (console.ui.writer); the app says how it went.
+        self.tandem.move(move, cid, fn, ok, reply_to=self)
 
     def _ask_agent(self, question: str, then: Callable[[str], None]) -> None:
         names = [
@@ -280,11 +274,14 @@ class SupervisorScreen(Screen[None]):
         cid = self.selected_id()
         if cid is None:
             return
-        store, me = self.tandem.store, self.tandem.agent
+        me = self.tandem.agent
         self._ask_agent(
             f"Assign #{cid} to which agent?",
-            lambda name: self._run(
-                lambda: lifecycle.assign(store, cid, name, by=me), f"#{cid} assigned to {name}"
+            lambda name: self._move(
+                "assign",
+                cid,
+                lambda s: lifecycle.assign(s, cid, name, by=me),
+                f"#{cid} assigned to {name}",
             ),
         )
 
@@ -292,52 +289,63 @@ class SupervisorScreen(Screen[None]):
         cid = self.selected_id()
         if cid is None:
             return
-        store, me = self.tandem.store, self.tandem.agent
+        me = self.tandem.agent
         self._ask_agent(
             f"Transfer #{cid} to which agent?",
-            lambda name: self._run(
-                lambda: lifecycle.transfer(store, cid, name, by=me), f"#{cid} transferred to {name}"
+            lambda name: self._move(
+                "transfer",
+                cid,
+                lambda s: lifecycle.transfer(s, cid, name, by=me),
+                f"#{cid} transferred to {name}",
             ),
         )
 
     def action_release(self) -> None:
-        cid = self.selected_id()
+        cid, me = self.selected_id(), self.tandem.agent
         if cid is not None:
-            self._run(
-                lambda: lifecycle.release(self.tandem.store, cid, by=self.tandem.agent),
+            self._move(
+                "release",
+                cid,
+                lambda s: lifecycle.release(s, cid, by=me),
                 f"#{cid} released to the bot",
             )
 
     def action_take_over(self) -> None:
         cid = self.selected_id()
         if cid is not None:
-            self.tandem.take_over(cid)
+            self.tandem.take_over(cid, reply_to=self)
 
     def action_hand_back(self) -> None:
-        cid = self.selected_id()
+        cid, me = self.selected_id(), self.tandem.agent
         if cid is not None:
-            self._run(
-                lambda: lifecycle.hand_back(self.tandem.store, cid, by=self.tandem.agent),
+            self._move(
+                "hand_back",
+                cid,
+                lambda s: lifecycle.hand_back(s, cid, by=me),
                 f"#{cid} handed back to the bot",
             )
 
     def action_resolve(self) -> None:
-        cid = self.selected_id()
+        cid, me = self.selected_id(), self.tandem.agent
         if cid is not None:
-            self._run(
-                lambda: lifecycle.resolve(self.tandem.store, cid, by=self.tandem.agent),
-                f"#{cid} resolved",
+            self._move(
+                "resolve", cid, lambda s: lifecycle.resolve(s, cid, by=me), f"#{cid} resolved"
             )
 
     def action_note(self) -> None:
         cid = self.selected_id()
         if cid is None:
             return
-        store, me = self.tandem.store, self.tandem.agent
+        me = self.tandem.agent
 
         def done(text: str | None) -> None:
             if text:
-                self._run(lambda: lifecycle.add_note(store, cid, me, text), f"note added to #{cid}")
+                self._move(
+                    "note",
+                    cid,
+                    lambda s: lifecycle.add_note(s, cid, me, text),
+                    f"note added to #{cid}",
+                )
 
         self.app.push_screen(
             PromptScreen(f"Internal note on #{cid}", placeholder="only agents see this"), done

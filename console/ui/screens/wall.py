@@ -293,10 +293,10 @@ class WallScreen(Screen[None]):
 
     def action_take_over(self) -> None:
         if self.cursor is not None:
-            self.tandem.take_over(self.cursor)
+            self.tandem.take_over(self.cursor, reply_to=self)
 
     def action_take_next(self) -> None:
-        self.tandem.take_next()
+        self.tandem.take_next(reply_to=self)
 
     def action_filter(self, name: str) -> None:
         if name not in FILTERS:

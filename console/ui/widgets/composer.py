@@ -2,7 +2,10 @@
 
 The screen owns the store writes for replies: it handles :class:`Composer.Sent` by calling
 ``store.lifecycle.agent_reply`` and, on success, :meth:`Composer.sent`, which logs the draft
-as accepted or edited (with its edit distance). Drafts (DESIGN.md section 6) come from
+as accepted or edited (with its edit distance); on a refusal, :meth:`Composer.send_failed`.
+The drafts log is written through the app's :class:`console.ui.writer.StoreWriter`, off the
+event loop, so a locked database never holds up typing. The LLM is handed in, resolved once
+at start (``console.config``); the composer never reads the configuration. Drafts (DESIGN.md section 6) come from
 :class:`console.assist.service.DraftService`: on :meth:`Composer.on_takeover`, and on
 :meth:`Composer.on_customer_message` while the editor is empty or still holds the untouched
 draft. A draft is never sent without the agent pressing send.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -41,13 +44,17 @@ from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from console.assist.service import DraftFinished, DraftReset, DraftService, DraftStarted, DraftText
+from console.ui.writer import StoreWriter
 from store import Store
 from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from console.llm import LLM
+
 
 # How often buffered draft text reaches the editor: fast enough to read as streaming,
 # slow enough that a fast model costs a handful of renders per second, not one per token.
 FLUSH_SECONDS = 0.04
-_NOT_SET: Any = object()
 
 
 def _ms(value: float | None) -> str:
@@ -96,11 +103,12 @@ class Composer(Widget):
     """A ``TextArea`` for the agent's reply, a draft streaming into it, and a status line.
 
     Args:
-        db_path: the store file (the composer opens its own connection from it).
+        db_path: the store file (for the drafts statistics; and the composer's own writer).
         conversation_id: the conversation this composer writes to.
         agent: the agent's name.
-        llm: a ``console.llm.LLM`` for drafts; by default one from ``console.config`` when an
-            endpoint is configured, else the embedded engine only.
+        llm: a ``console.llm.LLM`` for drafts; ``None``: the embedded engine only.
+        writer: where the drafts log is written (the app's); ``None``: the composer opens
+            its own on ``db_path`` and closes it when it goes.
     """
 
     DEFAULT_CSS = """
@@ -165,7 +173,14 @@ class Composer(Widget):
         draft: DraftState | None
 
     def __init__(
-        self, db_path: Path, conversation_id: int, agent: str, *, llm: Any = _NOT_SET, **kw: Any
+        self,
+        db_path: Path,
+        conversation_id: int,
+        agent: str,
+        *,
+        llm: LLM | None = None,
+        writer: StoreWriter | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.db_path = Path(db_path)
@@ -175,9 +190,10 @@ class Composer(Widget):
         self.draft_id: int | None = None
         self.draft: DraftState | None = None
         self._llm = llm
-        self._llm_notice: str | None = None
         self._service: DraftService | None = None
-        self._store: Store | None = None
+        self._writer = writer
+        self._own_writer = writer is None
+        self._sending = False
         self._pending: list[str] = []
         self._inserted = ""  # everything the current draft put into the editor
         self._flusher: Timer | None = None
@@ -196,8 +212,6 @@ class Composer(Widget):
         self._flusher = self.set_interval(
             FLUSH_SECONDS, self._flush, pause=True, name="composer-flush"
         )
-        if self._llm is _NOT_SET:
-            self._llm, self._llm_notice = _configured_llm()
         if self._llm is not None:
             # The openai package takes most of a second to import; do it off the event loop
             # now, so the first LLM draft does not freeze the console.
@@ -215,9 +229,9 @@ class Composer(Widget):
 
     def _leave(self) -> None:
         self._forget_draft(discard=True)
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self._own_writer and self._writer is not None:
+            self._writer.close(wait=False)
+            self._writer = None
 
     # --- the parts ----------------------------------------------------------------------
 
@@ -247,15 +261,20 @@ class Composer(Widget):
         )
 
     @property
+    def writer(self) -> StoreWriter:
+        """Where the drafts log is written (opened on first use when the app gave none)."""
+        if self._writer is None:
+            self._writer = StoreWriter(Store(self.db_path))
+        return self._writer
+
+    @property
     def service(self) -> DraftService:
-        """The draft service, created on first use with this composer's own store connection."""
+        """The draft service, created on first use; its store calls run on the writer's thread."""
         if self._service is None:
-            self._store = Store(self.db_path)
-            if self._llm is _NOT_SET:
-                self._llm, self._llm_notice = _configured_llm()
-            self._service = DraftService(self._store, agent=self.agent, llm=self._llm)
-            if self._llm_notice:
-                self.set_status(self._llm_notice, warning=True)
+            writer = self.writer
+            self._service = DraftService(
+                writer.store, agent=self.agent, llm=self._llm, offload=writer.run
+            )
         return self._service
 
     def set_status(self, text: str, *, warning: bool = False) -> None:
@@ -337,7 +356,7 @@ class Composer(Widget):
                         d.engine, d.model, d.kb_ids = event.engine, event.model, event.kb_ids
                         d.kb_titles = event.kb_titles
                         d.first_text_ms, d.stale = event.first_text_ms, event.stale
-                        d.notice = event.notice or self._llm_notice
+                        d.notice = event.notice
                         d.streaming = False
                     self._show()
                     self.post_message(self.DraftUpdated(self.draft))
@@ -405,11 +424,9 @@ class Composer(Widget):
         self._worker = None
 
     def _forget_draft(self, *, discard: bool) -> None:
-        if discard and self.draft_id is not None and self._service is not None:
-            try:
-                self._service.discard(self.draft_id)
-            except StoreError:
-                pass  # the log is best effort here; the agent's action matters more
+        draft_id, service = self.draft_id, self._service
+        if discard and draft_id is not None and service is not None:
+            self.writer.run_soon(lambda: service.discard(draft_id))
         self.draft_id = None
         self.draft = None
 
@@ -423,11 +440,18 @@ class Composer(Widget):
                 self.draft.streaming = False
             self.set_status("draft stopped · read it, then ctrl+s sends")
             return
+        if self._sending:
+            return  # the reply before is still on its way to the store
         text = self.editor.text
         if not text.strip():
             self.set_status("nothing to send")
             return
         self._sent_text = text
+        self._sending = True
+        # Until the store has it (a lock held elsewhere can take seconds) the text stays as
+        # sent: what the editor holds afterwards is never half-sent.
+        self.editor.read_only = True
+        self.set_status("sending…")
         self.post_message(self.Sent(text, self.draft_id))
 
     def action_regenerate(self) -> None:
@@ -481,11 +505,20 @@ class Composer(Widget):
         """A new customer message arrived while we own the conversation."""
         del message_id  # the store knows which message is newest
         if self.streaming or self.draft_id is not None:
-            try:
-                stale = bool(self.service.mark_stale(self.conversation_id)) or self.streaming
-            except StoreError:
-                stale = True
-            if not stale:
+            self.run_worker(self._customer_wrote(), group="composer-log")
+        elif not self.editor.text.strip():
+            self.start_draft()
+
+    async def _customer_wrote(self) -> None:
+        run_id, service, cid = self._run_id, self.service, self.conversation_id
+        try:
+            marked = bool(await self.writer.run(lambda: service.mark_stale(cid)))
+        except StoreError:
+            marked = True
+        if run_id != self._run_id:
+            return  # a new draft started meanwhile, from the newest message
+        if self.streaming or self.draft_id is not None:
+            if not (marked or self.streaming):
                 return
             if self.untouched:
                 self.start_draft()  # the agent has not touched it: just write the new one
@@ -499,41 +532,42 @@ class Composer(Widget):
 
     def sent(self, message_id: int) -> None:
         """The reply was stored as ``message_id``: log the draft's outcome, empty the editor."""
-        outcome = None
-        if self.draft_id is not None and self._sent_text is not None:
-            try:
-                outcome = self.service.sent(self.draft_id, self._sent_text, message_id=message_id)
-            except StoreError:
-                outcome = None
-        self.draft_id = None
-        self.draft = None
+        draft_id, text = self.draft_id, self._sent_text
         self.clear()
-        note = f" · draft {outcome}" if outcome else ""
-        self.set_status(f"sent (message {message_id}){note} · f5 drafts the next reply")
+        self.set_status(f"sent (message {message_id}) · f5 drafts the next reply")
         self.post_message(self.DraftUpdated(None))
+        if draft_id is not None and text is not None:
+            self.run_worker(self._log_sent(draft_id, text, message_id), group="composer-log")
+
+    async def _log_sent(self, draft_id: int, text: str, message_id: int) -> None:
+        service = self.service
+        try:
+            outcome = await self.writer.run(
+                lambda: service.sent(draft_id, text, message_id=message_id)
+            )
+        except StoreError:
+            return  # the log is best effort; the reply itself is stored
+        self.set_status(f"sent (message {message_id}) · draft {outcome} · f5 drafts the next reply")
+
+    def send_failed(self) -> None:
+        """The screen could not store the reply: the text stays, and ctrl+s tries again."""
+        self._sending = False
+        self._sent_text = None
+        self.editor.read_only = False
+        self._show()
 
     def clear(self) -> None:
         """Empty the editor and forget the draft (without logging a decision)."""
         self._stop_stream()
+        self.editor.read_only = False
         self.editor.clear()
         self._inserted = ""
         self._pending.clear()
         self._sent_text = None
+        self._sending = False
         self.draft_id = None
         self.draft = None
 
 
 def _import_openai() -> None:
     import openai  # noqa: F401  (warms the import cache for console.llm)
-
-
-def _configured_llm() -> tuple[Any, str | None]:
-    """The LLM from ``console.config`` (env / tandem.toml), or ``None`` with a notice why not."""
-    from console.config import ConfigError, load_config
-    from console.llm import LLM
-
-    try:
-        config = load_config()
-    except ConfigError as exc:
-        return None, f"LLM config: {exc} · offline drafts"
-    return (LLM(config) if config.enabled else None), None
