@@ -525,6 +525,27 @@ def test_neither_option_is_an_honest_fallback(bot: EmbeddedBot) -> None:
     assert second.intent == "fallback" and second.fallback and not second.kb_ids
 
 
+@pytest.mark.parametrize("question", ["refund", "transfer", "declined", "cash", "pay in 3"])
+def test_the_which_question_offers_quick_replies_that_each_mean_their_option(
+    bot: EmbeddedBot, question: str
+) -> None:
+    # The web chat shows `choices` as buttons and sends the one pressed as the customer's text:
+    # a title, however long, picks its article; the last one is an honest "neither".
+    asked = say(bot, question)[0]
+    assert asked.meta()["choices"] == asked.choices and len(asked.choices) == 3
+    *titles, neither = asked.choices
+    for title, article in zip(titles, asked.kb_ids, strict=True):
+        assert f'"{title}"' in asked.text
+        picked = say(bot, question, title)[1]
+        assert picked.intent == "answer" and picked.kb_ids == [article], (title, picked)
+    assert say(bot, question, neither)[1].intent == "fallback"
+
+
+def test_a_plain_answer_offers_no_quick_replies(bot: EmbeddedBot) -> None:
+    ans = say(bot, "how do I freeze my card")[0]
+    assert ans.choices == [] and "choices" not in ans.meta()
+
+
 def test_a_new_question_after_which_is_searched_on_its_own(bot: EmbeddedBot) -> None:
     second = say(
         bot, "can I exchange money abroad", "actually how do I freeze my card before I travel"

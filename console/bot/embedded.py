@@ -101,6 +101,10 @@ def _choose(offered: tuple[str, ...], text: str, indexed: list[Indexed]) -> str:
     Position words ("the first one", "the latter") win; otherwise the option whose own words
     (title twice as much as the rest) the reply uses more, counting only words the two do not share.
     """
+    spoken = " ".join(text.casefold().split()).strip(" .!?")
+    for article_id, art in zip(offered, indexed, strict=True):
+        if spoken == " ".join(art.parsed.title.casefold().split()):
+            return article_id  # a quick reply: the option's own title, sent as it was shown
     first, second = bool(_FIRST.search(text)), bool(_SECOND.search(text))
     if first != second:
         return offered[0] if first else offered[1]
@@ -185,6 +189,16 @@ class EmbeddedBot:
             ):
                 return article_id
         return None
+
+    def _which(self, first: str, second: str) -> BotAnswer:
+        """Ask which of two articles the customer means, with both (and "neither") to click."""
+        a, b = self._articles[first].parsed, self._articles[second].parsed
+        return BotAnswer(
+            f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
+            kb_ids=[first, second],
+            intent="clarify",
+            choices=[a.title, b.title, phrases.NEITHER_CHOICE],
+        )
 
     def _offered(self, reply: str) -> tuple[str, ...]:
         """The two articles our "X or Y?" question offered (empty when it was not one)."""
@@ -313,22 +327,12 @@ class EmbeddedBot:
             and second.title_hits >= best.title_hits
             and abs(second.score) >= 0.85 * abs(best.score)
         ):
-            a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
-            return BotAnswer(
-                f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
-                kb_ids=[best.id, second.id],
-                intent="clarify",
-            )
+            return self._which(best.id, second.id)
         if second is not None and not follow_up and best.rank - second.rank < _margin_needed(best):
             # Two articles fit almost equally well: on real questions the first of such a pair is
             # wrong about half the time, and a confident wrong answer costs the customer more
             # than one question back.
-            a, b = self._articles[best.id].parsed, self._articles[second.id].parsed
-            return BotAnswer(
-                f'{phrases.WHICH} is this about "{a.title}" or "{b.title}"?',
-                kb_ids=[best.id, second.id],
-                intent="clarify",
-            )
+            return self._which(best.id, second.id)
         previous_terms = {words.stem(w) for w in terms(ctx.previous_customer_text())}
         asked_again = bool(previous_terms) and len(
             {words.stem(w) for w in content} & previous_terms

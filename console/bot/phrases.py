@@ -104,6 +104,8 @@ CLARIFY_DEFAULT = (
 # Our own questions about what the customer meant: the next message is read as the answer.
 CLARIFYING = frozenset({*CLARIFY_TOPIC.values(), CLARIFY_DEFAULT, PROMPT, INJECTION})
 WHICH = "Just so I point you the right way:"
+# The quick reply offered beside the two titles; the bot reads it as "neither".
+NEITHER_CHOICE = "Something else"
 
 
 def is_clarifying(reply: str) -> bool:

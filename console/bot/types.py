@@ -87,6 +87,8 @@ class BotAnswer:
     :param llm_text: what the LLM wrote when it was not used (for agents, never the customer)
     :param problems: what the checks found wrong with it, one short line each
     :param llm_handoff: the hand-off reason the LLM gave, when its hand-off was overruled
+    :param choices: replies the customer can pick with one click (the web chat's quick-reply
+        buttons); each one, sent back as the customer's message, is understood as that choice
     """
 
     text: str
@@ -115,6 +117,8 @@ class BotAnswer:
             return f"LLM handed off ({self.handoff_reason})"
         return f"LLM answer, grounded in {', '.join(self.kb_ids) or 'no article (nothing to cite)'}"
 
+    choices: list[str] = field(default_factory=list)
+
     def meta(self) -> dict[str, object]:
         """The fields worth storing with the message (``messages.meta``)."""
         out: dict[str, object] = {"engine": self.engine, "intent": self.intent}
@@ -134,4 +138,6 @@ class BotAnswer:
             out["problems"] = list(self.problems)
         if self.llm_handoff:
             out["llm_handoff"] = self.llm_handoff
+        if self.choices:
+            out["choices"] = list(self.choices)
         return out
