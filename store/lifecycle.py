@@ -688,15 +688,26 @@ def transfer(
         )
 
 
-def resolve(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
-    """Close a conversation. With a person it takes the owner or a supervisor."""
+def resolve(
+    store: Store,
+    conversation_id: int,
+    *,
+    by: str,
+    channel: bool = False,
+    at: float | None = None,
+) -> None:
+    """Close a conversation. With a person it takes the owner or a supervisor.
+
+    :param channel: the channel itself closed it (an integration: the customer's chat ended),
+        so it closes whoever holds it
+    """
     at = at or now()
     with store.write() as conn:
         check_active(conn, by)
         state, owner = _load(conn, conversation_id)
         if state == "resolved":
             raise _refuse(conversation_id, state, owner, "resolve")
-        if state == "human" and owner != by and not _is_supervisor(conn, by):
+        if state == "human" and owner != by and not channel and not _is_supervisor(conn, by):
             raise Taken(owner or "?")
         conn.execute(
             "UPDATE conversations SET state = 'resolved', owner = NULL, resolved_at = ?,"

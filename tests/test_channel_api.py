@@ -61,13 +61,19 @@ async def test_health_and_page(server) -> None:  # noqa: ANN001
     assert r.status == 200 and await r.json() == {"ok": True}
     page = await s.get("/")
     html = await page.text()
-    assert page.status == 200 and "EventSource" in html
+    assert page.status == 200 and '<script src="/webchat.js" defer>' in html
+    script = await (await s.get("/webchat.js")).text()
+    style = await (await s.get("/webchat.css")).text()
     # Customer text reaches the page as text nodes, never parsed as HTML.
-    assert "innerHTML" not in html and "createTextNode(m.text)" in html
+    assert "EventSource" in script and "textContent = text" in script
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
     # The forms are shown and hidden with the `hidden` attribute, which a `display` rule
     # would otherwise override (seen in Chromium: both forms showed at once).
-    assert "[hidden] { display: none !important; }" in html
-    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert "[hidden] { display: none !important; }" in style
+    # No inline script or style is allowed: only the page's own files.
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
 
 
 async def test_creation_needs_the_integration_token(server) -> None:  # noqa: ANN001
@@ -172,18 +178,26 @@ async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Pa
     r = await s.post(f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=auth)
     mid = (await r.json())["id"]
     token = auth["Authorization"].split()[1]
-    received: list[dict] = []
+    received: list[tuple[str, str, dict]] = []
+    retry: list[str] = []
 
     async def read() -> None:
         async with s.get(f"/v1/conversations/{cid}/stream?token={token}") as resp:
             assert resp.status == 200 and resp.headers["Content-Type"].startswith(
                 "text/event-stream"
             )
+            frame: dict[str, str] = {}
             async for raw in resp.content:
-                line = raw.decode().strip()
-                if line.startswith("data: "):
-                    received.append(json.loads(line[6:]))
-                    if len(received) == 3:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("retry: "):
+                    retry.append(line[7:])
+                elif line and not line.startswith(":"):
+                    key, _, value = line.partition(": ")
+                    frame[key] = value
+                elif not line and "data" in frame:
+                    received.append((frame["event"], frame["id"], json.loads(frame["data"])))
+                    frame = {}
+                    if len(received) == 5:
                         return
 
     reader = asyncio.create_task(read())
@@ -195,7 +209,18 @@ async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Pa
         store, int(cid), reasons=["human_request"], message="A person will join you shortly."
     )
     await asyncio.wait_for(reader, 10)
-    assert [m["role"] for m in received] == ["customer", "bot", "system"]
+    # Messages and state changes, in the order they happened; notes and triage stay inside.
+    assert [(kind, p.get("role")) for kind, _, p in received] == [
+        ("opened", None),
+        ("message", "customer"),
+        ("message", "bot"),
+        ("waiting", None),
+        ("message", "system"),
+    ]
+    assert all(isinstance(p["id"], str) for _, _, p in received)
+    # The SSE ids are the stream's cursor: increasing, so a reconnect resumes after the last.
+    ids = [int(i) for _, i, _ in received]
+    assert ids == sorted(ids) and retry and int(retry[0]) > 0
 
 
 async def test_rate_limit(db_path: Path) -> None:

@@ -4,7 +4,9 @@ Customers (through an integration) open a conversation, post messages with an id
 key, and read replies by polling or server-sent events. The integration token guards
 creation; each conversation gets its own customer token (only its SHA-256 is stored), which
 reads and writes that conversation and no other. Every refusal is a 4xx with
-``{"error": "..."}``; bad input never reaches the store as anything but data.
+``{"error": "...", "code": "..."}`` (the code is for programs, the sentence for people);
+bad input never reaches the store as anything but data. Ids are strings. The routes and their
+answers are described in ``openapi.json`` beside this file, served at ``/v1/openapi.json``.
 """
 
 from __future__ import annotations
@@ -14,25 +16,55 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from console.channels.events import public_name
-from store import DatabaseUnavailable, InvalidInput, NotFound, Store, StoreError, queries
+from console.channels.events import iso, public_event, public_message, public_name
+from console.names import first_name
+from store import (
+    DatabaseUnavailable,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    Store,
+    StoreError,
+    channel,
+    queries,
+    ratings,
+)
 from store import lifecycle as lc
-from store.feed import Follower
-from store.queries import transcript
+from store.feed import Event, Follower
+from store.queries import get_conversation, transcript
 
-PUBLIC_ROLES = ("customer", "bot", "agent", "system")
+STREAM_RETRY_MS = 2000
+"""What a stream tells the browser to wait before reconnecting (the SSE ``retry:`` field)."""
+STATIC = {"webchat.js": "text/javascript", "webchat.css": "text/css"}
+WEB_GREETING = (
+    "Hi{name}! I'm Pennant's virtual assistant. What can I help you with today? "
+    "If you'd rather talk to a person, just say so."
+)
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+"""The code of a refusal that has no more specific one."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +103,15 @@ class _Buckets:
         tokens, last = state
         return min(float(self.burst), tokens + (time.monotonic() - last) * self.rate) < 1.0
 
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a token again (0 when it has one now)."""
+        state = self._state.get(key)
+        if state is None:
+            return 0.0
+        tokens, last = state
+        tokens = min(float(self.burst), tokens + (time.monotonic() - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def allow(self, key: str) -> bool:
         now = time.monotonic()
         tokens, last = self._state.get(key, (float(self.burst), now))
@@ -85,29 +126,38 @@ class _Buckets:
 
 
 class ApiError(Exception):
-    """A refusal with its HTTP status; the message goes to the client as ``error``."""
+    """A refusal with its HTTP status; the message goes to the client as ``error``.
 
-    def __init__(self, status: int, message: str) -> None:
+    :param code: a machine-readable code (default: one per status, :data:`CODES`)
+    :param retry_after: seconds to wait, sent as ``Retry-After`` (429 and 503)
+    """
+
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, retry_after: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.retry_after = retry_after
+
+
+def _refusal(
+    status: int, message: str, code: str | None = None, *, retry_after: float = 0.0
+) -> web.Response:
+    headers = {}
+    if status in (429, 503):
+        # Whole seconds, at least 1: a client that retries at once is refused again.
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return web.json_response(
+        {"error": message, "code": code or CODES.get(status, "error")},
+        status=status,
+        headers=headers,
+    )
 
 
 def hash_token(token: str) -> str:
     """The stored form of a customer token."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def public_message(m: dict[str, Any]) -> dict[str, Any]:
-    """A message as the customer's side sees it (agents by first name only, as webhooks show
-    them: :func:`console.channels.events.public_name`)."""
-    out = {"id": m["id"], "role": m["role"], "text": m["text"], "at": _iso(m["created_at"])}
-    if m["role"] == "agent" and m.get("author"):
-        out["author"] = public_name(m["author"])
-    return out
 
 
 class ChannelApi:
@@ -144,7 +194,9 @@ class ChannelApi:
         self._conversation_buckets = _Buckets(limits.rate_per_s, limits.burst)
         self._read_buckets = _Buckets(limits.rate_per_s, limits.burst)
         self._integration_bucket = _Buckets(limits.integration_rate_per_s, limits.integration_burst)
-        self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any] | None]]] = defaultdict(set)
+        self._subscribers: dict[int, set[asyncio.Queue[tuple[int, bytes] | None]]] = defaultdict(
+            set
+        )
         self._stream_count = 0
         self._pump: asyncio.Task[None] | None = None
         self.app = self._build()
@@ -154,12 +206,18 @@ class ChannelApi:
     def _build(self) -> web.Application:
         app = web.Application(client_max_size=self.limits.max_body, middlewares=[self._errors])
         app.router.add_post("/v1/conversations", self.create_conversation)
+        app.router.add_get("/v1/conversations/{id}", self.read_conversation)
+        app.router.add_post("/v1/conversations/{id}/close", self.close_conversation)
         app.router.add_post("/v1/conversations/{id}/messages", self.post_message)
         app.router.add_get("/v1/conversations/{id}/messages", self.list_messages)
         app.router.add_get("/v1/conversations/{id}/stream", self.stream)
+        app.router.add_post("/v1/conversations/{id}/rating", self.rate)
+        app.router.add_get("/v1/openapi.json", self.openapi)
         app.router.add_get("/healthz", self.healthz)
         if self.web_page:
             app.router.add_get("/", self.page)
+            for name in STATIC:
+                app.router.add_get(f"/{name}", self.static)
             app.router.add_post("/web/conversations", self.create_web_conversation)
         app.on_startup.append(self._start_pump)
         app.on_shutdown.append(self._close_streams)
@@ -177,33 +235,42 @@ class ChannelApi:
                 # per address: many customers may share one (an integration, a NAT). An address
                 # that keeps presenting bad credentials is refused until it slows down.
                 if self._auth_failures.exhausted(address):
-                    raise ApiError(429, "too many failed credentials from this address: slow down")
+                    raise ApiError(
+                        429,
+                        "too many failed credentials from this address: slow down",
+                        retry_after=self._auth_failures.wait(address),
+                    )
             elif not self._client_buckets.allow(address):
-                raise ApiError(429, "too many requests: slow down")
+                raise ApiError(
+                    429,
+                    "too many requests: slow down",
+                    retry_after=self._client_buckets.wait(address),
+                )
             return await handler(request)
         except ApiError as exc:
             if exc.status in (401, 403):
                 self._auth_failures.allow(address)
-            return web.json_response({"error": str(exc)}, status=exc.status)
+            return _refusal(exc.status, str(exc), exc.code, retry_after=exc.retry_after)
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response(
-                {"error": f"request body too large (limit {self.limits.max_body} bytes)"},
-                status=413,
+            return _refusal(
+                413,
+                f"request body too large (limit {self.limits.max_body} bytes)",
+                "body_too_large",
             )
         except web.HTTPException as exc:
             if exc.status >= 400:
-                return web.json_response(
-                    {"error": (exc.reason or "error").lower()}, status=exc.status
-                )
+                return _refusal(exc.status, (exc.reason or "error").lower())
             raise
         except NotFound as exc:
-            return web.json_response({"error": str(exc)}, status=404)
+            return _refusal(404, str(exc), "conversation_not_found")
         except InvalidInput as exc:
-            return web.json_response({"error": str(exc)}, status=422)
+            return _refusal(422, str(exc))
         except DatabaseUnavailable as exc:
-            return web.json_response({"error": f"temporarily unavailable: {exc}"}, status=503)
+            return _refusal(503, f"temporarily unavailable: {exc}", retry_after=2)
+        except InvalidTransition as exc:
+            return _refusal(409, str(exc), "invalid_state")
         except StoreError as exc:
-            return web.json_response({"error": str(exc)}, status=409)
+            return _refusal(409, str(exc))
 
     async def _start_pump(self, _app: web.Application) -> None:
         self._pump = asyncio.create_task(self._pump_feed())
@@ -221,41 +288,50 @@ class ChannelApi:
         self.store.close()
 
     async def _pump_feed(self) -> None:
-        """One follower for all streams: fan each new public message out to its listeners."""
+        """One follower for all streams: fan each new public event out to its listeners."""
         follower = Follower(self.db_path, after=None)
         try:
             while True:
                 events = follower.poll()
                 for e in events:
-                    if (
-                        e.kind != "message"
-                        or e.conversation_id not in self._subscribers
-                        or (e.data or {}).get("role") not in PUBLIC_ROLES
-                    ):
+                    listeners = self._subscribers.get(e.conversation_id or 0)
+                    if not listeners:
                         continue
-                    row = queries.message(self.store, e.message_id or 0)
-                    if row is None:
+                    frame = self._frame(e)
+                    if frame is None:
                         continue
-                    payload = public_message(row)
-                    for queue in list(self._subscribers.get(e.conversation_id, ())):
+                    for queue in list(listeners):
                         if queue.qsize() < 1000:
-                            queue.put_nowait(payload)
+                            queue.put_nowait(frame)
                 await asyncio.sleep(self.poll_interval if not events else 0)
         finally:
             follower.close()
 
+    def _frame(self, e: Event) -> tuple[int, bytes] | None:
+        """The server-sent event for a feed event (its id is the stream's cursor), if public."""
+        reported = public_event(self.store, e)
+        if reported is None:
+            return None
+        kind, payload = reported
+        data = json.dumps(payload, separators=(",", ":"))
+        return e.id, f"id: {e.id}\nevent: {kind}\ndata: {data}\n\n".encode()
+
     async def _json(self, request: web.Request) -> dict[str, Any]:
         if request.content_length and request.content_length > self.limits.max_body:
-            raise ApiError(413, f"request body too large (limit {self.limits.max_body} bytes)")
+            raise ApiError(
+                413,
+                f"request body too large (limit {self.limits.max_body} bytes)",
+                code="body_too_large",
+            )
         raw = await request.read()
         if not raw:
             return {}
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ApiError(400, "body is not valid JSON (UTF-8)") from None
+            raise ApiError(400, "body is not valid JSON (UTF-8)", code="invalid_json") from None
         if not isinstance(body, dict):
-            raise ApiError(400, "body must be a JSON object")
+            raise ApiError(400, "body must be a JSON object", code="invalid_json")
         return body
 
     @staticmethod
@@ -265,20 +341,56 @@ class ChannelApi:
             return header[7:].strip() or None
         return None
 
-    def _conversation(self, request: web.Request, *, allow_query_token: bool = False) -> int:
+    def _is_integration(self, token: str | None) -> bool:
+        return bool(
+            token and self.token and hmac.compare_digest(token.encode(), self.token.encode())
+        )
+
+    def _integration(self, request: web.Request) -> None:
+        given = self._bearer(request)
+        if not given:
+            raise ApiError(
+                401, "missing integration token (Authorization: Bearer ...)", code="missing_token"
+            )
+        if not self._is_integration(given):
+            raise ApiError(401, "invalid integration token", code="invalid_token")
+
+    @staticmethod
+    def _conversation_id(request: web.Request) -> int:
         raw = request.match_info["id"]
         if not raw.isdigit() or len(raw) > 18:
-            raise ApiError(404, f"conversation {raw[:40]!r} not found")
-        cid = int(raw)
+            raise ApiError(
+                404, f"conversation {raw[:40]!r} not found", code="conversation_not_found"
+            )
+        return int(raw)
+
+    def _conversation(
+        self,
+        request: web.Request,
+        *,
+        allow_query_token: bool = False,
+        integration: bool = False,
+    ) -> int:
+        """The conversation the request names, if its token opens it.
+
+        :param integration: the integration token opens it too (reading, closing)
+        """
+        cid = self._conversation_id(request)
         token = self._bearer(request) or (request.query.get("token") if allow_query_token else None)
         if not token:
-            raise ApiError(401, "missing customer token (Authorization: Bearer ...)")
+            raise ApiError(
+                401, "missing customer token (Authorization: Bearer ...)", code="missing_token"
+            )
         try:
             expected = queries.customer_token_hash(self.store, cid)
         except NotFound:
-            raise ApiError(404, f"conversation {cid} not found") from None
+            raise ApiError(
+                404, f"conversation {cid} not found", code="conversation_not_found"
+            ) from None
+        if integration and self._is_integration(token):
+            return cid
         if not expected or not hmac.compare_digest(expected, hash_token(token)):
-            raise ApiError(403, "this token does not open this conversation")
+            raise ApiError(403, "this token does not open this conversation", code="wrong_token")
         return cid
 
     @staticmethod
@@ -287,11 +399,18 @@ class ChannelApi:
             return 0
         if not raw.isdigit() or len(raw) > 18:
             raise ApiError(
-                400, "after must be a cursor returned by this API (a non-negative integer)"
+                400,
+                "after must be a cursor returned by this API (a non-negative integer)",
+                code="bad_cursor",
             )
         return int(raw)
 
-    def _open(self, customer: Any, channel: str) -> web.Response:
+    def _limit(self, buckets: _Buckets, key: str, message: str) -> None:
+        if not buckets.allow(key):
+            raise ApiError(429, message, retry_after=buckets.wait(key))
+
+    def _open(self, customer: Any, channel: str) -> tuple[int, str]:
+        """Open a conversation; return its id and its customer token (shown once, never stored)."""
         if customer is None:
             customer = {}
         if not isinstance(customer, dict):
@@ -306,84 +425,213 @@ class ChannelApi:
         cid = lc.open_conversation(
             self.store, name, external_id=external_id, channel=channel, token_hash=hash_token(token)
         )
-        return web.json_response({"id": str(cid), "customer_token": token}, status=201)
+        return cid, token
+
+    def _describe(self, cid: int, *, for_integration: bool) -> dict[str, Any]:
+        """A conversation's state as ``GET /v1/conversations/{id}`` answers it."""
+        conv = get_conversation(self.store, cid)
+        state = conv["state"]
+        handler: dict[str, Any] | None = {
+            "bot": {"kind": "bot"},
+            "waiting": {"kind": "queue"},
+            "human": {"kind": "agent"},
+        }.get(state)
+        name = public_name(conv["owner"]) if state == "human" else ""
+        if handler is not None and name:
+            handler["name"] = name
+        rating = ratings.rating_of(self.store, cid)
+        out: dict[str, Any] = {
+            "id": str(cid),
+            "state": state,
+            "handled_by": handler,
+            "channel": conv["channel"],
+            "message_count": conv["message_count"],
+            "created_at": iso(conv["created_at"]),
+            "updated_at": iso(conv["updated_at"]),
+            "resolved_at": iso(conv["resolved_at"]) if state == "resolved" else None,
+            "rating": (
+                {"score": rating["score"], "comment": rating["comment"]} if rating else None
+            ),
+        }
+        if for_integration:
+            # Triage is for the team and the integration, never shown to the customer.
+            out["level"] = conv["level"]
+            out["reasons"] = list(conv["reasons"])
+            out["customer"] = {"name": conv["customer_name"], "external_id": conv["external_id"]}
+        return out
 
     # --- routes -------------------------------------------------------------------------
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
+    async def openapi(self, _request: web.Request) -> web.Response:
+        text = resources.files("console.channels").joinpath("openapi.json").read_text("utf-8")
+        return web.Response(text=text, content_type="application/json")
+
     async def page(self, _request: web.Request) -> web.Response:
         html = (
             resources.files("console.channels").joinpath("webchat.html").read_text(encoding="utf-8")
         )
+        return web.Response(text=html, content_type="text/html", headers=_PAGE_HEADERS)
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.path.lstrip("/")
+        text = resources.files("console.channels").joinpath(name).read_text(encoding="utf-8")
         return web.Response(
-            text=html,
-            content_type="text/html",
-            headers={
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                "script-src 'unsafe-inline'; connect-src 'self'"
-            },
+            text=text,
+            content_type=STATIC[name],
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
         )
 
     async def create_conversation(self, request: web.Request) -> web.Response:
-        given = self._bearer(request)
-        if not given:
-            raise ApiError(401, "missing integration token (Authorization: Bearer ...)")
-        if not self.token or not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise ApiError(401, "invalid integration token")
+        self._integration(request)
         if not self._integration_bucket.allow("integration"):
-            raise ApiError(429, "too many new conversations: slow down")
+            raise ApiError(
+                429,
+                "too many new conversations: slow down",
+                retry_after=self._integration_bucket.wait("integration"),
+            )
         body = await self._json(request)
-        return self._open(body.get("customer"), "api")
+        cid, token = self._open(body.get("customer"), "api")
+        return web.json_response({"id": str(cid), "customer_token": token}, status=201)
 
     async def create_web_conversation(self, request: web.Request) -> web.Response:
         body = await self._json(request)
-        return self._open({"name": body.get("name") or "Web visitor"}, "web")
+        name = body.get("name") or "Web visitor"
+        cid, token = self._open({"name": name}, "web")
+        # The assistant speaks first, so the customer never faces an empty window; by first
+        # name only when the name given is plainly one (console.names: "<b>Lee</b>" is not).
+        first = first_name(name) if isinstance(name, str) and "name" in body else ""
+        lc.bot_reply(
+            self.store,
+            cid,
+            WEB_GREETING.format(name=f" {first}" if first else ""),
+            meta={"engine": "embedded", "intent": "greeting"},
+        )
+        return web.json_response({"id": str(cid), "customer_token": token}, status=201)
+
+    async def read_conversation(self, request: web.Request) -> web.Response:
+        cid = self._conversation(request, integration=True)
+        integration = self._is_integration(self._bearer(request))
+        if not integration:
+            self._limit(
+                self._read_buckets, str(cid), "reading this conversation too often: slow down"
+            )
+        return web.json_response(self._describe(cid, for_integration=integration))
+
+    async def close_conversation(self, request: web.Request) -> web.Response:
+        self._integration(request)
+        cid = self._conversation(request, integration=True)
+        await self._json(request)  # no fields yet, but a malformed body is still refused
+        try:
+            lc.resolve(self.store, cid, by="integration", channel=True)
+        except InvalidTransition as exc:
+            if exc.state != "resolved":
+                raise
+            # Closing a closed conversation changes nothing: a retry gets the same answer.
+        return web.json_response(self._describe(cid, for_integration=True))
+
+    async def rate(self, request: web.Request) -> web.Response:
+        cid = self._conversation(request)
+        self._limit(
+            self._conversation_buckets,
+            str(cid),
+            "too many requests in this conversation: slow down",
+        )
+        body = await self._json(request)
+        score, comment = body.get("score"), body.get("comment")
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise ApiError(422, "score must be a whole number from 1 to 5", code="invalid_score")
+        if comment is not None and not isinstance(comment, str):
+            raise ApiError(422, "comment must be a string or null", code="invalid_comment")
+        if isinstance(comment, str) and len(comment) > ratings.MAX_COMMENT:
+            raise ApiError(
+                413,
+                f"comment is too long ({len(comment)} characters, limit {ratings.MAX_COMMENT})",
+                code="text_too_long",
+            )
+        try:
+            rated = ratings.rate(self.store, cid, score, comment)
+        except InvalidTransition as exc:
+            raise ApiError(409, str(exc), code="not_closed") from None
+        return web.json_response(
+            {
+                "conversation_id": str(cid),
+                "score": rated.score,
+                "comment": rated.comment,
+                "replaced": rated.replaced,
+            },
+            status=200 if rated.replaced else 201,
+        )
 
     async def post_message(self, request: web.Request) -> web.Response:
         cid = self._conversation(request)
-        if not self._conversation_buckets.allow(str(cid)):
-            raise ApiError(429, "too many messages in this conversation: slow down")
+        self._limit(
+            self._conversation_buckets,
+            str(cid),
+            "too many messages in this conversation: slow down",
+        )
         body = await self._json(request)
         text, key = body.get("text"), body.get("idempotency_key")
         if not isinstance(text, str) or not text.strip():
-            raise ApiError(422, "text must be a non-empty string")
+            raise ApiError(422, "text must be a non-empty string", code="invalid_text")
         if len(text) > self.limits.max_text:
             raise ApiError(
-                413, f"text is too long ({len(text)} characters, limit {self.limits.max_text})"
+                413,
+                f"text is too long ({len(text)} characters, limit {self.limits.max_text})",
+                code="text_too_long",
             )
         if "\x00" in text:
-            raise ApiError(422, "text contains a NUL character")
+            raise ApiError(422, "text contains a NUL character", code="invalid_text")
         if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
             raise ApiError(
-                422, "idempotency_key must be a non-empty string of at most 200 characters"
+                422,
+                "idempotency_key must be a non-empty string of at most 200 characters",
+                code="invalid_idempotency_key",
             )
         posted = lc.add_customer_message(self.store, cid, text, idempotency_key=key)
-        if self.on_post is not None and not posted.duplicate:
+        if posted.duplicate:
+            stored = queries.message(self.store, posted.message_id)
+            if stored is None or stored["text"] != text:
+                # The same key with other words is not a retry: storing neither silently
+                # would lose the customer's message, so the client is told.
+                raise ApiError(
+                    409,
+                    "idempotency_key was already used for a different message in this "
+                    "conversation; use a new key for a new message",
+                    code="idempotency_conflict",
+                )
+        elif self.on_post is not None:
             self.on_post()  # the hub in this process answers now rather than at its next poll
         return web.json_response(
-            {"id": posted.message_id, "duplicate": posted.duplicate},
+            {"id": str(posted.message_id), "duplicate": posted.duplicate},
             status=200 if posted.duplicate else 201,
         )
 
     async def list_messages(self, request: web.Request) -> web.Response:
         cid = self._conversation(request)
-        if not self._read_buckets.allow(str(cid)):
-            raise ApiError(429, "polling this conversation too often: slow down (or use /stream)")
+        self._limit(
+            self._read_buckets,
+            str(cid),
+            "polling this conversation too often: slow down (or use /stream)",
+        )
         after = self._cursor(request.query.get("after"))
         rows = transcript(self.store, cid, after=after, limit=500, include_notes=False)
         messages = [public_message(m) for m in rows]
         return web.json_response(
-            {"messages": messages, "cursor": str(messages[-1]["id"] if messages else after)}
+            {"messages": messages, "cursor": messages[-1]["id"] if messages else str(after)}
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         cid = self._conversation(request, allow_query_token=True)
         if self._stream_count >= self.limits.max_streams:
-            raise ApiError(429, "too many open streams")
+            raise ApiError(429, "too many open streams", code="too_many_streams", retry_after=5)
+        # The cursor is the feed id of the last event received (the SSE id): a browser sends it
+        # back as Last-Event-ID when it reconnects by itself, a client that reopens the stream
+        # passes it as ?after=.
         after = self._cursor(request.headers.get("Last-Event-ID") or request.query.get("after"))
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         self._subscribers[cid].add(queue)
         self._stream_count += 1
         response = web.StreamResponse(
@@ -395,19 +643,27 @@ class ChannelApi:
         )
         try:
             await response.prepare(request)
+            await response.write(f"retry: {STREAM_RETRY_MS}\n\n".encode())
             last = after
             # First what was stored before the subscription, then the live feed; ids dedupe the seam.
-            for m in transcript(self.store, cid, after=after, include_notes=False):
-                await response.write(_sse(public_message(m)))
-                last = m["id"]
-            async for payload in _drain(queue, heartbeat=15.0):
-                if payload is None:
+            while True:
+                events = channel.conversation_events(self.store, cid, after=last, limit=500)
+                for e in events:
+                    frame = self._frame(e)
+                    if frame is not None:
+                        await response.write(frame[1])
+                    last = e.id
+                if len(events) < 500:
+                    break
+            async for item in _drain(queue, heartbeat=15.0):
+                if item is None:
                     await response.write(b": keep-alive\n\n")
                     continue
-                if payload["id"] <= last:
+                event_id, frame_bytes = item
+                if event_id <= last:
                     continue
-                await response.write(_sse(payload))
-                last = payload["id"]
+                await response.write(frame_bytes)
+                last = event_id
         except (ConnectionResetError, asyncio.CancelledError, _StreamClosed):
             pass
         finally:
@@ -418,18 +674,24 @@ class ChannelApi:
         return response
 
 
+_PAGE_HEADERS = {
+    # The page's own script and style only: nothing inline, nothing from elsewhere.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 class _StreamClosed(Exception):
     """The server is shutting down; end the stream."""
 
 
-def _sse(payload: dict[str, Any]) -> bytes:
-    return f"id: {payload['id']}\nevent: message\ndata: {json.dumps(payload)}\n\n".encode()
-
-
 async def _drain(
-    queue: asyncio.Queue[dict[str, Any] | None], *, heartbeat: float
-) -> AsyncIterator[dict[str, Any] | None]:
-    """Yield queued payloads; ``None`` for a heartbeat. A queued ``None`` closes the stream."""
+    queue: asyncio.Queue[tuple[int, bytes] | None], *, heartbeat: float
+) -> AsyncIterator[tuple[int, bytes] | None]:
+    """Yield queued frames; ``None`` for a heartbeat. A queued ``None`` closes the stream."""
     while True:
         try:
             item = await asyncio.wait_for(queue.get(), timeout=heartbeat)

@@ -61,8 +61,9 @@ def public_message(m: dict[str, Any]) -> dict[str, Any]:
         "text": m["text"],
         "at": iso(m["created_at"]),
     }
-    if m["role"] == "agent" and m.get("author"):
-        out["author"] = public_name(m["author"])
+    author = public_name(m["author"]) if m["role"] == "agent" and m.get("author") else ""
+    if author:
+        out["author"] = author
     if m["role"] == "bot" and m.get("meta"):
         choices = _choices(m["meta"])
         if choices:
@@ -96,7 +97,9 @@ def state_event(e: Event) -> dict[str, Any] | None:
         "at": iso(e.at),
     }
     if kind == "joined":
-        out["agent"] = public_name(data.get("owner"))
+        name = public_name(data.get("owner"))
+        if name:
+            out["agent"] = name
     elif kind == "resolved":
         out["reason"] = "abandoned" if e.kind == "abandoned" else "resolved"
     elif kind == "rated":
