@@ -53,8 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--llm",
         action="store_true",
         help="also ask the configured LLM (OPENAI_BASE_URL / OPENAI_API_KEY / TANDEM_MODEL) for a second "
-        "opinion, combined with the offline verdict (it can raise a level, never lower one); "
-        'each output line then has a "judge" field',
+        "opinion (level, reasons, one line of why), combined with the offline verdict: it can raise "
+        "a level and add reasons, never lower one; conversations already urgent are not sent. "
+        'Each output line then has a "judge" field; with eval, the verdicts scored are the '
+        "combined ones and the judge's counts (asked, raised, malformed, timeouts) are printed",
     )
     parser.set_defaults(func=_run)
 
@@ -65,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "triage eval needs a CSV file (columns slice, conversation, text, needs_empathy)"
             )
-        return _eval(args.csv, as_json=args.json, as_curve=args.curve)
+        judge = _judge(_llm()) if args.llm else None
+        return _eval(args.csv, as_json=args.json, as_curve=args.curve, judge=judge)
     if args.csv:
         raise UsageError(
             f"unexpected argument {args.csv!r} (did you mean `tandem triage eval {args.csv}`?)"
@@ -117,32 +120,41 @@ def _stream(source: BinaryIO, llm: Any = None) -> int:
 
 async def _stream_with_judge(source: BinaryIO, engine: Any, llm: Any) -> int:
     """Like :func:`_stream`, asking the LLM about each conversation in turn (order kept)."""
-    from console.llm import LLMError
     from console.triage.jsonl import parse_line
-    from console.triage.judge import second_opinion
 
+    judge = _judge(llm)
     out = sys.stdout
     skipped = _Skipped()
     warned = False
     for ident, messages in _parsed(source, parse_line, skipped):
         offline = engine.score_conversation(messages)
         record: dict[str, Any] = {"id": ident, **offline.as_dict()}
-        try:
-            combined, level, reasons = await second_opinion(llm, messages, offline)
-        except LLMError as exc:
+        combined, opinion = await judge.review(messages, offline)
+        if opinion is not None:
+            record.update(combined.as_dict())
+            record["judge"] = {
+                "level": opinion.level,
+                "reasons": list(opinion.reasons),
+                "why": opinion.why,
+                "offline_level": offline.level,
+                "model_reasons": list(combined.model_reasons),
+            }
+        elif offline.level == "urgent":
+            record["judge"] = {"skipped": "already urgent"}
+        else:
             # The offline verdict stands; say once why the second opinion is missing.
-            record["judge"] = {"error": str(exc)}
+            record["judge"] = {"error": judge.last_error}
             if not warned:
                 print(
-                    f"tandem: LLM second opinion unavailable, offline verdicts only: {exc}",
+                    "tandem: LLM second opinion unavailable, offline verdicts only: "
+                    f"{judge.last_error}",
                     file=sys.stderr,
                 )
                 warned = True
-        else:
-            record.update(combined.as_dict())
-            record["judge"] = {"level": level, "reasons": reasons, "offline_level": offline.level}
         out.write(json.dumps(record) + "\n")  # ASCII: ids never reach a terminal raw
         out.flush()
+    if judge.stats.asked:
+        print(f"tandem: {_judge_line(judge)}", file=sys.stderr)
     return skipped.finish()
 
 
@@ -202,28 +214,59 @@ def _lines(source: BinaryIO, limit: int) -> Iterator[bytes]:
         yield raw
 
 
-def _eval_cases(path: str, *, as_json: bool) -> int:
+def _judge(llm: Any) -> Any:
+    from console.triage.judge import Judge
+
+    return Judge(llm)
+
+
+def _judge_line(judge: Any) -> str:
+    st = judge.stats
+    line = (
+        f"LLM judge: asked {st.asked}, raised {st.raised}, skipped (already urgent) "
+        f"{st.skipped}, malformed {st.malformed}, timeouts {st.timeouts}, errors {st.errors}"
+    )
+    if judge.last_error:
+        line += f" (last: {judge.last_error})"
+    return line
+
+
+def _eval_cases(path: str, *, as_json: bool, judge: Any = None) -> int:
     """A hand-written JSONL set (tests/triage/multilingual/...): per language and per reason."""
     from console.triage import TriageEngine
-    from console.triage.evaluate import EvalError, evaluate_cases, read_cases, render_cases
+    from console.triage.evaluate import (
+        EvalError,
+        evaluate_cases,
+        evaluate_cases_judged,
+        read_cases,
+        render_cases,
+    )
 
     try:
         cases = read_cases(path)
     except EvalError as exc:
         raise UsageError(str(exc)) from None
-    by_lang, by_reason = evaluate_cases(TriageEngine(), cases)
+    engine = TriageEngine()
+    if judge is not None:
+        by_lang, by_reason = asyncio.run(evaluate_cases_judged(engine, cases, judge))
+    else:
+        by_lang, by_reason = evaluate_cases(engine, cases)
     if as_json:
-        out = {
+        out: dict[str, Any] = {
             "languages": {k: v.row() for k, v in by_lang.items()},
             "reasons": {k: v.row() for k, v in by_reason.items()},
         }
+        if judge is not None:
+            out["judge"] = judge.stats.as_dict()
         print(json.dumps(out, indent=2))
     else:
         print(render_cases(by_lang, by_reason))
+        if judge is not None:
+            print(_judge_line(judge))
     return 0
 
 
-def _eval(path: str, *, as_json: bool, as_curve: bool = False) -> int:
+def _eval(path: str, *, as_json: bool, as_curve: bool = False, judge: Any = None) -> int:
     from console.triage import TriageEngine
     from console.triage.evaluate import (
         EvalError,
@@ -241,17 +284,31 @@ def _eval(path: str, *, as_json: bool, as_curve: bool = False) -> int:
     if path.endswith(".jsonl") or Path(path).is_dir():
         if as_curve:
             raise UsageError("--curve goes with a labelled CSV, not a JSONL set")
-        return _eval_cases(path, as_json=as_json)
+        return _eval_cases(path, as_json=as_json, judge=judge)
     try:
         rows = read_rows(path)
     except EvalError as exc:
         raise UsageError(str(exc)) from None
     if as_curve:
+        if judge is not None:
+            raise UsageError("--curve moves the offline threshold; it does not go with --llm")
         print(render_curve(curve(rows)))
         return 0
-    tallies = evaluate(TriageEngine(), rows, progress=progress_bar(len(rows)))
+    if judge is not None:
+        from console.triage.evaluate import evaluate_judged
+
+        tallies = asyncio.run(
+            evaluate_judged(TriageEngine(), rows, judge, progress=progress_bar(len(rows)))
+        )
+    else:
+        tallies = evaluate(TriageEngine(), rows, progress=progress_bar(len(rows)))
     if as_json:
-        print(json.dumps(to_json(tallies), indent=2))
+        out = to_json(tallies)
+        if judge is not None:
+            out["llm judge"] = judge.stats.as_dict()
+        print(json.dumps(out, indent=2))
     else:
         print(render(tallies))
+        if judge is not None:
+            print(_judge_line(judge))
     return 0

@@ -204,6 +204,8 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     message_reasons: list[str] = field(default_factory=list)
     lang: str = ""  # the conversation's language (ISO 639-1), "" before any customer text
+    model_reasons: list[str] = field(default_factory=list)  # reasons only the LLM gave
+    model_why: str = ""  # the LLM's one line, when it raised the level or added reasons
 
     @property
     def needs_human(self) -> bool:

@@ -34,6 +34,7 @@ SPEC_FLOORS = {
     "airline_nonnegative": 0.8,
     "ed_positive_events": 0.8,
 }
+JUDGED_TURNS = 12  # customer turns of a conversation sent to the LLM judge in an evaluation
 CURVE = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
@@ -145,12 +146,47 @@ def evaluate(
     tallies: dict[str, Tally] = {}
     pooled = Tally()
     for i, (row, verdict) in enumerate(score_rows(engine, rows), start=1):
-        t = tallies.setdefault(row.slice, Tally())
-        t.add(row.label, verdict.needs_human)
-        t.levels[verdict.level] = t.levels.get(verdict.level, 0) + 1
-        if row.slice.startswith(REAL_PREFIX):
-            pooled.add(row.label, verdict.needs_human)
+        _count(tallies, pooled, row, verdict)
         if progress is not None and i % 200 == 0:
+            progress(i)
+    if progress is not None:
+        progress(len(rows))
+    if pooled.n:
+        tallies[POOLED] = pooled
+    return tallies
+
+
+def _count(tallies: dict[str, Tally], pooled: Tally, row: Row, verdict: Verdict) -> None:
+    t = tallies.setdefault(row.slice, Tally())
+    t.add(row.label, verdict.needs_human)
+    t.levels[verdict.level] = t.levels.get(verdict.level, 0) + 1
+    if row.slice.startswith(REAL_PREFIX):
+        pooled.add(row.label, verdict.needs_human)
+
+
+async def evaluate_judged(
+    engine: TriageEngine,
+    rows: list[Row],
+    judge: Any,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Tally]:
+    """Like :func:`evaluate`, each verdict reviewed by ``judge`` (a :class:`Judge`) as the
+    hub would: the conversation so far (its last :data:`JUDGED_TURNS` turns) is sent unless
+    the offline engine already says urgent."""
+    tallies: dict[str, Tally] = {}
+    pooled = Tally()
+    states: dict[str, State] = {}
+    transcripts: dict[str, list[dict[str, Any]]] = {}
+    for i, row in enumerate(rows, start=1):
+        state = states.get(row.conversation)
+        if state is None:
+            state = states[row.conversation] = engine.new_state()
+        offline = engine.observe(state, "customer", row.text)
+        turns = transcripts.setdefault(row.conversation, [])
+        turns.append({"role": "customer", "text": row.text})
+        verdict, _ = await judge.review(turns[-JUDGED_TURNS:], offline)
+        _count(tallies, pooled, row, verdict)
+        if progress is not None and i % 20 == 0:
             progress(i)
     if progress is not None:
         progress(len(rows))
@@ -331,15 +367,33 @@ def evaluate_cases(
     by_lang: dict[str, SetTally] = {}
     by_reason: dict[str, SetTally] = {}
     for case in cases:
-        verdict = engine.score_conversation(case.messages)
-        flagged = verdict.needs_human
-        for key, table in ((case.lang, by_lang), (case.reason or "routine", by_reason)):
-            st = table.setdefault(key, SetTally())
-            st.tally.add(case.needs_human, flagged)
-            st.lang_right += verdict.lang == case.lang
-            if flagged != case.needs_human:
-                st.missed.append(case.ident)
+        _count_case(by_lang, by_reason, case, engine.score_conversation(case.messages))
     return by_lang, by_reason
+
+
+async def evaluate_cases_judged(
+    engine: TriageEngine, cases: list[Case], judge: Any
+) -> tuple[dict[str, SetTally], dict[str, SetTally]]:
+    """:func:`evaluate_cases` with every verdict reviewed by ``judge`` (a :class:`Judge`)."""
+    by_lang: dict[str, SetTally] = {}
+    by_reason: dict[str, SetTally] = {}
+    for case in cases:
+        offline = engine.score_conversation(case.messages)
+        verdict, _ = await judge.review(case.messages, offline)
+        _count_case(by_lang, by_reason, case, verdict)
+    return by_lang, by_reason
+
+
+def _count_case(
+    by_lang: dict[str, SetTally], by_reason: dict[str, SetTally], case: Case, verdict: Verdict
+) -> None:
+    flagged = verdict.needs_human
+    for key, table in ((case.lang, by_lang), (case.reason or "routine", by_reason)):
+        st = table.setdefault(key, SetTally())
+        st.tally.add(case.needs_human, flagged)
+        st.lang_right += verdict.lang == case.lang
+        if flagged != case.needs_human:
+            st.missed.append(case.ident)
 
 
 def render_cases(by_lang: dict[str, SetTally], by_reason: dict[str, SetTally]) -> str:

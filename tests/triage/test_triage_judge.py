@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
@@ -12,7 +13,16 @@ from fake_openai import FakeOpenAI
 from console.config import LLMConfig
 from console.llm import LLM, LLMError
 from console.triage import TriageEngine, Verdict
-from console.triage.judge import SCHEMA, combine, parse_opinion, second_opinion
+from console.triage.judge import (
+    SCHEMA,
+    WHY_CHARS,
+    Judge,
+    combine,
+    parse_opinion,
+    second_opinion,
+)
+
+ENGINE = TriageEngine()
 
 
 def test_combine_only_raises() -> None:
@@ -95,11 +105,9 @@ def test_cli_llm_flag(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) 
     out = [json.loads(x) for x in proc.stdout.decode().splitlines()]
     assert [o["id"] for o in out] == [1, 2]
     assert out[0]["level"] == "calm" and out[0]["judge"]["level"] == "calm"
-    assert out[1]["judge"] == {
-        "level": "watch",
-        "reasons": ["frustration"],
-        "offline_level": out[1]["judge"]["offline_level"],
-    }
+    judged = out[1]["judge"]
+    assert (judged["level"], judged["reasons"], judged["why"]) == ("watch", ["frustration"], "")
+    assert judged["offline_level"] in ("calm", "watch", "empathy")
     assert out[1]["level"] in ("watch", "empathy")
 
     # The endpoint failing leaves the offline verdicts, with one notice.
@@ -110,3 +118,137 @@ def test_cli_llm_flag(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) 
     out = [json.loads(x) for x in proc.stdout.decode().splitlines()]
     assert len(out) == 2 and all("error" in o["judge"] for o in out)
     assert proc.stderr.decode().count("second opinion unavailable") == 1
+
+
+# -- the Judge: structured verdict, counted failures, never lower -------------------------------
+
+
+def _judge(fake: FakeOpenAI, timeout: float = 5.0) -> Judge:
+    return Judge(LLM(LLMConfig(base_url=fake.base_url, model="fake", timeout=timeout)))
+
+
+async def test_the_judge_raises_and_marks_its_reasons(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {
+        "level": "empathy",
+        "reasons": ["vulnerability", "not_a_reason"],
+        "why": "Sounds [b]overwhelmed[/b]\x1b[31m and alone " + "very " * 80,
+    }
+    judge = _judge(fake_openai)
+    messages = [{"role": "customer", "text": "whatever, it doesn't matter now"}]
+    offline = ENGINE.score_conversation(messages)
+    assert not offline.needs_human
+    combined, opinion = await judge.review(messages, offline)
+    assert opinion is not None and opinion.reasons == ("vulnerability",)
+    assert combined.level == "empathy" and combined.model_reasons == ["vulnerability"]
+    why = combined.model_why
+    assert why.startswith("Sounds") and len(why) <= WHY_CHARS
+    assert "[" not in why and "\x1b" not in why
+    assert judge.stats.asked == 1 and judge.stats.raised == 1
+
+
+async def test_the_judge_never_lowers_a_hard_floor(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"level": "calm", "reasons": [], "why": "routine"}
+    judge = _judge(fake_openai)
+    fraud = [{"role": "customer", "text": "someone stole my card and emptied my account"}]
+    offline = ENGINE.score_conversation(fraud)
+    assert offline.level == "urgent"
+    combined, opinion = await judge.review(fraud, offline)
+    # Already urgent: not even asked, and nothing left the machine.
+    assert opinion is None and combined is offline and judge.stats.skipped == 1
+    assert fake_openai.requests == []
+    person = [{"role": "customer", "text": "I want to speak to a real person"}]
+    offline = ENGINE.score_conversation(person)
+    combined, opinion = await judge.review(person, offline)
+    assert opinion is not None and opinion.level == "calm"
+    assert combined.level == offline.level == "empathy" and "human_request" in combined.reasons
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        {"tool_args": {"level": "panic", "reasons": []}},
+        {"tool_args": {"level": "watch", "reasons": "fraud"}},
+        {"ignore_tools": True, "reply": "I think the customer is fine, really."},
+    ],
+)
+async def test_malformed_answers_are_ignored_and_counted(
+    fake_openai: FakeOpenAI, setup: dict[str, object]
+) -> None:
+    for key, value in setup.items():
+        setattr(fake_openai, key, value)
+    judge = _judge(fake_openai)
+    messages = [{"role": "customer", "text": "hi, quick question about fees"}]
+    offline = ENGINE.score_conversation(messages)
+    combined, opinion = await judge.review(messages, offline)
+    assert opinion is None and combined is offline
+    assert judge.stats.malformed == 1 and judge.stats.raised == 0
+
+
+async def test_a_slow_model_times_out_to_the_offline_verdict(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"level": "urgent", "reasons": ["safety"], "why": "too late"}
+    fake_openai.delay = 3.0
+    judge = _judge(fake_openai, timeout=0.3)
+    messages = [{"role": "customer", "text": "ok"}]
+    offline = ENGINE.score_conversation(messages)
+    combined, opinion = await judge.review(messages, offline)
+    assert opinion is None and combined is offline and judge.stats.timeouts == 1
+
+
+async def test_what_the_judge_sends_is_redacted(fake_openai: FakeOpenAI) -> None:
+    fake_openai.tool_args = {"level": "watch", "reasons": [], "why": "fine"}
+    judge = _judge(fake_openai)
+    text = "my card 4111 1111 1111 1111 and mail jane.doe@example.com, IBAN GB82WEST12345698765432"
+    await judge.review([{"role": "customer", "text": text}], Verdict("calm", 0.1, []))
+    sent = fake_openai.all_text()
+    for secret in ("4111 1111 1111 1111", "jane.doe@example.com", "GB82WEST12345698765432"):
+        assert secret not in sent
+    assert "why" in json.dumps(fake_openai.last["tools"][0]["function"]["parameters"])
+
+
+def test_eval_with_llm_runs_the_same_judge(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TANDEM_"))}
+    env.update(OPENAI_BASE_URL=fake_openai.base_url, TANDEM_MODEL="fake")
+    fake_openai.tool_args = {"level": "empathy", "reasons": ["vulnerability"], "why": "lonely"}
+    cases = [
+        {
+            "id": "a",
+            "lang": "en",
+            "needs_human": True,
+            "reason": "vulnerability",
+            "text": "it all feels pointless lately",
+        },
+        {
+            "id": "b",
+            "lang": "en",
+            "needs_human": True,
+            "reason": "fraud",
+            "text": "someone stole my card",
+        },
+    ]
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in cases) + "\n", "utf-8")
+    proc = _run(["triage", "eval", str(path), "--llm", "--json"], b"", env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["languages"]["en"]["recall"] == 1.0
+    # The fraud report was already urgent offline: only the other one was sent.
+    assert out["judge"] == {
+        "asked": 1,
+        "raised": 1,
+        "skipped": 1,
+        "malformed": 0,
+        "timeouts": 0,
+        "errors": 0,
+    }
+    csv_path = tmp_path / "dev.csv"
+    csv_path.write_text(
+        "slice,conversation,text,needs_empathy\nreal_x,c1,it all feels pointless lately,1\n",
+        "utf-8",
+    )
+    proc = _run(["triage", "eval", str(csv_path), "--llm"], b"", env)
+    assert proc.returncode == 0, proc.stderr
+    assert b"LLM judge: asked 1, raised 1" in proc.stdout
