@@ -28,7 +28,7 @@ async def _ask(
     db_path: Path, store: Store, fake: FakeOpenAI, text: str, caplog: pytest.LogCaptureFixture
 ) -> tuple[int, list[dict[str, Any]]]:
     hub = make_hub(
-        db_path, llm=LLMConfig(base_url=fake.base_url, api_key="k", model="fake-1", timeout=5)
+        db_path, llm=LLMConfig(base_url=fake.base_url, api_key="k", model="fake-1", timeout=30)
     )
     cid = lc.open_conversation(store, "Maya")
     lc.add_customer_message(store, cid, text)

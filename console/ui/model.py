@@ -55,6 +55,39 @@ def reason_words(reasons: list[str]) -> list[str]:
     return [REASON_WORDS.get(r, str(r).replace("_", " ")) for r in reasons]
 
 
+# Why a bot turn did not use the LLM's answer (console.bot.types.LLM_FALLBACKS; the UI does not
+# import the bot), as the transcript's annotation reads.
+LLM_FALLBACK_WORDS = {
+    "timeout": "LLM timed out",
+    "unavailable": "LLM unreachable",
+    "error": "LLM error",
+    "malformed": "LLM reply malformed",
+    "incomplete": "LLM reply cut off",
+    "empty": "LLM reply empty",
+    "ungrounded": "LLM reply not grounded",
+    "handoff_overruled": "LLM hand-off overruled",
+    "unknown_overruled": "LLM did not know; the knowledge base did",
+    "paused": "LLM paused after failures",
+}
+
+
+def llm_annotation(meta: dict[str, Any] | None) -> tuple[str, str] | None:
+    """What agents read under a bot turn or hand-off notice about the bot's LLM.
+
+    :return: ``(why, what the model wrote)``, either part possibly empty, or ``None`` when the
+        turn has nothing to say (no LLM involved, or its answer went out as written)
+    """
+    meta = meta or {}
+    code = meta.get("llm_fallback")
+    notice = str(meta.get("notice") or "")
+    if not code and not (meta.get("engine") == "llm" and notice):
+        return None
+    # The notice says it in full ("LLM reply not sent, not grounded: amount £2,000 is not in
+    # KB-015; embedded answer sent"); the code's words are for turns stored without one.
+    why = notice or LLM_FALLBACK_WORDS.get(str(code), str(code).replace("_", " "))
+    return safe_text(why, one_line=True), safe_text(str(meta.get("llm_text") or ""), one_line=True)
+
+
 # C0/C1 controls (ESC starts terminal sequences), DEL, and bidi overrides/isolates, which can
 # reorder what surrounds them on screen. Newlines and tabs are handled by the caller.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")

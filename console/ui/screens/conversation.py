@@ -26,7 +26,7 @@ from textual.widgets import Footer, Input, Static
 
 from console.ui.commands import ScreenCommands
 from console.ui.feed import TranscriptChanged
-from console.ui.model import reason_words, safe_text, status_words
+from console.ui.model import llm_annotation, reason_words, safe_text, status_words
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
@@ -69,6 +69,14 @@ def message_text(msg: dict[str, Any], agent: str) -> Text:
         out.append("  used " + ", ".join(safe_text(str(k), one_line=True) for k in kb), style="dim")
     out.append("\n")
     out.append(safe_text(msg["text"]))
+    note = llm_annotation(msg.get("meta")) if role in ("bot", "system") else None
+    if note is not None:
+        why, unused = note
+        if why:
+            out.append(f"\n⚠ {why}", style="yellow")
+        if unused:
+            clipped = unused if len(unused) <= 240 else unused[:239] + "…"
+            out.append(f"\n  the model wrote (not sent): {clipped}", style="dim italic")
     return out
 
 

@@ -46,9 +46,14 @@ def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = No
     status = status_words(row, agent, at)
     name = safe_text(row.get("customer_name") or "?", one_line=True)
     head = Text(no_wrap=True, overflow="ellipsis")
-    room = max(4, width - len(status) - len(str(row["id"])) - 3)
+    # Turns whose LLM answer was not used (timeout, ungrounded, an overruled hand-off...):
+    # the transcript says why; the tile says how often.
+    llm = f" ⚠llm {row['llm_fallbacks']}" if row.get("llm_fallbacks") else ""
+    room = max(4, width - len(status) - len(str(row["id"])) - len(llm) - 3)
     head.append(name[:room] + ("…" if len(name) > room else ""), style="bold")
     head.append(f" #{row['id']}", style="dim")
+    if llm:
+        head.append(llm, style="yellow")
     head.append(" " * max(1, width - head.cell_len - len(status)))
     head.append(status, style="bold yellow" if row["state"] == "waiting" else "")
     lines = [head]
