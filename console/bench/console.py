@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", metavar="PATH", help="use this database (seeded if empty; default: a temp file)"
     )
+    from console.bench.remote_console import add_server_arguments
+
+    add_server_arguments(parser)
 
 
 def _seed(path: Path, n: int) -> None:
@@ -218,6 +221,11 @@ def _measure_start(path: Path) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from console.errors import UsageError
+
+    if args.server:
+        from console.bench.remote_console import run_server
+
+        return run_server(args)
 
     if args.conversations < 1 or args.rate <= 0 or args.keys < 1 or args.starts < 0:
         raise UsageError("--conversations, --rate and --keys must be positive")

@@ -75,8 +75,11 @@ class AgentApi:
         self.poll_interval = poll_interval
         self.store = Store(self.db_path)
         self._failures = _Buckets(failure_rate, failure_burst)
-        self._wake = asyncio.Condition()
+        # One Event per open stream: the pump sets them all when the feed moves. (No shared
+        # Condition: its lock made 20 woken streams queue for each other.)
+        self._wakes: set[asyncio.Event] = set()
         self._head = 0
+        self._encoded: dict[tuple[int, int], tuple[bytes, int, bool]] = {}
         self._streams: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._pump: asyncio.Task[None] | None = None
@@ -144,8 +147,8 @@ class AgentApi:
 
     async def _shutdown(self, _app: web.Application) -> None:
         self._closing = True
-        async with self._wake:
-            self._wake.notify_all()
+        for wake in self._wakes:
+            wake.set()
 
     async def _cleanup(self, _app: web.Application) -> None:
         if self._pump:
@@ -165,8 +168,8 @@ class AgentApi:
                     follower.cursor = head
                     if head != self._head:
                         self._head = head
-                        async with self._wake:
-                            self._wake.notify_all()
+                        for wake in self._wakes:
+                            wake.set()
                 await asyncio.sleep(self.poll_interval)
         finally:
             follower.close()
@@ -300,6 +303,8 @@ class AgentApi:
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
+        wake = asyncio.Event()
+        self._wakes.add(wake)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -312,13 +317,21 @@ class AgentApi:
             await response.write(f"event: hello\ndata: {json.dumps(asdict(account))}\n\n".encode())
             last_check = time.monotonic()
             last_beat = last_check
+            first = True
             while not self._closing:
-                batch = read_events(self.store, cursor, STREAM_BATCH)
-                if batch:
-                    await response.write(self._encode(batch))
-                    cursor = batch[-1].id
-                    if len(batch) == STREAM_BATCH:
+                # Cleared before the read: a move the pump announces after it sets it again.
+                wake.clear()
+                if cursor < self._head or first:
+                    first = False  # a resuming console reads what it missed at once
+                    data, last, full = self._batch(cursor)
+                    if data:
+                        await response.write(data)
+                    batch = last > cursor
+                    cursor = max(cursor, last)
+                    if full:
                         continue
+                else:
+                    batch = False
                 now = time.monotonic()
                 if batch or now - last_check >= TOKEN_RECHECK_S:
                     if not _still_valid(self.store, account.name, token_hash):
@@ -331,16 +344,35 @@ class AgentApi:
                 if now - last_beat >= HEARTBEAT_S:
                     await response.write(b": keep-alive\n\n")
                     last_beat = now
-                async with self._wake:
-                    # Looked at under the lock: the pump moves the head before it notifies.
-                    if self._head <= cursor and not self._closing:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), TOKEN_RECHECK_S)
+                if self._head <= cursor and not self._closing:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), TOKEN_RECHECK_S)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self._streams.discard(task)
+            self._wakes.discard(wake)
         return response
+
+    def _batch(self, cursor: int) -> tuple[bytes, int, bool]:
+        """The encoded events after ``cursor`` (up to STREAM_BATCH), the last id, and whether
+        more may follow. Consoles in step ask for the same range: it is read and encoded once
+        and the bytes shared, so a console costs a write, not a query and a JSON encoding."""
+        head = self._head
+        key = (cursor, head)
+        hit = self._encoded.get(key)
+        if hit is not None:
+            return hit
+        events = read_events(self.store, cursor, STREAM_BATCH)
+        full = len(events) == STREAM_BATCH
+        result = (self._encode(events), events[-1].id if events else cursor, full)
+        if not full and events and events[-1].id == head:
+            # Only a range that ends at the pump's head is the same for the next console
+            # asking with this cursor and head; a stream ahead of the pump reads afresh.
+            if len(self._encoded) > 256:
+                self._encoded.clear()
+            self._encoded[key] = result
+        return result
 
     def _encode(self, batch: list[Event]) -> bytes:
         messages = messages_of(self.store, [e.message_id for e in batch if e.message_id])

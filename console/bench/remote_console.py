@@ -1,0 +1,299 @@
+"""``tandem bench console --server``: remote consoles following a real ``tandem serve``.
+
+What a team on one server costs (DESIGN section 12): a real ``tandem serve --embedded``
+subprocess; a writer process posting customer messages through the channel API at ``--rate``
+(the hub answers and triages them, so the feed carries several events per message); and
+``--consoles`` simulated remote consoles in another process, each an aiohttp client holding
+``GET /agent/v1/events`` open with its own account token, as ``tandem console --server``
+would. Prints (never pass/fail):
+
+* commit -> event at a remote console, p50/p99 over every event every console received
+  (the event's ``at`` is stamped in the committing transaction; one clock, one machine);
+* gaps and repeats: each console's ids against the feed in the store (should be 0 and 0);
+* the server's CPU with the writer alone and with the consoles attached, and the difference
+  per console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from store.stats import percentile_or_nan
+
+INTEGRATION_TOKEN = "bench-integration-token"
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="measure remote consoles on the agent API of a real `tandem serve` instead",
+    )
+    parser.add_argument(
+        "--consoles", type=int, default=50, help="with --server: remote consoles (default 50)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="with --server: seconds per phase (default 10)"
+    )
+
+
+# --- the writer process ---------------------------------------------------------------------
+
+
+def writer_main(url: str, conversations: int, rate: float, seconds: float, go: Any) -> None:
+    """Customers through the channel API: open ``conversations``, then post at ``rate`` for
+    ``seconds`` once ``go`` is set. Through HTTP, not into the file: in team mode every write
+    happens in the server's process, and a second writing process would make the server's
+    loop wait on SQLite's lock, which a team's server never does."""
+    asyncio.run(_writer(url, conversations, rate, seconds, go))
+
+
+async def _writer(url: str, conversations: int, rate: float, seconds: float, go: Any) -> None:
+    import aiohttp
+
+    rng = random.Random(7)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        customers: list[tuple[str, str]] = []
+        for i in range(conversations):
+            async with session.post(
+                f"{url}/v1/conversations",
+                headers={"Authorization": f"Bearer {INTEGRATION_TOKEN}"},
+                json={"customer": {"name": f"Customer{i}"}},
+            ) as resp:
+                body = await resp.json()
+                customers.append((body["id"], body["customer_token"]))
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        start = time.monotonic()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def post(n: int) -> None:
+            cid, token = rng.choice(customers)
+            async with session.post(
+                f"{url}/v1/conversations/{cid}/messages",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"text": f"message {n}: where is my card?", "idempotency_key": f"m{n}"},
+            ) as resp:
+                await resp.read()
+
+        n = 0
+        while time.monotonic() - start < seconds:
+            due = start + n / rate
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
+            task = asyncio.create_task(post(n))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+# --- the consoles process -------------------------------------------------------------------
+
+
+def consoles_main(url: str, tokens: list[str], after: int, stop: Any, out: Any) -> None:
+    out.put(asyncio.run(_consoles(url, tokens, after, stop, out)))
+
+
+async def _consoles(url: str, tokens: list[str], after: int, stop: Any, out: Any) -> dict[str, Any]:
+    import aiohttp
+
+    ready = 0
+    started = asyncio.Event()
+    results: list[tuple[list[float], list[int]]] = []
+
+    async def console(session: aiohttp.ClientSession, token: str) -> None:
+        nonlocal ready
+        lags: list[float] = []
+        ids: list[int] = []
+        results.append((lags, ids))
+        headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": str(after)}
+        async with session.get(
+            f"{url}/agent/v1/events", headers=headers, timeout=aiohttp.ClientTimeout(None)
+        ) as resp:
+            resp.raise_for_status()
+            await resp.content.readline()  # "event: hello"
+            ready += 1
+            if ready == len(tokens):
+                out.put("ready")
+                started.set()
+            # Whole chunks, split into frames here: a console reads what arrived, as the real
+            # one would, without a coroutine per line.
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                received = time.time()
+                buffer += chunk
+                *frames, buffer = buffer.split(b"\n\n")
+                for frame in frames:
+                    start = frame.find(b"\ndata: {")
+                    if start < 0 or not frame.startswith(b"id: "):
+                        continue
+                    event = json.loads(frame[start + 7 :])
+                    lags.append(received - event["at"])
+                    ids.append(event["id"])
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        tasks = [asyncio.create_task(console(session, t)) for t in tokens]
+        await started.wait()
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "lags": [lag for lags, _ in results for lag in lags],
+        "ids": [ids for _, ids in results],
+        "cpu": usage.ru_utime + usage.ru_stime,
+    }
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def cpu_pressure() -> str:
+    """The machine's CPU pressure (Linux PSI, share of time some task waited for a CPU over
+    the last 10 s): latencies from a starved machine are the machine's, not the server's."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return first.split()[1].split("=")[1] + "%"
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def _accounts(path: Path, consoles: int) -> list[str]:
+    from store import Store, accounts
+
+    with Store(path) as store:
+        return [accounts.add(store, f"c{i:03d}", "agent") for i in range(consoles)]
+
+
+def _until_delivered(path: Path, end: int, deadline: float) -> None:
+    """Give the consoles until the hub has caught up and a little more, then stop them."""
+    from store import Store
+    from store.feed import last_event_id
+
+    quiet_since = time.monotonic()
+    last = end
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        with Store(path) as store:
+            now = last_event_id(store)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= 2.0:
+            return
+
+
+def _phase_cpu(pid: int, go: Any, writer: Any) -> tuple[float, float]:
+    from console.bench.hub_http import _server_cpu
+
+    cpu0, t0 = _server_cpu(pid), time.monotonic()
+    go.set()
+    writer.join()
+    return _server_cpu(pid) - cpu0, time.monotonic() - t0
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from console.bench.hub_http import _free_port, _start_server, _stop_server, _wait_healthy
+    from console.errors import UsageError
+    from store import Store
+    from store.feed import last_event_id, read_events
+
+    if args.consoles < 1 or args.rate <= 0 or args.seconds <= 0:
+        raise UsageError("--consoles, --rate and --seconds must be positive")
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-remote-") as tmp:
+        path = Path(tmp) / "bench.db"
+        conversations = min(args.conversations, 200)
+        tokens = _accounts(path, args.consoles)
+        port = _free_port()
+        with (Path(tmp) / "serve.log").open("wb") as log:
+            proc = _start_server(path, port, INTEGRATION_TOKEN, log)
+            try:
+                _wait_healthy(proc, port)
+                url = f"http://127.0.0.1:{port}"
+                print(
+                    f"tandem serve --embedded on {conversations} conversations; writer at"
+                    f" {args.rate:g} msg/s for {args.seconds:g} s per phase"
+                )
+                print(f"CPU pressure before (PSI some avg10): {cpu_pressure()}")
+                # Phase 1: the writer alone, for the server's CPU without consoles.
+                go = ctx.Event()
+                writer = ctx.Process(
+                    target=writer_main, args=(url, conversations, args.rate, args.seconds, go)
+                )
+                writer.start()
+                cpu_alone, wall_alone = _phase_cpu(proc.pid, go, writer)
+                time.sleep(1.0)  # let the hub finish the phase's last answers
+                # Phase 2: the consoles attach from the current end of the feed, then the writer.
+                with Store(path) as store:
+                    after = last_event_id(store)
+                out = ctx.Queue()
+                stop = ctx.Event()
+                consoles = ctx.Process(target=consoles_main, args=(url, tokens, after, stop, out))
+                consoles.start()
+                if out.get(timeout=120) != "ready":
+                    raise RuntimeError("the consoles did not connect")
+                go = ctx.Event()
+                writer = ctx.Process(
+                    target=writer_main, args=(url, conversations, args.rate, args.seconds, go)
+                )
+                writer.start()
+                cpu_with, wall_with = _phase_cpu(proc.pid, go, writer)
+                with Store(path) as store:
+                    end = last_event_id(store)
+                _until_delivered(path, end, deadline=time.monotonic() + 30)
+                stop.set()
+                result = out.get(timeout=120)
+                consoles.join()
+                with Store(path) as store:
+                    feed = [e.id for e in read_events(store, after, 10_000_000)]
+            finally:
+                _stop_server(proc)
+    _print(args, result, feed, cpu_alone / wall_alone, cpu_with / wall_with)
+    print(f"CPU pressure at the end (PSI some avg10): {cpu_pressure()}")
+    return 0
+
+
+def _print(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    feed: list[int],
+    cpu_alone: float,
+    cpu_with: float,
+) -> None:
+    lags_ms = [lag * 1000 for lag in result["lags"]]
+    feed_set = set(feed)
+    gaps = repeats = behind = 0
+    for ids in result["ids"]:
+        repeats += len(ids) - len(set(ids))
+        last = ids[-1] if ids else 0
+        # A gap is a hole before the newest event a console got; what it had not got yet
+        # when the run stopped is "behind", reported apart.
+        gaps += len({i for i in feed_set if i <= last} - set(ids))
+        behind += sum(1 for i in feed if i > last)
+    print(f"the consoles' process used {result['cpu']:.1f} CPU s")
+    print(
+        f"{args.consoles} remote consoles: {len(lags_ms)} events delivered"
+        f" ({len(feed)} feed events each), gaps {gaps}, repeats {repeats},"
+        f" not yet delivered when the run stopped {behind}"
+    )
+    print(
+        f"commit -> event at a remote console: p50 {percentile_or_nan(lags_ms, 0.5):.1f} ms,"
+        f" p99 {percentile_or_nan(lags_ms, 0.99):.1f} ms, max {max(lags_ms, default=0):.1f} ms"
+        "  (goal p99 <= 100 ms on loopback)"
+    )
+    per = (cpu_with - cpu_alone) / args.consoles
+    print(
+        f"server CPU: {cpu_alone * 100:.1f}% of a core with the writer alone,"
+        f" {cpu_with * 100:.1f}% with {args.consoles} consoles: {per * 100:.2f}% per console"
+    )
