@@ -367,3 +367,57 @@ async def test_tls_listener(db_path: Path, tmp_path: Path) -> None:
                     await resp.read()
     finally:
         _stop(proc)
+
+
+async def test_hostile_requests_get_a_clear_4xx_never_a_5xx(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    (cid,) = _waiting(server.db)
+    sam = server.tokens["sam"]
+    conv = server.agent(f"/conversations/{cid}")
+    raw_bodies: list[tuple[str, str, bytes]] = [
+        ("POST", f"{conv}/reply", b"not json"),
+        ("POST", f"{conv}/reply", b"[1, 2]"),
+        ("POST", f"{conv}/reply", b'{"text": "\\ud800 lone surrogate"}'),
+        ("POST", f"{conv}/reply", b'{"text": 12}'),
+        ("POST", f"{conv}/reply", b'{"text": "hi", "draft_id": true}'),
+        ("POST", f"{conv}/note", b'{"text": "' + b"x" * 30_000 + b'"}'),
+        ("POST", f"{conv}/assign", b'{"agent": "Robert\'); DROP TABLE agents;--"}'),
+        ("POST", f"{conv}/assign", b'{"agent": null}'),
+        ("POST", f"{conv}/transfer", b'{"agent": "bot"}'),
+        ("POST", f"{conv}/escalate", b'{"reason": ""}'),
+        ("POST", server.agent("/conversations/99999999999999999999/claim"), b""),
+        ("POST", server.agent("/conversations/-1/claim"), b""),
+        ("POST", server.agent("/conversations/999999/claim"), b""),
+        ("GET", server.agent("/conversations/abc"), b""),
+        ("GET", server.agent("/kb?q=" + "a" * 3000), b""),
+        ("GET", server.agent("/kb?q=card&limit=lots"), b""),
+        ("GET", server.agent("/metrics?sla=nan"), b""),
+        ("GET", server.agent("/metrics?sla=-5"), b""),
+        ("GET", server.agent("/nowhere"), b""),
+        ("DELETE", conv, b""),
+    ]
+    for method, url, body in raw_bodies:
+        async with http.request(
+            method, url, data=body, headers={**_auth(sam), "Content-Type": "application/json"}
+        ) as resp:
+            assert 400 <= resp.status < 500, (method, url[-60:], resp.status, await resp.text())
+            assert "error" in await resp.json(), url
+    for headers in (
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic c2FtOnNhbQ=="},
+        {"Authorization": "Bearer " + "tdm_" + "x" * 5000},
+        {"Authorization": f"Bearer {sam}", "Last-Event-ID": "-3"},
+        {"Authorization": f"Bearer {sam}", "Last-Event-ID": "9" * 40},
+    ):
+        async with http.get(server.agent("/events"), headers=headers) as resp:
+            assert 400 <= resp.status < 500, (headers, resp.status)
+    with Store(server.db) as store:
+        assert get_conversation(store, cid)["state"] == "waiting"
+        assert "Robert" not in str(store.query("SELECT name FROM agents"))
+    # As the owner too: text the store cannot hold is refused, not a 500.
+    assert (await _call(http, "POST", f"{conv}/claim", sam))[0] == 200
+    async with http.post(
+        f"{conv}/reply", data=b'{"text": "\\ud800 lone surrogate"}', headers=_auth(sam)
+    ) as resp:
+        assert resp.status == 422, await resp.text()

@@ -223,6 +223,11 @@ class AgentApi:
         value = body.get(key)
         if not isinstance(value, str) or not value.strip():
             raise ApiError(422, f"{key} must be a non-empty string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON can carry a lone surrogate ("\ud800"); no UTF-8 text, and SQLite, can.
+            raise ApiError(422, f"{key} is not valid Unicode (a lone surrogate)") from None
         return value
 
     # --- reading ------------------------------------------------------------------------
@@ -424,6 +429,7 @@ class AgentApi:
         reason = body.get("reason", "agent_request")
         if not isinstance(reason, str) or not 0 < len(reason) <= 64:
             raise ApiError(422, "reason must be a string of 1-64 characters")
+        reason = self._string({"reason": reason}, "reason")
         lc.escalate(self.store, cid, reasons=[reason], by=account.name)
         return self._moved(cid)
 
