@@ -22,6 +22,9 @@ from typing import Any
 
 from console.assist.context import DraftContext, clean
 from console.llm import LLM, LLMError
+from store.db import Store
+from store.errors import NotFound
+from store.kb import get as get_article
 
 # How each triage reason reads to a person taking over.
 FEELING: Mapping[str, str] = {
@@ -231,6 +234,19 @@ async def summarize(
         reasons=tuple(ctx.reasons),
         engine="llm",
     )
+
+
+def cited_titles(store: Store, ctx: DraftContext) -> dict[str, str]:
+    """Titles of the articles the bot cited in ``ctx`` (and those retrieved for it)."""
+    titles = {a.id: a.title for a in ctx.articles}
+    for turn in ctx.turns:
+        for kid in turn.kb_ids:
+            if kid not in titles:
+                try:
+                    titles[kid] = get_article(store, kid).title
+                except NotFound:
+                    continue  # an id the bot cited that the KB no longer has: shown as the id
+    return titles
 
 
 def _with_notice(summary: HandoverSummary, notice: str) -> HandoverSummary:

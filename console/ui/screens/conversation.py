@@ -18,7 +18,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
@@ -36,6 +36,7 @@ from store.queries import transcript
 from store.views import earlier_messages
 
 if TYPE_CHECKING:
+    from console.assist.summary import HandoverSummary
     from console.ui.app import TandemApp
     from console.ui.screens.kb_search import KbPick
 
@@ -151,6 +152,7 @@ class ConversationScreen(Screen[None]):
         self.seen: set[int] = set()
         self.loaded = False
         self._saving_note = False
+        self._summarised_state: str | None = None
 
     @property
     def tandem(self) -> TandemApp:
@@ -166,7 +168,9 @@ class ConversationScreen(Screen[None]):
             f"conversation #{self.conversation_id} · loading…", id="conv-header", markup=False
         )
         with Horizontal(id="conv-body"):
-            yield VerticalScroll(id="transcript")
+            with Vertical(id="conv-main"):
+                yield Static("", id="handover", markup=False)
+                yield VerticalScroll(id="transcript")
             with VerticalScroll(id="side"):
                 yield Static("", id="side-context", markup=False)
         yield Static("", id="conv-hint", markup=False)
@@ -182,10 +186,14 @@ class ConversationScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#transcript", VerticalScroll).anchor()
-        self.tandem.reader.watch(self.conversation_id)
+        # The transcript sits two containers down; it is mounted by the next refresh.
+        self.call_after_refresh(self._start_watching)
         # Waiting and holding times in the header move on their own.
         self.set_interval(1.0, self._update_header)
+
+    def _start_watching(self) -> None:
+        self.query_one("#transcript", VerticalScroll).anchor()
+        self.tandem.reader.watch(self.conversation_id)
 
     def on_resize(self, event: Resize) -> None:
         narrow = event.size.width < 100
@@ -214,6 +222,48 @@ class ConversationScreen(Screen[None]):
         box.release_anchor()
         box.mount_all(widgets, before=0)
         box.scroll_home(animate=False)
+
+    @work(thread=True, exclusive=True, group="handover")
+    def _summarize(self) -> None:
+        # Reads on this thread's own connection; an LLM summary (when configured) follows the
+        # extractive one, which is shown at once.
+        import asyncio
+
+        from console.assist.context import build_context
+        from console.assist.summary import cited_titles, embedded_summary, summarize
+
+        try:
+            with Store(self.tandem.db_path) as store:
+                ctx = build_context(store, self.conversation_id, agent=self.tandem.agent)
+                titles = cited_titles(store, ctx)
+        except StoreError:
+            return  # the transcript itself says what is wrong with the store
+        self.app.call_from_thread(self._show_handover, embedded_summary(ctx, titles))
+        if self.tandem.llm is not None:
+            from console.llm import LLM
+
+            llm = LLM(self.tandem.llm.config)  # its own client, on this thread's event loop
+            better = asyncio.run(summarize(ctx, llm=llm, titles=titles))
+            self.app.call_from_thread(self._show_handover, better)
+
+    def _show_handover(self, summary: HandoverSummary) -> None:
+        text = Text()
+        text.append("Hand-over", style="bold")
+        text.append(f" · {summary.engine}\n", style="dim")
+        for label, value in (
+            ("Wants", summary.wants),
+            ("Bot so far", summary.tried),
+            ("Feeling", summary.feeling),
+        ):
+            text.append(f"{label}: ", style="bold")
+            text.append(safe_text(value))
+            text.append("\n")
+        if summary.notice:
+            text.append(safe_text(summary.notice), style="dim italic")
+        panel = self.query_one("#handover", Static)
+        text.rstrip()
+        panel.update(text)
+        panel.add_class("-shown")
 
     def action_toggle_context(self) -> None:
         if self.has_class("-narrow"):
@@ -256,6 +306,14 @@ class ConversationScreen(Screen[None]):
         first_load = not self.loaded
         self.loaded = True
         self._update_chrome()
+        state = self.conv["state"]
+        if state in ("waiting", "human") and self._summarised_state != state:
+            # A person is about to take over, or has: brief them (again when it changes hands).
+            self._summarised_state = state
+            self._summarize()
+        elif state not in ("waiting", "human"):
+            self._summarised_state = None
+            self.query_one("#handover", Static).remove_class("-shown")
         composer = self.query_one(Composer)
         if self.mine and (first_load and self.claimed or not was_mine and not first_load):
             composer.on_takeover()
