@@ -49,10 +49,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(db: Path, *extra: str, scheme: str = "http") -> tuple[subprocess.Popen[str], str]:
+def _start(
+    db: Path, *extra: str, scheme: str = "http", env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
     env["TANDEM_API_TOKEN"] = INTEGRATION
+    env.update(env_extra or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay"]
         + ["--log-interval", "0", "--listen", f"127.0.0.1:{port}", *extra],
@@ -421,3 +424,80 @@ async def test_hostile_requests_get_a_clear_4xx_never_a_5xx(
         f"{conv}/reply", data=b'{"text": "\\ud800 lone surrogate"}', headers=_auth(sam)
     ) as resp:
         assert resp.status == 422, await resp.text()
+
+
+async def _draft(
+    session: aiohttp.ClientSession, url: str, token: str
+) -> tuple[int, list[tuple[str, dict[str, object]]], bytes]:
+    """POST a draft request; the status, the (event, data) pairs and the raw bytes."""
+    async with session.post(url, headers=_auth(token), json={}) as resp:
+        raw = await resp.read()
+        if resp.status != 200:
+            return resp.status, [], raw
+    events = []
+    for frame in raw.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return 200, events, raw
+
+
+def _with_customer(db: Path) -> int:
+    (cid,) = _waiting(db)
+    with Store(db) as store:
+        lc.add_customer_message(store, cid, "My card was declined at the shop, why?")
+    return cid
+
+
+async def test_drafts_are_written_on_the_server_and_logged_for_the_owner(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    cid = _with_customer(server.db)
+    ana, bob = server.tokens["ana"], server.tokens["bob"]
+    base = server.agent(f"/conversations/{cid}")
+    status, _, raw = await _draft(http, f"{base}/draft", ana)
+    assert status == 409 and b"claim conversation" in raw
+    assert (await _call(http, "POST", f"{base}/claim", ana))[0] == 200
+    status, _, raw = await _draft(http, f"{base}/draft", bob)
+    assert status == 409 and b"taken by ana" in raw
+    status, events, _ = await _draft(http, f"{base}/draft", ana)
+    assert status == 200
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished" and "text" in kinds, kinds
+    finished = events[-1][1]
+    text = "".join(str(d["text"]) for k, d in events if k == "text")
+    assert finished["text"] == text and finished["engine"] == "embedded" and text.strip()
+    draft_id = finished["draft_id"]
+    # Someone else's draft cannot be claimed as yours; your own is logged as sent.
+    status, body = await _call(
+        http, "POST", f"{base}/reply", bob, {"text": "x", "draft_id": draft_id}
+    )
+    assert status == 403, body
+    status, body = await _call(
+        http, "POST", f"{base}/reply", ana, {"text": text, "draft_id": draft_id}
+    )
+    assert (status, body["draft_outcome"]) == (201, "accepted"), body
+    status, stats = await _call(http, "GET", server.agent("/drafts/stats"), bob)
+    assert status == 200 and stats["by_outcome"]["accepted"] == 1
+
+
+async def test_the_llm_key_stays_on_the_server(db_path: Path, fake_openai) -> None:
+    key = "sk-server-only-4c1d"
+    fake_openai.reply = "I am sorry about the declined card; let me check it."
+    env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": key, "TANDEM_MODEL": "fake-1"}
+    with Store(db_path) as store:
+        token = accounts.add(store, "ana", "agent")
+    proc, url = _start(db_path, env_extra=env)
+    try:
+        cid = _with_customer(db_path)
+        base = f"{url}/agent/v1/conversations/{cid}"
+        async with aiohttp.ClientSession() as session:
+            assert (await _call(session, "POST", f"{base}/claim", token))[0] == 200
+            status, events, raw = await _draft(session, f"{base}/draft", token)
+            _, conversation = await _call(session, "GET", base, token)
+        assert status == 200 and events[-1][1]["engine"] == "llm", events[-1]
+        assert events[-1][1]["text"] == fake_openai.reply
+        assert key not in raw.decode() and key not in json.dumps(conversation)
+        assert any(key in str(h) for h in fake_openai.headers)  # the server used it
+    finally:
+        _stop(proc)

@@ -21,10 +21,11 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -47,7 +48,20 @@ from store.feed import Event, Follower, last_event_id, messages_of, read_events
 from store.queries import get_conversation, transcript
 from store.views import conversation_context, supervisor_metrics, wall_rows
 
+
+class Drafter(Protocol):
+    """What the agent API needs of :class:`console.assist.service.DraftService` (the server
+    passes a factory in; the channels layer does not import the assist engines)."""
+
+    def draft(
+        self, conversation_id: int, *, instruction: str | None = None
+    ) -> AsyncGenerator[Any, None]: ...
+
+
+DrafterFactory = Callable[[Store, str], Drafter]
+
 PREFIX = "/agent/v1"
+MAX_INSTRUCTION = 500
 TOKEN_RECHECK_S = 1.0
 """How often an idle stream looks its token up again (a busy one looks on every wake)."""
 HEARTBEAT_S = 15.0
@@ -70,9 +84,11 @@ class AgentApi:
         poll_interval: float = 0.02,
         failure_rate: float = 1.0,
         failure_burst: int = 10,
+        drafts: DrafterFactory | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.poll_interval = poll_interval
+        self.drafts = drafts
         self.store = Store(self.db_path)
         self._failures = _Buckets(failure_rate, failure_burst)
         # One Event per open stream: the pump sets them all when the feed moves. (No shared
@@ -104,6 +120,8 @@ class AgentApi:
         r.add_post("/conversations/{id}/assign", self.assign)
         r.add_post("/conversations/{id}/transfer", self.transfer)
         r.add_post("/conversations/{id}/release", self.release)
+        r.add_post("/conversations/{id}/draft", self.draft)
+        r.add_post("/drafts/{draft}/discard", self.discard_draft)
         r.add_get("/kb", self.kb_search)
         r.add_get("/drafts/stats", self.draft_stats)
         r.add_get("/metrics", self.metrics)
@@ -410,10 +428,65 @@ class AgentApi:
         draft_id = body.get("draft_id")
         if draft_id is not None and (not isinstance(draft_id, int) or isinstance(draft_id, bool)):
             raise ApiError(422, "draft_id must be an integer")
-        mid = lc.agent_reply(
-            self.store, cid, account.name, self._string(body, "text"), draft_id=draft_id
+        text = self._string(body, "text")
+        if draft_id is not None:
+            self._own_draft(draft_id, account, cid)
+        mid = lc.agent_reply(self.store, cid, account.name, text, draft_id=draft_id)
+        outcome = None
+        if draft_id is not None:
+            # What the agent did with the draft (sent as written, or edited first).
+            outcome = draft_store.mark_sent(self.store, draft_id, text, message_id=mid)
+        return web.json_response({"id": mid, "draft_outcome": outcome}, status=201)
+
+    def _own_draft(self, draft_id: int, account: Account, cid: int | None = None) -> None:
+        row = draft_store.get_draft(self.store, draft_id)
+        if row["agent"] != account.name or (cid is not None and row["conversation_id"] != cid):
+            raise ApiError(403, f"draft {draft_id} is not yours for this conversation")
+
+    async def draft(self, request: web.Request) -> web.StreamResponse:
+        """Write a draft on the server (the LLM and its key stay here) and stream it as
+        server-sent events: ``started``, ``text`` pieces, maybe ``reset``, ``finished``."""
+        account = self._account(request)
+        cid = self._cid(request)
+        body = await self._body(request)
+        instruction = body.get("instruction")
+        if instruction is not None:
+            instruction = self._string(body, "instruction")
+            if len(instruction) > MAX_INSTRUCTION:
+                raise ApiError(413, f"instruction is too long (limit {MAX_INSTRUCTION})")
+        if self.drafts is None:
+            raise ApiError(404, "this server does not write drafts")
+        conv = get_conversation(self.store, cid)
+        if conv["state"] != "human" or conv["owner"] != account.name:
+            if conv["state"] == "human":
+                raise Taken(conv["owner"])
+            raise ApiError(409, f"claim conversation {cid} before drafting a reply")
+        service = self.drafts(self.store, account.name)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        return web.json_response({"id": mid}, status=201)
+        await response.prepare(request)
+        stream = service.draft(cid, instruction=instruction)
+        try:
+            # aclosing: a console that goes away stops the draft now, and it is still logged.
+            async with aclosing(stream) as events:
+                async for event in events:
+                    kind = type(event).__name__.removeprefix("Draft").lower()
+                    payload = (
+                        asdict(event) if is_dataclass(event) and not isinstance(event, type) else {}
+                    )
+                    await response.write(f"event: {kind}\ndata: {_dumps(payload)}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    async def discard_draft(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        raw = request.match_info["draft"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise ApiError(404, f"draft {raw[:40]!r} not found")
+        self._own_draft(int(raw), account)
+        return web.json_response({"discarded": draft_store.discard(self.store, int(raw))})
 
     async def note(self, request: web.Request) -> web.Response:
         account = self._account(request)

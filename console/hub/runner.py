@@ -165,7 +165,7 @@ async def _serve(
 
         tasks.append(asyncio.create_task(Webhooks(path, webhooks).run(stop), name="webhooks"))
     api_runner, api_note = (
-        await _start_api(path, listen, hub.wake, tls) if listen else (None, "no channel API")
+        await _start_api(path, listen, hub.wake, tls, llm) if listen else (None, "no channel API")
     )
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
     _say(
@@ -225,11 +225,25 @@ async def _serve(
     return 0
 
 
+def _drafter(llm_config: Any) -> Any:
+    """Drafts for remote consoles, written here: the LLM (and its key) never leaves the server."""
+    from console.assist.service import DraftService
+    from console.llm import LLM
+
+    llm = LLM(llm_config) if llm_config is not None else None
+
+    def make(store: Any, agent: str) -> DraftService:
+        return DraftService(store, agent=agent, llm=llm)
+
+    return make
+
+
 async def _start_api(
     path: str | Path,
     listen: tuple[str, int],
     on_post: Callable[[], None],
     tls: ssl.SSLContext | None = None,
+    llm: Any = None,
 ) -> tuple[Any, str]:
     """Start the channel API and, beside it on the same listener, the agent API (under
     /agent/v1/); a busy port is reported, never fatal for the hub."""
@@ -241,7 +255,7 @@ async def _start_api(
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
     api = ChannelApi(path, token=token, on_post=on_post)
-    agents = AgentApi(path)
+    agents = AgentApi(path, drafts=_drafter(llm))
     agents.mount(api.app)
     runner = web.AppRunner(api.app, access_log=None)
     await runner.setup()
