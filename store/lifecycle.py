@@ -66,6 +66,9 @@ class TriageMark:
     score: float
     reasons: list[str] = field(default_factory=list)
     state: str | None = None  # the engine's incremental per-conversation state, as JSON
+    lang: str | None = None  # the customer's language (ISO 639-1); None keeps the stored one
+    model_reasons: list[str] = field(default_factory=list)  # reasons only the LLM judge gave
+    model_why: str = ""  # the judge's one line
 
 
 def _text(text: str, what: str = "text") -> str:
@@ -161,11 +164,31 @@ def _apply_triage(
             "UPDATE messages SET level = ?, score = ?, reasons = ? WHERE id = ?",
             (mark.level, mark.score, reasons, message_id),
         )
+    model = (
+        json.dumps(list(mark.model_reasons), separators=(",", ":")) if mark.model_reasons else None
+    )
+    why = mark.model_why or None
     cur = conn.execute(
         "UPDATE conversations SET level = ?, score = ?, reasons = ?,"
-        " triage_state = coalesce(?, triage_state)"
-        " WHERE id = ? AND (level IS NOT ? OR reasons IS NOT ? OR abs(score - ?) >= 0.05)",
-        (mark.level, mark.score, reasons, mark.state, cid, mark.level, reasons, mark.score),
+        " triage_state = coalesce(?, triage_state), lang = coalesce(?, lang),"
+        " model_reasons = ?, model_why = ?"
+        " WHERE id = ? AND (level IS NOT ? OR reasons IS NOT ? OR abs(score - ?) >= 0.05"
+        " OR lang IS NOT coalesce(?, lang) OR model_reasons IS NOT ?)",
+        (
+            mark.level,
+            mark.score,
+            reasons,
+            mark.state,
+            mark.lang,
+            model,
+            why,
+            cid,
+            mark.level,
+            reasons,
+            mark.score,
+            mark.lang,
+            model,
+        ),
     )
     if cur.rowcount == 0 and mark.state is not None:
         conn.execute("UPDATE conversations SET triage_state = ? WHERE id = ?", (mark.state, cid))
@@ -412,7 +435,16 @@ def _triaged(
     message_id: int | None,
     mark: TriageMark,
 ) -> None:
-    data = {"level": mark.level, "score": round(mark.score, 3), "reasons": list(mark.reasons)}
+    data: dict[str, Any] = {
+        "level": mark.level,
+        "score": round(mark.score, 3),
+        "reasons": list(mark.reasons),
+    }
+    if mark.lang:
+        data["lang"] = mark.lang
+    if mark.model_reasons:
+        data["model_reasons"] = list(mark.model_reasons)
+        data["model_why"] = mark.model_why
     _event(conn, at, cid, "triaged", actor, message_id=message_id, data=data)
 
 

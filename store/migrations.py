@@ -276,6 +276,25 @@ def m0005_accounts(db: Database) -> None:
     )
 
 
+@migrations(name="0006_triage_language")
+def m0006_triage_language(db: Database) -> None:
+    """The customer's language and the LLM judge's own reasons on a conversation (issue 12).
+
+    ``lang`` is the ISO 639-1 code triage detected (NULL until a customer wrote);
+    ``model_reasons`` (a JSON list) are the reasons only the LLM gave, also present in
+    ``reasons`` so every consumer sees them, and marked as the model's on screen;
+    ``model_why`` is the model's one line.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE conversations ADD COLUMN lang TEXT;
+        ALTER TABLE conversations ADD COLUMN model_reasons TEXT;
+        ALTER TABLE conversations ADD COLUMN model_why TEXT;
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

@@ -11,7 +11,7 @@ from store.errors import NotFound
 _CONVERSATION_COLUMNS = (
     "c.id, c.customer_id, cu.name AS customer_name, cu.external_id, c.channel, c.state, c.owner,"
     " c.level, c.score, c.reasons, c.subject, c.message_count, c.bot_fallbacks, c.llm_fallbacks,"
-    " c.version,"
+    " c.version, c.lang, c.model_reasons, c.model_why,"
     " c.created_at, c.updated_at, c.last_message_at, c.last_customer_at, c.waiting_since,"
     " c.claimed_at, c.first_human_reply_at, c.resolved_at"
 )
@@ -20,6 +20,7 @@ _CONVERSATION_COLUMNS = (
 def _conversation(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["reasons"] = json.loads(d["reasons"]) if d.get("reasons") else []
+    d["model_reasons"] = json.loads(d["model_reasons"]) if d.get("model_reasons") else []
     return d
 
 

@@ -122,6 +122,9 @@ def conversation_context(
                 "actor": r["actor"],
                 "level": data.get("level"),
                 "reasons": list(data.get("reasons") or []),
+                "model_reasons": list(data.get("model_reasons") or []),
+                "model_why": str(data.get("model_why") or ""),
+                "lang": str(data.get("lang") or ""),
             }
         )
     kb_ids: list[str] = []

@@ -51,6 +51,9 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        # The triage judge's requests (a forced tool call named "triage") have a lane of their
+        # own, so a hub test's bot answers and request counts are not disturbed by them.
+        self.judge_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -61,6 +64,11 @@ class FakeOpenAI:
         with self._lock:
             self.requests.clear()
             self.headers.clear()
+            self.judge_requests.clear()
+        self.judge_args: dict[str, Any] | None = {"level": "calm", "reasons": [], "why": ""}
+        self.judge_reply: str | None = None  # a text answer instead of the tool call
+        self.judge_delay: float = 0.0
+        self.judge_responder: Callable[[dict[str, Any]], str | dict[str, Any]] | None = None
         self.reply: str = "Hello from the fake model."
         self.tool_args: dict[str, Any] | None = None
         self.ignore_tools: bool = False
@@ -132,13 +140,35 @@ class FakeOpenAI:
         )
 
     # -- answering -----------------------------------------------------------------------
+    @staticmethod
+    def is_judge(body: dict[str, Any]) -> bool:
+        """A request from the triage judge (console.triage.judge)."""
+        tools = body.get("tools") or []
+        return any((t.get("function") or {}).get("name") == "triage" for t in tools)
+
+    def judge_text(self) -> str:
+        """Every message the judge sent, joined: for "not in" checks."""
+        with self._lock:
+            bodies = list(self.judge_requests)
+        return "\n".join(json.dumps(b.get("messages", []), ensure_ascii=False) for b in bodies)
+
     def _record(self, body: dict[str, Any], headers: dict[str, str]) -> None:
         with self._lock:
+            if self.is_judge(body):
+                self.judge_requests.append(body)
+                return
             self.requests.append(body)
             self.headers.append(headers)
 
     def _answer(self, body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
         """(text, tool_args) for this request."""
+        if self.is_judge(body):
+            if self.judge_responder is not None:
+                result = self.judge_responder(body)
+                return (None, result) if isinstance(result, dict) else (result, None)
+            if self.judge_reply is not None:
+                return self.judge_reply, None
+            return (None, self.judge_args) if self.judge_args is not None else (self.reply, None)
         wants_tool = bool(body.get("tools"))
         if self.responder is not None:
             result = self.responder(body)
@@ -203,8 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.on_request is not None:
             fake.on_request()
         try:
-            if fake.delay:
-                time.sleep(fake.delay)
+            delay = fake.judge_delay if fake.is_judge(body) else fake.delay
+            if delay:
+                time.sleep(delay)
             if fake.drop:
                 self.close_connection = True
                 self.connection.shutdown(2)

@@ -14,6 +14,7 @@ answer to the same message (AlreadyAnswered).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -35,6 +36,9 @@ log = logging.getLogger("tandem.hub")
 llm_log = logging.getLogger("tandem.hub.llm")
 
 STALE_AFTER_S = 0.2  # an answer that took longer may have been overtaken by the customer
+# How long the bot's answer waits for the LLM judge's second opinion (issue 12); a verdict that
+# comes later still raises the conversation when it lands.
+JUDGE_BUDGET_S = 1.5
 # Feed events after which a person has dealt with what triage had found: a hand-back or a
 # supervisor's release from the queue (an agent closing the conversation counts too).
 _SETTLING = {"handed_back", "released"}
@@ -60,12 +64,17 @@ class ConversationWork:
         bot: BotLike,
         *,
         keep_lags: bool = False,
+        judge: Any = None,
+        judge_budget: float = JUDGE_BUDGET_S,
     ) -> None:
         self.shared = shared
         self.memory = memory
         self.escalation = escalation
         self.bot = bot
         self.keep_lags = keep_lags
+        self.judge = judge  # console.triage.judge.Judge, when an LLM is configured
+        self.judge_budget = judge_budget
+        self._late: set[asyncio.Task[Any]] = set()
 
     def touched(self, events: list[Event], in_hand: Collection[int]) -> dict[int, tuple[bool, int]]:
         """Conversations a batch gives work to: id -> (a new customer message, first event id).
@@ -136,11 +145,24 @@ class ConversationWork:
             fallbacks=fallbacks,
             settled=entry.settled,
         )
+        if entry.context is None:
+            entry.context = deque(self._context(cid), maxlen=CONTEXT_MESSAGES)
+        if not decision.escalate and self.judge is not None and verdict.level != "urgent":
+            # The bot is about to answer: a second opinion first, within the budget.
+            judged = await self._judged(cid, entry, mid, verdict)
+            if judged is not verdict:
+                verdict = judged
+                decision = decide(
+                    settings,
+                    level=verdict.level,
+                    reasons=verdict.reasons,
+                    message_reasons=getattr(verdict, "message_reasons", ()),
+                    fallbacks=fallbacks,
+                    settled=entry.settled,
+                )
         if decision.escalate:
             self.escalation.escalate(cid, entry, mid, decision)
             return False
-        if entry.context is None:
-            entry.context = deque(self._context(cid), maxlen=CONTEXT_MESSAGES)
         ctx = _bot_context(cid, conv.customer_name, list(entry.context), verdict, fallbacks)
         asked = time.monotonic()
         try:
@@ -188,6 +210,76 @@ class ConversationWork:
             llm_log.info("conversation %s: %s; sent", cid, llm)
         self._reply(cid, entry, mid, created_at, ans)
         return False
+
+    async def _judged(self, cid: int, entry: Remembered, mid: int, verdict: Any) -> Any:
+        """The verdict with the LLM judge's opinion, if it comes within the budget.
+
+        A late opinion is applied when it lands (:meth:`_apply_late`); the judge itself never
+        raises (failures are counted in its stats and leave the offline verdict).
+        """
+        judge = self.judge
+        assert judge is not None and entry.context is not None
+        turns = list(entry.context)
+        task = asyncio.ensure_future(judge.review(turns, verdict))
+        try:
+            combined, _ = await asyncio.wait_for(asyncio.shield(task), self.judge_budget)
+        except TimeoutError:
+            self.shared.stats.judge_late += 1
+            self._late.add(task)
+            task.add_done_callback(lambda t: self._landed(t, cid, mid, verdict))
+            return verdict
+        if combined is not verdict:
+            entry.last_customer = combined
+            if entry.verdict is verdict:
+                entry.verdict = combined
+            self.shared.stats.judge_raised += 1 if combined.level != verdict.level else 0
+        return combined
+
+    def _landed(self, task: asyncio.Task[Any], cid: int, mid: int, offline: Any) -> None:
+        self._late.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return
+        combined, opinion = task.result()
+        if opinion is None or combined is offline:
+            return
+        try:
+            self._apply_late(cid, mid, offline, opinion)
+        except Exception:  # a late opinion must never take the hub down
+            log.exception("conversation %s: the LLM judge's late verdict was not applied", cid)
+
+    def _apply_late(self, cid: int, mid: int, offline: Any, opinion: Any) -> None:
+        """Raise ``cid`` by an opinion that came after the bot answered (if still current)."""
+        from console.triage.judge import combine
+
+        entry = self.memory.get(cid)
+        if entry is None or entry.last_customer is not offline:
+            return  # the customer wrote again: the newer message has its own verdict
+        raised = combine(offline, opinion.level, list(opinion.reasons), opinion.why)
+        if raised.level == offline.level and not raised.model_reasons:
+            return
+        entry.last_customer = raised
+        current = entry.verdict
+        entry.verdict = (
+            combine(current, opinion.level, list(opinion.reasons), opinion.why)
+            if current is not None and current is not offline
+            else raised
+        )
+        stats = self.shared.stats
+        stats.judge_raised += 1 if raised.level != offline.level else 0
+        conv = hub_state.conversation(self.shared.store, cid)
+        if conv is not None and conv.state == "bot":
+            decision = decide(
+                self.shared.settings,
+                level=raised.level,
+                reasons=raised.reasons,
+                message_reasons=getattr(raised, "message_reasons", ()),
+                fallbacks=conv.bot_fallbacks,
+                settled=entry.settled,
+            )
+            if decision.escalate:
+                self.escalation.escalate(cid, entry, mid, decision)
+                return
+        self.escalation.record(cid, entry, mid)
 
     def _unanswered(self, cid: int, entry: Remembered) -> tuple[int, float] | None:
         """The customer's message, if it is the newest one in the conversation."""

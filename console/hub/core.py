@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from console.hub.conversation import BotLike, ConversationWork
+from console.hub.conversation import JUDGE_BUDGET_S, BotLike, ConversationWork
 from console.hub.escalation import Escalation
 from console.hub.feed import CURSOR, FeedFollower
 from console.hub.memory import TriageMemory
@@ -56,6 +56,9 @@ class Hub:
     :param clock: wall clock (seconds); tests may pass a fake one for timers
     :param concurrency: conversations answered at once (matters with an LLM bot)
     :param keep_lags: remember per-reply lag for benchmarks
+    :param judge: the LLM second opinion on triage (:class:`console.triage.judge.Judge`)
+    :param judge_budget: seconds the bot's answer waits for the judge (a later opinion still
+        raises the conversation)
     """
 
     def __init__(
@@ -70,6 +73,8 @@ class Hub:
         batch: int = 2000,
         concurrency: int = 32,
         keep_lags: bool = False,
+        judge: Any = None,
+        judge_budget: float = JUDGE_BUDGET_S,
     ) -> None:
         self.shared = shared = Shared(
             path, engine=engine, settings=settings or PolicySettings(), clock=clock
@@ -82,7 +87,16 @@ class Hub:
         self.stats = shared.stats
         memory = TriageMemory(shared)
         escalation = Escalation(shared, memory, Notices(shared))
-        self.conversations = ConversationWork(shared, memory, escalation, bot, keep_lags=keep_lags)
+        self.judge = judge
+        self.conversations = ConversationWork(
+            shared,
+            memory,
+            escalation,
+            bot,
+            keep_lags=keep_lags,
+            judge=judge,
+            judge_budget=judge_budget,
+        )
         self.feed = FeedFollower(
             shared,
             self.conversations,
@@ -203,7 +217,9 @@ def make_hub(
 ) -> Hub:
     """A hub with the real triage engine and bot, the KB loaded if the table is empty.
 
-    :param llm: a :class:`console.config.LLMConfig`, or ``None`` for the embedded bot only
+    :param llm: a :class:`console.config.LLMConfig`, or ``None`` for the embedded bot only;
+        when it is enabled, triage also asks it for a second opinion (``judge_budget`` in
+        ``kwargs`` sets the wait, default 1.5 s)
     """
     from console.bot import make_bot
     from console.kb import ensure_loaded
@@ -211,4 +227,9 @@ def make_hub(
 
     with Store(path) as store:
         ensure_loaded(store)
+    if llm is not None and getattr(llm, "enabled", False) and "judge" not in kwargs:
+        from console.llm import LLM
+        from console.triage.judge import Judge
+
+        kwargs["judge"] = Judge(LLM(llm))
     return Hub(path, engine=TriageEngine(), bot=make_bot(path, llm), settings=settings, **kwargs)

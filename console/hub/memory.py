@@ -148,7 +148,15 @@ class TriageMemory:
         # too: an agent must never see a conversation sent to people with no reason shown.
         reasons = list(verdict.reasons) + [r for r in also if r not in verdict.reasons]
         entry.stored = (lvl, tuple(reasons))
-        return lc.TriageMark(lvl, float(verdict.score), reasons, dump)
+        return lc.TriageMark(
+            lvl,
+            float(verdict.score),
+            reasons,
+            dump,
+            lang=getattr(verdict, "lang", "") or None,
+            model_reasons=[r for r in getattr(verdict, "model_reasons", ()) if r in reasons],
+            model_why=str(getattr(verdict, "model_why", "") or ""),
+        )
 
     def resettle(self, cid: int) -> None:
         """A person dealt with ``cid`` (handed back, released, resolved): reload what they settled."""

@@ -24,6 +24,8 @@ class HubStats:
     long_wait_raised: int = 0
     errors: int = 0
     batches: int = 0
+    judge_raised: int = 0  # conversations the LLM judge raised a level on
+    judge_late: int = 0  # opinions that came after the bot had answered
     escalation_reasons: dict[str, int] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)  # seconds from customer message to reply
 

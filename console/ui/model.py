@@ -50,6 +50,24 @@ REASON_WORDS = {
 }
 
 
+def language_code(row: dict[str, Any]) -> str:
+    """The customer's language as a short code for the tile ("sv"), or "" when unknown."""
+    lang = row.get("lang")
+    if isinstance(lang, str) and 2 <= len(lang) <= 3 and lang.isascii() and lang.isalpha():
+        return lang.lower()
+    return ""
+
+
+def language_name(row: dict[str, Any]) -> str:
+    """The customer's language for the context panel: "Swedish (sv)", or "" when unknown."""
+    code = language_code(row)
+    if not code:
+        return ""
+    from console.triage.lexicon import LANGUAGES, load
+
+    return f"{load(code).name} ({code})" if code in LANGUAGES else code
+
+
 def reason_words(reasons: list[str]) -> list[str]:
     """Reasons as words; an unknown code is shown with its underscores as spaces."""
     return [REASON_WORDS.get(r, str(r).replace("_", " ")) for r in reasons]

@@ -47,7 +47,7 @@ def test_parse_opinion_drops_unknowns() -> None:
 
 
 async def test_second_opinion_over_http(fake_openai: FakeOpenAI) -> None:
-    fake_openai.tool_args = {"level": "empathy", "reasons": ["vulnerability"]}
+    fake_openai.judge_args = {"level": "empathy", "reasons": ["vulnerability"]}
     llm = LLM(LLMConfig(base_url=fake_openai.base_url, model="fake", timeout=5))
     messages = [
         {"role": "customer", "text": "I guess it doesn't matter anymore. Card 4111 1111 1111 1111"}
@@ -56,9 +56,9 @@ async def test_second_opinion_over_http(fake_openai: FakeOpenAI) -> None:
     combined, level, reasons = await second_opinion(llm, messages, offline)
     assert (level, reasons) == ("empathy", ["vulnerability"])
     assert combined.needs_human and "vulnerability" in combined.reasons
-    body = fake_openai.last
+    body = fake_openai.judge_requests[-1]
     assert body["tools"][0]["function"]["parameters"] == SCHEMA
-    assert "4111 1111 1111 1111" not in fake_openai.all_text()  # redacted before leaving
+    assert "4111 1111 1111 1111" not in fake_openai.judge_text()  # redacted before leaving
     # Customer text travels as JSON data, not as instructions.
     assert json.dumps("I guess it doesn't matter anymore.")[1:-1] in body["messages"][1]["content"]
 
@@ -66,7 +66,7 @@ async def test_second_opinion_over_http(fake_openai: FakeOpenAI) -> None:
 async def test_second_opinion_errors_are_typed(fake_openai: FakeOpenAI) -> None:
     llm = LLM(LLMConfig(base_url=fake_openai.base_url, model="fake", timeout=5))
     offline = Verdict("calm", 0.1, [])
-    fake_openai.tool_args = {"level": "catastrophic", "reasons": []}
+    fake_openai.judge_args = {"level": "catastrophic", "reasons": []}
     with pytest.raises(LLMError):
         await second_opinion(llm, [{"role": "customer", "text": "hi"}], offline)
     fake_openai.status = 500
@@ -95,7 +95,7 @@ def test_cli_llm_flag(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) 
     assert proc.returncode == 1 and b"--llm needs an LLM endpoint" in proc.stderr
 
     env.update(OPENAI_BASE_URL=fake_openai.base_url, TANDEM_MODEL="fake")
-    fake_openai.responder = lambda body: (
+    fake_openai.judge_responder = lambda body: (
         {"level": "watch", "reasons": ["frustration"]}
         if "whatever" in json.dumps(body)
         else {"level": "calm", "reasons": []}
@@ -128,7 +128,7 @@ def _judge(fake: FakeOpenAI, timeout: float = 5.0) -> Judge:
 
 
 async def test_the_judge_raises_and_marks_its_reasons(fake_openai: FakeOpenAI) -> None:
-    fake_openai.tool_args = {
+    fake_openai.judge_args = {
         "level": "empathy",
         "reasons": ["vulnerability", "not_a_reason"],
         "why": "Sounds [b]overwhelmed[/b]\x1b[31m and alone " + "very " * 80,
@@ -147,7 +147,7 @@ async def test_the_judge_raises_and_marks_its_reasons(fake_openai: FakeOpenAI) -
 
 
 async def test_the_judge_never_lowers_a_hard_floor(fake_openai: FakeOpenAI) -> None:
-    fake_openai.tool_args = {"level": "calm", "reasons": [], "why": "routine"}
+    fake_openai.judge_args = {"level": "calm", "reasons": [], "why": "routine"}
     judge = _judge(fake_openai)
     fraud = [{"role": "customer", "text": "someone stole my card and emptied my account"}]
     offline = ENGINE.score_conversation(fraud)
@@ -155,7 +155,7 @@ async def test_the_judge_never_lowers_a_hard_floor(fake_openai: FakeOpenAI) -> N
     combined, opinion = await judge.review(fraud, offline)
     # Already urgent: not even asked, and nothing left the machine.
     assert opinion is None and combined is offline and judge.stats.skipped == 1
-    assert fake_openai.requests == []
+    assert fake_openai.judge_requests == []
     person = [{"role": "customer", "text": "I want to speak to a real person"}]
     offline = ENGINE.score_conversation(person)
     combined, opinion = await judge.review(person, offline)
@@ -166,9 +166,9 @@ async def test_the_judge_never_lowers_a_hard_floor(fake_openai: FakeOpenAI) -> N
 @pytest.mark.parametrize(
     "setup",
     [
-        {"tool_args": {"level": "panic", "reasons": []}},
-        {"tool_args": {"level": "watch", "reasons": "fraud"}},
-        {"ignore_tools": True, "reply": "I think the customer is fine, really."},
+        {"judge_args": {"level": "panic", "reasons": []}},
+        {"judge_args": {"level": "watch", "reasons": "fraud"}},
+        {"judge_reply": "I think the customer is fine, really."},
     ],
 )
 async def test_malformed_answers_are_ignored_and_counted(
@@ -185,8 +185,8 @@ async def test_malformed_answers_are_ignored_and_counted(
 
 
 async def test_a_slow_model_times_out_to_the_offline_verdict(fake_openai: FakeOpenAI) -> None:
-    fake_openai.tool_args = {"level": "urgent", "reasons": ["safety"], "why": "too late"}
-    fake_openai.delay = 3.0
+    fake_openai.judge_args = {"level": "urgent", "reasons": ["safety"], "why": "too late"}
+    fake_openai.judge_delay = 3.0
     judge = _judge(fake_openai, timeout=0.3)
     messages = [{"role": "customer", "text": "ok"}]
     offline = ENGINE.score_conversation(messages)
@@ -195,14 +195,14 @@ async def test_a_slow_model_times_out_to_the_offline_verdict(fake_openai: FakeOp
 
 
 async def test_what_the_judge_sends_is_redacted(fake_openai: FakeOpenAI) -> None:
-    fake_openai.tool_args = {"level": "watch", "reasons": [], "why": "fine"}
+    fake_openai.judge_args = {"level": "watch", "reasons": [], "why": "fine"}
     judge = _judge(fake_openai)
     text = "my card 4111 1111 1111 1111 and mail jane.doe@example.com, IBAN GB82WEST12345698765432"
     await judge.review([{"role": "customer", "text": text}], Verdict("calm", 0.1, []))
-    sent = fake_openai.all_text()
+    sent = fake_openai.judge_text()
     for secret in ("4111 1111 1111 1111", "jane.doe@example.com", "GB82WEST12345698765432"):
         assert secret not in sent
-    assert "why" in json.dumps(fake_openai.last["tools"][0]["function"]["parameters"])
+    assert "why" in json.dumps(fake_openai.judge_requests[-1]["tools"][0]["function"]["parameters"])
 
 
 def test_eval_with_llm_runs_the_same_judge(
@@ -212,7 +212,7 @@ def test_eval_with_llm_runs_the_same_judge(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TANDEM_"))}
     env.update(OPENAI_BASE_URL=fake_openai.base_url, TANDEM_MODEL="fake")
-    fake_openai.tool_args = {"level": "empathy", "reasons": ["vulnerability"], "why": "lonely"}
+    fake_openai.judge_args = {"level": "empathy", "reasons": ["vulnerability"], "why": "lonely"}
     cases = [
         {
             "id": "a",

@@ -26,7 +26,13 @@ from textual.widgets import Footer, Input, Static
 
 from console.ui.commands import ScreenCommands
 from console.ui.feed import TranscriptChanged
-from console.ui.model import llm_annotation, reason_words, safe_text, status_words
+from console.ui.model import (
+    language_name,
+    llm_annotation,
+    reason_words,
+    safe_text,
+    status_words,
+)
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
@@ -386,9 +392,20 @@ class ConversationScreen(Screen[None]):
                 out.append(f"id {safe_text(str(c['external_id']), one_line=True)}\n", style="dim")
             out.append(
                 f"{c.get('channel')} · {c.get('message_count')} messages"
-                f" · bot fallbacks {c.get('bot_fallbacks')}\n\n",
+                f" · bot fallbacks {c.get('bot_fallbacks')}\n",
                 style="dim",
             )
+            language = language_name(c)
+            out.append("writes in ", style="dim")
+            out.append((language or "not known yet") + "\n")
+            model = [r for r in c.get("reasons") or [] if r in (c.get("model_reasons") or [])]
+            if model:
+                # What the LLM judge added, marked as the model's, with its one line.
+                out.append("AI: " + " · ".join(reason_words(model)), style="italic magenta")
+                if c.get("model_why"):
+                    out.append(" — " + safe_text(str(c["model_why"]), one_line=True))
+                out.append("\n")
+            out.append("\n")
         out.append("Triage over time\n", style="bold underline")
         triage: list[dict[str, Any]] = []
         for t in ctx.get("triage") or []:
@@ -398,6 +415,7 @@ class ConversationScreen(Screen[None]):
                 and t["kind"] == "triaged"
                 and triage[-1]["level"] == t.get("level")
                 and triage[-1]["reasons"] == t.get("reasons")
+                and triage[-1].get("model_reasons") == t.get("model_reasons")
             ):
                 continue
             triage.append(t)
@@ -411,7 +429,17 @@ class ConversationScreen(Screen[None]):
                 out.append("escalated ", style="bold")
             if level:
                 out.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
-            out.append(" " + " · ".join(reason_words(t.get("reasons") or [])) + "\n")
+            mine = set(t.get("model_reasons") or [])
+            out.append(
+                " " + " · ".join(reason_words([r for r in t.get("reasons") or [] if r not in mine]))
+            )
+            if mine:
+                out.append(
+                    " · AI: "
+                    + " · ".join(reason_words([r for r in t.get("reasons") or [] if r in mine])),
+                    style="italic magenta",
+                )
+            out.append("\n")
         out.append("\nKnowledge base used\n", style="bold underline")
         kb = ctx.get("kb") or []
         if not kb:

@@ -21,7 +21,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from console.policy import NEEDS_HUMAN, level_rank
-from console.ui.model import reason_words, safe_text, status_words
+from console.ui.model import language_code, reason_words, safe_text, status_words
 
 TILE_HEIGHT = 7
 TILE_MIN_WIDTH = 38
@@ -61,13 +61,23 @@ def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = No
     level = row.get("level") or "calm"
     badge = Text(no_wrap=True, overflow="ellipsis")
     badge.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
-    words = reason_words(row.get("reasons") or [])
+    lang = language_code(row)
+    if lang:
+        badge.append(f" {lang}", style="dim")
+    reasons = row.get("reasons") or []
+    model = set(row.get("model_reasons") or [])
+    words = reason_words([r for r in reasons if r not in model])
+    strong = "bold" if level_rank(row.get("level")) >= level_rank(NEEDS_HUMAN) else ""
     if words:
+        badge.append(" " + " · ".join(words), style=strong)
+    if model:
+        # The LLM judge's reasons, marked as the model's: agents weigh them differently.
+        badge.append(" · " if words else " ", style=strong)
         badge.append(
-            " " + " · ".join(words),
-            style="bold" if level_rank(row.get("level")) >= level_rank(NEEDS_HUMAN) else "",
+            "AI: " + " · ".join(reason_words([r for r in reasons if r in model])),
+            style="italic magenta",
         )
-    elif row.get("subject"):
+    if not words and not model and row.get("subject"):
         badge.append(" " + safe_text(row["subject"], one_line=True), style="dim")
     lines.append(badge)
 
@@ -164,6 +174,8 @@ class Tile(Widget):
                     row.get("level"),
                     row.get("score"),
                     tuple(row.get("reasons") or ()),
+                    tuple(row.get("model_reasons") or ()),
+                    row.get("lang"),
                     self._sig,
                     key,
                 )
