@@ -11,6 +11,9 @@ environment variable      ``tandem.toml`` key   read by
 ``OPENAI_API_KEY``        ``llm.api_key``       console.llm (sent as the bearer token)
 ``TANDEM_MODEL``          ``llm.model``         console.llm; shown on drafts and bot answers
 ``TANDEM_LLM_TIMEOUT``    ``llm.timeout``       console.llm (seconds per request; default 8)
+``TANDEM_JUDGE_BUDGET``   ``llm.judge_budget``  the hub: seconds the bot's answer waits for the
+                                                LLM's triage opinion (default 1.5; 0: never waits,
+                                                a late opinion still raises the conversation)
 ``TANDEM_CONFIG``         (n/a)                 this module: path of the config file
 ========================  ====================  ==============================================
 
@@ -43,6 +46,7 @@ from pathlib import Path
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_TIMEOUT = 8.0
+DEFAULT_JUDGE_BUDGET = 1.5  # seconds; DESIGN section 5
 CONFIG_FILE = "tandem.toml"
 
 
@@ -59,6 +63,7 @@ class LLMConfig:
     :param model: model name passed on every request
     :param timeout: seconds a request may take before callers fall back
     :param source: where the settings came from, for ``--help``-style diagnostics
+    :param judge_budget: seconds the hub's bot waits for the LLM's triage opinion
     """
 
     base_url: str | None = None
@@ -66,6 +71,7 @@ class LLMConfig:
     model: str = DEFAULT_MODEL
     timeout: float = DEFAULT_TIMEOUT
     source: str = "defaults"
+    judge_budget: float = DEFAULT_JUDGE_BUDGET
 
     @classmethod
     def from_env(cls) -> LLMConfig:
@@ -146,12 +152,24 @@ def load_config(
     timeout = (
         DEFAULT_TIMEOUT if raw_timeout is None else _timeout(raw_timeout, "TANDEM_LLM_TIMEOUT")
     )
+    raw_budget = pick("TANDEM_JUDGE_BUDGET", "judge_budget")
+    budget = DEFAULT_JUDGE_BUDGET
+    if raw_budget is not None:
+        try:
+            budget = float(raw_budget)
+        except ValueError:
+            raise ConfigError(
+                f"TANDEM_JUDGE_BUDGET: a number of seconds, not {raw_budget!r}"
+            ) from None
+        if not 0 <= budget <= 60:
+            raise ConfigError("TANDEM_JUDGE_BUDGET: between 0 and 60 seconds")
     return LLMConfig(
         base_url=base_url.rstrip("/") if base_url else None,
         api_key=api_key,
         model=model,
         timeout=timeout,
         source=" + ".join(sources) or "defaults",
+        judge_budget=budget,
     )
 
 

@@ -134,3 +134,17 @@ async def test_malformed_opinions_are_ignored_and_the_bot_answers(
     await _run(hub, body)
     assert get_conversation(store, cid)["state"] == "bot"
     assert judge.stats.malformed == 1 and judge.stats.raised == 0
+
+
+def test_the_budget_is_configurable() -> None:
+    from console.config import ConfigError, load_config
+
+    assert load_config(env={}).judge_budget == 1.5
+    assert load_config(env={"TANDEM_JUDGE_BUDGET": "0.4"}).judge_budget == 0.4
+    for bad in ("soon", "-1", "999"):
+        try:
+            load_config(env={"TANDEM_JUDGE_BUDGET": bad})
+        except ConfigError as exc:
+            assert "TANDEM_JUDGE_BUDGET" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")

@@ -232,4 +232,5 @@ def make_hub(
         from console.triage.judge import Judge
 
         kwargs["judge"] = Judge(LLM(llm))
+        kwargs.setdefault("judge_budget", getattr(llm, "judge_budget", JUDGE_BUDGET_S))
     return Hub(path, engine=TriageEngine(), bot=make_bot(path, llm), settings=settings, **kwargs)
