@@ -145,6 +145,23 @@ def search(store: Store, query: str, limit: int = 5) -> list[KbHit]:
     return [KbHit(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
 
+def search_scores(store: Store, query: str, limit: int = 5) -> list[tuple[str, float]]:
+    """:func:`search` without the articles' text: ``(id, bm25)`` pairs, best first.
+
+    For a caller that holds the articles already (the ranker's index): no bodies to read.
+    """
+    expression = match_query(query)
+    if expression is None or limit <= 0:
+        return []
+    rows = store.query(
+        "SELECT a.id, bm25(kb_fts, ?, ?, ?) AS score"
+        " FROM kb_fts JOIN kb_articles a ON a.rowid = kb_fts.rowid"
+        " WHERE kb_fts MATCH ? ORDER BY score LIMIT ?",
+        (*WEIGHTS, expression, limit),
+    )
+    return [(str(r[0]), float(r[1])) for r in rows]
+
+
 def get(store: Store, article_id: str) -> KbArticle:
     """One article by id.
 

@@ -1,6 +1,6 @@
 """The knowledge-base ranker: one order of articles for the bot, drafts and the console's search.
 
-A question is ranked in two steps. FTS5 bm25 (:func:`store.kb.search`) finds a pool of
+A question is ranked in two steps. FTS5 bm25 (:func:`store.kb.search_scores`) finds a pool of
 articles sharing words with it; then each is scored by how much of the question it covers:
 
     rank = matched + 0.8 * bm25 / best bm25 + title_hits + phrase_hits - off_product
@@ -30,11 +30,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from console.kb import Parsed, split_body
 from console.kb.words import FEELINGS, GENERIC, PRODUCT_WORDS, VAGUE_WORDS, product_of, stem, stems
 from store.db import Store
-from store.kb import KbArticle, all_articles, search, terms, version
+from store.kb import KbArticle, all_articles, search_scores, terms, version
 
 # The bot's pool: its answer / clarify margins were measured on three candidates.
 BOT_POOL = 3
@@ -234,10 +235,12 @@ class Ranker:
         """:meth:`rank` for words already read with :func:`store.kb.terms` (the bot caches on them)."""
         if not words:
             return ()
-        hits = search(store, " ".join(words), limit=max(1, pool))
+        hits = search_scores(store, " ".join(words), limit=max(1, pool))
         question = _Question.of(words, self.weight)
         scored = [
-            self._score(hit.id, hit.score, question) for hit in hits if hit.id in self.articles
+            self._score(article_id, bm25, question)
+            for article_id, bm25 in hits
+            if article_id in self.articles
         ]
         if not scored:
             return ()
@@ -258,7 +261,11 @@ class Ranker:
             matched,
             matched / question.total,
             sum(weight for s, weight in weights.items() if s in indexed.title_stems),
-            sum(1 for phrase in indexed.phrases if _contains(question.sequence, phrase)),
+            sum(
+                1
+                for phrase in indexed.phrases
+                if phrase[0] in question.weights and _contains(question.sequence, phrase)
+            ),
             tag_hits=sum(weight for s, weight in weights.items() if s in indexed.tag_stems),
             off_product=bool(indexed.product_stems)
             and indexed.product_stems.isdisjoint(question.sequence),
@@ -306,7 +313,8 @@ class Ranker:
 
 
 _RANKERS: dict[str, Ranker] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards _RANKERS
+_BUILDING = threading.Lock()  # one build at a time: a second caller waits for it, then uses it
 
 
 def ranker_for(store: Store) -> Ranker:
@@ -320,9 +328,23 @@ def ranker_for(store: Store) -> Ranker:
     current = version(store)
     with _LOCK:
         ranker = _RANKERS.get(key)
-        if ranker is not None and ranker.version == current:
-            return ranker
-    ranker = Ranker.load(store)
-    with _LOCK:
-        _RANKERS[key] = ranker
+    if ranker is not None and ranker.version == current:
+        return ranker
+    with _BUILDING:
+        with _LOCK:
+            ranker = _RANKERS.get(key)
+        if ranker is None or ranker.version != current:
+            ranker = Ranker.load(store)
+            with _LOCK:
+                _RANKERS[key] = ranker
     return ranker
+
+
+def warm(path: str | Path) -> None:
+    """Build the ranker of the database at ``path`` now, on a connection of the calling thread.
+
+    The console calls it from a worker thread at start, so the first ``ctrl+k`` (on the event
+    loop) and the first draft find the index built (tens of milliseconds of stemming).
+    """
+    with Store(path) as store:
+        ranker_for(store)

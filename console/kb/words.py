@@ -9,6 +9,7 @@ what was asked?"; the bot reads them too, to tell a vague message from a questio
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from store.kb import STOP_WORDS
 
@@ -39,6 +40,8 @@ PRODUCT_WORDS: dict[str, frozenset[str]] = {
 }
 
 
+# Words repeat (in articles, in questions): each is stemmed once per process.
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A crude stem, enough to ask "does this article mention that word at all?".
 
@@ -60,7 +63,7 @@ def stem(word: str) -> str:
 
 def stems(text: str) -> frozenset[str]:
     """The stems of every word of ``text`` (no cap, no stop list): an article's vocabulary."""
-    return frozenset(stem(w.replace("'", "")) for w in WORDS.findall(text.lower()))
+    return frozenset(stem(w.replace("'", "")) for w in set(WORDS.findall(text.lower())))
 
 
 def content_stems(text: str) -> frozenset[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -25,6 +26,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.message_pump import MessagePump
 
+from console.kb.rank import warm as warm_ranker
 from console.policy import level_rank
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
 from console.ui.model import next_in_queue, reason_words, safe_text
@@ -141,6 +143,17 @@ class TandemApp(App[None]):
         self.push_screen(self._wall)
         self.reader.start()
         self._heartbeat()  # registers the agent (and its role) on start
+        # The knowledge base's index, off the event loop and after the first frame: ctrl+k and
+        # drafts find it built.
+        self.set_timer(
+            0.5,
+            lambda: self.run_worker(
+                partial(warm_ranker, self.db_path),
+                thread=True,
+                exit_on_error=False,
+                name="kb-index",
+            ),
+        )
         self.set_interval(1.0, self.collector.tick)
         self.set_interval(HEARTBEAT_SECONDS, self._heartbeat)
         if self._notice:
