@@ -277,6 +277,11 @@ def queue_key(row: Mapping[str, Any]) -> tuple[int, float, int]:
     ``long_wait`` raises their level (``watch`` after 2 minutes, more after 5), so a forgotten
     customer climbs the queue through the level, visibly and with a reason on the badge.
 
+    The store hands over rows (``store.views.waiting_queue``) and this orders them, rather
+    than the policy handing the store an ``ORDER BY``: the same key then orders rows already
+    in memory (the wall's, the supervisor's) without a second spelling in SQL, and a store
+    backend never has to implement the policy. The queue is read whole; it is small.
+
     :param row: any mapping with ``id``, ``level`` and ``waiting_since`` (a store row, a
         tile); a missing ``waiting_since`` counts as waiting the longest, a missing level as calm
     """
