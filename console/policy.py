@@ -30,6 +30,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from console.names import first_name
+from store.history import Closing, Reopening
 from store.levels import LEVELS, NEEDS_HUMAN, level_rank, max_level
 
 __all__ = [
@@ -55,6 +57,9 @@ _Row = TypeVar("_Row", bound=Mapping[str, Any])
 DEFAULT_SLA_S: dict[str, float] = {"calm": 600.0, "watch": 600.0, "empathy": 180.0, "urgent": 60.0}
 
 
+REOPEN_TO = ("last_agent", "queue", "bot")
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     """The knobs of the escalation policy and the hub's timers.
@@ -76,6 +81,9 @@ class PolicySettings:
     :param online_window_s: an agent seen within this many seconds counts as online
     :param sla_s: seconds a customer may wait for a person's response, per level (an urgent
         fraud report is not a "watch" question); ``[policy.sla_s]`` in the policy file
+    :param reopen_to: where a closed conversation goes when the customer writes again, if a
+        person had it when it closed: ``last_agent`` (that person if online, else the queue
+        with a note), ``queue``, or ``bot`` (the assistant, which reads the transcript)
     """
 
     escalate_level: str = "empathy"
@@ -90,8 +98,13 @@ class PolicySettings:
     sla_tick_s: float = 1.0
     online_window_s: float = 900.0
     sla_s: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(DEFAULT_SLA_S))
+    reopen_to: str = "last_agent"
 
     def __post_init__(self) -> None:
+        if self.reopen_to not in REOPEN_TO:
+            raise ValueError(
+                f"reopen_to must be one of {', '.join(REOPEN_TO)} (got {self.reopen_to!r})"
+            )
         if self.escalate_level not in LEVELS:
             raise ValueError(
                 f"escalate_level must be one of {', '.join(LEVELS)} (got {self.escalate_level!r})"
@@ -350,20 +363,77 @@ def handoff_message(
         parts.append("I've marked this as urgent and passed it to a person on our team.")
     else:
         parts.append("I'm passing you to a person on our team.")
+    parts.append(_wait_sentence(queue_ahead, wait_minutes))
+    return " ".join(parts)
+
+
+def _wait_sentence(queue_ahead: int, wait_minutes: int | None) -> str:
     if wait_minutes is None:
-        parts.append(
+        return (
             "Nobody from the team is online at this moment, so it may take a while; your "
             "conversation is kept in the queue and you'll get a reply here."
         )
+    if queue_ahead == 0:
+        place = "You're next in the queue"
+    elif queue_ahead == 1:
+        place = "There is 1 person ahead of you"
     else:
-        if queue_ahead == 0:
-            place = "You're next in the queue"
-        elif queue_ahead == 1:
-            place = "There is 1 person ahead of you"
-        else:
-            place = f"There are {queue_ahead} people ahead of you"
-        unit = "minute" if wait_minutes == 1 else "minutes"
-        parts.append(
-            f"{place}; the wait is about {wait_minutes} {unit}. You can keep writing here meanwhile."
+        place = f"There are {queue_ahead} people ahead of you"
+    unit = "minute" if wait_minutes == 1 else "minutes"
+    return f"{place}; the wait is about {wait_minutes} {unit}. You can keep writing here meanwhile."
+
+
+def reopen_message(
+    state: str, *, agent: str | None, queue_ahead: int = 0, wait_minutes: int | None = None
+) -> str | None:
+    """What the customer is told when their message reopens a closed conversation.
+
+    :param state: where it went (``human``: back to ``agent``; ``waiting``: to the queue)
+    :return: ``None`` when it went back to the assistant (its answer is the reply)
+    """
+    if state == "human":
+        name = first_name(agent)
+        who = f"{name}, who helped you before," if name else "The person who helped you before"
+        return f"Welcome back. {who} has your conversation again and will reply here."
+    if state == "waiting":
+        return (
+            "Welcome back. I've passed your conversation to a person on our team, with "
+            "everything said so far. " + _wait_sentence(queue_ahead, wait_minutes)
         )
-    return " ".join(parts)
+    return None
+
+
+def reopen_route(
+    settings: PolicySettings, closing: Closing | None, *, agent_online: bool
+) -> Reopening:
+    """Where a closed conversation goes when its customer writes again.
+
+    Never to an assistant starting from nothing: a conversation a person closed goes back to
+    that person while they are online, else to the queue with a note saying who had it (the
+    transcript comes along either way). One the customer left while waiting goes back to the
+    queue; one the assistant had goes back to the assistant.
+
+    :param closing: how it was last closed (``None``: no closing on record)
+    :param agent_online: whether ``closing.agent`` is online now
+    """
+    if closing is None or closing.from_state == "bot":
+        return Reopening("bot")
+    if closing.from_state == "waiting":
+        return Reopening(
+            "waiting",
+            note="Reopened by the customer, who had left the queue before anyone answered.",
+        )
+    who = closing.agent or "a person"
+    if settings.reopen_to == "bot":
+        return Reopening("bot")
+    if settings.reopen_to == "last_agent" and closing.agent and agent_online:
+        return Reopening(
+            "human",
+            agent=closing.agent,
+            note=f"Reopened by the customer: back to {who}, who closed it.",
+        )
+    if settings.reopen_to == "last_agent":
+        why = f"{who} had it and is not online"
+    else:
+        why = f"{who} had it"
+    return Reopening("waiting", note=f"Reopened by the customer after it was closed; {why}.")

@@ -18,8 +18,11 @@ _MOVES = {
     "transferred": ({"human"}, "human"),
     "resolved": ({"bot", "waiting", "human"}, "resolved"),
     "abandoned": ({"waiting"}, "resolved"),
-    "reopened": ({"resolved"}, "bot"),
+    # Where a reopened conversation goes is the policy's choice (the assistant, the queue, or
+    # the person who closed it): any live state, as recorded.
+    "reopened": ({"resolved"}, None),
 }
+_REOPEN_TARGETS = frozenset({"bot", "waiting", "human"})
 
 
 def check(store: Store, *, limit: int = 20) -> list[str]:
@@ -71,7 +74,8 @@ def check(store: Store, *, limit: int = 20) -> list[str]:
             continue
         current = state.get(cid)
         if kind in _MOVES:
-            allowed, target = _MOVES[kind]
+            allowed, fixed = _MOVES[kind]
+            target = fixed or (to_state if to_state in _REOPEN_TARGETS else "bot")
             if current not in allowed:
                 problems.append(f"event {eid}: {kind} from {current} in conversation {cid}")
             if from_state != current or to_state != target:

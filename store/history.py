@@ -9,6 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Annotations only: console.policy reads Closing and Reopening without loading the
+    # database layer (sqlite-utils).
+    from store.db import Store
 
 _HANDOVERS = ("claimed", "assigned", "transferred")
 
@@ -31,6 +37,26 @@ class Closing:
     by: str | None
     agent: str | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reopening:
+    """Where a closed conversation goes when its customer writes again (the policy decides).
+
+    :param state: ``bot``, ``waiting`` or ``human``
+    :param agent: the person it goes back to (``state == "human"``)
+    :param note: for the agents, stored as a note with the reopening
+    """
+
+    state: str
+    agent: str | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in ("bot", "waiting", "human"):
+            raise ValueError(f"a conversation cannot reopen to {self.state!r}")
+        if (self.state == "human") != (self.agent is not None):
+            raise ValueError("a conversation reopens to an agent exactly when its state is human")
 
 
 def last_closing(conn: sqlite3.Connection, conversation_id: int) -> Closing | None:
@@ -58,3 +84,14 @@ def holder_before(conn: sqlite3.Connection, conversation_id: int, event_id: int)
         return None
     owner = json.loads(row[0]).get("owner")
     return owner if isinstance(owner, str) else None
+
+
+def reopen_noticed(store: Store, conversation_id: int, event_id: int) -> bool:
+    """Whether the customer was already told where the reopening ``event_id`` took them (a
+    system line whose meta names it): a replayed feed must not tell them twice."""
+    row = store.one(
+        "SELECT 1 FROM messages WHERE conversation_id = ? AND role = 'system'"
+        " AND json_extract(meta, '$.reopened') = ? LIMIT 1",
+        (conversation_id, event_id),
+    )
+    return row is not None

@@ -9,7 +9,7 @@ writer at a time, the check and the write cannot interleave with another process
 function              from -> to             who
 ====================  =====================  ==========================================
 open_conversation     (new) -> bot           channel
-add_customer_message  resolved -> bot         customer (reopens); other states unchanged
+add_customer_message  resolved -> bot|waiting|human  customer (reopens: where, ``reopen`` says)
 bot_reply             bot                    the bot, only while it owns the conversation
 escalate              bot -> waiting         hub policy, customer, bot, agent, supervisor
 claim                 bot|waiting -> human   an agent
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ from store.errors import (
     NotOwner,
     Taken,
 )
+from store.history import Closing, Reopening, last_closing
 from store.levels import LEVELS
 
 MAX_TEXT = 20_000
@@ -279,12 +281,16 @@ def add_customer_message(
     text: str,
     *,
     idempotency_key: str | None = None,
+    reopen: Callable[[Closing | None], Reopening] | None = None,
     at: float | None = None,
 ) -> Posted:
     """Store a customer's message exactly once; reopen the conversation if it was resolved.
 
     :param idempotency_key: the channel's id for this message; a retry with the same key
         returns the first message's id with ``duplicate=True`` and writes nothing
+    :param reopen: where a resolved conversation goes, given how it was closed (the policy:
+        ``console.policy.reopen_route``); called inside this transaction. Without it, back
+        to the bot.
     """
     text = _text(text)
     if idempotency_key is not None and (
@@ -303,13 +309,9 @@ def add_customer_message(
                 return Posted(row[0], True, state)
         reopened = state == "resolved"
         if reopened:
-            conn.execute(
-                "UPDATE conversations SET state = 'bot', owner = NULL, resolved_at = NULL,"
-                " waiting_since = NULL, bot_fallbacks = 0, version = version + 1 WHERE id = ?",
-                (conversation_id,),
-            )
-            _event(conn, at, conversation_id, "reopened", "customer", "resolved", "bot")
-            state = "bot"
+            closing = last_closing(conn, conversation_id)
+            route = reopen(closing) if reopen is not None else Reopening("bot")
+            state = _reopen(conn, conversation_id, route, closing, at)
         mid = conn.execute(
             "INSERT INTO messages (conversation_id, role, author, text, created_at, idempotency_key)"
             " VALUES (?, 'customer', 'customer', ?, ?, ?)",
@@ -332,6 +334,47 @@ def add_customer_message(
             data={"role": "customer"},
         )
     return Posted(mid, False, state, reopened)
+
+
+def _reopen(
+    conn: sqlite3.Connection, cid: int, route: Reopening, closing: Closing | None, at: float
+) -> str:
+    """Move a resolved conversation where ``route`` says; return the state it is in now."""
+    if route.agent is not None:
+        try:
+            check_active(conn, route.agent)
+        except Forbidden:
+            # The person was disabled since: the customer still reaches someone, via the queue.
+            route = Reopening(
+                "waiting", note=f"Reopened by the customer; {route.agent}'s account is disabled."
+            )
+    if route.state == "human":
+        assert route.agent is not None
+        _ensure_agent(conn, route.agent, at)
+        conn.execute(
+            "UPDATE conversations SET state = 'human', owner = ?, resolved_at = NULL,"
+            " waiting_since = NULL, claimed_at = ?, first_human_reply_at = NULL,"
+            " bot_fallbacks = 0, version = version + 1 WHERE id = ?",
+            (route.agent, at, cid),
+        )
+    else:
+        conn.execute(
+            "UPDATE conversations SET state = ?, owner = NULL, resolved_at = NULL,"
+            " waiting_since = ?, bot_fallbacks = 0, version = version + 1 WHERE id = ?",
+            (route.state, at if route.state == "waiting" else None, cid),
+        )
+    data: dict[str, Any] = {}
+    if route.agent is not None:
+        data["owner"] = route.agent
+    if closing is not None:
+        data["closed_by"] = closing.by
+        if closing.agent is not None:
+            data["had"] = closing.agent
+    _event(conn, at, cid, "reopened", "customer", "resolved", route.state, data=data or None)
+    if route.note:
+        # For the agents: why it is back and with whom (never shown to the customer).
+        _insert_plain(conn, cid, "note", "tandem", route.note, at)
+    return route.state
 
 
 def bot_reply(
@@ -664,13 +707,23 @@ def add_note(
         return _insert_plain(conn, conversation_id, "note", author, text, at)
 
 
-def post_system(store: Store, conversation_id: int, text: str, *, at: float | None = None) -> int:
-    """A system line the customer sees ("Ana joined the conversation")."""
+def post_system(
+    store: Store,
+    conversation_id: int,
+    text: str,
+    *,
+    meta: dict[str, Any] | None = None,
+    at: float | None = None,
+) -> int:
+    """A system line the customer sees ("Ana joined the conversation").
+
+    :param meta: stored with it, for agents and for the hub (what the line is about)
+    """
     text = _text(text)
     at = at or now()
     with store.write() as conn:
         _load(conn, conversation_id)
-        return _insert_plain(conn, conversation_id, "system", "tandem", text, at)
+        return _insert_plain(conn, conversation_id, "system", "tandem", text, at, meta=meta)
 
 
 def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:

@@ -1,9 +1,8 @@
-"""The queue of conversations waiting for a person, and the people who could take them.
+"""The queue of conversations waiting for a person.
 
-Who could answer a customer joining the queue (for the hand-off notice: "2 people ahead of
-you, ~4 min"), and the waiting list the hub's SLA timers walk. The order people take the
-queue in is a policy, not a query: it lives in ``console.policy`` (the rows it orders come
-from ``store.views.waiting_queue``).
+The waiting list the hub's SLA timers walk (who could take them: :mod:`store.presence`). The
+order people take the queue in is a policy, not a query: it lives in ``console.policy`` (the
+rows it orders come from ``store.views.waiting_queue``).
 """
 
 from __future__ import annotations
@@ -19,20 +18,6 @@ class Waiting(NamedTuple):
     id: int
     waiting_since: float
     triage_state: str | None
-
-
-def agents_online(store: Store, *, since: float) -> int:
-    """How many agents are at work: seen since ``since``, or holding a conversation now.
-
-    :param since: wall-clock seconds; an agent last seen before it counts only while they
-        own a conversation
-    """
-    row = store.one(
-        "SELECT count(*) FROM agents WHERE last_seen_at >= ? OR name IN"
-        " (SELECT owner FROM conversations WHERE state = 'human')",
-        (since,),
-    )
-    return int(row[0]) if row else 0
 
 
 def waiting_longest_first(store: Store, *, limit: int = 500) -> list[Waiting]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from store import NotFound, Store, Taken, bulk, hub_state, queries, queue, sla
+from store import NotFound, Store, Taken, bulk, hub_state, presence, queries, queue, sla
 from store import drafts as draft_log
 from store import lifecycle as lc
 from store.feed import events_with_messages, read_events
@@ -132,8 +132,8 @@ def test_queue_counts_and_order(store: Store) -> None:
     lc.claim(store, ids[0], "ana", at=T0 + 20)
     lc.register_agent(store, "bo")
     # ana holds a conversation; bo was just seen; nobody else exists.
-    assert queue.agents_online(store, since=T0 + 10**9) == 1
-    assert queue.agents_online(store, since=0) == 2
+    assert presence.agents_online(store, since=T0 + 10**9) == 1
+    assert presence.agents_online(store, since=0) == 2
     for cid in ids[1:]:
         lc.resolve(store, cid, by="hub")
     assert queue.oldest_waiting_since(store) is None and queue.waiting_longest_first(store) == []

@@ -245,6 +245,29 @@ def test_a_whole_chat_by_keyboard_from_greeting_to_rating_and_a_new_chat(
         )
     assert tuple(row) == (5, "Quick & kind <3", "ana.lopez")
 
+    # Writing again reopens it: back to Ana (she is online), never to an assistant that
+    # starts from nothing; the rating card goes away.
+    p.get_by_label("Your message").focus()
+    _send(p, "Sorry, one more thing about that refund")
+    expect(log.get_by_text("You reopened this chat")).to_be_visible()
+    expect(log.locator(".system").last).to_contain_text(
+        "Welcome back. Ana, who helped you before, has your conversation again"
+    )
+    expect(p.locator("#who")).to_contain_text("Ana")
+    expect(p.locator("#closed")).to_be_hidden()
+    with Store(hub.db) as store:
+        assert store.one("SELECT state, owner FROM conversations WHERE id = ?", (cid,))[:] == (
+            "human",
+            "ana.lopez",
+        )
+
+    # Ana answers and closes it again: a new closing, rated afresh.
+    with Store(hub.db) as store:
+        lc.agent_reply(store, cid, "ana.lopez", "Done: it won't show up again.")
+        lc.resolve(store, cid, by="ana.lopez")
+    expect(p.locator("#closed")).to_be_visible()
+    expect(p.get_by_role("radio", name="5 out of 5, very happy")).not_to_be_checked()
+
     # A new chat: the start form again, then a fresh greeting in a new conversation.
     p.get_by_role("button", name="Start a new chat").click()
     expect(p.get_by_label("Your first name")).to_be_focused()

@@ -29,7 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from console.channels.events import iso, public_event, public_message, public_name
+from console.channels.reopening import reopen_router
 from console.names import first_name
+from console.policy import PolicySettings
 from store import (
     DatabaseUnavailable,
     InvalidInput,
@@ -167,6 +169,7 @@ class ChannelApi:
     :param token: the integration token that may create conversations (``None``: nobody may)
     :param limits: request limits
     :param web_page: serve the web chat page at ``/`` (and its conversation route)
+    :param settings: the policy (where a closed conversation goes when the customer writes)
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class ChannelApi:
         web_page: bool = True,
         poll_interval: float = 0.05,
         on_post: Callable[[], None] | None = None,
+        settings: PolicySettings | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.token = token
@@ -186,6 +190,8 @@ class ChannelApi:
         self.poll_interval = poll_interval
         self.on_post = on_post
         self.store = Store(self.db_path)
+        # A customer writing into a closed conversation: the policy says where it goes.
+        self._reopen = reopen_router(self.store, settings or PolicySettings())
         limits = self.limits
         # Anonymous requests per address; failed credentials per address (guessing tokens);
         # posts and reads per conversation; creations for the integration token.
@@ -590,7 +596,9 @@ class ChannelApi:
                 "idempotency_key must be a non-empty string of at most 200 characters",
                 code="invalid_idempotency_key",
             )
-        posted = lc.add_customer_message(self.store, cid, text, idempotency_key=key)
+        posted = lc.add_customer_message(
+            self.store, cid, text, idempotency_key=key, reopen=self._reopen
+        )
         if posted.duplicate:
             stored = queries.message(self.store, posted.message_id)
             if stored is None or stored["text"] != text:

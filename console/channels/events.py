@@ -96,7 +96,8 @@ def state_event(e: Event) -> dict[str, Any] | None:
         "state": state,
         "at": iso(e.at),
     }
-    if kind == "joined":
+    if kind == "joined" or (kind == "reopened" and data.get("owner")):
+        # Who has it now: the person who joined, or the one a reopening went back to.
         name = public_name(data.get("owner"))
         if name:
             out["agent"] = name

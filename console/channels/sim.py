@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from console.channels.personas import BY_NAME, PERSONAS, SLOTS, Persona, fill, pick_persona, vary
+from console.channels.reopening import reopen_router
+from console.policy import PolicySettings
 from store import Store, queries
 from store import lifecycle as lc
 from store.errors import DatabaseUnavailable, InvalidInput, InvalidTransition, NotFound
@@ -202,10 +204,12 @@ class Simulator:
         reply_timeout: float = 30.0,
         total: int | None = None,
         personas: list[str] | None = None,
+        settings: PolicySettings | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.path = Path(path)
+        self.settings = settings or PolicySettings()
         self.customers = customers
         self.speed = speed
         self.rng = random.Random(seed)
@@ -305,7 +309,9 @@ class Simulator:
                             )
                         )
                 elif ev.kind in _STATE_EVENTS:
-                    q.put_nowait(Incoming("state", state=_STATE_EVENTS[ev.kind]))
+                    # A reopening goes where the policy sent it; the feed records where.
+                    state = ev.to_state if ev.kind == "reopened" else None
+                    q.put_nowait(Incoming("state", state=state or _STATE_EVENTS[ev.kind]))
             await asyncio.sleep(0.05 if not events else 0)
 
     # --- one customer ----------------------------------------------------------------------
@@ -457,7 +463,11 @@ class Simulator:
     def _say(self, cid: int, text: str, out: Outcome) -> None:
         try:
             lc.add_customer_message(
-                self.store, cid, text, idempotency_key=f"sim-{cid}-{next(self._seq)}"
+                self.store,
+                cid,
+                text,
+                idempotency_key=f"sim-{cid}-{next(self._seq)}",
+                reopen=reopen_router(self.store, self.settings),
             )
         except InvalidInput:
             return

@@ -201,10 +201,17 @@ def _open(args: argparse.Namespace) -> int:
 
 
 def _post(args: argparse.Namespace) -> int:
+    from console.channels.reopening import reopen_router
+    from console.policy import PolicySettings
     from store import lifecycle
 
+    store = _store(args)
     posted = lifecycle.add_customer_message(
-        _store(args), args.id, _read_text(args.text), idempotency_key=args.key
+        store,
+        args.id,
+        _read_text(args.text),
+        idempotency_key=args.key,
+        reopen=reopen_router(store, PolicySettings()),
     )
     suffix = " (duplicate: already stored)" if posted.duplicate else ""
     print(f"{posted.message_id}{suffix}")

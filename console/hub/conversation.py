@@ -75,6 +75,8 @@ class ConversationWork:
         self.judge = judge  # console.triage.judge.Judge, when an LLM is configured
         self.judge_budget = judge_budget
         self._late: set[asyncio.Task[Any]] = set()
+        # Reopenings to a person or the queue, until the customer has been told where they are.
+        self._reopened: dict[int, Event] = {}
 
     def touched(self, events: list[Event], in_hand: Collection[int]) -> dict[int, tuple[bool, int]]:
         """Conversations a batch gives work to: id -> (a new customer message, first event id).
@@ -102,6 +104,9 @@ class ConversationWork:
                 if ev.kind in _SETTLING:
                     # Back with the bot: if the customer's last word went unanswered, answer it.
                     touched.setdefault(cid, (False, ev.id))
+            elif ev.kind == "reopened" and ev.to_state in ("waiting", "human"):
+                self._reopened[cid] = ev
+                touched.setdefault(cid, (False, ev.id))
             elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in in_hand:
                 # The saved state is enough if the customer comes back; free the memory now.
                 self.memory.forget(cid)
@@ -117,6 +122,8 @@ class ConversationWork:
         :return: whether to run again at once (the customer wrote while the bot was thinking)
         """
         store = self.shared.store
+        # Kept until the customer has been told (a retry after a locked database tells them).
+        reopened = self._reopened.get(cid)
         conv = hub_state.conversation(store, cid)
         if conv is None:
             return False
@@ -128,13 +135,18 @@ class ConversationWork:
             # answer. The transcript, not the triage state, says what was answered.
             pending = self._unanswered(cid, entry)
         if pending is None:
+            self._reopened.pop(cid, None)
             return False  # nothing new from the customer, or already answered (a replay)
         mid, created_at = pending
         verdict = entry.last_customer
         if conv.state != "bot":
             # Waiting, with a person, or resolved meanwhile: agents just see the level.
             self.escalation.record(cid, entry, mid)
+            if reopened is not None and reopened.to_state == conv.state:
+                self.escalation.welcome_back(cid, entry, reopened)
+            self._reopened.pop(cid, None)
             return False
+        self._reopened.pop(cid, None)  # back with the bot meanwhile: its answer says enough
         settings = self.shared.settings
         fallbacks = conv.bot_fallbacks
         decision = decide(

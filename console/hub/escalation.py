@@ -13,10 +13,12 @@ from typing import Any
 from console.hub.memory import Remembered, TriageMemory
 from console.hub.notices import Notices
 from console.hub.shared import Shared
-from console.policy import Decision, max_level
+from console.policy import Decision, max_level, reopen_message, wait_estimate_minutes
 from store import hub_state
 from store import lifecycle as lc
 from store.errors import InvalidTransition
+from store.feed import Event
+from store.history import reopen_noticed
 
 
 class Escalation:
@@ -74,6 +76,27 @@ class Escalation:
         stats.llm_fallbacks += 1 if llm_fallback else 0
         for r in decision.reasons:
             stats.escalation_reasons[r] = stats.escalation_reasons.get(r, 0) + 1
+
+    def welcome_back(self, cid: int, entry: Remembered, reopened: Event) -> None:
+        """Tell a customer whose message reopened ``cid`` who has it now: the person who closed
+        it, or the queue (with the wait, as a hand-off does). Once per reopening, and only
+        while nobody has answered them yet."""
+        store = self.shared.store
+        last = hub_state.last_turn(store, cid)
+        if last is None or last.role != "customer" or reopen_noticed(store, cid, reopened.id):
+            return
+        if reopened.to_state == "waiting":
+            verdict = entry.last_customer or entry.verdict
+            level = verdict.level if verdict is not None else "calm"
+            ahead, online = self.notices.queue_position(cid, level)
+            minutes = wait_estimate_minutes(
+                self.shared.settings, ahead, online, self.notices.handling_minutes()
+            )
+            text = reopen_message("waiting", agent=None, queue_ahead=ahead, wait_minutes=minutes)
+        else:
+            text = reopen_message("human", agent=(reopened.data or {}).get("owner"))
+        if text:
+            lc.post_system(store, cid, text, meta={"reopened": reopened.id})
 
     def record(self, cid: int, entry: Remembered, mid: int | None) -> None:
         """Store the latest verdict of a conversation the bot does not own (agents see the level)."""

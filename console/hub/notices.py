@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from console.hub.shared import Shared
 from console.policy import Decision, handoff_message, queue_ahead, wait_estimate_minutes
-from store import queue, sla
+from store import presence, sla
 from store.views import waiting_queue
 
 HANDLING_WINDOW_S = 7200  # agents' recent pace: conversations resolved in the last two hours
@@ -52,7 +52,7 @@ class Notices:
         # Counted in the order people take the queue in (policy.queue_key), joining it now.
         ahead = queue_ahead(waiting_queue(store), {"id": cid, "level": level, "waiting_since": now})
         since = now - self.shared.settings.online_window_s
-        return ahead, queue.agents_online(store, since=since)
+        return ahead, presence.agents_online(store, since=since)
 
     def handling_minutes(self) -> float | None:
         """Average minutes agents took per conversation over the last two hours (cached 30 s)."""

@@ -157,7 +157,13 @@ async def _serve(
         from console.channels.sim import Simulator
 
         sim = Simulator(
-            path, customers=simulate, speed=speed, seed=seed, data=data, personas=personas
+            path,
+            customers=simulate,
+            speed=speed,
+            seed=seed,
+            data=data,
+            personas=personas,
+            settings=hub.settings,
         )
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
     if webhooks is not None:
@@ -165,7 +171,9 @@ async def _serve(
 
         tasks.append(asyncio.create_task(Webhooks(path, webhooks).run(stop), name="webhooks"))
     api_runner, api_note = (
-        await _start_api(path, listen, hub.wake, tls, llm) if listen else (None, "no channel API")
+        await _start_api(path, listen, hub.wake, tls, llm, settings=hub.settings)
+        if listen
+        else (None, "no channel API")
     )
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
     _say(
@@ -244,6 +252,8 @@ async def _start_api(
     on_post: Callable[[], None],
     tls: ssl.SSLContext | None = None,
     llm: Any = None,
+    *,
+    settings: PolicySettings | None = None,
 ) -> tuple[Any, str]:
     """Start the channel API and, beside it on the same listener, the agent API (under
     /agent/v1/); a busy port is reported, never fatal for the hub."""
@@ -254,7 +264,7 @@ async def _start_api(
 
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
-    api = ChannelApi(path, token=token, on_post=on_post)
+    api = ChannelApi(path, token=token, on_post=on_post, settings=settings)
     agents = AgentApi(path, drafts=_drafter(llm))
     agents.mount(api.app)
     runner = web.AppRunner(api.app, access_log=None)
