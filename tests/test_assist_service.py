@@ -316,7 +316,6 @@ async def test_a_stream_without_a_proper_finish_is_marked_incomplete(
     assert isinstance(done, DraftFinished) and done.engine == "llm"
     assert not any(isinstance(e, DraftReset) for e in events)  # the partial text stays
     assert done.text and done.incomplete and why in done.incomplete
-    assert "incomplete" in (done.notice or "")
     if knob == "cut_after":
         assert done.text == "Hi Maya, I'm sorry"
     row = drafts.get_draft(store, done.draft_id)

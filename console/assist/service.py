@@ -236,7 +236,6 @@ class DraftService:
                         # What came is real but stops short: the agent sees it, marked, with
                         # f5 one key away; it is never passed off as a finished draft.
                         incomplete = _describe(exc)
-                        notice = f"incomplete draft: {incomplete}"
                 except Exception as exc:  # LLMError and its kin; CancelledError passes through
                     notice, lost_ms, started = self._fall_back(exc, t0)
                     engine, model = embedded.ENGINE, None

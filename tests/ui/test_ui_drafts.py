@@ -12,6 +12,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from textual.app import App, ComposeResult
 from textual.widgets import TextArea
+from textual.widgets.text_area import Selection
 from waiting import DEADLINE, wait_until_async
 
 from console.config import LLMConfig
@@ -313,3 +314,90 @@ async def test_leaving_with_a_draft_streaming_logs_it_as_discarded(
         )
         row = drafts.get_draft(app.store, draft_id or 0)
         assert row["total_ms"] is not None and row["text"].startswith("w0 w1 w2")
+
+
+# Six lines of seven words, one word every 0.12 s: a line break arrives about every second.
+STREAMED = "\n".join(" ".join(f"l{line}w{word}" for word in range(7)) for line in range(6))
+
+
+def _with(text: str, row: int, column: int, typed: str) -> str:
+    lines = text.split("\n")
+    lines[row] = lines[row][:column] + typed + lines[row][column:]
+    return "\n".join(lines)
+
+
+async def test_keys_pressed_mid_stream_land_at_the_cursor(
+    db_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    cid = refund_conversation(db_path)
+    fake_openai.reply = STREAMED
+    fake_openai.chunk_delay = 0.12
+    app = ComposerApp(db_path, cid, _llm(fake_openai))
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        editor = composer.editor
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: "l0w3" in composer.text)
+        # The agent puts the cursor on the line the stream is still writing, after "l0w1"...
+        row = composer.text.count("\n")
+        editor.move_cursor((row, 4))
+        lines = editor.document.line_count
+        # ...and the stream breaks that line and goes on below: the cursor stays put.
+        await _wait(pilot, lambda: editor.document.line_count > lines + 1)
+        assert composer.streaming and editor.cursor_location == (row, 4)
+        await pilot.press("X", "Y")
+        assert editor.cursor_location == (row, 6)
+        # A selection stays as the agent made it while more text arrives, and typing replaces it.
+        editor.selection = Selection((row, 0), (row, 2))
+        lines = editor.document.line_count
+        await _wait(pilot, lambda: editor.document.line_count > lines)
+        assert editor.selection == Selection((row, 0), (row, 2))
+        await pilot.press("Z")
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        expected = _with(STREAMED, row, 4, "XY")
+        expected = "\n".join(
+            ("Z" + line[2:]) if i == row else line for i, line in enumerate(expected.split("\n"))
+        )
+        assert composer.text == expected
+
+
+async def test_an_incomplete_draft_is_marked_and_redraft_is_one_key_away(
+    db_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    cid = refund_conversation(db_path)
+    fake_openai.reply = "Hi Maya, your refund usually takes 3 to 5 working days"
+    fake_openai.finish_reason = "length"
+    app = ComposerApp(db_path, cid, _llm(fake_openai))
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus_editor()
+        composer.on_takeover()
+        await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
+        # The text that came is there, marked: frame, status line, and the key to redraft.
+        assert composer.text == fake_openai.reply
+        assert composer.editor.has_class("-incomplete")
+        status = _status(composer)
+        assert "⚠ incomplete draft: the LLM stopped at its token limit" in status
+        assert "f5 redrafts" in status
+        draft_id = composer.draft_id
+        assert drafts.get_draft(app.store, draft_id or 0)["incomplete"]
+        # Sending it as it is takes a second, deliberate ctrl+s.
+        await pilot.press("ctrl+s")
+        assert "ctrl+s again sends it as it is" in _status(composer)
+        assert app.store.one("SELECT count(*) FROM messages WHERE role = 'agent'")[0] == 0
+        # f5: a new draft; this one finishes properly and is not marked.
+        fake_openai.finish_reason = "stop"
+        fake_openai.reply = "Hi Maya, refunds take 3 to 5 working days."
+        await pilot.press("f5")
+        await _wait(
+            pilot,
+            lambda: (
+                composer.draft is not None
+                and composer.draft_id != draft_id
+                and not composer.draft.streaming
+            ),
+        )
+        assert composer.text == fake_openai.reply
+        assert not composer.editor.has_class("-incomplete")
+        assert "incomplete" not in _status(composer)

@@ -12,9 +12,14 @@ draft. A draft is never sent without the agent pressing send.
 
 Streaming follows Textual's ``MarkdownStream``: the draft's fragments go into a pending
 buffer and one timer flushes it every ``FLUSH_SECONDS`` with a single
-``insert(text, document.end)``, never a UI call per token. Inserting at the end keeps the
-agent's cursor where it is (a new draft starts with it at the top, so the agent reads from the
-first words while the rest streams in), and each flush is one undo step.
+``insert(text, document.end)``, never a UI call per token. The agent's cursor and selection
+stay where they are while text streams in (a new draft starts with the cursor at the top, so
+the agent reads from the first words while the rest streams in), so keys pressed mid-stream
+land where the agent put the cursor; each flush is one undo step.
+
+A draft whose stream ended without a proper finish (the model's token limit, a cut connection)
+keeps its text and is marked incomplete: a warning frame, the status line says why and that
+f5 redrafts, and ctrl+s on it untouched asks to be pressed again.
 
 Bindings:
 
@@ -77,6 +82,8 @@ class DraftState:
     streaming: bool = True
     stale: bool = False
     instruction: str | None = None
+    incomplete: str | None = None
+    """Why the draft stops short (its stream ended without a proper finish)."""
 
 
 def status_line(state: DraftState | None, *, idle: str = "ctrl+s sends · f5 draft") -> str:
@@ -84,6 +91,8 @@ def status_line(state: DraftState | None, *, idle: str = "ctrl+s sends · f5 dra
     if state is None:
         return idle
     parts: list[str] = []
+    if state.incomplete:
+        parts.append(f"⚠ incomplete draft: {state.incomplete} — f5 redrafts")
     if state.stale:
         parts.append("stale: the customer wrote again — f5 regenerates")
     if state.notice:
@@ -129,6 +138,9 @@ class Composer(Widget):
     }
     Composer > .composer--status.-warning {
         color: $warning;
+    }
+    Composer > TextArea.-incomplete {
+        border: tall $warning;
     }
     """
 
@@ -201,6 +213,7 @@ class Composer(Widget):
         self._sent_text: str | None = None
         self._run_id = 0
         self._close_after_run = False
+        self._send_incomplete = False  # the agent was told the draft stops short; send anyway
 
     def compose(self) -> ComposeResult:
         yield TextArea(
@@ -285,7 +298,11 @@ class Composer(Widget):
 
     def _show(self) -> None:
         d = self.draft
-        self.set_status(status_line(d), warning=bool(d and (d.stale or d.notice)))
+        self.set_status(status_line(d), warning=bool(d and (d.stale or d.notice or d.incomplete)))
+        editor = self._live_editor()
+        if editor is not None:
+            # The frame says it too, where the agent is looking: this text stops short.
+            editor.set_class(bool(d and d.incomplete), "-incomplete")
 
     def focus_editor(self) -> None:
         """Put the keyboard focus in the editor."""
@@ -315,6 +332,8 @@ class Composer(Widget):
         """Replace the editor's text with a new draft (the old draft, if any, is discarded)."""
         self._stop_stream()
         self._forget_draft(discard=True)
+        self._send_incomplete = False
+        self.editor.remove_class("-incomplete")
         self.editor.clear()
         self._inserted = ""
         self._pending.clear()
@@ -357,6 +376,7 @@ class Composer(Widget):
                         d.kb_titles = event.kb_titles
                         d.first_text_ms, d.stale = event.first_text_ms, event.stale
                         d.notice = event.notice
+                        d.incomplete = event.incomplete
                         d.streaming = False
                     self._show()
                     self.post_message(self.DraftUpdated(self.draft))
@@ -382,7 +402,14 @@ class Composer(Widget):
         return editor if editor.is_attached else None
 
     def _flush(self) -> None:
-        """Move the buffered draft text into the editor with one insert."""
+        """Move the buffered draft text into the editor with one insert.
+
+        The agent's cursor and selection stay exactly where they were: Textual's own offset
+        keeping carries a cursor on the last line along when the new text holds a line break,
+        so what the agent typed next landed inside the draft. The text goes in after
+        everything, so the saved locations still hold and are put back in the same frame. A
+        new draft is read from its first words, the cursor at the top.
+        """
         if not self._pending:
             return
         text = "".join(self._pending)
@@ -390,12 +417,9 @@ class Composer(Widget):
         editor = self._live_editor()
         if editor is None:
             return
-        fresh = not self._inserted and not editor.text
-        editor.insert(text, editor.document.end, maintain_selection_offset=True)
-        if fresh:
-            # Into an empty editor the cursor would ride along to the end; keep it at the top
-            # so the agent reads the draft from its first words while the rest streams in.
-            editor.move_cursor((0, 0))
+        kept = editor.selection
+        editor.insert(text, editor.document.end, maintain_selection_offset=False)
+        editor.selection = kept
         self._inserted += text
 
     def _reset(self, event: DraftReset) -> None:
@@ -446,6 +470,16 @@ class Composer(Widget):
         if not text.strip():
             self.set_status("nothing to send")
             return
+        d = self.draft
+        if d is not None and d.incomplete and self.untouched and not self._send_incomplete:
+            # A draft that stops short is sent only on purpose: once told, a second ctrl+s does.
+            self._send_incomplete = True
+            self.set_status(
+                f"⚠ this draft stops short ({d.incomplete}): ctrl+s again sends it as it is"
+                " · f5 redrafts",
+                warning=True,
+            )
+            return
         self._sent_text = text
         self._sending = True
         # Until the store has it (a lock held elsewhere can take seconds) the text stays as
@@ -485,6 +519,7 @@ class Composer(Widget):
             return
         self._stop_stream()
         self._forget_draft(discard=True)
+        self.editor.remove_class("-incomplete")
         self.editor.clear()
         self._inserted = ""
         self.set_status("draft discarded · f5 writes a new one")
@@ -559,6 +594,8 @@ class Composer(Widget):
     def clear(self) -> None:
         """Empty the editor and forget the draft (without logging a decision)."""
         self._stop_stream()
+        self._send_incomplete = False
+        self.editor.remove_class("-incomplete")
         self.editor.read_only = False
         self.editor.clear()
         self._inserted = ""
