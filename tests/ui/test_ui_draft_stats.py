@@ -50,3 +50,30 @@ async def test_palette_offers_draft_statistics_on_the_wall(db_path: Path) -> Non
         callback = dict((t, cb) for t, _h, cb in app.screen.palette_commands())["Draft statistics"]
         callback()
         await wait_until(pilot, lambda: isinstance(app.screen, DraftMetricsScreen), what="modal")
+
+
+def test_time_lost_to_a_failed_llm_is_shown_apart(db_path: Path) -> None:
+    from console.ui.widgets.draft_metrics import metrics_text
+
+    with Store(db_path) as s:
+        cid = lifecycle.open_conversation(s, "Greta")
+        lifecycle.add_customer_message(s, cid, "my card is blocked")
+        lifecycle.claim(s, cid, "ana")
+        fell_back = drafts.start(s, cid, engine="llm", model="m", agent="ana")
+        drafts.finish(
+            s,
+            fell_back,
+            text="Hi Greta.",
+            first_text_ms=2.0,
+            total_ms=17_002.0,
+            engine="embedded",
+            llm_lost_ms=17_000.0,
+        )
+        cut = drafts.start(s, cid, engine="llm", model="m", agent="ana")
+        drafts.finish(
+            s, cut, text="Hi Gre", first_text_ms=900.0, total_ms=1_500.0, incomplete="cut off"
+        )
+        text = metrics_text(drafts.draft_metrics(s)).plain
+    assert "first text, embedded: p50 2.0 ms · p90 2.0 ms (1)" in text
+    assert "waited on a failed LLM: p50 17000 ms · p90 17000 ms (1)" in text
+    assert "1 stopped short" in text

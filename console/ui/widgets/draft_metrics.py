@@ -1,4 +1,5 @@
-"""How the drafts are doing: acceptance, edits, time to first text per engine.
+"""How the drafts are doing: acceptance, edits, time to first text per engine, time lost to a
+failed LLM, and drafts that stopped short.
 
 :class:`DraftMetricsPanel` is a small self-refreshing panel (mount it in any screen with the
 store path); :class:`DraftMetricsScreen` shows the same panel as a modal, for a key or a
@@ -62,6 +63,13 @@ def metrics_text(m: DraftMetrics, *, title: str = "Drafts") -> Text:
     for engine, t in m.first_text_by_engine.items():
         out.append(f"first text, {engine}: ", style="dim")
         out.append(f"p50 {_ms(t.p50_ms)} · p90 {_ms(t.p90_ms)} ({t.drafts})\n")
+    if m.llm_lost is not None:
+        # Kept apart from the fallback engine's own time: a slow endpoint shows here.
+        lost = m.llm_lost
+        out.append("waited on a failed LLM: ", style="dim")
+        out.append(f"p50 {_ms(lost.p50_ms)} · p90 {_ms(lost.p90_ms)} ({lost.drafts})\n")
+    if m.incomplete:
+        out.append(f"{m.incomplete} stopped short (cut off or at the token limit)\n", style="dim")
     return out
 
 
