@@ -501,3 +501,31 @@ async def test_the_llm_key_stays_on_the_server(db_path: Path, fake_openai) -> No
         assert any(key in str(h) for h in fake_openai.headers)  # the server used it
     finally:
         _stop(proc)
+
+
+async def test_one_account_cannot_hold_every_stream(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    ana = server.tokens["ana"]
+    url = server.agent("/events")
+    opened = [await http.get(url, headers=_auth(ana)) for _ in range(8)]
+    try:
+        assert [r.status for r in opened] == [200] * 8
+        async with http.get(url, headers=_auth(ana)) as refused:
+            assert (
+                refused.status == 429
+                and "too many open streams for ana" in (await refused.json())["error"]
+            )
+        async with http.get(url, headers=_auth(server.tokens["bob"])) as other:
+            assert other.status == 200  # another account is not affected
+        opened.pop().close()
+        deadline = time.monotonic() + 20
+        while True:  # the server notices the closed stream at its next wake
+            async with http.get(url, headers=_auth(ana)) as again:
+                if again.status == 200:
+                    break
+            assert time.monotonic() < deadline, "a closed stream was never given back"
+            await asyncio.sleep(0.2)
+    finally:
+        for r in opened:
+            r.close()

@@ -66,6 +66,8 @@ TOKEN_RECHECK_S = 1.0
 """How often an idle stream looks its token up again (a busy one looks on every wake)."""
 HEARTBEAT_S = 15.0
 MAX_STREAMS = 500
+MAX_STREAMS_PER_ACCOUNT = 8
+"""A console holds one stream; a few more allow reconnects that overlap the old socket."""
 STREAM_BATCH = 500
 
 
@@ -97,6 +99,7 @@ class AgentApi:
         self._head = 0
         self._encoded: dict[tuple[int, int], tuple[bytes, int, bool]] = {}
         self._streams: set[asyncio.Task[Any]] = set()
+        self._per_account: dict[str, int] = {}
         self._closing = False
         self._pump: asyncio.Task[None] | None = None
         self.app = self._build()
@@ -323,6 +326,9 @@ class AgentApi:
         cursor = int(raw) if raw else last_event_id(self.store)
         if len(self._streams) >= MAX_STREAMS:
             raise ApiError(429, "too many open streams")
+        if self._per_account.get(account.name, 0) >= MAX_STREAMS_PER_ACCOUNT:
+            raise ApiError(429, f"too many open streams for {account.name}")
+        self._per_account[account.name] = self._per_account.get(account.name, 0) + 1
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
@@ -355,6 +361,9 @@ class AgentApi:
                         continue
                 else:
                     batch = False
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the console went away: give its slot back now, not at a write
                 now = time.monotonic()
                 if batch or now - last_check >= TOKEN_RECHECK_S:
                     if not _still_valid(self.store, account.name, token_hash):
@@ -375,6 +384,11 @@ class AgentApi:
         finally:
             self._streams.discard(task)
             self._wakes.discard(wake)
+            left = self._per_account.get(account.name, 1) - 1
+            if left:
+                self._per_account[account.name] = left
+            else:
+                self._per_account.pop(account.name, None)
         return response
 
     def _batch(self, cursor: int) -> tuple[bytes, int, bool]:
