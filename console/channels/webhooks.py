@@ -99,8 +99,9 @@ def verify(
 class RetryPolicy:
     """How often and how long an undelivered webhook is retried.
 
-    The defaults try 8 times over about 20 minutes (5 s, 10 s, 20 s, ... capped at 10 min,
-    each stretched or shrunk by up to a fifth so failed endpoints are not hit in lockstep).
+    The defaults try 8 times over about 11 minutes (waits of 5 s, 10 s, 20 s ... 320 s, each
+    stretched or shrunk by up to a fifth so failed endpoints are not hit in lockstep; no wait
+    is longer than 10 min).
     """
 
     max_attempts: int = 8

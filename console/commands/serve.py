@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: tandem serve --simulate 50 --duration 60 --db demo.db. A --policy file is TOML "
         "with any of: escalate_level, max_fallbacks, urgent_reasons, raised_again, human_request_reasons, "
         "flag_only_reasons, soft_reasons, minutes_per_customer, idle_resolve_s, sla_tick_s, "
-        "online_window_s (e.g. max_fallbacks = 3). Integrations create conversations with "
+        "online_window_s, reopen_to (e.g. max_fallbacks = 3). Integrations create conversations with "
         "TANDEM_API_TOKEN; the LLM bot is used when OPENAI_BASE_URL or OPENAI_API_KEY is set.",
     )
     add_db_option(parser)
