@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from console.privacy import contains_pii, redact
@@ -166,18 +164,9 @@ def test_several_kinds_in_one_message() -> None:
     )
 
 
-def test_fast_enough_for_every_message() -> None:
-    plain = "hi there my card is not working since yesterday, can you help?"
+def test_digit_heavy_text_keeps_what_is_not_personal() -> None:
+    # The cost of this case is measured by `tandem bench drafts` (no timing asserted here).
     digits = "I paid 45.99 on 12/03/2024 for order 12345678, call 07911 123456"
-    started = time.perf_counter()
-    for _ in range(1000):
-        redact(plain)
-    plain_us = (time.perf_counter() - started) * 1000
-    started = time.perf_counter()
-    for _ in range(100):
-        redact(digits)
-    digits_us = (time.perf_counter() - started) * 10_000
-    # Generous bounds for a shared CI core: a regression to whole-text multi-region phone
-    # matching costs ~1 ms a message and would fail the second.
-    assert plain_us < 50, plain_us
-    assert digits_us < 800, digits_us
+    out = redact(digits)
+    assert "45.99" in out and "12/03/2024" in out and "12345678" in out
+    assert "07911 123456" not in out

@@ -182,6 +182,22 @@ async def _llm_headless(store: Any, ids: list[int], llm: Any) -> tuple[list[floa
     return overhead, first
 
 
+def _redaction_cost() -> str:
+    """Per-message cost of :func:`console.privacy.redact` on plain text and on digit-heavy text
+    (a regression to whole-text phone matching shows as ~1 ms on the second)."""
+    from console.privacy import redact
+
+    plain = "hi there my card is not working since yesterday, can you help?"
+    digits = "I paid 45.99 on 12/03/2024 for order 12345678, call 07911 123456"
+    out = []
+    for label, text, n in (("plain", plain, 2000), ("digits", digits, 300)):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            redact(text)
+        out.append(f"{label} {(time.perf_counter() - t0) / n * 1e6:.0f} us/message")
+    return ", ".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
     from console.config import LLMConfig
     from console.kb import load_bundled
@@ -200,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         print("  " + _pcts(first))
         print("embedded, whole draft:           " + _pcts(total))
         print("embedded, phrasing alone (write): " + _pcts(write_only))
+        print("redaction before text leaves for an LLM: " + _redaction_cost())
 
         fake_cls = _fake_server()
         if fake_cls is None or args.llm_drafts <= 0:
