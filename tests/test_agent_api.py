@@ -529,3 +529,45 @@ async def test_one_account_cannot_hold_every_stream(
     finally:
         for r in opened:
             r.close()
+
+
+async def test_reads_for_a_remote_console_and_take_next(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    ana, bob = server.tokens["ana"], server.tokens["bob"]
+    with Store(server.db) as store:
+        calm = lc.open_conversation(store, "Calm")
+        lc.escalate(store, calm, reasons=["human_request"], by="cli")
+        urgent = lc.open_conversation(store, "Urgent")
+        lc.add_customer_message(store, urgent, "someone took money from my account")
+        lc.escalate(store, urgent, reasons=["fraud"], level="urgent", score=0.9, by="cli")
+        lc.add_note(store, urgent, "sam", "call the fraud team")
+        done = lc.open_conversation(store, "Done")
+        lc.resolve(store, done, by="hub")
+    # Take next: the queue's order (most in need first), each conversation to one agent only.
+    status, first = await _call(http, "POST", server.agent("/claim-next"), ana)
+    assert (status, first["id"], first["owner"]) == (200, str(urgent), "ana")
+    status, second = await _call(http, "POST", server.agent("/claim-next"), bob)
+    assert (status, second["id"], second["owner"]) == (200, str(calm), "bob")
+    status, body = await _call(http, "POST", server.agent("/claim-next"), bob)
+    assert (status, body["error"]) == (404, "nobody is waiting")
+    # Rows for the ids a feed batch touched, in any state (a resolved one leaves the wall).
+    status, body = await _call(http, "GET", server.agent(f"/wall?ids={done},{urgent}"), ana)
+    assert status == 200
+    assert {c["id"]: c["state"] for c in body["conversations"]} == {
+        done: "resolved",
+        urgent: "human",
+    }
+    # Transcript windows, notes included for agents.
+    base = server.agent(f"/conversations/{urgent}/messages")
+    status, body = await _call(http, "GET", f"{base}?last=10", ana)
+    roles = [m["role"] for m in body["messages"]]
+    assert status == 200 and roles[0] == "customer" and "note" in roles
+    first_id = body["messages"][0]["id"]
+    status, body = await _call(http, "GET", f"{base}?after={first_id}", ana)
+    assert all(m["id"] > first_id for m in body["messages"]) and body["messages"]
+    status, body = await _call(http, "GET", f"{base}?before={first_id}", ana)
+    assert (status, body["messages"]) == (200, [])
+    for bad in ("?after=-1", "?last=x", "?before=1e9"):
+        assert (await _call(http, "GET", f"{base}{bad}", ana))[0] == 400
+    assert (await _call(http, "GET", server.agent("/wall?ids=1,x"), ana))[0] == 400

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from console.channels.api import ApiError, _Buckets
+from console.policy import queue_order
 from store import (
     DatabaseUnavailable,
     Forbidden,
@@ -46,7 +47,13 @@ from store import lifecycle as lc
 from store.accounts import Account
 from store.feed import Event, Follower, last_event_id, messages_of, read_events
 from store.queries import get_conversation, transcript
-from store.views import conversation_context, supervisor_metrics, wall_rows
+from store.views import (
+    conversation_context,
+    earlier_messages,
+    supervisor_metrics,
+    waiting_queue,
+    wall_rows,
+)
 
 
 class Drafter(Protocol):
@@ -114,6 +121,8 @@ class AgentApi:
         r.add_get("/events", self.events)
         r.add_post("/presence", self.presence)
         r.add_get("/conversations/{id}", self.conversation)
+        r.add_get("/conversations/{id}/messages", self.messages)
+        r.add_post("/claim-next", self.claim_next)
         r.add_post("/conversations/{id}/claim", self.claim)
         r.add_post("/conversations/{id}/reply", self.reply)
         r.add_post("/conversations/{id}/note", self.note)
@@ -264,8 +273,14 @@ class AgentApi:
         return web.json_response({"ok": True})
 
     async def wall(self, request: web.Request) -> web.Response:
-        """Every live conversation, and the event id to stream from so nothing is missed."""
+        """Every live conversation, and the event id to stream from so nothing is missed;
+        with ``?ids=1,2,3`` those conversations in any state (to refresh after events)."""
         self._account(request)
+        if "ids" in request.query:
+            ids = _ids(request.query["ids"])
+            return web.json_response(
+                {"conversations": wall_rows(self.store, ids=ids)}, dumps=_dumps
+            )
         # The id first: an event that commits between the two reads is streamed again, and
         # applying a conversation's newer row twice is harmless; missing one would not be.
         head = last_event_id(self.store)
@@ -286,6 +301,35 @@ class AgentApi:
             },
             dumps=_dumps,
         )
+
+    async def messages(self, request: web.Request) -> web.Response:
+        """A window of the transcript, notes included: ``?after=ID`` (what is new), ``?last=N``
+        (the newest N), or ``?before=ID`` (the N just before, scrolling back)."""
+        self._account(request)
+        cid = self._cid(request)
+        get_conversation(self.store, cid)  # 404 for a conversation that does not exist
+        q = request.query
+        limit = _count(q.get("limit", "200"), "limit", 500)
+        if "before" in q:
+            rows = earlier_messages(self.store, cid, _count(q["before"], "before"), limit=limit)
+        elif "after" in q:
+            rows = transcript(self.store, cid, after=_count(q["after"], "after"), limit=limit)
+        else:
+            rows = transcript(self.store, cid, last=_count(q.get("last", "200"), "last", 500))
+        return web.json_response({"messages": rows}, dumps=_dumps)
+
+    async def claim_next(self, request: web.Request) -> web.Response:
+        """Claim the first conversation in the queue (policy order) that nobody took first."""
+        account = self._account(request)
+        for row in queue_order(waiting_queue(self.store)):
+            try:
+                lc.claim(self.store, row["id"], account.name)
+            except Forbidden:
+                raise
+            except StoreError:
+                continue  # taken a moment ago, or closed: the next in line
+            return self._moved(row["id"])
+        raise ApiError(404, "nobody is waiting")
 
     async def kb_search(self, request: web.Request) -> web.Response:
         self._account(request)
@@ -555,6 +599,19 @@ class AgentApi:
 
 def _still_valid(store: Store, name: str, token_hash: str) -> bool:
     return accounts.token_is_current(store, name, token_hash)
+
+
+def _count(raw: str, what: str, cap: int | None = None) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, f"{what} must be a non-negative integer")
+    return min(int(raw), cap) if cap is not None else int(raw)
+
+
+def _ids(raw: str) -> list[int]:
+    parts = [p for p in raw.split(",") if p]
+    if len(parts) > 500:
+        raise ApiError(400, "at most 500 ids at once")
+    return [_count(p, "ids") for p in parts]
 
 
 def _error(status: int, message: str, code: str | None = None, **extra: Any) -> web.Response:
