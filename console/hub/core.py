@@ -213,13 +213,19 @@ class Hub:
 
 
 def make_hub(
-    path: str | Path, *, settings: PolicySettings | None = None, llm: Any = None, **kwargs: Any
+    path: str | Path,
+    *,
+    settings: PolicySettings | None = None,
+    llm: Any = None,
+    judge_llm: Any = None,
+    **kwargs: Any,
 ) -> Hub:
     """A hub with the real triage engine and bot, the KB loaded if the table is empty.
 
     :param llm: a :class:`console.config.LLMConfig`, or ``None`` for the embedded bot only;
         when it is enabled, triage also asks it for a second opinion (``judge_budget`` in
         ``kwargs`` sets the wait, default 1.5 s)
+    :param judge_llm: the LLM for that second opinion when the bot is embedded (default ``llm``)
     """
     from console.bot import make_bot
     from console.kb import ensure_loaded
@@ -227,10 +233,11 @@ def make_hub(
 
     with Store(path) as store:
         ensure_loaded(store)
-    if llm is not None and getattr(llm, "enabled", False) and "judge" not in kwargs:
+    judging = judge_llm if judge_llm is not None else llm
+    if judging is not None and getattr(judging, "enabled", False) and "judge" not in kwargs:
         from console.llm import LLM
         from console.triage.judge import Judge
 
-        kwargs["judge"] = Judge(LLM(llm))
-        kwargs.setdefault("judge_budget", getattr(llm, "judge_budget", JUDGE_BUDGET_S))
+        kwargs["judge"] = Judge(LLM(judging))
+        kwargs.setdefault("judge_budget", getattr(judging, "judge_budget", JUDGE_BUDGET_S))
     return Hub(path, engine=TriageEngine(), bot=make_bot(path, llm), settings=settings, **kwargs)

@@ -39,6 +39,9 @@ class Remembered:
     settled: Settled = field(default_factory=Settled)
     # The newest messages, for the bot; None until known (an entry loaded from the store).
     context: deque[dict[str, str]] | None = None
+    # The LLM judge's own reasons and line: shown (as the model's) until a newer opinion.
+    model_reasons: tuple[str, ...] = ()
+    model_why: str = ""
 
 
 class TriageMemory:
@@ -76,6 +79,10 @@ class TriageMemory:
                     entry = Remembered(
                         self.engine.load_state(saved["engine"]), int(saved.get("upto", 0))
                     )
+                    model = saved.get("model")
+                    if isinstance(model, list) and len(model) == 2:
+                        entry.model_reasons = tuple(str(r) for r in model[0] or ())
+                        entry.model_why = str(model[1] or "")
             except (ValueError, TypeError, KeyError):
                 log.warning(
                     "conversation %s: unreadable triage state; rebuilding from the transcript", cid
@@ -139,14 +146,20 @@ class TriageMemory:
         :param level: store this level instead of the verdict's (an escalation's, never lower)
         :param also: reasons to show beside the verdict's
         """
-        dump = json.dumps(
-            {"upto": entry.upto, "engine": self.engine.dump_state(entry.state)},
-            separators=(",", ":"),
-        )
+        own = tuple(getattr(verdict, "model_reasons", ()) or ())
+        if own:
+            entry.model_reasons = own
+            entry.model_why = str(getattr(verdict, "model_why", "") or "")
+        saved: dict[str, Any] = {"upto": entry.upto, "engine": self.engine.dump_state(entry.state)}
+        if entry.model_reasons:
+            saved["model"] = [list(entry.model_reasons), entry.model_why]
+        dump = json.dumps(saved, separators=(",", ":"))
         lvl = level or verdict.level
         # An escalation's own reasons (the bot's hand-off, its fallbacks) belong on the badge
         # too: an agent must never see a conversation sent to people with no reason shown.
+        # So do the LLM judge's, until a newer opinion replaces them.
         reasons = list(verdict.reasons) + [r for r in also if r not in verdict.reasons]
+        reasons += [r for r in entry.model_reasons if r not in reasons]
         entry.stored = (lvl, tuple(reasons))
         return lc.TriageMark(
             lvl,
@@ -154,8 +167,8 @@ class TriageMemory:
             reasons,
             dump,
             lang=getattr(verdict, "lang", "") or None,
-            model_reasons=[r for r in getattr(verdict, "model_reasons", ()) if r in reasons],
-            model_why=str(getattr(verdict, "model_why", "") or ""),
+            model_reasons=list(entry.model_reasons),
+            model_why=entry.model_why,
         )
 
     def resettle(self, cid: int) -> None:

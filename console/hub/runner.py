@@ -53,6 +53,7 @@ async def serve_forever(
     personas: list[str] | None = None,
     webhooks: Any = None,
     tls: ssl.SSLContext | None = None,
+    judge_llm: Any = None,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
@@ -62,6 +63,8 @@ async def serve_forever(
     :param personas: simulate only these personas
     :param webhooks: an enabled :class:`console.config.WebhookConfig`: POST events to its URLs
     :param tls: serve the APIs over HTTPS with this context; ``None``: plain HTTP
+    :param judge_llm: an enabled :class:`console.config.LLMConfig` for triage's second opinion
+        (default: ``llm``); given alone, the bot stays embedded
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     if llm is not None:
@@ -85,6 +88,7 @@ async def serve_forever(
             personas=personas,
             webhooks=webhooks,
             tls=tls,
+            judge_llm=judge_llm,
         )
     finally:
         gc.set_threshold(*thresholds)
@@ -143,8 +147,9 @@ async def _serve(
     personas: list[str] | None,
     webhooks: Any,
     tls: ssl.SSLContext | None = None,
+    judge_llm: Any = None,
 ) -> int:
-    hub = make_hub(path, settings=settings, llm=llm)
+    hub = make_hub(path, settings=settings, llm=llm, judge_llm=judge_llm)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

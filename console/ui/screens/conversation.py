@@ -357,8 +357,16 @@ class ConversationScreen(Screen[None]):
         head.append("\n")
         level = c.get("level") or "calm"
         head.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
-        words = reason_words(c.get("reasons") or [])
-        head.append("  " + (" · ".join(words) if words else "no flags"))
+        model = set(c.get("model_reasons") or [])
+        reasons = c.get("reasons") or []
+        words = reason_words([r for r in reasons if r not in model])
+        head.append("  " + (" · ".join(words) if words or model else "no flags"))
+        if model:
+            head.append(" · " if words else "")
+            head.append(
+                "AI: " + " · ".join(reason_words([r for r in reasons if r in model])),
+                style="italic magenta",
+            )
         self.query_one("#conv-header", Static).update(head)
 
     def _update_chrome(self) -> None:
@@ -403,7 +411,7 @@ class ConversationScreen(Screen[None]):
                 # What the LLM judge added, marked as the model's, with its one line.
                 out.append("AI: " + " · ".join(reason_words(model)), style="italic magenta")
                 if c.get("model_why"):
-                    out.append(" — " + safe_text(str(c["model_why"]), one_line=True))
+                    out.append(" — " + safe_text(str(c["model_why"]), one_line=True), style="")
                 out.append("\n")
             out.append("\n")
         out.append("Triage over time\n", style="bold underline")
