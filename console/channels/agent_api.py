@@ -70,7 +70,10 @@ DrafterFactory = Callable[[Store, str], Drafter]
 PREFIX = "/agent/v1"
 MAX_INSTRUCTION = 500
 TOKEN_RECHECK_S = 1.0
-"""How often an idle stream looks its token up again (a busy one looks on every wake)."""
+"""How often an idle stream looks its token up again."""
+TOKEN_BUSY_RECHECK_S = 0.25
+"""How often a stream that is sending looks again (not on every batch: 50 consoles at 30
+wakes a second would be 1,500 lookups a second for nothing)."""
 HEARTBEAT_S = 15.0
 MAX_STREAMS = 500
 MAX_STREAMS_PER_ACCOUNT = 8
@@ -390,12 +393,10 @@ class AgentApi:
             await response.write(f"event: hello\ndata: {json.dumps(asdict(account))}\n\n".encode())
             last_check = time.monotonic()
             last_beat = last_check
-            first = True
             while not self._closing:
                 # Cleared before the read: a move the pump announces after it sets it again.
                 wake.clear()
-                if cursor < self._head or first:
-                    first = False  # a resuming console reads what it missed at once
+                if cursor < self._head:
                     data, last, full = self._batch(cursor)
                     if data:
                         await response.write(data)
@@ -409,7 +410,7 @@ class AgentApi:
                 if transport is None or transport.is_closing():
                     break  # the console went away: give its slot back now, not at a write
                 now = time.monotonic()
-                if batch or now - last_check >= TOKEN_RECHECK_S:
+                if now - last_check >= (TOKEN_BUSY_RECHECK_S if batch else TOKEN_RECHECK_S):
                     if not _still_valid(self.store, account.name, token_hash):
                         await response.write(
                             b'event: revoked\ndata: {"error": "this account token was disabled'
@@ -436,23 +437,28 @@ class AgentApi:
         return response
 
     def _batch(self, cursor: int) -> tuple[bytes, int, bool]:
-        """The encoded events after ``cursor`` (up to STREAM_BATCH), the last id, and whether
-        more may follow. Consoles in step ask for the same range: it is read and encoded once
-        and the bytes shared, so a console costs a write, not a query and a JSON encoding."""
+        """The encoded events after ``cursor`` up to the pump's head (at most STREAM_BATCH),
+        the last id, and whether more may follow.
+
+        Consoles in step ask for the same range, which is read and encoded once and the bytes
+        shared: a console then costs a write, not a query and a JSON encoding. The range ends
+        at the head, never past it, so it is the same for every console that asks: ids are
+        given in commit order, and once the head is visible every smaller id is final.
+        """
         head = self._head
+        if cursor >= head:
+            return b"", cursor, False
         key = (cursor, head)
         hit = self._encoded.get(key)
         if hit is not None:
             return hit
-        events = read_events(self.store, cursor, STREAM_BATCH)
-        full = len(events) == STREAM_BATCH
-        result = (self._encode(events), events[-1].id if events else cursor, full)
-        if not full and events and events[-1].id == head:
-            # Only a range that ends at the pump's head is the same for the next console
-            # asking with this cursor and head; a stream ahead of the pump reads afresh.
-            if len(self._encoded) > 256:
-                self._encoded.clear()
-            self._encoded[key] = result
+        rows = read_events(self.store, cursor, STREAM_BATCH)
+        events = [e for e in rows if e.id <= head]
+        full = len(rows) == STREAM_BATCH and len(events) == len(rows)
+        result = (self._encode(events), events[-1].id if events else head, full)
+        if len(self._encoded) > 256:
+            self._encoded.clear()
+        self._encoded[key] = result
         return result
 
     def _encode(self, batch: list[Event]) -> bytes:
