@@ -43,6 +43,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="with --server: seconds per phase (default 10)"
     )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=2,
+        help="with --server: processes the consoles are spread over (default 2)",
+    )
 
 
 # --- the writer process ---------------------------------------------------------------------
@@ -201,7 +207,9 @@ def _quiet(path: Path, deadline: float) -> int:
     return last
 
 
-def _phase_cpu(pid: int, go: Any, writer: Any, path: Path, progress: Any = None) -> float:
+def _phase_cpu(
+    pid: int, go: Any, writer: Any, path: Path, progress: list[Any] | None = None
+) -> float:
     """The server's CPU seconds from the writer's start until the hub is quiet and (with
     consoles) every console has received the last event: the backlog's cost counts too."""
     from console.bench.hub_http import _server_cpu
@@ -211,7 +219,7 @@ def _phase_cpu(pid: int, go: Any, writer: Any, path: Path, progress: Any = None)
     writer.join()
     end = _quiet(path, time.monotonic() + 60)
     deadline = time.monotonic() + 120
-    while progress is not None and progress.value < end and time.monotonic() < deadline:
+    while any(p.value < end for p in progress or ()) and time.monotonic() < deadline:
         time.sleep(0.1)
     return _server_cpu(pid) - cpu0
 
@@ -222,8 +230,8 @@ def run_server(args: argparse.Namespace) -> int:
     from store import Store
     from store.feed import last_event_id, read_events
 
-    if args.consoles < 1 or args.rate <= 0 or args.seconds <= 0:
-        raise UsageError("--consoles, --rate and --seconds must be positive")
+    if args.consoles < 1 or args.rate <= 0 or args.seconds <= 0 or args.client_processes < 1:
+        raise UsageError("--consoles, --rate, --seconds and --client-processes must be positive")
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="tandem-bench-remote-") as tmp:
         path = Path(tmp) / "bench.db"
@@ -250,24 +258,35 @@ def run_server(args: argparse.Namespace) -> int:
                 # Phase 2: the consoles attach from the current end of the feed, then the writer.
                 with Store(path) as store:
                     after = last_event_id(store)  # the consoles start from here
-                out = ctx.Queue()
+                # Several client processes, so the clients' own parsing is not what is measured.
                 stop = ctx.Event()
-                progress = ctx.Value("q", 0)
-                consoles = ctx.Process(
-                    target=consoles_main, args=(url, tokens, after, stop, out, progress)
-                )
-                consoles.start()
-                if out.get(timeout=120) != "ready":
-                    raise RuntimeError("the consoles did not connect")
+                groups = [tokens[i :: args.client_processes] for i in range(args.client_processes)]
+                clients = []
+                for group in (g for g in groups if g):
+                    out, progress = ctx.Queue(), ctx.Value("q", 0)
+                    process = ctx.Process(
+                        target=consoles_main, args=(url, group, after, stop, out, progress)
+                    )
+                    process.start()
+                    clients.append((process, out, progress))
+                for _, out, _ in clients:
+                    if out.get(timeout=120) != "ready":
+                        raise RuntimeError("the consoles did not connect")
                 go = ctx.Event()
                 writer = ctx.Process(
                     target=writer_main, args=(url, conversations, args.rate, args.seconds, go)
                 )
                 writer.start()
-                cpu_with = _phase_cpu(proc.pid, go, writer, path, progress)
+                cpu_with = _phase_cpu(proc.pid, go, writer, path, [p for _, _, p in clients])
                 stop.set()
-                result = out.get(timeout=120)
-                consoles.join()
+                results = [out.get(timeout=120) for _, out, _ in clients]
+                for process, _, _ in clients:
+                    process.join()
+                result = {
+                    "lags": [lag for r in results for lag in r["lags"]],
+                    "ids": [ids for r in results for ids in r["ids"]],
+                    "cpu": sum(r["cpu"] for r in results),
+                }
                 with Store(path) as store:
                     feed = [e.id for e in read_events(store, after, 10_000_000)]
             finally:
@@ -294,7 +313,7 @@ def _print(
         # when the run stopped is "behind", reported apart.
         gaps += len({i for i in feed_set if i <= last} - set(ids))
         behind += sum(1 for i in feed if i > last)
-    print(f"the consoles' process used {result['cpu']:.1f} CPU s")
+    print(f"the consoles' {args.client_processes} processes used {result['cpu']:.1f} CPU s")
     print(
         f"{args.consoles} remote consoles: {len(lags_ms)} events delivered"
         f" ({len(feed)} feed events each), gaps {gaps}, repeats {repeats},"
