@@ -393,3 +393,17 @@ async def test_triage_reasons_shape_the_tone(
         "Our triage noticed: frustration." in system
         and "prompt" not in system.split("Our triage")[1]
     )
+
+
+async def test_the_customers_own_name_may_be_said_back(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.tool_args = {
+        "reply": "Hi Maya Patel! Tap Freeze in the Card tab.",
+        "handoff": False,
+        "kb_ids": ["KB-007"],
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(
+        ctx("How do I freeze my card?", name="Maya Patel")
+    )
+    assert ans.engine == "llm" and ans.text.startswith("Hi Maya Patel!")

@@ -290,7 +290,8 @@ class LLMBot:
             customer_text="\n".join(
                 str(m.get("text") or "") for m in ctx.messages if m.get("role") == "customer"
             ),
-            names=[first_name(ctx.customer_name)],
+            # The customer's own name may be said back, first or last.
+            names=re.findall(r"[^\W\d_]+", ctx.customer_name or ""),
             needs_citation=kb_answers,
         )
         if not verdict.grounded:
