@@ -21,7 +21,7 @@ EMAIL = "maya.patel@example.com"
 PHONE = "+44 20 7946 0958"
 
 
-def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLM:
+def _llm(fake: FakeOpenAI, timeout: float = 30.0) -> LLM:
     return LLM(LLMConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout=timeout))
 
 

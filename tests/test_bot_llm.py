@@ -21,7 +21,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedBot:
     return EmbeddedBot(tmp_path_factory.mktemp("llmbot") / "bot.db")
 
 
-def llm_bot(embedded: EmbeddedBot, fake: FakeOpenAI, timeout: float = 5.0) -> LLMBot:
+def llm_bot(embedded: EmbeddedBot, fake: FakeOpenAI, timeout: float = 30.0) -> LLMBot:
     from console.llm import LLM
 
     return LLMBot(
@@ -358,7 +358,7 @@ async def test_repeated_failures_pause_the_model(
     now = [1000.0]
     bot = LLMBot(
         embedded,
-        LLM(LLMConfig(base_url=fake_openai.base_url, model="m", timeout=5)),
+        LLM(LLMConfig(base_url=fake_openai.base_url, model="m", timeout=30)),
         clock=lambda: now[0],
     )
     fake_openai.status = 500

@@ -18,7 +18,7 @@ from store import lifecycle as lc
 from store.queries import get_conversation, transcript
 
 
-def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLMConfig:
+def _llm(fake: FakeOpenAI, timeout: float = 30.0) -> LLMConfig:
     return LLMConfig(base_url=fake.base_url, api_key="k", model="fake-1", timeout=timeout)
 
 

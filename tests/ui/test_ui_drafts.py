@@ -42,7 +42,7 @@ class ComposerApp(App[None]):
         self.query_one(Composer).sent(mid)
 
 
-def _llm(fake: FakeOpenAI, timeout: float = 5.0) -> LLM:
+def _llm(fake: FakeOpenAI, timeout: float = 30.0) -> LLM:
     return LLM(LLMConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout=timeout))
 
 
