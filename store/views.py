@@ -30,7 +30,8 @@ def _turns_by_conversation(
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = store.query(
-            "SELECT c.id AS cid, m.id, m.role, m.author, substr(m.text, 1, ?) AS text, m.created_at"
+            "SELECT c.id AS cid, m.id, m.role, m.author, substr(m.text, 1, ?) AS text, m.created_at,"
+            " m.level, m.reasons"
             f" FROM conversations c JOIN messages m ON m.id IN ("
             "   SELECT id FROM messages WHERE conversation_id = c.id AND role != 'note'"
             "   ORDER BY id DESC LIMIT ?)"
@@ -45,6 +46,9 @@ def _turns_by_conversation(
                     "author": r["author"],
                     "text": r["text"],
                     "at": r["created_at"],
+                    # Triage's verdict on the message: the tile masks abusive customer text.
+                    "level": r["level"],
+                    "reasons": json.loads(r["reasons"]) if r["reasons"] else [],
                 }
             )
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from console.assist.retrieval import Article, draft_articles
@@ -30,6 +31,9 @@ class Turn:
     id: int = 0
     kb_ids: tuple[str, ...] = ()
     """Articles the bot cited in this message (from its ``meta``)."""
+    abusive: bool = False
+    """Customer text triage flagged ``abuse`` (or not triaged yet in a conversation flagged so):
+    masked for agents, so never quoted back to them (the hand-over summary)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,8 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", _ESCAPE.sub("", unicodedata.normalize("NFC", text)))
 
 
-def _turns(rows: list[dict]) -> tuple[Turn, ...]:
+def _turns(rows: list[dict], conversation_reasons: Iterable[str] = ()) -> tuple[Turn, ...]:
+    flagged = "abuse" in conversation_reasons
     turns = []
     for r in rows:
         if r["role"] == "note":
@@ -96,6 +101,8 @@ def _turns(rows: list[dict]) -> tuple[Turn, ...]:
                 clean(r["text"]),
                 r["id"],
                 tuple(str(k) for k in kb) if isinstance(kb, list) else (),
+                r["role"] == "customer"
+                and ("abuse" in (r.get("reasons") or ()) or (flagged and r.get("level") is None)),
             )
         )
     return tuple(turns)
@@ -161,8 +168,8 @@ def build_context(
     """
     conversation = get_conversation(store, conversation_id)
     rows = transcript(store, conversation_id, last=RECENT_MESSAGES, include_notes=False)
-    turns = _turns(rows)
     reasons = list(conversation["reasons"])
+    turns = _turns(rows, reasons)
     # The conversation's verdict can lag the newest customer message; add that message's own.
     for r in reversed(rows):
         if r["role"] == "customer":

@@ -138,12 +138,15 @@ def embedded_summary(ctx: DraftContext, titles: Mapping[str, str] | None = None)
         as the id)
     """
     titles = titles or {a.id: a.title for a in ctx.articles}
-    customer = [t.text for t in ctx.turns if t.role == "customer"]
+    # Abusive messages are masked for agents: the summary above the transcript never quotes them.
+    customer = [t.text for t in ctx.turns if t.role == "customer" and not t.abusive]
     quotes = [_trim(s, 160) for s in key_sentences(customer)]
     if quotes:
         wants = " … ".join(f"“{q}”" for q in quotes)
     elif customer:
         wants = f"“{_trim(customer[-1], 160)}”"
+    elif any(t.abusive for t in ctx.turns):
+        wants = "only abusive messages so far (hidden)"
     else:
         wants = "nothing written yet"
     bot_turns = [t for t in ctx.turns if t.role == "bot"]
@@ -186,7 +189,12 @@ SYSTEM = (
 
 
 def _transcript_for_llm(ctx: DraftContext) -> str:
-    return "\n".join(f"{t.role}: {t.text}" for t in ctx.turns if t.role in ("customer", "bot"))
+    # The model cannot quote what it never reads: an abusive message is only said to be there.
+    return "\n".join(
+        f"{t.role}: {'(an abusive message, hidden)' if t.abusive else t.text}"
+        for t in ctx.turns
+        if t.role in ("customer", "bot")
+    )
 
 
 def check_llm_summary(data: Mapping[str, Any], ctx: DraftContext) -> str | None:

@@ -154,11 +154,14 @@ class FeedReader:
                 events = follower.poll()
                 changed: set[int] = set()
                 touched_context: set[int] = set()
+                retriaged: list[int] = []
                 for e in events:
                     if e.conversation_id is not None:
                         changed.add(e.conversation_id)
                         if e.kind in ("triaged", "escalated"):
                             touched_context.add(e.conversation_id)
+                        if e.kind == "triaged" and e.message_id and e.conversation_id == watched:
+                            retriaged.append(e.message_id)
                 if changed:
                     rows = wall_rows(store, ids=sorted(changed))
                     self._post(WallChanged(tuple(rows), False, follower.cursor or 0))
@@ -169,7 +172,7 @@ class FeedReader:
                         last_mid = self._post_transcript(store, target, 0, True, True)
                 elif watched is not None and watched in changed:
                     last_mid = self._post_transcript(
-                        store, watched, last_mid, False, watched in touched_context
+                        store, watched, last_mid, False, watched in touched_context, retriaged
                     )
                 # Supervisor figures: at most twice a second while things change, else each second.
                 since = time.monotonic() - last_metrics
@@ -187,7 +190,13 @@ class FeedReader:
             store.close()
 
     def _post_transcript(
-        self, store: Store, cid: int, after: int, full: bool, with_context: bool
+        self,
+        store: Store,
+        cid: int,
+        after: int,
+        full: bool,
+        with_context: bool,
+        retriaged: list[int] | None = None,
     ) -> int:
         try:
             conv = get_conversation(store, cid)
@@ -198,6 +207,16 @@ class FeedReader:
             msgs = transcript(store, cid, last=TRANSCRIPT_WINDOW)
         else:
             msgs = transcript(store, cid, after=after)
+            # Messages already sent whose triage came after them: the screen redraws them
+            # (an abusive one is masked from then on).
+            again = [
+                m
+                for mid in sorted(set(retriaged or ()))
+                if mid <= after
+                for m in transcript(store, cid, after=mid - 1, limit=1)
+                if m["id"] == mid
+            ]
+            msgs = again + msgs
         context = conversation_context(store, cid) if with_context else None
         self._post(TranscriptChanged(cid, conv, tuple(msgs), context, full))
-        return msgs[-1]["id"] if msgs else after
+        return max(after, msgs[-1]["id"]) if msgs else after

@@ -196,10 +196,32 @@ def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:
             row.get("owner") or "",
             *reason_words(row.get("reasons") or []),
         ]
-        hay.extend(t["text"] for t in row.get("turns") or [])
+        # Masked text is not searched either: a hit would say what it hides.
+        hay.extend(
+            t["text"] for t in row.get("turns") or [] if not masked(t, row.get("reasons") or ())
+        )
         if not any(q in h.casefold() for h in hay):
             return False
     return True
+
+
+MASKED_TEXT = "⚠ abusive message hidden — press v in the conversation to reveal"
+MASKED_SHORT = "⚠ abusive message hidden"
+
+
+def masked(message: dict[str, Any], conversation_reasons: Iterable[str] = ()) -> bool:
+    """Whether a message is shown masked: customer text triage flagged ``abuse``.
+
+    A customer message not triaged yet (no ``level``) in a conversation already flagged
+    abusive is masked too: the hub triages it a moment after it is stored, and a customer who
+    keeps abusing should not get one message through in that moment. If triage then finds it
+    clean it stays masked here until the agent reveals it (the safe side).
+    """
+    if message.get("role") != "customer":
+        return False
+    if "abuse" in (message.get("reasons") or ()):
+        return True
+    return message.get("level") is None and "abuse" in conversation_reasons
 
 
 def status_words(row: dict[str, Any], agent: str, at: float | None = None) -> str:

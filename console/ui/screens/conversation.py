@@ -27,8 +27,10 @@ from textual.widgets import Footer, Input, Static
 from console.ui.commands import ScreenCommands
 from console.ui.feed import TranscriptChanged
 from console.ui.model import (
+    MASKED_TEXT,
     language_name,
     llm_annotation,
+    masked,
     reason_words,
     safe_text,
     status_words,
@@ -36,8 +38,9 @@ from console.ui.model import (
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
-from store.errors import StoreError
+from store.errors import InvalidInput, StoreError
 from store.kb import terms
+from store.protection import reveal, revealed_ids
 from store.queries import transcript
 from store.views import earlier_messages
 
@@ -50,8 +53,12 @@ if TYPE_CHECKING:
 MAX_MOUNTED = 300
 
 
-def message_text(msg: dict[str, Any], agent: str) -> Text:
-    """One transcript entry as plain ``Text``: a header line, then the text, literally."""
+def message_text(msg: dict[str, Any], agent: str, *, hidden: bool = False) -> Text:
+    """One transcript entry as plain ``Text``: a header line, then the text, literally.
+
+    Args:
+        hidden: show that abusive text is there, not the text (see ``console.ui.model.masked``).
+    """
     role = msg["role"]
     who = {"customer": "customer", "bot": "bot", "system": "system"}.get(role)
     if role == "agent":
@@ -75,6 +82,9 @@ def message_text(msg: dict[str, Any], agent: str) -> Text:
     if role == "bot" and kb:
         out.append("  used " + ", ".join(safe_text(str(k), one_line=True) for k in kb), style="dim")
     out.append("\n")
+    if hidden:
+        out.append(MASKED_TEXT, style="italic yellow")
+        return out
     out.append(safe_text(msg["text"]))
     note = llm_annotation(msg.get("meta")) if role in ("bot", "system") else None
     if note is not None:
@@ -111,6 +121,14 @@ class ConversationScreen(Screen[None]):
             "Note",
             id="conversation.note",
             tooltip="Internal note, never shown to the customer",
+        ),
+        # v reads where the agent is not typing; f4 also from the composer (v types a v there).
+        Binding(
+            "v,f4",
+            "reveal",
+            "Reveal",
+            id="conversation.reveal",
+            tooltip="Show the newest hidden abusive message (recorded; once per press)",
         ),
         Binding(
             "f6",
@@ -159,6 +177,11 @@ class ConversationScreen(Screen[None]):
         self.loaded = False
         self._saving_note = False
         self._summarised_state: str | None = None
+        # Abusive messages on screen and still masked (id -> row), and what this agent has
+        # chosen to read here (from the store's reveal events, then this screen's presses).
+        self.hidden: dict[int, dict[str, Any]] = {}
+        self.revealed: set[int] = set()
+        self._revealing = False
 
     @property
     def tandem(self) -> TandemApp:
@@ -297,6 +320,19 @@ class ConversationScreen(Screen[None]):
         if message.full:
             box.remove_children()
             self.seen.clear()
+            self.hidden.clear()
+            try:
+                # One indexed read on the event loop's connection (the app's small reads).
+                self.revealed = revealed_ids(
+                    self.tandem.store, self.conversation_id, self.tandem.agent
+                )
+            except StoreError:
+                self.revealed = set()  # masked until revealed again: the safe side
+        else:
+            # Already shown, triaged since: redraw in place (masked if abusive).
+            for m in message.messages:
+                if m["id"] in self.seen:
+                    self._redraw(m)
         agent = self.tandem.agent
         widgets = [
             self._message_widget(m, agent) for m in (message.messages if message.full else new)
@@ -339,11 +375,58 @@ class ConversationScreen(Screen[None]):
         if was_mine and not self.mine and self.conv["state"] == "human":
             self.notify(f"taken by {self.conv.get('owner')}", severity="warning", markup=False)
 
+    def _is_hidden(self, m: dict[str, Any]) -> bool:
+        reasons = (self.conv or {}).get("reasons") or ()
+        hidden = m["id"] not in self.revealed and masked(m, reasons)
+        if hidden:
+            self.hidden[m["id"]] = m
+        else:
+            self.hidden.pop(m["id"], None)
+        return hidden
+
     def _message_widget(self, m: dict[str, Any], agent: str) -> Static:
         self.seen.add(m["id"])
         return Static(
-            message_text(m, agent), classes=f"msg msg-{m['role']}", markup=False, name=str(m["id"])
+            message_text(m, agent, hidden=self._is_hidden(m)),
+            classes=f"msg msg-{m['role']}",
+            markup=False,
+            name=str(m["id"]),
         )
+
+    def _redraw(self, m: dict[str, Any]) -> None:
+        for w in self.query_one("#transcript", VerticalScroll).children:
+            if w.name == str(m["id"]) and isinstance(w, Static):
+                w.update(message_text(m, self.tandem.agent, hidden=self._is_hidden(m)))
+                return
+
+    def action_reveal(self) -> None:
+        """Show the newest masked message, recording that this agent chose to read it.
+
+        One message per press, newest first: the newest is the one the agent must answer;
+        the older ones stay hidden unless the agent asks again, and each one read is counted.
+        """
+        if not self.hidden:
+            self.notify("no hidden message in this conversation")
+            return
+        if self._revealing:
+            return
+        self._revealing = True
+        m = self.hidden[max(self.hidden)]
+        self.run_worker(self._reveal(m), group="store-writes", name="reveal")
+
+    async def _reveal(self, m: dict[str, Any]) -> None:
+        me, mid = self.tandem.agent, m["id"]
+        try:
+            await self.tandem.write(lambda s: reveal(s, mid, by=me))
+        except InvalidInput:
+            pass  # triage found it clean after all: nothing to record, nothing to hide
+        except StoreError as exc:
+            self._revealing = False
+            self.notify(f"not revealed: {exc}", severity="warning", markup=False)
+            return
+        self._revealing = False
+        self.revealed.add(mid)
+        self._redraw(m)
 
     def _update_header(self) -> None:
         c = self.conv
@@ -564,8 +647,15 @@ class ConversationScreen(Screen[None]):
         except StoreError:
             recent = []
         # The customer's latest message with searchable words ("hello?" has none).
+        reasons = (self.conv or {}).get("reasons") or ()
         asked = next(
-            (m["text"] for m in reversed(recent) if m["role"] == "customer" and terms(m["text"])),
+            (
+                m["text"]
+                for m in reversed(recent)
+                if m["role"] == "customer"
+                and terms(m["text"])
+                and (m["id"] in self.revealed or not masked(m, reasons))
+            ),
             "",
         )
         c = self.conv or {}

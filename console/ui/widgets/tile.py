@@ -21,7 +21,14 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from console.policy import NEEDS_HUMAN, level_rank
-from console.ui.model import language_code, reason_words, safe_text, status_words
+from console.ui.model import (
+    MASKED_SHORT,
+    language_code,
+    masked,
+    reason_words,
+    safe_text,
+    status_words,
+)
 
 TILE_HEIGHT = 7
 TILE_MIN_WIDTH = 38
@@ -86,10 +93,14 @@ def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = No
         mark, style = ROLE_MARK.get(turn["role"], ("·", ""))
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{mark} ", style=style)
-        line.append(
-            safe_text(turn["text"], one_line=True),
-            style=style if turn["role"] != "customer" else "",
-        )
+        if masked(turn, reasons):
+            # Abusive text is read on purpose, in the conversation (v), never at a glance.
+            line.append(MASKED_SHORT, style="italic yellow")
+        else:
+            line.append(
+                safe_text(turn["text"], one_line=True),
+                style=style if turn["role"] != "customer" else "",
+            )
         lines.append(line)
     if not turns:
         lines.append(Text("no messages yet", style="dim italic"))
@@ -176,6 +187,8 @@ class Tile(Widget):
                     tuple(row.get("reasons") or ()),
                     tuple(row.get("model_reasons") or ()),
                     row.get("lang"),
+                    # A turn triaged after it was stored changes what it shows (masked).
+                    tuple(t.get("level") for t in row.get("turns") or ()),
                     self._sig,
                     key,
                 )
