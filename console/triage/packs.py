@@ -77,6 +77,12 @@ class Pack:
         for w in plain:
             note(w, False)
         self.stems = frozenset(stems)
+        # A word the file lists whole is itself, even if a stem covers it ("betalnings-
+        # anmärkning" is not "betalning*"); a stem also matches the whole words it covers.
+        self.exact = frozenset(words)
+        self._covered = {
+            stem: "|".join(sorted(w for w in words if w.startswith(stem))) for stem in stems
+        }
         canon = self.canon
         # Every word the lexicon names, as it appears in text (tells sibling languages apart).
         self.own_words = frozenset(canon(w) for w in words) | frozenset(s + "*" for s in stems)
@@ -89,11 +95,17 @@ class Pack:
         )
         # Typo targets are the cue words (not every stopword and valence word).
         self.mapper.restrict_targets(canon(w) for w in cue_words)
-        self.cues = T.PhraseMatcher(lexicon.cues, canon=canon)
+        self.cues = T.PhraseMatcher(
+            {label: [self._widen(p) for p in patterns] for label, patterns in lexicon.cues.items()},
+            canon=canon,
+        )
         self.structures: list[tuple[str, tuple[frozenset[str], ...]]] = [
             (
                 s.reason,
-                tuple(frozenset(canon(T.tokens_of(c)) for c in g.split("|")) for g in s.groups),
+                tuple(
+                    frozenset(canon(T.tokens_of(c)) for c in self._widen(g).split("|"))
+                    for g in s.groups
+                ),
             )
             for s in lexicon.structures
         ]
@@ -126,9 +138,26 @@ class Pack:
             contrast=self.contrast,
         )
 
+    def _widen(self, pattern: str) -> str:
+        """``pattern`` with each stem choice also naming the whole words it covers."""
+        if not self._covered or "*" not in pattern:
+            return pattern
+        parts = []
+        for part in pattern.split(" "):
+            optional = part.endswith("?") and len(part) > 1
+            out = []
+            for c in (part[:-1] if optional else part).split("|"):
+                out.append(c)
+                if c.endswith("*") and len(c) > 1:
+                    covered = self._covered.get(T.tokens_of(c)[:-1])
+                    if covered:
+                        out.append(covered)
+            parts.append("|".join(out) + ("?" if optional else ""))
+        return " ".join(parts)
+
     def canon(self, word: str) -> str:
         """A lexicon word as the mapper will present it in text: its stem when it has one."""
-        if word.endswith("*") or not self.stems:
+        if word.endswith("*") or not self.stems or word in self.exact:
             return word
         for n in range(len(word), 3, -1):
             if word[:n] in self.stems:

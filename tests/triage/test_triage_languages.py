@@ -103,7 +103,7 @@ def test_old_states_without_a_language_still_load() -> None:
     assert ENGINE.load_state(dumped).turns == 1
 
 
-@pytest.mark.parametrize("name", ["tuning", "heldaside"])
+@pytest.mark.parametrize("name", ["tuning", "heldaside", "fresh"])
 def test_the_multilingual_sets_meet_the_acceptance_in_every_language(name: str) -> None:
     by_lang, _ = evaluate_cases(ENGINE, read_cases(SETS / name))
     assert set(by_lang) == set(LANGUAGES)
