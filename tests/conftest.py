@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,17 +13,28 @@ from store import Store
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's TANDEM_DB or LLM endpoint must never leak into a test.
-    for name in (
-        "TANDEM_DB",
-        "OPENAI_BASE_URL",
-        "OPENAI_API_KEY",
-        "TANDEM_MODEL",
-        "TANDEM_CONFIG",
-        "TANDEM_WEBHOOK_SECRET",
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test runs as if on a fresh machine: the developer's settings never reach it.
+
+    No ``TANDEM_*`` or ``OPENAI_*`` variable (a ``TANDEM_DB``, an LLM endpoint, a busy
+    timeout...) survives; the working directory is the test's own ``tmp_path``, so a
+    ``tandem.toml`` or ``tandem.db`` where pytest was started is not seen; ``HOME`` and the
+    XDG directories point into it too. A test that wants a variable sets it itself.
+    tests/test_isolation.py proves it with a planted config.
+    """
+    for name in list(os.environ):
+        if name.startswith(("TANDEM_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for name, below in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_CACHE_HOME", ".cache"),
     ):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, str(home / below))
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

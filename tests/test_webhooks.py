@@ -240,7 +240,8 @@ def test_webhook_settings_need_a_secret_and_http_urls(tmp_path: Path) -> None:
         load_webhook_config(["ftp://example/hook"], env={"TANDEM_WEBHOOK_SECRET": SECRET})
     with pytest.raises(ConfigError, match="too short"):
         load_webhook_config(["http://127.0.0.1:9/hook"], env={"TANDEM_WEBHOOK_SECRET": "short"})
-    config = tmp_path / "tandem.toml"
+    # Not ./tandem.toml (the working directory): the last line reads no file at all.
+    config = tmp_path / "settings.toml"
     config.write_text(f'[webhooks]\nurls = ["https://example.test/hook"]\nsecret = "{SECRET}"\n')
     loaded = load_webhook_config(["http://127.0.0.1:9/hook"], env={}, path=config)
     assert loaded.urls == ("http://127.0.0.1:9/hook", "https://example.test/hook")
