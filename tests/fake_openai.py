@@ -16,6 +16,8 @@ Knobs (set them on the instance at any time; :meth:`reset` restores the defaults
 - ``reject_response_format``: answer HTTP 400 when a ``response_format`` is asked for
 - ``responder``: ``callable(body) -> str | dict``; a str is the reply text, a dict the tool args
 - ``delay``: seconds before the response headers; ``chunk_delay``: seconds between SSE chunks
+- :meth:`hold` / :meth:`release`: requests wait, unanswered, until the test releases them (a
+  timeout test then needs no clock: while the answer is held, only the client can give up)
 - ``status``: an HTTP error status to return instead (with ``error_message``)
 - ``drop``: close the connection without answering
 - ``finish_reason``: what the reply says about how it ended (default: ``stop``, or
@@ -55,6 +57,7 @@ class FakeOpenAI:
         # own, so a hub test's bot answers and request counts are not disturbed by them.
         self.judge_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -65,6 +68,7 @@ class FakeOpenAI:
             self.requests.clear()
             self.headers.clear()
             self.judge_requests.clear()
+        self._released.set()
         self.judge_args: dict[str, Any] | None = {"level": "calm", "reasons": [], "why": ""}
         self.judge_reply: str | None = None  # a text answer instead of the tool call
         self.judge_delay: float = 0.0
@@ -101,8 +105,17 @@ class FakeOpenAI:
         self._thread.start()
         return self
 
+    def hold(self) -> None:
+        """Keep every request waiting, unanswered, until :meth:`release` (or the server stops)."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Let held requests be answered."""
+        self._released.set()
+
     def stop(self) -> None:
         """Stop listening (requests still sleeping in a delay are abandoned)."""
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -233,6 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.on_request is not None:
             fake.on_request()
         try:
+            fake._released.wait(timeout=120)
             delay = fake.judge_delay if fake.is_judge(body) else fake.delay
             if delay:
                 time.sleep(delay)

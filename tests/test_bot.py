@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -215,31 +214,6 @@ def test_sensitive_topics_are_answered_gently(bot: EmbeddedBot) -> None:
 async def test_async_answer_matches_sync(bot: EmbeddedBot) -> None:
     ctx = BotContext(3, "Sam", messages=[{"role": "customer", "text": "I forgot my PIN"}])
     assert (await bot.answer(ctx)).text == bot.answer_sync(ctx).text
-
-
-def test_fast_enough_for_the_hub(bot: EmbeddedBot) -> None:
-    questions = [
-        "how do I freeze my card",
-        "I forgot my PIN",
-        "my top up hasn't arrived",
-        "refund",
-        "can I get a mortgage",
-        "thanks bye",
-        "I want a human",
-        "it doesn't work",
-    ]
-    contexts = [
-        BotContext(i, "Sam", messages=[{"role": "customer", "text": f"{q} {i % 50}"}])
-        for i, q in enumerate(questions * 125)
-    ]
-    for ctx in contexts[:50]:
-        bot.answer_sync(ctx)
-    started = time.perf_counter()
-    for ctx in contexts:
-        bot.answer_sync(ctx)
-    per_message_ms = (time.perf_counter() - started) * 1000 / len(contexts)
-    # The target is well under 0.5 ms; the bound leaves room for a busy shared CI core.
-    assert per_message_ms < 1.0, per_message_ms
 
 
 def test_bot_reply_goes_through_the_store(tmp_path: Path) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from phonenumbers import PhoneNumberMatcher as RealMatcher
+
+from console import privacy
 from console.privacy import contains_pii, redact
 
 # What is redacted: one row per format (docs/redaction.md shows the same table).
@@ -170,3 +174,27 @@ def test_digit_heavy_text_keeps_what_is_not_personal() -> None:
     out = redact(digits)
     assert "45.99" in out and "12/03/2024" in out and "12345678" in out
     assert "07911 123456" not in out
+
+
+def test_the_slow_phone_matcher_reads_short_windows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redaction runs on every message, so phonenumbers' matcher (about 1 ms over a whole
+    message and all regions) only ever sees a few characters around a digit run. Speed itself
+    is measured by benchmarks; this pins down the shape that keeps it fast."""
+    windows: list[str] = []
+
+    def matcher(text: str, region: str, **kwargs: Any) -> Any:
+        windows.append(text)
+        return RealMatcher(text, region, **kwargs)
+
+    monkeypatch.setattr(privacy, "PhoneNumberMatcher", matcher)
+    redact("hi there my card is not working since yesterday, can you help?")
+    assert windows == []  # no digits, no matcher
+    filler = "my card is not working since yesterday, can you help? " * 200
+    assert redact(filler + "call me on 07911 123456 please " + filler).count("[phone]") == 1
+    assert windows and all(len(w) <= len("07911 123456") + 3 for w in windows)
+    windows.clear()
+    # Amounts, dates and references are not phone numbers: the matcher is not even asked.
+    assert redact("I paid 45.99 on 12/03/2024 for order 12345678") == (
+        "I paid 45.99 on 12/03/2024 for order 12345678"
+    )
+    assert windows == []
