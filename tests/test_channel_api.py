@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from waiting import wait_until_async
 
 from console.channels.api import ApiLimits, ChannelApi
 from store import Store
@@ -201,7 +202,7 @@ async def test_stream_delivers_replies_as_server_sent_events(server, db_path: Pa
                         return
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(0.2)
+    await wait_until_async(lambda: received, what="the stream's first message")  # it is up
     store = Store(db_path)
     lc.bot_reply(store, int(cid), "Hi! How can I help?", reply_to=mid)
     lc.add_note(store, int(cid), "ana", "never streamed")

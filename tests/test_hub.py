@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until_async
 
 from console.hub import Hub, make_hub
 from console.policy import PolicySettings
@@ -287,16 +288,13 @@ async def test_a_database_locked_for_a_while_delays_the_hub_but_does_not_stop_it
     stop = asyncio.Event()
     store.conn.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01, retry_s=0.1))
-    await asyncio.sleep(0.5)
+    await wait_until_async(lambda: hub.stats.errors >= 1, what="the hub meeting the lock")
     store.conn.execute("COMMIT")
-    for _ in range(100):
-        if _roles(store, cid)[-1] == "bot":
-            break
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: _roles(store, cid)[-1] == "bot", what="the answer")
     stop.set()
     await runner
     assert _roles(store, cid) == ["customer", "bot"]
-    assert hub.stats.errors >= 1 and not runner.exception()
+    assert not runner.exception()
 
 
 async def test_a_crash_between_the_verdict_and_the_escalation_still_escalates(
@@ -347,6 +345,16 @@ async def test_a_post_through_the_api_wakes_an_idle_hub(db_path: Path) -> None:
 
     # An idle sleep far longer than the test may take: only the API's wake-up gets an answer.
     hub = make_hub(db_path)
+    empty_reads = 0
+    step = hub.step
+
+    async def counted_step() -> int:
+        nonlocal empty_reads
+        handled = await step()
+        empty_reads += handled == 0
+        return handled
+
+    hub.step = counted_step  # type: ignore[method-assign]  # observed, not changed
     stop = asyncio.Event()
     running = asyncio.create_task(hub.run(stop, idle_sleep=300))
     api = ChannelApi(db_path, token="t", on_post=hub.wake)
@@ -354,7 +362,8 @@ async def test_a_post_through_the_api_wakes_an_idle_hub(db_path: Path) -> None:
     await srv.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(srv.make_url(""))) as s:
-            await asyncio.sleep(0.2)  # the hub has read the (empty) feed and is idle
+            # The hub read the feed and found nothing: from here it idles for 300 s.
+            await wait_until_async(lambda: empty_reads >= 1, what="the hub idle")
             made = await (
                 await s.post(
                     "/v1/conversations",
@@ -369,19 +378,13 @@ async def test_a_post_through_the_api_wakes_an_idle_hub(db_path: Path) -> None:
                 headers=auth,
             )
             assert r.status == 201
-            for _ in range(100):
-                roles = [
-                    m["role"]
-                    for m in (
-                        await (
-                            await s.get(f"/v1/conversations/{made['id']}/messages", headers=auth)
-                        ).json()
-                    )["messages"]
-                ]
-                if "bot" in roles:
-                    break
-                await asyncio.sleep(0.25)
-            assert roles == ["customer", "bot"]
+            with Store(db_path) as store:
+                cid = int(made["id"])
+                await wait_until_async(lambda: "bot" in _roles(store, cid), what="the answer")
+            got = await (
+                await s.get(f"/v1/conversations/{made['id']}/messages", headers=auth)
+            ).json()
+            assert [m["role"] for m in got["messages"]] == ["customer", "bot"]
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from fake_openai import FakeOpenAI
+from waiting import wait_until_async
 
 from console.config import LLMConfig
 from console.hub import make_hub
+from console.hub.conversation import STALE_AFTER_S
 from store import Store
 from store import lifecycle as lc
 from store.queries import get_conversation, transcript
@@ -32,21 +35,24 @@ def _user_text(body: dict[str, Any]) -> str:
     return " ".join(m.get("content") or "" for m in body["messages"] if m["role"] == "user")
 
 
-async def _wait_for_bot(store: Store, cid: int, timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if any(m["role"] == "bot" for m in transcript(store, cid)):
-            return time.monotonic() - start
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no bot reply in conversation {cid} within {timeout} s")
+def _bot_replied(store: Store, cid: int) -> bool:
+    return any(m["role"] == "bot" for m in transcript(store, cid))
+
+
+async def _wait_for_bot(store: Store, cid: int) -> None:
+    await wait_until_async(lambda: _bot_replied(store, cid), what=f"the bot's reply in #{cid}")
 
 
 async def test_a_slow_answer_does_not_hold_up_other_conversations(
     db_path: Path, store: Store, fake_openai: FakeOpenAI
 ) -> None:
+    # The slow answer is held by the model until the test lets it go: no clock decides.
+    slow_asked, slow_may_answer = threading.Event(), threading.Event()
+
     def respond(body: dict[str, Any]) -> dict[str, Any]:
         if "exchange rate" in _user_text(body):
-            time.sleep(1.5)
+            slow_asked.set()
+            slow_may_answer.wait(timeout=60)
         return {
             "reply": "Here is what I found.",
             "handoff": False,
@@ -63,12 +69,12 @@ async def test_a_slow_answer_does_not_hold_up_other_conversations(
     )
     stop = asyncio.Event()
     runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01))
-    await asyncio.sleep(0.2)  # the slow one is in hand
+    await wait_until_async(slow_asked.is_set, what="the slow question reaching the model")
     lc.add_customer_message(store, fast, "What fees do you charge for paying abroad with my card?")
-    fast_s = await _wait_for_bot(store, fast, 5)
-    assert not any(m["role"] == "bot" for m in transcript(store, slow))
-    assert fast_s < 1.0
-    await _wait_for_bot(store, slow, 5)
+    await _wait_for_bot(store, fast)  # answered while the slow one is still held
+    assert not _bot_replied(store, slow)
+    slow_may_answer.set()
+    await _wait_for_bot(store, slow)
     stop.set()
     await runner
     for cid in (slow, fast):
@@ -109,7 +115,7 @@ async def test_the_llm_handoff_field_escalates_with_its_reason(
 async def test_an_llm_timeout_still_answers_from_the_embedded_bot(
     db_path: Path, store: Store, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.delay = 3.0
+    fake_openai.hold()  # the model never answers in time
     hub = make_hub(db_path, llm=_llm(fake_openai, timeout=0.5))
     cid = lc.open_conversation(store, "Maya")
     lc.add_customer_message(store, cid, "What fees do you charge for paying abroad with my card?")
@@ -167,9 +173,13 @@ async def test_the_bot_sees_the_conversation_so_far_even_after_a_restart(
 async def test_a_slow_answer_overtaken_by_the_customer_is_replaced_by_one_to_the_newest(
     db_path: Path, store: Store, fake_openai: FakeOpenAI
 ) -> None:
+    first_asked, overtaken = threading.Event(), threading.Event()
+
     def respond(body: dict[str, Any]) -> dict[str, Any]:
         if "Actually" not in _user_text(body) and "Actually" not in json.dumps(body["messages"]):
-            time.sleep(0.8)
+            first_asked.set()
+            overtaken.wait(timeout=60)  # the customer writes again while this one is written
+            time.sleep(STALE_AFTER_S)  # and it comes back late enough to count as slow
         return {"reply": "Here is what I found.", "handoff": False, "known": True}
 
     fake_openai.responder = respond
@@ -178,12 +188,16 @@ async def test_a_slow_answer_overtaken_by_the_customer_is_replaced_by_one_to_the
     lc.add_customer_message(store, cid, "What fees do you charge for paying abroad with my card?")
     stop = asyncio.Event()
     runner = asyncio.create_task(hub.run(stop, idle_sleep=0.01))
-    await asyncio.sleep(0.3)  # the first answer is being written
+    await wait_until_async(first_asked.is_set, what="the first answer being written")
     lc.add_customer_message(store, cid, "Actually, what about cash withdrawals abroad?")
-    await _wait_for_bot(store, cid, 5)
-    await asyncio.sleep(0.3)
+    overtaken.set()
+    await _wait_for_bot(store, cid)
     stop.set()
     await runner
+    # Everything the hub had in hand or still to read is done: a second answer would be here.
+    await hub.drain()
+    hub.close()
+    assert len(fake_openai.requests) == 2
     msgs = transcript(store, cid)
     assert [m["role"] for m in msgs] == ["customer", "customer", "bot"]
     assert msgs[2]["reply_to"] == msgs[1]["id"]

@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from waiting import wait_until
 
 from store import Store
 from store import lifecycle as lc
@@ -49,6 +50,14 @@ def _states(db: Path) -> dict[str, int]:
         return {
             s: n for s, n in store.query("SELECT state, count(*) FROM conversations GROUP BY state")
         }
+
+
+def _messages(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with Store(db) as store:
+        row = store.one("SELECT count(*) FROM messages")
+        return int(row[0]) if row else 0
 
 
 def _unanswered(store: Store) -> list[int]:
@@ -93,17 +102,17 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
     try:
         # Run until every state has shown up and a periodic line was logged (a loaded machine
         # is slower, so no fixed time).
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and proc.poll() is None:
+        def flowing() -> bool:
+            assert proc.poll() is None, "".join(lines)
             states = _states(db_path)
             # Two waiting, so one leaving the queue as we stop still leaves one to see.
-            flowing = (
+            return (
                 min(states.get(k, 0) for k in ("bot", "resolved")) > 0
                 and states.get("waiting", 0) >= 2
+                and any(ln.startswith("hub: ") for ln in list(lines))
             )
-            if flowing and any(ln.startswith("hub: ") for ln in list(lines)):
-                break
-            time.sleep(0.5)
+
+        wait_until(flowing, timeout=60, interval=0.2, what="every state and a periodic line")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         reader.join(timeout=5)
@@ -127,13 +136,20 @@ def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> 
 
 
 def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_path: Path) -> None:
-    # Killed three times at different moments, busy each time (40 customers typing fast).
-    for seed, seconds in ((9, 2.5), (10, 1.7), (11, 2.2)):
+    # Killed three times at different moments, busy each time (40 customers typing fast): once
+    # so many more messages are stored, not after a fixed time (a loaded machine starts slower).
+    for seed, more in ((9, 60), (10, 25), (11, 45)):
+        before = _messages(db_path)
         proc = _serve(
             db_path, "--simulate", "40", "--speed", "40", "--seed", str(seed), "--log-interval", "0"
         )
         try:
-            time.sleep(seconds)
+            wait_until(
+                lambda: proc.poll() is None and _messages(db_path) >= before + more,  # noqa: B023
+                timeout=60,
+                interval=0.05,
+                what=f"{more} more messages",
+            )
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=10)
@@ -149,8 +165,16 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
                 store, cid, "How does pay in 3 work?", idempotency_key=f"late-{i}"
             )
         assert _unanswered(store)  # the restart has work to do
-    again = _serve(db_path, "--duration", "4", "--log-interval", "0")
-    _, err = again.communicate(timeout=30)
+    again = _serve(db_path, "--log-interval", "0")
+    try:
+        with Store(db_path) as store:
+            wait_until(
+                lambda: not _unanswered(store), timeout=60, what="the restart answering them all"
+            )
+    finally:
+        # Stopping lets whatever it still had in hand finish: a duplicate would be stored now.
+        again.send_signal(signal.SIGTERM)
+        _, err = again.communicate(timeout=30)
     assert again.returncode == 0, err
     with Store(db_path) as store:
         assert _unanswered(store) == []
@@ -199,39 +223,36 @@ def _http(
 def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
     port = _free_port()
     env_token = "integration-secret"
-    os.environ["TANDEM_API_TOKEN"] = env_token
-    try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "console.cli",
-                "serve",
-                "--db",
-                str(db_path),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--log-interval",
-                "0",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    finally:
-        del os.environ["TANDEM_API_TOKEN"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "serve",
+            "--db",
+            str(db_path),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-interval",
+            "0",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TANDEM_API_TOKEN": env_token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, "the server exited"
+        try:
+            return _http("GET", f"{base}/healthz")[0] == 200
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if _http("GET", f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "the API did not come up"
-            time.sleep(0.1)
+        wait_until(healthy, timeout=30, interval=0.1, what="the API coming up")
         status, conv = _http(
             "POST", f"{base}/v1/conversations", {"customer": {"name": "Maya"}}, env_token
         )
@@ -244,17 +265,13 @@ def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
             token,
         )
         assert status == 201
-        roles: list[str] = []
-        deadline = time.monotonic() + 10
-        while "bot" not in roles and time.monotonic() < deadline:
-            time.sleep(0.1)
-            roles = [
-                m["role"]
-                for m in _http("GET", f"{base}/v1/conversations/{cid}/messages", token=token)[1][
-                    "messages"
-                ]
-            ]
-        assert roles == ["customer", "bot"]
+
+        def roles() -> list[str]:
+            got = _http("GET", f"{base}/v1/conversations/{cid}/messages", token=token)[1]
+            return [m["role"] for m in got["messages"]]
+
+        wait_until(lambda: "bot" in roles(), interval=0.1, what="the bot's answer")
+        assert roles() == ["customer", "bot"]
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
@@ -313,13 +330,13 @@ def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_
 def test_a_second_hub_on_the_same_database_is_refused(db_path: Path) -> None:
     first = _serve(db_path, "--duration", "8", "--log-interval", "0")
     try:
-        deadline = time.monotonic() + 15
-        while (
-            not Path(f"{db_path}.hub.lock").exists()
-            or Path(f"{db_path}.hub.lock").read_text() == ""
-        ):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.05)
+        lock = Path(f"{db_path}.hub.lock")
+
+        def locked() -> bool:
+            assert first.poll() is None, "the first hub exited"
+            return lock.exists() and lock.read_text() != ""
+
+        wait_until(locked, interval=0.05, what="the first hub's lock")
         second = _serve(db_path, "--duration", "1", "--log-interval", "0")
         _, err = second.communicate(timeout=20)
         assert second.returncode == 1

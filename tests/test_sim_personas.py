@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
+from waiting import wait_until_async
 
 from console.channels.personas import BY_NAME, PERSONAS, fill
 from console.channels.sim import Simulator, load_replay
@@ -21,7 +22,7 @@ from console.policy import PolicySettings
 from store import Store
 from store import lifecycle as lc
 from store.check import check
-from store.queries import get_conversation, transcript
+from store.queries import get_conversation, list_conversations, transcript
 
 # Openers the triage engine or the bot do not handle yet, each with why (none at present).
 KNOWN_GAPS: dict[tuple[str, int], str] = {}
@@ -136,7 +137,12 @@ def _simulate(path: Path, persona: str, customers: int, seed: int) -> Simulator:
         stop = asyncio.Event()
         hub_task = asyncio.create_task(hub.run(stop, idle_sleep=0.005))
         await asyncio.wait_for(sim.run(asyncio.Event()), 30)
-        await asyncio.sleep(0.6)  # let the idle timer resolve the last conversations
+        # The customers are gone; the idle timer closes what the bot still holds.
+        with Store(path) as store:
+            await wait_until_async(
+                lambda: not list_conversations(store, states=("bot",)),
+                what="the idle timer resolving the bot's last conversations",
+            )
         stop.set()
         await hub_task
 
