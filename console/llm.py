@@ -236,8 +236,11 @@ class LLM:
         finish: str | None = None
         received = False
         try:
+            # Outside the timeout: the first call imports openai, which can take seconds on a
+            # busy machine and is none of the endpoint's time.
+            client = self._get_client()
             async with asyncio.timeout(limit):
-                response = await self._get_client().chat.completions.create(
+                response = await client.chat.completions.create(
                     model=self.config.model,
                     messages=payload,
                     stream=True,
@@ -285,8 +288,9 @@ class LLM:
         limit = timeout if timeout is not None else self.config.timeout
         payload = redact_messages(messages, self._redact)
         try:
+            client = self._get_client()  # outside the timeout, as in stream()
             async with asyncio.timeout(limit):
-                response = await self._get_client().chat.completions.create(
+                response = await client.chat.completions.create(
                     model=self.config.model,
                     messages=payload,
                     temperature=temperature,
@@ -327,6 +331,7 @@ class LLM:
         limit = timeout if timeout is not None else self.config.timeout
         payload = redact_messages(messages, self._redact)
         try:
+            self._get_client()  # imports openai outside the timeout, as in stream()
             async with asyncio.timeout(limit):
                 message = await self._structured(
                     payload, schema, name, description, limit, temperature, max_tokens
