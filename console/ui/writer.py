@@ -58,7 +58,8 @@ class StoreWriter:
             except StoreError:
                 pass  # a log line lost to a locked database must not cost the agent anything
 
-        self._pool.submit(quietly)
+        if not self._closed:  # the console is closing: a log line is not worth an error
+            self._pool.submit(quietly)
 
     def close(self, *, wait: bool = True) -> None:
         """Close the connection once the queued writes are done (idempotent).
