@@ -8,9 +8,11 @@ query that walks the ``messages(conversation_id, id)`` index backwards per conve
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from store.db import Store, now
+from store.levels import LEVELS
 from store.queries import list_conversations
 
 LIVE_STATES = ("bot", "waiting", "human")
@@ -156,26 +158,40 @@ def conversation_context(
 
 
 def supervisor_metrics(
-    store: Store, *, sla_seconds: float = 120.0, at: float | None = None
+    store: Store,
+    *,
+    sla_s: Mapping[str, float] | None = None,
+    sla_seconds: float = 120.0,
+    at: float | None = None,
 ) -> dict[str, Any]:
     """Queue and agent figures for the supervisor view.
 
-    :param sla_seconds: how long a customer may wait in the queue before the wait breaches
+    :param sla_s: how long a customer may wait in the queue at each level before the wait
+        breaches (the policy's targets); a level it leaves out gets ``sla_seconds``
+    :param sla_seconds: the target for every level ``sla_s`` does not name
     :return: ``states`` (count per state), ``queue`` (waiting count), ``oldest_wait`` (seconds,
-        0 when empty), ``breaching`` (waits over the SLA), ``waits`` (seconds per waiting
-        conversation, longest first), ``agents`` (name, role, last_seen_at, ``holding``: ids)
+        0 when empty), ``breaching`` (waits over their level's target), ``breaching_by_level``
+        (the same per level, every level named), ``waiting`` (``id``, ``level``, ``wait`` in
+        seconds per waiting conversation, longest first), ``waits`` (the seconds alone),
+        ``sla_s`` (the target per level used), ``agents`` (name, role, last_seen_at,
+        ``holding``: ids)
     """
     at = at or now()
+    targets = {level: float((sla_s or {}).get(level, sla_seconds)) for level in LEVELS}
     states = {"bot": 0, "waiting": 0, "human": 0, "resolved": 0}
     for state, n in store.query("SELECT state, count(*) FROM conversations GROUP BY state"):
         states[state] = n
-    waits = [
-        at - r[0]
+    waiting = [
+        {"id": r[0], "level": r[1] if r[1] in targets else "calm", "wait": at - r[2]}
         for r in store.query(
-            "SELECT waiting_since FROM conversations WHERE state = 'waiting' AND waiting_since IS NOT NULL"
-            " ORDER BY waiting_since"
+            "SELECT id, level, waiting_since FROM conversations"
+            " WHERE state = 'waiting' AND waiting_since IS NOT NULL ORDER BY waiting_since, id"
         )
     ]
+    by_level = dict.fromkeys(LEVELS, 0)
+    for w in waiting:
+        if w["wait"] > targets[w["level"]]:
+            by_level[w["level"]] += 1
     holding: dict[str, list[int]] = {}
     for cid, owner in store.query(
         "SELECT id, owner FROM conversations WHERE state = 'human' ORDER BY id"
@@ -193,10 +209,12 @@ def supervisor_metrics(
     return {
         "states": states,
         "queue": states["waiting"],
-        "oldest_wait": waits[0] if waits else 0.0,
-        "breaching": sum(1 for w in waits if w > sla_seconds),
-        "waits": waits,
-        "sla_seconds": sla_seconds,
+        "oldest_wait": waiting[0]["wait"] if waiting else 0.0,
+        "breaching": sum(by_level.values()),
+        "breaching_by_level": by_level,
+        "waiting": waiting,
+        "waits": [w["wait"] for w in waiting],
+        "sla_s": targets,
         "agents": agents,
     }
 

@@ -11,6 +11,8 @@ from console.errors import UsageError
 
 if TYPE_CHECKING:
     from console.config import LLMConfig
+    from console.policy import PolicySettings
+    from console.ui.alerts import NotifyProtocol
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +43,32 @@ def add_console_options(parser: argparse.ArgumentParser) -> None:
         help="register as a supervisor: queue, waits vs SLA, agents; assign and transfer",
     )
     parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="TOML policy file: its SLA targets per level ([policy.sla_s]) mark waits in red on "
+        "the wall and in the supervisor view (default: urgent 60 s, empathy 180 s, else 600 s)",
+    )
+    parser.add_argument(
         "--sla",
         type=float,
-        default=120.0,
+        default=None,
         metavar="SECONDS",
-        help="queue wait SLA for the supervisor view (default 120)",
+        help="one queue wait SLA for every level, instead of the policy's targets",
+    )
+    parser.add_argument(
+        "--alerts",
+        choices=("all", "urgent", "off"),
+        default="all",
+        help="bell, notification and desktop alert when a conversation enters the queue at "
+        "empathy or urgent, or waits past its SLA: all (default), urgent (urgent ones only), off",
+    )
+    parser.add_argument(
+        "--notify",
+        choices=("auto", "osc9", "osc777", "none"),
+        default="auto",
+        help="how alerts reach the desktop: OSC 9 (iTerm2, WezTerm, kitty, Windows Terminal), "
+        "OSC 777 (GNOME Terminal and other VTE, foot, urxvt), none; auto guesses from the "
+        "terminal's environment (none inside tmux or screen)",
     )
 
 
@@ -74,15 +97,47 @@ def llm_settings() -> LLMConfig:
         raise UsageError(str(exc)) from None
 
 
+def policy_settings(args: argparse.Namespace) -> PolicySettings:
+    """The policy from ``--policy`` (default settings without one), ``--sla`` applied to every level."""
+    from console.policy import LEVELS, PolicySettings, load_settings
+
+    if args.sla is not None and not 0 < args.sla < float("inf"):
+        raise UsageError("--sla must be a positive number of seconds")
+    try:
+        settings = load_settings(args.policy) if args.policy else PolicySettings()
+        if args.sla is not None:
+            settings = settings.with_overrides(sla_s=dict.fromkeys(LEVELS, args.sla))
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    return settings
+
+
+def notify_protocol(args: argparse.Namespace) -> NotifyProtocol:
+    """``--notify``, or the terminal's own when ``auto``."""
+    from console.ui.alerts import detect_protocol
+
+    if args.notify == "auto":
+        return detect_protocol(os.environ)
+    protocol: NotifyProtocol = args.notify
+    return protocol
+
+
 def run(args: argparse.Namespace) -> int:
     from store import resolve_path
 
     path = resolve_path(args.db)
-    if args.sla <= 0:
-        raise UsageError("--sla must be a positive number of seconds")
+    settings = policy_settings(args)
     agent = agent_name(args.agent)
     llm = llm_settings()
     from console.ui.app import TandemApp
 
-    TandemApp(path, agent, supervisor=args.supervisor, sla_seconds=args.sla, llm=llm).run()
+    TandemApp(
+        path,
+        agent,
+        supervisor=args.supervisor,
+        policy=settings,
+        llm=llm,
+        alerts=args.alerts,
+        notify_protocol=notify_protocol(args),
+    ).run()
     return 0

@@ -16,7 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from console.commands.console import add_console_options, agent_name, llm_settings
+from console.commands.console import (
+    add_console_options,
+    agent_name,
+    llm_settings,
+    notify_protocol,
+    policy_settings,
+)
 from console.errors import UsageError
 
 START_TIMEOUT = 20.0
@@ -101,12 +107,21 @@ class Hub:
         speed: simulator speed factor.
         log: where the child's stdout and stderr go.
         listen: where the channel API listens, or ``None`` for no API.
+        policy: the policy file the hub escalates by (the console shows the same SLAs).
     """
 
     def __init__(
-        self, db: Path, simulate: int, speed: float, log: Path, listen: str | None
+        self,
+        db: Path,
+        simulate: int,
+        speed: float,
+        log: Path,
+        listen: str | None,
+        *,
+        policy: str | None = None,
     ) -> None:
         self.db, self.simulate, self.speed, self.log, self.listen = db, simulate, speed, log, listen
+        self.policy = policy
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -126,6 +141,7 @@ class Hub:
             "30",
         ]
         cmd += ["--listen", self.listen] if self.listen else ["--no-api"]
+        cmd += ["--policy", self.policy] if self.policy else []
         with self.log.open("ab") as out:
             # Own session: the terminal's signals reach the console, which then stops the hub.
             # If the console dies without stopping it (SIGKILL, a closed terminal), the kernel
@@ -200,8 +216,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--simulate must be 0 or more")
     if args.speed <= 0:
         raise UsageError("--speed must be positive")
-    if args.sla <= 0:
-        raise UsageError("--sla must be a positive number of seconds")
+    settings = policy_settings(args)
     agent = agent_name(args.agent)
     llm = llm_settings()  # for the console's drafts (the demo's bot stays embedded)
     db = Path(args.db or os.environ.get("TANDEM_DB") or default_demo_db())
@@ -214,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     Store(db).close()  # create and migrate once, before two processes race to
     log = db.with_name(db.name + ".hub.log")
     listen = args.listen if _port_free(args.listen) else None
-    hub = Hub(db, args.simulate, args.speed, log, listen)
+    hub = Hub(db, args.simulate, args.speed, log, listen, policy=args.policy)
     hub.start()
     # A hang-up or kill of the console still stops the hub through the finally below.
     for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -230,7 +245,14 @@ def run(args: argparse.Namespace) -> int:
         )
         notice = f"demo: {args.simulate} simulated customers · {where} · database {db}"
         TandemApp(
-            db, agent, supervisor=args.supervisor, sla_seconds=args.sla, notice=notice, llm=llm
+            db,
+            agent,
+            supervisor=args.supervisor,
+            policy=settings,
+            notice=notice,
+            llm=llm,
+            alerts=args.alerts,
+            notify_protocol=notify_protocol(args),
         ).run()
     finally:
         hub.stop()

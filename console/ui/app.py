@@ -27,7 +27,8 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from console.kb.rank import warm as warm_ranker
-from console.policy import level_rank
+from console.policy import LEVELS, PolicySettings, level_rank
+from console.ui.alerts import Alert, AlertMode, AlertWatch, NotifyProtocol, osc_notification
 from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
 from console.ui.model import next_in_queue, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
@@ -54,9 +55,13 @@ class TandemApp(App[None]):
         agent: this agent's name (registered in the store on start).
         supervisor: register as a supervisor and allow the supervisor view's actions.
         interval: the feed's coalescing interval in seconds.
-        sla_seconds: queue SLA shown in the supervisor view.
+        policy: the policy in force: its per-level SLA targets colour waits on the wall and
+            in the supervisor view (default ``PolicySettings()``).
+        sla_seconds: one target for every level instead of the policy's (``--sla``).
         notice: a line to show once the console is up (``tandem demo`` says where things are).
         llm: the LLM settings resolved at start; drafts use the embedded engine without one.
+        alerts: what rings this agent's bell (``console.ui.alerts``): ``all``, ``urgent``, ``off``.
+        notify_protocol: the terminal's desktop notification, ``osc9``, ``osc777`` or ``none``.
     """
 
     TITLE = "Tandem"
@@ -107,15 +112,23 @@ class TandemApp(App[None]):
         *,
         supervisor: bool = False,
         interval: float = 0.1,
-        sla_seconds: float = 120.0,
+        policy: PolicySettings | None = None,
+        sla_seconds: float | None = None,
         notice: str | None = None,
         llm: LLMConfig | None = None,
+        alerts: AlertMode = "all",
+        notify_protocol: NotifyProtocol = "none",
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
         self.agent = agent
         self.supervisor = supervisor
-        self.sla_seconds = sla_seconds
+        policy = policy or PolicySettings()
+        if sla_seconds is not None:
+            policy = policy.with_overrides(sla_s=dict.fromkeys(LEVELS, sla_seconds))
+        self.policy = policy
+        self.alerts = AlertWatch(alerts, policy.sla_s)
+        self.notify_protocol = notify_protocol
         self.rows: dict[int, dict[str, Any]] = {}
         self.rising: dict[int, float] = {}
         self.last_event_id = 0
@@ -124,7 +137,7 @@ class TandemApp(App[None]):
         self.store = Store(self.db_path)
         self.writer = StoreWriter(Store(self.db_path))
         self.reader = FeedReader(
-            self, self.db_path, interval=interval, metrics=supervisor, sla_seconds=sla_seconds
+            self, self.db_path, interval=interval, metrics=supervisor, sla_s=policy.sla_s
         )
         self.llm: LLM | None = None
         if llm is not None and llm.enabled:
@@ -156,6 +169,7 @@ class TandemApp(App[None]):
         )
         self.set_interval(1.0, self.collector.tick)
         self.set_interval(HEARTBEAT_SECONDS, self._heartbeat)
+        self.set_interval(1.0, self._check_breaches)
         if self._notice:
             self.notify(self._notice, timeout=8, markup=False)
 
@@ -217,7 +231,11 @@ class TandemApp(App[None]):
             else:
                 rows[row["id"]] = row
         self.last_event_id = message.last_event_id
-        if urgent:
+        # At start the whole queue arrives at once: old waits alert as breaches, not entries.
+        entered = None if message.full else self.alerts.entered(changes)
+        if entered is not None:
+            self.alert(entered)
+        elif urgent:
             self._announce(urgent)
         if message.full:
             self.collector.start()  # see console/ui/quiet_gc.py: no full GC while typing
@@ -240,6 +258,25 @@ class TandemApp(App[None]):
             timeout=6,
             markup=False,
         )
+
+    def _check_breaches(self) -> None:
+        alert = self.alerts.breached(self.rows.values(), time.time())
+        if alert is not None:
+            self.alert(alert)
+
+    def alert(self, alert: Alert) -> None:
+        """Say it three ways: a notification, the bell, and the desktop where the terminal can."""
+        self.notify(alert.body, title=alert.title, severity=alert.severity, timeout=8, markup=False)
+        self.bell()
+        sequence = osc_notification(self.notify_protocol, alert.title, alert.body)
+        if sequence:
+            self.terminal_write(sequence)
+
+    def terminal_write(self, data: str) -> None:
+        """Write an escape sequence to the terminal, as ``App.bell`` does (Textual has no
+        public call for it): through the driver's writer thread, never under a headless run."""
+        if not self.is_headless and self._driver is not None:
+            self._driver.write(data)
 
     def prune_rising(self) -> bool:
         """Forget highlights that have run out; return whether any did."""

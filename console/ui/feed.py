@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class FeedReader:
         db_path: the store file.
         interval: the shortest time between two posts, in seconds (coalescing).
         metrics: also post :class:`MetricsChanged` (supervisor consoles).
-        sla_seconds: the queue SLA used by the metrics.
+        sla_s: the queue's SLA target per level, for the metrics.
     """
 
     def __init__(
@@ -79,13 +80,13 @@ class FeedReader:
         *,
         interval: float = 0.1,
         metrics: bool = False,
-        sla_seconds: float = 120.0,
+        sla_s: Mapping[str, float] | None = None,
     ) -> None:
         self.app = app
         self.db_path = Path(db_path)
         self.interval = interval
         self.metrics = metrics
-        self.sla_seconds = sla_seconds
+        self.sla_s = dict(sla_s or {})
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._applied = threading.Event()
@@ -178,9 +179,7 @@ class FeedReader:
                 since = time.monotonic() - last_metrics
                 if self.metrics and (since > 1.0 or (changed and since > 0.5)):
                     last_metrics = time.monotonic()
-                    self._post(
-                        MetricsChanged(supervisor_metrics(store, sla_seconds=self.sla_seconds))
-                    )
+                    self._post(MetricsChanged(supervisor_metrics(store, sla_s=self.sla_s)))
                 if len(events) >= follower.batch:  # a backlog: read on without sleeping
                     continue
                 self._wake.wait(self.interval)

@@ -49,7 +49,7 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
         assert isinstance(sup, SupervisorScreen)
         await wait_until(pilot, lambda: sup.metrics.get("queue") == 2, what="metrics")
         header = str(sup.query_one("#sup-header").render())
-        assert "queue 2" in header and "1 over the 2m 00s SLA" in header
+        assert "queue 2" in header and "over SLA 1: urgent 0 (2m 00s) empathy 1 (2m 00s)" in header
         table = sup.query_one("#queue-table", DataTable)
         assert table.row_count == 2
         assert sup.selected_id() == a  # same level: the longest wait first

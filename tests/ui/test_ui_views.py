@@ -60,3 +60,19 @@ def test_supervisor_metrics(store: Store) -> None:
     assert m["states"] == {"bot": 0, "waiting": 2, "human": 1, "resolved": 0}
     assert [(x["name"], x["holding"]) for x in m["agents"]] == [("ana", [c])]
     json.dumps(m)  # plain data: it crosses a thread in a message
+
+
+def test_supervisor_metrics_per_level_targets(store: Store) -> None:
+    urgent = lifecycle.open_conversation(store, "U")
+    watch = lifecycle.open_conversation(store, "W")
+    lifecycle.escalate(store, urgent, reasons=["fraud"], level="urgent", at=1000.0)
+    lifecycle.escalate(store, watch, reasons=["human_request"], level="watch", at=1000.0)
+    m = supervisor_metrics(store, sla_s={"urgent": 60.0, "watch": 600.0}, at=1090.0)
+    assert m["breaching"] == 1
+    assert m["breaching_by_level"] == {"calm": 0, "watch": 0, "empathy": 0, "urgent": 1}
+    assert [(w["id"], w["level"], w["wait"]) for w in m["waiting"]] == [
+        (urgent, "urgent", 90.0),
+        (watch, "watch", 90.0),
+    ]
+    # A level the targets leave out gets sla_seconds.
+    assert m["sla_s"] == {"calm": 120.0, "watch": 600.0, "empathy": 120.0, "urgent": 60.0}

@@ -8,7 +8,7 @@ The table is diffed by conversation id: changed cells are updated, rows added an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -20,12 +20,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from console.policy import level_rank, queue_key
+from console.policy import LEVELS, level_rank, queue_key
 from console.ui.commands import ScreenCommands
 from console.ui.model import elapsed, minutes, reason_words, safe_text
 from console.ui.widgets.draft_metrics import DraftMetricsPanel, DraftMetricsScreen
 from console.ui.widgets.prompt import PromptScreen
-from console.ui.widgets.tile import BADGE_STYLE
+from console.ui.widgets.tile import BADGE_STYLE, over_sla
 from store import Store, lifecycle
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 COLUMNS = ("id", "customer", "state", "owner", "level", "why", "wait")
 
 
-def queue_cells(row: dict[str, Any], sla: float, at: float) -> tuple[Text, ...]:
-    """One table row: plain ``Text`` cells (never markup); a wait over the SLA in red."""
+def queue_cells(row: dict[str, Any], sla_s: Mapping[str, float], at: float) -> tuple[Text, ...]:
+    """One table row: plain ``Text`` cells (never markup); a wait over its level's SLA in red."""
     state = row["state"]
     since = row.get("waiting_since") if state == "waiting" else row.get("claimed_at")
     wait = at - since if since else 0.0
@@ -47,7 +47,7 @@ def queue_cells(row: dict[str, Any], sla: float, at: float) -> tuple[Text, ...]:
         Text(safe_text(row.get("owner") or "", one_line=True)),
         Text(f" {level} ", style=BADGE_STYLE.get(level, "")),
         Text(", ".join(reason_words(row.get("reasons") or []))[:40]),
-        Text(elapsed(wait), style="bold red" if state == "waiting" and wait > sla else ""),
+        Text(elapsed(wait), style="bold white on red" if over_sla(row, sla_s, at) else ""),
     )
 
 
@@ -136,7 +136,7 @@ class SupervisorScreen(Screen[None]):
     def rows_changed(self, _rows: tuple[dict[str, Any], ...]) -> None:
         """Diff the queue table against the app's rows (by conversation id)."""
         table = self.query_one("#queue-table", DataTable)
-        sla = self.tandem.sla_seconds
+        sla = self.tandem.policy.sla_s
         at = time.time()
         wanted = sorted(
             (r for r in self.tandem.rows.values() if r["state"] in ("waiting", "human")),
@@ -179,7 +179,7 @@ class SupervisorScreen(Screen[None]):
         selected = self.selected_id()
         table.clear()
         self.shown.clear()
-        at, sla = time.time(), self.tandem.sla_seconds
+        at, sla = time.time(), self.tandem.policy.sla_s
         for key in sorted(order, key=order.__getitem__):
             r = self.tandem.rows[int(key)]
             cells = queue_cells(r, sla, at)
@@ -217,15 +217,18 @@ class SupervisorScreen(Screen[None]):
         m = self.metrics
         if not m:
             return
-        sla = m.get("sla_seconds", self.tandem.sla_seconds)
         states = m["states"]
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(f"queue {m['queue']}", style="bold")
         head.append(f" · oldest wait {elapsed(m['oldest_wait'])}")
-        head.append(
-            f" · {m['breaching']} over the {elapsed(sla)} SLA",
-            style="bold red" if m["breaching"] else "",
-        )
+        head.append(f" · over SLA {m['breaching']}:", style="bold red" if m["breaching"] else "")
+        # Per level, most urgent first, each against its own target: "urgent 1 (1m 00s)".
+        by_level, targets = m.get("breaching_by_level", {}), m.get("sla_s", {})
+        for level in reversed(LEVELS):
+            if level in targets:
+                n = by_level.get(level, 0)
+                head.append(f" {level} {n}", style="bold red" if n else "")
+                head.append(f" ({elapsed(targets[level])})", style="dim")
         head.append("\n")
         head.append(
             f"bot {states['bot']} · with people {states['human']} · resolved {states['resolved']}"

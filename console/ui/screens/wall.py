@@ -138,7 +138,12 @@ class WallScreen(Screen[None]):
             have = list(grid.children)
             want = cols * rows
             if len(have) < want:
-                grid.mount_all([Tile(self.tandem.agent) for _ in range(want - len(have))])
+                grid.mount_all(
+                    [
+                        Tile(self.tandem.agent, self.tandem.policy.sla_s)
+                        for _ in range(want - len(have))
+                    ]
+                )
             elif len(have) > want:
                 for tile in have[want:]:
                     tile.remove()

@@ -9,6 +9,7 @@ restyles and re-lays out the grid, which made every cursor move repaint the whol
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from rich.color import Color
@@ -47,9 +48,27 @@ ROLE_MARK = {
 }
 
 
-def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = None) -> Text:
-    """The tile's content as plain ``Text`` (never markup), each line cut to ``width``."""
+def over_sla(row: Mapping[str, Any], sla_s: Mapping[str, float] | None, at: float) -> bool:
+    """Waiting in the queue longer than its level's target (``sla_s``: seconds per level)."""
+    if not sla_s or row["state"] != "waiting" or not row.get("waiting_since"):
+        return False
+    target = sla_s.get(row.get("level") or "calm", sla_s.get("calm"))
+    return target is not None and at - row["waiting_since"] > target
+
+
+def tile_text(
+    row: dict[str, Any],
+    agent: str,
+    width: int,
+    at: float | None = None,
+    sla_s: Mapping[str, float] | None = None,
+) -> Text:
+    """The tile's content as plain ``Text`` (never markup), each line cut to ``width``.
+
+    A wait over its level's target in ``sla_s`` is red on the status line.
+    """
     width = max(10, width)
+    at = at or time.time()
     status = status_words(row, agent, at)
     name = safe_text(row.get("customer_name") or "?", one_line=True)
     head = Text(no_wrap=True, overflow="ellipsis")
@@ -62,7 +81,9 @@ def tile_text(row: dict[str, Any], agent: str, width: int, at: float | None = No
     if llm:
         head.append(llm, style="yellow")
     head.append(" " * max(1, width - head.cell_len - len(status)))
-    head.append(status, style="bold yellow" if row["state"] == "waiting" else "")
+    waiting = row["state"] == "waiting"
+    breach = over_sla(row, sla_s, at)
+    head.append(status, style="bold white on red" if breach else "bold yellow" if waiting else "")
     lines = [head]
 
     level = row.get("level") or "calm"
@@ -123,9 +144,10 @@ class Tile(Widget):
             super().__init__()
             self.conversation_id = conversation_id
 
-    def __init__(self, agent: str, **kw: Any) -> None:
+    def __init__(self, agent: str, sla_s: Mapping[str, float] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.agent = agent
+        self.sla_s = sla_s
         self.row: dict[str, Any] | None = None
         self.selected = False
         self.rising = False
@@ -217,7 +239,7 @@ class Tile(Widget):
         edge = body + Style(color=colour, bold=kind in ("selected", "urgent"))
         inner = width - 4
         console = self.app.console
-        text = tile_text(self.row, self.agent, inner, time.time())
+        text = tile_text(self.row, self.agent, inner, time.time(), self.sla_s)
         strips = [Strip([Segment(tl + top * (width - 2) + tr, edge)], width)]
         left, right = Segment(vt, edge), Segment(vt, edge)
         for line in text.split("\n", allow_blank=True)[: TILE_HEIGHT - 2]:

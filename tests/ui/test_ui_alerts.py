@@ -1,0 +1,119 @@
+"""Alerts (issue 16, point 6): bell, Textual notification and desktop notification.
+
+The Pilot tests run a TandemApp whose ``bell`` and ``terminal_write`` (the two calls that reach
+the terminal's driver, silent under a headless run) record what they were given.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ui_support import notes, wait_until
+
+from console.policy import PolicySettings
+from console.ui.alerts import AlertWatch, detect_protocol, osc_notification, terminal_safe
+from console.ui.app import TandemApp
+from store import Store, lifecycle
+
+HOSTILE = "Eve\x1b]0;owned\x07\x9c;rm -rf\u202e\nX"
+
+
+class RecordingApp(TandemApp):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.bells = 0
+        self.written: list[str] = []
+
+    def bell(self) -> None:
+        self.bells += 1
+
+    def terminal_write(self, data: str) -> None:
+        self.written.append(data)
+
+
+def _waiting(db_path: Path, name: str, level: str, waited: float = 0.0) -> int:
+    at = time.time() - waited
+    with Store(db_path) as s:
+        cid = lifecycle.open_conversation(s, name)
+        lifecycle.add_customer_message(s, cid, "help", at=at)
+        lifecycle.escalate(s, cid, reasons=["fraud"], level=level, at=at)
+    return cid
+
+
+def test_terminal_safe_leaves_no_way_out_of_the_escape() -> None:
+    safe = terminal_safe(HOSTILE)
+    assert safe == "Eve]0ownedrm -rf X"
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in safe)
+    assert osc_notification("osc9", "T", HOSTILE) == "\x1b]9;T: Eve]0ownedrm -rf X\x07"
+    assert osc_notification("osc777", "T;x", "b") == "\x1b]777;notify;Tx;b\x07"
+    assert osc_notification("none", "T", "b") == ""
+
+
+def test_detect_protocol() -> None:
+    assert detect_protocol({"TERM_PROGRAM": "iTerm.app"}) == "osc9"
+    assert detect_protocol({"KITTY_WINDOW_ID": "1"}) == "osc9"
+    assert detect_protocol({"VTE_VERSION": "7600"}) == "osc777"
+    assert detect_protocol({"TERM": "foot"}) == "osc777"
+    assert detect_protocol({"VTE_VERSION": "7600", "TMUX": "/tmp/x,1,0"}) == "none"
+    assert detect_protocol({"TERM": "xterm-256color"}) == "none"
+
+
+def _row(cid: int, state: str, level: str, since: float | None = None) -> dict[str, Any]:
+    return {"id": cid, "state": state, "level": level, "waiting_since": since, "customer_name": "C"}
+
+
+def test_alert_watch_modes() -> None:
+    sla = PolicySettings().sla_s
+    bot_empathy = _row(1, "bot", "empathy")
+    queued = _row(1, "waiting", "empathy", 1000.0)
+    assert AlertWatch("all", sla).entered([(bot_empathy, queued)]) is not None
+    assert AlertWatch("urgent", sla).entered([(bot_empathy, queued)]) is None
+    assert AlertWatch("off", sla).entered([(bot_empathy, queued)]) is None
+    assert AlertWatch("all", sla).entered([(queued, queued)]) is None  # already waiting
+    rose = _row(1, "waiting", "urgent", 1000.0)
+    alert = AlertWatch("urgent", sla).entered([(queued, rose)])
+    assert alert is not None and alert.severity == "error" and "#1" in alert.body
+    assert AlertWatch("all", sla).entered([(None, _row(2, "waiting", "watch", 1.0))]) is None
+
+    watch = AlertWatch("all", sla)
+    rows = [_row(1, "waiting", "urgent", 1000.0), _row(2, "waiting", "calm", 1000.0)]
+    assert watch.breached(rows, 1059.0) is None
+    first = watch.breached(rows, 1061.0)
+    assert first is not None and "#1 (urgent)" in first.body and "more" not in first.body
+    assert watch.breached(rows, 1100.0) is None  # once per stay
+    late = watch.breached(rows, 1601.0)
+    assert late is not None and "#2 (calm)" in late.body
+    # Claimed and back in the queue: a new stay, a new alert.
+    assert watch.breached([_row(1, "waiting", "urgent", 2000.0)], 2061.0) is not None
+    assert AlertWatch("urgent", sla).breached([rows[1]], 5000.0) is None
+    assert AlertWatch("off", sla).breached(rows, 5000.0) is None
+
+
+async def test_an_urgent_conversation_entering_the_queue_rings_and_notifies(db_path: Path) -> None:
+    app = RecordingApp(db_path, "ana", interval=0.05, notify_protocol="osc777")
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        with Store(db_path) as s:
+            lifecycle.open_conversation(s, "Bo")
+        # The start's snapshot is in: what comes next arrives as a change.
+        await wait_until(pilot, lambda: len(app.rows) == 1, what="the first snapshot")
+        cid = _waiting(db_path, HOSTILE, "urgent")
+        await wait_until(pilot, lambda: app.bells >= 1, what="the bell")
+        body = notes(app)[-1]
+        assert body.startswith("Eve") and body.endswith(f"rm -rf� X #{cid} is waiting, urgent")
+        assert app.written == [f"\x1b]777;notify;Tandem: a customer needs a person;{body}\x07"]
+        # Nothing in the customer's name can end the sequence or start another.
+        assert ";" not in body
+        assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c == "\u202e" for c in body)
+
+
+async def test_a_wait_past_its_sla_rings_and_notifies(db_path: Path) -> None:
+    # Already over urgent's minute when the console starts: the breach check says so.
+    cid = _waiting(db_path, "Una", "urgent", waited=120.0)
+    app = RecordingApp(db_path, "ana", interval=0.05, notify_protocol="osc9")
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await wait_until(pilot, lambda: app.bells >= 1, what="the bell")
+        body = f"Una #{cid} (urgent) has waited over 60 s"
+        assert body in notes(app)
+        assert app.written == [f"\x1b]9;Tandem: SLA breached: {body}\x07"]
