@@ -5,23 +5,26 @@ state and owner, refuses with a specific :mod:`store.errors` exception if the mo
 allowed (compare-and-set), writes, and appends its ``events`` row. Because SQLite has one
 writer at a time, the check and the write cannot interleave with another process's.
 
-====================  =====================  ==========================================
-function              from -> to             who
-====================  =====================  ==========================================
-open_conversation     (new) -> bot           channel
-add_customer_message  resolved -> bot|waiting|human  customer (reopens: where, ``reopen`` says)
-bot_reply             bot                    the bot, only while it owns the conversation
-escalate              bot -> waiting         hub policy, customer, bot, agent, supervisor
-claim                 bot|waiting -> human   an agent
-assign                waiting -> human       a supervisor
-release               waiting -> bot         a supervisor
-agent_reply           human                  the owning agent
-add_note              any                    any agent (internal, never shown to customer)
-hand_back             human -> bot           the owner or a supervisor
-transfer              human -> human         a supervisor
-resolve               bot|waiting|human -> resolved   hub/bot, the owner or a supervisor
-abandon               waiting -> resolved    the hub (customer left the queue)
-====================  =====================  ==========================================
+Which states each move starts from and ends in is declared once, in :mod:`store.moves`
+(the checker replays the feed against the same table); here, which function makes it:
+
+====================  ===============  =============================================
+function              move             note
+====================  ===============  =============================================
+open_conversation     opened           a new conversation starts with the bot
+add_customer_message  reopened         only when it was resolved (where to: the ``reopen`` route)
+bot_reply             (post)           only while the bot owns the conversation
+escalate              escalated
+claim                 claimed          claiming one's own conversation is a no-op
+assign                assigned         a supervisor
+release               released         a supervisor
+agent_reply           (post)           only the owning agent
+add_note              (note)           any agent, any state; never shown to customers
+hand_back             handed_back      the owner or a supervisor
+transfer              transferred      a supervisor
+resolve               resolved         with a person: the owner or a supervisor
+abandon               abandoned        the hub (the customer left the queue)
+====================  ===============  =============================================
 """
 
 from __future__ import annotations
@@ -45,8 +48,22 @@ from store.errors import (
 )
 from store.history import Closing, Reopening, last_closing
 from store.levels import LEVELS
+from store.moves import (
+    ABANDON,
+    ASSIGN,
+    CLAIM,
+    ESCALATE,
+    HAND_BACK,
+    OPENED,
+    POSTS_IN,
+    RELEASE,
+    REOPEN,
+    RESOLVE,
+    TRANSFER,
+    Move,
+)
+from store.text import MAX_TEXT, checked_name, checked_text, optional_key
 
-MAX_TEXT = 20_000
 SUBJECT_CHARS = 120
 
 
@@ -74,21 +91,23 @@ class TriageMark:
 
 
 def _text(text: str, what: str = "text") -> str:
-    if not isinstance(text, str):
-        raise InvalidInput(f"{what} must be a string")
-    if not text.strip():
-        raise InvalidInput(f"{what} is empty")
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"{what} is too long ({len(text)} characters, limit {MAX_TEXT})")
-    return text
+    return checked_text(text, what, MAX_TEXT)
 
 
 def _name(name: str, what: str = "agent name") -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInput(f"{what} is empty")
-    if len(name) > 64:
-        raise InvalidInput(f"{what} is too long (limit 64 characters)")
-    return name.strip()
+    return checked_name(name, what)
+
+
+def _stamp(at: float | None) -> float:
+    # Called inside the write transaction, after BEGIN IMMEDIATE took the lock: rows are
+    # stamped in commit order, so a bot reply that waited for the lock can never carry a
+    # time before the claim that committed ahead of it.
+    return now() if at is None else at
+
+
+def _require(move: Move, cid: int, state: str, owner: str | None, action: str) -> None:
+    if not move.allowed(state):
+        raise _refuse(cid, state, owner, action)
 
 
 def _event(
@@ -211,8 +230,10 @@ def register_agent(
     name = person_name(name)
     if role not in ("agent", "supervisor"):
         raise InvalidInput(f"unknown role {role!r} (agent or supervisor)")
-    at = now()
+    if display_name is not None:
+        display_name = _name(display_name, "display name")
     with store.write() as conn:
+        at = _stamp(None)
         held = account_role(conn, name)
         if held is not None and held != role:
             raise Forbidden(
@@ -248,8 +269,10 @@ def open_conversation(
     :return: the new conversation's id
     """
     customer_name = _name(customer_name, "customer name")
-    at = at or now()
+    external_id = optional_key(external_id, "external_id", 128)
+    channel = _name(channel, "channel")
     with store.write() as conn:
+        at = _stamp(at)
         customer_id = None
         if external_id is not None:
             row = conn.execute(
@@ -267,11 +290,11 @@ def open_conversation(
             ).lastrowid
         cid = conn.execute(
             "INSERT INTO conversations (customer_id, channel, state, token_hash, created_at, updated_at)"
-            " VALUES (?, ?, 'bot', ?, ?, ?)",
-            (customer_id, channel, token_hash, at, at),
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (customer_id, channel, OPENED, token_hash, at, at),
         ).lastrowid
         assert cid is not None
-        _event(conn, at, cid, "opened", "customer", None, "bot", data={"channel": channel})
+        _event(conn, at, cid, "opened", "customer", None, OPENED, data={"channel": channel})
     return cid
 
 
@@ -293,12 +316,9 @@ def add_customer_message(
         to the bot.
     """
     text = _text(text)
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or len(idempotency_key) > 200
-    ):
-        raise InvalidInput("idempotency_key must be a string of at most 200 characters")
-    at = at or now()
+    idempotency_key = optional_key(idempotency_key, "idempotency_key", 200)
     with store.write() as conn:
+        at = _stamp(at)
         state, _owner = _load(conn, conversation_id)
         if idempotency_key is not None:
             row = conn.execute(
@@ -307,10 +327,10 @@ def add_customer_message(
             ).fetchone()
             if row is not None:
                 return Posted(row[0], True, state)
-        reopened = state == "resolved"
+        reopened = REOPEN.allowed(state)
         if reopened:
             closing = last_closing(conn, conversation_id)
-            route = reopen(closing) if reopen is not None else Reopening("bot")
+            route = reopen(closing) if reopen is not None else Reopening(REOPEN.target)
             state = _reopen(conn, conversation_id, route, closing, at)
         mid = conn.execute(
             "INSERT INTO messages (conversation_id, role, author, text, created_at, idempotency_key)"
@@ -340,6 +360,10 @@ def _reopen(
     conn: sqlite3.Connection, cid: int, route: Reopening, closing: Closing | None, at: float
 ) -> str:
     """Move a resolved conversation where ``route`` says; return the state it is in now."""
+    if route.state not in REOPEN.targets:
+        raise InvalidTransition(
+            f"a resolved conversation cannot reopen to {route.state!r}", state="resolved"
+        )
     if route.agent is not None:
         try:
             check_active(conn, route.agent)
@@ -370,7 +394,7 @@ def _reopen(
         data["closed_by"] = closing.by
         if closing.agent is not None:
             data["had"] = closing.agent
-    _event(conn, at, cid, "reopened", "customer", "resolved", route.state, data=data or None)
+    _event(conn, at, cid, REOPEN.kind, "customer", "resolved", route.state, data=data or None)
     if route.note:
         # For the agents: why it is back and with whom (never shown to the customer).
         _insert_plain(conn, cid, "note", "tandem", route.note, at)
@@ -402,10 +426,10 @@ def bot_reply(
     :raises NotOwner: the conversation is waiting, with an agent or resolved
     """
     text = _text(text)
-    at = at or now()
     with store.write() as conn:
+        at = _stamp(at)
         state, owner = _load(conn, conversation_id)
-        if state != "bot":
+        if state != POSTS_IN["bot"]:
             raise NotOwner(
                 f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
                 state=state,
@@ -461,8 +485,8 @@ def record_triage(
 
     :return: whether the conversation's level, score or reasons changed
     """
-    at = at or now()
     with store.write() as conn:
+        at = _stamp(at)
         _load(conn, conversation_id)
         changed = _apply_triage(conn, conversation_id, message_id, mark)
         if changed:
@@ -523,11 +547,12 @@ def escalate(
     """
     if not reasons:
         raise InvalidInput("an escalation needs at least one reason")
-    at = at or now()
+    by = _name(by, "by")
+    message = _text(message) if message else None
     with store.write() as conn:
+        at = _stamp(at)
         state, owner = _load(conn, conversation_id)
-        if state != "bot":
-            raise _refuse(conversation_id, state, owner, "escalate")
+        _require(ESCALATE, conversation_id, state, owner, "escalate")
         if triage is not None:
             changed = _apply_triage(conn, conversation_id, message_id, triage)
             if changed and message_id is not None:
@@ -537,20 +562,20 @@ def escalate(
                 conn, conversation_id, None, TriageMark(level, score or 0.0, list(reasons))
             )
         conn.execute(
-            "UPDATE conversations SET state = 'waiting', waiting_since = ?, updated_at = ?,"
+            "UPDATE conversations SET state = ?, waiting_since = ?, updated_at = ?,"
             " llm_fallbacks = llm_fallbacks + ?, version = version + 1 WHERE id = ?",
-            (at, at, 1 if llm_fallback else 0, conversation_id),
+            (ESCALATE.target, at, at, 1 if llm_fallback else 0, conversation_id),
         )
         data: dict[str, Any] = {"reasons": list(reasons)}
         if level or triage:
             data["level"] = level or (triage.level if triage else None)
         if note:
             data["note"] = note
-        _event(conn, at, conversation_id, "escalated", by, "bot", "waiting", data=data)
+        _event(conn, at, conversation_id, ESCALATE.kind, by, state, ESCALATE.target, data=data)
         mid = None
         if message:
             mid = _insert_plain(
-                conn, conversation_id, "system", "tandem", _text(message), at, meta=message_meta
+                conn, conversation_id, "system", "tandem", message, at, meta=message_meta
             )
     return mid
 
@@ -584,18 +609,18 @@ def _insert_plain(
 def _give_to_agent(conn: sqlite3.Connection, cid: int, agent: str, at: float) -> None:
     _ensure_agent(conn, agent, at)
     conn.execute(
-        "UPDATE conversations SET state = 'human', owner = ?, claimed_at = ?, updated_at = ?,"
+        "UPDATE conversations SET state = ?, owner = ?, claimed_at = ?, updated_at = ?,"
         " first_human_reply_at = NULL, version = version + 1 WHERE id = ?",
-        (agent, at, at, cid),
+        (CLAIM.target, agent, at, at, cid),
     )
 
 
 def _back_to_bot(conn: sqlite3.Connection, cid: int, at: float) -> None:
     # A fresh start for the bot: its fallback count restarts, nobody is waiting any more.
     conn.execute(
-        "UPDATE conversations SET state = 'bot', owner = NULL, waiting_since = NULL,"
+        "UPDATE conversations SET state = ?, owner = NULL, waiting_since = NULL,"
         " bot_fallbacks = 0, updated_at = ?, version = version + 1 WHERE id = ?",
-        (at, cid),
+        (HAND_BACK.target, at, cid),
     )
 
 
@@ -608,15 +633,16 @@ def claim(store: Store, conversation_id: int, agent: str, *, at: float | None = 
     :raises InvalidTransition: it is resolved
     """
     agent = _name(agent)
-    at = at or now()
     with store.write() as conn:
+        at = _stamp(at)
         state, owner = _load(conn, conversation_id)
-        if state == "human" and owner == agent:
+        if state == CLAIM.target and owner == agent:
             return
-        if state not in ("bot", "waiting"):
-            raise _refuse(conversation_id, state, owner, "claim")
+        _require(CLAIM, conversation_id, state, owner, "claim")
         _give_to_agent(conn, conversation_id, agent, at)
-        _event(conn, at, conversation_id, "claimed", agent, state, "human", data={"owner": agent})
+        _event(
+            conn, at, conversation_id, CLAIM.kind, agent, state, CLAIM.target, data={"owner": agent}
+        )
 
 
 def assign(
@@ -624,26 +650,28 @@ def assign(
 ) -> None:
     """A supervisor gives a waiting conversation to an agent."""
     agent = _name(agent)
-    at = at or now()
+    by = _name(by, "by")
     with store.write() as conn:
+        at = _stamp(at)
         _require_supervisor(conn, by, "assign")
         state, owner = _load(conn, conversation_id)
-        if state != "waiting":
-            raise _refuse(conversation_id, state, owner, "assign")
+        _require(ASSIGN, conversation_id, state, owner, "assign")
         _give_to_agent(conn, conversation_id, agent, at)
-        _event(conn, at, conversation_id, "assigned", by, "waiting", "human", data={"owner": agent})
+        _event(
+            conn, at, conversation_id, ASSIGN.kind, by, state, ASSIGN.target, data={"owner": agent}
+        )
 
 
 def release(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
     """A supervisor sends a waiting conversation back to the bot."""
-    at = at or now()
+    by = _name(by, "by")
     with store.write() as conn:
+        at = _stamp(at)
         _require_supervisor(conn, by, "release")
         state, owner = _load(conn, conversation_id)
-        if state != "waiting":
-            raise _refuse(conversation_id, state, owner, "release")
+        _require(RELEASE, conversation_id, state, owner, "release")
         _back_to_bot(conn, conversation_id, at)
-        _event(conn, at, conversation_id, "released", by, "waiting", "bot")
+        _event(conn, at, conversation_id, RELEASE.kind, by, state, RELEASE.target)
 
 
 def agent_reply(
@@ -661,12 +689,12 @@ def agent_reply(
     """
     text = _text(text)
     agent = _name(agent)
-    at = at or now()
     with store.write() as conn:
+        at = _stamp(at)
         check_active(conn, agent)
         state, owner = _load(conn, conversation_id)
-        if state != "human" or owner != agent:
-            if state == "human":
+        if state != POSTS_IN["agent"] or owner != agent:
+            if state == POSTS_IN["agent"]:
                 raise Taken(owner or "?")
             raise NotOwner(
                 f"{agent} does not own conversation {conversation_id} ({_owner_words(state, owner)})",
@@ -700,8 +728,8 @@ def add_note(
     """An internal note on the conversation; never shown to the customer."""
     text = _text(text, "note")
     author = _name(author)
-    at = at or now()
     with store.write() as conn:
+        at = _stamp(at)
         _load(conn, conversation_id)
         _ensure_agent(conn, author, at)
         return _insert_plain(conn, conversation_id, "note", author, text, at)
@@ -720,24 +748,33 @@ def post_system(
     :param meta: stored with it, for agents and for the hub (what the line is about)
     """
     text = _text(text)
-    at = at or now()
     with store.write() as conn:
+        at = _stamp(at)
         _load(conn, conversation_id)
         return _insert_plain(conn, conversation_id, "system", "tandem", text, at, meta=meta)
 
 
 def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None = None) -> None:
     """Return a conversation from a person to the bot (the owner, or a supervisor)."""
-    at = at or now()
+    by = _name(by, "by")
     with store.write() as conn:
+        at = _stamp(at)
         check_active(conn, by)
         state, owner = _load(conn, conversation_id)
-        if state != "human":
-            raise _refuse(conversation_id, state, owner, "hand back")
+        _require(HAND_BACK, conversation_id, state, owner, "hand back")
         if owner != by and not _is_supervisor(conn, by):
             raise Taken(owner or "?")
         _back_to_bot(conn, conversation_id, at)
-        _event(conn, at, conversation_id, "handed_back", by, "human", "bot", data={"from": owner})
+        _event(
+            conn,
+            at,
+            conversation_id,
+            HAND_BACK.kind,
+            by,
+            state,
+            HAND_BACK.target,
+            data={"from": owner},
+        )
 
 
 def transfer(
@@ -745,12 +782,12 @@ def transfer(
 ) -> None:
     """A supervisor moves a conversation from one agent to another."""
     to_agent = _name(to_agent)
-    at = at or now()
+    by = _name(by, "by")
     with store.write() as conn:
+        at = _stamp(at)
         _require_supervisor(conn, by, "transfer")
         state, owner = _load(conn, conversation_id)
-        if state != "human":
-            raise _refuse(conversation_id, state, owner, "transfer")
+        _require(TRANSFER, conversation_id, state, owner, "transfer")
         if owner == to_agent:
             raise InvalidTransition(
                 f"conversation {conversation_id} is already {to_agent}'s", state=state
@@ -765,10 +802,10 @@ def transfer(
             conn,
             at,
             conversation_id,
-            "transferred",
+            TRANSFER.kind,
             by,
-            "human",
-            "human",
+            state,
+            TRANSFER.target,
             data={"from": owner, "owner": to_agent},
         )
 
@@ -786,34 +823,34 @@ def resolve(
     :param channel: the channel itself closed it (an integration: the customer's chat ended),
         so it closes whoever holds it
     """
-    at = at or now()
+    by = _name(by, "by")
     with store.write() as conn:
+        at = _stamp(at)
         check_active(conn, by)
         state, owner = _load(conn, conversation_id)
-        if state == "resolved":
-            raise _refuse(conversation_id, state, owner, "resolve")
+        _require(RESOLVE, conversation_id, state, owner, "resolve")
         if state == "human" and owner != by and not channel and not _is_supervisor(conn, by):
             raise Taken(owner or "?")
         conn.execute(
-            "UPDATE conversations SET state = 'resolved', owner = NULL, resolved_at = ?,"
+            "UPDATE conversations SET state = ?, owner = NULL, resolved_at = ?,"
             " waiting_since = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
-            (at, at, conversation_id),
+            (RESOLVE.target, at, at, conversation_id),
         )
-        _event(conn, at, conversation_id, "resolved", by, state, "resolved")
+        _event(conn, at, conversation_id, RESOLVE.kind, by, state, RESOLVE.target)
 
 
 def abandon(
     store: Store, conversation_id: int, *, by: str = "hub", at: float | None = None
 ) -> None:
     """The customer left while waiting: close the conversation as abandoned."""
-    at = at or now()
+    by = _name(by, "by")
     with store.write() as conn:
+        at = _stamp(at)
         state, owner = _load(conn, conversation_id)
-        if state != "waiting":
-            raise _refuse(conversation_id, state, owner, "abandon")
+        _require(ABANDON, conversation_id, state, owner, "abandon")
         conn.execute(
-            "UPDATE conversations SET state = 'resolved', resolved_at = ?, waiting_since = NULL,"
+            "UPDATE conversations SET state = ?, resolved_at = ?, waiting_since = NULL,"
             " updated_at = ?, version = version + 1 WHERE id = ?",
-            (at, at, conversation_id),
+            (ABANDON.target, at, at, conversation_id),
         )
-        _event(conn, at, conversation_id, "abandoned", by, "waiting", "resolved")
+        _event(conn, at, conversation_id, ABANDON.kind, by, state, ABANDON.target)

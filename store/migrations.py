@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 migrations = Migrations("tandem")
 
-STATES = ("bot", "waiting", "human", "resolved")
+# The states' names are declared in store.moves; the CHECK constraints below spell them out
+# because a migration is frozen SQL (renaming a state would be a migration of its own).
 ROLES = ("customer", "bot", "agent", "system", "note")
 
 
