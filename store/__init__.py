@@ -7,7 +7,7 @@ Imports nothing from ``console``. Typical use::
     cid = lifecycle.open_conversation(store, "Maya")
     lifecycle.add_customer_message(store, cid, "hi", idempotency_key="m1")
 
-``Store``, ``open_store`` and ``resolve_path`` load on first use: the pure parts of the
+``Store``, ``open_store``, ``open_reader`` and ``resolve_path`` load on first use: the pure parts of the
 console (the triage engine, the policy) read the store's vocabulary (``store.levels``)
 without paying for sqlite-utils, which ``tandem triage`` never needs.
 """
@@ -19,35 +19,40 @@ from typing import TYPE_CHECKING, Any
 
 from store.errors import (
     AlreadyAnswered,
+    Damaged,
     DatabaseUnavailable,
     Forbidden,
     InvalidInput,
     InvalidTransition,
     NotFound,
     NotOwner,
+    ReadOnly,
     StoreError,
     Taken,
 )
 
 if TYPE_CHECKING:
-    from store.db import Store, open_store, resolve_path
+    from store.db import Store, open_reader, open_store, resolve_path
 
 __all__ = [
     "AlreadyAnswered",
+    "Damaged",
     "DatabaseUnavailable",
     "Forbidden",
     "InvalidInput",
     "InvalidTransition",
     "NotFound",
     "NotOwner",
+    "ReadOnly",
     "Store",
     "StoreError",
     "Taken",
+    "open_reader",
     "open_store",
     "resolve_path",
 ]
 
-_FROM_DB = ("Store", "open_store", "resolve_path")
+_FROM_DB = ("Store", "open_reader", "open_store", "resolve_path")
 
 
 def __getattr__(name: str) -> Any:

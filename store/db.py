@@ -11,13 +11,14 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
-from store.errors import DatabaseUnavailable
+from store.errors import Damaged, DatabaseUnavailable, InvalidInput, ReadOnly
 
 #: Query parameters: positional (``?``) or named (``:name``).
 Params = Sequence[Any] | Mapping[str, Any]
@@ -61,17 +62,49 @@ def _check_file(path: Path) -> None:
     # reports a file that is not a database, and _friendly() turns that into one sentence.
 
 
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that say the file
+# itself cannot be used, as opposed to a bug in a statement.
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+_FILE_TROUBLE = frozenset({_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB})
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
 def _friendly(exc: sqlite3.Error, path: Path) -> DatabaseUnavailable:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
+    text, code = str(exc), _code(exc)
+    if code in (_BUSY, _LOCKED) or "locked" in text or "busy" in text:
         return DatabaseUnavailable(
             f"{path} is locked by another process (waited {_busy_timeout_ms()} ms)"
         )
-    if "not a database" in text:
+    if code == _NOTADB or "not a database" in text:
         return DatabaseUnavailable(f"{path} is not a SQLite database")
-    if "malformed" in text:
-        return DatabaseUnavailable(f"{path} is damaged ({text})")
+    if code == _CORRUPT or "malformed" in text:
+        return Damaged(f"{path} is damaged ({text}); {_DAMAGED_ADVICE}")
+    if code == _READONLY or code == _CANTOPEN:
+        return ReadOnly(f"{path}: {text} (the file or its directory is not writable)")
+    if code == _FULL:
+        return DatabaseUnavailable(f"{path}: the disk is full")
     return DatabaseUnavailable(f"{path}: {text}")
+
+
+_DAMAGED_ADVICE = (
+    "restore a backup or recover it (sqlite3 FILE .recover), then `tandem db check` it"
+)
+
+
+_NOT_UNICODE = "text is not valid Unicode (it holds a lone surrogate)"
+
+
+def damage_mark(path: Path) -> Path:
+    """The side file that says ``path`` was found damaged (see :meth:`Store.mark_damaged`)."""
+    return path.with_name(path.name + ".damaged")
+
+
+def _readonly_uri(path: Path, *, immutable: bool) -> str:
+    resolved = quote(str(path.resolve()), safe="/", errors="surrogateescape")
+    return f"file:{resolved}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
 class Store:
@@ -79,19 +112,22 @@ class Store:
 
     :param path: the SQLite file; created when missing
     :param migrate: apply pending migrations (every command does; tests of old files may not)
-    :param readonly: open without write access (reports, ``db status``)
+    :param readonly: open without write access (reports, ``db status``); the file must exist
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, migrate: bool = True, readonly: bool = False
     ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        self._mark = damage_mark(self.path)
         _check_file(self.path)
+        if readonly and not self.path.exists():
+            raise DatabaseUnavailable(f"{self.path} does not exist")
         conn: sqlite3.Connection | None = None
         try:
             if readonly:
-                uri = f"file:{self.path.resolve()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                conn = self._connect_readonly()
             else:
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
@@ -106,9 +142,17 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             self.conn = conn
             self.db = sqlite_utils.Database(conn)
-            if migrate and not readonly:
-                from store.migrations import migrate as run_migrations
+            from store.migrations import migrate as run_migrations
+            from store.migrations import pending
 
+            if readonly:
+                todo = pending(self)
+                if todo:
+                    raise DatabaseUnavailable(
+                        f"{self.path} is read-only and older than this tandem (needs"
+                        f" {', '.join(todo)}): open it once with write access to migrate it"
+                    )
+            elif migrate:
                 run_migrations(self)
         except BaseException as exc:
             if conn is not None:
@@ -116,6 +160,22 @@ class Store:
             if isinstance(exc, sqlite3.Error):
                 raise _friendly(exc, self.path) from None
             raise
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = _readonly_uri(self.path, immutable=False)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            if _code(exc) not in (_READONLY, _CANTOPEN):
+                raise
+        # A WAL file in a directory we cannot write: SQLite needs to create the -shm index
+        # even to read, unless told that nobody writes the file. In such a directory nobody
+        # can (a writer needs the same -shm), so "immutable" is the truth, not a shortcut.
+        uri = _readonly_uri(self.path, immutable=True)
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
     def close(self) -> None:
         """Close the connection; the object is unusable afterwards."""
@@ -133,40 +193,139 @@ class Store:
 
         Nesting is not supported on purpose: every lifecycle call is exactly one transaction,
         so a check and the write it guards can never be split.
+
+        :raises Damaged: the file was found damaged (by this process, another, or
+            ``tandem db check``): nothing more is written to it until it is repaired
+        :raises DatabaseUnavailable: locked, read-only, disk full, I/O error
+        :raises InvalidInput: a text value that is not valid Unicode reached SQLite
         """
+        if self._mark.exists():
+            raise Damaged(
+                f"{self.path} was found damaged ({_read_mark(self._mark)}); {_DAMAGED_ADVICE}"
+            )
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _friendly(exc, self.path) from None
+        except sqlite3.DatabaseError as exc:
+            raise self._trouble(exc) from None
         try:
             yield conn
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            # Locked, disk full, I/O error: nothing of this call is kept, and the caller gets
-            # a sentence rather than a sqlite3 traceback.
+        except BaseException as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _friendly(exc, self.path) from None
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError) and _code(exc) in _FILE_TROUBLE:
+                # Locked, disk full, I/O error, damaged: nothing of this call is kept, and the
+                # caller gets a sentence rather than a sqlite3 traceback.
+                raise self._trouble(exc) from None
+            if isinstance(exc, UnicodeEncodeError):
+                raise InvalidInput(_NOT_UNICODE) from None
             raise
+
+    def probe_write(self) -> None:
+        """Commit a write that changes nothing readable; raise if the store cannot write now.
+
+        For health checks: a read-only file, a full disk, a damaged or locked file all fail
+        here as they would for a customer's message. It rewrites ``PRAGMA user_version`` with
+        its own value, which SQLite still writes out (one page in the WAL).
+        """
+        with self.write() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version}")
+
+    def mark_damaged(self, why: str) -> None:
+        """Record beside the file that it is damaged, so every writer refuses it from now on.
+
+        A damaged page is only met by whoever reads it; without the mark, a writer that
+        happens not to touch it would go on adding to a file that is already lost.
+        """
+        with suppress(OSError):  # a read-only directory: the report still says it
+            self._mark.write_text(f"{why.strip()[:300]}\n", encoding="utf-8")
+
+    def clear_damage_mark(self) -> bool:
+        """Remove the mark (``tandem db check`` found the file sound); whether there was one."""
+        try:
+            self._mark.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        return True
+
+    def _trouble(self, exc: sqlite3.DatabaseError) -> DatabaseUnavailable:
+        error = _friendly(exc, self.path)
+        if isinstance(error, Damaged) and not self.readonly:
+            self.mark_damaged(str(exc))
+        return error
 
     def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
-        rows: list[sqlite3.Row] = self.conn.execute(sql, params).fetchall()
+        try:
+            rows: list[sqlite3.Row] = self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) not in _FILE_TROUBLE:
+                raise
+            raise self._trouble(exc) from None
+        except UnicodeEncodeError:
+            raise InvalidInput(_NOT_UNICODE) from None
         return rows
+
+    def rows(self, sql: str, params: Params = ()) -> Iterator[sqlite3.Row]:
+        """Run a read query and yield its rows one by one (for scans too big for a list)."""
+        try:
+            yield from self.conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) not in _FILE_TROUBLE:
+                raise
+            raise self._trouble(exc) from None
+        except UnicodeEncodeError:
+            raise InvalidInput(_NOT_UNICODE) from None
 
     def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a read query and return the first row or ``None``."""
-        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        try:
+            row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) not in _FILE_TROUBLE:
+                raise
+            raise self._trouble(exc) from None
+        except UnicodeEncodeError:
+            raise InvalidInput(_NOT_UNICODE) from None
         return row
+
+
+def _read_mark(mark: Path) -> str:
+    try:
+        return mark.read_text(encoding="utf-8", errors="replace").strip()[:300] or "no detail"
+    except OSError:
+        return "no detail"
 
 
 def open_store(path: str | os.PathLike[str] | None = None, **kwargs: object) -> Store:
     """Open (creating and migrating as needed) the store at ``path`` or the default path."""
     return Store(resolve_path(path), **kwargs)  # type: ignore[arg-type]
+
+
+def open_reader(path: str | os.PathLike[str] | None = None) -> Store:
+    """Open the store for a command that only reads (``db status``, ``conv show``...).
+
+    Like :func:`open_store` (a missing file is created, an old one migrated), except that a
+    file the user may read but not write (``chmod 444``, a read-only directory or mount, a
+    backup) is opened read-only instead of refused.
+    """
+    resolved = resolve_path(path)
+    if resolved.is_file() and not _writable(resolved):
+        return Store(resolved, readonly=True)
+    try:
+        return Store(resolved)
+    except ReadOnly:
+        return Store(resolved, readonly=True)
+
+
+def _writable(path: Path) -> bool:
+    parent = path.parent if str(path.parent) else Path(".")
+    return os.access(path, os.W_OK) and os.access(parent, os.W_OK)
 
 
 def now() -> float:

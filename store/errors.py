@@ -15,6 +15,14 @@ class DatabaseUnavailable(StoreError):
     """The database file cannot be used: not SQLite, locked, unreadable."""
 
 
+class ReadOnly(DatabaseUnavailable):
+    """The file or its directory cannot be written (permissions, a read-only mount)."""
+
+
+class Damaged(DatabaseUnavailable):
+    """SQLite found the file damaged ("database disk image is malformed")."""
+
+
 class InvalidInput(StoreError):
     """An argument is malformed: empty or oversized text, an unknown level."""
 

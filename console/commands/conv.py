@@ -190,6 +190,12 @@ def _store(args: argparse.Namespace):  # noqa: ANN202 - store.Store, imported la
     return open_store(args.db)
 
 
+def _reader(args: argparse.Namespace):  # noqa: ANN202 - store.Store, imported lazily
+    from store import open_reader
+
+    return open_reader(args.db)
+
+
 def _open(args: argparse.Namespace) -> int:
     from store import lifecycle
 
@@ -227,16 +233,19 @@ def _agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clean(text: str) -> str:
-    # Customer text is data: control characters never reach the terminal.
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in text)
+def _clean(text: str, *, one_line: bool = False) -> str:
+    # Customer text is data: control characters never reach the terminal (the console's
+    # rule, so a joiner inside an emoji sequence stays one, as on the wall).
+    from console.ui.model import safe_text
+
+    return safe_text(text, one_line=one_line)
 
 
 def _show(args: argparse.Namespace) -> int:
     from store.feed import conversation_events
     from store.queries import get_conversation, transcript
 
-    store = _store(args)
+    store = _reader(args)
     conv = get_conversation(store, args.id)
     messages = transcript(store, args.id)
     moves = [e for e in conversation_events(store, args.id) if e.to_state is not None]
@@ -248,15 +257,16 @@ def _show(args: argparse.Namespace) -> int:
         ]
         print(json.dumps({"conversation": conv, "messages": messages, "moves": audit}, default=str))
         return 0
-    owner = f" ({conv['owner']})" if conv["owner"] else ""
+    owner = f" ({_clean(conv['owner'], one_line=True)})" if conv["owner"] else ""
     reasons = ", ".join(conv["reasons"]) or "-"
     print(
-        f"#{conv['id']} {_clean(conv['customer_name'])}  {conv['state']}{owner}  {conv['level']}  reasons: {reasons}"
+        f"#{conv['id']} {_clean(conv['customer_name'], one_line=True)}  {conv['state']}{owner}"
+        f"  {conv['level']}  reasons: {_clean(reasons, one_line=True)}"
     )
     for m in messages:
         at = datetime.fromtimestamp(m["created_at"]).strftime("%H:%M:%S")
         who = m["author"] if m["role"] in ("agent", "note") else m["role"]
-        print(f"  {at} {who:>10}: {_clean(m['text'])}")
+        print(f"  {at} {_clean(who, one_line=True):>10}: {_clean(m['text'])}")
     if moves:
         # Who did what: the feed's actor is the account that made the move (team mode).
         print("moves:")
@@ -265,7 +275,8 @@ def _show(args: argparse.Namespace) -> int:
             new_owner = (e.data or {}).get("owner")
             to = f"{e.to_state} ({new_owner})" if new_owner else e.to_state
             print(
-                f"  {when} {e.kind:<12} by {_clean(e.actor or '?'):<12} {e.from_state or '-'} -> {to}"
+                f"  {when} {e.kind:<12} by {_clean(e.actor or '?', one_line=True):<12}"
+                f" {e.from_state or '-'} -> {to}"
             )
     return 0
 
@@ -276,12 +287,13 @@ def _list(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     rows = list_conversations(
-        _store(args), states=tuple(args.state) if args.state else None, limit=args.limit
+        _reader(args), states=tuple(args.state) if args.state else None, limit=args.limit
     )
     for c in rows:
-        owner = c["owner"] or "-"
+        owner = _clean(c["owner"] or "-", one_line=True)
         print(
-            f"{c['id']:>6}  {c['state']:<8} {owner:<10} {c['level']:<8} {_clean(c['customer_name'])[:20]:<20} "
-            f"{_clean(c['subject'])[:60]}"
+            f"{c['id']:>6}  {c['state']:<8} {owner:<10} {c['level']:<8}"
+            f" {_clean(c['customer_name'], one_line=True)[:20]:<20} "
+            f"{_clean(c['subject'], one_line=True)[:60]}"
         )
     return 0

@@ -44,11 +44,11 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from store import open_store
+    from store import open_reader
     from store import webhooks as outbox
     from store.queries import status_counts, table_counts
 
-    store = open_store(args.db)
+    store = open_reader(args.db)
     states, tables, hooks = status_counts(store), table_counts(store), outbox.counts(store)
     if args.json:
         print(json.dumps({"states": states, "tables": tables, "webhooks": hooks}))
@@ -65,10 +65,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from store import open_store
+    from store import open_reader
     from store.check import check
 
-    store = open_store(args.db)
+    store = open_reader(args.db)
     problems = check(store)
     for line in problems:
         print(line)

@@ -60,18 +60,34 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(args: argparse.Namespace) -> int:
+def _reader(path: str | None):  # noqa: ANN202 - store.Store, imported lazily
+    """The store for a reading command; the bundled articles are loaded when it can be written."""
     from console.kb import ensure_loaded
+    from store import open_reader
+    from store.kb import count
+
+    store = open_reader(path)
+    if not store.readonly:
+        ensure_loaded(store)
+    elif count(store) == 0:
+        raise UsageError(
+            f"{store.path} holds no articles and is read-only, so the bundled ones cannot be "
+            "loaded into it"
+        )
+    return store
+
+
+def _search(args: argparse.Namespace) -> int:
     from console.kb.rank import SEARCH_POOL, ranker_for
-    from store import open_store
+    from store.text import valid_unicode
 
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    store = open_store(args.db)
-    ensure_loaded(store)
+    query = valid_unicode(" ".join(args.query), "the question")
+    store = _reader(args.db)
     # The console's ctrl+k order: the knowledge base's one ranker over the search's best hits.
     ranker = ranker_for(store)
-    ranked = ranker.rank(store, " ".join(args.query), pool=max(SEARCH_POOL, args.limit))
+    ranked = ranker.rank(store, query, pool=max(SEARCH_POOL, args.limit))
     hits = [(c, ranker.articles[c.id].article.title) for c in ranked[: args.limit]]
     if args.json:
         for c, title in hits:
@@ -95,13 +111,10 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from console.kb import ensure_loaded
-    from store import open_store
     from store.errors import NotFound
     from store.kb import get
 
-    store = open_store(args.db)
-    ensure_loaded(store)
+    store = _reader(args.db)
     try:
         article = get(store, args.id)
     except NotFound as exc:

@@ -101,7 +101,9 @@ def one_hub_per_database(path: Path) -> Any:
 
     Two hubs on one database would both answer (the store keeps that safe, but the work is
     doubled and timers fire twice). The lock is on a side file, never on the database (SQLite
-    manages its own), and the kernel releases it however the process ends.
+    manages its own), and the kernel releases it however the process ends. The side file is
+    named from the database's real path, so a symlink, ``..`` or a relative path to the same
+    file finds the same lock.
     """
     try:
         import fcntl
@@ -109,7 +111,7 @@ def one_hub_per_database(path: Path) -> Any:
         return None
     from console.errors import UsageError
 
-    lock_path = Path(f"{path}.hub.lock")
+    lock_path = Path(f"{os.path.realpath(path)}.hub.lock")
     if not lock_path.parent.is_dir():
         return None  # the store says what is wrong with the path
     try:

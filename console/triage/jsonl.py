@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from console.triage.engine import TriageEngine, Verdict
+from store.text import unicode_problem
 
 ROLES = ("customer", "bot", "agent")
 MAX_LINE = 1_000_000  # bytes; a conversation larger than this is not a chat transcript
@@ -52,6 +53,7 @@ def parse_line(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
         raise LineError('missing "id"')
     if not isinstance(ident, (str, int)) or isinstance(ident, bool):
         raise LineError('"id" must be a string or an integer')
+    _unicode(ident, '"id"')
     if "messages" in obj:
         messages = obj["messages"]
         if not isinstance(messages, list):
@@ -67,6 +69,7 @@ def parse_line(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
                 raise LineError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
             if not isinstance(m.get("text"), str):
                 raise LineError(f"messages[{i}].text must be a string")
+            _unicode(m["text"], f"messages[{i}].text")
             if role == "customer" and not m["text"].strip():
                 raise LineError(f"messages[{i}].text is empty")
             flag = m.get("fallback")
@@ -77,10 +80,18 @@ def parse_line(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
     if "text" in obj:
         if not isinstance(obj["text"], str):
             raise LineError('"text" must be a string')
+        _unicode(obj["text"], '"text"')
         if not obj["text"].strip():
             raise LineError('"text" is empty')
         return ident, [{"role": "customer", "text": obj["text"]}]
     raise LineError('need "messages" (a list) or "text" (a string)')
+
+
+def _unicode(value: object, what: str) -> None:
+    # A JSON escape can spell a lone surrogate ("\ud800"): not text, and not echoed back.
+    problem = unicode_problem(value, from_bytes=False) if isinstance(value, str) else None
+    if problem:
+        raise LineError(f"{what} {problem}")
 
 
 def triage_line(engine: TriageEngine, raw: bytes) -> str:
