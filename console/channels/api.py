@@ -16,10 +16,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import math
 import secrets
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -46,6 +47,7 @@ from store import (
 from store import lifecycle as lc
 from store.feed import Event, Follower
 from store.queries import get_conversation, transcript
+from store.text import unicode_problem
 
 STREAM_RETRY_MS = 2000
 """What a stream tells the browser to wait before reconnecting (the SSE ``retry:`` field)."""
@@ -67,6 +69,12 @@ CODES = {
     503: "unavailable",
 }
 """The code of a refusal that has no more specific one."""
+UNAVAILABLE = "the service cannot store messages right now; try again shortly"
+"""What a client reads when the store fails: the cause (a path, a disk) is for the log."""
+HEALTH_PROBE_S = 1.0
+"""``/healthz`` tries a real write at most this often; in between it answers from the last."""
+
+log = logging.getLogger("tandem.api")
 
 
 @dataclass(frozen=True)
@@ -87,15 +95,31 @@ class ApiLimits:
     speaks for many customers from one address, so it is not held to a per-address rate."""
     integration_burst: int = 2000
     max_streams: int = 1000
-    """Concurrent server-sent-event streams."""
+    """Concurrent server-sent-event streams in all."""
+    max_streams_per_conversation: int = 4
+    """Concurrent streams on one conversation. A customer token opens one conversation, so this
+    is also the cap per token: one client cannot take the slots every other customer needs."""
+    max_depth: int = 32
+    """Nesting of arrays and objects in a request body (ours are two deep)."""
 
 
 class _Buckets:
-    """Token buckets keyed by client, refilled lazily (no timer task)."""
+    """Token buckets keyed by client, refilled lazily (no timer task).
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._state: dict[str, tuple[float, float]] = {}
+    At most ``max_keys`` clients are remembered. Keys are kept in order of last use, so when
+    a new client comes and the table is full, the one idle longest is forgotten (its bucket
+    has most likely refilled anyway); a busy client's debt is never wiped by a crowd of others.
+    """
+
+    def __init__(self, rate: float, burst: int, *, max_keys: int = 50_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._state
 
     def exhausted(self, key: str) -> bool:
         """Whether ``key`` would be refused now (without spending a token)."""
@@ -116,15 +140,13 @@ class _Buckets:
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
-        tokens, last = self._state.get(key, (float(self.burst), now))
+        tokens, last = self._state.pop(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._state[key] = (tokens, now)
-            return False
-        self._state[key] = (tokens - 1.0, now)
-        if len(self._state) > 50_000:  # forget idle clients rather than grow without bound
-            self._state.clear()
-        return True
+        allowed = tokens >= 1.0
+        self._state[key] = (tokens - 1.0 if allowed else tokens, now)  # now the newest
+        while len(self._state) > self.max_keys:
+            self._state.popitem(last=False)  # the one idle longest
+        return allowed
 
 
 class ApiError(Exception):
@@ -204,6 +226,7 @@ class ChannelApi:
             set
         )
         self._stream_count = 0
+        self._health: tuple[float, str | None] = (-HEALTH_PROBE_S, None)
         self._pump: asyncio.Task[None] | None = None
         self.app = self._build()
 
@@ -272,7 +295,8 @@ class ChannelApi:
         except InvalidInput as exc:
             return _refusal(422, str(exc))
         except DatabaseUnavailable as exc:
-            return _refusal(503, f"temporarily unavailable: {exc}", retry_after=2)
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            return _refusal(503, UNAVAILABLE, retry_after=2)
         except InvalidTransition as exc:
             return _refusal(409, str(exc), "invalid_state")
         except StoreError as exc:
@@ -336,8 +360,16 @@ class ChannelApi:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ApiError(400, "body is not valid JSON (UTF-8)", code="invalid_json") from None
+        except RecursionError:
+            raise ApiError(400, "body is nested too deeply", code="invalid_json") from None
+        except ValueError:
+            # json.loads' own limit: integers of more than 4,300 digits.
+            raise ApiError(
+                400, "body holds a number too long to read", code="invalid_json"
+            ) from None
         if not isinstance(body, dict):
             raise ApiError(400, "body must be a JSON object", code="invalid_json")
+        _check_body(body, self.limits.max_depth)
         return body
 
     @staticmethod
@@ -349,7 +381,9 @@ class ChannelApi:
 
     def _is_integration(self, token: str | None) -> bool:
         return bool(
-            token and self.token and hmac.compare_digest(token.encode(), self.token.encode())
+            # Compared as hashes: a header that is not UTF-8 (surrogate-escaped) cannot be
+            # encoded as it is, and must be a 401, not a crash.
+            token and self.token and hmac.compare_digest(hash_token(token), hash_token(self.token))
         )
 
     def _integration(self, request: web.Request) -> None:
@@ -364,9 +398,9 @@ class ChannelApi:
     @staticmethod
     def _conversation_id(request: web.Request) -> int:
         raw = request.match_info["id"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not _is_number(raw):
             raise ApiError(
-                404, f"conversation {raw[:40]!r} not found", code="conversation_not_found"
+                404, f"conversation {ascii(raw[:40])} not found", code="conversation_not_found"
             )
         return int(raw)
 
@@ -403,7 +437,7 @@ class ChannelApi:
     def _cursor(raw: str | None) -> int:
         if raw in (None, ""):
             return 0
-        if not raw.isdigit() or len(raw) > 18:
+        if not _is_number(raw):
             raise ApiError(
                 400,
                 "after must be a cursor returned by this API (a non-negative integer)",
@@ -469,6 +503,19 @@ class ChannelApi:
     # --- routes -------------------------------------------------------------------------
 
     async def healthz(self, _request: web.Request) -> web.Response:
+        # Up means able to store a customer's message: a process that answers while every
+        # write fails (read-only file, full disk, damaged file) is not healthy.
+        now = time.monotonic()
+        if now - self._health[0] >= HEALTH_PROBE_S:
+            try:
+                self.store.probe_write()
+                self._health = (now, None)
+            except DatabaseUnavailable as exc:
+                log.warning("healthz: %s", exc)
+                self._health = (now, UNAVAILABLE)
+        error = self._health[1]
+        if error is not None:
+            return web.json_response({"ok": False, "error": error}, status=503)
         return web.json_response({"ok": True})
 
     async def openapi(self, _request: web.Request) -> web.Response:
@@ -635,6 +682,14 @@ class ChannelApi:
         cid = self._conversation(request, allow_query_token=True)
         if self._stream_count >= self.limits.max_streams:
             raise ApiError(429, "too many open streams", code="too_many_streams", retry_after=5)
+        if len(self._subscribers.get(cid, ())) >= self.limits.max_streams_per_conversation:
+            raise ApiError(
+                429,
+                f"too many open streams on this conversation (limit"
+                f" {self.limits.max_streams_per_conversation}): close one first",
+                code="too_many_streams",
+                retry_after=5,
+            )
         # The cursor is the feed id of the last event received (the SSE id): a browser sends it
         # back as Last-Event-ID when it reconnects by itself, a client that reopens the stream
         # passes it as ?after=.
@@ -680,6 +735,32 @@ class ChannelApi:
                 del self._subscribers[cid]
             self._stream_count -= 1
         return response
+
+
+def _is_number(raw: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses or reads.
+    return 0 < len(raw) <= 18 and raw.isascii() and raw.isdigit()
+
+
+def _check_body(body: dict[str, Any], max_depth: int) -> None:
+    """Refuse a body nested deeper than ``max_depth`` or holding text that is not Unicode."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            problem = unicode_problem(value, from_bytes=False)
+            if problem:
+                raise ApiError(400, f"body text {problem}")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > max_depth:
+            raise ApiError(400, f"body is nested too deeply (limit {max_depth} levels)")
+        if isinstance(value, dict):
+            stack.extend((k, depth) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        else:
+            stack.extend((v, depth + 1) for v in value)
 
 
 _PAGE_HEADERS = {
