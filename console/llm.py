@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from console.config import LLMConfig
 from console.privacy import redact
 
 Message = dict[str, Any]
+log = logging.getLogger("tandem.llm")
 
 
 class LLMError(Exception):
@@ -211,7 +213,12 @@ class LLM:
             return LLMTimeout(f"the LLM did not answer within {timeout:g}s")
         if any(word in name for word in ("Connect", "Protocol", "Network", "Read", "Write")):
             return LLMUnavailable(f"lost the connection to the LLM ({name})")
-        return LLMError(f"LLM error: {name}: {exc}")
+        # Anything else is a reply our client could not read (a garbage body makes the SDK
+        # fail inside its own parsing). The notice reaches agents and is stored: it says what
+        # happened in our words; the exception's own text, which can quote the reply or our
+        # internals, goes to the log only.
+        log.warning("unreadable LLM reply: %s: %s", name, exc)
+        return LLMMalformed("the LLM reply could not be read")
 
     async def stream(
         self,
@@ -338,7 +345,12 @@ class LLM:
                 )
         except Exception as exc:
             raise self._translate(exc, limit) from exc
-        data = self._read_structured(message, name)
+        try:
+            data = self._read_structured(message, name)
+        except LLMError:
+            raise
+        except Exception as exc:  # a reply shaped unlike a chat completion (message: 5)
+            raise self._translate(exc, limit) from exc
         missing = _missing_keys(data, schema)
         if missing:
             raise LLMMalformed(f"the LLM reply lacks {', '.join(missing)}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
@@ -36,10 +37,12 @@ from typing import Protocol, TypeVar
 
 from console.assist import embedded, llm_engine
 from console.assist.context import DraftContext, build_context
-from console.llm import LLM, LLMIncomplete
+from console.llm import LLM, LLMError, LLMIncomplete
 from store import drafts as log
 from store.db import Store
 from store.drafts import DraftMetrics
+
+logger = logging.getLogger("tandem.assist")
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,5 +332,9 @@ class _Empty(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text[:120]
+    # Our own errors are written for agents; any other exception's text is internal (it can
+    # quote the model's reply or our code) and stays in the log.
+    if isinstance(exc, (LLMError, _Empty)):
+        return (str(exc).strip() or "the LLM draft failed")[:120]
+    logger.warning("LLM draft failed: %s: %s", type(exc).__name__, exc)
+    return "the LLM draft failed"
