@@ -243,11 +243,14 @@ class Tile(Widget):
         strips = [Strip([Segment(tl + top * (width - 2) + tr, edge)], width)]
         left, right = Segment(vt, edge), Segment(vt, edge)
         for line in text.split("\n", allow_blank=True)[: TILE_HEIGHT - 2]:
-            # tile_text cut each line to `inner` cells already: pad, never re-measure twice.
-            segments = [left, Segment(" ", body)]
-            segments.extend(Segment.apply_style(line.render(console), body))
-            segments.append(Segment(" " * max(1, inner - line.cell_len + 1), body))
-            segments.append(right)
+            # Fitted by the measure Strip and the compositor use: each segment on its own.
+            # Text.cell_len measures the joined line, and a zero-width joiner at a segment's
+            # end swallows the next segment's first cell there but not here, so a name ending
+            # in one made the line a cell wider than the tile and pushed its border over.
+            body_segments = Segment.adjust_line_length(
+                list(Segment.apply_style(line.render(console), body)), inner, style=body
+            )
+            segments = [left, Segment(" ", body), *body_segments, Segment(" ", body), right]
             strips.append(Strip(segments, width))
         blank = Strip([left, Segment(" " * (width - 2), body), right], width)
         while len(strips) < TILE_HEIGHT - 1:
