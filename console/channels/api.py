@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from console.channels.events import iso, public_event, public_message, public_name
 from console.channels.reopening import reopen_router
@@ -792,8 +793,38 @@ async def _drain(
         yield item
 
 
+class _MalformedHttpOneLine(logging.Filter):
+    """aiohttp logs a request it cannot parse with a full traceback at ERROR level, so any
+    client could fill the server's log with tracebacks of its own garbage. Such a request is
+    already answered 400; its log record becomes one line. Errors in our handlers keep theirs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            reason = " ".join(str(exc.message).split())[:200]
+            record.msg, record.args = (
+                "malformed HTTP request from %s (answered 400): %s",
+                (
+                    peer,
+                    reason,
+                ),
+            )
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_malformed_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedHttpOneLine) for f in server_log.filters):
+        server_log.addFilter(_MalformedHttpOneLine())
+
+
 async def start_api(api: ChannelApi, host: str = "127.0.0.1", port: int = 8765) -> web.AppRunner:
     """Serve ``api`` on ``host:port`` inside the running event loop; return the runner to stop it."""
+    _quiet_malformed_requests()
     runner = web.AppRunner(api.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
