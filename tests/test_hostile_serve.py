@@ -286,6 +286,11 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
                     "/web/conversations",
                     "/v1/openapi.json",
                     "/{x}",
+                    "/agent/v1/me",
+                    "/agent/v1/events",
+                    "/agent/v1/conversations/{x}",
+                    "/agent/v1/conversations/{x}/claim",
+                    "/agent/v1/kb",
                 ]
             )
         )

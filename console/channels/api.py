@@ -234,6 +234,7 @@ class ChannelApi:
     # --- plumbing ---------------------------------------------------------------------
 
     def _build(self) -> web.Application:
+        _quiet_malformed_requests()
         app = web.Application(client_max_size=self.limits.max_body, middlewares=[self._errors])
         app.router.add_post("/v1/conversations", self.create_conversation)
         app.router.add_get("/v1/conversations/{id}", self.read_conversation)
@@ -824,7 +825,6 @@ def _quiet_malformed_requests() -> None:
 
 async def start_api(api: ChannelApi, host: str = "127.0.0.1", port: int = 8765) -> web.AppRunner:
     """Serve ``api`` on ``host:port`` inside the running event loop; return the runner to stop it."""
-    _quiet_malformed_requests()
     runner = web.AppRunner(api.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
