@@ -16,6 +16,7 @@ from store import InvalidInput, InvalidTransition, Store
 from store import lifecycle as lc
 from store.check import check
 from store.feed import read_events
+from store.history import Reopening
 from store.moves import MOVES, STATES
 from store.queries import get_conversation
 from store.synthetic import seed
@@ -66,6 +67,17 @@ def test_the_lifecycle_allows_exactly_the_moves_of_the_table(store: Store, kind:
             assert (event.from_state, event.to_state) == (state, move.target)
             assert get_conversation(store, cid)["state"] == move.target
     assert check(store) == []  # the checker replays the same table and agrees
+
+
+def test_a_reopening_ends_where_its_route_says_and_the_checker_follows(store: Store) -> None:
+    assert MOVES["reopened"].targets == {"bot", "waiting", "human"}
+    for route in (Reopening("waiting"), Reopening("human", agent="ana"), Reopening("bot")):
+        cid = _in_state(store, "resolved")
+        lc.add_customer_message(store, cid, "one more thing", reopen=lambda _c, r=route: r)
+        assert get_conversation(store, cid)["state"] == route.state
+        if route.agent:
+            lc.agent_reply(store, cid, "ana", "I'm back")  # the owner again, as the feed says
+    assert check(store) == []
 
 
 def test_the_checker_refuses_what_the_table_refuses(store: Store) -> None:
