@@ -8,6 +8,7 @@ query that walks the ``messages(conversation_id, id)`` index backwards per conve
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -216,6 +217,91 @@ def supervisor_metrics(
         "waits": [w["wait"] for w in waiting],
         "sla_s": targets,
         "agents": agents,
+    }
+
+
+# The moves into and out of the queue (DESIGN section 4): read by kind through events(kind, at).
+_QUEUE_MOVES = ("escalated", "reopened", "claimed", "assigned", "released", "resolved", "abandoned")
+
+
+def supervisor_series(
+    store: Store,
+    *,
+    since: float,
+    sla_s: Mapping[str, float],
+    bucket_s: float = 600.0,
+    at: float | None = None,
+) -> dict[str, Any]:
+    """What the supervisor's charts draw, per bucket of ``bucket_s`` seconds from ``since``.
+
+    :param sla_s: the queue's target per level; a level left out gets calm's, else 600 s
+    :return: ``bucket_s``, ``since``, ``escalations`` (conversations escalated to the queue in
+        each bucket), ``queue`` (the longest the queue was in each bucket), ``breaches`` (waits
+        that passed their level's target in each bucket, whether they ended later or not); the
+        last bucket ends at ``at``
+    """
+    at = at or now()
+    if bucket_s <= 0 or since >= at:
+        raise ValueError("supervisor_series needs since < at and a positive bucket")
+    n = max(1, math.ceil((at - since) / bucket_s))
+    targets = {lv: float(sla_s.get(lv, sla_s.get("calm", 600.0))) for lv in LEVELS}
+    # A wait that breached in the window began at most the longest target before it.
+    read_from = since - max(targets.values())
+    marks = ",".join("?" * len(_QUEUE_MOVES))
+    rows = store.query(
+        "SELECT e.at, e.conversation_id, e.kind, e.from_state, e.to_state,"
+        " json_extract(e.data, '$.level'), c.level FROM events e"
+        " JOIN conversations c ON c.id = e.conversation_id"
+        f" WHERE e.kind IN ({marks}) AND e.at >= ? AND e.at <= ? ORDER BY e.at, e.id",
+        (*_QUEUE_MOVES, read_from, at),
+    )
+    (queue_now,) = store.one("SELECT count(*) FROM conversations WHERE state = 'waiting'") or (0,)
+
+    def bucket(t: float) -> int:
+        return min(n - 1, int((t - since) // bucket_s))
+
+    escalations = [0] * n
+    breaches = [0] * n
+    # The queue's length at `since`, counted back from now through the moves after it.
+    queue = int(queue_now)
+    for t, _cid, _kind, src, dst, _lv, _clv in rows:
+        if t > since:
+            queue += (src == "waiting") - (dst == "waiting")
+    peak = [0] * n
+    peak[0] = queue
+    last = 0
+    stays: dict[int, tuple[float, str]] = {}
+
+    def breach(enter: float, level: str, end: float) -> None:
+        when = enter + targets.get(level, targets["calm"])
+        if since <= when < end:
+            breaches[bucket(when)] += 1
+
+    for t, cid, kind, src, dst, level, conv_level in rows:
+        if t > since:
+            b = bucket(t)
+            while last < b:  # buckets with no move keep the length they started with
+                last += 1
+                peak[last] = queue
+            queue += (dst == "waiting") - (src == "waiting")
+            peak[b] = max(peak[b], queue)
+            if kind == "escalated" and dst == "waiting":
+                escalations[b] += 1
+        if dst == "waiting":
+            stays[cid] = (t, level if level in targets else conv_level or "calm")
+        elif src == "waiting" and cid in stays:
+            breach(*stays.pop(cid), t)
+    while last < n - 1:
+        last += 1
+        peak[last] = queue
+    for enter, level in stays.values():
+        breach(enter, level, at + 1e-9)
+    return {
+        "bucket_s": bucket_s,
+        "since": since,
+        "escalations": escalations,
+        "queue": [max(0, q) for q in peak],
+        "breaches": breaches,
     }
 
 

@@ -6,7 +6,12 @@ import json
 
 from store import Store, lifecycle
 from store.lifecycle import TriageMark
-from store.views import conversation_context, supervisor_metrics, wall_rows
+from store.views import (
+    conversation_context,
+    supervisor_metrics,
+    supervisor_series,
+    wall_rows,
+)
 
 
 def test_wall_rows_carry_the_last_turns_without_notes(store: Store) -> None:
@@ -76,3 +81,21 @@ def test_supervisor_metrics_per_level_targets(store: Store) -> None:
     ]
     # A level the targets leave out gets sla_seconds.
     assert m["sla_s"] == {"calm": 120.0, "watch": 600.0, "empathy": 120.0, "urgent": 60.0}
+
+
+def test_supervisor_series_on_a_hand_built_history(store: Store) -> None:
+    """Three 10-minute buckets from t=1000 to 2800; targets urgent 60 s, empathy 180, else 600."""
+    sla = {"calm": 600.0, "watch": 600.0, "empathy": 180.0, "urgent": 60.0}
+    d, a, b, c = (lifecycle.open_conversation(store, n) for n in "DABC")
+    lifecycle.escalate(store, d, reasons=["fraud"], level="urgent", at=900.0)  # before the window
+    lifecycle.abandon(store, d, at=1050.0)  # breached at 960: before the window, not counted
+    lifecycle.escalate(store, a, reasons=["fraud"], level="urgent", at=1100.0)
+    lifecycle.escalate(store, b, reasons=["frustration"], level="empathy", at=1150.0)
+    lifecycle.claim(store, a, "ana", at=1200.0)  # waited 100 s: breached at 1160
+    lifecycle.claim(store, b, "bob", at=1400.0)  # waited 250 s: breached at 1330
+    lifecycle.escalate(store, c, reasons=["human_request"], level="watch", at=1700.0)
+    # c still waits at 2800: it breached at 2300, in the last bucket.
+    s = supervisor_series(store, since=1000.0, sla_s=sla, bucket_s=600.0, at=2800.0)
+    assert s["escalations"] == [2, 1, 0]
+    assert s["queue"] == [2, 1, 1]  # d waited at the start; a and b at once; then c
+    assert s["breaches"] == [2, 0, 1]

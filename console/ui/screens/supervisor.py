@@ -1,4 +1,5 @@
-"""The supervisor view: queue length, oldest wait, waits against the SLA, agents and holdings.
+"""The supervisor view: queue length, oldest wait, waits against the SLA, agents and holdings;
+the report's figures of the last 24 h and charts of the last 6 (``widgets.live_report``).
 
 Actions (DESIGN.md section 4, supervisor column): assign a waiting conversation, transfer one
 an agent holds, release from the queue to the bot, take over, hand back, resolve, add a note.
@@ -24,6 +25,7 @@ from console.policy import LEVELS, level_rank, queue_key
 from console.ui.commands import ScreenCommands
 from console.ui.model import elapsed, minutes, reason_words, safe_text
 from console.ui.widgets.draft_metrics import DraftMetricsPanel, DraftMetricsScreen
+from console.ui.widgets.live_report import LiveReport
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE, over_sla
 from store import Store, lifecycle
@@ -49,6 +51,15 @@ def queue_cells(row: dict[str, Any], sla_s: Mapping[str, float], at: float) -> t
         Text(", ".join(reason_words(row.get("reasons") or []))[:40]),
         Text(elapsed(wait), style="bold white on red" if over_sla(row, sla_s, at) else ""),
     )
+
+
+def holds_words(ids: list[int]) -> str:
+    """``3: #12 #15 +1``: how many, and the first two ids (the column stays narrow enough for
+    the agents' panel, so no value is cut off at its edge)."""
+    if not ids:
+        return "0"
+    more = f" +{len(ids) - 2}" if len(ids) > 2 else ""
+    return f"{len(ids)}: #{' #'.join(map(str, ids[:2]))}{more}"
 
 
 def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -104,6 +115,7 @@ class SupervisorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("supervisor view · loading…", id="sup-header", markup=False)
+        yield LiveReport(self.tandem.db_path, self.tandem.policy.sla_s, id="sup-live")
         with Horizontal(id="sup-body"):
             with Vertical(id="sup-queue"):
                 yield Static(
@@ -121,7 +133,7 @@ class SupervisorScreen(Screen[None]):
         for name in COLUMNS:
             table.add_column(name, key=name)
         agents = self.query_one("#agents-table", DataTable)
-        for name in ("agent", "role", "holds", "seen"):
+        for name in ("agent", "role", "seen", "holds"):
             agents.add_column(name, key=name)
         table.focus()
         self.rows_changed(())
@@ -196,11 +208,8 @@ class SupervisorScreen(Screen[None]):
             (
                 Text(safe_text(a["name"], one_line=True)),
                 Text(a["role"]),
-                Text(
-                    f"{len(a['holding'])}"
-                    + (f"  #{' #'.join(map(str, a['holding'][:6]))}" if a["holding"] else "")
-                ),
                 Text(minutes(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
+                Text(holds_words(a["holding"])),
             )
             for a in metrics.get("agents", [])
         ]
