@@ -318,7 +318,12 @@ def queue_ahead(rows: Iterable[Mapping[str, Any]], entry: Mapping[str, Any]) -> 
     queue, with the level and the time it joins at.
     """
     mine = queue_key(entry)
-    return sum(1 for r in queue_order(rows) if r["id"] != entry["id"] and queue_key(r) < mine)
+    # A count, not a sort: the hub asks on every escalation, with the whole queue in hand.
+    return sum(
+        1
+        for r in rows
+        if r["state"] == "waiting" and r["id"] != entry["id"] and queue_key(r) < mine
+    )
 
 
 def wait_estimate_minutes(
