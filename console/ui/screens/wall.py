@@ -200,6 +200,8 @@ class WallScreen(Screen[None]):
         return False
 
     def _update_header(self) -> None:
+        if not self.query("#wall-header"):
+            return  # not composed yet; the next feed batch or second tick updates it
         rows = self.tandem.rows.values()
         agent = self.tandem.agent
         live = needs = waiting = mine = 0
@@ -237,6 +239,8 @@ class WallScreen(Screen[None]):
         self._clamp_top()
 
     def _paint(self) -> None:
+        if not self.query("#wall-grid"):
+            return  # fed before the screen composed: on_mount's relayout paints it
         grid = self.query_one("#wall-grid", Container)
         empty = self.query_one("#wall-empty", Static)
         if not self.order:
