@@ -45,6 +45,7 @@ T = TypeVar("T")
 
 RISING_SECONDS = 4.0
 HEARTBEAT_SECONDS = 30.0
+ALERT_GAP_SECONDS = 5.0
 
 
 class TandemApp(App[None]):
@@ -129,6 +130,8 @@ class TandemApp(App[None]):
         self.policy = policy
         self.alerts = AlertWatch(alerts, policy.sla_s)
         self.notify_protocol = notify_protocol
+        self._rang_at: float | None = None
+        self.alert_gap = ALERT_GAP_SECONDS
         self.rows: dict[int, dict[str, Any]] = {}
         self.rising: dict[int, float] = {}
         self.last_event_id = 0
@@ -267,6 +270,12 @@ class TandemApp(App[None]):
     def alert(self, alert: Alert) -> None:
         """Say it three ways: a notification, the bell, and the desktop where the terminal can."""
         self.notify(alert.body, title=alert.title, severity=alert.severity, timeout=8, markup=False)
+        # A busy queue would ring all the time: the bell and the desktop at most every few
+        # seconds; the console's own notification says each one.
+        t = time.monotonic()
+        if self._rang_at is not None and t - self._rang_at < self.alert_gap:
+            return
+        self._rang_at = t
         self.bell()
         sequence = osc_notification(self.notify_protocol, alert.title, alert.body)
         if sequence:

@@ -117,3 +117,20 @@ async def test_a_wait_past_its_sla_rings_and_notifies(db_path: Path) -> None:
         body = f"Una #{cid} (urgent) has waited over 60 s"
         assert body in notes(app)
         assert app.written == [f"\x1b]9;Tandem: SLA breached: {body}\x07"]
+
+
+async def test_a_busy_queue_rings_once_per_gap_and_notifies_each(db_path: Path) -> None:
+    app = RecordingApp(db_path, "ana", interval=0.05, notify_protocol="osc9")
+    app.alert_gap = 3600.0  # the whole test is inside one gap
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        with Store(db_path) as s:
+            lifecycle.open_conversation(s, "Bo")
+        await wait_until(pilot, lambda: len(app.rows) == 1, what="the first snapshot")
+        first = _waiting(db_path, "Ann", "urgent")
+        await wait_until(pilot, lambda: app.bells == 1, what="the first bell")
+        second = _waiting(db_path, "Ben", "empathy")
+        await wait_until(
+            pilot, lambda: any(f"#{second} is waiting" in n for n in notes(app)), what="second"
+        )
+        # alert() rings or not in the same call that notified: the decision is made.
+        assert app.bells == 1 and len(app.written) == 1 and f"#{first} " in app.written[0]

@@ -88,3 +88,20 @@ async def test_a_policy_file_moves_the_watch_target(db_path: Path, tmp_path: Pat
     app = TandemApp(db_path, "lead", supervisor=True, interval=0.05, policy=load_settings(policy))
     red = await _wall_and_queue(app, urgent, watch)
     assert red == {urgent: True, watch: True}
+
+
+def test_queue_cells_keep_reasons_whole_and_mark_a_cut_name() -> None:
+    from console.ui.screens.supervisor import queue_cells
+
+    row = {
+        "id": 7,
+        "state": "waiting",
+        "level": "urgent",
+        "waiting_since": 1000.0,
+        "customer_name": "A" * 60,
+        "reasons": ["fraud", "complaint_threat", "churn_risk", "human_request"],
+    }
+    cells = queue_cells(row, PolicySettings().sla_s, 1030.0)
+    assert cells[1].plain == "A" * 27 + "…"
+    assert cells[5].plain.count(",") == 3 and not cells[5].plain.endswith(",")
+    assert cells[6].plain == "30s" and not _red(Style.parse(str(cells[6].style)))

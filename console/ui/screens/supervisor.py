@@ -36,6 +36,14 @@ if TYPE_CHECKING:
 COLUMNS = ("id", "customer", "state", "owner", "level", "why", "wait")
 
 
+NAME_CELLS = 28
+
+
+def _cut(text: str, cells: int) -> str:
+    """A customer's name (their input, any length) kept to ``cells``, marked when cut."""
+    return text if len(text) <= cells else text[: cells - 1] + "…"
+
+
 def queue_cells(row: dict[str, Any], sla_s: Mapping[str, float], at: float) -> tuple[Text, ...]:
     """One table row: plain ``Text`` cells (never markup); a wait over its level's SLA in red."""
     state = row["state"]
@@ -44,11 +52,12 @@ def queue_cells(row: dict[str, Any], sla_s: Mapping[str, float], at: float) -> t
     level = row.get("level") or "calm"
     return (
         Text(str(row["id"])),
-        Text(safe_text(row.get("customer_name") or "?", one_line=True)[:28]),
+        Text(_cut(safe_text(row.get("customer_name") or "?", one_line=True), NAME_CELLS)),
         Text(state, style="bold yellow" if state == "waiting" else ""),
         Text(safe_text(row.get("owner") or "", one_line=True)),
         Text(f" {level} ", style=BADGE_STYLE.get(level, "")),
-        Text(", ".join(reason_words(row.get("reasons") or []))[:40]),
+        # Whole: reasons are our own few words, and a cut one reads as another.
+        Text(", ".join(reason_words(row.get("reasons") or []))),
         Text(elapsed(wait), style="bold white on red" if over_sla(row, sla_s, at) else ""),
     )
 

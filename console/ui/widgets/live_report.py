@@ -106,7 +106,7 @@ class LiveReport(Horizontal):
     LiveReport > Vertical { width: 1fr; height: auto; padding: 0 1; }
     LiveReport .chart-label { height: 1; }
     LiveReport Sparkline { height: 2; width: 36; margin-bottom: 1; }
-    LiveReport .live-status { height: 1; color: $text-muted; }
+    LiveReport .live-status { height: auto; color: $text-muted; }
     """
 
     def __init__(self, db_path: Path | str, sla_s: Mapping[str, float], **kw: Any) -> None:
