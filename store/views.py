@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from store.db import Store, now
 from store.levels import LEVELS
+from store.protection import abuse_shown
 from store.queries import list_conversations
 
 LIVE_STATES = ("bot", "waiting", "human")
@@ -158,6 +160,12 @@ def conversation_context(
     return {"history": past, "triage": triage, "kb": kb}
 
 
+def start_of_day(at: float) -> float:
+    """Local midnight before ``at`` (the supervisor's "today")."""
+    t = time.localtime(at)
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
 def supervisor_metrics(
     store: Store,
     *,
@@ -175,7 +183,9 @@ def supervisor_metrics(
         (the same per level, every level named), ``waiting`` (``id``, ``level``, ``wait`` in
         seconds per waiting conversation, longest first), ``waits`` (the seconds alone),
         ``sla_s`` (the target per level used), ``agents`` (name, role, last_seen_at,
-        ``holding``: ids)
+        ``holding``: ids,
+        ``abuse_today``: abusive messages shown to them since local midnight, see
+        :func:`store.protection.abuse_shown`)
     """
     at = at or now()
     targets = {level: float((sla_s or {}).get(level, sla_seconds)) for level in LEVELS}
@@ -198,12 +208,14 @@ def supervisor_metrics(
         "SELECT id, owner FROM conversations WHERE state = 'human' ORDER BY id"
     ):
         holding.setdefault(owner, []).append(cid)
+    abuse = abuse_shown(store, since=start_of_day(at))
     agents = [
         {
             "name": r["name"],
             "role": r["role"],
             "last_seen_at": r["last_seen_at"],
             "holding": holding.get(r["name"], []),
+            "abuse_today": abuse.get(r["name"], 0),
         }
         for r in store.query("SELECT name, role, last_seen_at FROM agents ORDER BY name")
     ]

@@ -205,7 +205,7 @@ def matches(row: dict[str, Any], flt: str, agent: str, query: str = "") -> bool:
     return True
 
 
-MASKED_TEXT = "⚠ abusive message hidden — press v in the conversation to reveal"
+MASKED_TEXT = "⚠ abusive message hidden — press v to reveal (ctrl+o while typing)"
 MASKED_SHORT = "⚠ abusive message hidden"
 
 

@@ -40,7 +40,7 @@ from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
 from store.errors import InvalidInput, StoreError
 from store.kb import terms
-from store.protection import reveal, revealed_ids
+from store.protection import final_notice, reveal, revealed_ids
 from store.queries import transcript
 from store.views import earlier_messages
 
@@ -122,13 +122,21 @@ class ConversationScreen(Screen[None]):
             id="conversation.note",
             tooltip="Internal note, never shown to the customer",
         ),
-        # v reads where the agent is not typing; f4 also from the composer (v types a v there).
+        # v reads where the agent is not typing; ctrl+o also from the composer (v types a v
+        # there; its editor selects with f6 and f7, the composer has f4, f5, f8 and f9).
         Binding(
-            "v,f4",
+            "v,ctrl+o",
             "reveal",
             "Reveal",
             id="conversation.reveal",
             tooltip="Show the newest hidden abusive message (recorded; once per press)",
+        ),
+        Binding(
+            "f12",
+            "final_notice",
+            "Final notice",
+            id="conversation.final_notice",
+            tooltip="Supervisors: an abusive customer warned before gets the final notice; closed",
         ),
         Binding(
             "f6",
@@ -556,6 +564,14 @@ class ConversationScreen(Screen[None]):
             return state in ("bot", "waiting")
         if action == "hand_back":
             return self.mine or (state == "human" and self.tandem.supervisor)
+        if action == "final_notice":
+            # Offered once abuse is on record; the store checks both again when it is pressed.
+            reasons = (self.conv or {}).get("reasons") or ()
+            return (
+                self.tandem.supervisor
+                and state not in (None, "resolved")
+                and ("abuse" in reasons or bool(self.hidden or self.revealed))
+            )
         if action == "resolve":
             return (
                 state in ("bot", "waiting")
@@ -619,6 +635,16 @@ class ConversationScreen(Screen[None]):
             reply_to=self,
         )
 
+    def action_final_notice(self) -> None:
+        cid, me = self.conversation_id, self.tandem.agent
+        self.tandem.move(
+            "final_notice",
+            cid,
+            lambda s: final_notice(s, cid, by=me),
+            f"#{cid}: final notice sent, closed",
+            reply_to=self,
+        )
+
     def on_tandem_app_moved(self, message: TandemApp.Moved) -> None:
         if message.conversation_id != self.conversation_id:
             return
@@ -630,7 +656,7 @@ class ConversationScreen(Screen[None]):
             note.set_class(False, "-active")
             if self.mine:
                 self.query_one(Composer).focus_editor()
-        elif message.move in ("hand_back", "resolve"):
+        elif message.move in ("hand_back", "resolve", "final_notice"):
             self.dismiss()
 
     def on_tandem_app_move_failed(self, message: TandemApp.MoveFailed) -> None:
@@ -751,6 +777,14 @@ class ConversationScreen(Screen[None]):
             cmds.append(("Hand back to the bot", "the bot answers again", self.action_hand_back))
         if self.check_action("resolve", ()):
             cmds.append(("Resolve", "close the conversation", self.action_resolve))
+        if self.check_action("final_notice", ()):
+            cmds.append(
+                (
+                    "Final notice and close",
+                    "an abusive customer, warned before: the fixed final notice, then resolve",
+                    self.action_final_notice,
+                )
+            )
         cmds.append(
             (
                 "Search the knowledge base",

@@ -29,6 +29,7 @@ from console.ui.widgets.live_report import LiveReport
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE, over_sla
 from store import Store, lifecycle
+from store.protection import final_notice
 
 if TYPE_CHECKING:
     from console.ui.app import TandemApp
@@ -110,6 +111,13 @@ class SupervisorScreen(Screen[None]):
         Binding("g", "hand_back", "Hand back", id="supervisor.hand_back"),
         Binding("r", "resolve", "Resolve", id="supervisor.resolve"),
         Binding("n", "note", "Note", id="supervisor.note"),
+        Binding(
+            "f",
+            "final_notice",
+            "Final notice",
+            id="supervisor.final_notice",
+            tooltip="Abusive customer warned before: send the final notice and close",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -142,7 +150,7 @@ class SupervisorScreen(Screen[None]):
         for name in COLUMNS:
             table.add_column(name, key=name)
         agents = self.query_one("#agents-table", DataTable)
-        for name in ("agent", "role", "seen", "holds"):
+        for name in ("agent", "role", "seen", "holds", "abuse today"):
             agents.add_column(name, key=name)
         table.focus()
         self.rows_changed(())
@@ -219,6 +227,8 @@ class SupervisorScreen(Screen[None]):
                 Text(a["role"]),
                 Text(minutes(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
                 Text(holds_words(a["holding"])),
+                # Abusive messages in front of them today (revealed, or masked in theirs).
+                Text(str(a.get("abuse_today") or 0), style="bold" if a.get("abuse_today") else ""),
             )
             for a in metrics.get("agents", [])
         ]
@@ -353,6 +363,16 @@ class SupervisorScreen(Screen[None]):
                 "resolve", cid, lambda s: lifecycle.resolve(s, cid, by=me), f"#{cid} resolved"
             )
 
+    def action_final_notice(self) -> None:
+        cid, me = self.selected_id(), self.tandem.agent
+        if cid is not None:
+            self._move(
+                "final_notice",
+                cid,
+                lambda s: final_notice(s, cid, by=me),
+                f"#{cid}: final notice sent, closed",
+            )
+
     def action_note(self) -> None:
         cid = self.selected_id()
         if cid is None:
@@ -398,6 +418,11 @@ class SupervisorScreen(Screen[None]):
             ),
             ("Resolve", "close the selected conversation", self.action_resolve),
             ("Add internal note", "on the selected conversation", self.action_note),
+            (
+                "Final notice and close",
+                "an abusive customer, warned before: the fixed final notice, then resolve",
+                self.action_final_notice,
+            ),
             (
                 "Draft statistics",
                 "acceptance, edit distance, time to first text by engine",
