@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from store.db import Store, now
-from store.levels import LEVELS
+from store.levels import LEVELS, level_rank
 from store.protection import abuse_shown
 from store.queries import list_conversations
 
@@ -95,6 +95,27 @@ def waiting_queue(store: Store) -> list[dict[str, Any]]:
             "SELECT id, state, level, waiting_since FROM conversations WHERE state = 'waiting'"
         )
     ]
+
+
+def waiting_ahead(store: Store, *, conversation_id: int, level: str, waiting_since: float) -> int:
+    """How many waiting conversations come before one at ``level`` joining at ``waiting_since``.
+
+    The count the hub tells a customer, on every escalation, without reading the queue into
+    Python. It counts in ``console.policy.queue_key``'s order (most in need first, then the
+    longest wait, then the id; a missing ``waiting_since`` counts as the longest wait), and
+    ``tests/test_policy.py`` checks on random queues that it agrees with
+    ``console.policy.queue_ahead``, so the two cannot drift apart.
+    """
+    rank = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(LEVELS))
+    mine = level_rank(level)
+    row = store.one(
+        f"SELECT count(*) FROM (SELECT id, CASE level {rank} ELSE 0 END AS r,"
+        " coalesce(waiting_since, 0.0) AS since FROM conversations"
+        " WHERE state = 'waiting' AND id != ?)"
+        " WHERE r > ? OR (r = ? AND (since < ? OR (since = ? AND id < ?)))",
+        (conversation_id, mine, mine, waiting_since, waiting_since, conversation_id),
+    )
+    return int(row[0]) if row is not None else 0
 
 
 def conversation_context(

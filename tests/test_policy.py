@@ -206,3 +206,31 @@ def test_the_pure_layers_read_the_levels_without_loading_sqlite_utils() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_stores_queue_count_agrees_with_the_policys_order(tmp_path: Path) -> None:
+    """store.views.waiting_ahead counts in SQL what policy.queue_ahead counts in Python."""
+    import random
+
+    from console.policy import LEVELS, queue_ahead
+    from store import Store
+    from store import lifecycle as lc
+    from store.views import waiting_ahead, waiting_queue
+
+    rng = random.Random(3)
+    with Store(tmp_path / "q.db") as store:
+        base = 1_000_000.0
+        for i in range(60):
+            cid = lc.open_conversation(store, f"c{i}")
+            lc.add_customer_message(store, cid, "help", idempotency_key=f"k{i}")
+            # Ties on purpose: a few distinct times and every level.
+            at = base + rng.choice([0.0, 5.0, 5.0, 10.0])
+            lc.escalate(store, cid, reasons=["human_request"], level=rng.choice(LEVELS), at=at)
+        rows = waiting_queue(store)
+        for level in LEVELS:
+            for since in (base - 1, base, base + 5.0, base + 7.0, base + 20.0):
+                for cid in (rows[0]["id"], rows[17]["id"], 10_000):
+                    entry = {"id": cid, "level": level, "waiting_since": since}
+                    assert waiting_ahead(
+                        store, conversation_id=cid, level=level, waiting_since=since
+                    ) == queue_ahead(rows, entry), entry

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from console.hub.shared import Shared
-from console.policy import Decision, handoff_message, queue_ahead, wait_estimate_minutes
+from console.policy import Decision, handoff_message, wait_estimate_minutes
 from store import presence, sla
-from store.views import waiting_queue
+from store.views import waiting_ahead
 
 HANDLING_WINDOW_S = 7200  # agents' recent pace: conversations resolved in the last two hours
 HANDLING_CACHE_S = 30  # the pace changes slowly; a burst of escalations asks once
@@ -49,8 +49,9 @@ class Notices:
     def queue_position(self, cid: int, level: str) -> tuple[int, int]:
         """(conversations ahead in the queue, agents online) for ``cid`` joining it now."""
         store, now = self.shared.store, self.shared.clock()
-        # Counted in the order people take the queue in (policy.queue_key), joining it now.
-        ahead = queue_ahead(waiting_queue(store), {"id": cid, "level": level, "waiting_since": now})
+        # Counted by the store in the order people take the queue in (policy.queue_key, checked
+        # against it by a test), joining it now: one count, not the queue read into Python.
+        ahead = waiting_ahead(store, conversation_id=cid, level=level, waiting_since=now)
         since = now - self.shared.settings.online_window_s
         return ahead, presence.agents_online(store, since=since)
 
