@@ -296,6 +296,23 @@ def m0006_triage_language(db: Database) -> None:
     )
 
 
+@migrations(name="0007_events_kind_at_partial")
+def m0007_events_kind_at_partial(db: Database) -> None:
+    """The feed's (kind, at) index without the message events.
+
+    Messages are most of the feed and no report reads them by kind, so leaving them out of
+    the index takes its upkeep off every message the hub stores (0004's full index cost about
+    a tenth of a message insert). Readers say ``kind != 'message'`` so SQLite may use it.
+    """
+    _run_script(
+        db,
+        """
+        DROP INDEX IF EXISTS events_kind_at;
+        CREATE INDEX events_kind_at ON events(kind, at) WHERE kind != 'message';
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

@@ -108,9 +108,11 @@ def agents_at_work_by_hour(store: Store, *, since: float, until: float) -> dict[
         "   WHERE role = 'agent' AND created_at >= ? AND created_at < ? AND author IS NOT NULL"
         "  UNION ALL"
         "  SELECT at, coalesce(json_extract(data, '$.owner'), actor) FROM events"
-        "   WHERE kind IN ('claimed', 'assigned', 'transferred') AND at >= ? AND at < ?"
+        "   WHERE kind != 'message' AND kind IN ('claimed', 'assigned', 'transferred')"
+        "   AND at >= ? AND at < ?"
         "  UNION ALL"
-        "  SELECT at, actor FROM events WHERE kind IN ('resolved', 'handed_back', 'note')"
+        "  SELECT at, actor FROM events WHERE kind != 'message'"
+        "   AND kind IN ('resolved', 'handed_back', 'note')"
         f"   AND at >= ? AND at < ? AND actor NOT IN ({placeholders})"
         ") WHERE who IS NOT NULL GROUP BY hour",
         (since, until, since, until, since, until, *_NOT_AGENTS),

@@ -113,7 +113,8 @@ def support_report(
         " WHERE c.created_at >= ? AND c.created_at < ? AND c.state = 'resolved'"
         " AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.role = 'bot')"
         " AND c.id NOT IN (SELECT e.conversation_id FROM events e"
-        "   WHERE e.kind IN ('escalated', 'claimed', 'assigned', 'abandoned') AND e.at >= ?)"
+        "   WHERE e.kind != 'message' AND e.kind IN ('escalated', 'claimed', 'assigned', 'abandoned')"
+        "   AND e.at >= ?)"
         " AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.customer_id = c.customer_id"
         "   AND n.id != c.id AND n.created_at >= c.resolved_at AND n.created_at < c.resolved_at + ?)",
         (*window, window[0], REPEAT_WINDOW_S),
@@ -122,7 +123,9 @@ def support_report(
     by_reason: dict[str, int] = {}
     escalations = 0
     for (data,) in store.query(
-        "SELECT data FROM events WHERE kind = 'escalated' AND at >= ? AND at < ?", window
+        "SELECT data FROM events WHERE kind != 'message' AND kind = 'escalated'"
+        " AND at >= ? AND at < ?",
+        window,
     ):
         escalations += 1
         for reason in _json(data).get("reasons") or []:
@@ -130,7 +133,10 @@ def support_report(
                 by_reason[reason] = by_reason.get(reason, 0) + 1
 
     (abandoned,) = _ints(
-        store, "SELECT count(*) FROM events WHERE kind = 'abandoned' AND at >= ? AND at < ?", window
+        store,
+        "SELECT count(*) FROM events WHERE kind != 'message' AND kind = 'abandoned'"
+        " AND at >= ? AND at < ?",
+        window,
     )
 
     # Every claim or assignment in the window, with the escalation that put it in the queue
@@ -146,7 +152,7 @@ def support_report(
         " (SELECT min(m.created_at) FROM messages m WHERE m.conversation_id = e.conversation_id"
         "   AND m.role = 'agent' AND m.created_at >= e.at) AS replied_at"
         " FROM events e JOIN conversations c ON c.id = e.conversation_id"
-        " WHERE e.kind IN ('claimed', 'assigned') AND e.at >= ? AND e.at < ?"
+        " WHERE e.kind != 'message' AND e.kind IN ('claimed', 'assigned') AND e.at >= ? AND e.at < ?"
         " ORDER BY e.id",
         window,
     )
@@ -176,7 +182,10 @@ def support_report(
         (*window, REPEAT_WINDOW_S),
     )
     (reopened,) = _ints(
-        store, "SELECT count(*) FROM events WHERE kind = 'reopened' AND at >= ? AND at < ?", window
+        store,
+        "SELECT count(*) FROM events WHERE kind != 'message' AND kind = 'reopened'"
+        " AND at >= ? AND at < ?",
+        window,
     )
 
     drafts = draft_metrics(store, since=since)
@@ -255,7 +264,7 @@ def _next_responses(
     # before the window covers a stay that began before it.
     stays: dict[int, list[float]] = {}
     for cid, at in store.query(
-        "SELECT conversation_id, at FROM events WHERE kind IN"
+        "SELECT conversation_id, at FROM events WHERE kind != 'message' AND kind IN"
         " ('claimed', 'assigned', 'transferred', 'handed_back') AND at >= ? AND at < ?"
         " ORDER BY id",
         (window[0] - REPEAT_WINDOW_S, window[1]),
