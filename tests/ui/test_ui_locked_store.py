@@ -6,6 +6,7 @@ event loop waited there for SQLite's busy timeout: no key was handled until it g
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,42 +25,76 @@ from store.queries import get_conversation, transcript
 
 SIZE = (160, 48)
 
-# Holds a write transaction (BEGIN IMMEDIATE) until a line arrives on stdin.
+# Another process that takes a file's write lock (BEGIN IMMEDIATE) when told "lock PATH" and
+# commits when told "unlock"; one per module, so each test does not pay for a Python start.
 LOCKER = """
 import sys
 from store import Store
-with Store(sys.argv[1]) as store, store.write():
-    print("LOCKED", flush=True)
-    sys.stdin.readline()
-print("RELEASED", flush=True)
+for line in sys.stdin:
+    store = Store(line.split(" ", 1)[1].strip())
+    with store.write():
+        print("LOCKED", flush=True)
+        assert sys.stdin.readline().strip() == "unlock"
+    store.close()
+    print("RELEASED", flush=True)
 """
 
 
-@contextmanager
-def write_lock(db_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process holds the write lock on ``db_path`` until the block ends (or ``release``)."""
+@pytest.fixture(scope="module")
+def locker() -> Iterator[subprocess.Popen[str]]:
+    # Module-scoped, so started before the per-test isolation: it gets none of ours either.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "OPENAI_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(db_path)],
+        [sys.executable, "-c", LOCKER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
+    yield proc
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+class Lock:
+    """The write lock on one file, held by the locker process until :meth:`release`."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.held = False
+
+    def _say(self, line: str, answer: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == answer
+
+    @property
+    def holding(self) -> bool:
+        """Taken and not released, and the process holding it is alive."""
+        return self.held and self.proc.poll() is None
+
+    def take(self, db_path: Path) -> None:
+        self._say(f"lock {db_path}", "LOCKED")
+        self.held = True
+
+    def release(self) -> None:
+        """Let the locking process commit (idempotent)."""
+        if self.held:
+            self._say("unlock", "RELEASED")
+            self.held = False
+
+
+@contextmanager
+def write_lock(proc: subprocess.Popen[str], db_path: Path) -> Iterator[Lock]:
+    """Another process holds the write lock on ``db_path`` until the block ends (or ``release``)."""
+    lock = Lock(proc)
+    lock.take(db_path)
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "LOCKED"
-        yield proc
+        yield lock
     finally:
-        release(proc)
-
-
-def release(proc: subprocess.Popen[str]) -> None:
-    """Let the locking process commit and exit (idempotent)."""
-    if proc.poll() is None:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("go\n")
-        proc.stdin.close()
-        assert proc.stdout.readline().strip() == "RELEASED"
-        proc.wait(timeout=30)
+        lock.release()
 
 
 def _conversations(db_path: Path, n: int) -> list[int]:
@@ -75,12 +110,12 @@ def _conversations(db_path: Path, n: int) -> list[int]:
 
 def _owner(db_path: Path, cid: int) -> str | None:
     # A read: in WAL mode it does not wait for the other process's write lock.
-    with Store(db_path) as s:
+    with Store(db_path, migrate=False) as s:
         return get_conversation(s, cid)["owner"]
 
 
 async def test_keys_work_while_a_claim_waits_for_the_lock_and_it_completes_when_released(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, locker: subprocess.Popen[str]
 ) -> None:
     # Longer than the test can take: only the lock's release lets the claim through.
     monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "60000")
@@ -90,7 +125,7 @@ async def test_keys_work_while_a_claim_waits_for_the_lock_and_it_completes_when_
         await wait_until(pilot, lambda: set(cids) <= set(app.rows), what="the tiles")
         wall = app.screen
         assert isinstance(wall, WallScreen)
-        with write_lock(db_path) as locker:
+        with write_lock(locker, db_path) as lock:
             wanted = wall.cursor
             assert wanted is not None
             await pilot.press("t")
@@ -105,9 +140,9 @@ async def test_keys_work_while_a_claim_waits_for_the_lock_and_it_completes_when_
             assert wall.query_text == "" and app.screen is wall
             # All of that happened while the claim was still waiting: nothing was stored,
             # nothing was said, and the locking process still holds the lock.
-            assert locker.poll() is None and _owner(db_path, wanted) is None
+            assert lock.holding and _owner(db_path, wanted) is None
             assert not notes(app)
-            release(locker)
+            lock.release()
             await wait_until(
                 pilot,
                 lambda: isinstance(app.screen, ConversationScreen) and app.screen.mine,
@@ -120,14 +155,14 @@ async def test_keys_work_while_a_claim_waits_for_the_lock_and_it_completes_when_
 
 
 async def test_a_claim_that_outwaits_the_busy_timeout_fails_in_one_line_and_can_be_retried(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, locker: subprocess.Popen[str]
 ) -> None:
     monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "300")
     (cid,) = _conversations(db_path, 1)
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        with write_lock(db_path):
+        with write_lock(locker, db_path):
             await pilot.press("t")
             await wait_until(
                 pilot, lambda: any("locked" in n for n in notes(app)), what="the failure"
@@ -146,7 +181,7 @@ async def test_a_claim_that_outwaits_the_busy_timeout_fails_in_one_line_and_can_
 
 
 async def test_a_reply_waiting_for_the_lock_is_sent_once_and_other_keys_still_work(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, locker: subprocess.Popen[str]
 ) -> None:
     monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "60000")
     (cid,) = _conversations(db_path, 1)
@@ -165,7 +200,7 @@ async def test_a_reply_waiting_for_the_lock_is_sent_once_and_other_keys_still_wo
         await wait_until(pilot, lambda: composer.draft is not None and not composer.streaming)
         composer.clear()
         await pilot.press(*"On it.")
-        with write_lock(db_path) as locker:
+        with write_lock(locker, db_path) as lock:
             await pilot.press("ctrl+s")
             # The reply waits for the lock. Its text stays as sent, a second ctrl+s does not
             # send it twice, and the other keys work: a note is written meanwhile.
@@ -176,7 +211,7 @@ async def test_a_reply_waiting_for_the_lock_is_sent_once_and_other_keys_still_wo
             assert app.focused is note and note.value == "VIP"  # type: ignore[attr-defined]
             await pilot.press("escape")
             assert app.focused is composer.editor
-            assert locker.poll() is None
+            assert lock.holding
             with Store(db_path) as s:
                 assert all(m["role"] != "agent" for m in transcript(s, cid))
         status = composer.query_one(".composer--status")

@@ -30,12 +30,12 @@ def _queue(db_path: Path) -> tuple[int, int]:
 
 def _stored(db_path: Path, cid: int) -> dict[str, Any]:
     """The conversation as the store has it now (moves are written off the event loop)."""
-    with Store(db_path) as s:
+    with Store(db_path, migrate=False) as s:  # polled: no migration check each time
         return get_conversation(s, cid)
 
 
 def _last_text(db_path: Path, cid: int) -> str:
-    with Store(db_path) as s:
+    with Store(db_path, migrate=False) as s:
         return transcript(s, cid)[-1]["text"]
 
 

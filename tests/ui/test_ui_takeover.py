@@ -65,7 +65,7 @@ async def _taken(pilot: Any, app: TandemApp) -> ConversationScreen:
 
 
 def _last(db_path: Path, cid: int) -> dict[str, Any]:
-    with Store(db_path) as s:
+    with Store(db_path, migrate=False) as s:  # polled: no migration check each time
         return transcript(s, cid)[-1]
 
 
