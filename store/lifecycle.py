@@ -174,6 +174,19 @@ def _refuse(cid: int, state: str, owner: str | None, action: str) -> InvalidTran
     return InvalidTransition(f"cannot {action} conversation {cid}: it is {where}", state=state)
 
 
+def _forget_abusive_subject(conn: sqlite3.Connection, cid: int, message_id: int) -> None:
+    # The subject is the first customer message's opening words, shown on the wall and in a
+    # customer's history. Abusive text is masked there (agent protection), and the subject
+    # outlives the conversation's `abuse` reason: the next customer message gives a new one.
+    row = conn.execute(
+        "SELECT m.text, c.subject FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE m.id = ? AND c.id = ?",
+        (message_id, cid),
+    ).fetchone()
+    if row is not None and row[1] and " ".join(row[0].split())[:SUBJECT_CHARS] == row[1]:
+        conn.execute("UPDATE conversations SET subject = '' WHERE id = ?", (cid,))
+
+
 def _apply_triage(
     conn: sqlite3.Connection, cid: int, message_id: int | None, mark: TriageMark
 ) -> bool:
@@ -185,6 +198,8 @@ def _apply_triage(
             "UPDATE messages SET level = ?, score = ?, reasons = ? WHERE id = ?",
             (mark.level, mark.score, reasons, message_id),
         )
+        if "abuse" in mark.reasons:
+            _forget_abusive_subject(conn, cid, message_id)
     model = (
         json.dumps(list(mark.model_reasons), separators=(",", ":")) if mark.model_reasons else None
     )

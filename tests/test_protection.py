@@ -94,3 +94,17 @@ def test_final_notice_needs_a_supervisor_and_abuse_on_record(store: Store) -> No
     with pytest.raises(Forbidden):
         pr.final_notice(store, cid, by="ana")
     assert get_conversation(store, cid)["state"] == "bot"
+
+
+def test_an_abusive_first_message_is_not_kept_as_the_subject(store: Store) -> None:
+    cid = lc.open_conversation(store, "Rex")
+    _abusive(store, cid, "you   useless idiots")
+    assert get_conversation(store, cid)["subject"] == ""
+    # The next message names the conversation; triaged clean, it keeps the name.
+    clean = lc.add_customer_message(store, cid, "where is my card").message_id
+    assert get_conversation(store, cid)["subject"] == "where is my card"
+    lc.record_triage(store, cid, lc.TriageMark("calm", 0.1), message_id=clean)
+    assert get_conversation(store, cid)["subject"] == "where is my card"
+    # A later abusive message never touches a subject taken from another message.
+    _abusive(store, cid, "idiots")
+    assert get_conversation(store, cid)["subject"] == "where is my card"
