@@ -88,6 +88,10 @@ class TriageMark:
     lang: str | None = None  # the customer's language (ISO 639-1); None keeps the stored one
     model_reasons: list[str] = field(default_factory=list)  # reasons only the LLM judge gave
     model_why: str = ""  # the judge's one line
+    # The message itself is abusive (the engine's reasons for this message alone: a
+    # conversation keeps `abuse` among its reasons for a few calm messages after an insult,
+    # and those must not be masked). None: not known, `abuse` in `reasons` decides.
+    abusive: bool | None = None
 
 
 def _text(text: str, what: str = "text") -> str:
@@ -198,7 +202,13 @@ def _apply_triage(
             "UPDATE messages SET level = ?, score = ?, reasons = ? WHERE id = ?",
             (mark.level, mark.score, reasons, message_id),
         )
-        if "abuse" in mark.reasons:
+        if mark.abusive is not None:
+            conn.execute(
+                "UPDATE messages SET meta = json_set(coalesce(meta, '{}'), '$.abusive', json(?))"
+                " WHERE id = ?",
+                ("true" if mark.abusive else "false", message_id),
+            )
+        if mark.abusive or (mark.abusive is None and "abuse" in mark.reasons):
             _forget_abusive_subject(conn, cid, message_id)
     model = (
         json.dumps(list(mark.model_reasons), separators=(",", ":")) if mark.model_reasons else None

@@ -23,8 +23,12 @@ from store.errors import InvalidInput, InvalidTransition, NotFound
 from store.lifecycle import _event, _insert_plain, _load, _name, _refuse, _require_supervisor
 
 ABUSE = "abuse"
-# The JSON list in messages.reasons holds the reason as a quoted string.
-_ABUSIVE = "m.role = 'customer' AND m.reasons LIKE '%\"abuse\"%'"
+# The hub marks each customer message (meta.abusive, from the engine's reasons for that
+# message alone); without the mark, `abuse` among its stored reasons (a JSON list) decides.
+_ABUSIVE = (
+    "m.role = 'customer' AND coalesce(json_extract(m.meta, '$.abusive'),"
+    " m.reasons LIKE '%\"abuse\"%')"
+)
 # Moves that put a conversation in an agent's hands (the owner is in data.owner).
 _HOLDS = ("claimed", "assigned", "transferred")
 
@@ -36,8 +40,13 @@ FINAL_NOTICE_TEXT = (
 
 
 def is_abusive(message: dict[str, Any]) -> bool:
-    """Whether a message (a row with ``role`` and decoded ``reasons``) is abusive customer text."""
-    return message.get("role") == "customer" and ABUSE in (message.get("reasons") or ())
+    """Whether a message (``role``, decoded ``reasons`` and ``meta``) is abusive customer text."""
+    if message.get("role") != "customer":
+        return False
+    mark = (message.get("meta") or {}).get("abusive")
+    if isinstance(mark, bool):
+        return mark
+    return ABUSE in (message.get("reasons") or ())
 
 
 def reveal(store: Store, message_id: int, *, by: str, at: float | None = None) -> int:
@@ -54,12 +63,14 @@ def reveal(store: Store, message_id: int, *, by: str, at: float | None = None) -
     with store.write() as conn:
         check_active(conn, by)
         row = conn.execute(
-            "SELECT conversation_id, role, reasons FROM messages WHERE id = ?", (message_id,)
+            "SELECT conversation_id, role, reasons, meta FROM messages WHERE id = ?",
+            (message_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"message {message_id} not found")
         reasons = json.loads(row[2]) if row[2] else []
-        if not is_abusive({"role": row[1], "reasons": reasons}):
+        meta = json.loads(row[3]) if row[3] else {}
+        if not is_abusive({"role": row[1], "reasons": reasons, "meta": meta}):
             raise InvalidInput(f"message {message_id} is not masked (not abusive customer text)")
         seen = conn.execute(
             "SELECT id FROM events WHERE kind = 'revealed' AND message_id = ? AND actor = ?",

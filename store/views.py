@@ -36,7 +36,7 @@ def _turns_by_conversation(
         marks = ",".join("?" * len(chunk))
         rows = store.query(
             "SELECT c.id AS cid, m.id, m.role, m.author, substr(m.text, 1, ?) AS text, m.created_at,"
-            " m.level, m.reasons"
+            " m.level, m.reasons, json_extract(m.meta, '$.abusive') AS abusive"
             f" FROM conversations c JOIN messages m ON m.id IN ("
             "   SELECT id FROM messages WHERE conversation_id = c.id AND role != 'note'"
             "   ORDER BY id DESC LIMIT ?)"
@@ -54,6 +54,7 @@ def _turns_by_conversation(
                     # Triage's verdict on the message: the tile masks abusive customer text.
                     "level": r["level"],
                     "reasons": json.loads(r["reasons"]) if r["reasons"] else [],
+                    "meta": {} if r["abusive"] is None else {"abusive": bool(r["abusive"])},
                 }
             )
     return out

@@ -102,7 +102,11 @@ def _turns(rows: list[dict], conversation_reasons: Iterable[str] = ()) -> tuple[
                 r["id"],
                 tuple(str(k) for k in kb) if isinstance(kb, list) else (),
                 r["role"] == "customer"
-                and ("abuse" in (r.get("reasons") or ()) or (flagged and r.get("level") is None)),
+                and (
+                    meta["abusive"]
+                    if isinstance(meta, dict) and isinstance(meta.get("abusive"), bool)
+                    else "abuse" in (r.get("reasons") or ()) or (flagged and r.get("level") is None)
+                ),
             )
         )
     return tuple(turns)

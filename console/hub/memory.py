@@ -169,6 +169,8 @@ class TriageMemory:
             lang=getattr(verdict, "lang", "") or None,
             model_reasons=list(entry.model_reasons),
             model_why=entry.model_why,
+            # Masked for agents when this message is abusive, not the conversation so far.
+            abusive="abuse" in (getattr(verdict, "message_reasons", None) or ()),
         )
 
     def resettle(self, cid: int) -> None:

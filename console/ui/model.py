@@ -219,6 +219,10 @@ def masked(message: dict[str, Any], conversation_reasons: Iterable[str] = ()) ->
     """
     if message.get("role") != "customer":
         return False
+    # The hub's mark for this message alone, when there is one (see store.protection).
+    mark = (message.get("meta") or {}).get("abusive")
+    if isinstance(mark, bool):
+        return mark
     if "abuse" in (message.get("reasons") or ()):
         return True
     return message.get("level") is None and "abuse" in conversation_reasons
