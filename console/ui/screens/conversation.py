@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
@@ -297,7 +298,10 @@ class ConversationScreen(Screen[None]):
             text.append("\n")
         if summary.notice:
             text.append(safe_text(summary.notice), style="dim italic")
-        panel = self.query_one("#handover", Static)
+        try:
+            panel = self.query_one("#handover", Static)
+        except NoMatches:
+            return  # closed while the summary was written (resolved, a final notice, escape)
         text.rstrip()
         panel.update(text)
         panel.add_class("-shown")
