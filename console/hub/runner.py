@@ -151,12 +151,14 @@ async def _serve(
     tls: ssl.SSLContext | None = None,
     judge_llm: Any = None,
 ) -> int:
-    hub = make_hub(path, settings=settings, llm=llm, judge_llm=judge_llm)
+    # Signals first: building the hub loads triage's language data (seconds on a busy
+    # machine), and a SIGTERM meanwhile must stop the hub cleanly, not kill the process.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    hub = make_hub(path, settings=settings, llm=llm, judge_llm=judge_llm)
 
     tasks = [asyncio.create_task(hub.run(stop), name="hub")]
     sim = None
