@@ -5,21 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Engine = Literal["embedded", "llm"]
+from console.fallback_words import LLM_FALLBACKS
 
-# Why a bot turn did not use the LLM's answer, as agents read it on the transcript.
-LLM_FALLBACKS: dict[str, str] = {
-    "timeout": "LLM timed out",
-    "unavailable": "LLM unreachable",
-    "error": "LLM error",
-    "malformed": "LLM reply malformed",
-    "incomplete": "LLM reply cut off",
-    "empty": "LLM reply empty",
-    "ungrounded": "LLM reply not grounded",
-    "handoff_overruled": "LLM hand-off overruled",
-    "unknown_overruled": "LLM did not know; the knowledge base did",
-    "paused": "LLM paused after failures",
-}
+Engine = Literal["embedded", "llm"]
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from console.fallback_words import LLM_FALLBACKS
 from console.policy import NEEDS_HUMAN, level_rank, queue_key, queue_order
 
 _NEEDS_HUMAN = level_rank(NEEDS_HUMAN)
@@ -73,22 +74,6 @@ def reason_words(reasons: list[str]) -> list[str]:
     return [REASON_WORDS.get(r, str(r).replace("_", " ")) for r in reasons]
 
 
-# Why a bot turn did not use the LLM's answer (console.bot.types.LLM_FALLBACKS; the UI does not
-# import the bot), as the transcript's annotation reads.
-LLM_FALLBACK_WORDS = {
-    "timeout": "LLM timed out",
-    "unavailable": "LLM unreachable",
-    "error": "LLM error",
-    "malformed": "LLM reply malformed",
-    "incomplete": "LLM reply cut off",
-    "empty": "LLM reply empty",
-    "ungrounded": "LLM reply not grounded",
-    "handoff_overruled": "LLM hand-off overruled",
-    "unknown_overruled": "LLM did not know; the knowledge base did",
-    "paused": "LLM paused after failures",
-}
-
-
 def llm_annotation(meta: dict[str, Any] | None) -> tuple[str, str] | None:
     """What agents read under a bot turn or hand-off notice about the bot's LLM.
 
@@ -102,7 +87,7 @@ def llm_annotation(meta: dict[str, Any] | None) -> tuple[str, str] | None:
         return None
     # The notice says it in full ("LLM reply not sent, not grounded: amount £2,000 is not in
     # KB-015; embedded answer sent"); the code's words are for turns stored without one.
-    why = notice or LLM_FALLBACK_WORDS.get(str(code), str(code).replace("_", " "))
+    why = notice or LLM_FALLBACKS.get(str(code), str(code).replace("_", " "))
     return safe_text(why, one_line=True), safe_text(str(meta.get("llm_text") or ""), one_line=True)
 
 
