@@ -571,3 +571,20 @@ async def test_reads_for_a_remote_console_and_take_next(
     for bad in ("?after=-1", "?last=x", "?before=1e9"):
         assert (await _call(http, "GET", f"{base}{bad}", ana))[0] == 400
     assert (await _call(http, "GET", server.agent("/wall?ids=1,x"), ana))[0] == 400
+
+
+async def test_non_ascii_digits_in_ids_and_cursors_are_refused_not_crashed(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    # '²'.isdigit() is true but int('²') raises: the channel API's defect, once here too.
+    ana = server.tokens["ana"]
+    base = f"{server.url}/agent/v1"
+    (cid,) = _waiting(server.db)
+    for path, expected in (
+        ("conversations/%C2%B2", 404),
+        ("conversations/%D9%A3", 404),
+        (f"conversations/{cid}/messages?after=%C2%B2", 400),
+    ):
+        status, body = await _call(http, "GET", f"{base}/{path}", ana)
+        assert status == expected, (path, status, body)
+        assert "error" in body

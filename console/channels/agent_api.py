@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from console.channels.api import ApiError, _Buckets
+from console.channels.api import ApiError, _Buckets, is_number
 from console.policy import queue_order
 from store import (
     DatabaseUnavailable,
@@ -234,7 +234,7 @@ class AgentApi:
     @staticmethod
     def _cid(request: web.Request) -> int:
         raw = request.match_info["id"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not is_number(raw):
             raise ApiError(404, f"conversation {raw[:40]!r} not found")
         return int(raw)
 
@@ -368,7 +368,7 @@ class AgentApi:
         account = self._account(request)
         token_hash = request["token_hash"]
         raw = request.headers.get("Last-Event-ID") or request.query.get("after") or ""
-        if raw and (not raw.isdigit() or len(raw) > 18):
+        if raw and not is_number(raw):
             raise ApiError(400, "Last-Event-ID must be an event id from this stream")
         cursor = int(raw) if raw else last_event_id(self.store)
         if len(self._streams) >= MAX_STREAMS:
@@ -547,7 +547,7 @@ class AgentApi:
     async def discard_draft(self, request: web.Request) -> web.Response:
         account = self._account(request)
         raw = request.match_info["draft"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not is_number(raw):
             raise ApiError(404, f"draft {raw[:40]!r} not found")
         self._own_draft(int(raw), account)
         return web.json_response({"discarded": draft_store.discard(self.store, int(raw))})
@@ -608,7 +608,7 @@ def _still_valid(store: Store, name: str, token_hash: str) -> bool:
 
 
 def _count(raw: str, what: str, cap: int | None = None) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not is_number(raw):
         raise ApiError(400, f"{what} must be a non-negative integer")
     return min(int(raw), cap) if cap is not None else int(raw)
 

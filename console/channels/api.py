@@ -400,7 +400,7 @@ class ChannelApi:
     @staticmethod
     def _conversation_id(request: web.Request) -> int:
         raw = request.match_info["id"]
-        if not _is_number(raw):
+        if not is_number(raw):
             raise ApiError(
                 404, f"conversation {ascii(raw[:40])} not found", code="conversation_not_found"
             )
@@ -439,7 +439,7 @@ class ChannelApi:
     def _cursor(raw: str | None) -> int:
         if raw in (None, ""):
             return 0
-        if not _is_number(raw):
+        if not is_number(raw):
             raise ApiError(
                 400,
                 "after must be a cursor returned by this API (a non-negative integer)",
@@ -739,7 +739,8 @@ class ChannelApi:
         return response
 
 
-def _is_number(raw: str) -> bool:
+def is_number(raw: str) -> bool:
+    """An id or cursor as clients send it: 1-18 ASCII digits."""
     # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses or reads.
     return 0 < len(raw) <= 18 and raw.isascii() and raw.isdigit()
 
