@@ -21,7 +21,7 @@ release               released         a supervisor
 agent_reply           (post)           only the owning agent
 add_note              (note)           any agent, any state; never shown to customers
 hand_back             handed_back      the owner or a supervisor
-transfer              transferred      a supervisor
+transfer              transferred      a supervisor (to themselves: ``oversight.barge``)
 resolve               resolved         with a person: the owner or a supervisor
 abandon               abandoned        the hub (the customer left the queue)
 ====================  ===============  =============================================
@@ -803,9 +803,20 @@ def hand_back(store: Store, conversation_id: int, *, by: str, at: float | None =
 
 
 def transfer(
-    store: Store, conversation_id: int, to_agent: str, *, by: str, at: float | None = None
-) -> None:
-    """A supervisor moves a conversation from one agent to another."""
+    store: Store,
+    conversation_id: int,
+    to_agent: str,
+    *,
+    by: str,
+    reason: str | None = None,
+    at: float | None = None,
+) -> str:
+    """A supervisor moves a conversation from one agent to another.
+
+    :param reason: why, kept in the feed event (``barge``: the supervisor took it for
+        themselves, :func:`store.oversight.barge`)
+    :return: the agent who held it
+    """
     to_agent = _name(to_agent)
     by = _name(by, "by")
     with store.write() as conn:
@@ -831,8 +842,9 @@ def transfer(
             by,
             state,
             TRANSFER.target,
-            data={"from": owner, "owner": to_agent},
+            data={"from": owner, "owner": to_agent} | ({"reason": reason} if reason else {}),
         )
+    return owner or ""
 
 
 def resolve(

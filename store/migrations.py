@@ -313,6 +313,29 @@ def m0007_events_kind_at_partial(db: Database) -> None:
     )
 
 
+@migrations(name="0009_viewers")
+def m0009_viewers(db: Database) -> None:
+    """Who has a conversation open right now (live oversight, issue 16).
+
+    One row per console showing a conversation: written when it opens, renewed by the
+    console's heartbeat, removed when it closes. ``expires_at`` bounds a console that died
+    without saying goodbye: a row past it is nobody (readers filter, writers sweep).
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE viewers (
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+            agent TEXT NOT NULL REFERENCES agents(name),
+            since REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (conversation_id, agent)
+        );
+        CREATE INDEX viewers_expires ON viewers(expires_at);
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

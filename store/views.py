@@ -15,6 +15,7 @@ from typing import Any
 
 from store.db import Store, now
 from store.levels import LEVELS, level_rank
+from store.oversight import viewers
 from store.protection import abuse_shown
 from store.queries import list_conversations
 
@@ -63,7 +64,8 @@ def _turns_by_conversation(
 def wall_rows(
     store: Store, *, ids: list[int] | None = None, turns: int = TILE_TURNS, limit: int = 5000
 ) -> list[dict[str, Any]]:
-    """Conversations for the wall, each with ``turns``: its last few non-note messages.
+    """Conversations for the wall, each with ``turns``: its last few non-note messages, and
+    ``viewers``: whose consoles have it open (:func:`store.oversight.viewers`).
 
     :param ids: only these conversations, in any state (to refresh after feed events);
         ``None`` for every live one (``bot``, ``waiting``, ``human``)
@@ -78,8 +80,10 @@ def wall_rows(
                 list_conversations(store, states=None, ids=ids[start : start + 500], limit=limit)
             )
     by_id = _turns_by_conversation(store, [r["id"] for r in rows], turns)
+    watching = viewers(store, ids=ids)
     for r in rows:
         r["turns"] = by_id.get(r["id"], [])
+        r["viewers"] = watching.get(r["id"], [])
     return rows
 
 
