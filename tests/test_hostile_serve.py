@@ -290,6 +290,8 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
                     "/agent/v1/events",
                     "/agent/v1/conversations/{x}",
                     "/agent/v1/conversations/{x}/claim",
+                    "/agent/v1/conversations/{x}/whisper",
+                    "/agent/v1/conversations/{x}/viewers",
                     "/agent/v1/kb",
                 ]
             )

@@ -40,6 +40,7 @@ from store import (
     StoreError,
     Taken,
     accounts,
+    oversight,
 )
 from store import drafts as draft_store
 from store import kb as kb_store
@@ -140,6 +141,7 @@ class AgentApi:
         r.add_get("/kb", self.kb_search)
         r.add_get("/drafts/stats", self.draft_stats)
         r.add_get("/metrics", self.metrics)
+        self._oversight_routes(r)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._cleanup)
@@ -601,6 +603,56 @@ class AgentApi:
         cid = self._cid(request)
         lc.release(self.store, cid, by=account.name)
         return self._moved(cid)
+
+    # --- live oversight (issue 16): whisper, barge in, who has a conversation open -----------
+
+    def _oversight_routes(self, r: web.UrlDispatcher) -> None:
+        r.add_post("/conversations/{id}/whisper", self.whisper)
+        r.add_post("/conversations/{id}/barge", self.barge)
+        r.add_get("/conversations/{id}/viewers", self.viewers)
+        r.add_post("/conversations/{id}/viewers", self.view)
+        r.add_delete("/conversations/{id}/viewers", self.leave)
+
+    async def whisper(self, request: web.Request) -> web.Response:
+        """A supervisor's note to the agent holding the conversation (never the customer's)."""
+        account = self._supervisor(request, "whisper")
+        cid = self._cid(request)
+        body = await self._body(request)
+        mid = oversight.whisper(self.store, cid, self._string(body, "text"), by=account.name)
+        return web.json_response({"id": mid}, status=201)
+
+    async def barge(self, request: web.Request) -> web.Response:
+        """A supervisor takes over a conversation another agent holds; ``from``: who held it."""
+        account = self._supervisor(request, "barge in")
+        cid = self._cid(request)
+        displaced = oversight.barge(self.store, cid, by=account.name)
+        conv = get_conversation(self.store, cid)
+        return web.json_response(
+            {"id": str(cid), "state": conv["state"], "owner": conv["owner"], "from": displaced},
+            dumps=_dumps,
+        )
+
+    async def viewers(self, request: web.Request) -> web.Response:
+        """Whose consoles have the conversation open now."""
+        self._account(request)
+        cid = self._cid(request)
+        get_conversation(self.store, cid)  # 404 for a conversation that does not exist
+        rows = oversight.viewers(self.store, ids=[cid]).get(cid, [])
+        return web.json_response({"viewers": rows}, dumps=_dumps)
+
+    async def view(self, request: web.Request) -> web.Response:
+        """The caller's console shows the conversation (sent on open, then on its heartbeat)."""
+        account = self._account(request)
+        cid = self._cid(request)
+        until = oversight.view(self.store, cid, account.name)
+        return web.json_response({"until": until})
+
+    async def leave(self, request: web.Request) -> web.Response:
+        """The caller's console closed the conversation."""
+        account = self._account(request)
+        cid = self._cid(request)
+        get_conversation(self.store, cid)
+        return web.json_response({"left": oversight.leave(self.store, cid, account.name)})
 
 
 def _still_valid(store: Store, name: str, token_hash: str) -> bool:
