@@ -39,6 +39,7 @@ __all__ = [
     "NEEDS_HUMAN",
     "Decision",
     "PolicySettings",
+    "RoutingSettings",
     "Settled",
     "decide",
     "handoff_message",
@@ -58,6 +59,83 @@ DEFAULT_SLA_S: dict[str, float] = {"calm": 600.0, "watch": 600.0, "empathy": 180
 
 
 REOPEN_TO = ("last_agent", "queue", "bot")
+ROUTING_MODES = ("off", "round_robin", "least_loaded")
+
+
+def _positive(name: str, value: object, *, whole: bool = False, zero: bool = False) -> None:
+    """Refuse anything but a finite number above 0 (or at least 0 with ``zero``)."""
+    number = isinstance(value, int) if whole else isinstance(value, int | float)
+    if isinstance(value, bool) or not number:
+        ok = False
+    else:
+        x = float(value)  # type: ignore[arg-type]
+        ok = math.isfinite(x) and (x >= 0 if zero else x > 0)
+    if not ok:
+        sign = "non-negative" if zero else "positive"
+        raise ValueError(f"{name} must be a {sign} {'whole number' if whole else 'number'}")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    """Automatic assignment of the queue to agents (``[routing]`` in the policy file).
+
+    Off by default: agents pull work (``n``). When on, the hub gives each waiting
+    conversation, in the queue order, to an agent who is online, under their capacity, speaks
+    the conversation's language (agents without skills take any) and is not on an abuse
+    pause. Abusive conversations go to whoever was shown the fewest abusive messages today.
+
+    :param mode: ``off``, ``round_robin`` (the agent whose last assignment is oldest) or
+        ``least_loaded`` (the fewest conversations held; ties as round robin)
+    :param capacity: conversations an agent holds at most through assignment and take-next
+    :param capacity_per_agent: per-agent exceptions, ``[routing.capacity_per_agent] ana = 5``
+    :param abuse_pause_after: after every N abusive messages shown today an agent gets no new
+        assignment for ``abuse_pause_minutes`` (0: never)
+    :param abuse_pause_minutes: how long that pause lasts
+    :param away_after_idle_minutes: a console with no key or mouse for this long turns away
+        (back online at the next key)
+    :param stale_after_s: an online console that sent no heartbeat for this long is gone
+        (killed, cut off): it is neither assigned nor counted in the wait estimate
+    :param interval_s: how often the hub looks for work to assign
+    """
+
+    mode: str = "off"
+    capacity: int = 3
+    capacity_per_agent: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    abuse_pause_after: int = 0
+    abuse_pause_minutes: float = 15.0
+    away_after_idle_minutes: float = 10.0
+    stale_after_s: float = 90.0
+    interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in ROUTING_MODES:
+            raise ValueError(
+                f"routing.mode must be one of {', '.join(ROUTING_MODES)} (got {self.mode!r})"
+            )
+        _positive("routing.capacity", self.capacity, whole=True)
+        _positive("routing.abuse_pause_after", self.abuse_pause_after, whole=True, zero=True)
+        for name in (
+            "abuse_pause_minutes",
+            "away_after_idle_minutes",
+            "stale_after_s",
+            "interval_s",
+        ):
+            _positive(f"routing.{name}", getattr(self, name))
+        if not isinstance(self.capacity_per_agent, Mapping):
+            raise ValueError("routing.capacity_per_agent must be a table of name = capacity")
+        for name, value in self.capacity_per_agent.items():
+            _positive(f"routing.capacity_per_agent.{name}", value, whole=True, zero=True)
+        object.__setattr__(
+            self, "capacity_per_agent", MappingProxyType(dict(self.capacity_per_agent))
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def capacity_of(self, agent: str) -> int:
+        """How many conversations ``agent`` may hold through assignment and take-next."""
+        return self.capacity_per_agent.get(agent, self.capacity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +162,7 @@ class PolicySettings:
     :param reopen_to: where a closed conversation goes when the customer writes again, if a
         person had it when it closed: ``last_agent`` (that person if online, else the queue
         with a note), ``queue``, or ``bot`` (the assistant, which reads the transcript)
+    :param routing: automatic assignment, ``[routing]`` in the policy file (off by default)
     """
 
     escalate_level: str = "empathy"
@@ -99,8 +178,11 @@ class PolicySettings:
     online_window_s: float = 900.0
     sla_s: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(DEFAULT_SLA_S))
     reopen_to: str = "last_agent"
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.routing, RoutingSettings):
+            raise ValueError("routing must be a [routing] table")
         if self.reopen_to not in REOPEN_TO:
             raise ValueError(
                 f"reopen_to must be one of {', '.join(REOPEN_TO)} (got {self.reopen_to!r})"
@@ -140,7 +222,8 @@ class PolicySettings:
 
 
 def load_settings(path: str | Path, base: PolicySettings | None = None) -> PolicySettings:
-    """Read a TOML policy file (keys: :class:`PolicySettings` fields, optionally under ``[policy]``).
+    """Read a TOML policy file (keys: :class:`PolicySettings` fields, optionally under ``[policy]``;
+    automatic assignment under ``[routing]``, keys: :class:`RoutingSettings` fields).
 
     :raises ValueError: unreadable file, unknown key or a bad value, said in one line
     """
@@ -150,9 +233,14 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
         raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    routing = data.pop("routing", None)
     if isinstance(data.get("policy"), dict):
-        data = data["policy"]
-    known = {f.name: f for f in fields(PolicySettings)}
+        if data["policy"].get("routing") is not None:
+            if routing is not None:
+                raise ValueError(f"{path}: [routing] is given twice (also under [policy])")
+            routing = data["policy"]["routing"]
+        data = {k: v for k, v in data["policy"].items() if k != "routing"}
+    known = {f.name: f for f in fields(PolicySettings) if f.name != "routing"}
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ValueError(
@@ -173,8 +261,30 @@ def load_settings(path: str | Path, base: PolicySettings | None = None) -> Polic
         if key == "sla_s" and not isinstance(value, dict):
             raise ValueError(f"{path}: sla_s must be a table, e.g. [policy.sla_s] urgent = 60")
         values[key] = value
+    if routing is not None:
+        values["routing"] = _routing(path, routing, (base or PolicySettings()).routing)
     try:
         return (base or PolicySettings()).with_overrides(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _routing(path: str | Path, data: object, base: RoutingSettings) -> RoutingSettings:
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: routing must be a table, e.g. [routing] mode = "least_loaded"')
+    known = [f.name for f in fields(RoutingSettings)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown routing setting(s) {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+    if "capacity_per_agent" in data and not isinstance(data["capacity_per_agent"], dict):
+        raise ValueError(
+            f"{path}: routing.capacity_per_agent must be a table, e.g. "
+            "[routing.capacity_per_agent] ana = 5"
+        )
+    try:
+        return replace(base, **data)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
 

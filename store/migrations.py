@@ -313,6 +313,27 @@ def m0007_events_kind_at_partial(db: Database) -> None:
     )
 
 
+@migrations(name="0008_presence_skills")
+def m0008_presence_skills(db: Database) -> None:
+    """Presence and language skills per agent, for automatic assignment (issue 16, point 5).
+
+    ``presence`` is what the agent's console says: ``online``, ``away`` (stepped away, or idle)
+    or ``offline`` (quit); NULL for a name no console reported (an older console, an API
+    client), which keeps the older rule (seen recently). ``presence_at``: when it last changed.
+    ``langs``: the languages the agent takes, ISO 639-1 codes separated by commas; NULL or
+    empty for any language.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE agents ADD COLUMN presence TEXT
+            CHECK (presence IN ('online', 'away', 'offline'));
+        ALTER TABLE agents ADD COLUMN presence_at REAL;
+        ALTER TABLE agents ADD COLUMN langs TEXT;
+        """,
+    )
+
+
 @migrations(name="0009_viewers")
 def m0009_viewers(db: Database) -> None:
     """Who has a conversation open right now (live oversight, issue 16).

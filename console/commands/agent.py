@@ -34,6 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = action("add", "create an account and print its token once", _add)
     p.add_argument("name", help="letters, digits, '.', '-' or '_' (at most 32)")
     p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+    p.add_argument(
+        "--langs",
+        metavar="CODES",
+        help="languages the agent takes when routing assigns work, e.g. en,fr (default: any)",
+    )
+
+    p = action(
+        "skills",
+        "show or set the languages an agent takes when routing assigns work",
+        _skills,
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "langs",
+        nargs="?",
+        metavar="CODES",
+        help="ISO 639-1 codes separated by commas, e.g. en,fr; '' for any language;"
+        " left out: show them",
+    )
 
     action("list", "list accounts (names, roles, disabled or not; never tokens)", _list)
 
@@ -67,10 +86,27 @@ def _print_token(name: str, token: str, what: str) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from store import accounts
+    from store import accounts, presence
 
-    token = accounts.add(_store(args), args.name, args.role)
+    if args.langs is not None:
+        presence.parse_langs(args.langs)  # a typo refuses the account before it exists
+    store = _store(args)
+    token = accounts.add(store, args.name, args.role)
+    if args.langs is not None:
+        presence.set_langs(store, args.name, args.langs)
     _print_token(args.name, token, f"Created {args.role}")
+    return 0
+
+
+def _skills(args: argparse.Namespace) -> int:
+    from store import presence
+
+    store = _store(args)
+    if args.langs is None:
+        langs = presence.langs_of(store, args.name)
+    else:
+        langs = presence.set_langs(store, args.name, args.langs)
+    print(f"{args.name}: {', '.join(langs) if langs else 'any language'}")
     return 0
 
 

@@ -33,6 +33,7 @@ from console.hub.escalation import Escalation
 from console.hub.feed import CURSOR, FeedFollower
 from console.hub.memory import TriageMemory
 from console.hub.notices import Notices
+from console.hub.routing import Router
 from console.hub.shared import Shared, TriageEngineLike
 from console.hub.sla import SlaTimers
 from console.hub.stats import HubStats, status_line
@@ -105,6 +106,7 @@ class Hub:
             concurrency=concurrency,
         )
         self.timers = SlaTimers(shared, memory, escalation)
+        self.router = Router(shared) if shared.settings.routing.enabled else None
         self._wake: asyncio.Event | None = None
 
     @property
@@ -151,6 +153,8 @@ class Hub:
                     handled = await self.step()
                     if self.timers.due():
                         await self.tick()
+                    if self.router is not None and self.router.due():
+                        self.router.run()
                 except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
                     # Locked for longer than busy_timeout, or the disk hiccuped: wait and retry;
                     # the cursor was not moved past anything unfinished.

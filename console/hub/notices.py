@@ -52,8 +52,15 @@ class Notices:
         # Counted by the store in the order people take the queue in (policy.queue_key, checked
         # against it by a test), joining it now: one count, not the queue read into Python.
         ahead = waiting_ahead(store, conversation_id=cid, level=level, waiting_since=now)
-        since = now - self.shared.settings.online_window_s
-        return ahead, presence.agents_online(store, since=since)
+        # Only agents online and taking conversations: not supervisors watching, not someone
+        # away, not a console that stopped beating (killed without saying it was leaving).
+        settings = self.shared.settings
+        online = presence.agents_online(
+            store,
+            since=now - settings.online_window_s,
+            fresh_since=now - settings.routing.stale_after_s,
+        )
+        return ahead, online
 
     def handling_minutes(self) -> float | None:
         """Average minutes agents took per conversation over the last two hours (cached 30 s)."""

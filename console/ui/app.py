@@ -33,9 +33,9 @@ from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptCh
 from console.ui.model import next_in_queue, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
 from console.ui.writer import StoreWriter
-from store import Store, lifecycle
+from store import Store, lifecycle, presence
 from store.errors import InvalidTransition, StoreError
-from store.views import waiting_queue
+from store.routing import ROUTER, AtCapacity, claim_next
 
 if TYPE_CHECKING:
     from console.config import LLMConfig
@@ -46,6 +46,8 @@ T = TypeVar("T")
 RISING_SECONDS = 4.0
 HEARTBEAT_SECONDS = 30.0
 ALERT_GAP_SECONDS = 5.0
+IDLE_CHECK_SECONDS = 5.0
+Presence = Literal["online", "away", "offline"]
 
 
 class TandemApp(App[None]):
@@ -86,8 +88,9 @@ class TandemApp(App[None]):
         conversation_id: int | None
         """``None`` for take-next."""
         reason: str
-        kind: Literal["taken", "empty", "error"]
-        """``taken``: another agent won or it closed; ``empty``: nobody waits; ``error``: the store."""
+        kind: Literal["taken", "empty", "full", "error"]
+        """``taken``: another agent won or it closed; ``empty``: nobody waits; ``full``: at
+        capacity (routing on); ``error``: the store."""
 
     @dataclass
     class Moved(Message):
@@ -151,6 +154,12 @@ class TandemApp(App[None]):
         self._notice = notice
         self.collector = QuietCollector()
         self._claiming: set[int | None] = set()
+        # Presence (store.presence): online from the start; away by choice (`a`) or after
+        # `away_after_idle_minutes` without a key or a click, online again at the next one.
+        self.presence: Presence = "online"
+        self.idle_away_s = policy.routing.away_after_idle_minutes * 60
+        self._idle_away = False
+        self._last_input = time.monotonic()
 
     def on_mount(self) -> None:
         from console.ui.screens.wall import WallScreen
@@ -172,6 +181,7 @@ class TandemApp(App[None]):
         )
         self.set_interval(1.0, self.collector.tick)
         self.set_interval(HEARTBEAT_SECONDS, self._heartbeat)
+        self.set_interval(IDLE_CHECK_SECONDS, self._check_idle)
         self.set_interval(1.0, self._check_breaches)
         if self._notice:
             self.notify(self._notice, timeout=8, markup=False)
@@ -187,20 +197,70 @@ class TandemApp(App[None]):
 
     async def _beat(self) -> None:
         role = "supervisor" if self.supervisor else "agent"
+        status = self.presence
+
+        def beat(s: Store) -> None:
+            lifecycle.register_agent(s, self.agent, role=role)
+            # Said again on every beat: a console restarted elsewhere, or a database
+            # restored, learns where this agent is within one beat.
+            presence.set_presence(s, self.agent, status)
+
         try:
-            await self.write(lambda s: lifecycle.register_agent(s, self.agent, role=role))
+            await self.write(beat)
         except StoreError:
             pass  # a busy database: the next beat will do
+
+    def set_presence(self, status: Presence, *, idle: bool = False) -> None:
+        """Say where this agent is (``online``, ``away``); stored off the event loop.
+
+        Args:
+            idle: the console decided it (no key or click for a while), not the agent; the
+                next key brings them back online.
+        """
+        self._idle_away = idle and status == "away"
+        if status == self.presence:
+            return
+        self.presence = status
+        self.run_worker(self._say_presence(status), group="store-writes", name="presence")
+        if not idle:
+            words = "away: no new assignments" if status == "away" else "online"
+            self.notify(f"You are {words}", timeout=4, markup=False)
+        for screen in self.screen_stack:
+            hook = getattr(screen, "presence_changed", None)
+            if hook is not None:
+                hook(status)
+
+    async def _say_presence(self, status: Presence) -> None:
+        try:
+            await self.write(lambda s: presence.set_presence(s, self.agent, status))
+        except StoreError:
+            pass  # the next heartbeat says it again
+
+    def toggle_away(self) -> None:
+        """Online -> away, away -> online (the wall's ``a``, the command palette)."""
+        self.set_presence("online" if self.presence == "away" else "away")
+
+    def _check_idle(self) -> None:
+        idle = time.monotonic() - self._last_input
+        if self.presence == "online" and idle >= self.idle_away_s:
+            self.set_presence("away", idle=True)
 
     def on_unmount(self) -> None:
         self.reader.stop()
         self.collector.stop()
+        # Said before the writer closes: whoever routes work knows at once this agent left.
+        self.writer.run_soon(
+            lambda: presence.set_presence(self.writer.store, self.agent, "offline")
+        )
         self.writer.close()  # the agent's last writes are stored before the console goes
         self.store.close()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
             self.collector.touched()
+            self._last_input = time.monotonic()
+            if self._idle_away:
+                self.set_presence("online")
         await super().on_event(event)
 
     # --- feed ---------------------------------------------------------------------------
@@ -240,6 +300,16 @@ class TandemApp(App[None]):
             self.alert(entered)
         elif urgent:
             self._announce(urgent)
+        mine = [
+            (cid, by)
+            for cid, owner, by in message.assigned
+            if owner == self.agent and by != self.agent
+        ]
+        if mine:
+            self._announce_assigned(mine)
+        for agent, until in message.paused:
+            if agent == self.agent:
+                self._announce_pause(until)
         if message.full:
             self.collector.start()  # see console/ui/quiet_gc.py: no full GC while typing
         if self._wall is not None:
@@ -262,14 +332,47 @@ class TandemApp(App[None]):
             markup=False,
         )
 
+    def _announce_assigned(self, assigned: list[tuple[int, str | None]]) -> None:
+        """Work given to this agent (by the router or a supervisor): a notification, and the
+        bell as their alert setting says (``urgent``: only for an urgent conversation)."""
+        rows = [self.rows.get(cid) or {"id": cid} for cid, _ in assigned]
+        first = rows[0]
+        name = safe_text(first.get("customer_name") or "a customer", one_line=True)[:40]
+        why = ", ".join(reason_words(first.get("reasons") or []))
+        by = assigned[0][1]
+        who = "routing" if by == ROUTER else (by or "a supervisor")
+        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+        body = f"{name} #{first['id']}" + (f": {why}" if why else "") + more
+        urgent = any(r.get("level") == "urgent" for r in rows)
+        ring = self.alerts.mode == "all" or (self.alerts.mode == "urgent" and urgent)
+        self.alert(
+            Alert(f"Assigned to you by {who}", body, "error" if urgent else "warning"), ring=ring
+        )
+
+    def _announce_pause(self, until: float) -> None:
+        at = time.strftime("%H:%M", time.localtime(until))
+        self.notify(
+            "You were shown a lot of abuse today: no new assignments until "
+            f"{at}. Take a breather; you can still take work yourself.",
+            title="a pause for you",
+            timeout=15,
+            markup=False,
+        )
+
     def _check_breaches(self) -> None:
         alert = self.alerts.breached(self.rows.values(), time.time())
         if alert is not None:
             self.alert(alert)
 
-    def alert(self, alert: Alert) -> None:
-        """Say it three ways: a notification, the bell, and the desktop where the terminal can."""
+    def alert(self, alert: Alert, *, ring: bool = True) -> None:
+        """Say it three ways: a notification, the bell, and the desktop where the terminal can.
+
+        Args:
+            ring: the bell and the desktop too (``False``: the notification only).
+        """
         self.notify(alert.body, title=alert.title, severity=alert.severity, timeout=8, markup=False)
+        if not ring:
+            return
         # A busy queue would ring all the time: the bell and the desktop at most every few
         # seconds; the console's own notification says each one.
         t = time.monotonic()
@@ -413,10 +516,13 @@ class TandemApp(App[None]):
             self.open_conversation(message.conversation_id, claimed=True)
 
     def on_tandem_app_claim_failed(self, message: ClaimFailed) -> None:
-        title = {"taken": "not yours", "empty": "queue empty"}.get(message.kind, "")
+        title = {"taken": "not yours", "empty": "queue empty", "full": "at capacity"}.get(
+            message.kind, ""
+        )
         severity: Literal["information", "warning", "error"] = {
             "taken": "warning",
             "empty": "information",
+            "full": "information",
         }.get(message.kind, "error")  # type: ignore[assignment]
         self.notify(message.reason, title=title, severity=severity, markup=False)
 
@@ -440,19 +546,17 @@ class TandemApp(App[None]):
 
     async def _take_next(self, reply_to: MessagePump | None) -> None:
         agent = self.agent
-
-        def first_free(store: Store) -> int | None:
-            for conversation_id in next_in_queue(waiting_queue(store)):
-                try:
-                    lifecycle.claim(store, conversation_id, agent)
-                except InvalidTransition:
-                    continue  # taken by someone else a moment ago, or closed: the next in line
-                return conversation_id
-            return None
+        routing = self.policy.routing
+        # With routing on, take-next stops at the agent's capacity, as assignment does.
+        capacity = routing.capacity_of(agent) if routing.enabled else None
 
         message: Message
         try:
-            claimed = await self.write(first_free)
+            claimed = await self.write(
+                lambda s: claim_next(s, agent, next_in_queue, capacity=capacity)
+            )
+        except AtCapacity as exc:
+            message = self.ClaimFailed(None, str(exc), "full")
         except StoreError as exc:
             message = self.ClaimFailed(None, str(exc), "error")
         else:

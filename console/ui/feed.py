@@ -23,6 +23,7 @@ from store import Store
 from store.errors import NotFound, StoreError
 from store.feed import Follower
 from store.queries import get_conversation, transcript
+from store.routing import PAUSED
 from store.views import conversation_context, supervisor_metrics, wall_rows
 
 TRANSCRIPT_WINDOW = 200
@@ -35,6 +36,10 @@ class WallChanged(Message):
     rows: tuple[dict[str, Any], ...]
     full: bool
     last_event_id: int
+    assigned: tuple[tuple[int, str, str | None], ...] = ()
+    """Assignments in this batch: (conversation, to whom, by whom: a supervisor or the router)."""
+    paused: tuple[tuple[str, float], ...] = ()
+    """Abuse pauses in this batch: (agent, until)."""
 
 
 @dataclass
@@ -156,16 +161,34 @@ class FeedReader:
                 changed: set[int] = set()
                 touched_context: set[int] = set()
                 retriaged: list[int] = []
+                assigned: list[tuple[int, str, str | None]] = []
+                paused: list[tuple[str, float]] = []
                 for e in events:
+                    if e.kind == "assigned" and e.conversation_id is not None:
+                        owner = (e.data or {}).get("owner")
+                        if isinstance(owner, str):
+                            assigned.append((e.conversation_id, owner, e.actor))
+                    elif e.kind == PAUSED and e.actor is not None:
+                        until = (e.data or {}).get("until")
+                        if isinstance(until, int | float):
+                            paused.append((e.actor, float(until)))
                     if e.conversation_id is not None:
                         changed.add(e.conversation_id)
                         if e.kind in ("triaged", "escalated"):
                             touched_context.add(e.conversation_id)
                         if e.kind == "triaged" and e.message_id and e.conversation_id == watched:
                             retriaged.append(e.message_id)
-                if changed:
-                    rows = wall_rows(store, ids=sorted(changed))
-                    self._post(WallChanged(tuple(rows), False, follower.cursor or 0))
+                if changed or paused:
+                    rows = wall_rows(store, ids=sorted(changed)) if changed else []
+                    self._post(
+                        WallChanged(
+                            tuple(rows),
+                            False,
+                            follower.cursor or 0,
+                            tuple(assigned),
+                            tuple(paused),
+                        )
+                    )
                 target = self._watch
                 if target != watched:
                     watched, last_mid = target, 0

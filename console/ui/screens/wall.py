@@ -61,6 +61,13 @@ class WallScreen(Screen[None]):
             id="wall.take_next",
             tooltip="Claim the conversation first in the queue: most in need, then longest waiting",
         ),
+        Binding(
+            "a",
+            "toggle_away",
+            "Away",
+            id="wall.away",
+            tooltip="Step away (no new assignments) or come back online",
+        ),
         Binding("slash", "search", "Search", id="wall.search"),
         Binding("1", "filter('all')", "all", id="wall.filter_all", group=_FILTER),
         Binding("2", "filter('needs')", "needs", id="wall.filter_needs", group=_FILTER),
@@ -217,7 +224,7 @@ class WallScreen(Screen[None]):
             f"  ·  showing {len(self.order)}" if (self.filter != "all" or self.query_text) else ""
         )
         text = (
-            f"Tandem · {role} {agent} · {live} live · {needs} need a human · {waiting} waiting"
+            f"Tandem · {role} {agent} ({self.tandem.presence}) · {live} live · {needs} need a human · {waiting} waiting"
             f" · {mine} yours{shown}"
         )
         if text != self._header_text:  # an unchanged header costs no repaint
@@ -306,6 +313,12 @@ class WallScreen(Screen[None]):
 
     def action_take_next(self) -> None:
         self.tandem.take_next(reply_to=self)
+
+    def action_toggle_away(self) -> None:
+        self.tandem.toggle_away()
+
+    def presence_changed(self, status: str) -> None:
+        self._update_header()
 
     def action_filter(self, name: str) -> None:
         if name not in FILTERS:
@@ -403,6 +416,11 @@ class WallScreen(Screen[None]):
                 self.action_take_next,
             ),
             ("Search", "filter tiles by customer, words or #id", self.action_search),
+            (
+                "Come back online" if self.tandem.presence == "away" else "Step away",
+                "away: no new assignments and not counted in customers' wait; online: back",
+                self.action_toggle_away,
+            ),
         ]
         for f in FILTERS:
             cmds.append(
