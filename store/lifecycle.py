@@ -46,6 +46,7 @@ from store.errors import (
     NotOwner,
     Taken,
 )
+from store.handover import HANDOVER_KEY
 from store.history import Closing, Reopening, last_closing
 from store.levels import LEVELS
 from store.moves import (
@@ -810,15 +811,22 @@ def transfer(
     by: str,
     reason: str | None = None,
     at: float | None = None,
+    summary: str | None = None,
+    summary_meta: dict[str, Any] | None = None,
 ) -> str:
     """A supervisor moves a conversation from one agent to another.
 
     :param reason: why, kept in the feed event (``barge``: the supervisor took it for
         themselves, :func:`store.oversight.barge`)
+    :param summary: the hand-over summary that goes with it, stored in the same transaction
+        as an internal note by ``by`` whose meta is ``{"handover": summary_meta}`` (see
+        :mod:`store.handover`); the transfer event names the note
     :return: the agent who held it
     """
     to_agent = _name(to_agent)
     by = _name(by, "by")
+    if summary is not None:
+        summary = _text(summary, "summary")
     with store.write() as conn:
         at = _stamp(at)
         _require_supervisor(conn, by, "transfer")
@@ -834,16 +842,21 @@ def transfer(
             " WHERE id = ?",
             (to_agent, at, at, conversation_id),
         )
-        _event(
-            conn,
-            at,
-            conversation_id,
-            TRANSFER.kind,
-            by,
-            state,
-            TRANSFER.target,
-            data={"from": owner, "owner": to_agent} | ({"reason": reason} if reason else {}),
-        )
+        data: dict[str, Any] = {"from": owner, "owner": to_agent}
+        if reason:
+            data["reason"] = reason
+        if summary is not None:
+            _ensure_agent(conn, by, at)
+            data["note"] = _insert_plain(
+                conn,
+                conversation_id,
+                "note",
+                by,
+                summary,
+                at,
+                meta={HANDOVER_KEY: dict(summary_meta or {})},
+            )
+        _event(conn, at, conversation_id, TRANSFER.kind, by, state, TRANSFER.target, data=data)
     return owner or ""
 
 

@@ -15,12 +15,13 @@ customer feels, with the triage reasons. Two engines:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.assist.context import DraftContext, clean
+from console.assist.context import DraftContext, build_context, clean
 from console.llm import LLM, LLMError
 from store.db import Store
 from store.errors import NotFound
@@ -255,6 +256,60 @@ def cited_titles(store: Store, ctx: DraftContext) -> dict[str, str]:
                 except NotFound:
                     continue  # an id the bot cited that the KB no longer has: shown as the id
     return titles
+
+
+def summary_for(
+    store: Store,
+    conversation_id: int,
+    *,
+    agent: str,
+    llm: LLM | None = None,
+    timeout: float | None = None,
+) -> HandoverSummary:
+    """The summary the hand-over panel shows, in one call, for a thread without an event loop
+    (a supervisor's transfer takes it along): the LLM's when ``llm`` is configured and its
+    answer checks out, else the embedded one.
+
+    :raises NotFound: no such conversation
+    """
+    ctx = build_context(store, conversation_id, agent=agent)
+    titles = cited_titles(store, ctx)
+    if llm is None or not llm.enabled:
+        return embedded_summary(ctx, titles)
+    return asyncio.run(summarize(ctx, llm=llm, titles=titles, timeout=timeout))
+
+
+def as_meta(summary: HandoverSummary) -> dict[str, Any]:
+    """The summary as stored with a transfer (``store.handover``): its fields, plain JSON."""
+    return {
+        "wants": summary.wants,
+        "tried": summary.tried,
+        "feeling": summary.feeling,
+        "reasons": list(summary.reasons),
+        "engine": summary.engine,
+        "notice": summary.notice,
+    }
+
+
+def from_meta(data: Mapping[str, Any]) -> HandoverSummary | None:
+    """The summary a transfer carried (see :func:`as_meta`); ``None`` if it is not one.
+
+    Stored by us, but read as data: each field must be text, and is trimmed and cleaned again.
+    """
+    fields = [data.get(k) for k in ("wants", "tried", "feeling")]
+    if not all(isinstance(f, str) and f.strip() for f in fields):
+        return None
+    reasons = data.get("reasons")
+    notice = data.get("notice")
+    engine = data.get("engine")
+    return HandoverSummary(
+        wants=_trim(str(fields[0])),
+        tried=_trim(str(fields[1])),
+        feeling=_trim(str(fields[2])),
+        reasons=tuple(str(r) for r in reasons) if isinstance(reasons, list) else (),
+        engine=engine if engine in ("embedded", "llm") else "embedded",
+        notice=_trim(notice) if isinstance(notice, str) and notice else None,
+    )
 
 
 def _with_notice(summary: HandoverSummary, notice: str) -> HandoverSummary:

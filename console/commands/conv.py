@@ -146,8 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "transfer",
         "a supervisor moves a conversation to another agent",
         _move(
-            lambda lc, st, a: lc.transfer(st, a.id, a.agent, by=a.by),
-            "conversation {a.id} is transferred to {a.agent}",
+            lambda lc, st, a: lc.transfer(st, a.id, a.agent, by=a.by, **_handover(st, a)),
+            "conversation {a.id} is transferred to {a.agent} with the hand-over summary",
         ),
     )
     p.add_argument("--agent", type=_person, required=True, help="the new owner")
@@ -182,6 +182,14 @@ def _move(
         return 0
 
     return run
+
+
+def _handover(store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The hand-over summary that goes with a transfer (the embedded engine's: offline)."""
+    from console.assist.summary import as_meta, summary_for
+
+    summary = summary_for(store, args.id, agent=args.agent)
+    return {"summary": summary.as_text(), "summary_meta": as_meta(summary)}
 
 
 def _store(args: argparse.Namespace):  # noqa: ANN202 - store.Store, imported lazily

@@ -40,6 +40,7 @@ from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
 from store import Store, lifecycle
 from store.errors import InvalidInput, StoreError
+from store.handover import for_owner
 from store.kb import terms
 from store.protection import final_notice, reveal, revealed_ids
 from store.queries import transcript
@@ -268,10 +269,18 @@ class ConversationScreen(Screen[None]):
         import asyncio
 
         from console.assist.context import build_context
-        from console.assist.summary import cited_titles, embedded_summary, summarize
+        from console.assist.summary import cited_titles, embedded_summary, from_meta, summarize
 
         try:
             with Store(self.tandem.db_path) as store:
+                # A transfer brought its summary along: the one the supervisor saw is shown.
+                passed = for_owner(store, self.conversation_id)
+                carried = from_meta(passed["summary"]) if passed is not None else None
+                if passed is not None and carried is not None:
+                    author = safe_text(passed["author"] or "?", one_line=True)
+                    via = f"from {author} with the transfer"
+                    self.app.call_from_thread(self._show_handover, carried, via)
+                    return
                 ctx = build_context(store, self.conversation_id, agent=self.tandem.agent)
                 titles = cited_titles(store, ctx)
         except StoreError:
@@ -284,10 +293,13 @@ class ConversationScreen(Screen[None]):
             better = asyncio.run(summarize(ctx, llm=llm, titles=titles))
             self.app.call_from_thread(self._show_handover, better)
 
-    def _show_handover(self, summary: HandoverSummary) -> None:
+    def _show_handover(self, summary: HandoverSummary, via: str | None = None) -> None:
         text = Text()
         text.append("Hand-over", style="bold")
-        text.append(f" · {summary.engine}\n", style="dim")
+        text.append(f" · {summary.engine}", style="dim")
+        if via:
+            text.append(f" · {via}", style="bold")
+        text.append("\n")
         for label, value in (
             ("Wants", summary.wants),
             ("Bot so far", summary.tried),
@@ -361,9 +373,10 @@ class ConversationScreen(Screen[None]):
         self.loaded = True
         self._update_chrome()
         state = self.conv["state"]
-        if state in ("waiting", "human") and self._summarised_state != state:
+        hands = f"{state}:{self.conv.get('owner') or ''}"
+        if state in ("waiting", "human") and self._summarised_state != hands:
             # A person is about to take over, or has: brief them (again when it changes hands).
-            self._summarised_state = state
+            self._summarised_state = hands
             self._summarize()
         elif state not in ("waiting", "human"):
             self._summarised_state = None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from console.assist.summary import as_meta, summary_for
 from console.policy import LEVELS, level_rank, queue_key
 from console.ui.commands import ScreenCommands
 from console.ui.model import elapsed, minutes, reason_words, safe_text
@@ -29,6 +31,7 @@ from console.ui.widgets.live_report import LiveReport
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE, over_sla
 from store import Store, lifecycle
+from store.errors import StoreError
 from store.protection import final_notice
 
 if TYPE_CHECKING:
@@ -281,7 +284,7 @@ class SupervisorScreen(Screen[None]):
         # Off the event loop (console.ui.writer); the app says how it went.
         self.tandem.move(move, cid, fn, ok, reply_to=self)
 
-    def _ask_agent(self, question: str, then: Callable[[str], None]) -> None:
+    def _ask_agent(self, question: str, then: Callable[[str], object]) -> None:
         names = [
             a["name"] for a in self.metrics.get("agents", []) if a["name"] != self.tandem.agent
         ]
@@ -320,15 +323,36 @@ class SupervisorScreen(Screen[None]):
         cid = self.selected_id()
         if cid is None:
             return
-        me = self.tandem.agent
         self._ask_agent(
             f"Transfer #{cid} to which agent?",
-            lambda name: self._move(
-                "transfer",
-                cid,
-                lambda s: lifecycle.transfer(s, cid, name, by=me),
-                f"#{cid} transferred to {name}",
-            ),
+            lambda name: self._transfer_with_summary(cid, name),
+        )
+
+    @work(thread=True, group="transfer-summary", exit_on_error=False)
+    def _transfer_with_summary(self, cid: int, name: str) -> None:
+        """The hand-over summary goes with the conversation: written here (reads on this
+        thread's connection; the LLM's when configured, within its timeout), stored with the
+        transfer in one transaction by the writer."""
+        me = self.tandem.agent
+        summary = None
+        try:
+            with Store(self.tandem.db_path) as store:
+                llm = None
+                if self.tandem.llm is not None:
+                    from console.llm import LLM
+
+                    llm = LLM(self.tandem.llm.config)  # its own client, for this thread's loop
+                summary = summary_for(store, cid, agent=name, llm=llm)
+        except StoreError:
+            pass  # the transfer itself says what is wrong; it goes without a summary
+        text = summary.as_text() if summary is not None else None
+        meta = as_meta(summary) if summary is not None else None
+        self.app.call_from_thread(
+            self._move,
+            "transfer",
+            cid,
+            lambda s: lifecycle.transfer(s, cid, name, by=me, summary=text, summary_meta=meta),
+            f"#{cid} transferred to {name}" + (" with the hand-over summary" if text else ""),
         )
 
     def action_release(self) -> None:
