@@ -12,7 +12,9 @@ writes in one transaction. The rules:
   whose last assignment is the oldest (never assigned first); ties by name;
 - an abusive conversation goes to the eligible agent shown the fewest abusive messages today;
 - after every ``abuse_pause_after`` abusive messages shown today an agent is paused for
-  ``abuse_pause_minutes``: no new assignments (they may still take work themselves).
+  ``abuse_pause_minutes``: no new assignments (they may still take work themselves). The
+  pause is recorded, and starts, at the first pass that has work to give after the
+  threshold: a pause only ever stands between an agent and work.
 """
 
 from __future__ import annotations
