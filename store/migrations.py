@@ -353,6 +353,33 @@ def m0009_viewers(db: Database) -> None:
             PRIMARY KEY (conversation_id, agent)
         );
         CREATE INDEX viewers_expires ON viewers(expires_at);
+
+
+@migrations(name="0010_hub_leases")
+def m0010_hub_leases(db: Database) -> None:
+    """Hub workers and their leases on the shards of the conversations (issue 17).
+
+    ``hub_workers`` is who is alive (``seen_at`` renewed by each worker's heartbeat), so every
+    worker can work out its fair share; ``hub_leases`` says which worker handles a shard
+    (conversation id modulo the hub's shard count) until ``expires_at``. A lease that is not
+    renewed in time may be taken by another worker: a dead one hands its share on. Each
+    shard's place in the feed is a row of ``cursors`` (``hub/<shard>``).
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE hub_workers (
+            name TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            seen_at REAL NOT NULL
+        );
+        CREATE TABLE hub_leases (
+            shard INTEGER PRIMARY KEY,
+            owner TEXT,
+            expires_at REAL NOT NULL DEFAULT 0,
+            taken_at REAL
+        );
+        CREATE INDEX hub_leases_owner ON hub_leases(owner);
         """,
     )
 

@@ -2,7 +2,9 @@
 
 Runs unattended (``tandem demo`` starts it as a child process): starts in well under a
 second, logs one line of throughput a minute to stderr, and on Ctrl-C or SIGTERM finishes
-the batch in hand, saves the feed cursor and exits 0. A restart resumes from the cursor.
+the batch in hand, saves the feed cursors and exits 0. A restart resumes from the cursors.
+``--workers N`` runs the hub in N processes; they, and other ``tandem serve`` on the same
+database, share the conversations by leases (``console.hub.shards``).
 """
 
 from __future__ import annotations
@@ -118,6 +120,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tls-key", metavar="PEM", help="the private key for --tls-cert")
     parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="hub worker processes sharing the conversations (default 1: the hub runs in this "
+        "process); several `tandem serve` on one database share them too",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        metavar="S",
+        type=float,
+        default=None,
+        help="seconds a hub worker's lease on its conversations lasts unrenewed: how long a dead "
+        "worker's share waits for another (default 10)",
+    )
+    parser.add_argument(
         "--embedded",
         action="store_true",
         help="use the embedded bot even if an LLM endpoint is configured",
@@ -150,6 +168,13 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--speed must be positive")
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
+    from console.hub.shards import LEASE_TTL_S, SHARDS
+
+    if not 1 <= args.workers <= SHARDS:
+        raise UsageError(f"--workers must be 1-{SHARDS} (the conversations are in {SHARDS} shards)")
+    ttl = LEASE_TTL_S if args.lease_ttl is None else args.lease_ttl
+    if not 1.0 <= ttl <= 3600.0:
+        raise UsageError("--lease-ttl must be 1-3600 seconds")
     settings = _settings(args)
     personas = _personas(args.personas)
     listen = None if args.no_api else _listen(args.listen)
@@ -192,6 +217,8 @@ def _serve(args: argparse.Namespace) -> int:
             personas=personas,
             webhooks=hooks if hooks.enabled else None,
             tls=tls,
+            workers=args.workers,
+            lease_ttl=ttl,
         )
     )
 

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from console.hub.escalation import Escalation
@@ -115,6 +115,12 @@ class ConversationWork:
     def forget(self, cid: int) -> None:
         """The triage state in memory may be ahead of what was stored: reload it next time."""
         self.memory.forget(cid)
+
+    def forget_where(self, which: Callable[[int], bool]) -> None:
+        """Forget the conversations ``which`` picks: another hub worker handles them now."""
+        self.memory.forget_where(which)
+        for cid in [c for c in self._reopened if which(c)]:
+            del self._reopened[cid]
 
     async def handle(self, cid: int, has_customer: bool) -> bool:
         """Bring ``cid`` up to date and answer or escalate its customer's newest message.

@@ -34,6 +34,7 @@ from console.hub.feed import CURSOR, FeedFollower
 from console.hub.memory import TriageMemory
 from console.hub.notices import Notices
 from console.hub.routing import Router
+from console.hub.shards import LEASE_TTL_S, ShardedFeed
 from console.hub.shared import Shared, TriageEngineLike
 from console.hub.sla import SlaTimers
 from console.hub.stats import HubStats, status_line
@@ -60,6 +61,10 @@ class Hub:
     :param judge: the LLM second opinion on triage (:class:`console.triage.judge.Judge`)
     :param judge_budget: seconds the bot's answer waits for the judge (a later opinion still
         raises the conversation)
+    :param worker_name: share the work with other hub workers on the same database: handle
+        only the shards of conversations this worker holds a lease on (``console.hub.shards``;
+        the name must be unique among live workers); ``None``: everything, one cursor
+    :param lease_ttl: with ``worker_name``, seconds a lease lasts unrenewed
     """
 
     def __init__(
@@ -76,6 +81,8 @@ class Hub:
         keep_lags: bool = False,
         judge: Any = None,
         judge_budget: float = JUDGE_BUDGET_S,
+        worker_name: str | None = None,
+        lease_ttl: float = LEASE_TTL_S,
     ) -> None:
         self.shared = shared = Shared(
             path, engine=engine, settings=settings or PolicySettings(), clock=clock
@@ -98,13 +105,27 @@ class Hub:
             judge=judge,
             judge_budget=judge_budget,
         )
-        self.feed = FeedFollower(
-            shared,
-            self.conversations,
-            cursor_name=cursor_name,
-            batch=batch,
-            concurrency=concurrency,
-        )
+        self.feed: FeedFollower
+        if worker_name is None:
+            self.feed = FeedFollower(
+                shared,
+                self.conversations,
+                cursor_name=cursor_name,
+                batch=batch,
+                concurrency=concurrency,
+            )
+        else:
+            # One of several workers on the database: only the shards it holds a lease on.
+            self.feed = sharded = ShardedFeed(
+                shared,
+                self.conversations,
+                name=worker_name,
+                cursor_name=cursor_name,
+                batch=batch,
+                concurrency=concurrency,
+                ttl=lease_ttl,
+            )
+            shared.owns = sharded.owns
         self.timers = SlaTimers(shared, memory, escalation)
         self.router = Router(shared) if shared.settings.routing.enabled else None
         self._wake: asyncio.Event | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,11 @@ class TriageMemory:
     def forget(self, cid: int) -> None:
         """Drop ``cid``: its next use reloads it from the store."""
         self._cache.pop(cid, None)
+
+    def forget_where(self, which: Callable[[int], bool]) -> None:
+        """Drop every conversation ``which`` picks (another hub worker takes them over)."""
+        for cid in [c for c in self._cache if which(c)]:
+            del self._cache[cid]
 
     def entry(
         self, cid: int, triage_state: str | None, *, version: int | None = None

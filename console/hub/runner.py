@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from console.hub.core import Hub, make_hub
+from console.hub.pool import WorkerPool
+from console.hub.shards import LEASE_TTL_S, ShardedFeed, claim_worker_name, database_key
 from console.policy import PolicySettings
 
 log = logging.getLogger("tandem.hub")
@@ -54,6 +56,8 @@ async def serve_forever(
     webhooks: Any = None,
     tls: ssl.SSLContext | None = None,
     judge_llm: Any = None,
+    workers: int = 1,
+    lease_ttl: float = LEASE_TTL_S,
 ) -> int:
     """Run the hub (and ``simulate`` customers) until SIGINT/SIGTERM or ``duration``; return 0.
 
@@ -65,6 +69,11 @@ async def serve_forever(
     :param tls: serve the APIs over HTTPS with this context; ``None``: plain HTTP
     :param judge_llm: an enabled :class:`console.config.LLMConfig` for triage's second opinion
         (default: ``llm``); given alone, the bot stays embedded
+    :param workers: hub worker processes; 1 runs the hub in this process. Either way the hub
+        takes a share of the conversations' shards by lease (``console.hub.shards``), so
+        several ``tandem serve`` on one database share the work
+    :param lease_ttl: seconds a worker's lease lasts unrenewed (a dead worker's share waits
+        this long for another worker)
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     if llm is not None:
@@ -89,6 +98,8 @@ async def serve_forever(
             webhooks=webhooks,
             tls=tls,
             judge_llm=judge_llm,
+            workers=workers,
+            lease_ttl=lease_ttl,
         )
     finally:
         gc.set_threshold(*thresholds)
@@ -150,6 +161,8 @@ async def _serve(
     webhooks: Any,
     tls: ssl.SSLContext | None = None,
     judge_llm: Any = None,
+    workers: int = 1,
+    lease_ttl: float = LEASE_TTL_S,
 ) -> int:
     # Signals first: building the hub loads triage's language data (seconds on a busy
     # machine), and a SIGTERM meanwhile must stop the hub cleanly, not kill the process.
@@ -158,9 +171,34 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    hub = make_hub(path, settings=settings, llm=llm, judge_llm=judge_llm)
-
-    tasks = [asyncio.create_task(hub.run(stop), name="hub")]
+    settings = settings or PolicySettings()
+    pool: WorkerPool | None = None
+    hub: Hub | None = None
+    slot: Any = None
+    if workers > 1:
+        pool = WorkerPool(
+            path,
+            workers,
+            settings=settings,
+            llm=llm,
+            judge_llm=judge_llm,
+            lease_ttl=lease_ttl,
+            log_interval=log_interval,
+        )
+        tasks = [asyncio.create_task(pool.run(stop), name="hub workers")]
+        wake: Callable[[], None] = _nothing
+    else:
+        name, slot = claim_worker_name(database_key(path))
+        hub = make_hub(
+            path,
+            settings=settings,
+            llm=llm,
+            judge_llm=judge_llm,
+            worker_name=name,
+            lease_ttl=lease_ttl,
+        )
+        tasks = [asyncio.create_task(hub.run(stop), name="hub")]
+        wake = hub.wake
     sim = None
     if simulate:
         from console.channels.sim import Simulator
@@ -172,7 +210,7 @@ async def _serve(
             seed=seed,
             data=data,
             personas=personas,
-            settings=hub.settings,
+            settings=settings,
         )
         tasks.append(asyncio.create_task(sim.run(stop), name="simulator"))
     if webhooks is not None:
@@ -180,14 +218,14 @@ async def _serve(
 
         tasks.append(asyncio.create_task(Webhooks(path, webhooks).run(stop), name="webhooks"))
     api_runner, api_note = (
-        await _start_api(path, listen, hub.wake, tls, llm, settings=hub.settings)
+        await _start_api(path, listen, wake, tls, llm, settings=settings)
         if listen
         else (None, "no channel API")
     )
     engine = f"llm {llm.model} (embedded when it fails)" if llm is not None else "embedded"
     _say(
-        f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={hub.settings.escalate_level},"
-        f" fallbacks>={hub.settings.max_fallbacks} | simulate {simulate} at speed {speed:g}"
+        f"tandem serve: {path} | {api_note} | bot {engine} | policy escalate>={settings.escalate_level},"
+        f" fallbacks>={settings.max_fallbacks} | {_hubs(hub, workers)} | simulate {simulate} at speed {speed:g}"
         + (f" | webhooks to {len(webhooks.urls)} endpoint(s)" if webhooks is not None else "")
         + (
             f" (replaying {sum(len(v) for v in sim.replay.values())} real first messages)"
@@ -197,7 +235,11 @@ async def _serve(
     )
     if duration is not None:
         loop.call_later(duration, stop.set)
-    reporter = asyncio.create_task(_report(hub, stop, log_interval)) if log_interval > 0 else None
+    reporter = (
+        asyncio.create_task(_report(hub, stop, log_interval))
+        if log_interval > 0 and hub is not None
+        else None
+    )
     started = time.monotonic()
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -217,18 +259,14 @@ async def _serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         if api_runner is not None:
             await api_runner.cleanup()
-    s = hub.stats
-    _say(
-        f"tandem serve: stopped after {time.monotonic() - started:.0f}s: {s.customer_messages} customer messages,"
-        f" {s.bot_replies} bot replies, {s.escalations} escalations"
-        + (
-            f" ({', '.join(f'{k} {v}' for k, v in sorted(s.escalation_reasons.items(), key=lambda kv: -kv[1]))})"
-            if s.escalation_reasons
-            else ""
-        )
-        + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
-        + (f"; {sim.started} simulated customers" if sim else "")
-    )
+        if slot is not None:
+            slot.close()
+    took = f"tandem serve: stopped after {time.monotonic() - started:.0f}s: "
+    if hub is not None:
+        took += stopped_line(hub.stats)
+    elif pool is not None:
+        took += f"{workers} hub workers ({pool.restarts} restarted; each logged its own counts)"
+    _say(took + (f"; {sim.started} simulated customers" if sim else ""))
     if sim and sim.outcomes:
         table = sim.summary()
         _say(
@@ -240,6 +278,83 @@ async def _serve(
             )
         )
     return 0
+
+
+async def run_worker(
+    path: str | Path,
+    *,
+    settings: PolicySettings,
+    llm: Any,
+    judge_llm: Any,
+    lease_ttl: float,
+    log_interval: float,
+    parent: int,
+) -> int:
+    """One hub worker of ``tandem serve --workers N`` (a process of its own); return 0.
+
+    Stops on SIGINT/SIGTERM, or by itself when its parent ``parent`` (a pid) is gone.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    name, slot = claim_worker_name(database_key(path))
+    hub = make_hub(
+        path,
+        settings=settings,
+        llm=llm,
+        judge_llm=judge_llm,
+        worker_name=name,
+        lease_ttl=lease_ttl,
+    )
+
+    async def orphaned() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if os.getppid() != parent:
+                stop.set()
+
+    helpers = [asyncio.create_task(orphaned())]
+    if log_interval > 0:
+        helpers.append(asyncio.create_task(_report(hub, stop, log_interval)))
+    try:
+        await hub.run(stop)
+    finally:
+        stop.set()
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        if slot is not None:
+            slot.close()
+        gc.set_threshold(*thresholds)
+    _say(f"hub worker {name} (pid {os.getpid()}): stopped: {stopped_line(hub.stats)}")
+    return 0
+
+
+def stopped_line(s: Any) -> str:
+    """What a hub did, for its last line (a :class:`console.hub.stats.HubStats`)."""
+    reasons = sorted(s.escalation_reasons.items(), key=lambda kv: -kv[1])
+    return (
+        f"{s.customer_messages} customer messages, {s.bot_replies} bot replies,"
+        f" {s.escalations} escalations"
+        + (f" ({', '.join(f'{k} {v}' for k, v in reasons)})" if reasons else "")
+        + f", {s.idle_resolved + s.resolved_by_bot} resolved, {s.errors} errors"
+    )
+
+
+def _hubs(hub: Hub | None, workers: int) -> str:
+    if hub is not None:
+        return f"hub worker {hub.feed.name}" if isinstance(hub.feed, ShardedFeed) else "hub"
+    return f"{workers} hub worker processes"
+
+
+def _nothing() -> None:
+    """The channel API's wake-up when the hub runs in other processes (they poll the feed)."""
 
 
 def _drafter(llm_config: Any) -> Any:

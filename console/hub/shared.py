@@ -30,6 +30,10 @@ class TriageEngineLike(Protocol):
     def load_state(self, data: str) -> Any: ...
 
 
+def _every(_conversation_id: int) -> bool:
+    return True
+
+
 class Shared:
     """The hub's connection and settings, handed to each of its parts.
 
@@ -52,6 +56,9 @@ class Shared:
         self.settings = settings
         self.clock = clock
         self.stats = HubStats()
+        # Which conversations this hub handles: all, unless it is one of several workers
+        # (console.hub.shards).
+        self.owns: Callable[[int], bool] = _every
         self._store: Store | None = None
 
     @property

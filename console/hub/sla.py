@@ -42,7 +42,10 @@ class SlaTimers:
         now = shared.clock()
         self.last_tick = now
         store, stats = shared.store, shared.stats
+        owns = shared.owns
         for cid, since, triage_state in queue.waiting_longest_first(store, limit=WAITING_PER_TICK):
+            if not owns(cid):
+                continue  # another hub worker's
             try:
                 entry = self.memory.entry(cid, triage_state)
                 verdict = shared.engine.waited(entry.state, max(0.0, now - since))
@@ -65,6 +68,8 @@ class SlaTimers:
                 log.exception("hub: SLA tick on conversation %s", cid)
         cutoff = now - shared.settings.idle_resolve_s
         for cid in sla.quiet_bot_conversations(store, before=cutoff, limit=RESOLVED_PER_TICK):
+            if not owns(cid):
+                continue
             try:
                 lc.resolve(store, cid, by="hub")
                 stats.idle_resolved += 1
