@@ -353,6 +353,8 @@ def m0009_viewers(db: Database) -> None:
             PRIMARY KEY (conversation_id, agent)
         );
         CREATE INDEX viewers_expires ON viewers(expires_at);
+        """,
+    )
 
 
 @migrations(name="0010_hub_leases")

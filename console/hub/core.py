@@ -126,6 +126,7 @@ class Hub:
                 ttl=lease_ttl,
             )
             shared.owns = sharded.owns
+            shared.leads = sharded.leads
         self.timers = SlaTimers(shared, memory, escalation)
         self.router = Router(shared) if shared.settings.routing.enabled else None
         self._wake: asyncio.Event | None = None
@@ -174,7 +175,7 @@ class Hub:
                     handled = await self.step()
                     if self.timers.due():
                         await self.tick()
-                    if self.router is not None and self.router.due():
+                    if self.router is not None and self.router.due() and self.shared.leads():
                         self.router.run()
                 except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
                     # Locked for longer than busy_timeout, or the disk hiccuped: wait and retry;

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import multiprocessing as mp
 import os
 import sys
 import time
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from console.policy import PolicySettings
@@ -26,6 +27,19 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits before starting a worker again that ended soon after it started (a crash loop)."""
 QUICK_END_S = 10.0
 STOP_TIMEOUT_S = 30.0
+
+
+def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(mapping)
+
+
+def _reduce_mapping(mapping: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _read_only, (dict(mapping),)
+
+
+# The policy's settings keep their tables read-only (MappingProxyType), which pickle refuses;
+# for the workers' arguments only, they travel as plain dicts.
+ForkingPickler.register(MappingProxyType, _reduce_mapping)
 
 
 def _say(line: str) -> None:
@@ -63,7 +77,7 @@ class WorkerPool:
         self.count = count
         self.args = (
             str(path),
-            _plain(settings),
+            settings,
             llm,
             judge_llm,
             lease_ttl,
@@ -131,16 +145,9 @@ class WorkerPool:
             proc.join(timeout=5)
 
 
-def _plain(settings: PolicySettings) -> dict[str, Any]:
-    """The settings as picklable fields (``sla_s`` is a read-only mapping, which pickle refuses)."""
-    out = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
-    out["sla_s"] = dict(out["sla_s"])
-    return out
-
-
 def worker_main(
     path: str,
-    settings: dict[str, Any],
+    settings: PolicySettings,
     llm: Any,
     judge_llm: Any,
     lease_ttl: float,
@@ -153,7 +160,7 @@ def worker_main(
     code = asyncio.run(
         run_worker(
             path,
-            settings=PolicySettings(**settings),
+            settings=settings,
             llm=llm,
             judge_llm=judge_llm,
             lease_ttl=lease_ttl,

@@ -140,6 +140,10 @@ class ShardedFeed(FeedFollower):
         """Whether this worker handles ``conversation_id`` now (the SLA timers ask)."""
         return conversation_id % SHARDS in self.owned
 
+    def leads(self) -> bool:
+        """Whether this worker does what is done once for all (the holder of shard 0)."""
+        return 0 in self.owned
+
     # -- the feed ----------------------------------------------------------------------------
 
     def _feed(self) -> Follower:

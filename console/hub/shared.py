@@ -34,6 +34,10 @@ def _every(_conversation_id: int) -> bool:
     return True
 
 
+def _always() -> bool:
+    return True
+
+
 class Shared:
     """The hub's connection and settings, handed to each of its parts.
 
@@ -59,6 +63,8 @@ class Shared:
         # Which conversations this hub handles: all, unless it is one of several workers
         # (console.hub.shards).
         self.owns: Callable[[int], bool] = _every
+        # Whether this hub does the work done once for all workers (automatic assignment).
+        self.leads: Callable[[], bool] = _always
         self._store: Store | None = None
 
     @property
