@@ -297,11 +297,17 @@ def compare(
         }
     sides["current"]["actually_escalated"] = len(escalated_ids(store, since=since, until=until))
     changed: list[dict[str, Any]] = []
-    more = fewer = earlier = later = 0
+    more = fewer = earlier = later = raised = lowered = 0
     for cid in sorted(outcomes):
         cur, new = outcomes[cid]
         if cur.same_as(new):
             continue
+        if cur.escalated and new.escalated:
+            # Reaching a person at another level changes the queue order and the SLA it is held
+            # to, whether or not the turn moves.
+            step = level_rank(new.level) - level_rank(cur.level)
+            raised += step > 0
+            lowered += step < 0
         if new.escalated and not cur.escalated:
             more += 1
         elif cur.escalated and not new.escalated:
@@ -340,6 +346,8 @@ def compare(
             "no_longer_escalated": fewer,
             "earlier": earlier,
             "later": later,
+            "level_raised": raised,
+            "level_lowered": lowered,
             "sla_breaches": loads["proposed"].breaches - loads["current"].breaches,
         },
         "load_by_hour": load_by_hour,

@@ -115,6 +115,7 @@ def test_an_added_urgent_reason_raises_the_level(store: Store, history: dict[str
     assert changed["d"]["current"]["level"] == "empathy"
     assert changed["d"]["proposed"]["level"] == "urgent"
     assert r["proposed"]["escalated"] == 5
+    assert (r["difference"]["level_raised"], r["difference"]["level_lowered"]) == (1, 0)
 
 
 def test_the_current_replay_matches_what_the_hub_really_did(store: Store) -> None:

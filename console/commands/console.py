@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.commands.options import add_db_option
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         agent,
         supervisor=args.supervisor,
         policy=settings,
+        policy_path=Path(args.policy) if args.policy else None,
         llm=llm,
         alerts=args.alerts,
         notify_protocol=notify_protocol(args),

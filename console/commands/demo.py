@@ -249,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
             agent,
             supervisor=args.supervisor,
             policy=settings,
+            policy_path=Path(args.policy) if args.policy else None,
             notice=notice,
             llm=llm,
             alerts=args.alerts,

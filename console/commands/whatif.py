@@ -131,7 +131,8 @@ def render_text(r: dict[str, Any], policy_name: str) -> str:
     lines += [
         "",
         f"{diff['newly_escalated']} more would reach a person, {diff['no_longer_escalated']} "
-        f"fewer; {diff['earlier']} earlier, {diff['later']} later.",
+        f"fewer; {diff['earlier']} earlier, {diff['later']} later; at a higher level "
+        f"{diff['level_raised']}, lower {diff['level_lowered']}.",
     ]
     reasons = sorted(set(cur["by_reason"]) | set(new["by_reason"]))
     if reasons:

@@ -60,6 +60,8 @@ class TandemApp(App[None]):
         interval: the feed's coalescing interval in seconds.
         policy: the policy in force: its per-level SLA targets colour waits on the wall and
             in the supervisor view (default ``PolicySettings()``).
+        policy_path: the file ``policy`` was read from, if any (the what-if screen lists it and
+            its folder's other policy files).
         sla_seconds: one target for every level instead of the policy's (``--sla``).
         notice: a line to show once the console is up (``tandem demo`` says where things are).
         llm: the LLM settings resolved at start; drafts use the embedded engine without one.
@@ -117,6 +119,7 @@ class TandemApp(App[None]):
         supervisor: bool = False,
         interval: float = 0.1,
         policy: PolicySettings | None = None,
+        policy_path: Path | None = None,
         sla_seconds: float | None = None,
         notice: str | None = None,
         llm: LLMConfig | None = None,
@@ -131,6 +134,7 @@ class TandemApp(App[None]):
         if sla_seconds is not None:
             policy = policy.with_overrides(sla_s=dict.fromkeys(LEVELS, sla_seconds))
         self.policy = policy
+        self.policy_path = Path(policy_path) if policy_path is not None else None
         self.alerts = AlertWatch(alerts, policy.sla_s)
         self.notify_protocol = notify_protocol
         self._rang_at: float | None = None

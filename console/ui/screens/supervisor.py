@@ -121,6 +121,13 @@ class SupervisorScreen(Screen[None]):
             id="supervisor.final_notice",
             tooltip="Abusive customer warned before: send the final notice and close",
         ),
+        Binding(
+            "w",
+            "what_if",
+            "What if",
+            id="supervisor.what_if",
+            tooltip="Try a policy file on past conversations against the policy in force",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -416,6 +423,11 @@ class SupervisorScreen(Screen[None]):
             PromptScreen(f"Internal note on #{cid}", placeholder="only agents see this"), done
         )
 
+    def action_what_if(self) -> None:
+        from console.ui.screens.whatif import WhatIfScreen
+
+        self.app.push_screen(WhatIfScreen())
+
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         return [
             ("Open conversation", "the selected row's transcript", self.action_open),
@@ -451,6 +463,11 @@ class SupervisorScreen(Screen[None]):
                 "Draft statistics",
                 "acceptance, edit distance, time to first text by engine",
                 lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.db_path)),
+            ),
+            (
+                "What if: try a policy",
+                "replay past conversations under a policy file, side by side with the one in force",
+                self.action_what_if,
             ),
             ("Back to the wall", "", self.action_back),
         ]
