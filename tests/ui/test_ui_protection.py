@@ -51,6 +51,9 @@ async def test_abusive_text_is_masked_until_revealed_and_the_reveal_is_recorded(
     async with app.run_test(size=(130, 40)) as pilot:
         await wait_until(pilot, lambda: MASKED_SHORT in _plain(app), what="the masked tile")
         assert INSULT not in _plain(app)
+        if SHOTS:
+            await pilot.pause()
+            app.save_screenshot("console-masked-wall.svg", path=SHOTS)
         app.open_conversation(cid)
         await wait_until(
             pilot,

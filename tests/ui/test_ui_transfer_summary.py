@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from store.feed import read_events
 from store.handover import for_owner
 
 SIZE = (160, 48)
+# Set TANDEM_SCREENSHOTS=DIR to save the README's screenshot of a summary that came with a transfer.
+SHOTS = os.environ.get("TANDEM_SCREENSHOTS")
 ASK = "The app charged me twice for the Acme order. Can you refund the second payment?"
 UPSET = "this is really annoying, I have asked three times already"
 
@@ -97,6 +100,9 @@ async def test_the_embedded_summary_goes_with_the_transfer_and_tops_the_new_owne
         text = _panel(bo)
         assert "from sup with the transfer" in text
         assert "refund the second payment" in text and "frustrated" in text
+        if SHOTS:
+            await pilot.pause()
+            bo.save_screenshot("console-transfer-summary.svg", path=SHOTS)
 
 
 async def test_the_llm_summary_goes_with_the_transfer_when_it_checks_out(
