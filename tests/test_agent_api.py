@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -588,3 +588,46 @@ async def test_non_ascii_digits_in_ids_and_cursors_are_refused_not_crashed(
         status, body = await _call(http, "GET", f"{base}/{path}", ana)
         assert status == expected, (path, status, body)
         assert "error" in body
+
+
+async def test_routing_on_a_real_serve_assigns_to_online_agents_under_capacity(
+    db_path: Path, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    with Store(db_path) as store:
+        ana = accounts.add(store, "ana", "agent")
+        bob = accounts.add(store, "bob", "agent")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[routing]\nmode = "least_loaded"\ncapacity = 1\ninterval_s = 0.05\n')
+    proc, url = _start(db_path, "--policy", str(policy))
+    server = Server(url, db_path, proc, {"ana": ana, "bob": bob})
+
+    def state(cid: int) -> tuple[str, str | None]:
+        with Store(db_path) as s:
+            conv = get_conversation(s, cid)
+        return conv["state"], conv["owner"]
+
+    async def until(cond: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not cond():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.05)
+
+    try:
+        first, second = _waiting(db_path, 2)
+        bad = await _call(http, "POST", server.agent("/presence"), ana, {"status": "busy"})
+        assert bad[0] == 422 and "status must be one of" in str(bad[1]["error"])
+        status, _ = await _call(http, "POST", server.agent("/presence"), ana, {"status": "online"})
+        assert status == 200
+        # The hub assigns the first in the queue to ana, who is online; ana is then full.
+        await until(lambda: state(first) == ("human", "ana"), "assigned to ana")
+        status, body = await _call(http, "POST", server.agent("/claim-next"), ana)
+        assert (status, body.get("code")) == (409, "at_capacity"), body
+        assert state(second) == ("waiting", None)
+        # bob comes online: the second is his.
+        await _call(http, "POST", server.agent("/presence"), bob, {"status": "online"})
+        await until(lambda: state(second) == ("human", "bob"), "assigned to bob")
+        with Store(db_path) as s:
+            actors = {e.actor for e in read_events(s) if e.kind == "assigned"}
+        assert actors == {"router"}
+    finally:
+        _stop(proc)

@@ -45,6 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="messages/s the writer posts in the paced run (default 1000; 0 skips it)",
     )
     parser.add_argument("--data", metavar="PATH", help="customer-messages.csv or its directory")
+    parser.add_argument(
+        "--routing",
+        choices=("off", "round_robin", "least_loaded"),
+        default="off",
+        help="automatic assignment while the hub runs (default off), to agents online from"
+        " --agents",
+    )
+    parser.add_argument(
+        "--agents",
+        type=int,
+        default=0,
+        help="agents online during the runs (capacity 3 each), whom routing gives work to",
+    )
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
     from console.bench.hub_http import add_http_arguments
 
@@ -128,14 +141,17 @@ async def _run_hub(hub: Any, expected: int, go: Any, timeout: float) -> float:
     return elapsed
 
 
-def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str) -> dict[str, Any]:
+def _one_run(
+    path: Path, ids: list[int], texts: list[str], rate: float, tag: str, routing: str = "off"
+) -> dict[str, Any]:
     from console.hub import make_hub
-    from console.policy import PolicySettings
+    from console.policy import PolicySettings, RoutingSettings
     from store.stats import percentile_or_nan
 
-    hub = make_hub(
-        path, settings=PolicySettings(idle_resolve_s=3600.0, sla_tick_s=1.0), keep_lags=True
+    settings = PolicySettings(
+        idle_resolve_s=3600.0, sla_tick_s=1.0, routing=RoutingSettings(mode=routing)
     )
+    hub = make_hub(path, settings=settings, keep_lags=True)
     # Start the hub at the end of the feed: only this run's messages count.
     from store import Store
     from store.feed import last_event_id, save_cursor
@@ -151,7 +167,9 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
     ready.wait(
         30
     )  # the writer has imported and opened the store: the clock starts with its first post
+    cpu = time.process_time()
     seconds = asyncio.run(_run_hub(hub, len(texts), go, timeout=max(60.0, len(texts) / 100)))
+    cpu = time.process_time() - cpu
     writer_s = out.get(timeout=60)
     proc.join(timeout=10)
     stats = hub.stats
@@ -163,6 +181,8 @@ def _one_run(path: Path, ids: list[int], texts: list[str], rate: float, tag: str
         "replies": stats.bot_replies,
         "escalations": stats.escalations,
         "errors": stats.errors,
+        "cpu": cpu,
+        "assigned": hub.router.assigned if hub.router is not None else 0,
         "p50": percentile_or_nan(lags, 0.5) * 1000,
         "p99": percentile_or_nan(lags, 0.99) * 1000,
         "max": max(lags) * 1000 if lags else float("nan"),
@@ -176,16 +196,20 @@ def run(args: argparse.Namespace) -> int:
         return run_http(args)
     if args.conversations is None:
         args.conversations = 2_000
-    from store import Store
+    from store import Store, presence
     from store import lifecycle as lc
 
     if args.messages <= 0 or args.conversations <= 0:
         print("tandem bench hub: --messages and --conversations must be positive")
         return 1
+    if args.agents < 0:
+        print("tandem bench hub: --agents must be zero or more")
+        return 1
     tmp, path, texts, source = scratch(args, "bench-hub.db")
     print(
         f"hub bench: {args.messages} customer messages per run (saturated: one per new conversation;"
-        f" paced: over {args.conversations} conversations); texts: {source}"
+        f" paced: over {args.conversations} conversations); texts: {source};"
+        f" routing {args.routing}, {args.agents} agents online"
     )
     runs: list[tuple[str, float]] = [("saturated", 0.0)]
     if args.rate > 0:
@@ -200,13 +224,17 @@ def run(args: argparse.Namespace) -> int:
                 lc.open_conversation(store, f"bench {i}-{n}", channel="bench")
                 for n in range(n_conv)
             ]
-        r = _one_run(path, ids, part, rate, f"r{i}")
+            for n in range(args.agents):
+                presence.set_presence(store, f"bench-agent-{n}", "online")
+        r = _one_run(path, ids, part, rate, f"r{i}", args.routing)
         rate_hub = r["handled"] / r["seconds"] if r["seconds"] > 0 else float("nan")
         print(
             f"  {name:>16}: hub {rate_hub:8.0f} customer messages/s ({r['handled']} in {r['seconds']:.2f} s;"
             f" writer {len(part) / r['writer_s']:.0f}/s) | {r['replies']} bot replies,"
-            f" {r['escalations']} escalations, {r['errors']} errors | commit->answer lag"
-            f" p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms"
+            f" {r['escalations']} escalations, {r['assigned']} assigned, {r['errors']} errors"
+            f" | commit->answer lag p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms,"
+            f" max {r['max']:.1f} ms | hub CPU {r['cpu']:.2f} s"
+            f" ({r['cpu'] / max(1, r['handled']) * 1000:.3f} ms/message)"
         )
     tmp.cleanup()
     return 0

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from console.channels.api import ApiError, _Buckets, is_number
-from console.policy import queue_order
+from console.policy import RoutingSettings, queue_order
 from store import (
     DatabaseUnavailable,
     Forbidden,
@@ -41,6 +41,7 @@ from store import (
     Taken,
     accounts,
     oversight,
+    presence,
 )
 from store import drafts as draft_store
 from store import kb as kb_store
@@ -48,11 +49,11 @@ from store import lifecycle as lc
 from store.accounts import Account
 from store.feed import Event, Follower, last_event_id, messages_of, read_events
 from store.queries import get_conversation, transcript
+from store.routing import AtCapacity, claim_next
 from store.views import (
     conversation_context,
     earlier_messages,
     supervisor_metrics,
-    waiting_queue,
     wall_rows,
 )
 
@@ -88,6 +89,7 @@ class AgentApi:
     :param db_path: the store
     :param poll_interval: how often the feed pump looks for new events when idle
     :param failure_rate: sustained failed credentials per second per address before 429
+    :param routing: the policy's ``[routing]`` (take-next respects its capacity when on)
     """
 
     def __init__(
@@ -98,8 +100,11 @@ class AgentApi:
         failure_rate: float = 1.0,
         failure_burst: int = 10,
         drafts: DrafterFactory | None = None,
+        routing: RoutingSettings | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        # With routing on, take-next stops at the agent's capacity, as the hub's assignment does.
+        self.routing = routing or RoutingSettings()
         self.poll_interval = poll_interval
         self.drafts = drafts
         self.store = Store(self.db_path)
@@ -165,6 +170,8 @@ class AgentApi:
             raise
         except Forbidden as exc:
             return _error(403, str(exc), "forbidden")
+        except AtCapacity as exc:
+            return _error(409, str(exc), "at_capacity")
         except Taken as exc:
             return _error(409, str(exc), "taken", owner=exc.owner)
         except NotFound as exc:
@@ -272,9 +279,17 @@ class AgentApi:
         return web.json_response({"name": account.name, "role": account.role})
 
     async def presence(self, request: web.Request) -> web.Response:
-        """The console's heartbeat: the supervisor view shows when each agent was last seen."""
+        """The console's heartbeat, and where its agent is: ``{"status": "online" | "away" |
+        "offline"}`` (optional; routing assigns only to ``online``, the wait estimate counts
+        only them)."""
         account = self._account(request)
+        body = await self._body(request)
+        status = body.get("status")
+        if status is not None and status not in presence.PRESENCES:
+            raise ApiError(422, f"status must be one of {', '.join(presence.PRESENCES)}")
         lc.register_agent(self.store, account.name, role=account.role)
+        if status is not None:
+            presence.set_presence(self.store, account.name, status)
         return web.json_response({"ok": True})
 
     async def wall(self, request: web.Request) -> web.Response:
@@ -326,15 +341,16 @@ class AgentApi:
     async def claim_next(self, request: web.Request) -> web.Response:
         """Claim the first conversation in the queue (policy order) that nobody took first."""
         account = self._account(request)
-        for row in queue_order(waiting_queue(self.store)):
-            try:
-                lc.claim(self.store, row["id"], account.name)
-            except Forbidden:
-                raise
-            except StoreError:
-                continue  # taken a moment ago, or closed: the next in line
-            return self._moved(row["id"])
-        raise ApiError(404, "nobody is waiting")
+        routing = self.routing
+        cid = claim_next(
+            self.store,
+            account.name,
+            lambda rows: [r["id"] for r in queue_order(rows)],
+            capacity=routing.capacity_of(account.name) if routing.enabled else None,
+        )
+        if cid is None:
+            raise ApiError(404, "nobody is waiting")
+        return self._moved(cid)
 
     async def kb_search(self, request: web.Request) -> web.Response:
         self._account(request)

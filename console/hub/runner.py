@@ -389,7 +389,7 @@ async def _start_api(
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
     api = ChannelApi(path, token=token, on_post=on_post, settings=settings)
-    agents = AgentApi(path, drafts=_drafter(llm))
+    agents = AgentApi(path, drafts=_drafter(llm), routing=settings.routing if settings else None)
     agents.mount(api.app)
     runner = web.AppRunner(api.app, access_log=None)
     await runner.setup()
