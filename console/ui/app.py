@@ -29,7 +29,14 @@ from textual.message_pump import MessagePump
 from console.kb.rank import warm as warm_ranker
 from console.policy import LEVELS, PolicySettings, level_rank
 from console.ui.alerts import Alert, AlertMode, AlertWatch, NotifyProtocol, osc_notification
-from console.ui.feed import FeedFailed, FeedReader, MetricsChanged, TranscriptChanged, WallChanged
+from console.ui.feed import (
+    FeedFailed,
+    FeedReader,
+    MetricsChanged,
+    TranscriptChanged,
+    WallChanged,
+    Whispered,
+)
 from console.ui.model import next_in_queue, reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
 from console.ui.writer import StoreWriter
@@ -147,7 +154,12 @@ class TandemApp(App[None]):
         self.store = Store(self.db_path)
         self.writer = StoreWriter(Store(self.db_path))
         self.reader = FeedReader(
-            self, self.db_path, interval=interval, metrics=supervisor, sla_s=policy.sla_s
+            self,
+            self.db_path,
+            interval=interval,
+            metrics=supervisor,
+            sla_s=policy.sla_s,
+            agent=agent,
         )
         self.llm: LLM | None = None
         if llm is not None and llm.enabled:
@@ -285,6 +297,7 @@ class TandemApp(App[None]):
         for row in message.rows:
             old = rows.get(row["id"])
             changes.append((old, row))
+            self._taken_from_me(old, row)
             if (
                 old is not None
                 and level_rank(row.get("level")) > level_rank(old.get("level"))
@@ -322,6 +335,39 @@ class TandemApp(App[None]):
             hook = getattr(screen, "rows_changed", None)
             if hook is not None:
                 hook(message.rows)
+
+    def _taken_from_me(self, old: dict[str, Any] | None, row: dict[str, Any]) -> None:
+        """Someone else holds a conversation this agent held (a supervisor barged in, or
+        moved it): say so at once, whatever screen is up."""
+        me = self.agent
+        if old is None or old["state"] != "human" or old.get("owner") != me:
+            return
+        if row["state"] != "human" or row.get("owner") in (None, me):
+            return  # handed back or closed: this agent's own move, or said where it happened
+        name = safe_text(row.get("customer_name") or "?", one_line=True)[:40]
+        who = safe_text(str(row["owner"]), one_line=True)
+        self.notify(
+            f"{who} took over {name} #{row['id']} from you: it is theirs now",
+            title="taken from you",
+            severity="warning",
+            timeout=10,
+            markup=False,
+        )
+        self.bell()
+
+    def on_whispered(self, message: Whispered) -> None:
+        """A supervisor's whisper to this agent: a notification at once (the transcript
+        highlights the line itself)."""
+        row = self.rows.get(message.conversation_id) or {}
+        name = safe_text(row.get("customer_name") or "?", one_line=True)[:40]
+        self.notify(
+            safe_text(message.text)[:300],
+            title=f"whisper from {safe_text(message.author, one_line=True)} · {name} #{message.conversation_id}",
+            severity="warning",
+            timeout=15,
+            markup=False,
+        )
+        self.bell()
 
     def _announce(self, rows: list[dict[str, Any]]) -> None:
         """A conversation turned urgent: say so in words, once, whatever screen is up."""

@@ -22,7 +22,7 @@ from textual.message import Message
 from store import Store
 from store.errors import NotFound, StoreError
 from store.feed import Follower
-from store.queries import get_conversation, transcript
+from store.queries import get_conversation, message, transcript
 from store.routing import PAUSED
 from store.views import conversation_context, supervisor_metrics, wall_rows
 
@@ -61,6 +61,15 @@ class MetricsChanged(Message):
 
 
 @dataclass
+class Whispered(Message):
+    """A supervisor whispered to this console's agent (``store.oversight.whisper``)."""
+
+    conversation_id: int
+    author: str
+    text: str
+
+
+@dataclass
 class FeedFailed(Message):
     """The reader cannot read the store; ``error`` says why in words."""
 
@@ -76,6 +85,7 @@ class FeedReader:
         interval: the shortest time between two posts, in seconds (coalescing).
         metrics: also post :class:`MetricsChanged` (supervisor consoles).
         sla_s: the queue's SLA target per level, for the metrics.
+        agent: whose whispers to announce (:class:`Whispered`).
     """
 
     def __init__(
@@ -86,8 +96,10 @@ class FeedReader:
         interval: float = 0.1,
         metrics: bool = False,
         sla_s: Mapping[str, float] | None = None,
+        agent: str | None = None,
     ) -> None:
         self.app = app
+        self.agent = agent
         self.db_path = Path(db_path)
         self.interval = interval
         self.metrics = metrics
@@ -178,6 +190,8 @@ class FeedReader:
                             touched_context.add(e.conversation_id)
                         if e.kind == "triaged" and e.message_id and e.conversation_id == watched:
                             retriaged.append(e.message_id)
+                        if e.kind == "message" and e.message_id and self._to_me(e.data):
+                            self._whispered(store, e.message_id)
                 if changed or paused:
                     rows = wall_rows(store, ids=sorted(changed)) if changed else []
                     self._post(
@@ -210,6 +224,15 @@ class FeedReader:
         finally:
             follower.close()
             store.close()
+
+    def _to_me(self, data: dict[str, Any] | None) -> bool:
+        return bool(data and data.get("whisper") and self.agent and data.get("to") == self.agent)
+
+    def _whispered(self, store: Store, message_id: int) -> None:
+        m = message(store, message_id)
+        if m is not None:
+            # Straight to the app, past the batching: a whisper is said at once.
+            self.app.post_message(Whispered(m["conversation_id"], m["author"] or "?", m["text"]))
 
     def _post_transcript(
         self,

@@ -239,3 +239,27 @@ def minutes(seconds: float) -> str:
     if m < 60:
         return f"{m}m"
     return f"{m // 60}h {m % 60:02d}m"
+
+
+def viewer_names(
+    row: dict[str, Any] | None, at: float, *, besides: str | None = None
+) -> tuple[str, ...]:
+    """Who has the conversation open at ``at`` (the row's ``viewers``, earliest first), as
+    one-line names; a record past its ``until`` is nobody (its console stopped renewing).
+
+    Args:
+        besides: leave this name out (the agent reading it).
+    """
+    if row is None:
+        return ()
+    return tuple(
+        safe_text(str(v.get("agent") or "?"), one_line=True)
+        for v in row.get("viewers") or ()
+        if (v.get("until") or 0) > at and v.get("agent") != besides
+    )
+
+
+def is_whisper(message: dict[str, Any]) -> bool:
+    """A supervisor's whisper (``store.oversight.whisper``): a note addressed to its owner."""
+    meta = message.get("meta")
+    return message.get("role") == "note" and isinstance(meta, dict) and meta.get("whisper") is True

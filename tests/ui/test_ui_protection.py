@@ -234,6 +234,6 @@ async def test_a_supervisor_gives_the_final_notice_from_the_conversation(db_path
         with Store(db_path) as s:
             assert get_conversation(s, cid)["state"] == "resolved"
             last = transcript(s, cid)[-1]
-            closing = [e for e in read_events(s) if e.conversation_id == cid][-1]
+            closing = [e for e in read_events(s) if e.conversation_id == cid and e.to_state][-1]
         assert (last["role"], last["text"]) == ("system", FINAL_NOTICE_TEXT)
         assert (closing.kind, closing.actor) == ("resolved", "lead")

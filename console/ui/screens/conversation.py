@@ -29,16 +29,18 @@ from console.ui.commands import ScreenCommands
 from console.ui.feed import TranscriptChanged
 from console.ui.model import (
     MASKED_TEXT,
+    is_whisper,
     language_name,
     llm_annotation,
     masked,
     reason_words,
     safe_text,
     status_words,
+    viewer_names,
 )
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
-from store import Store, lifecycle
+from store import Store, lifecycle, oversight
 from store.errors import InvalidInput, StoreError
 from store.handover import for_owner
 from store.kb import terms
@@ -53,6 +55,9 @@ if TYPE_CHECKING:
 
 # The DOM holds at most this many messages; older ones are dropped from the top.
 MAX_MOUNTED = 300
+# How often an open conversation says "still viewing" (store.oversight.VIEW_TTL_S forgives two
+# missed beats).
+VIEW_RENEW_SECONDS = 30.0
 
 
 def message_text(msg: dict[str, Any], agent: str, *, hidden: bool = False) -> Text:
@@ -68,6 +73,13 @@ def message_text(msg: dict[str, Any], agent: str, *, hidden: bool = False) -> Te
             "you"
             if msg.get("author") == agent
             else safe_text(msg.get("author") or "agent", one_line=True)
+        )
+    elif role == "note" and is_whisper(msg):
+        to = (msg.get("meta") or {}).get("to")
+        who = (
+            f"whisper from {safe_text(msg.get('author') or '?', one_line=True)} to "
+            + ("you" if to == agent else safe_text(str(to or "?"), one_line=True))
+            + " (the customer does not see it)"
         )
     elif role == "note":
         who = f"note by {safe_text(msg.get('author') or '?', one_line=True)} (internal)"
@@ -139,6 +151,21 @@ class ConversationScreen(Screen[None]):
             "Final notice",
             id="conversation.final_notice",
             tooltip="Supervisors: an abusive customer warned before gets the final notice; closed",
+        ),
+        # Live oversight, for supervisors watching another agent's conversation.
+        Binding(
+            "w",
+            "whisper",
+            "Whisper",
+            id="conversation.whisper",
+            tooltip="Supervisors: a note only the agent holding it sees, highlighted at once",
+        ),
+        Binding(
+            "B",
+            "barge",
+            "Barge in",
+            id="conversation.barge",
+            tooltip="Supervisors: take this conversation over from the agent holding it",
         ),
         Binding(
             "f6",
@@ -222,6 +249,7 @@ class ConversationScreen(Screen[None]):
             id="composer",
         )
         yield Input(placeholder="internal note (enter saves, escape cancels)", id="note-input")
+        yield Input(id="whisper-input")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -229,6 +257,9 @@ class ConversationScreen(Screen[None]):
         self.call_after_refresh(self._start_watching)
         # Waiting and holding times in the header move on their own.
         self.set_interval(1.0, self._update_header)
+        # Who has it open (this console too): said now, renewed on a beat, withdrawn on close.
+        self._view()
+        self.set_interval(VIEW_RENEW_SECONDS, self._view)
 
     def _start_watching(self) -> None:
         self.query_one("#transcript", VerticalScroll).anchor()
@@ -327,6 +358,12 @@ class ConversationScreen(Screen[None]):
     def on_unmount(self) -> None:
         if self.tandem.reader.watching == self.conversation_id:
             self.tandem.reader.watch(None)
+        cid, me, writer = self.conversation_id, self.tandem.agent, self.tandem.writer
+        writer.run_soon(lambda: oversight.leave(writer.store, cid, me))
+
+    def _view(self) -> None:
+        cid, me, writer = self.conversation_id, self.tandem.agent, self.tandem.writer
+        writer.run_soon(lambda: oversight.view(writer.store, cid, me))
 
     # --- data from the reader -----------------------------------------------------------
 
@@ -397,8 +434,13 @@ class ConversationScreen(Screen[None]):
             for m in new:
                 if m["role"] == "customer":
                     composer.on_customer_message(m["id"])
-        if was_mine and not self.mine and self.conv["state"] == "human":
-            self.notify(f"taken by {self.conv.get('owner')}", severity="warning", markup=False)
+        if was_mine and not self.mine:
+            # Taken from this agent (a supervisor barged in, or moved it): what they were
+            # writing stays in sight, read only; the app has told them already.
+            owner = self.conv.get("owner") if self.conv["state"] == "human" else None
+            composer.freeze(f"taken by {owner}" if owner else "no longer yours")
+        elif self.mine and composer.frozen:
+            composer.thaw()
 
     def _is_hidden(self, m: dict[str, Any]) -> bool:
         reasons = (self.conv or {}).get("reasons") or ()
@@ -411,9 +453,15 @@ class ConversationScreen(Screen[None]):
 
     def _message_widget(self, m: dict[str, Any], agent: str) -> Static:
         self.seen.add(m["id"])
+        classes = f"msg msg-{m['role']}"
+        if is_whisper(m):
+            # A supervisor's whisper stands out; the one addressed to this agent most of all.
+            classes += " msg-whisper" + (
+                " -to-me" if (m.get("meta") or {}).get("to") == agent else ""
+            )
         return Static(
             message_text(m, agent, hidden=self._is_hidden(m)),
-            classes=f"msg msg-{m['role']}",
+            classes=classes,
             markup=False,
             name=str(m["id"]),
         )
@@ -462,6 +510,12 @@ class ConversationScreen(Screen[None]):
         head.append(safe_text(c.get("customer_name") or "?", one_line=True), style="bold")
         head.append(f"  #{c['id']}  ", style="dim")
         head.append(status_words(c, agent))
+        others = viewer_names(
+            self.tandem.rows.get(self.conversation_id), time.time(), besides=agent
+        )
+        if others:
+            head.append("  · also viewing: ", style="dim")
+            head.append(", ".join(others), style="bold italic")
         head.append("\n")
         level = c.get("level") or "calm"
         head.append(f" {level} ", style=BADGE_STYLE.get(level, ""))
@@ -487,14 +541,22 @@ class ConversationScreen(Screen[None]):
             hint.set_class(True, "-hidden")
         else:
             hint.set_class(False, "-hidden")
-            if c["state"] == "human":
+            if c["state"] == "human" and self.tandem.supervisor:
+                hint.update(
+                    f"{c.get('owner')} owns this conversation · w whisper to them · B barge in"
+                    " · ctrl+n note · escape back"
+                )
+            elif c["state"] == "human":
                 hint.update(f"{c.get('owner')} owns this conversation · ctrl+n note · escape back")
             elif c["state"] == "resolved":
                 hint.update("resolved · the customer reopens it by writing again · escape back")
             else:
                 who = "the bot" if c["state"] == "bot" else "the queue"
                 hint.update(f"with {who} · ctrl+t take over · ctrl+n note · escape back")
-        self.query_one(Composer).set_class(self.mine, "-active")
+        composer = self.query_one(Composer)
+        composer.set_class(self.mine, "-active")
+        if self.mine and composer.frozen:
+            composer.thaw()
         self.query_one("#side-context", Static).update(self._context_text())
         self.refresh_bindings()
 
@@ -579,6 +641,9 @@ class ConversationScreen(Screen[None]):
         state = self.conv["state"] if self.conv else None
         if action == "take_over":
             return state in ("bot", "waiting")
+        if action in ("whisper", "barge"):
+            # Someone else holds it and this console is a supervisor's.
+            return self.tandem.supervisor and state == "human" and not self.mine
         if action == "hand_back":
             return self.mine or (state == "human" and self.tandem.supervisor)
         if action == "final_notice":
@@ -598,13 +663,15 @@ class ConversationScreen(Screen[None]):
         return True
 
     def action_back(self) -> None:
-        note = self.query_one("#note-input", Input)
-        if note.has_class("-active"):
-            note.set_class(False, "-active")
-            note.value = ""
-            if self.mine:
-                self.query_one(Composer).focus_editor()
-            return
+        for box in self.query("#note-input, #whisper-input").results(Input):
+            if box.has_class("-active"):
+                box.set_class(False, "-active")
+                box.value = ""
+                if self.mine:
+                    self.query_one(Composer).focus_editor()
+                else:
+                    self.set_focus(None)
+                return
         self.dismiss()
 
     def action_take_over(self) -> None:
@@ -665,20 +732,59 @@ class ConversationScreen(Screen[None]):
     def on_tandem_app_moved(self, message: TandemApp.Moved) -> None:
         if message.conversation_id != self.conversation_id:
             return
-        if message.move == "note":
-            message.stop()  # the note shows in the transcript: no notification
+        if message.move in ("note", "whisper"):
+            if message.move == "note":
+                message.stop()  # the note shows in the transcript: no notification
             self._saving_note = False
-            note = self.query_one("#note-input", Input)
-            note.value = ""
-            note.set_class(False, "-active")
+            box = self.query_one(f"#{message.move}-input", Input)
+            box.value = ""
+            box.set_class(False, "-active")
             if self.mine:
                 self.query_one(Composer).focus_editor()
+            else:
+                self.set_focus(None)
         elif message.move in ("hand_back", "resolve", "final_notice"):
             self.dismiss()
 
     def on_tandem_app_move_failed(self, message: TandemApp.MoveFailed) -> None:
-        if message.move == "note":
+        if message.move in ("note", "whisper"):
             self._saving_note = False  # the text stays in the box to try again
+
+    def action_whisper(self) -> None:
+        owner = (self.conv or {}).get("owner") or "the agent"
+        box = self.query_one("#whisper-input", Input)
+        box.placeholder = (
+            f"whisper to {owner}: only they see it, highlighted (enter sends, escape cancels)"
+        )
+        box.set_class(True, "-active")
+        box.focus()
+
+    @on(Input.Submitted, "#whisper-input")
+    def _whisper(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text or self._saving_note:
+            return
+        self._saving_note = True
+        cid, me = self.conversation_id, self.tandem.agent
+        owner = (self.conv or {}).get("owner") or "the agent"
+        self.tandem.move(
+            "whisper",
+            cid,
+            lambda s: oversight.whisper(s, cid, text, by=me),
+            f"whispered to {owner} on #{cid}",
+            reply_to=self,
+        )
+
+    def action_barge(self) -> None:
+        cid, me = self.conversation_id, self.tandem.agent
+        owner = (self.conv or {}).get("owner") or "the agent"
+        self.tandem.move(
+            "barge",
+            cid,
+            lambda s: oversight.barge(s, cid, by=me),
+            f"#{cid} is yours now: {owner} was told",
+            reply_to=self,
+        )
 
     def action_kb_search(self) -> None:
         from console.ui.screens.kb_search import KbSearchScreen
@@ -800,6 +906,22 @@ class ConversationScreen(Screen[None]):
                     "Final notice and close",
                     "an abusive customer, warned before: the fixed final notice, then resolve",
                     self.action_final_notice,
+                )
+            )
+        if self.check_action("whisper", ()):
+            owner = (self.conv or {}).get("owner")
+            cmds.append(
+                (
+                    f"Whisper to {owner}",
+                    "a note only the agent holding it sees, highlighted at once",
+                    self.action_whisper,
+                )
+            )
+            cmds.append(
+                (
+                    "Barge in",
+                    f"take this conversation over from {owner}, who is told at once",
+                    self.action_barge,
                 )
             )
         cmds.append(

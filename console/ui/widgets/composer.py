@@ -214,6 +214,7 @@ class Composer(Widget):
         self._run_id = 0
         self._close_after_run = False
         self._send_incomplete = False  # the agent was told the draft stops short; send anyway
+        self._frozen_reason = ""
 
     def compose(self) -> ComposeResult:
         yield TextArea(
@@ -330,6 +331,8 @@ class Composer(Widget):
 
     def start_draft(self, instruction: str | None = None) -> None:
         """Replace the editor's text with a new draft (the old draft, if any, is discarded)."""
+        if self.frozen:
+            return  # the conversation is someone else's now
         self._stop_stream()
         self._forget_draft(discard=True)
         self._send_incomplete = False
@@ -457,6 +460,10 @@ class Composer(Widget):
     # --- actions ------------------------------------------------------------------------
 
     def action_send(self) -> None:
+        if self.frozen:
+            # Not this agent's conversation any more: nothing is sent, and they hear why.
+            self.notify(self._frozen_reason, severity="warning", markup=False)
+            return
         if self.streaming:
             # Never send half a draft by accident: stop it, let the agent read, then send.
             self._stop_stream()
@@ -527,6 +534,31 @@ class Composer(Widget):
 
     # --- called by the screen -----------------------------------------------------------
 
+    @property
+    def frozen(self) -> bool:
+        """The conversation was taken from this agent: the reply stays in sight, read only."""
+        return self.has_class("-frozen")
+
+    def freeze(self, reason: str) -> None:
+        """Someone else holds the conversation now: stop any draft, keep the text, refuse edits.
+
+        Args:
+            reason: one line, said again if the agent tries to send ("taken by sam").
+        """
+        self._stop_stream()
+        if self.draft is not None:
+            self.draft.streaming = False
+        self._frozen_reason = reason
+        self.editor.read_only = True
+        self.add_class("-frozen")
+        self.set_status(f"🔒 {reason} · your reply is read only", warning=True)
+
+    def thaw(self) -> None:
+        """The conversation is this agent's again."""
+        self.remove_class("-frozen")
+        self.editor.read_only = self._sending
+        self._show()
+
     def on_takeover(self) -> None:
         """The screen claimed the conversation: the editor is ours, and a draft starts."""
         if self.streaming or (self.draft_id is not None and not self.untouched):
@@ -588,7 +620,7 @@ class Composer(Widget):
         """The screen could not store the reply: the text stays, and ctrl+s tries again."""
         self._sending = False
         self._sent_text = None
-        self.editor.read_only = False
+        self.editor.read_only = self.frozen
         self._show()
 
     def clear(self) -> None:
@@ -596,7 +628,7 @@ class Composer(Widget):
         self._stop_stream()
         self._send_incomplete = False
         self.editor.remove_class("-incomplete")
-        self.editor.read_only = False
+        self.editor.read_only = self.frozen
         self.editor.clear()
         self._inserted = ""
         self._pending.clear()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -29,6 +30,7 @@ from console.ui.model import (
     reason_words,
     safe_text,
     status_words,
+    viewer_names,
 )
 
 TILE_HEIGHT = 7
@@ -151,6 +153,8 @@ class Tile(Widget):
         self.row: dict[str, Any] | None = None
         self.selected = False
         self.rising = False
+        self.viewers: tuple[str, ...] = ()
+        """Who has the conversation open, drawn on the bottom edge."""
         self._sig: tuple[Any, ...] | None = None
         self._lines: list[Strip] | None = None
         self._lines_key: tuple[Any, ...] | None = None
@@ -169,10 +173,13 @@ class Tile(Widget):
             at: the wall's clock, so the waiting time shown moves (only when its words change).
         """
         status = status_words(row, self.agent, at) if row is not None else ""
-        sig = (id(row), selected, rising, status)
+        # Who has it open: a viewer whose record runs out disappears on the next tick.
+        viewers = viewer_names(row, at)
+        sig = (id(row), selected, rising, status, viewers)
         if sig == self._sig:
             return
         self._sig = sig
+        self.viewers = viewers
         self._lines = None
         self.row, self.selected, self.rising = row, selected, rising
         self.refresh()
@@ -255,8 +262,24 @@ class Tile(Widget):
         blank = Strip([left, Segment(" " * (width - 2), body), right], width)
         while len(strips) < TILE_HEIGHT - 1:
             strips.append(blank)
-        strips.append(Strip([Segment(bl + bottom * (width - 2) + br, edge)], width))
+        strips.append(self._bottom(width, edge, bl, bottom, br))
         return strips
+
+    def _bottom(self, width: int, edge: Style, left: str, line: str, right: str) -> Strip:
+        """The bottom edge, carrying who has the conversation open ("sam viewing")."""
+        names = self.viewers
+        if not names or width < 16:
+            return Strip([Segment(left + line * (width - 2) + right, edge)], width)
+        label = " " + ", ".join(names) + (" viewing " if len(names) == 1 else " are viewing ")
+        room = width - 4
+        if cell_len(label) > room:
+            label = set_cell_size(label, room - 2) + "… "
+        segments = [
+            Segment(left + line, edge),
+            Segment(label, edge + Style(italic=True, bold=True)),
+            Segment(line * max(0, width - 3 - cell_len(label)) + right, edge),
+        ]
+        return Strip(Segment.adjust_line_length(segments, width, style=edge), width)
 
     def on_click(self, event: Click) -> None:
         if self.row is not None:

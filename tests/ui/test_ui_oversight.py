@@ -1,0 +1,205 @@
+"""Live oversight in the console (issue 16, point 7): whisper, barge in, who is viewing.
+
+Each test runs one console; the other person's console is the store written from the test,
+as a second console on the same file would write it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Static
+from ui_support import notes, wait_until
+
+from console.ui.app import TandemApp
+from console.ui.screens.conversation import ConversationScreen
+from console.ui.widgets.composer import Composer
+from console.ui.widgets.tile import TILE_HEIGHT, Tile
+from store import Store, lifecycle, oversight
+from store.feed import read_events
+from store.queries import get_conversation, transcript
+
+SIZE = (160, 48)
+
+
+class QuietApp(TandemApp):
+    """Counts the bell instead of ringing it."""
+
+    bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
+
+
+def _held(db_path: Path, agent: str = "ana") -> int:
+    with Store(db_path) as s:
+        lifecycle.register_agent(s, "sam", role="supervisor")
+        cid = lifecycle.open_conversation(s, "Maya")
+        lifecycle.add_customer_message(s, cid, "someone took money from my account")
+        lifecycle.escalate(s, cid, reasons=["fraud"], level="urgent", score=0.9)
+        lifecycle.claim(s, cid, agent)
+    return cid
+
+
+async def _open(pilot: Any, app: TandemApp, cid: int) -> ConversationScreen:
+    await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+    app.open_conversation(cid)
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded,
+        what="the transcript",
+    )
+    assert isinstance(app.screen, ConversationScreen)
+    return app.screen
+
+
+def _whisper_lines(conv: ConversationScreen) -> list[Static]:
+    return list(conv.query(".msg-whisper").results(Static))
+
+
+async def test_a_supervisor_whispers_with_w_and_the_customer_never_sees_it(db_path: Path) -> None:
+    cid = _held(db_path)
+    app = QuietApp(db_path, "sam", supervisor=True, interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        conv = await _open(pilot, app, cid)
+        titles = [t for t, _, _ in conv.palette_commands()]
+        assert "Whisper to ana" in titles and "Barge in" in titles
+        await pilot.press("w", *"ask for the last four digits", "enter")
+        await wait_until(pilot, lambda: _whisper_lines(conv), what="the whisper, shown")
+        line = _whisper_lines(conv)[0]
+        assert "whisper from sam to ana" in str(line.render())
+        assert not line.has_class("-to-me")  # highlighted for ana, not for its writer
+    with Store(db_path) as s:
+        note = transcript(s, cid)[-1]
+        public = transcript(s, cid, include_notes=False)
+    assert (note["role"], note["author"], note["text"]) == (
+        "note",
+        "sam",
+        "ask for the last four digits",
+    )
+    assert note["meta"] == {"whisper": True, "to": "ana"}
+    assert all(m["id"] != note["id"] for m in public)
+
+
+async def test_the_owning_agent_sees_a_whisper_at_once_highlighted(db_path: Path) -> None:
+    cid = _held(db_path)
+    app = QuietApp(db_path, "ana", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        # On the wall: the notification says it, whatever screen is up.
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        with Store(db_path) as s:
+            oversight.whisper(s, cid, "offer the card block first", by="sam")
+        await wait_until(
+            pilot, lambda: "offer the card block first" in notes(app), what="the toast"
+        )
+        toast = next(n for n in app._notifications if n.message == "offer the card block first")
+        assert toast.title.startswith("whisper from sam") and f"#{cid}" in toast.title
+        assert app.bells >= 1
+        # In the conversation: the line stands out, marked as meant for this agent.
+        conv = await _open(pilot, app, cid)
+        await wait_until(pilot, lambda: _whisper_lines(conv), what="the highlighted line")
+        line = _whisper_lines(conv)[0]
+        assert line.has_class("-to-me")
+        assert "whisper from sam to you" in str(line.render())
+        # A whisper arriving while the conversation is open: toast and line, both.
+        with Store(db_path) as s:
+            oversight.whisper(s, cid, "she is a long-time customer", by="sam")
+        await wait_until(pilot, lambda: len(_whisper_lines(conv)) == 2, what="the second line")
+        await wait_until(
+            pilot, lambda: "she is a long-time customer" in notes(app), what="the second toast"
+        )
+
+
+async def test_a_supervisor_barges_in_with_B(db_path: Path) -> None:
+    cid = _held(db_path)
+    app = QuietApp(db_path, "sam", supervisor=True, interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        conv = await _open(pilot, app, cid)
+        assert not conv.query_one(Composer).has_class("-active")
+        await pilot.press("B")
+        await wait_until(pilot, lambda: conv.mine, what="the conversation, the supervisor's")
+        assert conv.query_one(Composer).has_class("-active")
+        assert any("ana was told" in n for n in notes(app))
+    with Store(db_path) as s:
+        assert get_conversation(s, cid)["owner"] == "sam"
+        last = [e for e in read_events(s) if e.conversation_id == cid and e.to_state][-1]
+    assert (last.kind, last.actor, last.data) == (
+        "transferred",
+        "sam",
+        {"from": "ana", "owner": "sam", "reason": "barge"},
+    )
+
+
+async def test_the_displaced_agent_is_told_and_their_reply_turns_read_only(
+    db_path: Path,
+) -> None:
+    cid = _held(db_path)
+    app = QuietApp(db_path, "ana", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        conv = await _open(pilot, app, cid)
+        composer = conv.query_one(Composer)
+        await wait_until(pilot, lambda: not composer.streaming, what="the draft done")
+        composer.clear()
+        composer.focus_editor()
+        await pilot.press(*"Let me check")
+        with Store(db_path) as s:
+            oversight.barge(s, cid, by="sam")
+        await wait_until(pilot, lambda: composer.frozen, what="the reply box, read only")
+        assert composer.editor.read_only and composer.text == "Let me check"
+        assert composer.display  # still in sight
+        assert any("sam took over Maya" in n for n in notes(app))
+        assert app.bells >= 1
+        await pilot.press("ctrl+s")  # refused here, nothing reaches the store
+        await pilot.press(*"!!")
+        assert composer.text == "Let me check"
+    with Store(db_path) as s:
+        assert all(m["role"] != "agent" for m in transcript(s, cid))
+        moves = [(e.kind, e.actor, e.data) for e in read_events(s) if e.kind == "transferred"]
+    assert moves == [("transferred", "sam", {"from": "ana", "owner": "sam", "reason": "barge"})]
+
+
+def _tile(app: TandemApp, cid: int) -> Tile:
+    return next(t for t in app.screen.query(Tile) if t.conversation_id == cid)
+
+
+def _bottom_edge(tile: Tile) -> str:
+    return tile.render_line(TILE_HEIGHT - 1).text
+
+
+async def test_the_tile_shows_who_is_viewing_until_it_runs_out(db_path: Path) -> None:
+    cid = _held(db_path)
+    app = QuietApp(db_path, "ana", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: cid in app.rows, what="the tile")
+        assert "viewing" not in _bottom_edge(_tile(app, cid))
+        with Store(db_path) as s:
+            oversight.view(s, cid, "sam", ttl=3)
+        await wait_until(pilot, lambda: _tile(app, cid).viewers == ("sam",), what="the viewer")
+        assert "sam viewing" in _bottom_edge(_tile(app, cid))
+        # Nobody renews it (a console that died): it runs out on its own, with no event.
+        await wait_until(pilot, lambda: _tile(app, cid).viewers == (), what="the viewer gone")
+        assert "viewing" not in _bottom_edge(_tile(app, cid))
+
+
+async def test_opening_a_conversation_records_the_viewer_and_closing_removes_it(
+    db_path: Path,
+) -> None:
+    cid = _held(db_path)
+    with Store(db_path) as s:
+        oversight.view(s, cid, "ana")  # the owner has it open in their console
+    app = QuietApp(db_path, "sam", supervisor=True, interval=0.05)
+
+    def viewing() -> list[str]:
+        with Store(db_path, migrate=False) as s:
+            return [v["agent"] for v in oversight.viewers(s).get(cid, [])]
+
+    async with app.run_test(size=SIZE) as pilot:
+        conv = await _open(pilot, app, cid)
+        await wait_until(pilot, lambda: "sam" in viewing(), what="sam recorded as viewing")
+        header = conv.query_one("#conv-header", Static)
+        await wait_until(
+            pilot, lambda: "also viewing: ana" in str(header.render()), what="the header"
+        )
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: viewing() == ["ana"], what="sam's view withdrawn")
