@@ -209,7 +209,7 @@ def supervisor_metrics(
         (the same per level, every level named), ``waiting`` (``id``, ``level``, ``wait`` in
         seconds per waiting conversation, longest first), ``waits`` (the seconds alone),
         ``sla_s`` (the target per level used), ``agents`` (name, role, last_seen_at,
-        ``holding``: ids,
+        ``presence``: what their console says, ``None`` if it never said, ``holding``: ids,
         ``abuse_today``: abusive messages shown to them since local midnight, see
         :func:`store.protection.abuse_shown`)
     """
@@ -240,10 +240,11 @@ def supervisor_metrics(
             "name": r["name"],
             "role": r["role"],
             "last_seen_at": r["last_seen_at"],
+            "presence": r["presence"],
             "holding": holding.get(r["name"], []),
             "abuse_today": abuse.get(r["name"], 0),
         }
-        for r in store.query("SELECT name, role, last_seen_at FROM agents ORDER BY name")
+        for r in store.query("SELECT name, role, last_seen_at, presence FROM agents ORDER BY name")
     ]
     return {
         "states": states,

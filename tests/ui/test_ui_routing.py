@@ -94,3 +94,19 @@ async def test_presence_toggles_goes_away_when_idle_and_offline_on_quit(db_path:
     while _presence(db_path, "ana") != "offline" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _presence(db_path, "ana") == "offline"
+
+
+def test_the_supervisor_sees_where_each_agent_is(db_path: Path) -> None:
+    from console.ui.screens.supervisor import seen_words
+    from store.views import supervisor_metrics
+
+    now = time.time()
+    with Store(db_path) as s:
+        presence.set_presence(s, "ana", "away", at=now - 190)
+        lifecycle.register_agent(s, "old")  # a console that never says where it is
+        agents = {a["name"]: a for a in supervisor_metrics(s, at=now)["agents"]}
+    ana = agents["ana"]
+    assert seen_words(ana["presence"], ana["last_seen_at"], now) == "away 3m ago"
+    old = agents["old"]
+    assert old["presence"] is None
+    assert seen_words(old["presence"], old["last_seen_at"], now) == "<1m ago"

@@ -86,6 +86,13 @@ def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
     return (1, -level_rank(row.get("level")), row.get("claimed_at") or 0.0, row["id"])
 
 
+def seen_words(presence: str | None, last_seen_at: float | None, at: float) -> str:
+    """The agents table's "seen" cell: where their console says they are, and since when it
+    last beat ("online 0m ago", "away 3m ago"); the bare time for a console that never said."""
+    seen = minutes(at - last_seen_at) + " ago" if last_seen_at else "-"
+    return f"{presence} {seen}" if presence else seen
+
+
 class SupervisorScreen(Screen[None]):
     """Queues, waits vs SLA and agents, with the supervisor's actions on the selected row."""
 
@@ -235,7 +242,7 @@ class SupervisorScreen(Screen[None]):
             (
                 Text(safe_text(a["name"], one_line=True)),
                 Text(a["role"]),
-                Text(minutes(at - a["last_seen_at"]) + " ago" if a.get("last_seen_at") else "-"),
+                Text(seen_words(a.get("presence"), a.get("last_seen_at"), at)),
                 Text(holds_words(a["holding"])),
                 # Abusive messages in front of them today (revealed, or masked in theirs).
                 Text(str(a.get("abuse_today") or 0), style="bold" if a.get("abuse_today") else ""),
