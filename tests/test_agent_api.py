@@ -197,6 +197,15 @@ async def test_an_agent_is_refused_supervisor_moves_and_nothing_changes(
             (e.kind, e.actor) for e in read_events(store) if e.kind in ("assigned", "transferred")
         ]
     assert moves == [("transferred", "sam"), ("assigned", "sam")]
+    # The hand-over summary went with the transfer (the server's embedded one: no LLM here),
+    # and bob's console finds it with the conversation.
+    status, bobs = await _call(
+        http, "GET", server.agent(f"/conversations/{held}"), server.tokens["bob"]
+    )
+    handover = bobs["handover"]
+    assert status == 200 and isinstance(handover, dict) and handover["author"] == "sam"
+    assert handover["summary"]["engine"] == "embedded"  # type: ignore[index]
+    assert str(handover["text"]).startswith("Wants: ")
 
 
 async def test_agent_moves_record_the_account_and_refuse_non_owners(

@@ -272,11 +272,22 @@ def summary_for(
 
     :raises NotFound: no such conversation
     """
+    return asyncio.run(summary_of(store, conversation_id, agent=agent, llm=llm, timeout=timeout))
+
+
+async def summary_of(
+    store: Store,
+    conversation_id: int,
+    *,
+    agent: str,
+    llm: LLM | None = None,
+    timeout: float | None = None,
+) -> HandoverSummary:
+    """:func:`summary_for` on a running event loop (the server's, for a transfer over the
+    agent API): the store reads are the caller's connection's, the LLM call is awaited."""
     ctx = build_context(store, conversation_id, agent=agent)
     titles = cited_titles(store, ctx)
-    if llm is None or not llm.enabled:
-        return embedded_summary(ctx, titles)
-    return asyncio.run(summarize(ctx, llm=llm, titles=titles, timeout=timeout))
+    return await summarize(ctx, llm=llm, titles=titles, timeout=timeout)
 
 
 def as_meta(summary: HandoverSummary) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from store import (
     StoreError,
     Taken,
     accounts,
+    handover,
     oversight,
     presence,
 )
@@ -68,6 +69,10 @@ class Drafter(Protocol):
 
 
 DrafterFactory = Callable[[Store, str], Drafter]
+
+Summarizer = Callable[[Store, int, str], Awaitable[tuple[str, dict[str, Any]]]]
+"""The hand-over summary a transfer takes along: ``(store, conversation id, receiving agent)``
+-> ``(note text, meta)`` (the server passes :mod:`console.assist.summary`'s in)."""
 
 PREFIX = "/agent/v1"
 MAX_INSTRUCTION = 500
@@ -101,12 +106,14 @@ class AgentApi:
         failure_burst: int = 10,
         drafts: DrafterFactory | None = None,
         routing: RoutingSettings | None = None,
+        summaries: Summarizer | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         # With routing on, take-next stops at the agent's capacity, as the hub's assignment does.
         self.routing = routing or RoutingSettings()
         self.poll_interval = poll_interval
         self.drafts = drafts
+        self.summaries = summaries
         self.store = Store(self.db_path)
         self._failures = _Buckets(failure_rate, failure_burst)
         # One Event per open stream: the pump sets them all when the feed moves. (No shared
@@ -318,6 +325,8 @@ class AgentApi:
                 "messages": transcript(self.store, cid, last=500),
                 "context": conversation_context(self.store, cid),
                 "drafts": draft_store.list_drafts(self.store, cid)[-20:],
+                # The hand-over summary that came with a transfer to the present owner.
+                "handover": handover.for_owner(self.store, cid),
             },
             dumps=_dumps,
         )
@@ -611,7 +620,19 @@ class AgentApi:
         account = self._supervisor(request, "transfer")
         cid = self._cid(request)
         body = await self._body(request)
-        lc.transfer(self.store, cid, self._string(body, "agent"), by=account.name)
+        agent = self._string(body, "agent")
+        summary: tuple[str, dict[str, Any]] | None = None
+        if self.summaries is not None:
+            # The summary the sender's console would show goes with it (store.handover).
+            summary = await self.summaries(self.store, cid, agent)
+        lc.transfer(
+            self.store,
+            cid,
+            agent,
+            by=account.name,
+            summary=summary[0] if summary else None,
+            summary_meta=summary[1] if summary else None,
+        )
         return self._moved(cid)
 
     async def release(self, request: web.Request) -> web.Response:

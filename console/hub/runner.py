@@ -370,6 +370,21 @@ def _drafter(llm_config: Any) -> Any:
     return make
 
 
+def _summarizer(llm_config: Any) -> Any:
+    """The hand-over summary a transfer over the agent API takes along (the LLM's when
+    configured and checked, else the embedded one), written here like the drafts."""
+    from console.assist.summary import as_meta, summary_of
+    from console.llm import LLM
+
+    llm = LLM(llm_config) if llm_config is not None else None
+
+    async def summarize(store: Any, conversation_id: int, agent: str) -> tuple[str, Any]:
+        summary = await summary_of(store, conversation_id, agent=agent, llm=llm)
+        return summary.as_text(), as_meta(summary)
+
+    return summarize
+
+
 async def _start_api(
     path: str | Path,
     listen: tuple[str, int],
@@ -389,7 +404,12 @@ async def _start_api(
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
     api = ChannelApi(path, token=token, on_post=on_post, settings=settings)
-    agents = AgentApi(path, drafts=_drafter(llm), routing=settings.routing if settings else None)
+    agents = AgentApi(
+        path,
+        drafts=_drafter(llm),
+        routing=settings.routing if settings else None,
+        summaries=_summarizer(llm),
+    )
     agents.mount(api.app)
     runner = web.AppRunner(api.app, access_log=None)
     await runner.setup()
