@@ -1,6 +1,8 @@
 """Opening the SQLite file: pragmas, migrations, transactions.
 
 One :class:`Store` per thread: a ``sqlite3`` connection belongs to the thread that opened it.
+``Store("postgresql://...")`` opens the PostgreSQL store instead (store/pg.py), with the same
+methods and the same guarantees.
 Writers use ``BEGIN IMMEDIATE`` so two processes never both hold a read lock and then
 deadlock on the upgrade to a write lock; ``busy_timeout`` makes the loser wait its turn.
 """
@@ -36,17 +38,23 @@ def _busy_timeout_ms() -> int:
         return BUSY_TIMEOUT_MS
 
 
-def resolve_path(cli_value: str | os.PathLike[str] | None = None) -> Path:
-    """The database path: ``--db``, else ``TANDEM_DB``, else ``./tandem.db``.
+def is_url(value: object) -> bool:
+    """Whether a ``--db`` value names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def resolve_path(cli_value: str | os.PathLike[str] | None = None) -> Path | str:
+    """The database: ``--db``, else ``TANDEM_DB``, else ``./tandem.db``.
+
+    A SQLite file is a :class:`Path`; a PostgreSQL server is its URL (``postgresql://...``),
+    kept as a string (a ``Path`` would fold its ``//``).
 
     :param cli_value: the ``--db`` option as given, or ``None``
     """
-    if cli_value:
-        return Path(cli_value)
-    env = os.environ.get("TANDEM_DB")
-    if env:
-        return Path(env)
-    return Path(DEFAULT_PATH)
+    value = cli_value or os.environ.get("TANDEM_DB") or DEFAULT_PATH
+    if is_url(value):
+        return str(value)
+    return Path(value)
 
 
 def _check_file(path: Path) -> None:
@@ -115,28 +123,43 @@ class Store:
     :param readonly: open without write access (reports, ``db status``); the file must exist
     """
 
+    path: Path | str
+    #: ``sqlite`` or ``postgresql``: for the few places whose SQL cannot be shared.
+    backend = "sqlite"
+
+    def __new__(cls, path: str | os.PathLike[str], **kwargs: Any) -> Store:
+        # Store("postgresql://...") is the PostgreSQL store: every caller that opens a store
+        # by its --db value gets the right backend without knowing there are two.
+        if cls is Store and is_url(path):
+            from store.pg import PostgresStore
+
+            return super().__new__(PostgresStore)
+        return super().__new__(cls)
+
     def __init__(
         self, path: str | os.PathLike[str], *, migrate: bool = True, readonly: bool = False
     ) -> None:
-        self.path = Path(path)
+        self.file = Path(path)
+        self.path = self.file
         self.readonly = readonly
-        self._mark = damage_mark(self.path)
-        _check_file(self.path)
-        if readonly and not self.path.exists():
-            raise DatabaseUnavailable(f"{self.path} does not exist")
+        self._mark = damage_mark(self.file)
+        self._data_version: int | None = None
+        _check_file(self.file)
+        if readonly and not self.file.exists():
+            raise DatabaseUnavailable(f"{self.file} does not exist")
         conn: sqlite3.Connection | None = None
         try:
             if readonly:
                 conn = self._connect_readonly()
             else:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {_busy_timeout_ms()}")
             if not readonly:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
                     raise DatabaseUnavailable(
-                        f"{self.path}: cannot switch to WAL mode (got {mode})"
+                        f"{self.file}: cannot switch to WAL mode (got {mode})"
                     )
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -149,7 +172,7 @@ class Store:
                 todo = pending(self)
                 if todo:
                     raise DatabaseUnavailable(
-                        f"{self.path} is read-only and older than this tandem (needs"
+                        f"{self.file} is read-only and older than this tandem (needs"
                         f" {', '.join(todo)}): open it once with write access to migrate it"
                     )
             elif migrate:
@@ -158,11 +181,11 @@ class Store:
             if conn is not None:
                 conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise _friendly(exc, self.path) from None
+                raise _friendly(exc, self.file) from None
             raise
 
     def _connect_readonly(self) -> sqlite3.Connection:
-        uri = _readonly_uri(self.path, immutable=False)
+        uri = _readonly_uri(self.file, immutable=False)
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -174,7 +197,7 @@ class Store:
         # A WAL file in a directory we cannot write: SQLite needs to create the -shm index
         # even to read, unless told that nobody writes the file. In such a directory nobody
         # can (a writer needs the same -shm), so "immutable" is the truth, not a shortcut.
-        uri = _readonly_uri(self.path, immutable=True)
+        uri = _readonly_uri(self.file, immutable=True)
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
     def close(self) -> None:
@@ -201,7 +224,7 @@ class Store:
         """
         if self._mark.exists():
             raise Damaged(
-                f"{self.path} was found damaged ({_read_mark(self._mark)}); {_DAMAGED_ADVICE}"
+                f"{self.file} was found damaged ({_read_mark(self._mark)}); {_DAMAGED_ADVICE}"
             )
         conn = self.conn
         try:
@@ -254,7 +277,7 @@ class Store:
         return True
 
     def _trouble(self, exc: sqlite3.DatabaseError) -> DatabaseUnavailable:
-        error = _friendly(exc, self.path)
+        error = _friendly(exc, self.file)
         if isinstance(error, Damaged) and not self.readonly:
             self.mark_damaged(str(exc))
         return error
@@ -294,6 +317,21 @@ class Store:
             raise InvalidInput(_NOT_UNICODE) from None
         return row
 
+    def feed_changed(self) -> bool:
+        """Whether another connection may have committed since the last call (no table read).
+
+        SQLite's ``data_version`` changes on every commit by another connection; the
+        PostgreSQL store answers from ``LISTEN`` notifications instead.
+        """
+        version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    def wait_feed(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a commit elsewhere (SQLite: a short sleep)."""
+        time.sleep(timeout)
+
 
 def _read_mark(mark: Path) -> str:
     try:
@@ -315,6 +353,8 @@ def open_reader(path: str | os.PathLike[str] | None = None) -> Store:
     backup) is opened read-only instead of refused.
     """
     resolved = resolve_path(path)
+    if isinstance(resolved, str):
+        return Store(resolved)
     if resolved.is_file() and not _writable(resolved):
         return Store(resolved, readonly=True)
     try:

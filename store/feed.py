@@ -87,8 +87,9 @@ class Follower:
     """Follows the feed of the database at ``path`` with its own connection.
 
     Create it anywhere, but call :meth:`poll` from one thread only: the connection is opened
-    on the first poll, in the polling thread. A poll first asks ``PRAGMA data_version``
-    (no table read) and queries ``events`` only when another connection committed.
+    on the first poll, in the polling thread. A poll first asks whether anything committed
+    (SQLite's ``data_version``, PostgreSQL's ``LISTEN``: no table read) and queries ``events``
+    only then; either way it reads the feed by id, so a missed notification loses nothing.
 
     :param path: the database file
     :param after: start after this event id; ``None`` starts at the current end of the feed
@@ -102,7 +103,6 @@ class Follower:
         self.cursor = after
         self.batch = batch
         self._store: Store | None = None
-        self._version: int | None = None
         self._behind = True
 
     def _open(self) -> Store:
@@ -115,10 +115,8 @@ class Follower:
     def poll(self) -> list[Event]:
         """Events committed since the last poll (at most ``batch``), oldest first."""
         store = self._open()
-        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._version and not self._behind:
+        if not store.feed_changed() and not self._behind:
             return []
-        self._version = version
         events = read_events(store, self.cursor or 0, self.batch)
         self._behind = len(events) >= self.batch
         if events:
@@ -130,9 +128,10 @@ class Follower:
         deadline = time.monotonic() + timeout
         while True:
             events = self.poll()
-            if events or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if events or left <= 0:
                 return events
-            time.sleep(interval)
+            self._open().wait_feed(min(interval, left))
 
     def close(self) -> None:
         """Close the follower's connection."""

@@ -5,11 +5,40 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fake_openai import FakeOpenAI
 
 from store import Store
+
+if TYPE_CHECKING:
+    from pg_server import PgServer
+
+#: Test modules whose tests that take ``db_path`` or ``store`` run on both backends.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_store_lifecycle",
+        "test_store_concurrency",
+        "test_store_moves_and_check",
+        "test_store_reads",
+        "test_store_postgres",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the store's own tests against SQLite and a real PostgreSQL server.
+
+    A test that is about the SQLite file itself says ``@pytest.mark.sqlite_only``.
+    """
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if (
+        "backend" in metafunc.fixturenames
+        and module in BOTH_BACKENDS
+        and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +67,36 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """A path for a real SQLite file (not created yet)."""
-    return tmp_path / "tandem.db"
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` unless the module runs on both backends (see pytest_generate_tests)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """A real PostgreSQL server for the session (initdb + pg_ctl, unix socket only)."""
+    from pg_server import start_server
+
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the test's store lives: a real SQLite file (not created yet), or on the
+    PostgreSQL backend the URL of a fresh, migrated database of the session's server."""
+    if backend != "postgresql":
+        yield tmp_path / "tandem.db"
+        return
+    from store.pg import close_pool
+
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.new_database()
+    yield url  # type: ignore[misc]
+    close_pool(url)
 
 
 @pytest.fixture

@@ -1,0 +1,411 @@
+"""The store on PostgreSQL (psycopg 3 and a connection pool), behind the same functions.
+
+A :class:`PgStore` is what ``Store("postgresql://...")`` returns. Its ``conn`` speaks the
+store's SQLite SQL (store/dialect.py rewrites each statement once) and answers like
+``sqlite3``: rows index by position and by name, ``lastrowid`` is the new row's id, a unique
+conflict raises ``sqlite3.IntegrityError``. So every store function runs unchanged.
+
+Single writer, as on SQLite: every write transaction first takes one transaction-scoped
+advisory lock. Why not per-row locks or SERIALIZABLE: the lifecycle's moves are "read the
+state, check the move, write", and the feed's ids must become visible in id order (a follower
+reads ``id > cursor`` and must never skip a row that commits later with a smaller id). One
+lock gives both exactly as ``BEGIN IMMEDIATE`` does, with no retry loop on serialization
+failures; a write transaction is a few statements long, so the lock is held for a
+millisecond or two. Readers never take it (PostgreSQL's MVCC).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.adapt import Loader
+from psycopg.rows import RowMaker
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from store.db import Params, Store
+from store.dialect import translate
+from store.errors import DatabaseUnavailable, InvalidInput, ReadOnly
+
+#: The advisory lock every write transaction holds (any constant; "Tandem" in ASCII).
+WRITE_LOCK = 0x54616E64656D
+#: The channel the feed's trigger notifies on each committed insert into ``events``.
+FEED_CHANNEL = "tandem_feed"
+#: A follower reads the feed at least this often even without a notification (one is lost
+#: when the listening connection drops and comes back, for instance).
+FEED_RESCAN_S = 1.0
+
+_NOT_UNICODE = "text is not valid Unicode (it holds a lone surrogate)"
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages and ``tandem db status``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _timeout_ms() -> int:
+    try:
+        return max(0, int(os.environ.get("TANDEM_BUSY_TIMEOUT_MS", 5000)))
+    except ValueError:
+        return 5000
+
+
+class Row(tuple[Any, ...]):
+    """A result row: by position like a tuple, by column name like ``sqlite3.Row``."""
+
+    __slots__ = ()
+    _index: dict[str, int] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        """The column names, in order (``dict(row)`` uses it)."""
+        return list(self._index)
+
+
+_ROW_CLASSES: dict[tuple[str, ...], type[Row]] = {}
+_ROW_LOCK = threading.Lock()
+
+
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    cls = _ROW_CLASSES.get(names)
+    if cls is None:
+        with _ROW_LOCK:
+            index = {name: i for i, name in reversed(list(enumerate(names)))}
+            cls = _ROW_CLASSES.setdefault(names, type("Row", (Row,), {"_index": index}))
+    return cls
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> RowMaker[Row]:
+    description = cursor.description
+    if description is None:
+        return lambda values: Row(values)
+    cls = _row_class(tuple(col.name for col in description))
+    return lambda values: cls(values)
+
+
+class _NumericLoader(Loader):
+    """``sum()`` of integers is NUMERIC in PostgreSQL: an int (or float) as SQLite gives."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+
+
+class _Inserted:
+    """What ``execute`` returns for an ``INSERT`` whose new id was asked back."""
+
+    __slots__ = ("lastrowid", "rowcount")
+
+    def __init__(self, lastrowid: int | None, rowcount: int) -> None:
+        self.lastrowid = lastrowid
+        self.rowcount = rowcount
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchall(self) -> list[Row]:
+        return []
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(())
+
+
+class Connection:
+    """A psycopg connection that takes the store's SQLite statements (see the module doc)."""
+
+    def __init__(self, raw: psycopg.Connection[Row], id_tables: frozenset[str]) -> None:
+        self.raw = raw
+        self.id_tables = id_tables
+        self.in_transaction = False
+
+    def execute(self, sql: str, params: Params = ()) -> Any:
+        """Run one statement; the result reads like a ``sqlite3.Cursor``."""
+        t = translate(sql, self.id_tables)
+        try:
+            cur = self.raw.execute(t.sql, params or None, prepare=None)
+            if t.id_table is None:
+                return cur
+            row = cur.fetchone()
+        except psycopg.Error as exc:
+            raise _mapped(exc) from None
+        if row is None and t.conflict_is_error:
+            raise sqlite3.IntegrityError(f"UNIQUE constraint failed: {t.id_table}")
+        return _Inserted(None if row is None else int(row[0]), cur.rowcount)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        """Run one statement for each parameter row (one round trip per batch, pipelined)."""
+        t = translate(sql, frozenset())
+        try:
+            with self.raw.cursor() as cur:
+                cur.executemany(t.sql, rows)
+        except psycopg.Error as exc:
+            raise _mapped(exc) from None
+
+
+def _mapped(exc: psycopg.Error) -> Exception:
+    """The exception the store's callers expect for ``exc`` (they were written for sqlite3)."""
+    if isinstance(exc, pgerrors.UniqueViolation):
+        return sqlite3.IntegrityError(f"UNIQUE constraint failed: {exc.diag.message_primary}")
+    if isinstance(exc, psycopg.IntegrityError):
+        return sqlite3.IntegrityError(str(exc.diag.message_primary or exc))
+    if isinstance(exc, pgerrors.LockNotAvailable | pgerrors.QueryCanceled):
+        return DatabaseUnavailable(
+            f"the database is locked by another writer (waited {_timeout_ms()} ms)"
+        )
+    if isinstance(exc, pgerrors.ReadOnlySqlTransaction | pgerrors.InsufficientPrivilege):
+        return ReadOnly(f"the database refused a write: {exc.diag.message_primary or exc}")
+    if isinstance(exc, pgerrors.CharacterNotInRepertoire | pgerrors.UntranslatableCharacter):
+        return InvalidInput("text holds a character PostgreSQL cannot store (a NUL byte)")
+    if isinstance(exc, psycopg.DataError) and "0x00" in str(exc):
+        return InvalidInput("text holds a character PostgreSQL cannot store (a NUL byte)")
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(f"the database server is unreachable: {_first_line(exc)}")
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _configure(raw: psycopg.Connection[Any]) -> None:
+    raw.adapters.register_loader("numeric", _NumericLoader)
+    raw.row_factory = _rows
+    # A writer waits this long for the write lock (SQLite's busy_timeout); a statement never
+    # hangs on a lock forever.
+    raw.execute(f"SET lock_timeout = {_timeout_ms()}")
+
+
+def _reset(raw: psycopg.Connection[Any]) -> None:
+    raw.execute("UNLISTEN *")
+
+
+_POOLS: dict[str, ConnectionPool[psycopg.Connection[Any]]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(url: str) -> ConnectionPool[psycopg.Connection[Any]]:
+    """One pool per server and process: stores opened and closed again reuse connections."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(url)
+        if pool is None or pool.closed:
+            pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=int(os.environ.get("TANDEM_PG_POOL", "32")),
+                kwargs={"autocommit": True},
+                configure=_configure,
+                reset=_reset,
+                timeout=float(os.environ.get("TANDEM_PG_CONNECT_TIMEOUT", "10")),
+                open=False,
+                name="tandem",
+            )
+            pool.open(wait=False)
+            _POOLS[url] = pool
+        return pool
+
+
+def _id_tables(raw: psycopg.Connection[Any]) -> frozenset[str]:
+    rows = raw.execute(
+        "SELECT table_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND column_name = 'id' AND is_identity = 'YES'"
+    ).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+class PostgresStore(Store):
+    """:class:`store.db.Store` on a PostgreSQL server: ``Store("postgresql://...")`` is one.
+
+    :param url: ``postgresql://user:password@host:port/dbname`` (libpq's URL and parameters)
+    :param migrate: apply pending migrations
+    :param readonly: never write (``db status`` and reports of a server the user may only read)
+    """
+
+    backend = "postgresql"
+
+    def __init__(
+        self, url: str | os.PathLike[str], *, migrate: bool = True, readonly: bool = False
+    ) -> None:
+        self.url = str(url)
+        self.path = redacted(self.url)
+        self.readonly = readonly
+        self._listening = False
+        self._rescan_at = 0.0
+        self._pool = _pool(self.url)
+        try:
+            raw = self._pool.getconn()
+        except PoolTimeout:
+            raise DatabaseUnavailable(
+                f"{self.path}: cannot connect to the database server"
+                f" ({_pool_error(self._pool) or 'timed out'})"
+            ) from None
+        self._raw: psycopg.Connection[Any] | None = raw
+        try:
+            from store.migrations_pg import migrate as run_migrations
+            from store.migrations_pg import pending
+
+            self.conn = cast(sqlite3.Connection, Connection(raw, frozenset()))
+            if readonly:
+                todo = pending(self)
+                if todo:
+                    raise DatabaseUnavailable(
+                        f"{self.path} is older than this tandem (needs {', '.join(todo)}):"
+                        " open it once with write access to migrate it"
+                    )
+            elif migrate:
+                run_migrations(self)
+            self.pg.id_tables = _id_tables(raw)
+        except BaseException as exc:
+            self._give_back()
+            if isinstance(exc, psycopg.Error):
+                raise _mapped(exc) from None
+            raise
+
+    def _give_back(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            with suppress(Exception):
+                self._pool.putconn(raw)
+
+    @property
+    def pg(self) -> Connection:
+        """The translating connection (for the store's PostgreSQL-only code)."""
+        return cast(Connection, self.conn)
+
+    def close(self) -> None:
+        """Give the connection back to the pool; the object is unusable afterwards."""
+        self._give_back()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the write lock: commit on success, roll back on error."""
+        if self.readonly:
+            raise ReadOnly(f"{self.path} was opened read-only")
+        conn = self.pg
+        raw = conn.raw
+        try:
+            raw.execute("BEGIN")
+            conn.in_transaction = True
+            raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        except psycopg.Error as exc:
+            self._rollback()
+            raise _mapped(exc) from None
+        try:
+            yield self.conn
+            raw.execute("COMMIT")
+            conn.in_transaction = False
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, psycopg.Error):
+                raise _mapped(exc) from None
+            if isinstance(exc, UnicodeEncodeError):
+                raise InvalidInput(_NOT_UNICODE) from None
+            raise
+
+    def _rollback(self) -> None:
+        conn = self.pg
+        conn.in_transaction = False
+        with suppress(psycopg.Error):
+            conn.raw.execute("ROLLBACK")
+
+    def probe_write(self) -> None:
+        """Commit a write transaction that changes nothing; raise if the server refuses it."""
+        with self.write() as conn:
+            conn.execute("SELECT 1")
+
+    def mark_damaged(self, why: str) -> None:
+        """Nothing to mark: the server keeps its own pages (``amcheck`` reports damage)."""
+
+    def clear_damage_mark(self) -> bool:
+        """No mark is ever written for a server (see :meth:`mark_damaged`)."""
+        return False
+
+    def _execute(self, sql: str, params: Params) -> Any:
+        try:
+            return self.pg.execute(sql, params)
+        except UnicodeEncodeError:
+            raise InvalidInput(_NOT_UNICODE) from None
+
+    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Run a read query and return all rows."""
+        return cast(list[sqlite3.Row], self._execute(sql, params).fetchall())
+
+    def rows(self, sql: str, params: Params = ()) -> Iterator[sqlite3.Row]:
+        """Run a read query and yield its rows."""
+        yield from self._execute(sql, params)
+
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Run a read query and return the first row or ``None``."""
+        return cast("sqlite3.Row | None", self._execute(sql, params).fetchone())
+
+    def feed_changed(self) -> bool:
+        """Whether a new feed event may have committed since the last call.
+
+        The first call starts listening and answers ``True``; so does a call at least
+        :data:`FEED_RESCAN_S` after the last ``True`` (a lost notification costs at most that).
+        """
+        raw = self.pg.raw
+        nowm = time.monotonic()
+        if not self._listening:
+            raw.execute(f"LISTEN {FEED_CHANNEL}")
+            self._listening = True
+            self._rescan_at = nowm + FEED_RESCAN_S
+            return True
+        got = any(True for _ in raw.notifies(timeout=0))
+        if got or nowm >= self._rescan_at:
+            self._rescan_at = nowm + FEED_RESCAN_S
+            return True
+        return False
+
+    def wait_feed(self, timeout: float) -> None:
+        """Block until a feed notification arrives or ``timeout`` seconds pass."""
+        if not self._listening:
+            return
+        for _ in self.pg.raw.notifies(timeout=max(0.0, timeout), stop_after=1):
+            self._rescan_at = 0.0  # the next feed_changed() answers True
+            return
+
+
+def _pool_error(pool: ConnectionPool[Any]) -> str:
+    with suppress(Exception):
+        stats = pool.get_stats()
+        if stats.get("connections_errors"):
+            return "connection refused or authentication failed"
+    return ""
+
+
+def close_pool(url: str) -> None:
+    """Close this process's pool for ``url`` (its connections end; a later open makes a new one)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.pop(url, None)
+    if pool is not None:
+        with suppress(Exception):
+            pool.close(timeout=1)
+
+
+def close_pools() -> None:
+    """Close every pool of this process (a command that exits, a test that stops a server)."""
+    with _POOLS_LOCK:
+        for pool in _POOLS.values():
+            with suppress(Exception):
+                pool.close(timeout=1)
+        _POOLS.clear()

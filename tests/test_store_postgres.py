@@ -1,0 +1,184 @@
+"""The PostgreSQL store's own parts: its schema against SQLite's, its migrations, its lock,
+the feed's notifications, and the rewriting of the store's SQL (store/dialect.py).
+
+The store's behaviour on PostgreSQL is tested by the store's own suites, which run on both
+backends (tests/conftest.py: BOTH_BACKENDS); these are what only PostgreSQL has.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from pg_server import PgServer
+
+from store import DatabaseUnavailable, Store, migrations_pg
+from store import lifecycle as lc
+from store.dialect import translate
+from store.feed import Follower
+from store.migrations import migrations
+from store.pg import WRITE_LOCK, PostgresStore
+
+
+def _sqlite_columns(path: Path) -> dict[str, list[str]]:
+    store = Store(path)
+    tables = [
+        r[0]
+        for r in store.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " AND name NOT LIKE 'kb_fts%' AND name != '_sqlite_migrations'"
+        )
+    ]
+    return {t: [r[1] for r in store.query(f"PRAGMA table_info({t})")] for t in tables}
+
+
+def test_both_schemas_have_the_same_tables_and_columns(tmp_path: Path, pg_server: PgServer) -> None:
+    pg = Store(pg_server.empty_database())
+    assert isinstance(pg, PostgresStore)
+    assert migrations_pg.columns(pg) == _sqlite_columns(tmp_path / "t.db")
+    assert migrations_pg.applied(pg) == [m.name for m in migrations._migrations]
+
+
+@pytest.mark.parametrize("stop", [m.name for m in migrations._migrations[1:]])
+def test_an_old_database_is_migrated_on_open(pg_server: PgServer, stop: str) -> None:
+    url = pg_server.empty_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {migrations_pg.TABLE} (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        for name, statements in migrations_pg.steps():
+            if name == stop:
+                break
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[call-overload]
+            conn.execute(f"INSERT INTO {migrations_pg.TABLE} VALUES (%s, 0)", (name,))
+    store = Store(url)
+    assert migrations_pg.applied(store) == [m.name for m in migrations._migrations]
+    cid = lc.open_conversation(store, "Maya")
+    assert lc.add_customer_message(store, cid, "still works").message_id > 0
+
+
+def _open(url: str) -> list[str]:
+    return migrations_pg.applied(Store(url))  # type: ignore[arg-type]
+
+
+def test_processes_opening_a_fresh_database_at_once_migrate_once(pg_server: PgServer) -> None:
+    url = pg_server.empty_database()
+    with mp.get_context("spawn").Pool(4) as pool:
+        results = pool.map(_open, [url] * 4)
+    assert all(r == results[0] for r in results)
+    assert len(results[0]) == len(migrations._migrations)
+
+
+def test_a_held_write_lock_is_a_sentence_after_the_busy_timeout(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = pg_server.new_database()
+    monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "100")
+    from store.pg import close_pool
+
+    close_pool(url)  # the pool's connections read the timeout when they connect
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        store = Store(url)
+        with pytest.raises(DatabaseUnavailable, match="locked"):
+            lc.open_conversation(store, "Maya")
+        holder.rollback()
+    assert Store(url).one("SELECT count(*) FROM conversations")[0] == 0
+    close_pool(url)
+
+
+def test_an_unreachable_server_is_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_PG_CONNECT_TIMEOUT", "1")
+    with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        Store(f"postgresql://tandem@/nothing?host={tmp_path}&port=1")
+
+
+def test_a_follower_wakes_on_the_notification(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    store = Store(url)
+    cid = lc.open_conversation(store, "Maya")
+    follower = Follower(url, after=None)
+    assert follower.poll() == []  # starts listening at the end of the feed
+
+    def write_later() -> None:
+        time.sleep(0.2)
+        lc.add_customer_message(Store(url), cid, "hello")
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    # One long wait, not a loop of short polls: the notification ends it.
+    events = follower.wait(timeout=30, interval=30)
+    writer.join()
+    assert [e.kind for e in events] == ["message"]
+    follower.close()
+
+
+def test_a_lost_notification_loses_no_event(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    store = Store(url)
+    cid = lc.open_conversation(store, "Maya")
+    follower = Follower(url, after=0)
+    assert [e.kind for e in follower.poll()] == ["opened"]
+    # Written while nobody listens on the follower's connection: its notification is lost.
+    follower_store = follower._open()
+    follower_store.pg.raw.execute("UNLISTEN *")
+    lc.add_customer_message(store, cid, "one")
+    follower_store.pg.raw.execute("LISTEN tandem_feed")
+    deadline = time.monotonic() + 30
+    seen: list[str] = []
+    while not seen and time.monotonic() < deadline:
+        seen = [e.kind for e in follower.wait(timeout=0.5, interval=0.1)]
+    assert seen == ["message"]
+    follower.close()
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "postgres"),
+    [
+        (
+            "SELECT a FROM t WHERE b = ? AND c LIKE '%x?%'",
+            "SELECT a FROM t WHERE b = %s AND c LIKE '%%x?%%'",
+        ),
+        (
+            "SELECT 1 FROM t WHERE a IS NOT ? AND b IS ? AND c IS NULL",
+            "SELECT 1 FROM t WHERE a IS DISTINCT FROM %s AND b IS NOT DISTINCT FROM %s AND c IS NULL",
+        ),
+        ("SELECT 'this is it' FROM t", "SELECT 'this is it' FROM t"),
+        (
+            "INSERT OR IGNORE INTO agents (name) VALUES (?)",
+            "INSERT INTO agents (name) VALUES (%s) ON CONFLICT DO NOTHING",
+        ),
+        (
+            "SELECT count(*) FROM (SELECT id FROM a EXCEPT SELECT id FROM b)",
+            "SELECT count(*) FROM (SELECT id FROM a EXCEPT SELECT id FROM b) AS _sub0",
+        ),
+        (
+            "SELECT json_extract(e.data, '$.owner') FROM events e",
+            "SELECT ((e.data)::jsonb ->> 'owner') FROM events e",
+        ),
+        (
+            "SELECT CAST(at / 3600 AS INTEGER) FROM events",
+            "SELECT CAST(trunc(at / 3600) AS BIGINT) FROM events",
+        ),
+        ("SELECT a FROM t WHERE b >= :since", "SELECT a FROM t WHERE b >= %(since)s"),
+        (
+            "INSERT INTO c (n, e) VALUES (?, ?) ON CONFLICT(n) DO UPDATE SET e = max(e, excluded.e)",
+            "INSERT INTO c (n, e) VALUES (%s, %s) ON CONFLICT(n) DO UPDATE SET e = GREATEST(c.e, excluded.e)",
+        ),
+    ],
+)
+def test_the_store_sql_is_rewritten_for_postgresql(sqlite: str, postgres: str) -> None:
+    assert translate(sqlite).sql == postgres
+
+
+def test_an_insert_returns_its_id_and_a_conflict_stays_an_error() -> None:
+    t = translate("INSERT INTO messages (a) VALUES (?)", frozenset({"messages"}))
+    assert t.sql == "INSERT INTO messages (a) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id"
+    assert (t.id_table, t.conflict_is_error) == ("messages", True)
