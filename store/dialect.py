@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# Keys of JSON documents the store compares as booleans (SQLite's json_extract gives 0/1 for
-# true/false, PostgreSQL's ->> gives the text 'true'): everything else is read as text.
+# Keys of JSON documents the store reads as booleans (SQLite's json_extract gives 0/1 for
+# true/false, PostgreSQL's ->> gives the text 'true') or as numbers (compared with a number,
+# or the max of times): everything else is read as text.
 _JSON_BOOLEAN_KEYS = frozenset({"abusive"})
+_JSON_NUMBER_KEYS = frozenset({"until", "reopened"})
 
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
@@ -44,6 +46,8 @@ def _json_extract(match: re.Match[str]) -> str:
     column, key = match.group(1), match.group(2)
     if key in _JSON_BOOLEAN_KEYS:
         return f"(({column})::jsonb -> '{key}')::boolean"
+    if key in _JSON_NUMBER_KEYS:
+        return f"(({column})::jsonb ->> '{key}')::double precision"
     return f"(({column})::jsonb ->> '{key}')"
 
 
