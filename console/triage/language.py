@@ -86,7 +86,8 @@ class LanguageDetector:
             sample = sample.replace("\n", " ").replace("\r", " ")
         try:
             labels, probs = self._model.predict(sample, k=TOP_K)
-        except (ValueError, RuntimeError):
+        except (ValueError, RuntimeError, TypeError):
+            # TypeError: pybind11 refuses a str it cannot encode (a lone surrogate).
             return Detected(self.default, 0.0, (self.default,))
         best = ""
         best_p = 0.0
