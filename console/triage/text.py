@@ -253,56 +253,103 @@ def compile_pattern(pattern: str, canon: Callable[[str], str] | None = None) -> 
 class PhraseMatcher:
     """Find hand-written phrases in a token list in one pass.
 
-    Each pattern stays compiled as a short list of slots (no cartesian expansion, so hundreds of
-    thousands of phrasings cost a few kilobytes); patterns are indexed by the tokens their first
-    slot accepts, and a C-speed set intersection skips texts that contain none of them.
-    Patterns without optional slots are matched by a flat loop; only the others recurse.
+    Each pattern stays compiled as a short list of slots (no cartesian expansion of the whole
+    pattern, so hundreds of thousands of phrasings cost a few kilobytes). Most patterns are
+    indexed by the pairs of words their first two slots accept, so a position costs one
+    lookup instead of trying every pattern that starts with a common word ("i", "no", "get")
+    and failing at the second; one-word patterns by their word; the few whose second slot is
+    optional or a wildcard by their first word. A C-speed set intersection skips texts that
+    contain no first word at all.
     """
 
     def __init__(
         self, lexicon: Mapping[str, Iterable[str]], canon: Callable[[str], str] | None = None
     ) -> None:
-        self._index: dict[str, list[tuple[Slots, str, bool]]] = {}
+        # Labels in lexicon order, so hits come out in the same order whatever the index.
+        self._single: dict[str, list[str]] = {}
+        self._pairs: dict[tuple[str, str], list[_Entry]] = {}
+        self._other: dict[str, list[_Entry]] = {}
         for label, patterns in lexicon.items():
             for pattern in patterns:
                 for slots in compile_pattern(pattern, canon):
-                    flat = not any(optional for _, optional in slots)
-                    for tok in slots[0][0]:
-                        self._index.setdefault(tok, []).append((slots, label, flat))
-        self.first = frozenset(k for k in self._index if k != "*")
+                    self._add(slots, label)
+        firsts = set(self._single) | set(self._other) | {a for a, _ in self._pairs}
+        self.first = frozenset(firsts - {"*"})
+
+    def _add(self, slots: Slots, label: str) -> None:
+        head = slots[0][0]
+        if len(slots) == 1:
+            for tok in head:
+                labels = self._single.setdefault(tok, [])
+                if label not in labels:
+                    labels.append(label)
+            return
+        second, optional = slots[1]
+        if optional or "*" in second or "*" in head:
+            entry = (slots, 1, label, not any(opt for _, opt in slots))
+            for tok in head:
+                self._other.setdefault(tok, []).append(entry)
+            return
+        # The rest of the pattern after its first two words.
+        entry = (slots, 2, label, not any(opt for _, opt in slots[2:]))
+        for a in head:
+            for b in second:
+                self._pairs.setdefault((a, b), []).append(entry)
 
     def find(self, toks: list[str]) -> list[tuple[int, int, str]]:
         """``(start, end, label)`` for phrase occurrences (the longest per label and start)."""
-        if self.first.isdisjoint(toks):
+        first = self.first
+        if first.isdisjoint(toks):
             return []
         hits: list[tuple[int, int, str]] = []
         n = len(toks)
-        index = self._index
-        first = self.first
+        single = self._single
+        pairs = self._pairs
+        other = self._other
         for i in [i for i, tok in enumerate(toks) if tok in first]:
-            entries = index[toks[i]]
+            tok = toks[i]
             best: dict[str, int] = {}
-            for slots, label, flat in entries:
-                if flat:
-                    end = i + len(slots)
-                    if end > n:
-                        continue
-                    j = i + 1
-                    for choices, _ in slots[1:]:
-                        t = toks[j]
-                        if t not in choices and "*" not in choices:
-                            break
-                        j += 1
-                    else:
-                        if end > best.get(label, -1):
-                            best[label] = end
-                    continue
-                end = _longest(slots, 1, toks, i + 1, n)
-                if end >= 0 and end > best.get(label, -1):
-                    best[label] = end
+            labels = single.get(tok)
+            if labels is not None:
+                for label in labels:
+                    best[label] = i + 1
+            if i + 1 < n:
+                entries = pairs.get((tok, toks[i + 1]))
+                if entries is not None:
+                    _extend(best, entries, toks, i, n)
+            entries = other.get(tok)
+            if entries is not None:
+                _extend(best, entries, toks, i, n)
             for label, end in best.items():
                 hits.append((i, end, label))
         return hits
+
+
+# A pattern in the index: its slots, the slot matching resumes at, its label, and whether the
+# rest has no optional slot (then a flat loop suffices).
+_Entry = tuple[Slots, int, str, bool]
+
+
+def _extend(best: dict[str, int], entries: list[_Entry], toks: list[str], i: int, n: int) -> None:
+    """Record in ``best`` the longest end per label of ``entries`` matched at ``toks[i]``."""
+    for slots, k, label, flat in entries:
+        if flat:
+            end = i + len(slots)
+            if end > n:
+                continue
+            j = i + k
+            for choices, _ in slots[k:]:
+                t = toks[j]
+                if t not in choices and "*" not in choices:
+                    break
+                j += 1
+            else:
+                if end > best.get(label, -1):
+                    best[label] = end
+            continue
+        end = _longest(slots, k, toks, i + k, n)
+        if end >= 0 and end > best.get(label, -1):
+            best[label] = end
 
 
 def _longest(slots: Slots, k: int, toks: list[str], j: int, n: int) -> int:

@@ -153,12 +153,12 @@ class WordMapper:
     def map(self, toks: list[str]) -> list[str]:
         """``toks`` with stems and corrections applied (the same list when nothing changes)."""
         # Two set differences in C leave only words never seen before or ones that change:
-        # on live traffic that is usually nothing at all.
-        todo = set(toks)
-        todo.difference_update(self.vocabulary)
+        # on live traffic that is usually nothing at all. (``set - frozenset`` walks the
+        # message's few words; ``difference_update`` would walk the whole vocabulary.)
+        todo = set(toks) - self.vocabulary
         if not todo:
             return toks
-        todo.difference_update(self._same)
+        todo = todo - self._same
         if not todo:
             return toks
         memo = self._memo
