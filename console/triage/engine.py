@@ -752,17 +752,27 @@ class TriageEngine:
     def _vote(self, toks: list[str]) -> str:
         """The language whose function words the message is full of, or "" if unclear.
 
-        At least :data:`VOTE_WORDS` of one language's function words and twice as many as of
-        any other; otherwise the model decides. (On dev.csv this fires on 2,653 of 3,882
-        messages and disagrees with the model on 7, each an English message the model misread:
-        all capitals, or "Ok, thank you so much!".)
+        At least :data:`VOTE_WORDS` of one language's function words and either twice as many
+        as of any other, or more than any other and among them a word no other language has
+        while the message has no word only another language has ("can i reset my pin?": "i",
+        "my" are also Scandinavian or Italian, "can" and "my" only English). Otherwise the
+        model decides. (On dev.csv the first rule fires on 2,653 of 3,882 messages and
+        disagrees with the model on 7, each an English message the model misread: all
+        capitals, or "Ok, thank you so much!". The second decides 3,065 of the 5,891 real
+        customer messages the first leaves to the model, where the model is slower than the
+        whole engine; it disagrees with the model on 6, each an English message the model read
+        as Hungarian, French or Norwegian, and picks the right language for all 58 of our own
+        sets' messages it decides.)
         """
         owners = self._function_words
         counts: dict[str, int] = {}
         get = owners.get
+        only = ""  # the one language with words of its own here, "-" when several have some
         for t in toks[:VOTE_TOKENS]:
             langs = get(t)
             if langs is not None:
+                if len(langs) == 1:
+                    only = langs[0] if only in ("", langs[0]) else "-"
                 for code in langs:
                     counts[code] = counts.get(code, 0) + 1
         best, top, second = "", 0, 0
@@ -771,7 +781,9 @@ class TriageEngine:
                 best, top, second = code, n, top
             elif n > second:
                 second = n
-        return best if top >= VOTE_WORDS and top >= 2 * second else ""
+        if top < VOTE_WORDS:
+            return ""
+        return best if top >= 2 * second or (top > second and only == best) else ""
 
     def _closer(self, toks: list[str], lang: str, other: str) -> str:
         """Of two sibling languages, the one more of whose own words ``toks`` contains."""

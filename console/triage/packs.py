@@ -168,6 +168,16 @@ class Pack:
         """Reasons whose structure is complete in one sentence of ``toks``."""
         if not self.structures or self._structure_words.isdisjoint(toks):
             return []
+        # Only a structure complete in the whole message can be complete in one sentence:
+        # most messages have none, and need no sentence splitting.
+        present = self._structure_words.intersection(toks)
+        candidates = [
+            (reason, groups)
+            for reason, groups in self.structures
+            if all(not g.isdisjoint(present) for g in groups)
+        ]
+        if not candidates:
+            return []
         found: list[str] = []
         start = 0
         n = len(toks)
@@ -176,7 +186,7 @@ class Pack:
             while end < n and toks[end] not in _SENTENCE_END and end - start < _MAX_SENTENCE:
                 end += 1
             sentence = set(toks[start:end])
-            for reason, groups in self.structures:
+            for reason, groups in candidates:
                 if reason not in found and all(not g.isdisjoint(sentence) for g in groups):
                     found.append(reason)
             start = end + 1

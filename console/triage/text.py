@@ -139,6 +139,8 @@ _FOLD_PAIRS: dict[tuple[str, str], str] = {
     (first, second): short for (first, second), short in ((k.split(), v) for k, v in _FOLD.items())
 }
 _FOLD_SECOND = frozenset(second for _, second in _FOLD_PAIRS)
+# _fold_pairs relies on no folded form being the first word of another pair.
+assert {first for first, _ in _FOLD_PAIRS}.isdisjoint(_FOLD.values())
 
 
 def tokens(text: str, fold: bool = False) -> list[str]:
@@ -172,17 +174,31 @@ def tokens(text: str, fold: bool = False) -> list[str]:
 
 def _fold_pairs(toks: list[str]) -> list[str]:
     """ "do" "not" -> "don't", "i" "am" -> "i'm" (see :data:`_FOLD`), on tokens: a regex over
-    the whole text cost more than the tokenising itself."""
-    out: list[str] = []
+    the whole text cost more than the tokenising itself, and so did a loop over every token,
+    so the second words are found by ``list.index`` (in C) and only their pairs looked at."""
+    at: list[int] = []
+    for second in _FOLD_SECOND:
+        i = -1
+        for _ in range(toks.count(second)):
+            i = toks.index(second, i + 1)
+            if i:  # the first token follows nothing
+                at.append(i)
+    if not at:
+        return toks
+    at.sort()
+    out: list[str | None] = list(toks)
     pairs = _FOLD_PAIRS
-    for tok in toks:
-        if out and tok in _FOLD_SECOND:
-            folded = pairs.get((out[-1], tok))
-            if folded is not None:
-                out[-1] = folded
-                continue
-        out.append(tok)
-    return out
+    for i in at:
+        # A word just folded into the one before it ("it is" -> "it's") does not start
+        # another pair ("it is not" stays "it's not"); no folded form is a first word.
+        first = out[i - 1]
+        if first is None:
+            continue
+        folded = pairs.get((first, toks[i]))
+        if folded is not None:
+            out[i - 1] = folded
+            out[i] = None
+    return [t for t in out if t is not None]
 
 
 def caps_words(text: str) -> int:

@@ -87,6 +87,23 @@ def test_different_words_are_not_corrected_into_cues(text: str, absent: str) -> 
     assert absent not in _v(text).reasons
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        # Words only English has ("can", "my", "where"), none only another language has: the
+        # model read these as Hungarian, Norwegian, French; the vote now decides them.
+        ("Can I reset my PIN?", "en"),
+        ("if i ordered a new card, how long til it comes", "en"),
+        ("where do I check my bill?", "en"),
+        # ... and leaves mixed function words to the model.
+        ("Voglio parlare con qualcuno", "it"),
+        ("jeg vil gerne have fat i en rigtig person, ikke en maskine", "da"),
+    ],
+)
+def test_function_words_of_one_language_only_decide_it(text: str, lang: str) -> None:
+    assert _v(text).lang == lang
+
+
 def test_a_short_message_reads_in_the_conversation_language() -> None:
     state = ENGINE.new_state()
     ENGINE.observe(state, "customer", "Hej, jag har en fråga om mitt kort och min pinkod")
