@@ -77,6 +77,13 @@ def heartbeat(store: Store, worker: str, *, shards: int, at: float, ttl: float) 
     return Beat(workers, owned, free)
 
 
+def renew(store: Store, worker: str, *, at: float, ttl: float) -> None:
+    """Extend ``worker``'s heartbeat and every lease it holds until ``at + ttl`` (nothing else)."""
+    with store.write() as conn:
+        conn.execute("UPDATE hub_workers SET seen_at = ? WHERE name = ?", (at, worker))
+        conn.execute("UPDATE hub_leases SET expires_at = ? WHERE owner = ?", (at + ttl, worker))
+
+
 def acquire(store: Store, worker: str, shards: Iterable[int], *, at: float, ttl: float) -> set[int]:
     """Take the leases of ``shards`` that are free (or already ``worker``'s); return those taken.
 

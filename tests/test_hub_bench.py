@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from console.bench.hub_workers import parse_counts
 from console.cli import main
 
 
@@ -36,3 +37,28 @@ def test_bench_hub_prints_rates_and_lag(tmp_path: Path, capsys) -> None:
     assert int(saturated.group(2)) == 300 and int(paced.group(2)) == 300
     assert int(saturated.group(1)) > 0 and float(paced.group(3)) >= 0
     assert "0 errors" in out
+
+
+def test_bench_hub_workers(tmp_path: Path, capsys) -> None:
+    # One worker count keeps the test lean (each count starts its processes); `--workers 1,2`
+    # prints one such block per count.
+    code = main(
+        [
+            "bench",
+            "hub",
+            *("--workers", "2", "--messages", "80", "--conversations", "20", "--rate", "200"),
+            *("--dir", str(tmp_path), "--data", str(tmp_path / "absent.csv")),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = re.findall(
+        r"(\d) workers? +(saturated|paced 200/s): +(\d+) customer messages/s \((\d+) in .*"
+        r" ms/message \| commit->answer lag p50 ([\d.]+) ms, p99 ([\d.]+) ms \| 0 errors",
+        out,
+    )
+    assert [(r[0], r[1]) for r in rows] == [("2", "saturated"), ("2", "paced 200/s")], out
+    assert all(int(r[3]) == 80 and int(r[2]) > 0 for r in rows), out
+    assert parse_counts("1, 2") == [1, 2]
+    assert main(["bench", "hub", "--workers", "1,x"]) == 1
+    assert "--workers wants counts 1-64" in capsys.readouterr().out

@@ -14,7 +14,7 @@ import pytest
 
 from console.bot import make_bot
 from console.hub import Hub
-from console.hub.shards import SHARDS, fair_share
+from console.hub.shards import SHARDS, ShardedFeed, fair_share
 from console.kb import ensure_loaded
 from console.triage import TriageEngine
 from store import Store, leases
@@ -31,6 +31,15 @@ def engine() -> TriageEngine:
 
 def _hub(path: Path, engine: TriageEngine, name: str) -> Hub:
     return Hub(path, engine=engine, bot=make_bot(path, None), worker_name=name, lease_ttl=TTL)
+
+
+def _freeze(hub: Hub) -> None:
+    """What SIGSTOP or a kill does to a worker's lease renewer thread (this one is stopped)."""
+    feed = hub.feed
+    assert isinstance(feed, ShardedFeed)
+    feed._renewing.set()
+    if feed._renewer is not None:
+        feed._renewer.join(timeout=10)
 
 
 def _owners(store: Store) -> Counter[str | None]:
@@ -90,6 +99,7 @@ async def test_two_workers_split_the_shards_and_one_takes_a_dead_ones_share(
         assert a.stats.customer_messages == b.stats.customer_messages == SHARDS // 2
 
         # a dies (never renews, never hands back); customers keep writing to all of its shards.
+        _freeze(a)
         _post(store, first, "two")
         deadline = time.monotonic() + 30
         while _owners(store) != {"host/b": SHARDS}:
@@ -127,6 +137,7 @@ async def test_a_restarted_worker_resumes_its_shards_from_their_cursors(
     await first.drain()
     # Killed: nothing handed back. Its successor has the same name (the same slot on the host)
     # and takes the unexpired leases over at once.
+    _freeze(first)
     _post(store, conversations, "two")
     second = _hub(db_path, engine, "host/0")
     try:

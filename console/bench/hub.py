@@ -59,6 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="agents online during the runs (capacity 3 each), whom routing gives work to",
     )
     parser.add_argument("--dir", help="where to put the scratch database (default: a temp dir)")
+    parser.add_argument(
+        "--workers",
+        metavar="N,M",
+        help="run the hub in N worker processes sharing the shards (as `tandem serve --workers`),"
+        " then M..., side by side (e.g. 1,2); default: the hub in this process",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="with --workers: cProfile the first worker of the largest count (saturated run),"
+        " save it to FILE and print where its time goes",
+    )
     from console.bench.hub_http import add_http_arguments
 
     add_http_arguments(parser)
@@ -194,6 +206,15 @@ def run(args: argparse.Namespace) -> int:
         from console.bench.hub_http import run_http
 
         return run_http(args)
+    if getattr(args, "workers", None):
+        from console.bench.hub_workers import parse_counts, run_workers
+
+        try:
+            counts = parse_counts(args.workers)
+        except ValueError as exc:
+            print(f"tandem bench hub: {exc}")
+            return 1
+        return run_workers(args, counts)
     if args.conversations is None:
         args.conversations = 2_000
     from store import Store, presence

@@ -312,6 +312,12 @@ async def run_worker(
         lease_ttl=lease_ttl,
     )
 
+    # A worker process lives long: load every language's word lists before taking shards,
+    # not on the first message in each (seconds each, the loop standing still meanwhile).
+    warm = getattr(hub.engine, "warm", None)
+    if warm is not None:
+        await loop.run_in_executor(None, warm)
+
     async def orphaned() -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

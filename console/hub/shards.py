@@ -33,13 +33,14 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import IO
 
 from console.hub.feed import CURSOR, FeedFollower, Worker
 from console.hub.shared import Shared
-from store import leases
+from store import Store, leases
 from store.feed import Event, Follower
 
 log = logging.getLogger("tandem.hub")
@@ -48,6 +49,8 @@ SHARDS = 64
 """Shards of the conversations. Fixed: a shard's cursor and lease are rows named by number."""
 LEASE_TTL_S = 10.0
 """A lease lasts this long unrenewed (a worker's heartbeat renews it every ``ttl / 5``)."""
+STALL_S = 60.0
+"""The renewer thread stops renewing for a hub whose loop made no step for this long (hung)."""
 SAVE_EVERY_S = 0.25
 """Cursors are saved at most this often while busy (and always when settling): up to 64 rows."""
 
@@ -135,6 +138,9 @@ class ShardedFeed(FeedFollower):
         self._next_beat = 0.0
         self._next_save = 0.0
         self._left = False
+        self._progress = time.monotonic()  # the loop's last step (read by the renewer thread)
+        self._renewer: threading.Thread | None = None
+        self._renewing = threading.Event()  # set: the renewer stops
 
     def owns(self, conversation_id: int) -> bool:
         """Whether this worker handles ``conversation_id`` now (the SLA timers ask)."""
@@ -155,6 +161,7 @@ class ShardedFeed(FeedFollower):
 
     async def step(self) -> int:
         """Heartbeat when due, then one batch of this worker's shards' events."""
+        self._progress = time.monotonic()
         self.beat()
         if not self.owned:
             await asyncio.sleep(0)
@@ -241,9 +248,23 @@ class ShardedFeed(FeedFollower):
         now = self.clock()
         if self._left or (not force and now < self._next_beat):
             return
+        if self._next_beat and now - self._next_beat > self.ttl:
+            log.warning(
+                "hub worker %s: heartbeat %.1f s late (the worker is too busy)",
+                self.name,
+                now - self._next_beat,
+            )
         self._next_beat = now + self.ttl / 5
+        if self._renewer is None:
+            self._renewer = threading.Thread(
+                target=self._renew, name=f"lease renewer {self.name}", daemon=True
+            )
+            self._renewer.start()
         store = self.shared.store
+        t0 = time.monotonic()
         beat = leases.heartbeat(store, self.name, shards=SHARDS, at=now, ttl=self.ttl)
+        if time.monotonic() - t0 > 1:
+            log.warning("hub worker %s: heartbeat took %.1f s", self.name, time.monotonic() - t0)
         mine = self.owned | self.releasing
         lost = mine - beat.owned
         if lost:
@@ -269,6 +290,29 @@ class ShardedFeed(FeedFollower):
             got = leases.acquire(store, self.name, wanted, at=now, ttl=self.ttl)
             if got:
                 self._take(got)
+
+    def _renew(self) -> None:
+        """Renew the leases from a thread of their own, so that a loop busy for seconds (a
+        language's word lists loaded on first use, a long batch) does not lose them; a loop
+        stalled for ``STALL_S`` (hung) is not vouched for, and its shards go to others."""
+        store: Store | None = None
+        warned = False
+        try:
+            while not self._renewing.wait(self.ttl / 5):
+                if time.monotonic() - self._progress > max(STALL_S, 6 * self.ttl):
+                    continue
+                try:
+                    if store is None:
+                        store = Store(self.shared.path)
+                    leases.renew(store, self.name, at=self.clock(), ttl=self.ttl)
+                    warned = False
+                except Exception as exc:  # the loop's own heartbeat reports trouble too
+                    if not warned:
+                        log.warning("hub worker %s: renewing leases: %s", self.name, exc)
+                        warned = True
+        finally:
+            if store is not None:
+                store.close()
 
     def _take(self, shards: set[int]) -> None:
         """Start handling ``shards`` from their saved cursors."""
@@ -313,6 +357,10 @@ class ShardedFeed(FeedFollower):
     def close(self) -> None:
         """Save the cursors, hand every shard back and leave (a stopping worker's share goes
         to the others at once), then close the feed's connection."""
+        self._renewing.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
         if not self._left and self._next_beat:  # it took part: say it leaves
             self._left = True
             with contextlib.suppress(Exception):  # unreachable store: the leases expire instead
