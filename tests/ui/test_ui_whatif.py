@@ -67,7 +67,7 @@ def policies(tmp_path: Path) -> Path:
 
 def _cli_json(db_path: Path, policy: Path, current: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     args = ["whatif", "--db", str(db_path), "--policy", str(policy), "--current", str(current)]
-    assert main([*args, "--since", "7d", "--json"]) == 0
+    assert main([*args, "--since", "7d", "--sample", "200", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     data.pop("window")
     return data
@@ -79,8 +79,14 @@ def _cells(screen: WhatIfScreen, table: str) -> list[list[str]]:
 
 
 async def test_pick_a_file_see_both_sides_equal_to_the_cli_and_open_a_change(
-    db_path: Path, policies: Path, capsys: pytest.CaptureFixture[str]
+    db_path: Path,
+    policies: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Files are looked for beside the policy in force, in ./policies and in the working
+    # directory: here all three are the test's folder, listed once.
+    monkeypatch.chdir(policies.parent)
     ids = _history(db_path)
     in_force = policies / "in-force.toml"
     # The command's answers first (a running app takes over stdout).
@@ -101,17 +107,20 @@ async def test_pick_a_file_see_both_sides_equal_to_the_cli_and_open_a_change(
         await wait_until(pilot, lambda: isinstance(app.screen, WhatIfScreen), what="the screen")
         screen = app.screen
         assert isinstance(screen, WhatIfScreen)
-        screen._places = [policies]
-        screen._list_files()
         files = screen.query_one("#wi-files")
         await wait_until(pilot, lambda: files.option_count == 3, what="the policy files")  # type: ignore[attr-defined]
         labels = [str(files.get_option_at_index(i).prompt) for i in range(3)]  # type: ignore[attr-defined]
         assert labels[0].endswith("in force") and "pyproject" not in " ".join(labels)
 
-        # Pick loose.toml from the list (the second file) with the keys.
+        # Pick loose.toml from the list (the second file): highlighted, enter.
         files.focus()
-        await pilot.press("down", "down", "enter")
-        await wait_until(pilot, lambda: screen.result is not None, what="the comparison")
+        files.highlighted = 1  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(
+            pilot,
+            lambda: screen.result is not None,
+            what="the comparison",
+        )
         result = screen.result
         assert result is not None
         cli = loose

@@ -27,7 +27,7 @@ from textual.worker import get_current_worker
 
 from console.policy import PolicySettings, load_settings
 from console.ui.commands import ScreenCommands
-from console.ui.model import reason_words
+from console.ui.model import reason_words, safe_text
 from console.ui.widgets.tile import BADGE_STYLE
 from console.whatif import compare
 from store import Store
@@ -45,6 +45,7 @@ WINDOWS: tuple[tuple[str, int], ...] = (
     ("last 90 days", 90 * 86_400),
 )
 DEFAULT_WINDOW = 7 * 86_400
+SAMPLE = 200  # changed conversations listed (the table scrolls; the command lists 25)
 MAX_FILES = 60  # policy files listed; more than this in one place is not a policies folder
 
 
@@ -107,6 +108,11 @@ def shown_path(path: Path) -> Path:
         return path.relative_to(Path.cwd())
     except ValueError:
         return path
+
+
+def _path_words(path: Path | None) -> str:
+    # A file name is anyone's text: no terminal escapes, no line breaks.
+    return safe_text(str(path), one_line=True)
 
 
 def _count(value: Any) -> str:
@@ -234,7 +240,7 @@ class WhatIfScreen(Screen[None]):
         in_force = self.tandem.policy_path
         yield Static(
             "What if · policy in force: "
-            + (str(in_force) if in_force else "the built-in policy")
+            + (_path_words(in_force) if in_force else "the built-in policy")
             + " · pick a proposed policy file",
             id="wi-header",
             markup=False,
@@ -310,7 +316,8 @@ class WhatIfScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="whatif-files")
     def _list_files(self) -> None:
         files = policy_files(self.places())
-        self.app.call_from_thread(self._show_files, files)
+        if not get_current_worker().is_cancelled:  # a newer listing replaced this one
+            self.app.call_from_thread(self._show_files, files)
 
     def _show_files(self, files: list[Path]) -> None:
         options = self.query_one("#wi-files", OptionList)
@@ -318,7 +325,7 @@ class WhatIfScreen(Screen[None]):
         in_force = self.tandem.policy_path
         in_force = in_force.resolve() if in_force is not None else None
         for path in files:
-            label = Text(str(shown_path(path)))
+            label = Text(_path_words(shown_path(path)))
             if path == in_force:
                 label.append("  in force", style="dim italic")
             options.add_option(Option(label, id=str(path)))
@@ -369,7 +376,7 @@ class WhatIfScreen(Screen[None]):
         bar = self.query_one("#wi-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
-        self._status(Text(f"replaying under {self.policy_path} …"))
+        self._status(Text(f"replaying under {_path_words(self.policy_path)} …"))
         self._replay(self.tandem.policy, proposed, self.window_s)
 
     @work(thread=True, exclusive=True, group="whatif", exit_on_error=False)
@@ -386,7 +393,13 @@ class WhatIfScreen(Screen[None]):
         try:
             with Store(self.tandem.db_path) as store:
                 result = compare(
-                    store, current, proposed, since=until - window_s, until=until, progress=tick
+                    store,
+                    current,
+                    proposed,
+                    since=until - window_s,
+                    until=until,
+                    progress=tick,
+                    sample=SAMPLE,
                 )
         except _Stopped:
             return
@@ -415,7 +428,8 @@ class WhatIfScreen(Screen[None]):
         self.running = False
         self.query_one("#wi-progress", ProgressBar).display = False
         since = datetime.fromtimestamp(result["window"]["since"]).strftime("%Y-%m-%d %H:%M")
-        self._status(Text(f"{self.policy_path} · conversations opened since {since}", style="bold"))
+        shown = _path_words(self.policy_path)
+        self._status(Text(f"{shown} · conversations opened since {since}", style="bold"))
         sides = self.query_one("#wi-sides", DataTable)
         sides.clear()
         for label, a, b, change in figure_rows(result):
