@@ -23,6 +23,7 @@ BOTH_BACKENDS = frozenset(
         "test_store_moves_and_check",
         "test_store_reads",
         "test_store_postgres",
+        "test_oversight",
     }
 )
 

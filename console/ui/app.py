@@ -347,7 +347,7 @@ class TandemApp(App[None]):
         name = safe_text(row.get("customer_name") or "?", one_line=True)[:40]
         who = safe_text(str(row["owner"]), one_line=True)
         self.notify(
-            f"{who} took over {name} #{row['id']} from you: it is theirs now",
+            f"{who} took over {name} #{row['id']} from you",
             title="taken from you",
             severity="warning",
             timeout=10,

@@ -246,8 +246,10 @@ class WallScreen(Screen[None]):
         self._clamp_top()
 
     def _paint(self) -> None:
-        if not self.query("#wall-grid"):
-            return  # fed before the screen composed: on_mount's relayout paints it
+        if not self.query("#wall-grid") or not self.query("#wall-empty"):
+            # Fed before the screen composed (on_mount's relayout paints it), or after the
+            # app began to close and took its children down (a batch came in meanwhile).
+            return
         grid = self.query_one("#wall-grid", Container)
         empty = self.query_one("#wall-empty", Static)
         if not self.order:

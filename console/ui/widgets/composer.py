@@ -551,7 +551,7 @@ class Composer(Widget):
         self._frozen_reason = reason
         self.editor.read_only = True
         self.add_class("-frozen")
-        self.set_status(f"🔒 {reason} · your reply is read only", warning=True)
+        self.set_status(f"{reason} · your reply is read only, nothing is sent", warning=True)
 
     def thaw(self) -> None:
         """The conversation is this agent's again."""
