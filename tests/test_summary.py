@@ -85,6 +85,9 @@ def test_key_sentences_prefers_requests_over_chatter() -> None:
         "I want to move money to my savings account.",
         "It says error 5.",
     ]
+    # Seen in the demo: the customer's last words while waiting were quoted as their request.
+    waiting = ["What should I do if someone is using my card?", "ok I'll wait"]
+    assert key_sentences(waiting) == ["What should I do if someone is using my card?"]
 
 
 async def test_llm_summary_is_used_when_it_checks_out(fake_openai: FakeOpenAI) -> None:

@@ -112,9 +112,11 @@ def key_sentences(customer_texts: list[str], limit: int = 2) -> list[str]:
     flat = [s for text in customer_texts for s in _sentences(text)]
     for i, sentence in enumerate(flat):
         words = sentence.split()
-        if len(words) < 3 or _FILLER.match(sentence):
+        asks = _REQUEST.search(sentence) is not None
+        # "ok I'll wait", "yes that's right": three words that ask nothing carry no request.
+        if len(words) < 3 or _FILLER.match(sentence) or (len(words) == 3 and not asks):
             continue
-        score = 2.0 if _REQUEST.search(sentence) else 0.0
+        score = 2.0 if asks else 0.0
         score += min(len(words), 20) / 10
         if i == 0 or i == len(flat) - 1:
             score += 1.0
