@@ -6,6 +6,9 @@ audit through the feed and ``tandem db check``.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from console.channels.events import public_event
@@ -162,3 +165,19 @@ def test_a_disabled_account_cannot_view_whisper_or_barge(store: Store) -> None:
             act()
     assert get_conversation(store, cid)["owner"] == "ana"
     assert oversight.viewers(store) == {}
+
+
+@pytest.mark.sqlite_only
+def test_conv_show_names_the_barge_and_the_whisper(store: Store) -> None:
+    cid = _held(store)
+    oversight.whisper(store, cid, "freeze the card first", by="sam")
+    oversight.barge(store, cid, by="sam")
+    shown = subprocess.run(
+        [sys.executable, "-m", "console.cli", "conv", "show", "--db", str(store.path), str(cid)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "sam>ana: freeze the card first" in shown
+    assert "transferred  by sam          human -> human (sam)  [barge from ana]" in shown

@@ -274,17 +274,28 @@ def _show(args: argparse.Namespace) -> int:
     for m in messages:
         at = datetime.fromtimestamp(m["created_at"]).strftime("%H:%M:%S")
         who = m["author"] if m["role"] in ("agent", "note") else m["role"]
+        meta = m.get("meta") if isinstance(m.get("meta"), dict) else {}
+        if m["role"] == "note" and meta.get("whisper"):
+            who = f"{who}>{meta.get('to') or '?'}"  # a supervisor's whisper to the owner
         print(f"  {at} {_clean(who, one_line=True):>10}: {_clean(m['text'])}")
     if moves:
         # Who did what: the feed's actor is the account that made the move (team mode).
         print("moves:")
         for e in moves:
             when = datetime.fromtimestamp(e.at).strftime("%H:%M:%S")
-            new_owner = (e.data or {}).get("owner")
+            data = e.data or {}
+            new_owner = data.get("owner")
             to = f"{e.to_state} ({new_owner})" if new_owner else e.to_state
+            # A barge names whom it displaced (store.oversight.barge).
+            why = ""
+            if isinstance(data.get("reason"), str):
+                held = (
+                    f" from {_clean(str(data['from']), one_line=True)}" if data.get("from") else ""
+                )
+                why = f"  [{_clean(data['reason'], one_line=True)}{held}]"
             print(
                 f"  {when} {e.kind:<12} by {_clean(e.actor or '?', one_line=True):<12}"
-                f" {e.from_state or '-'} -> {to}"
+                f" {e.from_state or '-'} -> {to}{why}"
             )
     return 0
 
