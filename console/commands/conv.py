@@ -274,7 +274,8 @@ def _show(args: argparse.Namespace) -> int:
     for m in messages:
         at = datetime.fromtimestamp(m["created_at"]).strftime("%H:%M:%S")
         who = m["author"] if m["role"] in ("agent", "note") else m["role"]
-        meta = m.get("meta") if isinstance(m.get("meta"), dict) else {}
+        meta = m.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
         if m["role"] == "note" and meta.get("whisper"):
             who = f"{who}>{meta.get('to') or '?'}"  # a supervisor's whisper to the owner
         print(f"  {at} {_clean(who, one_line=True):>10}: {_clean(m['text'])}")
