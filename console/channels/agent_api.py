@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
@@ -73,6 +74,8 @@ DrafterFactory = Callable[[Store, str], Drafter]
 Summarizer = Callable[[Store, int, str], Awaitable[tuple[str, dict[str, Any]]]]
 """The hand-over summary a transfer takes along: ``(store, conversation id, receiving agent)``
 -> ``(note text, meta)`` (the server passes :mod:`console.assist.summary`'s in)."""
+
+log = logging.getLogger("tandem.agent_api")
 
 PREFIX = "/agent/v1"
 MAX_INSTRUCTION = 500
@@ -623,8 +626,12 @@ class AgentApi:
         agent = self._string(body, "agent")
         summary: tuple[str, dict[str, Any]] | None = None
         if self.summaries is not None:
-            # The summary the sender's console would show goes with it (store.handover).
-            summary = await self.summaries(self.store, cid, agent)
+            # The summary the sender's console would show goes with it (store.handover). It is
+            # a courtesy: whatever goes wrong writing it, the transfer still happens.
+            try:
+                summary = await self.summaries(self.store, cid, agent)
+            except Exception as exc:
+                log.warning("transfer of %s without a hand-over summary: %r", cid, exc)
         lc.transfer(
             self.store,
             cid,

@@ -359,6 +359,13 @@ class SupervisorScreen(Screen[None]):
                 summary = summary_for(store, cid, agent=name, llm=llm)
         except StoreError:
             pass  # the transfer itself says what is wrong; it goes without a summary
+        except Exception as exc:  # the summary is a courtesy; the transfer is not
+            self.app.call_from_thread(
+                self.notify,
+                f"#{cid}: no hand-over summary ({type(exc).__name__}); transferring without",
+                severity="warning",
+                markup=False,
+            )
         text = summary.as_text() if summary is not None else None
         meta = as_meta(summary) if summary is not None else None
         self.app.call_from_thread(
