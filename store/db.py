@@ -43,6 +43,11 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
 
 
+def location(value: str | os.PathLike[str]) -> Path | str:
+    """A database as the store opens it: a PostgreSQL URL kept as given, a file as a Path."""
+    return str(value) if is_url(value) else Path(value)
+
+
 def resolve_path(cli_value: str | os.PathLike[str] | None = None) -> Path | str:
     """The database: ``--db``, else ``TANDEM_DB``, else ``./tandem.db``.
 

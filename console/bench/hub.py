@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " then M..., side by side (e.g. 1,2); default: the hub in this process",
     )
     parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="with --workers: also run on this PostgreSQL server (postgresql://...), beside SQLite;"
+        " the bench creates a scratch database there and drops it after (needs CREATEDB)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         help="with --workers: cProfile the first worker of the largest count (saturated run),"
@@ -208,11 +214,15 @@ def run(args: argparse.Namespace) -> int:
         return run_http(args)
     if getattr(args, "workers", None):
         from console.bench.hub_workers import parse_counts, run_workers
+        from store.db import is_url
 
         try:
             counts = parse_counts(args.workers)
         except ValueError as exc:
             print(f"tandem bench hub: {exc}")
+            return 1
+        if args.db is not None and not is_url(args.db):
+            print("tandem bench hub: --db wants a postgresql:// URL (SQLite always runs)")
             return 1
         return run_workers(args, counts)
     if args.conversations is None:

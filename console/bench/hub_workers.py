@@ -127,7 +127,7 @@ def _signal(mark: Any, acks: list[Any], value: int) -> None:
         time.sleep(0.002)
 
 
-def _balanced(path: Path, count: int) -> bool:
+def _balanced(path: Path | str, count: int) -> bool:
     from console.hub.shards import SHARDS, fair_share
     from store import Store, leases
 
@@ -141,11 +141,8 @@ def _balanced(path: Path, count: int) -> bool:
 
 def run_workers(args: argparse.Namespace, counts: list[int]) -> int:
     """Both runs for each worker count, side by side."""
-    from console.bench.hub import _writer, scratch
-    from store import Store, leases
-    from store import lifecycle as lc
-    from store.feed import last_event_id
-    from store.stats import percentile_or_nan
+    from console.bench.hub import _texts
+    from store.scratch import scratch_database
 
     if args.conversations is None:
         args.conversations = 2_000
@@ -159,106 +156,141 @@ def run_workers(args: argparse.Namespace, counts: list[int]) -> int:
     )
     table: list[str] = []
     ctx = mp.get_context("spawn")
-    for count in counts:
-        tmp, path, texts, source = scratch(args, f"bench-hub-{count}.db")
-        if count == counts[0]:
-            print(f"  texts: {source}")
-        with Store(path) as store:
-            leases.reset_cursors(store, "hub", last_event_id(store))
-        ready = [ctx.Event() for _ in range(count)]
-        stop = ctx.Event()
-        handled = [ctx.Array("q", len(runs)) for _ in range(count)]
-        mark = ctx.Value("i", -1)
-        acks = [ctx.Value("i", -1) for _ in range(count)]
-        out = ctx.Queue()
-        profile = getattr(args, "profile", None) if count == max(counts) else None
-        procs = [
-            ctx.Process(
-                target=_worker,
-                args=(
-                    str(path),
-                    f"bench/{i}",
-                    ready[i],
-                    stop,
-                    handled[i],
-                    mark,
-                    acks[i],
-                    out,
-                    profile if i == 0 else None,
-                ),
-                daemon=True,
-            )
-            for i in range(count)
-        ]
-        for proc in procs:
-            proc.start()
-        try:
-            deadline = time.monotonic() + SETTLE_TIMEOUT_S
-            while not (all(r.is_set() for r in ready) and _balanced(path, count)):
-                if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
-                    print(f"  {count} workers: did not start and share the shards in time")
-                    return 1
-                time.sleep(0.1)
-            measured = []
-            for i, (name, rate) in enumerate(runs):
-                part = texts[i * args.messages : (i + 1) * args.messages]
-                n_conv = len(part) if rate == 0 else args.conversations
-                with Store(path) as store:
-                    ids = [
-                        lc.open_conversation(store, f"bench {i}-{n}", channel="bench")
-                        for n in range(n_conv)
-                    ]
-                w_ready, go, w_out = ctx.Event(), ctx.Event(), ctx.Queue()
-                writer = ctx.Process(
-                    target=_writer,
-                    args=(str(path), ids, part, rate, f"r{i}", w_ready, go, w_out),
-                    daemon=True,
-                )
-                writer.start()
-                w_ready.wait(60)
-                _signal(mark, acks, i)
-                t0 = time.monotonic()
-                go.set()
-                limit = t0 + max(60.0, len(part) / 100)
-                while sum(h[i] for h in handled) < len(part) and time.monotonic() < limit:
-                    time.sleep(0.002)
-                seconds = time.monotonic() - t0
-                writer_s = w_out.get(timeout=60)
-                writer.join(timeout=10)
-                measured.append((name, sum(h[i] for h in handled), seconds, len(part) / writer_s))
-                time.sleep(0.3)  # answers still in hand land (their lags count)
-                _signal(mark, acks, END + i)
-        finally:
-            stop.set()
-        results = dict(out.get(timeout=SETTLE_TIMEOUT_S) for _ in procs)
-        for proc in procs:
-            proc.join(timeout=30)
-        errors = sum(r["errors"] for r in results.values())
-        for i, (name, done, seconds, writer_rate) in enumerate(measured):
-            lags = [lag for r in results.values() for lag in r.get(f"lags{i}", [])]
-            cpu = sum(r.get(f"cpu{i}", 0.0) for r in results.values())
-            table.append(
-                f"  {count} worker{'s' if count > 1 else ' '} {name:>16}: {done / seconds:7.0f} customer"
-                f" messages/s ({done} in {seconds:.2f} s; writer {writer_rate:.0f}/s) | worker CPU"
-                f" {cpu / max(done, 1) * 1000:.2f} ms/message | commit->answer lag p50"
-                f" {percentile_or_nan(lags, 0.5) * 1000:.1f} ms, p99"
-                f" {percentile_or_nan(lags, 0.99) * 1000:.1f} ms | {errors} errors"
-            )
-            print(table[-1], flush=True)
-        tmp.cleanup()
-    if getattr(args, "profile", None):
-        _print_profile(args.profile)
+    texts, source = _texts(args.data, args.messages * len(runs))
+    print(f"  texts: {source}")
+    engines: list[tuple[str, str | None]] = [("sqlite", None)]
+    if getattr(args, "db", None):
+        engines.append(("postgresql", args.db))
+    for engine, server in engines:
+        for count in counts:
+            with scratch_database(server, directory=args.dir, name="bench-hub.db") as path:
+                code = _one_count(args, ctx, engine, path, count, counts, runs, texts, table)
+            if code:
+                return code
+    for engine, _ in engines:
+        _print_profile(_profile_path(args, engine), engine)
     return 0
 
 
-def _print_profile(path: str) -> None:
+def _profile_path(args: argparse.Namespace, engine: str) -> str | None:
+    return f"{args.profile}.{engine}" if getattr(args, "profile", None) else None
+
+
+def _one_count(
+    args: argparse.Namespace,
+    ctx: Any,
+    engine: str,
+    path: Path | str,
+    count: int,
+    counts: list[int],
+    runs: list[tuple[str, float]],
+    texts: list[str],
+    table: list[str],
+) -> int:
+    """Both runs with ``count`` workers on the scratch database ``path``; 1 if they never started."""
+    from console.bench.hub import _writer
+    from console.kb import ensure_loaded
+    from store import Store, leases
+    from store import lifecycle as lc
+    from store.feed import last_event_id
+    from store.stats import percentile_or_nan
+
+    with Store(path) as store:
+        ensure_loaded(store)
+        leases.reset_cursors(store, "hub", last_event_id(store))
+    with Store(path) as store:
+        leases.reset_cursors(store, "hub", last_event_id(store))
+    ready = [ctx.Event() for _ in range(count)]
+    stop = ctx.Event()
+    handled = [ctx.Array("q", len(runs)) for _ in range(count)]
+    mark = ctx.Value("i", -1)
+    acks = [ctx.Value("i", -1) for _ in range(count)]
+    out = ctx.Queue()
+    profile = getattr(args, "profile", None) if count == max(counts) else None
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(
+                str(path),
+                f"bench/{i}",
+                ready[i],
+                stop,
+                handled[i],
+                mark,
+                acks[i],
+                out,
+                profile if i == 0 else None,
+            ),
+            daemon=True,
+        )
+        for i in range(count)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while not (all(r.is_set() for r in ready) and _balanced(path, count)):
+            if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
+                print(f"  {engine} {count} workers: did not start and share the shards in time")
+                return 1
+            time.sleep(0.1)
+        measured = []
+        for i, (name, rate) in enumerate(runs):
+            part = texts[i * args.messages : (i + 1) * args.messages]
+            n_conv = len(part) if rate == 0 else args.conversations
+            with Store(path) as store:
+                ids = [
+                    lc.open_conversation(store, f"bench {i}-{n}", channel="bench")
+                    for n in range(n_conv)
+                ]
+            w_ready, go, w_out = ctx.Event(), ctx.Event(), ctx.Queue()
+            writer = ctx.Process(
+                target=_writer,
+                args=(str(path), ids, part, rate, f"r{i}", w_ready, go, w_out),
+                daemon=True,
+            )
+            writer.start()
+            w_ready.wait(60)
+            _signal(mark, acks, i)
+            t0 = time.monotonic()
+            go.set()
+            limit = t0 + max(60.0, len(part) / 100)
+            while sum(h[i] for h in handled) < len(part) and time.monotonic() < limit:
+                time.sleep(0.002)
+            seconds = time.monotonic() - t0
+            writer_s = w_out.get(timeout=60)
+            writer.join(timeout=10)
+            measured.append((name, sum(h[i] for h in handled), seconds, len(part) / writer_s))
+            time.sleep(0.3)  # answers still in hand land (their lags count)
+            _signal(mark, acks, END + i)
+    finally:
+        stop.set()
+    results = dict(out.get(timeout=SETTLE_TIMEOUT_S) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=30)
+    errors = sum(r["errors"] for r in results.values())
+    for i, (name, done, seconds, writer_rate) in enumerate(measured):
+        lags = [lag for r in results.values() for lag in r.get(f"lags{i}", [])]
+        cpu = sum(r.get(f"cpu{i}", 0.0) for r in results.values())
+        table.append(
+            f"  {engine:>10} {count} worker{'s' if count > 1 else ' '} {name:>16}: {done / seconds:7.0f} customer"
+            f" messages/s ({done} in {seconds:.2f} s; writer {writer_rate:.0f}/s) | worker CPU"
+            f" {cpu / max(done, 1) * 1000:.2f} ms/message | commit->answer lag p50"
+            f" {percentile_or_nan(lags, 0.5) * 1000:.1f} ms, p99"
+            f" {percentile_or_nan(lags, 0.99) * 1000:.1f} ms | {errors} errors"
+        )
+        print(table[-1], flush=True)
+    return 0
+
+
+def _print_profile(path: str | None, engine: str) -> None:
     import io
     import pstats
 
-    if not Path(path).exists():
+    if path is None or not Path(path).exists():
         return
     buf = io.StringIO()
     stats = pstats.Stats(path, stream=buf)
     stats.sort_stats("tottime").print_stats(20)
-    print(f"profile of worker bench/0 (saved in {path}), by own time:")
+    print(f"profile of worker bench/0 on {engine} (saved in {path}), by own time:")
     print("\n".join(buf.getvalue().splitlines()[4:]))

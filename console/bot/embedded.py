@@ -38,7 +38,7 @@ from console.bot.types import BotAnswer, BotContext
 from console.kb import Parsed, ensure_loaded, words
 from console.kb.rank import BOT_POOL, Candidate, Indexed, Ranker
 from console.names import first_name
-from store.db import Store
+from store.db import Store, location
 from store.kb import terms
 
 # Writers put the most useful facts first: a small head start for the first two.
@@ -143,7 +143,7 @@ class EmbeddedBot:
             self.path = store.path
         else:
             self._shared = None
-            self.path = Path(store)
+            self.path = location(store)
         conn = self._store()
         ensure_loaded(conn)
         # Built once: the bot answers thousands of messages a second and does not re-check the

@@ -49,6 +49,7 @@ from store import drafts as draft_store
 from store import kb as kb_store
 from store import lifecycle as lc
 from store.accounts import Account
+from store.db import location
 from store.feed import Event, Follower, last_event_id, messages_of, read_events
 from store.queries import get_conversation, transcript
 from store.routing import AtCapacity, claim_next
@@ -111,7 +112,7 @@ class AgentApi:
         routing: RoutingSettings | None = None,
         summaries: Summarizer | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = location(db_path)
         # With routing on, take-next stops at the agent's capacity, as the hub's assignment does.
         self.routing = routing or RoutingSettings()
         self.poll_interval = poll_interval

@@ -46,6 +46,7 @@ from store import (
     ratings,
 )
 from store import lifecycle as lc
+from store.db import location
 from store.feed import Event, Follower
 from store.queries import get_conversation, transcript
 from store.text import unicode_problem
@@ -206,7 +207,7 @@ class ChannelApi:
         on_post: Callable[[], None] | None = None,
         settings: PolicySettings | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = location(db_path)
         self.token = token
         self.limits = limits or ApiLimits()
         self.web_page = web_page

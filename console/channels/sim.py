@@ -36,6 +36,7 @@ from console.channels.reopening import reopen_router
 from console.policy import PolicySettings
 from store import Store, queries
 from store import lifecycle as lc
+from store.db import location
 from store.errors import DatabaseUnavailable, InvalidInput, InvalidTransition, NotFound
 from store.feed import Follower
 
@@ -208,7 +209,7 @@ class Simulator:
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.path = Path(path)
+        self.path = location(path)
         self.settings = settings or PolicySettings()
         self.customers = customers
         self.speed = speed

@@ -48,6 +48,7 @@ from console.channels.events import public_event
 from console.config import WebhookConfig
 from store import DatabaseUnavailable, Store
 from store import webhooks as outbox
+from store.db import location
 from store.feed import Follower, last_event_id, load_cursor
 
 log = logging.getLogger("tandem.webhooks")
@@ -138,7 +139,7 @@ class Webhooks:
     ) -> None:
         if not config.urls or not config.secret:
             raise ValueError("webhooks need at least one URL and a secret")
-        self.db_path = Path(db_path)
+        self.db_path = location(db_path)
         self.urls = config.urls
         self.secret = config.secret
         self.retry = retry or RetryPolicy()

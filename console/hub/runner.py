@@ -19,6 +19,7 @@ from console.hub.core import Hub, make_hub
 from console.hub.pool import WorkerPool
 from console.hub.shards import LEASE_TTL_S, ShardedFeed, claim_worker_name, database_key
 from console.policy import PolicySettings
+from store.db import is_url
 
 log = logging.getLogger("tandem.hub")
 
@@ -79,7 +80,8 @@ async def serve_forever(
     if llm is not None:
         # Each LLM decision, one line: what the operator needs to trust (or distrust) the model.
         logging.getLogger("tandem.hub.llm").setLevel(logging.INFO)
-    lock = one_hub_per_database(Path(path))
+    # On PostgreSQL several serve processes share the work by leases; no file to lock.
+    lock = None if is_url(path) else one_hub_per_database(Path(path))
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
     try:
@@ -108,10 +110,12 @@ async def serve_forever(
 
 
 def one_hub_per_database(path: Path) -> Any:
-    """Hold an exclusive lock on ``<db>.hub.lock`` while serving; refuse a second hub.
+    """Hold an exclusive lock on ``<db>.hub.lock`` while serving; refuse a second serve.
 
-    Two hubs on one database would both answer (the store keeps that safe, but the work is
-    doubled and timers fire twice). The lock is on a side file, never on the database (SQLite
+    A SQLite file lives on one host, where ``--workers N`` is the way to more hub processes;
+    a second ``tandem serve`` on the same file is a mistake (a second demo, a forgotten
+    terminal) that would split the conversations by lease with a process nobody watches. The
+    lock is on a side file, never on the database (SQLite
     manages its own), and the kernel releases it however the process ends. The side file is
     named from the database's real path, so a symlink, ``..`` or a relative path to the same
     file finds the same lock.

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from console.hub.stats import HubStats
 from console.policy import PolicySettings
 from store import Store
+from store.db import location
 
 
 class TriageEngineLike(Protocol):
@@ -55,7 +56,7 @@ class Shared:
         settings: PolicySettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(path)
+        self.path = location(path)  # a PostgreSQL URL stays a string
         self.engine = engine
         self.settings = settings
         self.clock = clock
