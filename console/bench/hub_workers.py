@@ -273,7 +273,7 @@ def _one_count(
         lags = [lag for r in results.values() for lag in r.get(f"lags{i}", [])]
         cpu = sum(r.get(f"cpu{i}", 0.0) for r in results.values())
         table.append(
-            f"  {engine:>10} {count} worker{'s' if count > 1 else ' '} {name:>16}: {done / seconds:7.0f} customer"
+            f"  {engine:<10} {count} worker{'s' if count > 1 else ' '} {name:>16}: {done / seconds:7.0f} customer"
             f" messages/s ({done} in {seconds:.2f} s; writer {writer_rate:.0f}/s) | worker CPU"
             f" {cpu / max(done, 1) * 1000:.2f} ms/message | commit->answer lag p50"
             f" {percentile_or_nan(lags, 0.5) * 1000:.1f} ms, p99"
