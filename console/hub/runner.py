@@ -331,7 +331,7 @@ async def run_worker(
 
     helpers = [asyncio.create_task(orphaned())]
     if log_interval > 0:
-        helpers.append(asyncio.create_task(_report(hub, stop, log_interval)))
+        helpers.append(asyncio.create_task(_report(hub, stop, log_interval, f"[{name}] ")))
     try:
         await hub.run(stop)
     finally:
@@ -440,7 +440,7 @@ async def _start_api(
     return runner, note
 
 
-async def _report(hub: Hub, stop: asyncio.Event, interval: float) -> None:
+async def _report(hub: Hub, stop: asyncio.Event, interval: float, prefix: str = "") -> None:
     previous = hub.stats.snapshot()
     last = time.monotonic()
     while not stop.is_set():
@@ -450,7 +450,7 @@ async def _report(hub: Hub, stop: asyncio.Event, interval: float) -> None:
             return
         now = time.monotonic()
         try:
-            _say(hub.status_line(previous, now - last))
+            _say(prefix + hub.status_line(previous, now - last))
         except Exception:  # a report must never take the hub down
             log.exception("status line")
         previous, last = hub.stats.snapshot(), now
