@@ -194,6 +194,18 @@ def leases(store: Store) -> list[Lease]:
     ]
 
 
+def held(store: Store, *, at: float) -> dict[str, int]:
+    """Shards per worker holding unexpired leases at ``at`` (``tandem db status``)."""
+    return {
+        owner: count
+        for owner, count in store.query(
+            "SELECT owner, count(*) FROM hub_leases WHERE owner IS NOT NULL AND expires_at >= ?"
+            " GROUP BY owner ORDER BY owner",
+            (at,),
+        )
+    }
+
+
 def workers(store: Store, *, at: float, ttl: float) -> list[str]:
     """Workers seen within ``ttl`` seconds of ``at``, by name."""
     return [

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from console.bot import make_bot
+from console.cli import main
 from console.hub import Hub
 from console.hub.shards import SHARDS, ShardedFeed, fair_share
 from console.kb import ensure_loaded
@@ -76,7 +77,7 @@ def test_the_fair_share_covers_every_shard_once() -> None:
 
 
 async def test_two_workers_split_the_shards_and_one_takes_a_dead_ones_share(
-    db_path: Path, store: Store, engine: TriageEngine
+    db_path: Path, store: Store, engine: TriageEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ensure_loaded(store)
     a = _hub(db_path, engine, "host/a")
@@ -90,6 +91,10 @@ async def test_two_workers_split_the_shards_and_one_takes_a_dead_ones_share(
         await a.settle()
         b.feed.beat(force=True)
         assert _owners(store) == {"host/a": SHARDS // 2, "host/b": SHARDS // 2}
+        assert main(["db", "status", "--db", str(db_path)]) == 0
+        assert "hub workers    host/a 32 shards  host/b 32 shards  unheld 0 of 64" in (
+            capsys.readouterr().out
+        )
 
         first = [lc.open_conversation(store, f"c{i}", channel="sim") for i in range(SHARDS)]
         _post(store, first, "one")

@@ -44,14 +44,19 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from store import open_reader
+    import time
+
+    from console.hub.shards import SHARDS
+    from store import leases, open_reader
     from store import webhooks as outbox
     from store.queries import status_counts, table_counts
 
     store = open_reader(args.db)
     states, tables, hooks = status_counts(store), table_counts(store), outbox.counts(store)
+    held = leases.held(store, at=time.time())
+    hub = {"workers": held, "unheld": SHARDS - sum(held.values())}
     if args.json:
-        print(json.dumps({"states": states, "tables": tables, "webhooks": hooks}))
+        print(json.dumps({"states": states, "tables": tables, "webhooks": hooks, "hub": hub}))
         return 0
     print(f"{store.path}")
     print("conversations  " + "  ".join(f"{k} {v}" for k, v in states.items()))
@@ -60,6 +65,12 @@ def _status(args: argparse.Namespace) -> int:
     print(
         f"webhooks       pending {hooks['pending']}  delivered {hooks['delivered']}"
         f"  dead letters {hooks['dead']}"
+    )
+    # Shards nobody holds are handled by no hub: none runs, or a dead one's leases expired.
+    print(
+        "hub workers    "
+        + "".join(f"{name} {n} shards  " for name, n in held.items())
+        + f"unheld {hub['unheld']} of {SHARDS}"
     )
     return 0
 
