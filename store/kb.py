@@ -1,4 +1,5 @@
-"""The knowledge base table (``kb_articles``) and its full-text search (``kb_fts``, FTS5 bm25).
+"""The knowledge base table (``kb_articles``) and its full-text search (``kb_fts``, FTS5 bm25;
+on PostgreSQL a tsvector column and ts_rank).
 
 Customer text is never parsed as FTS5 query syntax: :func:`match_query` keeps only word
 characters, drops stop words and quotes every remaining term, so ``"``, ``*``, ``NEAR(``,
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from store.db import Store, now
 from store.errors import InvalidInput, NotFound
@@ -131,8 +133,39 @@ def upsert_articles(store: Store, articles: Iterable[KbArticle], *, replace: boo
     return changed
 
 
+# PostgreSQL: the same words OR-ed as a tsquery (only letters and digits reach it, so customer
+# text cannot change its structure either), ranked by ts_rank over the generated column ``fts``
+# (store/migrations_pg.py: title A, tags B, body C) with the same 6 : 3 : 1 weights. ts_rank is
+# higher-better and bm25 lower-better: the score is negated so both read the same. Measured
+# on the 12,568 Banking77 questions the KB covers (right article first, search alone / the
+# console's ranker over a pool of 20): SQLite bm25 63.0% / 69.9%; ts_rank without length
+# normalisation 68.9% / 72.9%, with 1 + log(length) 66.8% / 72.1%, with length 50.5% / 69.9%.
+PG_WEIGHTS = "ARRAY[0.0, 1.0 / 6, 3.0 / 6, 1.0]::float4[]"
+PG_NORMALIZATION = 0
+
+
+def _pg_query(query: str) -> str | None:
+    words = terms(query)
+    return " | ".join(words) if words else None
+
+
+def _pg_search(store: Store, query: str, limit: int, columns: str) -> list[Any]:
+    expression = _pg_query(query)
+    if expression is None or limit <= 0:
+        return []
+    return store.query(
+        f"SELECT {columns}, -ts_rank({PG_WEIGHTS}, a.fts, q, {PG_NORMALIZATION}) AS score"
+        " FROM kb_articles a, to_tsquery('english', ?) q WHERE a.fts @@ q"
+        " ORDER BY score, a.id LIMIT ?",
+        (expression, limit),
+    )
+
+
 def search(store: Store, query: str, limit: int = 5) -> list[KbHit]:
     """The articles that best match ``query`` (any text; customer text is safe), best first."""
+    if store.backend == "postgresql":
+        found = _pg_search(store, query, limit, "a.id, a.title, a.body, a.tags")
+        return [KbHit(r[0], r[1], r[2], r[3], float(r[4])) for r in found]
     expression = match_query(query)
     if expression is None or limit <= 0:
         return []
@@ -150,6 +183,8 @@ def search_scores(store: Store, query: str, limit: int = 5) -> list[tuple[str, f
 
     For a caller that holds the articles already (the ranker's index): no bodies to read.
     """
+    if store.backend == "postgresql":
+        return [(str(r[0]), float(r[1])) for r in _pg_search(store, query, limit, "a.id")]
     expression = match_query(query)
     if expression is None or limit <= 0:
         return []

@@ -24,6 +24,7 @@ BOTH_BACKENDS = frozenset(
         "test_store_reads",
         "test_store_postgres",
         "test_oversight",
+        "test_kb",
     }
 )
 
@@ -32,11 +33,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the store's own tests against SQLite and a real PostgreSQL server.
 
     A test that is about the SQLite file itself says ``@pytest.mark.sqlite_only``.
+    
     """
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    # TANDEM_TEST_BOTH=all (or a list of modules) runs more of the suite on both backends:
+    # how a new store function is tried on PostgreSQL before its module joins the list.
+    extra = os.environ.get("TANDEM_TEST_BOTH", "")
     if (
         "backend" in metafunc.fixturenames
-        and module in BOTH_BACKENDS
+        and (module in BOTH_BACKENDS or extra == "all" or module in extra.split(","))
         and metafunc.definition.get_closest_marker("sqlite_only") is None
     ):
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)

@@ -182,3 +182,29 @@ def test_an_insert_returns_its_id_and_a_conflict_stays_an_error() -> None:
     t = translate("INSERT INTO messages (a) VALUES (?)", frozenset({"messages"}))
     assert t.sql == "INSERT INTO messages (a) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id"
     assert (t.id_table, t.conflict_is_error) == ("messages", True)
+
+
+def test_db_copy_moves_a_sqlite_store_to_postgresql(tmp_path: Path, pg_server: PgServer) -> None:
+    from test_cli_store import tandem
+
+    from store.synthetic import seed
+
+    src_path = tmp_path / "old.db"
+    src = Store(src_path)
+    seed(src, conversations=300, messages=2400)
+    lc.open_conversation(src, "Maya")
+    dst_url = pg_server.empty_database()
+    copied = tandem("db", "copy", str(src_path), dst_url)
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert copied.stdout.strip().endswith(": ok")
+    dst = Store(dst_url)
+    for table in ("customers", "conversations", "messages", "events", "agents"):
+        mine = [tuple(r) for r in src.query(f"SELECT * FROM {table} ORDER BY 1")]
+        assert mine == [tuple(r) for r in dst.query(f"SELECT * FROM {table} ORDER BY 1")], table
+    # The copy goes on where the source stopped: new ids after the copied ones.
+    cid = lc.open_conversation(dst, "after the move")
+    assert cid == src.one("SELECT max(id) FROM conversations")[0] + 1
+    again = tandem("db", "copy", str(src_path), dst_url)
+    assert again.returncode != 0 and "already holds" in again.stderr
+    status = tandem("db", "status", "--db", dst_url)
+    assert status.returncode == 0 and "messages 2" in status.stdout

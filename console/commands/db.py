@@ -1,4 +1,4 @@
-"""``tandem db init|status|check``."""
+"""``tandem db init|status|check|copy``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="create, inspect and check the database",
         description="Create, inspect and check the Tandem database. Every command creates a missing "
         "database and migrates an old one, so `db init` is only for scripts.",
-        epilog="Example: tandem db status --db /var/lib/tandem/tandem.db",
+        epilog="Example: tandem db status --db /var/lib/tandem/tandem.db; tandem db copy tandem.db"
+        " postgresql://tandem@db.example/tandem",
     )
     dsub = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     p = dsub.add_parser("init", help="create the database (or migrate it) and print its version")
@@ -31,6 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     p.set_defaults(func=_check)
+    p = dsub.add_parser(
+        "copy",
+        help="copy a whole store into an empty database (SQLite -> PostgreSQL), then check it",
+        description="Copy every table of SRC into DST, ids included, in one transaction on DST "
+        "(a failed copy leaves DST as it was). DST is created or migrated first and must hold no "
+        "conversations. Stop every writer of SRC (tandem serve, consoles) before copying.",
+    )
+    p.add_argument("src", metavar="SRC", help="the store to read (a SQLite file or a URL)")
+    p.add_argument(
+        "dst", metavar="DST", help="the empty store to fill (postgresql://... or a file)"
+    )
+    p.set_defaults(func=_copy)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -87,4 +100,31 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{store.path}: {len(problems)} problem(s)")
         return 1
     print(f"{store.path}: ok")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    import time
+
+    from store import InvalidInput, Store, open_reader
+    from store.check import check
+    from store.copy import copy
+
+    if str(args.src) == str(args.dst):
+        raise InvalidInput("SRC and DST are the same database")
+    src = open_reader(args.src)
+    dst = Store(args.dst)
+    started = time.perf_counter()
+    counts = copy(src, dst)  # a StoreError is the CLI's one line on stderr
+    took = time.perf_counter() - started
+    total = sum(counts.values())
+    print(f"{src.path} -> {dst.path}: {total} rows in {took:.1f} s")
+    print("  " + "  ".join(f"{t} {n}" for t, n in counts.items() if n))
+    problems = check(dst)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{dst.path}: {len(problems)} problem(s) after the copy")
+        return 1
+    print(f"{dst.path}: ok")
     return 0

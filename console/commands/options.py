@@ -8,5 +8,7 @@ import argparse
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     """The ``--db`` option every store-using command shares."""
     parser.add_argument(
-        "--db", metavar="PATH", help="SQLite file (default: $TANDEM_DB or ./tandem.db)"
+        "--db",
+        metavar="PATH|URL",
+        help="SQLite file or postgresql://user@host/dbname (default: $TANDEM_DB or ./tandem.db)",
     )
