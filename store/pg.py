@@ -393,28 +393,6 @@ def _pool_error(pool: ConnectionPool[Any]) -> str:
     return ""
 
 
-@contextmanager
-def scratch_database(url: str, label: str) -> Iterator[str]:
-    """A new, empty database on the server of ``url`` for the length of the block (benchmarks);
-    its URL. Needs the CREATEDB privilege; the database is dropped afterwards."""
-    name = f"tandem_{label}_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
-    parts = urlsplit(url)
-    scratch = urlunsplit(parts._replace(path=f"/{name}"))
-    try:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-    except psycopg.Error as exc:
-        raise DatabaseUnavailable(
-            f"{redacted(url)}: cannot create a scratch database ({_first_line(exc)})"
-        ) from None
-    try:
-        yield scratch
-    finally:
-        close_pool(scratch)
-        with suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def close_pool(url: str) -> None:
     """Close this process's pool for ``url`` (its connections end; a later open makes a new one)."""
     with _POOLS_LOCK:

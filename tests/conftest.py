@@ -33,7 +33,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the store's own tests against SQLite and a real PostgreSQL server.
 
     A test that is about the SQLite file itself says ``@pytest.mark.sqlite_only``.
-    
+
     """
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     # TANDEM_TEST_BOTH=all (or a list of modules) runs more of the suite on both backends:

@@ -8,6 +8,7 @@ backends (tests/conftest.py: BOTH_BACKENDS); these are what only PostgreSQL has.
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 import threading
 import time
 from pathlib import Path
@@ -208,3 +209,25 @@ def test_db_copy_moves_a_sqlite_store_to_postgresql(tmp_path: Path, pg_server: P
     assert again.returncode != 0 and "already holds" in again.stderr
     status = tandem("db", "status", "--db", dst_url)
     assert status.returncode == 0 and "messages 2" in status.stdout
+
+
+def test_bench_store_measures_sqlite_and_postgresql_in_one_run(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    from test_cli_store import tandem
+
+    out = tandem(
+        "bench", "store", "--messages", "200", "--conversations", "10", "--seconds", "1",
+        "--rate", "50", "--dir", str(tmp_path), "--db", pg_server.url("postgres"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for backend in ("sqlite", "postgresql"):
+        assert re.search(
+            rf"{backend}\s+ingest\s+customer messages via lifecycle API:\s+[\d,]+", out.stdout
+        )
+        seen = re.search(rf"{backend}\s+latency.*\((\d+)/(\d+) seen", out.stdout)
+        assert seen and seen.group(1) == seen.group(2), out.stdout
+    # The scratch databases are gone.
+    with pg_server.admin() as conn:
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'tandem_scratch%'")
+        assert left.fetchall() == []

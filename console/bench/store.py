@@ -300,14 +300,14 @@ def run(args: argparse.Namespace) -> int:
     if args.db:
         from store.db import is_url
         from store.errors import InvalidInput
-        from store.pg import scratch_database
+        from store.scratch import scratch_database
 
         if not is_url(args.db):
             raise InvalidInput(f"--db {args.db!r} is not a postgresql:// URL")
         with ExitStack() as scratch:
             _measure(
                 args,
-                lambda name: scratch.enter_context(scratch_database(args.db, f"bench_{name}")),
+                lambda name: str(scratch.enter_context(scratch_database(args.db))),
                 "postgresql  ",
             )
     return 0
