@@ -1,9 +1,10 @@
-"""``TandemApp``: the agent console over one store file.
+"""``TandemApp``: the agent console over a backend (a store file, or a server).
 
 The app owns the conversation rows the screens draw (``rows``, id -> row dict), fed by one
-:class:`console.ui.feed.FeedReader` thread; a connection for the event loop's small reads;
-and the :class:`console.ui.writer.StoreWriter` every write goes through, so a database
-locked by another process never stalls key handling. A write's outcome comes back as a
+:class:`console.ui.feed.FeedReader` thread; the backend (``console.backend``: local or remote,
+the screens do not know which); and the :class:`console.ui.writer.StoreWriter` every move
+goes through, so a database locked by another process, or a slow network, never stalls key
+handling. A write's outcome comes back as a
 past-tense message (:class:`TandemApp.Claimed`, :class:`TandemApp.Moved`...) to the screen
 that asked, and bubbles up to the app, which says it in a notification.
 
@@ -14,9 +15,8 @@ frozen (:class:`console.config.LLMConfig`); nothing below reads the environment 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -26,10 +26,19 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from console.kb.rank import warm as warm_ranker
+from console.backend import (
+    ROUTER,
+    AtCapacity,
+    Backend,
+    InvalidTransition,
+    LocalBackend,
+    SessionEnded,
+    StoreError,
+)
 from console.policy import LEVELS, PolicySettings, level_rank
 from console.ui.alerts import Alert, AlertMode, AlertWatch, NotifyProtocol, osc_notification
 from console.ui.feed import (
+    ConnectionChanged,
     FeedFailed,
     FeedReader,
     MetricsChanged,
@@ -37,12 +46,9 @@ from console.ui.feed import (
     WallChanged,
     Whispered,
 )
-from console.ui.model import next_in_queue, reason_words, safe_text
+from console.ui.model import reason_words, safe_text
 from console.ui.quiet_gc import QuietCollector
 from console.ui.writer import StoreWriter
-from store import Store, lifecycle, presence
-from store.errors import InvalidTransition, StoreError
-from store.routing import ROUTER, AtCapacity, claim_next
 
 if TYPE_CHECKING:
     from console.config import LLMConfig
@@ -52,6 +58,8 @@ T = TypeVar("T")
 
 RISING_SECONDS = 4.0
 HEARTBEAT_SECONDS = 30.0
+SESSION_END_SECONDS = 5.0
+"""How long a console the server signed out stays up to say so before it closes."""
 ALERT_GAP_SECONDS = 5.0
 IDLE_CHECK_SECONDS = 5.0
 Presence = Literal["online", "away", "offline"]
@@ -61,9 +69,12 @@ class TandemApp(App[None]):
     """The agent console.
 
     Args:
-        db_path: the store file (shared with ``tandem serve`` and other consoles).
-        agent: this agent's name (registered in the store on start).
-        supervisor: register as a supervisor and allow the supervisor view's actions.
+        source: the store file (shared with ``tandem serve`` and other consoles), or a
+            backend (``console.backend``: a ``RemoteBackend`` for ``--server``).
+        agent: this agent's name (registered in the store on start); with a backend, the
+            backend's.
+        supervisor: register as a supervisor and allow the supervisor view's actions; with
+            a backend, the backend's (a server says who is one).
         interval: the feed's coalescing interval in seconds.
         policy: the policy in force: its per-level SLA targets colour waits on the wall and
             in the supervisor view (default ``PolicySettings()``).
@@ -120,8 +131,8 @@ class TandemApp(App[None]):
 
     def __init__(
         self,
-        db_path: Path | str,
-        agent: str,
+        source: Path | str | Backend,
+        agent: str | None = None,
         *,
         supervisor: bool = False,
         interval: float = 0.1,
@@ -134,9 +145,15 @@ class TandemApp(App[None]):
         notify_protocol: NotifyProtocol = "none",
     ) -> None:
         super().__init__()
-        self.db_path = Path(db_path)
-        self.agent = agent
-        self.supervisor = supervisor
+        # A file opens (creates, migrates) here, before the first frame, so a broken path
+        # fails the command with one line instead of a dead console.
+        if isinstance(source, (str, Path)):
+            if agent is None:
+                raise ValueError("a console on a store file needs an agent name")
+            source = LocalBackend(source, agent, supervisor=supervisor)
+        self.backend: Backend = source
+        self.agent = source.agent
+        self.supervisor = source.supervisor
         policy = policy or PolicySettings()
         if sla_seconds is not None:
             policy = policy.with_overrides(sla_s=dict.fromkeys(LEVELS, sla_seconds))
@@ -149,17 +166,14 @@ class TandemApp(App[None]):
         self.rows: dict[int, dict[str, Any]] = {}
         self.rising: dict[int, float] = {}
         self.last_event_id = 0
-        # Opening creates and migrates the file: done here, before the first frame, so a
-        # broken path fails the command with one line instead of a dead console.
-        self.store = Store(self.db_path)
-        self.writer = StoreWriter(Store(self.db_path))
+        self.writer = StoreWriter()
         self.reader = FeedReader(
             self,
-            self.db_path,
+            source,
             interval=interval,
-            metrics=supervisor,
+            metrics=self.supervisor,
             sla_s=policy.sla_s,
-            agent=agent,
+            agent=self.agent,
         )
         self.llm: LLM | None = None
         if llm is not None and llm.enabled:
@@ -170,6 +184,8 @@ class TandemApp(App[None]):
         self._notice = notice
         self.collector = QuietCollector()
         self._claiming: set[int | None] = set()
+        self.connection_problem: str | None = None
+        """Why the live updates are interrupted right now (``None``: they are live)."""
         # Presence (store.presence): online from the start; away by choice (`a`) or after
         # `away_after_idle_minutes` without a key or a click, online again at the next one.
         self.presence: Presence = "online"
@@ -189,7 +205,7 @@ class TandemApp(App[None]):
         self.set_timer(
             0.5,
             lambda: self.run_worker(
-                partial(warm_ranker, self.db_path),
+                self.backend.warm,
                 thread=True,
                 exit_on_error=False,
                 name="kb-index",
@@ -202,27 +218,25 @@ class TandemApp(App[None]):
         if self._notice:
             self.notify(self._notice, timeout=8, markup=False)
 
-    def write(self, fn: Callable[[Store], T]) -> Awaitable[T]:
-        """Queue ``fn(store)`` on the writer thread; await its result (see ``console.ui.writer``)."""
-        writer = self.writer
-        return writer.run(lambda: fn(writer.store))
+    async def write(self, fn: Callable[[Backend], T]) -> T:
+        """Queue ``fn(backend)`` on the writer thread now; await its result (see
+        ``console.ui.writer``). A server that no longer takes the token ends the session."""
+        backend = self.backend
+        pending = self.writer.run(lambda: fn(backend))
+        try:
+            return await pending
+        except SessionEnded as exc:
+            self.end_session(str(exc))
+            raise
 
     def _heartbeat(self) -> None:
         # The supervisor view shows when each agent was last seen.
         self.run_worker(self._beat(), group="store-writes", name="heartbeat")
 
     async def _beat(self) -> None:
-        role = "supervisor" if self.supervisor else "agent"
         status = self.presence
-
-        def beat(s: Store) -> None:
-            lifecycle.register_agent(s, self.agent, role=role)
-            # Said again on every beat: a console restarted elsewhere, or a database
-            # restored, learns where this agent is within one beat.
-            presence.set_presence(s, self.agent, status)
-
         try:
-            await self.write(beat)
+            await self.write(lambda b: b.heartbeat(status))
         except StoreError:
             pass  # a busy database: the next beat will do
 
@@ -248,7 +262,7 @@ class TandemApp(App[None]):
 
     async def _say_presence(self, status: Presence) -> None:
         try:
-            await self.write(lambda s: presence.set_presence(s, self.agent, status))
+            await self.write(lambda b: b.set_presence(status))
         except StoreError:
             pass  # the next heartbeat says it again
 
@@ -265,11 +279,10 @@ class TandemApp(App[None]):
         self.reader.stop()
         self.collector.stop()
         # Said before the writer closes: whoever routes work knows at once this agent left.
-        self.writer.run_soon(
-            lambda: presence.set_presence(self.writer.store, self.agent, "offline")
-        )
+        backend = self.backend
+        self.writer.run_soon(lambda: backend.set_presence("offline"))
         self.writer.close()  # the agent's last writes are stored before the console goes
-        self.store.close()
+        self.backend.close()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
@@ -465,15 +478,46 @@ class TandemApp(App[None]):
         try:
             for screen in self.screen_stack:
                 hook = getattr(screen, "metrics_changed", None)
-                if hook is not None:
+                # A screen just pushed has no widgets yet: it asks for figures once mounted.
+                if hook is not None and screen.is_mounted:
                     hook(message.metrics)
         finally:
             self.reader.applied()
 
     def on_feed_failed(self, message: FeedFailed) -> None:
+        if message.ended:
+            self.end_session(message.error)
+            return
         self.notify(
             f"live updates stopped: {message.error}", severity="error", timeout=30, markup=False
         )
+
+    def end_session(self, why: str) -> None:
+        """The server refused this console's token: say so, and close the console shortly."""
+        if self.connection_problem == "ended":
+            return
+        self.connection_problem = "ended"
+        self.sub_title = "session ended"
+        self.clear_notifications()
+        text = f"session ended: {why}. Log in again: tandem login {self.backend.where}"
+        self.notify(text, title="signed out", severity="error", timeout=3600, markup=False)
+        self.set_timer(SESSION_END_SECONDS, lambda: self.exit(return_code=1, message=text))
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        """A banner while the live updates are interrupted: a dropped connection is never silent."""
+        if self.connection_problem == "ended":
+            return
+        was = self.connection_problem
+        self.connection_problem = message.problem
+        self.sub_title = message.problem or ""
+        if message.problem is not None:
+            self.clear_notifications()
+            self.notify(
+                message.problem, title="disconnected", severity="error", timeout=3600, markup=False
+            )
+        elif was is not None:
+            self.clear_notifications()
+            self.notify("live updates are back", title="reconnected", markup=False)
 
     # --- actions shared by screens ------------------------------------------------------
 
@@ -503,7 +547,7 @@ class TandemApp(App[None]):
     ) -> None:
         message: Message
         try:
-            await self.write(lambda s: lifecycle.claim(s, conversation_id, self.agent))
+            await self.write(lambda b: b.claim(conversation_id))
         except InvalidTransition as exc:
             message = self.ClaimFailed(conversation_id, str(exc), "taken")
         except StoreError as exc:
@@ -523,12 +567,12 @@ class TandemApp(App[None]):
         self,
         move: str,
         conversation_id: int,
-        fn: Callable[[Store], object],
+        fn: Callable[[Backend], object],
         done: str,
         *,
         reply_to: MessagePump | None = None,
     ) -> None:
-        """Store a move (``fn(store)``) off the event loop; ``reply_to`` gets ``Moved`` or ``MoveFailed``.
+        """Store a move (``fn(backend)``) off the event loop; ``reply_to`` gets ``Moved`` or ``MoveFailed``.
 
         Args:
             move: its name, for the handlers (``hand_back``, ``resolve``, ``note``...).
@@ -542,7 +586,7 @@ class TandemApp(App[None]):
         self,
         move: str,
         conversation_id: int,
-        fn: Callable[[Store], object],
+        fn: Callable[[Backend], object],
         done: str,
         reply_to: MessagePump | None,
     ) -> None:
@@ -585,9 +629,8 @@ class TandemApp(App[None]):
     def take_next(self, *, reply_to: MessagePump | None = None) -> None:
         """Claim the conversation first in the queue and open it; another agent's win means the next one.
 
-        The queue is read from the store, not from the wall's last snapshot: the wall may be a
-        tenth of a second behind, and "next" must not mean one that was already taken. The
-        read and the claims run on the writer thread, one job.
+        The backend reads the queue where it is kept, not from the wall's last snapshot: the
+        wall may be a tenth of a second behind, and "next" must not mean one already taken.
         """
         if None in self._claiming:
             return
@@ -595,16 +638,12 @@ class TandemApp(App[None]):
         self.run_worker(self._take_next(reply_to), group="store-writes", name="take_next")
 
     async def _take_next(self, reply_to: MessagePump | None) -> None:
-        agent = self.agent
         routing = self.policy.routing
         # With routing on, take-next stops at the agent's capacity, as assignment does.
-        capacity = routing.capacity_of(agent) if routing.enabled else None
-
+        capacity = routing.capacity_of(self.agent) if routing.enabled else None
         message: Message
         try:
-            claimed = await self.write(
-                lambda s: claim_next(s, agent, next_in_queue, capacity=capacity)
-            )
+            claimed = await self.write(lambda b: b.claim_next(capacity))
         except AtCapacity as exc:
             message = self.ClaimFailed(None, str(exc), "full")
         except StoreError as exc:

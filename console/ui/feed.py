@@ -1,8 +1,8 @@
 """The console's reader thread: follows the change feed and posts what changed, batched.
 
-One thread per app (memray's ``UpdateThread`` pattern). It owns its own store connection and
-``store.feed.Follower`` (a sqlite3 connection belongs to its thread), wakes at most every
-``interval`` seconds, turns a batch of feed events into fresh rows for the conversations they
+One thread per app (memray's ``UpdateThread`` pattern). It opens the backend's feed on its
+own thread (a local one is a store connection and a ``store.feed.Follower``, a remote one an
+event stream), wakes at most every ``interval`` seconds, turns a batch of feed events into fresh rows for the conversations they
 touched, and posts ONE message per batch. It waits for the app to apply the previous message
 before posting the next, so a slow frame merges batches instead of queueing them.
 """
@@ -13,18 +13,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from textual.app import App
 from textual.message import Message
 
-from store import Store
-from store.errors import NotFound, StoreError
-from store.feed import Follower
-from store.queries import get_conversation, message, transcript
-from store.routing import PAUSED
-from store.views import conversation_context, supervisor_metrics, wall_rows
+from console.backend import PAUSED, Backend, Feed, NotFound, SessionEnded, StoreError
 
 TRANSCRIPT_WINDOW = 200
 
@@ -51,6 +45,8 @@ class TranscriptChanged(Message):
     messages: tuple[dict[str, Any], ...]
     context: dict[str, Any] | None
     full: bool
+    revealed: frozenset[int] | None = None
+    """With ``full``: the abusive messages this agent chose to read here (``None``: unknown)."""
 
 
 @dataclass
@@ -74,14 +70,23 @@ class FeedFailed(Message):
     """The reader cannot read the store; ``error`` says why in words."""
 
     error: str
+    ended: bool = False
+    """The server refused this console's token: the session is over."""
+
+
+@dataclass
+class ConnectionChanged(Message):
+    """The live updates were interrupted (``problem`` says how) or are back (``None``)."""
+
+    problem: str | None
 
 
 class FeedReader:
-    """Follows the store at ``db_path`` on a daemon thread and posts to ``app``.
+    """Follows the backend's feed on a daemon thread and posts to ``app``.
 
     Args:
         app: where messages go (``post_message`` is thread-safe).
-        db_path: the store file.
+        backend: the console's backend (local file or remote server).
         interval: the shortest time between two posts, in seconds (coalescing).
         metrics: also post :class:`MetricsChanged` (supervisor consoles).
         sla_s: the queue's SLA target per level, for the metrics.
@@ -91,7 +96,7 @@ class FeedReader:
     def __init__(
         self,
         app: App[Any],
-        db_path: Path,
+        backend: Backend,
         *,
         interval: float = 0.1,
         metrics: bool = False,
@@ -100,7 +105,7 @@ class FeedReader:
     ) -> None:
         self.app = app
         self.agent = agent
-        self.db_path = Path(db_path)
+        self.backend = backend
         self.interval = interval
         self.metrics = metrics
         self.sla_s = dict(sla_s or {})
@@ -150,26 +155,29 @@ class FeedReader:
         self._applied.clear()
         self.app.post_message(message)
 
+    def _status(self, problem: str | None) -> None:
+        self.app.post_message(ConnectionChanged(problem))
+
     def _run(self) -> None:
         try:
             self._loop()
+        except SessionEnded as exc:
+            self.app.post_message(FeedFailed(str(exc), ended=True))
         except StoreError as exc:
             self.app.post_message(FeedFailed(str(exc)))
         except Exception as exc:  # the console must say why it stopped updating, not hang
             self.app.post_message(FeedFailed(f"{type(exc).__name__}: {exc}"))
 
     def _loop(self) -> None:
-        store = Store(self.db_path)
-        follower = Follower(self.db_path, after=None)
+        feed = self.backend.open_feed(self._wake, self._status)
         try:
-            follower.poll()  # fixes the cursor before the snapshot, so nothing falls between
-            cursor = follower.cursor or 0
-            self._post(WallChanged(tuple(wall_rows(store)), True, cursor))
+            rows, cursor = feed.snapshot()
+            self._post(WallChanged(tuple(rows), True, cursor))
             watched: int | None = None
             last_mid = 0
             last_metrics = 0.0
             while not self._stop.is_set():
-                events = follower.poll()
+                events = feed.poll()
                 changed: set[int] = set()
                 touched_context: set[int] = set()
                 retriaged: list[int] = []
@@ -191,52 +199,45 @@ class FeedReader:
                         if e.kind == "triaged" and e.message_id and e.conversation_id == watched:
                             retriaged.append(e.message_id)
                         if e.kind == "message" and e.message_id and self._to_me(e.data):
-                            self._whispered(store, e.message_id)
+                            self._whispered(feed, e.message_id)
                 if changed or paused:
-                    rows = wall_rows(store, ids=sorted(changed)) if changed else []
+                    rows = feed.rows(sorted(changed)) if changed else []
                     self._post(
-                        WallChanged(
-                            tuple(rows),
-                            False,
-                            follower.cursor or 0,
-                            tuple(assigned),
-                            tuple(paused),
-                        )
+                        WallChanged(tuple(rows), False, feed.cursor, tuple(assigned), tuple(paused))
                     )
                 target = self._watch
                 if target != watched:
                     watched, last_mid = target, 0
                     if target is not None:
-                        last_mid = self._post_transcript(store, target, 0, True, True)
+                        last_mid = self._post_transcript(feed, target, 0, True, True)
                 elif watched is not None and watched in changed:
                     last_mid = self._post_transcript(
-                        store, watched, last_mid, False, watched in touched_context, retriaged
+                        feed, watched, last_mid, False, watched in touched_context, retriaged
                     )
                 # Supervisor figures: at most twice a second while things change, else each second.
                 since = time.monotonic() - last_metrics
                 if self.metrics and (since > 1.0 or (changed and since > 0.5)):
                     last_metrics = time.monotonic()
-                    self._post(MetricsChanged(supervisor_metrics(store, sla_s=self.sla_s)))
-                if len(events) >= follower.batch:  # a backlog: read on without sleeping
+                    self._post(MetricsChanged(feed.metrics(self.sla_s)))
+                if len(events) >= feed.batch:  # a backlog: read on without sleeping
                     continue
                 self._wake.wait(self.interval)
                 self._wake.clear()
         finally:
-            follower.close()
-            store.close()
+            feed.close()
 
     def _to_me(self, data: dict[str, Any] | None) -> bool:
         return bool(data and data.get("whisper") and self.agent and data.get("to") == self.agent)
 
-    def _whispered(self, store: Store, message_id: int) -> None:
-        m = message(store, message_id)
+    def _whispered(self, feed: Feed, message_id: int) -> None:
+        m = feed.message(message_id)
         if m is not None:
             # Straight to the app, past the batching: a whisper is said at once.
             self.app.post_message(Whispered(m["conversation_id"], m["author"] or "?", m["text"]))
 
     def _post_transcript(
         self,
-        store: Store,
+        feed: Feed,
         cid: int,
         after: int,
         full: bool,
@@ -244,24 +245,29 @@ class FeedReader:
         retriaged: list[int] | None = None,
     ) -> int:
         try:
-            conv = get_conversation(store, cid)
+            conv = feed.conversation(cid)
         except NotFound:
             self._post(TranscriptChanged(cid, None, (), None, full))
             return after
+        revealed: frozenset[int] | None = None
         if full:
-            msgs = transcript(store, cid, last=TRANSCRIPT_WINDOW)
+            msgs = feed.transcript(cid, last=TRANSCRIPT_WINDOW)
+            try:
+                revealed = frozenset(feed.revealed(cid))
+            except NotFound:
+                revealed = frozenset()
         else:
-            msgs = transcript(store, cid, after=after)
+            msgs = feed.transcript(cid, after=after)
             # Messages already sent whose triage came after them: the screen redraws them
             # (an abusive one is masked from then on).
             again = [
                 m
                 for mid in sorted(set(retriaged or ()))
                 if mid <= after
-                for m in transcript(store, cid, after=mid - 1, limit=1)
+                for m in feed.transcript(cid, after=mid - 1, limit=1)
                 if m["id"] == mid
             ]
             msgs = again + msgs
-        context = conversation_context(store, cid) if with_context else None
-        self._post(TranscriptChanged(cid, conv, tuple(msgs), context, full))
+        context = feed.context(cid) if with_context else None
+        self._post(TranscriptChanged(cid, conv, tuple(msgs), context, full, revealed))
         return max(after, msgs[-1]["id"]) if msgs else after

@@ -1,4 +1,4 @@
-"""The console's store writes, off the event loop: one thread, one connection, in order.
+"""The console's moves, off the event loop: one thread, in order.
 
 A write waits for SQLite's lock for up to ``busy_timeout`` (5 s) when another process holds
 it; made on the event loop, that wait froze key handling. So every write of the console
@@ -9,7 +9,8 @@ into a past-tense message (``Claimed``, ``Moved``, ``ReplySent``...).
 
 One thread rather than one per write: the agent's actions must reach the store in the order
 they were made (a reply, then the hand back), and a ``sqlite3`` connection serves one thread
-at a time. Reads stay where they are: in WAL mode a reader never waits for a writer.
+at a time. The moves themselves are the backend's (``console.backend``): a local one gives
+this thread its own connection, a remote one its own HTTP connection.
 """
 
 from __future__ import annotations
@@ -19,28 +20,20 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from store import Store
-from store.errors import StoreError
+from console.backend import StoreError
 
 T = TypeVar("T")
 
 
 class StoreWriter:
-    """Runs store calls one at a time on a thread of its own.
+    """Runs calls one at a time on a thread of its own."""
 
-    Args:
-        store: a connection that from now on is used by the writer's thread only (it can be
-            opened anywhere: ``Store`` connections are not tied to the opening thread).
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        """The writer's connection, for objects whose calls go through :meth:`run` (drafts)."""
+    def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-writer")
         self._closed = False
 
     def run(self, fn: Callable[[], T]) -> Awaitable[T]:
-        """Queue ``fn`` (which uses :attr:`store`) now; await the result or its exception.
+        """Queue ``fn`` now; await the result or its exception.
 
         The call is queued before this returns, so calls run in the order ``run`` was called.
         Once queued it runs even if the awaiting task is cancelled (the agent left the screen):
@@ -62,7 +55,7 @@ class StoreWriter:
             self._pool.submit(quietly)
 
     def close(self, *, wait: bool = True) -> None:
-        """Close the connection once the queued writes are done (idempotent).
+        """Stop taking calls; the queued ones still run (idempotent).
 
         Args:
             wait: block until then; without it the writes still finish (the interpreter joins
@@ -71,5 +64,4 @@ class StoreWriter:
         if self._closed:
             return
         self._closed = True
-        self._pool.submit(self.store.close)
         self._pool.shutdown(wait=wait)

@@ -15,6 +15,7 @@ from textual.widgets import TextArea
 from textual.widgets.text_area import Selection
 from waiting import DEADLINE, wait_until_async
 
+from console.backend import LocalBackend
 from console.config import LLMConfig
 from console.llm import LLM
 from console.ui.widgets.composer import Composer
@@ -31,15 +32,18 @@ class ComposerApp(App[None]):
         super().__init__()
         self.db_path, self.cid, self.llm = db_path, cid, llm
         self.store = Store(db_path)
+        self.backend = LocalBackend(db_path, "ana")
 
     def compose(self) -> ComposeResult:
-        yield Composer(self.db_path, self.cid, "ana", llm=self.llm, id="composer")
+        yield Composer(self.backend, self.cid, llm=self.llm, id="composer")
 
     def on_composer_sent(self, event: Composer.Sent) -> None:
-        mid = lifecycle.agent_reply(
-            self.store, self.cid, "ana", event.text, draft_id=event.draft_id
-        )
-        self.query_one(Composer).sent(mid)
+        replied = self.backend.reply(self.cid, event.text, event.draft_id)
+        self.query_one(Composer).sent(replied.message_id, replied.draft_outcome)
+
+    def on_unmount(self) -> None:
+        self.backend.close()
+        self.store.close()
 
 
 def _llm(fake: FakeOpenAI, timeout: float = 30.0) -> LLM:

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from console.backend import InvalidInput, StoreError, terms
 from console.ui.commands import ScreenCommands
 from console.ui.feed import TranscriptChanged
 from console.ui.model import (
@@ -40,13 +41,6 @@ from console.ui.model import (
 )
 from console.ui.widgets.composer import Composer
 from console.ui.widgets.tile import BADGE_STYLE
-from store import Store, lifecycle, oversight
-from store.errors import InvalidInput, StoreError
-from store.handover import for_owner
-from store.kb import terms
-from store.protection import final_notice, reveal, revealed_ids
-from store.queries import transcript
-from store.views import earlier_messages
 
 if TYPE_CHECKING:
     from console.assist.summary import HandoverSummary
@@ -197,6 +191,8 @@ class ConversationScreen(Screen[None]):
         """The agent's reply is stored as ``message_id``."""
 
         message_id: int
+        draft_outcome: str | None = None
+        """What became of the draft it came from (``sent``, ``edited``), when logged."""
 
     @dataclass
     class ReplyRefused(Message):
@@ -241,9 +237,8 @@ class ConversationScreen(Screen[None]):
                 yield Static("", id="side-context", markup=False)
         yield Static("", id="conv-hint", markup=False)
         yield Composer(
-            self.tandem.db_path,
+            self.tandem.backend,
             self.conversation_id,
-            self.tandem.agent,
             llm=self.tandem.llm,
             writer=self.tandem.writer,
             id="composer",
@@ -276,9 +271,14 @@ class ConversationScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="earlier")
     def _load_earlier(self, before: int) -> None:
-        # A read of up to 100 rows: off the event loop, on its own connection (its thread's).
-        with Store(self.tandem.db_path) as store:
-            rows = earlier_messages(store, self.conversation_id, before)
+        # A read of up to 100 rows: off the event loop.
+        try:
+            rows = self.tandem.backend.earlier_messages(self.conversation_id, before)
+        except StoreError as exc:
+            self.app.call_from_thread(
+                self.notify, f"earlier messages: {exc}", severity="warning", markup=False
+            )
+            return
         self.app.call_from_thread(self._prepend, rows)
 
     def _prepend(self, rows: list[dict[str, Any]]) -> None:
@@ -295,34 +295,21 @@ class ConversationScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="handover")
     def _summarize(self) -> None:
-        # Reads on this thread's own connection; an LLM summary (when configured) follows the
-        # extractive one, which is shown at once.
-        import asyncio
-
-        from console.assist.context import build_context
-        from console.assist.summary import cited_titles, embedded_summary, from_meta, summarize
-
-        try:
-            with Store(self.tandem.db_path) as store:
-                # A transfer brought its summary along: the one the supervisor saw is shown.
-                passed = for_owner(store, self.conversation_id)
-                carried = from_meta(passed["summary"]) if passed is not None else None
-                if passed is not None and carried is not None:
-                    author = safe_text(passed["author"] or "?", one_line=True)
-                    via = f"from {author} with the transfer"
-                    self.app.call_from_thread(self._show_handover, carried, via)
-                    return
-                ctx = build_context(store, self.conversation_id, agent=self.tandem.agent)
-                titles = cited_titles(store, ctx)
-        except StoreError:
-            return  # the transcript itself says what is wrong with the store
-        self.app.call_from_thread(self._show_handover, embedded_summary(ctx, titles))
+        # A transfer brought its summary along: the one the supervisor saw is shown. Else the
+        # extractive summary at once, and an LLM summary (when configured) after it.
+        llm = None
         if self.tandem.llm is not None:
             from console.llm import LLM
 
             llm = LLM(self.tandem.llm.config)  # its own client, on this thread's event loop
-            better = asyncio.run(summarize(ctx, llm=llm, titles=titles))
-            self.app.call_from_thread(self._show_handover, better)
+        try:
+            for summary, sender in self.tandem.backend.handover(self.conversation_id, llm):
+                via = None
+                if sender is not None:
+                    via = f"from {safe_text(sender, one_line=True)} with the transfer"
+                self.app.call_from_thread(self._show_handover, summary, via)
+        except StoreError:
+            return  # the transcript itself says what is wrong with the store
 
     def _show_handover(self, summary: HandoverSummary, via: str | None = None) -> None:
         text = Text()
@@ -358,12 +345,12 @@ class ConversationScreen(Screen[None]):
     def on_unmount(self) -> None:
         if self.tandem.reader.watching == self.conversation_id:
             self.tandem.reader.watch(None)
-        cid, me, writer = self.conversation_id, self.tandem.agent, self.tandem.writer
-        writer.run_soon(lambda: oversight.leave(writer.store, cid, me))
+        cid, backend = self.conversation_id, self.tandem.backend
+        self.tandem.writer.run_soon(lambda: backend.viewing(cid, False))
 
     def _view(self) -> None:
-        cid, me, writer = self.conversation_id, self.tandem.agent, self.tandem.writer
-        writer.run_soon(lambda: oversight.view(writer.store, cid, me))
+        cid, backend = self.conversation_id, self.tandem.backend
+        self.tandem.writer.run_soon(lambda: backend.viewing(cid, True))
 
     # --- data from the reader -----------------------------------------------------------
 
@@ -382,13 +369,8 @@ class ConversationScreen(Screen[None]):
             box.remove_children()
             self.seen.clear()
             self.hidden.clear()
-            try:
-                # One indexed read on the event loop's connection (the app's small reads).
-                self.revealed = revealed_ids(
-                    self.tandem.store, self.conversation_id, self.tandem.agent
-                )
-            except StoreError:
-                self.revealed = set()  # masked until revealed again: the safe side
+            # Unknown: masked until revealed again, the safe side.
+            self.revealed = set(message.revealed or ())
         else:
             # Already shown, triaged since: redraw in place (masked if abusive).
             for m in message.messages:
@@ -488,9 +470,9 @@ class ConversationScreen(Screen[None]):
         self.run_worker(self._reveal(m), group="store-writes", name="reveal")
 
     async def _reveal(self, m: dict[str, Any]) -> None:
-        me, mid = self.tandem.agent, m["id"]
+        mid = m["id"]
         try:
-            await self.tandem.write(lambda s: reveal(s, mid, by=me))
+            await self.tandem.write(lambda b: b.reveal(mid))
         except InvalidInput:
             pass  # triage found it clean after all: nothing to record, nothing to hide
         except StoreError as exc:
@@ -700,31 +682,31 @@ class ConversationScreen(Screen[None]):
             self.dismiss()
 
     def action_hand_back(self) -> None:
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         self.tandem.move(
             "hand_back",
             cid,
-            lambda s: lifecycle.hand_back(s, cid, by=me),
+            lambda b: b.hand_back(cid),
             f"#{cid} handed back to the bot",
             reply_to=self,
         )
 
     def action_resolve(self) -> None:
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         self.tandem.move(
             "resolve",
             cid,
-            lambda s: lifecycle.resolve(s, cid, by=me),
+            lambda b: b.resolve(cid),
             f"#{cid} resolved",
             reply_to=self,
         )
 
     def action_final_notice(self) -> None:
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         self.tandem.move(
             "final_notice",
             cid,
-            lambda s: final_notice(s, cid, by=me),
+            lambda b: b.final_notice(cid),
             f"#{cid}: final notice sent, closed",
             reply_to=self,
         )
@@ -765,36 +747,42 @@ class ConversationScreen(Screen[None]):
         if not text or self._saving_note:
             return
         self._saving_note = True
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         owner = (self.conv or {}).get("owner") or "the agent"
         self.tandem.move(
             "whisper",
             cid,
-            lambda s: oversight.whisper(s, cid, text, by=me),
+            lambda b: b.whisper(cid, text),
             f"whispered to {owner} on #{cid}",
             reply_to=self,
         )
 
     def action_barge(self) -> None:
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         owner = (self.conv or {}).get("owner") or "the agent"
         self.tandem.move(
             "barge",
             cid,
-            lambda s: oversight.barge(s, cid, by=me),
+            lambda b: b.barge(cid),
             f"#{cid} is yours now: {owner} was told",
             reply_to=self,
         )
 
     def action_kb_search(self) -> None:
-        from console.ui.screens.kb_search import KbSearchScreen
+        self._open_kb_search()
 
+    @work(thread=True, exclusive=True, group="kb-open")
+    def _open_kb_search(self) -> None:
+        # The customer's latest words are read off the event loop (over the network, maybe).
         try:
-            recent = transcript(
-                self.tandem.store, self.conversation_id, last=50, include_notes=False
-            )
+            recent = self.tandem.backend.recent_messages(self.conversation_id, 50)
         except StoreError:
             recent = []
+        self.app.call_from_thread(self._show_kb_search, recent)
+
+    def _show_kb_search(self, recent: list[dict[str, Any]]) -> None:
+        from console.ui.screens.kb_search import KbSearchScreen
+
         # The customer's latest message with searchable words ("hello?" has none).
         reasons = (self.conv or {}).get("reasons") or ()
         asked = next(
@@ -816,7 +804,7 @@ class ConversationScreen(Screen[None]):
         )
         self.app.push_screen(
             KbSearchScreen(
-                self.tandem.store,
+                self.tandem.backend,
                 query=asked,
                 subject=subject,
                 insert_blocked=blocked,
@@ -846,11 +834,11 @@ class ConversationScreen(Screen[None]):
         if not text or self._saving_note:
             return
         self._saving_note = True
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         self.tandem.move(
             "note",
             cid,
-            lambda s: lifecycle.add_note(s, cid, me, text),
+            lambda b: b.note(cid, text),
             f"note added to #{cid}",
             reply_to=self,
         )
@@ -860,19 +848,17 @@ class ConversationScreen(Screen[None]):
         self.run_worker(self._post_reply(event.text, event.draft_id), group="store-writes")
 
     async def _post_reply(self, text: str, draft_id: int | None) -> None:
-        cid, me = self.conversation_id, self.tandem.agent
+        cid = self.conversation_id
         try:
-            mid = await self.tandem.write(
-                lambda s: lifecycle.agent_reply(s, cid, me, text, draft_id=draft_id)
-            )
+            replied = await self.tandem.write(lambda b: b.reply(cid, text, draft_id))
         except StoreError as exc:  # Taken, NotOwner, closed, locked: one line each
             self.post_message(self.ReplyRefused(str(exc)))
             return
         self.tandem.reader.poke()
-        self.post_message(self.ReplySent(mid))
+        self.post_message(self.ReplySent(replied.message_id, replied.draft_outcome))
 
     def on_conversation_screen_reply_sent(self, message: ReplySent) -> None:
-        self.query_one(Composer).sent(message.message_id)
+        self.query_one(Composer).sent(message.message_id, message.draft_outcome)
 
     def on_conversation_screen_reply_refused(self, message: ReplyRefused) -> None:
         self.query_one(Composer).send_failed()

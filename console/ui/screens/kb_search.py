@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -34,16 +34,13 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from console.backend import Backend, KbArticle, KbHit, StoreError, terms
 from console.kb import split_body
-from console.kb.rank import SEARCH_POOL, ranker_for
 from console.ui.model import safe_text
-from store import Store
-from store.errors import StoreError
-from store.kb import KbArticle, KbHit, terms
 
 # Long enough to skip the searches between keystrokes, short enough to feel live.
 DEBOUNCE_SECONDS = 0.12
-RESULT_LIMIT = SEARCH_POOL
+RESULT_LIMIT = 20  # the ranker's pool (console.kb.rank.SEARCH_POOL)
 # A customer's message can be long; the query needs its words, not all of it.
 QUERY_CHARS = 240
 
@@ -96,7 +93,7 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
     """Search the knowledge base, preview an article, pick its answer or its id.
 
     Args:
-        store: a connection of the event loop's thread (the app's own).
+        backend: the console's backend (the search runs on a worker thread).
         query: the starting query (e.g. the customer's last message), all selected so that
             typing replaces it.
         subject: who the search is for, shown in the title ("Maya #12").
@@ -134,20 +131,22 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
 
     def __init__(
         self,
-        store: Store,
+        backend: Backend,
         *,
         query: str = "",
         subject: str = "",
         insert_blocked: str | None = None,
     ) -> None:
         super().__init__()
-        self.store = store
+        self.backend = backend
         self.initial_query = query_from(query)
         self.subject = subject
         self.insert_blocked = insert_blocked
         self.hits: list[KbHit] = []
         self.searched: str | None = None
         self._debounce: Timer | None = None
+        self.answered: str | None = None
+        """The query whose results are shown (``searched`` may still be on its way)."""
 
     def compose(self) -> ComposeResult:
         title = "Knowledge base" + (
@@ -190,15 +189,25 @@ class KbSearchScreen(ModalScreen[KbPick | None]):
         if query == self.searched:
             return
         self.searched = query
+        self._search(query)
+
+    @work(thread=True, exclusive=True, group="kb-search", exit_on_error=False)
+    def _search(self, query: str) -> None:
+        # Off the event loop: the ranker's first build, or the network, takes a moment.
         try:
-            ranker = ranker_for(self.store)
-            self.hits = []
-            for c in ranker.rank(self.store, query, pool=RESULT_LIMIT):
-                art = ranker.articles[c.id].article
-                self.hits.append(KbHit(art.id, art.title, art.body, art.tags, c.score))
+            hits = self.backend.kb_search(query, RESULT_LIMIT)
         except StoreError as exc:
-            self.hits = []
-            self._status(f"search failed: {exc}")
+            self.app.call_from_thread(self._searched, query, [], str(exc))
+            return
+        self.app.call_from_thread(self._searched, query, hits, None)
+
+    def _searched(self, query: str, hits: list[KbHit], error: str | None) -> None:
+        if query != self.searched:
+            return  # the agent typed on: a newer search is on its way
+        self.hits = hits
+        self.answered = query
+        if error is not None:
+            self._status(f"search failed: {error}")
             self._show_results()
             return
         words = terms(query)

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from console.assist.summary import as_meta, summary_for
+from console.backend import Backend, StoreError
 from console.policy import LEVELS, level_rank, queue_key
 from console.ui.commands import ScreenCommands
 from console.ui.model import elapsed, minutes, reason_words, safe_text
@@ -30,9 +30,6 @@ from console.ui.widgets.draft_metrics import DraftMetricsPanel, DraftMetricsScre
 from console.ui.widgets.live_report import LiveReport
 from console.ui.widgets.prompt import PromptScreen
 from console.ui.widgets.tile import BADGE_STYLE, over_sla
-from store import Store, lifecycle
-from store.errors import StoreError
-from store.protection import final_notice
 
 if TYPE_CHECKING:
     from console.ui.app import TandemApp
@@ -149,7 +146,7 @@ class SupervisorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("supervisor view · loading…", id="sup-header", markup=False)
-        yield LiveReport(self.tandem.db_path, self.tandem.policy.sla_s, id="sup-live")
+        yield LiveReport(self.tandem.backend, self.tandem.policy.sla_s, id="sup-live")
         with Horizontal(id="sup-body"):
             with Vertical(id="sup-queue"):
                 yield Static(
@@ -159,7 +156,7 @@ class SupervisorScreen(Screen[None]):
             with Vertical(id="sup-agents"):
                 yield Static("Agents", classes="sup-title", markup=False)
                 yield DataTable(id="agents-table", cursor_type="row")
-                yield DraftMetricsPanel(self.tandem.db_path, id="sup-drafts")
+                yield DraftMetricsPanel(self.tandem.backend, id="sup-drafts")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -294,7 +291,7 @@ class SupervisorScreen(Screen[None]):
             return None
         return int(key.value) if key.value else None
 
-    def _move(self, move: str, cid: int, fn: Callable[[Store], object], ok: str) -> None:
+    def _move(self, move: str, cid: int, fn: Callable[[Backend], object], ok: str) -> None:
         # Off the event loop (console.ui.writer); the app says how it went.
         self.tandem.move(move, cid, fn, ok, reply_to=self)
 
@@ -322,13 +319,12 @@ class SupervisorScreen(Screen[None]):
         cid = self.selected_id()
         if cid is None:
             return
-        me = self.tandem.agent
         self._ask_agent(
             f"Assign #{cid} to which agent?",
             lambda name: self._move(
                 "assign",
                 cid,
-                lambda s: lifecycle.assign(s, cid, name, by=me),
+                lambda b: b.assign(cid, name),
                 f"#{cid} assigned to {name}",
             ),
         )
@@ -344,19 +340,17 @@ class SupervisorScreen(Screen[None]):
 
     @work(thread=True, group="transfer-summary", exit_on_error=False)
     def _transfer_with_summary(self, cid: int, name: str) -> None:
-        """The hand-over summary goes with the conversation: written here (reads on this
-        thread's connection; the LLM's when configured, within its timeout), stored with the
-        transfer in one transaction by the writer."""
-        me = self.tandem.agent
+        """The hand-over summary goes with the conversation: written here, on this thread
+        (the LLM's when configured, within its timeout; a server writes its own), stored with
+        the transfer in one transaction by the writer."""
         summary = None
         try:
-            with Store(self.tandem.db_path) as store:
-                llm = None
-                if self.tandem.llm is not None:
-                    from console.llm import LLM
+            llm = None
+            if self.tandem.llm is not None:
+                from console.llm import LLM
 
-                    llm = LLM(self.tandem.llm.config)  # its own client, for this thread's loop
-                summary = summary_for(store, cid, agent=name, llm=llm)
+                llm = LLM(self.tandem.llm.config)  # its own client, for this thread's loop
+            summary = self.tandem.backend.transfer_summary(cid, name, llm)
         except StoreError:
             pass  # the transfer itself says what is wrong; it goes without a summary
         except Exception as exc:  # the summary is a courtesy; the transfer is not
@@ -366,23 +360,21 @@ class SupervisorScreen(Screen[None]):
                 severity="warning",
                 markup=False,
             )
-        text = summary.as_text() if summary is not None else None
-        meta = as_meta(summary) if summary is not None else None
         self.app.call_from_thread(
             self._move,
             "transfer",
             cid,
-            lambda s: lifecycle.transfer(s, cid, name, by=me, summary=text, summary_meta=meta),
-            f"#{cid} transferred to {name}" + (" with the hand-over summary" if text else ""),
+            lambda b: b.transfer(cid, name, summary),
+            f"#{cid} transferred to {name}" + (" with the hand-over summary" if summary else ""),
         )
 
     def action_release(self) -> None:
-        cid, me = self.selected_id(), self.tandem.agent
+        cid = self.selected_id()
         if cid is not None:
             self._move(
                 "release",
                 cid,
-                lambda s: lifecycle.release(s, cid, by=me),
+                lambda b: b.release(cid),
                 f"#{cid} released to the bot",
             )
 
@@ -392,29 +384,27 @@ class SupervisorScreen(Screen[None]):
             self.tandem.take_over(cid, reply_to=self)
 
     def action_hand_back(self) -> None:
-        cid, me = self.selected_id(), self.tandem.agent
+        cid = self.selected_id()
         if cid is not None:
             self._move(
                 "hand_back",
                 cid,
-                lambda s: lifecycle.hand_back(s, cid, by=me),
+                lambda b: b.hand_back(cid),
                 f"#{cid} handed back to the bot",
             )
 
     def action_resolve(self) -> None:
-        cid, me = self.selected_id(), self.tandem.agent
+        cid = self.selected_id()
         if cid is not None:
-            self._move(
-                "resolve", cid, lambda s: lifecycle.resolve(s, cid, by=me), f"#{cid} resolved"
-            )
+            self._move("resolve", cid, lambda b: b.resolve(cid), f"#{cid} resolved")
 
     def action_final_notice(self) -> None:
-        cid, me = self.selected_id(), self.tandem.agent
+        cid = self.selected_id()
         if cid is not None:
             self._move(
                 "final_notice",
                 cid,
-                lambda s: final_notice(s, cid, by=me),
+                lambda b: b.final_notice(cid),
                 f"#{cid}: final notice sent, closed",
             )
 
@@ -422,14 +412,13 @@ class SupervisorScreen(Screen[None]):
         cid = self.selected_id()
         if cid is None:
             return
-        me = self.tandem.agent
 
         def done(text: str | None) -> None:
             if text:
                 self._move(
                     "note",
                     cid,
-                    lambda s: lifecycle.add_note(s, cid, me, text),
+                    lambda b: b.note(cid, text),
                     f"note added to #{cid}",
                 )
 
@@ -476,7 +465,7 @@ class SupervisorScreen(Screen[None]):
             (
                 "Draft statistics",
                 "acceptance, edit distance, time to first text by engine",
-                lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.db_path)),
+                lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.backend)),
             ),
             (
                 "What if: try a policy",

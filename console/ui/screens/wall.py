@@ -354,7 +354,7 @@ class WallScreen(Screen[None]):
 
         self.app.push_screen(
             KbSearchScreen(
-                self.tandem.store,
+                self.tandem.backend,
                 insert_blocked="Read only here: open a conversation and take it over (t) to insert an article.",
             )
         )
@@ -444,7 +444,7 @@ class WallScreen(Screen[None]):
             (
                 "Draft statistics",
                 "acceptance, edit distance, time to first text by engine",
-                lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.db_path)),
+                lambda: self.app.push_screen(DraftMetricsScreen(self.tandem.backend)),
             )
         )
         return cmds

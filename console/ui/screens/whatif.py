@@ -9,6 +9,7 @@ wait for it; a progress bar follows it, and leaving the screen or picking anothe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -25,14 +26,11 @@ from textual.widgets import DataTable, Footer, Input, OptionList, ProgressBar, S
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from console.backend import StoreError
 from console.policy import PolicySettings, load_settings
 from console.ui.commands import ScreenCommands
 from console.ui.model import reason_words, safe_text
 from console.ui.widgets.tile import BADGE_STYLE
-from console.whatif import compare
-from store import Store
-from store.db import now
-from store.errors import StoreError
 
 if TYPE_CHECKING:
     from console.ui.app import TandemApp
@@ -389,18 +387,16 @@ class WhatIfScreen(Screen[None]):
                 raise _Stopped
             app.call_from_thread(self._progress, done, total)
 
-        until = now()
+        until = time.time()
         try:
-            with Store(self.tandem.db_path) as store:
-                result = compare(
-                    store,
-                    current,
-                    proposed,
-                    since=until - window_s,
-                    until=until,
-                    progress=tick,
-                    sample=SAMPLE,
-                )
+            result = self.tandem.backend.whatif(
+                current,
+                proposed,
+                since=until - window_s,
+                until=until,
+                progress=tick,
+                sample=SAMPLE,
+            )
         except _Stopped:
             return
         except StoreError as exc:

@@ -1,10 +1,11 @@
 """The reply composer: a text editor, the draft that writes itself into it, and a status line.
 
-The screen owns the store writes for replies: it handles :class:`Composer.Sent` by calling
-``store.lifecycle.agent_reply`` and, on success, :meth:`Composer.sent`, which logs the draft
-as accepted or edited (with its edit distance); on a refusal, :meth:`Composer.send_failed`.
-The drafts log is written through the app's :class:`console.ui.writer.StoreWriter`, off the
-event loop, so a locked database never holds up typing. The LLM is handed in, resolved once
+The screen owns the replies: it handles :class:`Composer.Sent` by asking the backend to store
+the reply (which logs the draft as accepted or edited, with its edit distance) and, on
+success, calls :meth:`Composer.sent`; on a refusal, :meth:`Composer.send_failed`. The drafts
+come from the backend's :class:`console.backend.DraftClient` (on this machine, or written on
+the server); its log writes go through the app's :class:`console.ui.writer.StoreWriter`, off
+the event loop, so a locked database never holds up typing. The LLM is handed in, resolved once
 at start (``console.config``); the composer never reads the configuration. Drafts (DESIGN.md section 6) come from
 :class:`console.assist.service.DraftService`: on :meth:`Composer.on_takeover`, and on
 :meth:`Composer.on_customer_message` while the editor is empty or still holds the untouched
@@ -36,7 +37,6 @@ Bindings:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
@@ -48,10 +48,9 @@ from textual.widget import Widget
 from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from console.assist.service import DraftFinished, DraftReset, DraftService, DraftStarted, DraftText
+from console.assist.service import DraftFinished, DraftReset, DraftStarted, DraftText
+from console.backend import Backend, DraftClient, StoreError
 from console.ui.writer import StoreWriter
-from store import Store
-from store.errors import StoreError
 
 if TYPE_CHECKING:
     from console.llm import LLM
@@ -112,12 +111,12 @@ class Composer(Widget):
     """A ``TextArea`` for the agent's reply, a draft streaming into it, and a status line.
 
     Args:
-        db_path: the store file (for the drafts statistics; and the composer's own writer).
+        backend: the console's backend (drafts, the drafts statistics).
         conversation_id: the conversation this composer writes to.
-        agent: the agent's name.
-        llm: a ``console.llm.LLM`` for drafts; ``None``: the embedded engine only.
-        writer: where the drafts log is written (the app's); ``None``: the composer opens
-            its own on ``db_path`` and closes it when it goes.
+        llm: a ``console.llm.LLM`` for drafts on this machine; ``None``: the embedded engine
+            only (a remote backend drafts on the server, whatever this is).
+        writer: where the drafts log's writes run (the app's); ``None``: the composer starts
+            its own and stops it when it goes.
     """
 
     DEFAULT_CSS = """
@@ -186,23 +185,22 @@ class Composer(Widget):
 
     def __init__(
         self,
-        db_path: Path,
+        backend: Backend,
         conversation_id: int,
-        agent: str,
         *,
         llm: LLM | None = None,
         writer: StoreWriter | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        self.db_path = Path(db_path)
+        self.backend = backend
         self.conversation_id = conversation_id
-        self.agent = agent
+        self.agent = backend.agent
         # The draft the editor's text came from; the screen passes it back with Sent.
         self.draft_id: int | None = None
         self.draft: DraftState | None = None
         self._llm = llm
-        self._service: DraftService | None = None
+        self._service: DraftClient | None = None
         self._writer = writer
         self._own_writer = writer is None
         self._sending = False
@@ -278,17 +276,14 @@ class Composer(Widget):
     def writer(self) -> StoreWriter:
         """Where the drafts log is written (opened on first use when the app gave none)."""
         if self._writer is None:
-            self._writer = StoreWriter(Store(self.db_path))
+            self._writer = StoreWriter()
         return self._writer
 
     @property
-    def service(self) -> DraftService:
-        """The draft service, created on first use; its store calls run on the writer's thread."""
+    def service(self) -> DraftClient:
+        """The drafts, created on first use; their log writes run on the writer's thread."""
         if self._service is None:
-            writer = self.writer
-            self._service = DraftService(
-                writer.store, agent=self.agent, llm=self._llm, offload=writer.run
-            )
+            self._service = self.backend.drafts(self._llm, self.writer)
         return self._service
 
     def set_status(self, text: str, *, warning: bool = False) -> None:
@@ -453,7 +448,7 @@ class Composer(Widget):
     def _forget_draft(self, *, discard: bool) -> None:
         draft_id, service = self.draft_id, self._service
         if discard and draft_id is not None and service is not None:
-            self.writer.run_soon(lambda: service.discard(draft_id))
+            service.discard_soon(draft_id)
         self.draft_id = None
         self.draft = None
 
@@ -518,7 +513,7 @@ class Composer(Widget):
     def action_draft_metrics(self) -> None:
         from console.ui.widgets.draft_metrics import DraftMetricsScreen
 
-        self.app.push_screen(DraftMetricsScreen(self.db_path))
+        self.app.push_screen(DraftMetricsScreen(self.backend))
 
     def action_discard(self) -> None:
         if self.draft_id is None and not self.streaming:
@@ -579,7 +574,7 @@ class Composer(Widget):
     async def _customer_wrote(self) -> None:
         run_id, service, cid = self._run_id, self.service, self.conversation_id
         try:
-            marked = bool(await self.writer.run(lambda: service.mark_stale(cid)))
+            marked = await service.mark_stale(cid)
         except StoreError:
             marked = True
         if run_id != self._run_id:
@@ -597,24 +592,13 @@ class Composer(Widget):
         elif not self.editor.text.strip():
             self.start_draft()
 
-    def sent(self, message_id: int) -> None:
-        """The reply was stored as ``message_id``: log the draft's outcome, empty the editor."""
-        draft_id, text = self.draft_id, self._sent_text
+    def sent(self, message_id: int, draft_outcome: str | None = None) -> None:
+        """The reply was stored as ``message_id`` (its draft logged as ``draft_outcome``):
+        empty the editor."""
         self.clear()
-        self.set_status(f"sent (message {message_id}) · f5 drafts the next reply")
+        logged = f" · draft {draft_outcome}" if draft_outcome else ""
+        self.set_status(f"sent (message {message_id}){logged} · f5 drafts the next reply")
         self.post_message(self.DraftUpdated(None))
-        if draft_id is not None and text is not None:
-            self.run_worker(self._log_sent(draft_id, text, message_id), group="composer-log")
-
-    async def _log_sent(self, draft_id: int, text: str, message_id: int) -> None:
-        service = self.service
-        try:
-            outcome = await self.writer.run(
-                lambda: service.sent(draft_id, text, message_id=message_id)
-            )
-        except StoreError:
-            return  # the log is best effort; the reply itself is stored
-        self.set_status(f"sent (message {message_id}) · draft {outcome} · f5 drafts the next reply")
 
     def send_failed(self) -> None:
         """The screen could not store the reply: the text stays, and ctrl+s tries again."""

@@ -9,17 +9,16 @@ connection of their own, so a refresh never blocks the UI.
 Mounting, e.g. in the supervisor view::
 
     from console.ui.widgets.draft_metrics import DraftMetricsPanel
-    yield DraftMetricsPanel(self.app.db_path, id="draft-metrics")
+    yield DraftMetricsPanel(self.app.backend, id="draft-metrics")
 
 or from anywhere::
 
-    self.app.push_screen(DraftMetricsScreen(self.app.db_path))
+    self.app.push_screen(DraftMetricsScreen(self.app.backend))
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -29,9 +28,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from store import Store
-from store.drafts import DraftMetrics, draft_metrics
-from store.errors import StoreError
+from console.backend import Backend, DraftMetrics, StoreError
 
 REFRESH_SECONDS = 5.0
 
@@ -77,7 +74,7 @@ class DraftMetricsPanel(Static):
     """Drafts metrics for the last ``hours`` (0: all time), refreshed every few seconds.
 
     Args:
-        db_path: the store file.
+        backend: where the metrics are read (on a worker thread).
         hours: the window; 0 counts every draft ever written.
     """
 
@@ -88,9 +85,9 @@ class DraftMetricsPanel(Static):
     }
     """
 
-    def __init__(self, db_path: Path | str, *, hours: float = 24.0, **kw: object) -> None:
+    def __init__(self, backend: Backend, *, hours: float = 24.0, **kw: object) -> None:
         super().__init__("", markup=False, **kw)  # type: ignore[arg-type]
-        self.db_path = Path(db_path)
+        self.backend = backend
         self.hours = hours
 
     def on_mount(self) -> None:
@@ -102,8 +99,7 @@ class DraftMetricsPanel(Static):
         """Read the metrics on a worker thread and show them."""
         since = time.time() - self.hours * 3600 if self.hours else None
         try:
-            with Store(self.db_path) as store:
-                m = draft_metrics(store, since)
+            m = self.backend.draft_metrics(since)
         except StoreError as exc:
             self.app.call_from_thread(self.update, Text(f"drafts: {exc}"))
             return
@@ -121,12 +117,12 @@ class DraftMetricsScreen(ModalScreen[None]):
                                     background: $surface; }
     """
 
-    def __init__(self, db_path: Path | str, *, hours: float = 24.0) -> None:
+    def __init__(self, backend: Backend, *, hours: float = 24.0) -> None:
         super().__init__()
-        self.db_path = db_path
+        self.backend = backend
         self.hours = hours
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield DraftMetricsPanel(self.db_path, hours=self.hours)
+            yield DraftMetricsPanel(self.backend, hours=self.hours)
             yield Static("escape closes", markup=False, classes="hint")

@@ -14,6 +14,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
+from console.backend import LocalBackend
 from console.ui.widgets.composer import Composer
 
 
@@ -22,10 +23,14 @@ class ComposerProbe(App[None]):
 
     def __init__(self, db_path: Path, conversation_id: int, llm: Any) -> None:
         super().__init__()
-        self.db_path, self.conversation_id, self.llm = db_path, conversation_id, llm
+        self.backend = LocalBackend(db_path, "bench")
+        self.conversation_id, self.llm = conversation_id, llm
 
     def compose(self) -> ComposeResult:
-        yield Composer(self.db_path, self.conversation_id, "bench", llm=self.llm, id="composer")
+        yield Composer(self.backend, self.conversation_id, llm=self.llm, id="composer")
+
+    def on_unmount(self) -> None:
+        self.backend.close()
 
 
 async def first_text_after(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -21,12 +20,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
+from console.backend import Backend, StoreError
+from console.policy import LEVELS
 from console.ui.model import elapsed
-from store import Store
-from store.errors import StoreError
-from store.levels import LEVELS
-from store.report import support_report
-from store.views import supervisor_series
 
 # The charts and the queue move by the second; the day's figures by the minute. The report
 # over 24 h is the expensive read (about 1 s on a million messages, `tandem bench report`): a
@@ -96,7 +92,7 @@ class LiveReport(Horizontal):
     """Figures of the last 24 h beside charts of the last 6 h, refreshed every few seconds.
 
     Args:
-        db_path: the store file.
+        backend: where the figures are read (on a worker thread).
         sla_s: the queue's target per level (the policy's).
     """
 
@@ -109,9 +105,9 @@ class LiveReport(Horizontal):
     LiveReport .live-status { height: auto; color: $text-muted; }
     """
 
-    def __init__(self, db_path: Path | str, sla_s: Mapping[str, float], **kw: Any) -> None:
+    def __init__(self, backend: Backend, sla_s: Mapping[str, float], **kw: Any) -> None:
         super().__init__(**kw)
-        self.db_path = Path(db_path)
+        self.backend = backend
         self.sla_s = dict(sla_s)
         self.report: dict[str, Any] | None = None
         self.series: dict[str, Any] | None = None
@@ -140,19 +136,19 @@ class LiveReport(Horizontal):
         report = None
         took = dict(self.took_ms)
         try:
-            with Store(self.db_path) as store:
-                if force or self.report is None or at - self._figures_at >= FIGURES_SECONDS:
-                    t0 = time.perf_counter()
-                    report = support_report(
-                        store, since=at - REPORT_HOURS * 3600, until=at, sla_s=self.sla_s
-                    )
-                    took["figures"] = (time.perf_counter() - t0) * 1000
-                    self._figures_at = at
+            backend = self.backend
+            if force or self.report is None or at - self._figures_at >= FIGURES_SECONDS:
                 t0 = time.perf_counter()
-                series = supervisor_series(
-                    store, since=at - CHART_HOURS * 3600, sla_s=self.sla_s, bucket_s=BUCKET_S, at=at
+                report = backend.support_report(
+                    since=at - REPORT_HOURS * 3600, until=at, sla_s=self.sla_s
                 )
-                took["charts"] = (time.perf_counter() - t0) * 1000
+                took["figures"] = (time.perf_counter() - t0) * 1000
+                self._figures_at = at
+            t0 = time.perf_counter()
+            series = backend.supervisor_series(
+                since=at - CHART_HOURS * 3600, sla_s=self.sla_s, bucket_s=BUCKET_S, at=at
+            )
+            took["charts"] = (time.perf_counter() - t0) * 1000
         except StoreError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
