@@ -405,11 +405,19 @@ def current_version() -> str:
 
 def pending(store: Store) -> list[str]:
     """Names of migrations not yet applied to ``store`` (read-only)."""
+    if store.backend == "postgresql":
+        from store import migrations_pg
+
+        return migrations_pg.pending(store)  # type: ignore[arg-type]
     return [m.name for m in migrations.pending(store.db)]
 
 
 def applied(store: Store) -> list[str]:
     """Names of migrations applied to ``store``, oldest first (read-only)."""
+    if store.backend == "postgresql":
+        from store import migrations_pg
+
+        return migrations_pg.applied(store)  # type: ignore[arg-type]
     return [m.name for m in migrations.applied(store.db)]
 
 

@@ -209,6 +209,10 @@ def test_db_copy_moves_a_sqlite_store_to_postgresql(tmp_path: Path, pg_server: P
     assert again.returncode != 0 and "already holds" in again.stderr
     status = tandem("db", "status", "--db", dst_url)
     assert status.returncode == 0 and "messages 2" in status.stdout
+    checked = tandem("db", "check", "--db", dst_url)
+    assert checked.returncode == 0 and checked.stdout.strip().endswith(": ok"), checked.stdout
+    init = tandem("db", "init", "--db", dst_url)
+    assert f"({len(migrations._migrations)} migrations)" in init.stdout, init.stdout + init.stderr
 
 
 def test_bench_store_measures_sqlite_and_postgresql_in_one_run(
