@@ -76,6 +76,7 @@ def test_the_fair_share_covers_every_shard_once() -> None:
     assert fair_share(["a", "b"], "c") == 0  # not counted among the live: nothing
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 async def test_two_workers_split_the_shards_and_one_takes_a_dead_ones_share(
     db_path: Path, store: Store, engine: TriageEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -131,6 +132,7 @@ async def test_two_workers_split_the_shards_and_one_takes_a_dead_ones_share(
     assert not leases.workers(store, at=time.time(), ttl=60)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 async def test_a_restarted_worker_resumes_its_shards_from_their_cursors(
     db_path: Path, store: Store, engine: TriageEngine
 ) -> None:
