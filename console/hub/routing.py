@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from console.hub.shared import Shared
 from console.policy import RoutingSettings, queue_order
 from store import routing as store_routing
+from store.errors import DatabaseUnavailable
 from store.routing import Candidate, Plan
 from store.views import start_of_day
 
@@ -133,11 +135,30 @@ class Router:
         return self.shared.clock() - self.last_run >= self.settings.interval_s
 
     def run(self) -> Plan:
-        """Assign what can be assigned now; return what was done."""
+        """Assign what can be assigned now; return what was done.
+
+        A locked database is the hub loop's to retry; any other failure is logged and counted,
+        and the next run tries again: routing must never stop the bot answering customers.
+        """
         settings = self.settings
         at = self.shared.clock()
         self.last_run = at
-        done = store_routing.route(
+        try:
+            done = self._route(settings, at)
+        except (DatabaseUnavailable, sqlite3.OperationalError):
+            raise
+        except Exception:
+            self.shared.stats.errors += 1
+            log.exception("hub: routing")
+            return Plan()
+        self.assigned += len(done.assignments)
+        self.paused += len(done.pauses)
+        for agent, until in done.pauses:
+            log.info("routing: %s paused until %.0f (abusive messages today)", agent, until)
+        return done
+
+    def _route(self, settings: RoutingSettings, at: float) -> Plan:
+        return store_routing.route(
             self.shared.store,
             lambda waiting, candidates, abusive: plan(
                 settings, waiting, candidates, abusive, now=at
@@ -147,8 +168,3 @@ class Router:
             day_start=start_of_day(at),
             at=at,
         )
-        self.assigned += len(done.assignments)
-        self.paused += len(done.pauses)
-        for agent, until in done.pauses:
-            log.info("routing: %s paused until %.0f (abusive messages today)", agent, until)
-        return done
