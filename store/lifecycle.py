@@ -16,7 +16,7 @@ add_customer_message  reopened         only when it was resolved (where to: the 
 bot_reply             (post)           only while the bot owns the conversation
 escalate              escalated
 claim                 claimed          claiming one's own conversation is a no-op
-assign                assigned         a supervisor
+assign                assigned         a supervisor; the router (store.routing)
 release               released         a supervisor
 agent_reply           (post)           only the owning agent
 add_note              (note)           any agent, any state; never shown to customers

@@ -42,7 +42,7 @@ MOVES: dict[str, Move] = {
     for m in (
         _move("escalated", ("bot",), "waiting", "hub policy, customer, bot, agent, supervisor"),
         _move("claimed", ("bot", "waiting"), "human", "an agent"),
-        _move("assigned", ("waiting",), "human", "a supervisor"),
+        _move("assigned", ("waiting",), "human", "a supervisor, or the router (routing on)"),
         _move("released", ("waiting",), "bot", "a supervisor"),
         _move("handed_back", ("human",), "bot", "the owner or a supervisor"),
         _move("transferred", ("human",), "human", "a supervisor"),
