@@ -25,6 +25,8 @@ BOTH_BACKENDS = frozenset(
         "test_store_postgres",
         "test_oversight",
         "test_kb",
+        "test_routing",
+        "test_routing_processes",
     }
 )
 
