@@ -110,3 +110,31 @@ def test_the_supervisor_sees_where_each_agent_is(db_path: Path) -> None:
     old = agents["old"]
     assert old["presence"] is None
     assert seen_words(old["presence"], old["last_seen_at"], now) == "<1m ago"
+
+
+async def test_an_abuse_pause_is_announced_to_its_agent(db_path: Path) -> None:
+    from store import routing as sr
+    from store.views import start_of_day
+
+    app = TandemApp(db_path, "ana", interval=0.05)
+    async with app.run_test(size=(140, 30), notifications=True) as pilot:
+        await wait_until(pilot, lambda: _presence(db_path, "ana") == "online", what="online")
+        _waiting(db_path, "Dee")  # the router records a pause only when there is work to give
+        now = time.time()
+        until = now + 900
+        with Store(db_path) as s:
+            done = sr.route(
+                s,
+                lambda w, c, a: sr.Plan([], [("ana", until)]),
+                capacity_of=lambda _: 3,
+                fresh_since=now - 90,
+                day_start=start_of_day(now),
+                at=now,
+            )
+        assert done.pauses == [("ana", until)]
+        at = time.strftime("%H:%M", time.localtime(until))
+        await wait_until(
+            pilot,
+            lambda: any(f"no new assignments until {at}" in n for n in notes(app)),
+            what="the pause announced",
+        )
