@@ -43,6 +43,7 @@ FEED_CHANNEL = "tandem_feed"
 #: when the listening connection drops and comes back, for instance).
 FEED_RESCAN_S = 1.0
 
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 _NOT_UNICODE = "text is not valid Unicode (it holds a lone surrogate)"
 
 
@@ -300,12 +301,12 @@ class PostgresStore(Store):
         """One write transaction under the write lock: commit on success, roll back on error."""
         if self.readonly:
             raise ReadOnly(f"{self.path} was opened read-only")
-        conn = self.pg
+        conn = self._live()
         raw = conn.raw
         try:
-            raw.execute("BEGIN")
+            # One round trip for both (no parameters: sent as one simple query).
             conn.in_transaction = True
-            raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            raw.execute(_BEGIN_LOCKED)
         except psycopg.Error as exc:
             self._rollback()
             raise _mapped(exc) from None
@@ -339,9 +340,31 @@ class PostgresStore(Store):
         """No mark is ever written for a server (see :meth:`mark_damaged`)."""
         return False
 
+    def _live(self) -> Connection:
+        """The connection, replaced first if the last one was lost (a server restart, a killed
+        backend, a network cut): the call that met the loss failed with DatabaseUnavailable,
+        the next one works again once the server answers."""
+        conn = self.pg
+        if not conn.raw.closed or conn.in_transaction:
+            return conn
+        old, self._raw = self._raw, None
+        if old is not None:
+            with suppress(Exception):
+                self._pool.putconn(old)  # the pool discards a closed connection
+        try:
+            raw = self._pool.getconn()
+        except PoolTimeout:
+            raise DatabaseUnavailable(
+                f"{self.path}: the connection to the database server was lost and no new one"
+                f" could be made ({_pool_error(self._pool) or 'timed out'})"
+            ) from None
+        self._raw = conn.raw = raw
+        self._listening = False  # LISTEN went with the old session; feed_changed() says True
+        return conn
+
     def _execute(self, sql: str, params: Params) -> Any:
         try:
-            return self.pg.execute(sql, params)
+            return self._live().execute(sql, params)
         except UnicodeEncodeError:
             raise InvalidInput(_NOT_UNICODE) from None
 
@@ -363,7 +386,7 @@ class PostgresStore(Store):
         The first call starts listening and answers ``True``; so does a call at least
         :data:`FEED_RESCAN_S` after the last ``True`` (a lost notification costs at most that).
         """
-        raw = self.pg.raw
+        raw = self._live().raw
         nowm = time.monotonic()
         if not self._listening:
             raw.execute(f"LISTEN {FEED_CHANNEL}")

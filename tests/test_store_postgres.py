@@ -235,3 +235,16 @@ def test_bench_store_measures_sqlite_and_postgresql_in_one_run(
     with pg_server.admin() as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'tandem_scratch%'")
         assert left.fetchall() == []
+
+
+def test_a_lost_connection_is_one_failed_call_then_a_new_connection(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    store = Store(url)
+    cid = lc.open_conversation(store, "Maya")
+    pid = store.one("SELECT pg_backend_pid()")[0]
+    with pg_server.admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(DatabaseUnavailable, match="unreachable"):
+        store.one("SELECT 1")
+    assert lc.add_customer_message(store, cid, "still here").message_id > 0
+    assert store.one("SELECT pg_backend_pid()")[0] != pid
