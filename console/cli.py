@@ -20,6 +20,7 @@ from console.errors import UsageError
 COMMANDS = (
     "demo",
     "console",
+    "login",
     "serve",
     "agent",
     "triage",

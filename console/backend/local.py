@@ -161,7 +161,9 @@ class LocalBackend:
         return transcript(self._store(), conversation_id, last=last, include_notes=False)
 
     def kb_search(self, query: str, limit: int) -> list[KbHit]:
-        return kb_search(self._store(), query, limit)
+        from console.kb.rank import ranked_hits
+
+        return ranked_hits(self._store(), query, limit)
 
     def draft_metrics(self, since: float | None) -> DraftMetrics:
         return draft_log.draft_metrics(self._store(), since)
@@ -311,20 +313,6 @@ class LocalFeed:
 def in_queue_order(rows: list[dict[str, Any]]) -> list[int]:
     """The waiting conversations' ids in the order take-next claims them: the policy's."""
     return [int(r["id"]) for r in queue_order(rows)]
-
-
-def kb_search(store: Store, query: str, limit: int) -> list[KbHit]:
-    """The knowledge base's articles for ``query``, in the ranker's order (the same ranking
-    the drafts use); shared with the agent API so both backends find the same articles."""
-    from console.kb.rank import ranker_for
-    from store.kb import KbHit
-
-    ranker = ranker_for(store)
-    hits = []
-    for c in ranker.rank(store, query, pool=limit):
-        art = ranker.articles[c.id].article
-        hits.append(KbHit(art.id, art.title, art.body, art.tags, c.score))
-    return hits
 
 
 def handover(

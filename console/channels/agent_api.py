@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
@@ -31,7 +32,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from console.channels.api import ApiError, _Buckets, is_number
-from console.policy import RoutingSettings, queue_order
+from console.kb.rank import ranked_hits
+from console.policy import LEVELS, RoutingSettings, queue_order
 from store import (
     DatabaseUnavailable,
     Forbidden,
@@ -44,19 +46,21 @@ from store import (
     handover,
     oversight,
     presence,
+    protection,
 )
 from store import drafts as draft_store
-from store import kb as kb_store
 from store import lifecycle as lc
 from store.accounts import Account
 from store.db import location
 from store.feed import Event, Follower, last_event_id, messages_of, read_events
 from store.queries import get_conversation, transcript
+from store.report import support_report
 from store.routing import AtCapacity, claim_next
 from store.views import (
     conversation_context,
     earlier_messages,
     supervisor_metrics,
+    supervisor_series,
     wall_rows,
 )
 
@@ -157,6 +161,7 @@ class AgentApi:
         r.add_get("/kb", self.kb_search)
         r.add_get("/drafts/stats", self.draft_stats)
         r.add_get("/metrics", self.metrics)
+        self._console_routes(r)
         self._oversight_routes(r)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
@@ -323,11 +328,17 @@ class AgentApi:
         self._account(request)
         cid = self._cid(request)
         conv = get_conversation(self.store, cid)
+        q = request.query
+        # A console following the feed asks for the parts it needs (``?messages=0``,
+        # ``?context=0``): the row alone is one indexed read.
+        last = _count(q.get("messages", "500"), "messages", 500)
         return web.json_response(
             {
                 "conversation": conv,
-                "messages": transcript(self.store, cid, last=500),
-                "context": conversation_context(self.store, cid),
+                "messages": transcript(self.store, cid, last=last) if last else [],
+                "context": conversation_context(self.store, cid)
+                if q.get("context", "1") != "0"
+                else None,
                 "drafts": draft_store.list_drafts(self.store, cid)[-20:],
                 # The hand-over summary that came with a transfer to the present owner.
                 "handover": handover.for_owner(self.store, cid),
@@ -374,22 +385,25 @@ class AgentApi:
             limit = min(50, max(1, int(request.query.get("limit", "10"))))
         except ValueError:
             raise ApiError(400, "limit must be an integer") from None
-        hits = kb_store.search(self.store, query, limit=limit)
+        # The ranker the drafts and a local console's ctrl+k use, so both backends agree.
+        hits = ranked_hits(self.store, query, limit)
         return web.json_response({"articles": [asdict(h) for h in hits]})
 
     async def draft_stats(self, request: web.Request) -> web.Response:
+        """The drafts panel's figures; ``?since=`` (epoch seconds) for a window."""
         self._account(request)
-        return web.json_response(asdict(draft_store.draft_metrics(self.store)))
+        since = _seconds(request.query["since"], "since") if "since" in request.query else None
+        return web.json_response(asdict(draft_store.draft_metrics(self.store, since)))
 
     async def metrics(self, request: web.Request) -> web.Response:
+        """The supervisor's figures; ``?sla=`` one target for every level, or ``?sla_urgent=``
+        and so on per level (the console's policy)."""
         self._supervisor(request, "see supervisor metrics")
-        try:
-            sla = float(request.query.get("sla", "120"))
-        except ValueError:
-            raise ApiError(400, "sla must be a number of seconds") from None
-        if not 0 < sla < 86_400 * 7:
-            raise ApiError(400, "sla must be between 0 and a week of seconds")
-        return web.json_response(supervisor_metrics(self.store, sla_seconds=sla))
+        sla = _sla(request.query.get("sla", "120"), "sla")
+        per_level = _sla_levels(request)
+        return web.json_response(
+            supervisor_metrics(self.store, sla_s=per_level or None, sla_seconds=sla), dumps=_dumps
+        )
 
     # --- the stream ---------------------------------------------------------------------
 
@@ -698,6 +712,119 @@ class AgentApi:
         cid = self._cid(request)
         get_conversation(self.store, cid)
         return web.json_response({"left": oversight.leave(self.store, cid, account.name)})
+
+    # --- what else a console does (the remote backend, console/backend/remote.py) -------------
+
+    def _console_routes(self, r: web.UrlDispatcher) -> None:
+        r.add_post("/conversations/{id}/final-notice", self.final_notice)
+        r.add_post("/conversations/{id}/drafts/stale", self.drafts_stale)
+        r.add_get("/conversations/{id}/revealed", self.revealed)
+        r.add_get("/conversations/{id}/summary", self.summary)
+        r.add_post("/messages/{mid}/reveal", self.reveal)
+        r.add_get("/report", self.report)
+        r.add_get("/series", self.series)
+
+    async def final_notice(self, request: web.Request) -> web.Response:
+        account = self._account(request)  # the store refuses anyone but a supervisor
+        cid = self._cid(request)
+        protection.final_notice(self.store, cid, by=account.name)
+        return self._moved(cid)
+
+    async def drafts_stale(self, request: web.Request) -> web.Response:
+        """A newer customer message arrived: the caller's pending drafts here are stale."""
+        account = self._account(request)
+        cid = self._cid(request)
+        conv = get_conversation(self.store, cid)
+        if conv["state"] != "human" or conv["owner"] != account.name:
+            return web.json_response({"stale": []})  # not theirs: nothing of theirs to mark
+        return web.json_response({"stale": draft_store.mark_stale(self.store, cid)})
+
+    async def revealed(self, request: web.Request) -> web.Response:
+        """The abusive messages the caller chose to read in this conversation."""
+        account = self._account(request)
+        cid = self._cid(request)
+        get_conversation(self.store, cid)
+        ids = sorted(protection.revealed_ids(self.store, cid, account.name))
+        return web.json_response({"ids": ids})
+
+    async def reveal(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        raw = request.match_info["mid"]
+        if not is_number(raw):
+            raise ApiError(404, f"message {raw[:40]!r} not found")
+        protection.reveal(self.store, int(raw), by=account.name)
+        return web.json_response({"revealed": int(raw)})
+
+    async def summary(self, request: web.Request) -> web.Response:
+        """The hand-over summary for the caller: the one a transfer brought them, else the
+        one the server writes now (its LLM's when configured, else embedded)."""
+        account = self._account(request)
+        cid = self._cid(request)
+        get_conversation(self.store, cid)
+        passed = handover.for_owner(self.store, cid)
+        if passed is not None and passed["summary"]:
+            return web.json_response(
+                {"summary": passed["summary"], "from": passed["author"]}, dumps=_dumps
+            )
+        if self.summaries is None:
+            raise ApiError(404, "this server does not write summaries")
+        _text, meta = await self.summaries(self.store, cid, account.name)
+        return web.json_response({"summary": meta, "from": None}, dumps=_dumps)
+
+    async def report(self, request: web.Request) -> web.Response:
+        """``tandem report``'s figures over ``[since, until)`` (the supervisor view's)."""
+        self._supervisor(request, "see the report")
+        q = request.query
+        until = _seconds(q["until"], "until") if "until" in q else time.time()
+        since = _seconds(q.get("since", str(until - 86_400)), "since")
+        sla_s = _sla_levels(request) or dict.fromkeys(LEVELS, _sla(q.get("sla", "600"), "sla"))
+        return web.json_response(
+            support_report(self.store, since=since, until=until, sla_s=sla_s), dumps=_dumps
+        )
+
+    async def series(self, request: web.Request) -> web.Response:
+        """The supervisor view's sparklines: buckets of ``bucket`` seconds since ``since``."""
+        self._supervisor(request, "see the report")
+        q = request.query
+        at = _seconds(q["at"], "at") if "at" in q else time.time()
+        since = _seconds(q.get("since", str(at - 6 * 3600)), "since")
+        bucket = _seconds(q.get("bucket", "600"), "bucket")
+        if bucket < 10 or (at - since) / bucket > 1000:
+            raise ApiError(400, "bucket must be at least 10 s and at most 1000 buckets")
+        sla_s = _sla_levels(request) or dict.fromkeys(LEVELS, _sla(q.get("sla", "600"), "sla"))
+        return web.json_response(
+            supervisor_series(self.store, since=since, sla_s=sla_s, bucket_s=bucket, at=at),
+            dumps=_dumps,
+        )
+
+
+def _seconds(raw: str, what: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, f"{what} must be a number (epoch seconds)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ApiError(400, f"{what} must be a non-negative number")
+    return value
+
+
+def _sla(raw: str, what: str) -> float:
+    try:
+        sla = float(raw)
+    except ValueError:
+        raise ApiError(400, f"{what} must be a number of seconds") from None
+    if not 0 < sla < 86_400 * 7:
+        raise ApiError(400, f"{what} must be between 0 and a week of seconds")
+    return sla
+
+
+def _sla_levels(request: web.Request) -> dict[str, float]:
+    """``?sla_<level>=seconds`` for the levels given."""
+    return {
+        level: _sla(request.query[f"sla_{level}"], f"sla_{level}")
+        for level in LEVELS
+        if f"sla_{level}" in request.query
+    }
 
 
 def _still_valid(store: Store, name: str, token_hash: str) -> bool:

@@ -1,4 +1,5 @@
-"""``tandem console --agent NAME [--supervisor]``: the agent console on a running hub's store."""
+"""``tandem console --agent NAME [--supervisor]``: the agent console on a running hub's store;
+``tandem console --server URL``: the same console connected to ``tandem serve`` (team mode)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from console.commands.options import add_db_option
 from console.errors import UsageError
 
 if TYPE_CHECKING:
+    from console.backend import Backend
     from console.config import LLMConfig
     from console.policy import PolicySettings
     from console.ui.alerts import NotifyProtocol
@@ -26,6 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "1-4 filters, / search, ctrl+p commands)",
     )
     add_console_options(parser)
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="connect to a `tandem serve` over the network (team mode) instead of opening a "
+        "database file; the token comes from $TANDEM_TOKEN or `tandem login URL`",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="with --server https://...: a CA certificate to trust (a self-signed server)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -123,17 +136,41 @@ def notify_protocol(args: argparse.Namespace) -> NotifyProtocol:
     return protocol
 
 
-def run(args: argparse.Namespace) -> int:
-    from store import resolve_path
+def remote_backend(args: argparse.Namespace) -> Backend:
+    """The server's backend for ``--server URL``, with the token from ``TANDEM_TOKEN`` or
+    ``tandem login``; the server says who this is, so ``--agent`` and ``--supervisor`` go."""
+    from console.backend.remote import RemoteBackend
+    from console.commands.login import stored_token
 
-    path = resolve_path(args.db)
+    if args.agent or args.supervisor or args.db:
+        raise UsageError(
+            "with --server, the server says who you are from your token: "
+            "drop --agent, --supervisor and --db"
+        )
+    token = stored_token(args.server)
+    if token is None:
+        raise UsageError(
+            f"no token for {args.server}: run `tandem login {args.server}` (or set TANDEM_TOKEN)"
+        )
+    return RemoteBackend(args.server, token, ca_file=args.ca_file)
+
+
+def run(args: argparse.Namespace) -> int:
     settings = policy_settings(args)
-    agent = agent_name(args.agent)
     llm = llm_settings()
+    source: Backend | Path | str
+    agent: str | None = None
+    if args.server:
+        source = remote_backend(args)
+    else:
+        from store import resolve_path
+
+        source = resolve_path(args.db)
+        agent = agent_name(args.agent)
     from console.ui.app import TandemApp
 
     TandemApp(
-        path,
+        source,
         agent,
         supervisor=args.supervisor,
         policy=settings,

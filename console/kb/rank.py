@@ -35,7 +35,7 @@ from pathlib import Path
 from console.kb import Parsed, split_body
 from console.kb.words import FEELINGS, GENERIC, PRODUCT_WORDS, VAGUE_WORDS, product_of, stem, stems
 from store.db import Store
-from store.kb import KbArticle, all_articles, search_scores, terms, version
+from store.kb import KbArticle, KbHit, all_articles, search_scores, terms, version
 
 # The bot's pool: its answer / clarify margins were measured on three candidates.
 BOT_POOL = 3
@@ -348,3 +348,14 @@ def warm(path: str | Path) -> None:
     """
     with Store(path) as store:
         ranker_for(store)
+
+
+def ranked_hits(store: Store, query: str, limit: int = SEARCH_POOL) -> list[KbHit]:
+    """The articles for ``query`` (any text; customer text is safe), in the ranker's order:
+    the search of the console's ctrl+k, on this machine or through the agent API alike."""
+    ranker = ranker_for(store)
+    hits = []
+    for c in ranker.rank(store, query, pool=limit):
+        art = ranker.articles[c.id].article
+        hits.append(KbHit(art.id, art.title, art.body, art.tags, c.score))
+    return hits
