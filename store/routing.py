@@ -203,6 +203,27 @@ def route(
     return plan
 
 
+def stamp(store: Store) -> tuple[Any, ...]:
+    """A cheap fingerprint of what assignment depends on: which conversations wait and which
+    are held, and the agents online (when each said so, their languages). Equal stamps: a pass
+    that found nothing to do would find nothing again, unless time alone changed something (a
+    pause ending, a console going stale) or something the stamp leaves out (a transfer)."""
+    # Index-only (conversations_state): which conversations wait and which are held.
+    live = store.query(
+        "SELECT state, count(*), sum(id) FROM conversations"
+        " WHERE state IN ('waiting', 'human') GROUP BY state ORDER BY state"
+    )
+    online = store.query(
+        "SELECT name, langs, presence_at FROM agents WHERE presence = 'online' ORDER BY name"
+    )
+    return (tuple(tuple(r) for r in live), tuple(tuple(r) for r in online))
+
+
+def has_room(store: Store, capacity_of: Callable[[str], int], fresh_since: float) -> bool:
+    """Whether anyone waits and an agent online has room: the cheap first look of a pass."""
+    return _room(store.conn, capacity_of, fresh_since)
+
+
 def _room(conn: sqlite3.Connection, capacity_of: Callable[[str], int], fresh_since: float) -> bool:
     # Outside the transaction: most ticks find an empty queue or everybody busy.
     if (

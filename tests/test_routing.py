@@ -235,3 +235,27 @@ def test_the_wait_estimate_counts_agents_online_and_taking_conversations(store: 
     accounts.add(store, "ana", "agent")
     accounts.set_disabled(store, "ana")
     assert presence.agents_online(store, since=since, fresh_since=fresh) == 0
+
+
+def test_the_router_skips_passes_while_nothing_it_depends_on_changed(
+    store: Store, db_path: Path
+) -> None:
+    from console.hub.routing import Router
+    from console.hub.shared import Shared
+
+    clock = [NOW]
+    settings = PolicySettings(routing=RoutingSettings(mode="least_loaded"))
+    router = Router(Shared(db_path, engine=None, settings=settings, clock=lambda: clock[0]))  # type: ignore[arg-type]
+    (cid,) = _waiting(store, 1)
+    lc.record_triage(store, cid, lc.TriageMark("empathy", 0.6, ["human_request"], lang="fi"))
+    presence.set_langs(store, "ana", "en")
+    presence.set_presence(store, "ana", "online", at=NOW)
+    assert router.run().assignments == [] and router.skipped == 0
+    clock[0] += 1
+    assert router.run().assignments == [] and router.skipped == 1  # same stamp: skipped
+    clock[0] += Router.RECHECK_S
+    assert router.run().assignments == [] and router.skipped == 1  # time's up: a full pass
+    presence.set_langs(store, "ana", "en,fi")  # the stamp changes: at once
+    presence.set_presence(store, "ana", "online", at=clock[0])
+    clock[0] += 0.5
+    assert router.run().assignments == [(cid, "ana")]

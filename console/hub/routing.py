@@ -120,11 +120,18 @@ def plan(
 class Router:
     """The hub's part that assigns the queue when ``[routing]`` is on."""
 
+    #: However quiet the store, a full pass at least this often: a pause ending or a console
+    #: going stale changes who may take work without changing anything in the store.
+    RECHECK_S = 5.0
+
     def __init__(self, shared: Shared) -> None:
         self.shared = shared
         self.last_run = -math.inf
         self.assigned = 0
         self.paused = 0
+        self.skipped = 0
+        # The stamp of the store when a full pass last found nothing to do, and when.
+        self._idle: tuple[tuple[object, ...], float] | None = None
 
     @property
     def settings(self) -> RoutingSettings:
@@ -144,6 +151,20 @@ class Router:
         at = self.shared.clock()
         self.last_run = at
         try:
+            store = self.shared.store
+            fresh = at - settings.stale_after_s
+            if not store_routing.has_room(store, settings.capacity_of, fresh):
+                return Plan()  # the usual case: nobody waits, or everyone online is busy
+            # A queue nobody online can take (their languages, their pauses) would be read and
+            # planned again every interval for nothing: while the stamp stands, skip.
+            before = store_routing.stamp(store)
+            if (
+                self._idle is not None
+                and self._idle[0] == before
+                and at - self._idle[1] < self.RECHECK_S
+            ):
+                self.skipped += 1
+                return Plan()
             done = self._route(settings, at)
         except (DatabaseUnavailable, sqlite3.OperationalError):
             raise
@@ -151,6 +172,8 @@ class Router:
             self.shared.stats.errors += 1
             log.exception("hub: routing")
             return Plan()
+        idle = not done.assignments and not done.pauses
+        self._idle = (before, at) if idle else None
         self.assigned += len(done.assignments)
         self.paused += len(done.pauses)
         for agent, until in done.pauses:
