@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         metavar="FILE",
-        help="with --workers: cProfile the first worker of the largest count (saturated run),"
-        " save it to FILE and print where its time goes",
+        help="with --workers: cProfile the first worker of the largest count (saturated run; its"
+        " figures are slower for it), save it to FILE.<engine> and print where its CPU goes",
     )
     from console.bench.hub_http import add_http_arguments
 

@@ -335,15 +335,17 @@ class Outcome:
 
 
 def _wait_for_hub(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> tuple[bool, int]:
-    """Wait until the hub's saved cursor passes every event committed so far; return (done, events)."""
-    from store import Store
-    from store.feed import last_event_id, load_cursor
+    """Wait until the hub's saved cursors (one per shard) pass every event committed so far;
+    return (done, events)."""
+    from console.hub.shards import SHARDS
+    from store import Store, leases
+    from store.feed import last_event_id
 
     with Store(path, readonly=True) as store:
         target = last_event_id(store)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
-            if (load_cursor(store, "hub") or 0) >= target:
+            if min(leases.shard_cursors(store, "hub", range(SHARDS)).values()) >= target:
                 return True, target
             time.sleep(0.05)
     return False, target
