@@ -111,14 +111,26 @@ def waiting_ahead(store: Store, *, conversation_id: int, level: str, waiting_sin
     ``tests/test_policy.py`` checks on random queues that it agrees with
     ``console.policy.queue_ahead``, so the two cannot drift apart.
     """
-    rank = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(LEVELS))
-    mine = level_rank(level)
+    # Two counts SQLite answers from the (state, level) index: every waiting conversation at
+    # a higher level (the index alone, no row read), then the ones at this level that waited
+    # longer. A CASE over every waiting row read each row, ~2x-3x slower with ~750 waiting.
+    # `level` is one of LEVELS (the schema's CHECK), so no row falls between the two.
+    higher = LEVELS[level_rank(level) + 1 :]
     row = store.one(
-        f"SELECT count(*) FROM (SELECT id, CASE level {rank} ELSE 0 END AS r,"
-        " coalesce(waiting_since, 0.0) AS since FROM conversations"
-        " WHERE state = 'waiting' AND id != ?)"
-        " WHERE r > ? OR (r = ? AND (since < ? OR (since = ? AND id < ?)))",
-        (conversation_id, mine, mine, waiting_since, waiting_since, conversation_id),
+        "SELECT (SELECT count(*) FROM conversations WHERE state = 'waiting' AND id != ?"
+        f" AND level IN ({', '.join('?' * len(higher)) or 'NULL'}))"
+        " + (SELECT count(*) FROM conversations WHERE state = 'waiting' AND level = ?"
+        " AND id != ? AND (coalesce(waiting_since, 0.0) < ?"
+        " OR (coalesce(waiting_since, 0.0) = ? AND id < ?)))",
+        (
+            conversation_id,
+            *higher,
+            LEVELS[level_rank(level)],
+            conversation_id,
+            waiting_since,
+            waiting_since,
+            conversation_id,
+        ),
     )
     return int(row[0]) if row is not None else 0
 
