@@ -32,5 +32,6 @@ def test_bench_store_prints_rates_and_latency(tmp_path) -> None:  # noqa: ANN001
     )
     assert out.returncode == 0, out.stderr
     assert re.search(r"customer messages via lifecycle API:\s+[\d,]+ msgs/s", out.stdout)
+    assert re.search(r"bot reply pairs:\s+[\d,]+ msgs/s  \(\d+ us CPU each", out.stdout), out.stdout
     match = re.search(r"p50 ([\d.]+) ms\s+p99 ([\d.]+) ms.*\((\d+)/(\d+) seen", out.stdout)
     assert match and match.group(3) == match.group(4), out.stdout

@@ -37,6 +37,9 @@ def test_bench_hub_prints_rates_and_lag(tmp_path: Path, capsys) -> None:
     assert int(saturated.group(2)) == 300 and int(paced.group(2)) == 300
     assert int(saturated.group(1)) > 0 and float(paced.group(3)) >= 0
     assert "0 errors" in out
+    cpu = re.findall(r"hub CPU [\d.]+ s \(([\d.]+) ms/message, triage ([\d.]+)\)", out)
+    assert len(cpu) == 2, out  # one per run
+    assert all(0 < float(triage) < float(total) for total, triage in cpu), cpu
 
 
 def test_bench_hub_workers(tmp_path: Path, capsys) -> None:

@@ -10,6 +10,10 @@ the policy and lets the embedded bot answer. Two runs:
 - ``paced``: the writer posts at ``--rate`` messages/s; lag is the time from a customer
   message's commit to the bot's answer, p50/p99.
 
+Each run also prints the hub process's CPU time per customer message and the part of it the
+triage engine's calls took: on a loaded machine, CPU time compares versions where rates and
+lags do not.
+
 ``--http`` measures the same path through the channel API instead (``console/bench/hub_http.py``).
 
 Texts: first messages from ``../shared/data/customer-messages.csv`` when present (the real
@@ -24,7 +28,7 @@ import multiprocessing as mp
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +146,28 @@ def _writer(
     store.close()
 
 
+class TimedEngine:
+    """A triage engine whose calls add up the CPU time they take (``cpu``, seconds)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.cpu = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._engine, name)
+        if not callable(attr):
+            return attr
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.cpu += time.process_time() - t0
+
+        return timed
+
+
 async def _run_hub(hub: Any, expected: int, go: Any, timeout: float) -> float:
     """Start the writer, run the hub until it handled ``expected`` customer messages; return seconds."""
     stop = asyncio.Event()
@@ -169,7 +195,10 @@ def _one_run(
     settings = PolicySettings(
         idle_resolve_s=3600.0, sla_tick_s=1.0, routing=RoutingSettings(mode=routing)
     )
-    hub = make_hub(path, settings=settings, keep_lags=True)
+    from console.triage import TriageEngine
+
+    engine = TimedEngine(TriageEngine())
+    hub = make_hub(path, settings=settings, keep_lags=True, engine=cast(Any, engine))
     # Start the hub at the end of the feed: only this run's messages count.
     from store import Store
     from store.feed import last_event_id, save_cursor
@@ -200,6 +229,7 @@ def _one_run(
         "escalations": stats.escalations,
         "errors": stats.errors,
         "cpu": cpu,
+        "triage_cpu": engine.cpu,
         "assigned": hub.router.assigned if hub.router is not None else 0,
         "p50": percentile_or_nan(lags, 0.5) * 1000,
         "p99": percentile_or_nan(lags, 0.99) * 1000,
@@ -265,7 +295,8 @@ def run(args: argparse.Namespace) -> int:
             f" {r['escalations']} escalations, {r['assigned']} assigned, {r['errors']} errors"
             f" | commit->answer lag p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms,"
             f" max {r['max']:.1f} ms | hub CPU {r['cpu']:.2f} s"
-            f" ({r['cpu'] / max(1, r['handled']) * 1000:.3f} ms/message)"
+            f" ({r['cpu'] / max(1, r['handled']) * 1000:.3f} ms/message,"
+            f" triage {r['triage_cpu'] / max(1, r['handled']) * 1000:.3f})"
         )
     tmp.cleanup()
     return 0

@@ -244,6 +244,7 @@ def make_hub(
     settings: PolicySettings | None = None,
     llm: Any = None,
     judge_llm: Any = None,
+    engine: TriageEngineLike | None = None,
     **kwargs: Any,
 ) -> Hub:
     """A hub with the real triage engine and bot, the KB loaded if the table is empty.
@@ -252,6 +253,7 @@ def make_hub(
         when it is enabled, triage also asks it for a second opinion (``judge_budget`` in
         ``kwargs`` sets the wait, default 1.5 s)
     :param judge_llm: the LLM for that second opinion when the bot is embedded (default ``llm``)
+    :param engine: the triage engine (default a new ``TriageEngine()``; benches wrap one)
     """
     from console.bot import make_bot
     from console.kb import ensure_loaded
@@ -266,4 +268,10 @@ def make_hub(
 
         kwargs["judge"] = Judge(LLM(judging))
         kwargs.setdefault("judge_budget", getattr(judging, "judge_budget", JUDGE_BUDGET_S))
-    return Hub(path, engine=TriageEngine(), bot=make_bot(path, llm), settings=settings, **kwargs)
+    return Hub(
+        path,
+        engine=engine if engine is not None else TriageEngine(),
+        bot=make_bot(path, llm),
+        settings=settings,
+        **kwargs,
+    )
