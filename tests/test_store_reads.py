@@ -139,6 +139,44 @@ def test_queue_counts_and_order(store: Store) -> None:
     assert queue.oldest_waiting_since(store) is None and queue.waiting_longest_first(store) == []
 
 
+def test_the_place_in_the_queue_is_counted_in_the_policys_order(store: Store) -> None:
+    """views.waiting_ahead on this backend agrees with policy.queue_ahead, ties included."""
+    from console.policy import LEVELS, queue_ahead
+    from store.views import waiting_ahead, waiting_queue
+
+    for n, (level, since) in enumerate(
+        [("urgent", 5.0), ("empathy", 0.0), ("empathy", 5.0), ("empathy", 5.0), ("calm", 0.0)]
+    ):
+        cid = lc.open_conversation(store, f"q{n}")
+        lc.add_customer_message(store, cid, "help")
+        lc.escalate(store, cid, reasons=["human_request"], level=level, at=T0 + since)
+    rows = waiting_queue(store)
+    tied = sorted(r["id"] for r in rows if r["level"] == "empathy")[1]
+    for level in LEVELS:
+        for since in (T0 - 1, T0, T0 + 5.0, T0 + 9.0):
+            for cid in (tied, 10_000):
+                entry = {"id": cid, "level": level, "waiting_since": since}
+                assert waiting_ahead(
+                    store, conversation_id=cid, level=level, waiting_since=since
+                ) == queue_ahead(rows, entry), entry
+
+
+def test_a_triage_mark_stores_the_messages_abusive_flag_with_its_verdict(store: Store) -> None:
+    cid = lc.open_conversation(store, "Rex")
+    rude = lc.add_customer_message(store, cid, "you useless clowns").message_id
+    calm = lc.add_customer_message(store, cid, "ok where is my card").message_id
+    lc.record_triage(
+        store, cid, lc.TriageMark("watch", 0.5, ["abuse"], abusive=True), message_id=rude
+    )
+    lc.record_triage(
+        store, cid, lc.TriageMark("watch", 0.4, ["abuse"], abusive=False), message_id=calm
+    )
+    for mid, abusive in ((rude, True), (calm, False)):
+        msg = queries.message(store, mid)
+        assert msg is not None and msg["meta"] == {"abusive": abusive}, msg
+        assert _message_level(store, mid) == "watch"
+
+
 def test_sla_windows(store: Store) -> None:
     assert sla.handling_time(store, since=0) == sla.Handling(0, None)
     for n in range(3):
