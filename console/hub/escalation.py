@@ -117,8 +117,14 @@ class Escalation:
         A customer in the queue who writes "hello??" is not calmer than when the bot handed
         them over: until a person answers, the badge keeps the escalation's level and reasons.
         """
+        level, also = self.waiting_floor(cid, verdict)
+        return self.memory.mark(entry, verdict, level=level, also=also)
+
+    def waiting_floor(self, cid: int, verdict: Any) -> tuple[str | None, tuple[str, ...]]:
+        """The level and reasons :meth:`waiting_mark` keeps from the escalation (``None``, ``()``
+        when ``cid`` is not waiting or its escalation recorded nothing)."""
         data = hub_state.waiting_escalation(self.shared.store, cid)
         if data is None:
-            return self.memory.mark(entry, verdict)
+            return None, ()
         level = max_level(verdict.level, data.get("level") or "watch")
-        return self.memory.mark(entry, verdict, level=level, also=tuple(data.get("reasons") or ()))
+        return level, tuple(data.get("reasons") or ())

@@ -139,6 +139,31 @@ class TriageMemory:
         if entry.context is not None:
             entry.context.append({"role": "bot", "text": text})
 
+    def badge(
+        self,
+        entry: Remembered,
+        verdict: Any,
+        *,
+        level: str | None = None,
+        also: tuple[str, ...] = (),
+    ) -> tuple[str, list[str]]:
+        """The level and reasons :meth:`mark` would store for ``verdict`` (no engine state).
+
+        Cheap enough for the SLA tick to ask on every waiting conversation: only a badge that
+        differs from ``entry.stored`` needs the engine's state dumped and written.
+        """
+        own = tuple(getattr(verdict, "model_reasons", ()) or ())
+        if own:
+            entry.model_reasons = own
+            entry.model_why = str(getattr(verdict, "model_why", "") or "")
+        lvl = level or verdict.level
+        # An escalation's own reasons (the bot's hand-off, its fallbacks) belong on the badge
+        # too: an agent must never see a conversation sent to people with no reason shown.
+        # So do the LLM judge's, until a newer opinion replaces them.
+        reasons = list(verdict.reasons) + [r for r in also if r not in verdict.reasons]
+        reasons += [r for r in entry.model_reasons if r not in reasons]
+        return lvl, reasons
+
     def mark(
         self,
         entry: Remembered,
@@ -152,20 +177,11 @@ class TriageMemory:
         :param level: store this level instead of the verdict's (an escalation's, never lower)
         :param also: reasons to show beside the verdict's
         """
-        own = tuple(getattr(verdict, "model_reasons", ()) or ())
-        if own:
-            entry.model_reasons = own
-            entry.model_why = str(getattr(verdict, "model_why", "") or "")
+        lvl, reasons = self.badge(entry, verdict, level=level, also=also)
         saved: dict[str, Any] = {"upto": entry.upto, "engine": self.engine.dump_state(entry.state)}
         if entry.model_reasons:
             saved["model"] = [list(entry.model_reasons), entry.model_why]
         dump = json.dumps(saved, separators=(",", ":"))
-        lvl = level or verdict.level
-        # An escalation's own reasons (the bot's hand-off, its fallbacks) belong on the badge
-        # too: an agent must never see a conversation sent to people with no reason shown.
-        # So do the LLM judge's, until a newer opinion replaces them.
-        reasons = list(verdict.reasons) + [r for r in also if r not in verdict.reasons]
-        reasons += [r for r in entry.model_reasons if r not in reasons]
         entry.stored = (lvl, tuple(reasons))
         return lc.TriageMark(
             lvl,

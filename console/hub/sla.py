@@ -50,9 +50,12 @@ class SlaTimers:
                 entry = self.memory.entry(cid, triage_state)
                 verdict = shared.engine.waited(entry.state, max(0.0, now - since))
                 before = entry.stored
-                mark = self.escalation.waiting_mark(cid, entry, verdict)
-                if entry.stored == before:
+                level, also = self.escalation.waiting_floor(cid, verdict)
+                lvl, reasons = self.memory.badge(entry, verdict, level=level, also=also)
+                if (lvl, tuple(reasons)) == before:
+                    # Most ticks change nothing: the engine's state is dumped only for a write.
                     continue
+                mark = self.memory.mark(entry, verdict, level=level, also=also)
                 entry.verdict = verdict
                 changed = lc.record_triage(store, cid, mark, actor="sla")
                 if (
