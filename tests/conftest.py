@@ -105,6 +105,7 @@ def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Ite
     url = server.new_database()
     yield url  # type: ignore[misc]
     close_pool(url)
+    server.release(url)
 
 
 @pytest.fixture

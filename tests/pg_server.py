@@ -59,6 +59,7 @@ class PgServer:
         self.port = port
         self.user = user
         self._count = itertools.count(1)
+        self._free: list[str] = []
 
     def url(self, dbname: str) -> str:
         """The libpq URL of ``dbname`` on this server."""
@@ -69,11 +70,36 @@ class PgServer:
         return psycopg.connect(self.url("postgres"), autocommit=True)
 
     def new_database(self) -> str:
-        """A new database migrated to the current schema; its URL."""
+        """A database migrated to the current schema with no rows; its URL.
+
+        One a finished test gave back (:meth:`release`) is emptied and handed out again:
+        TRUNCATE of a few tables costs a fraction of copying the template (8 MB of catalog
+        files per database, most of a second under load, and a data directory of gigabytes).
+        """
+        while self._free:
+            url = self._free.pop()
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("SET lock_timeout = 2000")
+                    tables = [
+                        str(r[0])
+                        for r in conn.execute(
+                            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                            " AND tablename != 'tandem_migrations'"
+                        )
+                    ]
+                    conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")  # type: ignore[call-overload]
+                return url
+            except psycopg.Error:
+                continue  # held by a straggler: leave it, take another
         name = f"t{os.getpid()}_{next(self._count)}"
         with self.admin() as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")  # type: ignore[call-overload]
         return self.url(name)
+
+    def release(self, url: str) -> None:
+        """``url`` (from :meth:`new_database`) is free for another test."""
+        self._free.append(url)
 
     def empty_database(self) -> str:
         """A new database with no schema at all (migrations' own tests); its URL."""
