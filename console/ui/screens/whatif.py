@@ -403,6 +403,10 @@ class WhatIfScreen(Screen[None]):
             if not worker.is_cancelled:
                 app.call_from_thread(self._failed, str(exc))
             return
+        except Exception as exc:  # a bug must not leave the bar running for ever: say it
+            if not worker.is_cancelled:
+                app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}"[:200])
+            return
         if not worker.is_cancelled:
             app.call_from_thread(self._show, result)
 
@@ -412,7 +416,9 @@ class WhatIfScreen(Screen[None]):
     def _failed(self, error: str) -> None:
         self.running = False
         self.query_one("#wi-progress", ProgressBar).display = False
-        self._status(Text(f"the replay stopped: {error}", style="bold red"))
+        self._status(
+            Text(f"the replay stopped: {safe_text(error, one_line=True)}", style="bold red")
+        )
 
     def _status(self, text: Text) -> None:
         self.query_one("#wi-status", Static).update(text)
