@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from itertools import filterfalse
+from operator import mul
 from typing import Any
 
 from console.triage import text as T
@@ -254,6 +256,10 @@ class Signals:
     words: list[str]
     shout: bool
     lang: str = ""
+
+
+def _rank(reason: str) -> int:
+    return PRIORITY.get(reason, 99)
 
 
 def level_of(score: float) -> str:
@@ -530,10 +536,8 @@ class TriageEngine:
             state.lang = sig.lang
         state.waited = 0.0  # the customer just spoke; waiting starts again with the bot's turn
         w = self.weights
-        x = sig.features
-        z = w[-1]
-        for i in range(len(x)):
-            z += w[i] * x[i]
+        # The same left-to-right sum as a loop (Python 3.11's sum adds floats in order).
+        z = sum(map(mul, w, sig.features), w[-1])
         # The forward filter: the prior that the customer is distressed now (from the last
         # turn's posterior and the transition probabilities) times this message's likelihood
         # ratio (its own odds over the base rate the model was fitted at).
@@ -556,7 +560,7 @@ class TriageEngine:
 
         # Repeat detection against the last few customer messages.
         repeated = False
-        if len(sig.words) >= 3:
+        if len(sig.words) >= 3 and state.recent:
             mine = set(sig.words)
             for words in state.recent:
                 other = set(words)
@@ -663,12 +667,17 @@ class TriageEngine:
         toks = mapped
         negators = primary.negators
         s = primary.sentiment.score(toks)
-        alnum = [t for t in toks if t[0].isalnum()]
-        stop = primary.stopwords
-        words = [t for t in alnum if t not in stop]
-        n_words = len(alnum)
-        caps = T.caps_words(raw) if n_words else 0
-        shout = caps >= 2 and caps * 4 >= n_words and T.letter_count(raw) >= 8
+        n_words = len(toks) - sum(map(T.MARKS.__contains__, toks))
+        words = list(filterfalse(primary.not_content.__contains__, toks))
+        # Shouting needs two all-capital words of three letters and a quarter of the words:
+        # a message without the capitals for that is not searched for them.
+        shout = (
+            n_words > 0
+            and T.capitals(raw) >= max(6, 3 * ((n_words + 3) // 4))
+            and (caps := T.caps_words(raw)) >= 2
+            and caps * 4 >= n_words
+            and T.letter_count(raw) >= 8
+        )
         bangs = toks.count("!")
         bursts = (T.punct_bursts(raw) if bangs or "?" in toks else 0) + (1 if bangs >= 2 else 0)
         frustration = hits.get("frustration", 0)
@@ -716,7 +725,7 @@ class TriageEngine:
         if known:
             words = sum(1 for t in toks if t[0].isalpha())
         else:  # only "any words at all?" matters, and that is usually the first token
-            words = 1 if any(t[0].isalpha() for t in toks) else 0
+            words = 1 if toks and (toks[0][0].isalpha() or any(t[0].isalpha() for t in toks)) else 0
         if not words:
             # Emoji, numbers, "!!!": nothing to detect; the conversation's language stands.
             return known, [known if known in self.languages else "en"]
@@ -766,15 +775,13 @@ class TriageEngine:
         """
         owners = self._function_words
         counts: dict[str, int] = {}
-        get = owners.get
         only = ""  # the one language with words of its own here, "-" when several have some
-        for t in toks[:VOTE_TOKENS]:
-            langs = get(t)
-            if langs is not None:
-                if len(langs) == 1:
-                    only = langs[0] if only in ("", langs[0]) else "-"
-                for code in langs:
-                    counts[code] = counts.get(code, 0) + 1
+        # Only the function words are looked at (filtered in C).
+        for langs in map(owners.__getitem__, filter(owners.__contains__, toks[:VOTE_TOKENS])):
+            if len(langs) == 1:
+                only = langs[0] if only in ("", langs[0]) else "-"
+            for code in langs:
+                counts[code] = counts.get(code, 0) + 1
         best, top, second = "", 0, 0
         for code, n in counts.items():
             if n > top:
@@ -844,12 +851,11 @@ class TriageEngine:
         for r in message_reasons:
             reasons.setdefault(r, WATCH)
         level = level_of(min(score, 1.0))
-        ordered = sorted(reasons, key=lambda r: PRIORITY.get(r, 99))
         if level == "calm":
             ordered = []  # nothing worth a badge
-        elif not ordered:
-            ordered = ["negative_sentiment"]
-        msg = sorted(dict.fromkeys(message_reasons), key=lambda r: PRIORITY.get(r, 99))
+        else:
+            ordered = sorted(reasons, key=_rank) or ["negative_sentiment"]
+        msg = sorted(dict.fromkeys(message_reasons), key=_rank) if message_reasons else []
         verdict = Verdict(level, round(min(score, 1.0), 4), ordered, msg, state.lang)
         state.verdict = verdict
         return verdict

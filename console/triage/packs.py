@@ -120,6 +120,7 @@ class Pack:
         self.boundaries = words_of(lexicon.boundaries) | {",", ".", ";", ":"}
         self.contrast = words_of(lexicon.contrast)
         self.stopwords = words_of(lexicon.stopwords)
+        self.not_content = self.stopwords | T.MARKS  # what a message's content words are not
         self.request_alone = words_of(lexicon.request_alone)
         self.request_before = words_of(lexicon.request_before)
         self.request_negators_ignored = words_of(lexicon.request_negators_ignored)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from itertools import compress
 
 NEGATION_SCALAR = -0.74  # VADER's: "not good" is mildly bad, not as bad as "bad"
 ALPHA = 15.0  # VADER's normalisation constant
@@ -95,7 +96,7 @@ class SentimentScorer:
         negators = self.negators
         boundaries = self.boundaries
         boosters = self.boosters
-        for i in [i for i, tok in enumerate(toks) if tok in keys]:
+        for i in compress(range(len(toks)), map(keys.__contains__, toks)):
             v = lexicon[toks[i]]
             # Look back over the clause for boosters and negators (VADER looks 3 words back).
             negated = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from itertools import compress
 
 # Longer texts are scored on their head and tail: a 1 MB paste says no more about the
 # customer's mood than its first and last few thousand characters, and the hub must not stall.
@@ -24,6 +25,11 @@ EMOJI = "😡😠🤬😤😒🙄😩😫😢😭😞😔☹🙁😕👎💩😣
 _WORD = "[a-z0-9\u00df-\u00f6\u00f8-\u00ff\u0100-\u017f]"
 _TOKEN = re.compile(
     _WORD + "+(?:'(?:t|s|m|d|re|ve|ll)(?!" + _WORD + "))?|[!?]|:-?[()/|\\\\]|[,.;:]|[" + EMOJI + "]"
+)
+# Every token :func:`tokens` gives that is not a word (words start with a letter or digit):
+# a word is then "not one of these", a test done in C.
+MARKS = frozenset(
+    [*"!?,.;:", *EMOJI, *(f":{nose}{mouth}" for nose in ("", "-") for mouth in "()/|\\")]
 )
 # The same for plain ASCII text (most messages), a third cheaper without the other alphabets.
 _TOKEN_ASCII = re.compile(
@@ -183,22 +189,29 @@ def _fold_pairs(toks: list[str]) -> list[str]:
             i = toks.index(second, i + 1)
             if i:  # the first token follows nothing
                 at.append(i)
-    if not at:
-        return toks
     at.sort()
-    out: list[str | None] = list(toks)
+    folds: list[tuple[int, str]] = []
     pairs = _FOLD_PAIRS
+    taken = -1
     for i in at:
         # A word just folded into the one before it ("it is" -> "it's") does not start
         # another pair ("it is not" stays "it's not"); no folded form is a first word.
-        first = out[i - 1]
-        if first is None:
+        if i - 1 == taken:
             continue
-        folded = pairs.get((first, toks[i]))
+        folded = pairs.get((toks[i - 1], toks[i]))
         if folded is not None:
-            out[i - 1] = folded
-            out[i] = None
-    return [t for t in out if t is not None]
+            folds.append((i, folded))
+            taken = i
+    if not folds:
+        return toks
+    out: list[str] = []
+    start = 0
+    for i, folded in folds:
+        out.extend(toks[start : i - 1])
+        out.append(folded)
+        start = i + 1
+    out.extend(toks[start:])
+    return out
 
 
 def caps_words(text: str) -> int:
@@ -206,6 +219,15 @@ def caps_words(text: str) -> int:
     if "#" in text:
         text = _PLACEHOLDER_CAPS.sub(" ", text)  # "#NAME#" is anonymisation, not shouting
     return len(_CAPS_WORD.findall(text))
+
+
+_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+
+
+def capitals(text: str) -> int:
+    """Number of ASCII capitals (an upper bound on what :func:`caps_words` can find, in C)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return len(data) - len(data.translate(None, _UPPER))
 
 
 def letter_count(text: str) -> int:
@@ -322,7 +344,7 @@ class PhraseMatcher:
         single = self._single
         pairs = self._pairs
         other = self._other
-        for i in [i for i, tok in enumerate(toks) if tok in first]:
+        for i in compress(range(n), map(first.__contains__, toks)):
             tok = toks[i]
             best: dict[str, int] = {}
             labels = single.get(tok)

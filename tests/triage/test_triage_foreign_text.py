@@ -45,3 +45,14 @@ def test_placeholders_are_neither_words_nor_shouting() -> None:
         "something",
     ]
     assert _verdict("Hi #NAME#, #PRS_ORG# sent #EMAIL# to #ADDRESS#").level == "calm"
+
+
+def test_marks_are_exactly_the_tokens_that_are_not_words() -> None:
+    # The engine counts words as "not a mark" (a set test in C) instead of checking each
+    # token's first character: every character up to U+2FFF, the emoji and emoticons.
+    text = " ".join(chr(c) for c in range(0x20, 0x3000)) + " " + T.EMOJI + " :-( :) :/ :| :-\\"
+    for fold in (True, False):
+        toks = T.tokens(text, fold=fold)
+        assert {t for t in toks if not t[0].isalnum()} <= T.MARKS
+        assert not any(t in T.MARKS for t in toks if t[0].isalnum())
+    assert all(T.tokens(f"x {mark} y") == ["x", mark, "y"] for mark in T.MARKS)
