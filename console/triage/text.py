@@ -313,6 +313,19 @@ class PhraseMatcher:
                     self._add(slots, label)
         firsts = set(self._single) | set(self._other) | {a for a, _ in self._pairs}
         self.first = frozenset(firsts - {"*"})
+        # Per first word, all a position needs in one lookup: its one-word labels, its
+        # patterns with an optional or wildcard second slot, and the words that can follow it.
+        seconds: dict[str, set[str]] = {}
+        for a, b in self._pairs:
+            seconds.setdefault(a, set()).add(b)
+        self._heads: dict[str, _Head] = {
+            tok: (
+                self._single.get(tok),
+                self._other.get(tok),
+                frozenset(seconds[tok]) if tok in seconds else _NOTHING,
+            )
+            for tok in self.first
+        }
 
     def _add(self, slots: Slots, label: str) -> None:
         head = slots[0][0]
@@ -341,31 +354,34 @@ class PhraseMatcher:
             return []
         hits: list[tuple[int, int, str]] = []
         n = len(toks)
-        single = self._single
-        pairs = self._pairs
-        other = self._other
+        heads = self._heads
+        last = n - 1
         for i in compress(range(n), map(first.__contains__, toks)):
             tok = toks[i]
+            labels, others, seconds = heads[tok]
+            paired = i < last and toks[i + 1] in seconds
+            if labels is None and others is None and not paired:
+                continue  # a common word ("i", "the") not followed by a phrase's second word
             best: dict[str, int] = {}
-            labels = single.get(tok)
             if labels is not None:
                 for label in labels:
                     best[label] = i + 1
-            if i + 1 < n:
-                entries = pairs.get((tok, toks[i + 1]))
-                if entries is not None:
-                    _extend(best, entries, toks, i, n)
-            entries = other.get(tok)
-            if entries is not None:
-                _extend(best, entries, toks, i, n)
+            if paired:
+                _extend(best, self._pairs[tok, toks[i + 1]], toks, i, n)
+            if others is not None:
+                _extend(best, others, toks, i, n)
             for label, end in best.items():
                 hits.append((i, end, label))
         return hits
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 # A pattern in the index: its slots, the slot matching resumes at, its label, and whether the
 # rest has no optional slot (then a flat loop suffices).
 _Entry = tuple[Slots, int, str, bool]
+_Head = tuple[list[str] | None, list[_Entry] | None, frozenset[str]]
 
 
 def _extend(best: dict[str, int], entries: list[_Entry], toks: list[str], i: int, n: int) -> None:
