@@ -25,13 +25,19 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import multiprocessing
+import os
+import pickle
+import queue
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from console.policy import PolicySettings, decide, queue_key
+from console.policy import Decision, PolicySettings, decide, queue_key
 from console.triage import TriageEngine
-from store import Store
+from store import Store, StoreError
 from store.levels import level_rank
 from store.replay import (
     agents_at_work_by_hour,
@@ -85,24 +91,50 @@ class _Conversation:
     outcomes: list[Outcome | None] = field(default_factory=lambda: [None, None])
 
 
-def _first_escalation(
-    conv: _Conversation, policies: tuple[PolicySettings, PolicySettings], verdict: Any, at: float
-) -> None:
-    for side, settings in enumerate(policies):
-        if conv.outcomes[side] is not None:
-            continue
-        d = decide(
-            settings,
-            level=verdict.level,
-            reasons=verdict.reasons,
-            message_reasons=verdict.message_reasons,
-            fallbacks=conv.fallbacks,
+# A decision depends only on the policy and these: (level, reasons, latest reasons, fallbacks).
+_DecisionKey = tuple[str, tuple[str, ...], tuple[str, ...], int]
+
+
+class _Decider:
+    """:func:`console.policy.decide` for both policies, remembered per distinct input.
+
+    The same few inputs come back on most turns of a replay (calm, no reasons, no fallbacks),
+    and the policy is a pure function of them.
+    """
+
+    def __init__(self, policies: tuple[PolicySettings, PolicySettings]) -> None:
+        self.policies = policies
+        self._memo: tuple[dict[_DecisionKey, Decision], dict[_DecisionKey, Decision]] = ({}, {})
+
+    def first_escalation(self, conv: _Conversation, verdict: Any, at: float) -> None:
+        key = (
+            verdict.level,
+            tuple(verdict.reasons),
+            tuple(verdict.message_reasons),
+            conv.fallbacks,
         )
-        if d.escalate:
-            conv.outcomes[side] = Outcome(True, max(1, conv.turns), at, d.level, d.reasons, d.rule)
+        for side, settings in enumerate(self.policies):
+            if conv.outcomes[side] is not None:
+                continue
+            memo = self._memo[side]
+            d = memo.get(key)
+            if d is None:
+                d = memo[key] = decide(
+                    settings,
+                    level=verdict.level,
+                    reasons=verdict.reasons,
+                    message_reasons=verdict.message_reasons,
+                    fallbacks=conv.fallbacks,
+                )
+            if d.escalate:
+                conv.outcomes[side] = Outcome(
+                    True, max(1, conv.turns), at, d.level, d.reasons, d.rule
+                )
 
 
+@lru_cache(maxsize=1024)
 def _fallback(meta: str | None) -> bool:
+    # Bot messages share a few meta strings ('{"engine":"embedded"}'): each is parsed once.
     if not meta:
         return False
     try:
@@ -110,6 +142,12 @@ def _fallback(meta: str | None) -> bool:
     except ValueError:
         return False
     return isinstance(value, dict) and bool(value.get("fallback"))
+
+
+# Below this many messages a second process costs more to start than it saves.
+PARALLEL_FROM = 50_000
+MAX_WORKERS = 2
+PROGRESS_EVERY = 5000  # messages
 
 
 def replay(
@@ -121,26 +159,86 @@ def replay(
     until: float,
     engine: TriageEngine | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> dict[int, tuple[Outcome, Outcome]]:
     """Each conversation opened in ``[since, until)``: its outcome under each policy.
 
-    :param progress: called now and then with ``(messages done, messages in all)``
+    Conversations are independent (each has its own triage state), so a big window is split
+    into ranges of conversation ids replayed by ``workers`` processes side by side (default:
+    one per CPU, at most :data:`MAX_WORKERS`, from :data:`PARALLEL_FROM` messages in a store
+    file) and put back together in id order: the same figures as one process.
+
+    :param progress: called now and then with ``(messages done, messages in all)``, in the
+        calling thread; an exception it raises stops the replay (and its processes)
+    :param engine: a triage engine to use (the replay then stays in this process)
     """
-    engine = engine or TriageEngine()
     policies = (current, proposed)
     total = count_messages(store, since=since, until=until)
+    ids = conversation_ids(store, since=since, until=until)
     # Conversations without a message yet are in the window too: neither policy escalates them.
-    results: dict[int, tuple[Outcome, Outcome]] = {
-        cid: (Outcome(), Outcome()) for cid in conversation_ids(store, since=since, until=until)
-    }
-    unsent = unsent_fallbacks(store, since=since, until=until)
+    results: dict[int, tuple[Outcome, Outcome]] = {cid: (Outcome(), Outcome()) for cid in ids}
+    n = _worker_count(workers, total, store, engine)
+    if not ids:
+        pass
+    elif n <= 1 or len(ids) < n:
+
+        def tick(done: int) -> None:
+            if progress is not None:
+                progress(done, total)
+
+        # The window's conversations lie between its first and last id (ids grow with time).
+        span = (ids[0], ids[-1])
+        results.update(
+            _replay_span(store, engine or TriageEngine(), policies, since, until, span, tick)
+        )
+    else:
+        spans = _spans(ids, n)
+        for part in _replay_parallel(store, policies, since, until, spans, progress, total):
+            results.update(part)
+    if progress is not None:
+        progress(total, total)
+    return results
+
+
+def _worker_count(
+    workers: int | None, total: int, store: Store, engine: TriageEngine | None
+) -> int:
+    if engine is not None or store.backend != "sqlite" or not Path(store.path).is_file():
+        return 1
+    if workers is not None:
+        return max(1, workers)
+    if total < PARALLEL_FROM:
+        return 1
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _spans(ids: list[int], n: int) -> list[tuple[int, int]]:
+    """``n`` contiguous ranges of ``ids`` (sorted, at least ``n``) as (first, last) pairs."""
+    bounds = [round(len(ids) * k / n) for k in range(n + 1)]
+    return [(ids[bounds[k]], ids[bounds[k + 1] - 1]) for k in range(n)]
+
+
+def _replay_span(
+    store: Store,
+    engine: TriageEngine,
+    policies: tuple[PolicySettings, PolicySettings],
+    since: float,
+    until: float,
+    span: tuple[int, int] | None,
+    tick: Callable[[int], None],
+) -> dict[int, tuple[Outcome, Outcome]]:
+    """Replay the conversations of ``span`` (first and last id; None: all) that have messages."""
+    first, last = span if span is not None else (None, None)
+    decider = _Decider(policies)
+    results: dict[int, tuple[Outcome, Outcome]] = {}
+    unsent = unsent_fallbacks(store, since=since, until=until, first=first, last=last)
     conv: _Conversation | None = None
 
     def bot_turn(c: _Conversation, text: str, fell_back: bool, at: float) -> None:
         verdict = engine.observe(c.state, "bot", text, fallback=fell_back)
         if fell_back:
             c.fallbacks += 1
-            _first_escalation(c, policies, verdict, at)
+            decider.first_escalation(c, verdict, at)
 
     def catch_up(c: _Conversation, before: float) -> None:
         # Fallback answers the hub held back (it escalated instead of posting them) happened
@@ -154,10 +252,10 @@ def replay(
         results[c.cid] = (c.outcomes[0] or Outcome(), c.outcomes[1] or Outcome())
 
     done = 0
-    for m in iter_replay_messages(store, since=since, until=until):
+    for m in iter_replay_messages(store, since=since, until=until, first=first, last=last):
         done += 1
-        if progress is not None and done % 5000 == 0:
-            progress(done, total)
+        if done % PROGRESS_EVERY == 0:
+            tick(done)
         if conv is None or conv.cid != m["conversation_id"]:
             if conv is not None:
                 close(conv)
@@ -168,14 +266,130 @@ def replay(
         if m["role"] == "customer":
             conv.turns += 1
             verdict = engine.observe(conv.state, "customer", m["text"], at=m["created_at"])
-            _first_escalation(conv, policies, verdict, m["created_at"])
+            decider.first_escalation(conv, verdict, m["created_at"])
         else:
             bot_turn(conv, m["text"], _fallback(m["meta"]), m["created_at"])
     if conv is not None:
         close(conv)
-    if progress is not None:
-        progress(total, total)
+    tick(done)
     return results
+
+
+def _replay_worker(
+    path: str,
+    portable: tuple[_Portable, _Portable],
+    since: float,
+    until: float,
+    span: tuple[int, int],
+    counters: Any,
+    index: int,
+    out: Any,
+) -> None:
+    """One process's part of a parallel replay: its results (or its error) go to ``out``."""
+    try:
+
+        def tick(done: int) -> None:
+            counters[index] = done
+
+        policies = (portable[0].build(), portable[1].build())
+        engine = TriageEngine()
+        with Store(path, readonly=True) as store:
+            part = _replay_span(store, engine, policies, since, until, span, tick)
+        out.put((index, part))
+    except BaseException as exc:  # reported to the parent, which raises it there
+        out.put((index, _picklable(exc)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Portable:
+    """A settings dataclass as plain values, for another process (read-only mappings do not
+    pickle); :meth:`build` makes it again through its own checks."""
+
+    cls: type
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, settings: Any) -> _Portable:
+        return cls(
+            type(settings), {f.name: _plain(getattr(settings, f.name)) for f in fields(settings)}
+        )
+
+    def build(self) -> Any:
+        values = {k: v.build() if isinstance(v, _Portable) else v for k, v in self.values.items()}
+        return self.cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _Portable.of(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.dumps(exc)
+    except Exception:
+        return StoreError(f"the what-if replay failed: {exc}")
+    return exc
+
+
+def _replay_parallel(
+    store: Store,
+    policies: tuple[PolicySettings, PolicySettings],
+    since: float,
+    until: float,
+    spans: list[tuple[int, int]],
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> list[dict[int, tuple[Outcome, Outcome]]]:
+    """Replay ``spans`` in processes of their own; their results in span order."""
+    # "spawn": the console calls this from a worker thread of a running app, where a fork
+    # would copy locks held by other threads.
+    ctx = multiprocessing.get_context("spawn")
+    portable = (_Portable.of(policies[0]), _Portable.of(policies[1]))
+    counters = ctx.Array("q", len(spans), lock=False)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_replay_worker,
+            args=(str(store.path), portable, since, until, span, counters, i, out),
+            daemon=True,
+        )
+        for i, span in enumerate(spans)
+    ]
+    parts: dict[int, dict[int, tuple[Outcome, Outcome]]] = {}
+    try:
+        for p in procs:
+            p.start()
+        while len(parts) < len(procs):
+            try:
+                index, part = out.get(timeout=0.2)
+            except queue.Empty:
+                for i, p in enumerate(procs):
+                    # A worker that returned put its result first; one that ended otherwise
+                    # (killed, out of memory) never will.
+                    if i not in parts and p.exitcode not in (None, 0):
+                        raise StoreError(
+                            "the what-if replay stopped: a worker process ended with code "
+                            f"{p.exitcode}"
+                        ) from None
+            else:
+                if isinstance(part, BaseException):
+                    raise part
+                parts[index] = part
+            if progress is not None:
+                progress(min(sum(counters), total), total)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            if p.pid is not None:
+                p.join()
+        out.close()
+    return [parts[i] for i in range(len(procs))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +477,7 @@ def compare(
     until: float,
     progress: Callable[[int, int], None] | None = None,
     sample: int = SAMPLE,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """The what-if report: both policies' escalations, turns, queue load and SLA breaches.
 
@@ -270,7 +485,9 @@ def compare(
         "load_by_hour": [...], "changed": [...]}``; ``changed`` lists up to ``sample``
         conversations whose outcome differs, with the first turn at which they differ
     """
-    outcomes = replay(store, current, proposed, since=since, until=until, progress=progress)
+    outcomes = replay(
+        store, current, proposed, since=since, until=until, progress=progress, workers=workers
+    )
     agents = agents_at_work_by_hour(store, since=since, until=until)
     sides: dict[str, Any] = {}
     loads: dict[str, QueueLoad] = {}

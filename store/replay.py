@@ -40,20 +40,27 @@ def escalated_ids(store: Store, *, since: float, until: float) -> set[int]:
     }
 
 
-def unsent_fallbacks(store: Store, *, since: float, until: float) -> dict[int, list[float]]:
+# Conversation ids are positive: these bounds mean "all of them".
+_FIRST, _LAST = -(2**62), 2**62
+
+
+def unsent_fallbacks(
+    store: Store, *, since: float, until: float, first: int | None = None, last: int | None = None
+) -> dict[int, list[float]]:
     """When the bot's answer was a fallback the hub never posted, per conversation.
 
     The hub escalates on the N-th "I don't know" before storing it (it sends the hand-off
     notice instead), so the transcript lacks that bot turn; the escalation records it
-    (``note`` = ``rule fallbacks``). :return: ``{conversation id: [times]}``
+    (``note`` = ``rule fallbacks``). ``first``/``last`` bound the conversation ids (inclusive).
+    :return: ``{conversation id: [times]}``
     """
     out: dict[int, list[float]] = {}
     for cid, at in store.query(
         "SELECT e.conversation_id, e.at FROM events e JOIN conversations c"
         " ON c.id = e.conversation_id WHERE e.kind = 'escalated'"
         " AND json_extract(e.data, '$.note') = 'rule fallbacks'"
-        " AND c.created_at >= ? AND c.created_at < ? ORDER BY e.id",
-        (since, until),
+        " AND c.created_at >= ? AND c.created_at < ? AND c.id BETWEEN ? AND ? ORDER BY e.id",
+        (since, until, _FIRST if first is None else first, _LAST if last is None else last),
     ):
         out.setdefault(int(cid), []).append(float(at))
     return out
@@ -70,29 +77,42 @@ def count_messages(store: Store, *, since: float, until: float) -> int:
 
 
 def iter_replay_messages(
-    store: Store, *, since: float, until: float, batch: int = 20_000
+    store: Store,
+    *,
+    since: float,
+    until: float,
+    batch: int = 20_000,
+    first: int | None = None,
+    last: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Customer and bot messages of the conversations opened in ``[since, until)``.
 
     Yields dicts ``conversation_id, id, role, text, created_at, meta`` ordered by conversation,
     then message id, read in batches by keyset so a store of millions streams in constant
-    memory.
+    memory. ``first``/``last`` bound the conversation ids (inclusive), so that processes can
+    replay parts of the window side by side.
     """
-    after_cid, after_id = -1, -1
+    # Keyset on (conversation, message) as a row value: SQLite reads the messages index from
+    # there on (the window's conversations are checked per row by primary key). The earlier
+    # form, "conversation > ? OR (conversation = ? AND id > ?)" from the window's
+    # conversations, re-read and re-sorted every conversation of the window for each batch:
+    # 6.6 s of CPU against 1.5 s for 850,000 messages.
+    after = (-1, -1) if first is None else (first - 1, _LAST)
+    last_cid = _LAST if last is None else last
     while True:
         rows = store.query(
             "SELECT m.conversation_id, m.id, m.role, m.text, m.created_at, m.meta"
-            " FROM conversations c JOIN messages m ON m.conversation_id = c.id"
-            " WHERE c.created_at >= ? AND c.created_at < ? AND m.role IN ('customer', 'bot')"
-            " AND (m.conversation_id > ? OR (m.conversation_id = ? AND m.id > ?))"
+            " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE (m.conversation_id, m.id) > (?, ?) AND m.conversation_id <= ?"
+            " AND c.created_at >= ? AND c.created_at < ? AND m.role IN ('customer', 'bot')"
             " ORDER BY m.conversation_id, m.id LIMIT ?",
-            (since, until, after_cid, after_cid, after_id, batch),
+            (*after, last_cid, since, until, batch),
         )
         if not rows:
             return
         for r in rows:
             yield dict(r)
-        after_cid, after_id = rows[-1][0], rows[-1][1]
+        after = (rows[-1][0], rows[-1][1])
 
 
 def agents_at_work_by_hour(store: Store, *, since: float, until: float) -> dict[int, int]:

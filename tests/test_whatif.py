@@ -173,3 +173,61 @@ def test_cli_json_is_deterministic_and_refuses_bad_files(
     assert "escalate_level must be one of" in capsys.readouterr().err
     assert main(["whatif", "--db", str(db_path), "--policy", str(tmp_path / "nope.toml")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_processes_side_by_side_give_the_same_figures(
+    store: Store, history: dict[str, int]
+) -> None:
+    # A big window is replayed by processes over ranges of conversation ids; forced here on
+    # the small history, every figure (and the order of the sample) is the one-process one.
+    proposed = PolicySettings(escalate_level="urgent", max_fallbacks=1)
+    seen: list[tuple[int, int]] = []
+    alone = compare(store, PolicySettings(), proposed, since=SINCE, until=UNTIL, workers=1)
+    split = compare(
+        store,
+        PolicySettings(),
+        proposed,
+        since=SINCE,
+        until=UNTIL,
+        workers=2,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert split == alone and alone["changed"]
+    assert seen and seen[-1][0] == seen[-1][1] > 0  # the bar ends full
+
+
+def test_a_progress_callback_that_raises_stops_the_processes(
+    store: Store, history: dict[str, int]
+) -> None:
+    # The console's cancel button raises from the progress callback.
+    import multiprocessing
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        compare(
+            store,
+            PolicySettings(),
+            PolicySettings(),
+            since=SINCE,
+            until=UNTIL,
+            workers=2,
+            progress=stop,
+        )
+    assert multiprocessing.active_children() == []
+
+
+def test_policies_reach_the_processes_whole() -> None:
+    from console.policy import RoutingSettings
+    from console.whatif import _Portable
+
+    policy = PolicySettings(
+        escalate_level="watch",
+        sla_s={"urgent": 30.0},
+        routing=RoutingSettings(capacity_per_agent={"ana": 3}),
+    )
+    assert _Portable.of(policy).build() == policy

@@ -17,6 +17,7 @@ BENCHES = {
     "drafts": "embedded draft first-text latency; LLM streaming overhead against a fake server",
     "bot": "embedded bot: answer latency, outcomes on real questions, retrieval accuracy",
     "report": "tandem report, supervisor metrics and what-if on a store of 1,000,000 messages",
+    "whatif": "tandem whatif's replay on a store of 1,000,000 messages: seconds, messages/s, CPU",
     "check": "`tandem db check` on 100,000 conversations and 1,000,000 messages",
 }
 
