@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import test_agent_api
+from test_agent_api import Server
 from textual.widgets import Static
 from ui_support import notes, wait_until
 
+from console.backend.remote import RemoteBackend
 from console.ui.app import TandemApp
 from console.ui.screens.conversation import ConversationScreen
 from console.ui.widgets.composer import Composer
@@ -21,6 +24,9 @@ from store.feed import read_events
 from store.queries import get_conversation, transcript
 
 SIZE = (160, 48)
+
+# A real `tandem serve` with accounts ana, bob (agents) and sam (supervisor).
+server = test_agent_api.server
 
 
 class QuietApp(TandemApp):
@@ -203,3 +209,35 @@ async def test_opening_a_conversation_records_the_viewer_and_closing_removes_it(
         )
         await pilot.press("escape")
         await wait_until(pilot, lambda: viewing() == ["ana"], what="sam's view withdrawn")
+
+
+# --- the same over the network: remote consoles on a real `tandem serve` ------------------
+
+
+async def test_remote_consoles_whisper_barge_and_are_told(server: Server) -> None:
+    """A supervisor's remote console whispers and barges; the agent's remote console hears it."""
+    cid = _held(server.db)
+    sam = QuietApp(RemoteBackend(server.url, server.tokens["sam"]), interval=0.05)
+    async with sam.run_test(size=SIZE, notifications=True) as pilot:
+        conv = await _open(pilot, sam, cid)
+        await pilot.press("w", *"check the last payment", "enter")
+        await wait_until(pilot, lambda: _whisper_lines(conv), what="the whisper over the API")
+    ana = QuietApp(RemoteBackend(server.url, server.tokens["ana"]), interval=0.05)
+    async with ana.run_test(size=SIZE, notifications=True) as pilot:
+        conv = await _open(pilot, ana, cid)
+        assert _whisper_lines(conv)[0].has_class("-to-me")
+        with Store(server.db) as s:
+            oversight.whisper(s, cid, "then freeze the card", by="sam")
+        await wait_until(pilot, lambda: "then freeze the card" in notes(ana), what="the toast")
+        with Store(server.db) as s:
+            oversight.barge(s, cid, by="sam")
+        composer = conv.query_one(Composer)
+        await wait_until(pilot, lambda: composer.frozen, what="read only after the barge")
+        assert any("sam took over Maya" in n for n in notes(ana))
+    with Store(server.db) as s:
+        notes_stored = [m for m in transcript(s, cid) if m["role"] == "note"]
+        assert [(m["author"], m["meta"]) for m in notes_stored] == [
+            ("sam", {"whisper": True, "to": "ana"}),
+            ("sam", {"whisper": True, "to": "ana"}),
+        ]
+        assert get_conversation(s, cid)["owner"] == "sam"
