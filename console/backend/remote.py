@@ -342,7 +342,7 @@ class RemoteDrafts:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
             except StoreError as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+            except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
                 if not stop.is_set():
                     lost = DatabaseUnavailable(f"the draft's stream broke: {_why(exc)}")
                     loop.call_soon_threadsafe(queue.put_nowait, lost)
@@ -493,7 +493,15 @@ class RemoteFeed:
             except SessionEnded as exc:
                 self._end(str(exc))
                 return
-            except (OSError, http.client.HTTPException, StoreError, ValueError) as exc:
+            except (
+                OSError,
+                http.client.HTTPException,
+                StoreError,
+                ValueError,
+                AttributeError,
+            ) as exc:
+                # (AttributeError: http.client reading a response whose connection close() took
+                # away, which is how the reader stops the stream.)
                 if self._stop.is_set():
                     return
                 if not down:

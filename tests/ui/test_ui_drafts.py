@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI
+from remote_support import Consoles
 from textual.app import App, ComposeResult
 from textual.widgets import TextArea
 from textual.widgets.text_area import Selection
@@ -262,16 +263,17 @@ async def test_metrics_panel_shows_acceptance_and_timing(db_path: Path) -> None:
         assert not isinstance(app.screen, DraftMetricsScreen)
 
 
-async def test_in_the_console_takeover_drafts_and_send_logs(db_path: Path) -> None:
+async def test_in_the_console_takeover_drafts_and_send_logs(
+    db_path: Path, consoles: Consoles
+) -> None:
     """Through the real console: take over from the wall, a draft arrives, the customer writes
     again (a new draft replaces the untouched one), the agent sends it, the log says accepted."""
-    from console.ui.app import TandemApp
     from console.ui.screens.conversation import ConversationScreen
 
     cid = refund_conversation(db_path)
     with Store(db_path) as s:
         lifecycle.hand_back(s, cid, by="ana")  # back to the bot: the console's agent takes over
-    app = TandemApp(db_path, "ana", interval=0.05)
+    app = consoles.app("ana")
     async with app.run_test(size=(160, 48)) as pilot:
         await _wait(pilot, lambda: cid in app.rows)
         app.open_conversation(cid)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from remote_support import Consoles
 from textual.widgets import DataTable, Input
 from ui_support import notes, wait_until
 
-from console.ui.app import TandemApp
 from console.ui.screens.supervisor import SupervisorScreen
 from console.ui.screens.wall import WallScreen
 from store import Store, lifecycle
@@ -39,9 +39,11 @@ def _last_text(db_path: Path, cid: int) -> str:
         return transcript(s, cid)[-1]["text"]
 
 
-async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path: Path) -> None:
+async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(
+    db_path: Path, consoles: Consoles
+) -> None:
     a, b = _queue(db_path)
-    app = TandemApp(db_path, "lead", supervisor=True, interval=0.05, sla_seconds=120)
+    app = consoles.app("lead", supervisor=True, sla_seconds=120)
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 2, what="rows")
         await pilot.press("s")
@@ -87,9 +89,9 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(db_path:
         assert isinstance(app.screen, WallScreen)
 
 
-async def test_an_agent_cannot_open_the_supervisor_view(db_path: Path) -> None:
+async def test_an_agent_cannot_open_the_supervisor_view(db_path: Path, consoles: Consoles) -> None:
     _queue(db_path)
-    app = TandemApp(db_path, "ana", interval=0.05)
+    app = consoles.app("ana")
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         await pilot.press("s")
         assert isinstance(app.screen, WallScreen)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from remote_support import Consoles
 from textual.command import CommandList
 from ui_support import notes, wait_until
 
@@ -69,9 +70,9 @@ def _last(db_path: Path, cid: int) -> dict[str, Any]:
         return transcript(s, cid)[-1]
 
 
-async def test_claim_reply_hand_back(db_path: Path) -> None:
+async def test_claim_reply_hand_back(db_path: Path, consoles: Consoles) -> None:
     cid = _one_conversation(db_path)
-    app = TandemApp(db_path, "me", interval=0.05)
+    app = consoles.app("me")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         conv = await _opened(pilot, app, cid)
         assert len(conv.query(".msg")) == 2  # the customer and the bot
@@ -110,9 +111,9 @@ async def test_claim_reply_hand_back(db_path: Path) -> None:
         assert any("handed back" in n for n in notes(app))
 
 
-async def test_resolve_closes_and_leaves_the_wall(db_path: Path) -> None:
+async def test_resolve_closes_and_leaves_the_wall(db_path: Path, consoles: Consoles) -> None:
     cid = _one_conversation(db_path)
-    app = TandemApp(db_path, "me", interval=0.05)
+    app = consoles.app("me")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         await pilot.press("t")  # take over straight from the wall
@@ -125,9 +126,9 @@ async def test_resolve_closes_and_leaves_the_wall(db_path: Path) -> None:
         await wait_until(pilot, lambda: cid not in app.rows, what="tile gone")
 
 
-async def test_claim_lost_to_an_agent_in_another_process(db_path: Path) -> None:
+async def test_claim_lost_to_an_agent_in_another_process(db_path: Path, consoles: Consoles) -> None:
     cid = _one_conversation(db_path)
-    app = TandemApp(db_path, "me", interval=0.05)
+    app = consoles.app("me")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await _opened(pilot, app, cid)
         # Freeze our view of it: the other agent claims between our look and our key press.
@@ -141,11 +142,11 @@ async def test_claim_lost_to_an_agent_in_another_process(db_path: Path) -> None:
             assert all(m["role"] != "agent" for m in transcript(s, cid))
 
 
-async def test_sending_after_losing_ownership_is_refused(db_path: Path) -> None:
+async def test_sending_after_losing_ownership_is_refused(db_path: Path, consoles: Consoles) -> None:
     cid = _one_conversation(db_path)
     with Store(db_path) as s:
         lifecycle.register_agent(s, "lead", role="supervisor")
-    app = TandemApp(db_path, "me", interval=0.05)
+    app = consoles.app("me")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         await pilot.press("t")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from remote_support import Consoles
 from textual.events import MouseScrollDown
 from ui_support import notes, wait_until
 
@@ -28,10 +29,10 @@ def _tiles(app: TandemApp) -> list[Tile]:
     return [t for t in app.screen.query(Tile) if t.row is not None]
 
 
-async def test_wall_fills_from_a_seeded_store(seeded: Path) -> None:
+async def test_wall_fills_from_a_seeded_store(seeded: Path, consoles: Consoles) -> None:
     with Store(seeded) as s:
         live = list_conversations(s)
-    app = TandemApp(seeded, "me", interval=0.05)
+    app = consoles.app("me")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == len(live), what="all live rows")
         wall = _wall(app)
@@ -49,14 +50,16 @@ async def test_wall_fills_from_a_seeded_store(seeded: Path) -> None:
         assert f"{len(live)} live" in header
 
 
-async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(db_path: Path) -> None:
+async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(
+    db_path: Path, consoles: Consoles
+) -> None:
     with Store(db_path) as s:
         ids = []
         for i in range(12):
             cid = lifecycle.open_conversation(s, f"customer {i}")
             lifecycle.add_customer_message(s, cid, f"question {i}")
             ids.append(cid)
-    app = TandemApp(db_path, "me", interval=0.05)
+    app = consoles.app("me")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 12, what="rows")
         wall = _wall(app)
