@@ -121,5 +121,6 @@ def run(args: argparse.Namespace) -> int:
     _write_tokens(path, tokens)
     role = "supervisor" if backend.supervisor else "agent"
     print(f"logged in to {key} as {backend.agent} ({role}); token kept in {path}")
-    print(f"next: tandem console --server {key}")
+    ca = f" --ca-file {args.ca_file}" if args.ca_file else ""
+    print(f"next: tandem console --server {key}{ca}")
     return 0

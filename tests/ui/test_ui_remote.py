@@ -177,3 +177,38 @@ async def test_a_dropped_connection_is_shown_until_the_console_is_back(
             what="the message written meanwhile",
         )
         assert any("live updates are back" in n for n in notes(app))
+
+
+def test_login_keeps_the_token_for_its_owner_only_and_the_console_needs_one(
+    db_path: Path, remote: Consoles, tmp_path: Path
+) -> None:
+    remote.backend("ana").close()  # the server is up, ana has an account
+    env = {k: v for k, v in os.environ.items() if k != "TANDEM_TOKEN"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+
+    def tandem(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "console.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    refused = tandem("login", remote.url, stdin="tdm_not-a-real-token\n")
+    assert refused.returncode == 1 and "invalid" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    nothing = tandem("console", "--server", remote.url)
+    assert nothing.returncode == 1 and f"tandem login {remote.url}" in nothing.stderr
+    mixed = tandem("console", "--server", remote.url, "--agent", "sam")
+    assert mixed.returncode == 1 and "drop --agent" in mixed.stderr
+    ok = tandem("login", remote.url, stdin=remote.tokens["ana"] + "\n")
+    assert ok.returncode == 0 and "as ana (agent)" in ok.stdout
+    kept = tmp_path / "config" / "tandem" / "tokens.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert kept.parent.stat().st_mode & 0o777 == 0o700
+    assert remote.tokens["ana"] not in ok.stdout + ok.stderr  # never echoed
+    kept.chmod(0o644)
+    loose = tandem("console", "--server", remote.url)
+    assert loose.returncode == 1 and "readable by others" in loose.stderr
