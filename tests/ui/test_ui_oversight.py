@@ -222,6 +222,14 @@ async def test_remote_consoles_whisper_barge_and_are_told(server: Server) -> Non
         conv = await _open(pilot, sam, cid)
         await pilot.press("w", *"check the last payment", "enter")
         await wait_until(pilot, lambda: _whisper_lines(conv), what="the whisper over the API")
+
+        def viewing() -> list[str]:
+            with Store(server.db, migrate=False) as s:
+                return [v["agent"] for v in oversight.viewers(s).get(cid, [])]
+
+        assert viewing() == ["sam"]  # opened over the API (POST .../viewers)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: viewing() == [], what="closed over the API (DELETE)")
     ana = QuietApp(RemoteBackend(server.url, server.tokens["ana"]), interval=0.05)
     async with ana.run_test(size=SIZE, notifications=True) as pilot:
         conv = await _open(pilot, ana, cid)
