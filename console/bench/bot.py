@@ -163,6 +163,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", metavar="CSV", help=f"customer messages CSV (default {DEFAULT_DATA})"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="also rank the same questions on this PostgreSQL server (its full-text search; "
+        "a scratch database is created there and dropped)",
+    )
 
 
 def _load(path: Path, n: int, seed: int) -> list[tuple[str, str, str]]:
@@ -249,12 +255,26 @@ def run(args: argparse.Namespace) -> int:
         if answered:
             print(f"  precision of answers: {graded['right'] / answered:.1%}")
     if ranking:
-        print(ranking)
+        print(("sqlite      " if args.db else "") + ranking)
+    if args.db:
+        print("postgresql  " + _ranking_on_server(args.db, rows))
     _clinc(rows, results)
     return 0
 
 
-def _ranking(path: Path, rows: list[tuple[str, str, str]]) -> str:
+def _ranking_on_server(server: str, rows: list[tuple[str, str, str]]) -> str:
+    """:func:`_ranking` on a scratch PostgreSQL database holding the bundled articles."""
+    from console.kb import load_bundled
+    from store import Store
+    from store.scratch import scratch_database
+
+    with scratch_database(server) as url:
+        with Store(url) as store:
+            load_bundled(store)
+        return _ranking(url, rows)
+
+
+def _ranking(path: Path | str, rows: list[tuple[str, str, str]]) -> str:
     """How the knowledge base's one ranker orders articles for Banking77 questions it covers.
 
     The console's search (``ctrl+k``) shows its order over a pool of 20; a draft quotes its
