@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from pg_server import PgServer
 
-from store import DatabaseUnavailable, Store, migrations_pg
+from store import DatabaseUnavailable, InvalidInput, Store, migrations_pg
 from store import lifecycle as lc
 from store.dialect import translate
 from store.feed import Follower
@@ -248,3 +248,13 @@ def test_a_lost_connection_is_one_failed_call_then_a_new_connection(pg_server: P
         store.one("SELECT 1")
     assert lc.add_customer_message(store, cid, "still here").message_id > 0
     assert store.one("SELECT pg_backend_pid()")[0] != pid
+
+
+def test_a_nul_character_is_refused_in_words_not_a_crash(pg_server: PgServer) -> None:
+    # PostgreSQL's text cannot hold U+0000 (SQLite's can): one sentence, nothing stored.
+    store = Store(pg_server.new_database())
+    cid = lc.open_conversation(store, "Maya")
+    with pytest.raises(InvalidInput, match="NUL"):
+        lc.add_customer_message(store, cid, "hello\x00there")
+    assert store.one("SELECT count(*) FROM messages")[0] == 0
+    assert lc.add_customer_message(store, cid, "hello there").message_id > 0
