@@ -141,6 +141,10 @@ class DraftClient(Protocol):
         """Log the draft as discarded, best effort, without waiting."""
         ...
 
+    def close(self) -> None:
+        """The composer is gone: let go of what the drafts held (after queued writes)."""
+        ...
+
 
 class Runner(Protocol):
     """Where a drafts client's log writes run in order (the app's writer thread)."""
@@ -149,8 +153,9 @@ class Runner(Protocol):
         """Queue ``fn`` now; await its result."""
         ...
 
-    def run_soon(self, fn: Callable[[], object]) -> None:
-        """Queue ``fn`` now, best effort: nobody waits, a ``StoreError`` is dropped."""
+    def run_soon(self, fn: Callable[[], object]) -> bool:
+        """Queue ``fn`` now, best effort: nobody waits, a ``StoreError`` is dropped; whether
+        it was queued (not once the runner stopped)."""
         ...
 
 

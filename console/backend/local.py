@@ -55,7 +55,7 @@ class LocalBackend:
         self.where = str(self.db_path)
         self.role = "supervisor" if supervisor else "agent"
         self._local = threading.local()
-        self._opened: list[Store] = []
+        self._opened: list[tuple[threading.Thread, Store]] = []
         self._lock = threading.Lock()
         self._closed = False
         self._store()  # create and migrate now (see above)
@@ -66,15 +66,29 @@ class LocalBackend:
             store = Store(self.db_path)
             self._local.store = store
             with self._lock:
-                self._opened.append(store)
+                # Worker threads come and go (a Textual thread worker is a new thread): the
+                # connections of those that ended are closed here, not kept for the session.
+                done = [(t, s) for t, s in self._opened if not t.is_alive()]
+                self._opened = [(t, s) for t, s in self._opened if t.is_alive()]
+                self._opened.append((threading.current_thread(), store))
+            for _, old in done:
+                old.close()
         return store
 
     def close(self) -> None:
+        """Close the connections of threads that are done (and this one's).
+
+        A worker thread still inside a read keeps its connection: SQLite closed under a
+        running statement can crash the process (seen once in the suite, with a drafts
+        connection). It is closed when its thread ends and the connection is collected.
+        """
         with self._lock:
             opened, self._opened = self._opened, []
             self._closed = True
-        for store in opened:
-            store.close()
+        me = threading.current_thread()
+        for thread, store in opened:
+            if thread is me or not thread.is_alive():
+                store.close()
 
     # --- moves ----------------------------------------------------------------------------
 
@@ -225,11 +239,9 @@ class LocalBackend:
     # --- drafts ---------------------------------------------------------------------------
 
     def drafts(self, llm: LLM | None, runner: Runner) -> LocalDrafts:
-        # Its own connection, used only inside ``runner`` (the app's writer thread).
-        store = Store(self.db_path)
-        with self._lock:
-            self._opened.append(store)
-        return LocalDrafts(store, self.agent, llm, runner)
+        # Its own connection, used only inside ``runner`` (the app's writer thread), and
+        # closed there too (LocalDrafts.close).
+        return LocalDrafts(Store(self.db_path), self.agent, llm, runner)
 
 
 class LocalDrafts:
@@ -239,6 +251,7 @@ class LocalDrafts:
         from console.assist.service import DraftService
 
         self.runner = runner
+        self.store = store
         self.service: DraftService = DraftService(store, agent=agent, llm=llm, offload=runner.run)
 
     def draft(self, conversation_id: int, *, instruction: str | None = None) -> Any:
@@ -252,6 +265,12 @@ class LocalDrafts:
     def discard_soon(self, draft_id: int) -> None:
         service = self.service
         self.runner.run_soon(lambda: service.discard(draft_id))
+
+    def close(self) -> None:
+        # After the writes queued before it, on the thread that makes them; a runner that
+        # already stopped runs nothing more, so closing here is safe.
+        if not self.runner.run_soon(self.store.close):
+            self.store.close()
 
 
 class LocalFeed:

@@ -379,6 +379,9 @@ class RemoteDrafts:
         backend = self.backend
         self.runner.run_soon(lambda: backend.call("POST", f"/drafts/{draft_id}/discard", {}))
 
+    def close(self) -> None:
+        return None  # nothing held: each draft's stream closes with it
+
 
 class RemoteFeed:
     """The server's event stream for the reader thread, kept open by a thread of its own.

@@ -42,8 +42,9 @@ class StoreWriter:
         future = self._pool.submit(fn)
         return asyncio.shield(asyncio.wrap_future(future))
 
-    def run_soon(self, fn: Callable[[], object]) -> None:
-        """Queue a best-effort write nobody waits for (the drafts log): a ``StoreError`` is dropped."""
+    def run_soon(self, fn: Callable[[], object]) -> bool:
+        """Queue a best-effort write nobody waits for (the drafts log): a ``StoreError`` is
+        dropped. Returns whether it was queued (not once the writer is closed)."""
 
         def quietly() -> None:
             try:
@@ -51,8 +52,10 @@ class StoreWriter:
             except StoreError:
                 pass  # a log line lost to a locked database must not cost the agent anything
 
-        if not self._closed:  # the console is closing: a log line is not worth an error
-            self._pool.submit(quietly)
+        if self._closed:  # the console is closing: a log line is not worth an error
+            return False
+        self._pool.submit(quietly)
+        return True
 
     def close(self, *, wait: bool = True) -> None:
         """Stop taking calls; the queued ones still run (idempotent).

@@ -241,6 +241,9 @@ class Composer(Widget):
 
     def _leave(self) -> None:
         self._forget_draft(discard=True)
+        if self._service is not None:
+            self._service.close()  # queued after the discard above
+            self._service = None
         if self._own_writer and self._writer is not None:
             self._writer.close(wait=False)
             self._writer = None
