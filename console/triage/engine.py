@@ -667,7 +667,8 @@ class TriageEngine:
         toks = mapped
         negators = primary.negators
         s = primary.sentiment.score(toks)
-        n_words = len(toks) - sum(map(T.MARKS.__contains__, toks))
+        # (Counting with len(filter(...)): sum() over bools leaves its fast path for ints.)
+        n_words = len(toks) - len(list(filter(T.MARKS.__contains__, toks)))
         words = list(filterfalse(primary.not_content.__contains__, toks))
         # Shouting needs two all-capital words of three letters and a quarter of the words:
         # a message without the capitals for that is not searched for them.
@@ -694,7 +695,7 @@ class TriageEngine:
         hard = sum(v for k, v in hits.items() if k in FLOORS)
         # "can't wait", "no problem": negation words that say something good.
         idioms = hits.get("positive_idiom", 0)
-        negations = max(0, sum(map(negators.__contains__, toks)) - idioms)
+        negations = max(0, len(list(filter(negators.__contains__, toks))) - idioms)
         negative = (
             s.compound <= -0.25 or frustration > 0 or "bot_complaint" in hits or "sarcasm" in hits
         )
