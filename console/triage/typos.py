@@ -132,7 +132,8 @@ class WordMapper:
         self._index: dict[str, list[str]] = {}
         self._build_index()
         self._memo: dict[str, str] = {}  # words that change, and what they change to
-        self._same: set[str] = set()  # words resolved to themselves
+        # Words that stay as they are: the vocabulary and every word resolved to itself.
+        self._unchanged: set[str] = set(self.vocabulary)
         self._guard: CommonWords | None = None
         self._guard_loaded = False
 
@@ -141,7 +142,7 @@ class WordMapper:
         self.targets = self.targets & frozenset(words)
         self._build_index()
         self._memo.clear()
-        self._same.clear()
+        self._unchanged = set(self.vocabulary)
 
     def _build_index(self) -> None:
         self.targets = self.targets - self._exempt
@@ -152,13 +153,10 @@ class WordMapper:
 
     def map(self, toks: list[str]) -> list[str]:
         """``toks`` with stems and corrections applied (the same list when nothing changes)."""
-        # Two set differences in C leave only words never seen before or ones that change:
-        # on live traffic that is usually nothing at all. (``set - frozenset`` walks the
-        # message's few words; ``difference_update`` would walk the whole vocabulary.)
-        todo = set(toks) - self.vocabulary
-        if not todo:
-            return toks
-        todo = todo - self._same
+        # One set difference in C leaves only words never seen before or ones that change: on
+        # live traffic that is usually nothing at all. (``set - set`` walks the message's few
+        # words; ``difference_update`` would walk the whole vocabulary.)
+        todo = set(toks) - self._unchanged
         if not todo:
             return toks
         memo = self._memo
@@ -167,11 +165,12 @@ class WordMapper:
             out = memo.get(tok)
             if out is None:
                 out = self._resolve(tok)
-                if len(memo) + len(self._same) >= MEMO_LIMIT:
+                unchanged = self._unchanged
+                if len(memo) + len(unchanged) - len(self.vocabulary) >= MEMO_LIMIT:
                     memo.clear()
-                    self._same.clear()
+                    unchanged = self._unchanged = set(self.vocabulary)
                 if out == tok:
-                    self._same.add(tok)
+                    unchanged.add(tok)
                     continue
                 memo[tok] = out
             repl[tok] = out
