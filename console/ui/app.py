@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 RISING_SECONDS = 4.0
+GIVING_AWAY = frozenset({"transfer", "assign"})
+"""Moves by which this console can give a conversation it holds to someone else."""
+GIVING_AWAY_SECONDS = 60.0
+"""How long after its write such a move is expected on the feed (the feed polls in ~1 s)."""
 HEARTBEAT_SECONDS = 30.0
 SESSION_END_SECONDS = 5.0
 """How long a console the server signed out stays up to say so before it closes."""
@@ -165,6 +169,9 @@ class TandemApp(App[None]):
         self.alert_gap = ALERT_GAP_SECONDS
         self.rows: dict[int, dict[str, Any]] = {}
         self.rising: dict[int, float] = {}
+        # Conversations this console is moving away from this agent (a supervisor's own
+        # transfer or assign), until when: the feed then shows them taken, and that is no news.
+        self._giving_away: dict[int, float] = {}
         self.last_event_id = 0
         self.writer = StoreWriter()
         self.reader = FeedReader(
@@ -357,6 +364,8 @@ class TandemApp(App[None]):
             return
         if row["state"] != "human" or row.get("owner") in (None, me):
             return  # handed back or closed: this agent's own move, or said where it happened
+        if self._giving_away.pop(row["id"], 0.0) > time.monotonic():
+            return  # this console's own transfer: its screen already said "transferred to"
         name = safe_text(row.get("customer_name") or "?", one_line=True)[:40]
         who = safe_text(str(row["owner"]), one_line=True)
         self.notify(
@@ -578,6 +587,14 @@ class TandemApp(App[None]):
             move: its name, for the handlers (``hand_back``, ``resolve``, ``note``...).
             done: what to tell the agent once it is stored.
         """
+        row = self.rows.get(conversation_id)
+        if (
+            move in GIVING_AWAY
+            and row is not None
+            and row["state"] == "human"
+            and row.get("owner") == self.agent
+        ):
+            self._giving_away[conversation_id] = time.monotonic() + GIVING_AWAY_SECONDS
         self.run_worker(
             self._move(move, conversation_id, fn, done, reply_to), group="store-writes", name=move
         )
@@ -594,8 +611,11 @@ class TandemApp(App[None]):
         try:
             await self.write(fn)
         except StoreError as exc:
+            self._giving_away.pop(conversation_id, None)
             message = self.MoveFailed(conversation_id, move, str(exc))
         else:
+            if conversation_id in self._giving_away:  # the feed shows it from now on
+                self._giving_away[conversation_id] = time.monotonic() + GIVING_AWAY_SECONDS
             self.reader.poke()
             message = self.Moved(conversation_id, move, done)
         self._deliver(reply_to, message)

@@ -249,3 +249,33 @@ async def test_remote_consoles_whisper_barge_and_are_told(server: Server) -> Non
             ("sam", {"whisper": True, "to": "ana"}),
         ]
         assert get_conversation(s, cid)["owner"] == "sam"
+
+
+async def test_a_supervisors_own_transfer_is_not_announced_as_taken_from_them(
+    db_path: Path,
+) -> None:
+    cid = _held(db_path, agent="sam")
+    with Store(db_path) as s:
+        lifecycle.register_agent(s, "bob")
+        lifecycle.register_agent(s, "lead", role="supervisor")
+    app = QuietApp(db_path, "sam", supervisor=True, interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: app.rows.get(cid, {}).get("owner") == "sam", what="held")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.screen.query("#queue-table"), what="the view")
+        await pilot.press("x", *"ana", "enter")
+        await wait_until(pilot, lambda: app.rows[cid]["owner"] == "ana", what="in the feed")
+        await wait_until(
+            pilot, lambda: any(f"#{cid} transferred to ana" in n for n in notes(app)), what="ok"
+        )
+        assert not any("took over" in n for n in notes(app)) and app.bells == 0
+        # Another supervisor moving one sam holds is still news to sam.
+        with Store(db_path) as s:
+            lifecycle.transfer(s, cid, "sam", by="lead")
+        await wait_until(pilot, lambda: app.rows[cid]["owner"] == "sam", what="back with sam")
+        with Store(db_path) as s:
+            lifecycle.transfer(s, cid, "bob", by="lead")
+        await wait_until(
+            pilot, lambda: any("bob took over Maya" in n for n in notes(app)), what="told"
+        )
+        assert app.bells == 1
