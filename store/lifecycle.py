@@ -128,6 +128,9 @@ _MESSAGE_DATA = {
 }
 
 
+_ABUSIVE_META = {flag: _compact({"abusive": flag}) for flag in (False, True)}
+
+
 def _event(
     conn: sqlite3.Connection,
     at: float,
@@ -221,10 +224,14 @@ def _apply_triage(
         else:
             # One statement for the verdict and the mark: the hub marks every customer
             # message, and a second UPDATE of the same row was a tenth of a bot reply's cost.
+            # A customer message has no meta of its own yet, as a rule: then the whole
+            # document is a constant, and SQLite need not parse and rebuild JSON.
+            flag = "true" if mark.abusive else "false"
             conn.execute(
                 "UPDATE messages SET level = ?, score = ?, reasons = ?,"
-                " meta = json_set(coalesce(meta, '{}'), '$.abusive', json(?)) WHERE id = ?",
-                (mark.level, mark.score, reasons, "true" if mark.abusive else "false", message_id),
+                " meta = CASE WHEN meta IS NULL THEN ?"
+                " ELSE json_set(meta, '$.abusive', json(?)) END WHERE id = ?",
+                (mark.level, mark.score, reasons, _ABUSIVE_META[mark.abusive], flag, message_id),
             )
         if mark.abusive or (mark.abusive is None and "abuse" in mark.reasons):
             _forget_abusive_subject(conn, cid, message_id)

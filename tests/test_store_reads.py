@@ -175,6 +175,14 @@ def test_a_triage_mark_stores_the_messages_abusive_flag_with_its_verdict(store: 
         msg = queries.message(store, mid)
         assert msg is not None and msg["meta"] == {"abusive": abusive}, msg
         assert _message_level(store, mid) == "watch"
+    # A message with a document already: the flag joins (or replaces) its keys.
+    noted = lc.post_system(store, cid, "Welcome back.", meta={"reopened": 7})
+    for abusive in (True, False):
+        lc.record_triage(
+            store, cid, lc.TriageMark("calm", 0.1, [], abusive=abusive), message_id=noted
+        )
+        msg = queries.message(store, noted)
+        assert msg is not None and msg["meta"] == {"reopened": 7, "abusive": abusive}, msg
 
 
 def test_sla_windows(store: Store) -> None:
