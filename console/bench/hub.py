@@ -165,6 +165,8 @@ class TimedEngine:
             finally:
                 self.cpu += time.process_time() - t0
 
+        # Kept, so the next call does not come through __getattr__ and a new closure.
+        setattr(self, name, timed)
         return timed
 
 
