@@ -325,3 +325,28 @@ async def test_many_persona_drafts_are_well_formed(kb_store: Store) -> None:
             assert not re.search(r"\.\.(?!\.)|\s,|[{}]|  |\s\.|,\.|\.,", text), text
             assert "I would be I would" not in text
             assert len(SORRY.findall(text)) <= 1, text
+
+
+def test_after_a_barge_the_draft_does_not_say_it_came_from_the_assistant(store: Store) -> None:
+    """Ana wrote to Maya, then sam barged in: sam's draft introduces sam as taking over from a
+    colleague (or says nothing of whom), never "from our virtual assistant"."""
+    from store import oversight
+
+    lifecycle.register_agent(store, "sam", role="supervisor")
+    turns = [("customer", "my refund hasn't arrived"), ("bot", "Refunds take 5 days.")]
+    cid = conversation(store, "Maya", turns, reasons=[])
+    lifecycle.agent_reply(store, cid, "ana", "Hi Maya, I'm Ana, let me look into it.")
+    lifecycle.add_customer_message(store, cid, "it has been two weeks now")
+    oversight.barge(store, cid, by="sam")
+    drafts = [write(build_context(store, cid, agent="sam", seed=n)).text for n in range(12)]
+    assert not any("assistant" in d for d in drafts), drafts
+    assert any("from my colleague" in d for d in drafts)
+    assert all("Sam" in d or "looking after you" in d for d in drafts)
+    # Ana's own draft there is a follow-up: no second introduction.
+    assert not any(
+        "I'm Ana" in write(build_context(store, cid, agent="ana", seed=n)).text for n in range(6)
+    )
+    # Straight from the bot, the introduction may still say so.
+    fresh = conversation(store, "Omar", turns, reasons=[])
+    from_bot = [write(build_context(store, fresh, agent="sam", seed=n)).text for n in range(12)]
+    assert any("assistant" in d for d in from_bot) and not any("colleague" in d for d in from_bot)

@@ -34,6 +34,8 @@ class Turn:
     abusive: bool = False
     """Customer text triage flagged ``abuse`` (or not triaged yet in a conversation flagged so):
     masked for agents, so never quoted back to them (the hand-over summary)."""
+    author: str | None = None
+    """Who wrote an agent's message (``None``: not known, taken as this draft's agent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,13 @@ class DraftContext:
     @property
     def agent_has_written(self) -> bool:
         """Whether this agent already wrote to the customer (no introduction needed)."""
-        return any(t.role == "agent" for t in self.turns)
+        return any(t.role == "agent" and t.author in (None, self.agent) for t in self.turns)
+
+    @property
+    def colleague_has_written(self) -> bool:
+        """Whether another person of the team wrote to the customer before this agent (the
+        conversation was transferred, or a supervisor barged in): the introduction says so."""
+        return any(t.role == "agent" and t.author not in (None, self.agent) for t in self.turns)
 
 
 # Terminal escape sequences (CSI, OSC, two-byte ESC) first, then any control character left.
@@ -107,6 +115,7 @@ def _turns(rows: list[dict], conversation_reasons: Iterable[str] = ()) -> tuple[
                     if isinstance(meta, dict) and isinstance(meta.get("abusive"), bool)
                     else "abuse" in (r.get("reasons") or ()) or (flagged and r.get("level") is None)
                 ),
+                r.get("author") if r["role"] == "agent" else None,
             )
         )
     return tuple(turns)

@@ -387,10 +387,14 @@ class _Writer:
         asked_for_person = "human_request" in self.situations
         if not self.ctx.agent_has_written and not style.shorter:
             bank: tuple[str, ...]
-            if asked_for_person:
+            if self.ctx.colleague_has_written:
+                bank = P.INTRO_COLLEAGUE if self.agent else P.INTRO_COLLEAGUE_NO_NAME
+            elif asked_for_person:
                 bank = P.INTRO_HUMAN if self.agent else P.INTRO_HUMAN_NO_NAME
             else:
                 bank = P.INTRO if self.agent else P.INTRO_NO_NAME
+                if not self.ctx.bot_texts:
+                    bank = tuple(b for b in bank if not any(w in b for w in P.FROM_THE_ASSISTANT))
             sentences.append(self.pick(bank, agent=self.agent or ""))
         elif asked_for_person and not self.ctx.agent_has_written:
             sentences.append(self.pick(P.INTRO_HUMAN_NO_NAME))
@@ -483,7 +487,9 @@ class _Writer:
                 return [self.pick(P.NO_ARTICLE_TOPIC, topic=self.topic)], [], []
             return [self.pick(P.NO_ARTICLE)], [], []
         # Steps when money is at risk (first reply) or when the customer asks how.
-        urgent_action = "fraud" in self.situations and not ctx.agent_has_written
+        urgent_action = "fraud" in self.situations and not (
+            ctx.agent_has_written or ctx.colleague_has_written
+        )
         want_steps = urgent_action or bool(_HOW.search(query))
         step_limit = 2 if self.style.shorter else 8 if self.style.longer else 4
         # What the agent already wrote is not repeated either (but only the bot's words make

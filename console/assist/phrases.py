@@ -62,6 +62,19 @@ INTRO_NO_NAME = (
     "I'm from the support team, and I've taken over from our virtual assistant.",
     "I'm a member of the support team and I'll be looking after you from here.",
 )
+# Only where the bot spoke to the customer and no other person did: the rest say nothing of
+# whom the conversation came from.
+FROM_THE_ASSISTANT = ("virtual assistant", "our assistant")
+# Another person of the team wrote to the customer first (a transfer, or a supervisor barged in).
+INTRO_COLLEAGUE = (
+    "I'm {agent} from the support team, and I'm taking over from my colleague.",
+    "{agent} here from the support team; I'm picking this up from my colleague.",
+    "my name is {agent} and I'll be looking after you from here.",
+)
+INTRO_COLLEAGUE_NO_NAME = (
+    "I'm from the support team, and I'm picking this up from my colleague.",
+    "I'm a member of the support team and I'll be looking after you from here.",
+)
 # When the customer asked for a person, say first that they have one.
 INTRO_HUMAN = (
     "you're talking to a person now: I'm {agent} from the support team.",
