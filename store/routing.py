@@ -208,7 +208,7 @@ def stamp(store: Store) -> tuple[Any, ...]:
     are held, and the agents online (when each said so, their languages). Equal stamps: a pass
     that found nothing to do would find nothing again, unless time alone changed something (a
     pause ending, a console going stale) or something the stamp leaves out (a transfer)."""
-    # Index-only (conversations_state): which conversations wait and which are held.
+    # Index-only (conversations_queue): which conversations wait and which are held.
     live = store.query(
         "SELECT state, count(*), sum(id) FROM conversations"
         " WHERE state IN ('waiting', 'human') GROUP BY state ORDER BY state"
