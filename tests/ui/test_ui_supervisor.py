@@ -96,3 +96,69 @@ async def test_an_agent_cannot_open_the_supervisor_view(db_path: Path, consoles:
         await pilot.press("s")
         assert isinstance(app.screen, WallScreen)
         assert any("--supervisor" in n for n in notes(app))
+
+
+def _unclipped(table: DataTable[Any]) -> list[str]:
+    """What does not show whole in ``table``: a cell wider than its column, or columns wider
+    than the table's visible width (they would need a horizontal scroll)."""
+    from rich.cells import cell_len
+
+    problems = []
+    for column in table.columns.values():
+        inner = column.get_render_width(table) - 2 * table.cell_padding
+        for row in table.rows:
+            value = table.get_cell(row, column.key)
+            if cell_len(value.plain) > inner:
+                problems.append(f"{column.key.value}: {value.plain!r} in {inner} cells")
+    total = sum(c.get_render_width(table) for c in table.columns.values())
+    if total > table.scrollable_content_region.width or table.max_scroll_x > 0:
+        problems.append(f"{total} cells of columns in {table.scrollable_content_region.width}")
+    return problems
+
+
+async def test_no_column_is_cut_off_at_160_columns(db_path: Path) -> None:
+    """Issue 16 point 2: every value of both tables is visible at 160x48, the wait and the
+    abuse count included, with long reasons, a long name, agents away and holding several."""
+    from console.ui.app import TandemApp
+    from store import presence
+
+    with Store(db_path) as s:
+        lifecycle.register_agent(s, "lead", role="supervisor")
+        lifecycle.register_agent(s, "alexandra.konstantinou")
+        presence.set_presence(s, "alexandra.konstantinou", "away")
+        for n in range(6):
+            cid = lifecycle.open_conversation(s, f"Bartholomew Featherstonehaugh {n}")
+            lifecycle.add_customer_message(s, cid, "this is the third time, get me a person")
+            lifecycle.escalate(
+                s,
+                cid,
+                reasons=["fraud", "complaint_threat", "churn_risk", "human_request", "frustration"],
+                level="urgent",
+            )
+            if n < 3:
+                lifecycle.claim(s, cid, "alexandra.konstantinou")
+    app = TandemApp(db_path, "lead", supervisor=True, interval=0.05)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: len(app.rows) == 6, what="rows")
+        await pilot.press("s")
+        sup = app.screen
+        assert isinstance(sup, SupervisorScreen)
+        queue = sup.query_one("#queue-table", DataTable)
+        agents = sup.query_one("#agents-table", DataTable)
+        await wait_until(pilot, lambda: queue.row_count == 6 and agents.row_count == 2, what="rows")
+        await wait_until(pilot, lambda: not _unclipped(queue), what="the queue fitted")
+        assert _unclipped(agents) == []
+        assert list(queue.columns)[-1].value == "wait" and "abuse" in [
+            c.value for c in agents.columns
+        ]
+        whys = [queue.get_cell(str(cid), "why").plain for cid in app.rows]
+        assert all(w.startswith("fraud, ") for w in whys), whys  # whole reasons, then "+N"
+        seen = agents.get_cell("alexandra.konstantinou", "seen").plain
+        assert seen.startswith("away ") and agents.get_cell(
+            "alexandra.konstantinou", "holds"
+        ).plain.startswith("3")
+        # Narrower, it still fits: fewer reasons shown, names cut and marked.
+        await pilot.resize_terminal(110, 40)
+        await wait_until(
+            pilot, lambda: not _unclipped(queue) and not _unclipped(agents), what="refit"
+        )

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -35,17 +36,86 @@ if TYPE_CHECKING:
     from console.ui.app import TandemApp
 
 COLUMNS = ("id", "customer", "state", "owner", "level", "why", "wait")
-
+AGENT_COLUMNS = ("agent", "role", "seen", "holds", "abuse")
+"""The agents table ("abuse": abusive messages in front of them today)."""
 
 NAME_CELLS = 28
+PAD = 1
+"""The DataTable's cell padding, each side of every column."""
+SCROLLBAR = 2
+"""Kept free at the queue's right edge for its vertical scrollbar, shown or not."""
+WAIT_CELLS = len("10m 00s")
+"""The wait column is at least this wide, so it does not widen (and re-lay the table) as
+waits tick past a minute."""
+# Where the queue gives up cells when the screen is narrow, in this order, and down to what.
+QUEUE_SHRINK = (
+    ("owner", 10),
+    ("customer", 16),
+    ("why", 16),
+    ("customer", 10),
+    ("owner", 6),
+    ("why", 8),
+)
+AGENTS_SHRINK = (("agent", 6), ("holds", 5), ("role", 5))
+AGENTS_MAX_SHARE = 1 / 3
+"""At most this share of the screen goes to the agents' panel; the queue has the rest."""
+AGENTS_MIN = 34
+"""The agents' panel is never narrower (the draft figures below the table need it)."""
 
 
 def _cut(text: str, cells: int) -> str:
-    """A customer's name (their input, any length) kept to ``cells``, marked when cut."""
-    return text if len(text) <= cells else text[: cells - 1] + "…"
+    """A value (a customer's name: their input, any length) kept to ``cells``, marked when cut."""
+    if cell_len(text) <= cells:
+        return text
+    return set_cell_size(text, max(cells - 1, 0)) + "…" if cells > 0 else ""
 
 
-def queue_cells(row: dict[str, Any], sla_s: Mapping[str, float], at: float) -> tuple[Text, ...]:
+def fit_reasons(words: list[str], cells: int | None) -> str:
+    """The reasons in ``cells``: whole ones first, then how many more (``fraud, unhappy +2``);
+    a cut reason reads as another, so one is cut only when not even the first fits."""
+    full = ", ".join(words)
+    if cells is None or cell_len(full) <= cells:
+        return full
+    for n in range(len(words) - 1, 0, -1):
+        shown = f"{', '.join(words[:n])} +{len(words) - n}"
+        if cell_len(shown) <= cells:
+            return shown
+    return _cut(full, cells)
+
+
+def fit_widths(
+    names: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    avail: int | None,
+    shrink: tuple[tuple[str, int], ...],
+    least: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Each column as wide as its header and widest value; over ``avail`` cells (padding
+    included), the ``shrink`` columns give up cells in order, down to their minimum."""
+    widths = {
+        name: max(
+            cell_len(name),
+            (least or {}).get(name, 0),
+            *(cell_len(r[i]) for r in rows),
+        )
+        for i, name in enumerate(names)
+    }
+    if avail is None:
+        return widths
+    over = sum(w + 2 * PAD for w in widths.values()) - avail
+    for name, floor in shrink:
+        if over <= 0:
+            break
+        take = min(over, widths[name] - max(floor, cell_len(name)))
+        if take > 0:
+            widths[name] -= take
+            over -= take
+    return widths
+
+
+def queue_cells(
+    row: dict[str, Any], sla_s: Mapping[str, float], at: float, why_cells: int | None = None
+) -> tuple[Text, ...]:
     """One table row: plain ``Text`` cells (never markup); a wait over its level's SLA in red."""
     state = row["state"]
     since = row.get("waiting_since") if state == "waiting" else row.get("claimed_at")
@@ -57,19 +127,30 @@ def queue_cells(row: dict[str, Any], sla_s: Mapping[str, float], at: float) -> t
         Text(state, style="bold yellow" if state == "waiting" else ""),
         Text(safe_text(row.get("owner") or "", one_line=True)),
         Text(f" {level} ", style=BADGE_STYLE.get(level, "")),
-        # Whole: reasons are our own few words, and a cut one reads as another.
-        Text(", ".join(reason_words(row.get("reasons") or []))),
+        Text(fit_reasons(reason_words(row.get("reasons") or []), why_cells)),
         Text(elapsed(wait), style="bold white on red" if over_sla(row, sla_s, at) else ""),
     )
 
 
+def fitted(
+    cells: tuple[Text, ...], names: tuple[str, ...], widths: Mapping[str, int]
+) -> tuple[Text, ...]:
+    """The cells cut to their columns' widths (marked "…"), styles kept."""
+    out = []
+    for name, cell in zip(names, cells, strict=True):
+        if cell_len(cell.plain) > widths[name]:
+            cell = Text(_cut(cell.plain, widths[name]), style=cell.style)
+        out.append(cell)
+    return tuple(out)
+
+
 def holds_words(ids: list[int]) -> str:
-    """``3: #12 #15 +1``: how many, and the first two ids (the column stays narrow enough for
-    the agents' panel, so no value is cut off at its edge)."""
+    """``3: #12 +2``: how many, and the first id (the column stays narrow enough for the
+    agents' panel, so no value is cut off at its edge)."""
     if not ids:
         return "0"
-    more = f" +{len(ids) - 2}" if len(ids) > 2 else ""
-    return f"{len(ids)}: #{' #'.join(map(str, ids[:2]))}{more}"
+    more = f" +{len(ids) - 1}" if len(ids) > 1 else ""
+    return f"{len(ids)}: #{ids[0]}{more}"
 
 
 def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -84,9 +165,9 @@ def queue_order(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def seen_words(presence: str | None, last_seen_at: float | None, at: float) -> str:
-    """The agents table's "seen" cell: where their console says they are, and since when it
-    last beat ("online 0m ago", "away 3m ago"); the bare time for a console that never said."""
-    seen = minutes(at - last_seen_at) + " ago" if last_seen_at else "-"
+    """The agents table's "seen" cell: where their console says they are, and how long ago it
+    last beat ("online <1m", "away 3m"); the bare time for a console that never said."""
+    seen = minutes(at - last_seen_at) if last_seen_at else "-"
     return f"{presence} {seen}" if presence else seen
 
 
@@ -139,6 +220,8 @@ class SupervisorScreen(Screen[None]):
         self.metrics: dict[str, Any] = {}
         self.shown: dict[int, tuple[str, ...]] = {}
         self._agents_shown: list[tuple[str, ...]] = []
+        self._widths: dict[str, int] = {}
+        self._agent_widths: dict[str, int] = {}
 
     @property
     def tandem(self) -> TandemApp:
@@ -160,19 +243,25 @@ class SupervisorScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The columns are added with widths fitted to the values (rows_changed, _show_agents).
         table = self.query_one("#queue-table", DataTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name)
-        agents = self.query_one("#agents-table", DataTable)
-        for name in ("agent", "role", "seen", "holds", "abuse today"):
-            agents.add_column(name, key=name)
         table.focus()
+        self.call_after_refresh(self._refit)  # once laid out, at the table's own width
         self.rows_changed(())
         self.reader_metrics_now()
         self.set_interval(1.0, lambda: self.rows_changed(()))
 
     def reader_metrics_now(self) -> None:
         self.tandem.reader.poke()
+
+    def on_resize(self) -> None:
+        # Refit once the new layout has given the tables their sizes.
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        self.rows_changed(())
+        if self.metrics:
+            self._show_agents(self.metrics)
 
     # --- data ---------------------------------------------------------------------------
 
@@ -185,6 +274,12 @@ class SupervisorScreen(Screen[None]):
             (r for r in self.tandem.rows.values() if r["state"] in ("waiting", "human")),
             key=queue_order,
         )
+        widths = self._queue_widths(table, wanted, sla, at)
+        if widths != self._widths:
+            self._widths = widths
+            self._rebuild(table, wanted, at)
+            self._update_header()
+            return
         wanted_ids = {r["id"] for r in wanted}
         for cid in [c for c in self.shown if c not in wanted_ids]:
             try:
@@ -194,7 +289,7 @@ class SupervisorScreen(Screen[None]):
             del self.shown[cid]
         added = False
         for r in wanted:
-            cells = queue_cells(r, sla, at)
+            cells = self._cells(r, at)
             plain = tuple(c.plain for c in cells)
             old = self.shown.get(r["id"])
             if old is None:
@@ -212,6 +307,38 @@ class SupervisorScreen(Screen[None]):
             self._resort(table, {str(r["id"]): i for i, r in enumerate(wanted)})
         self._update_header()
 
+    def _cells(self, row: dict[str, Any], at: float) -> tuple[Text, ...]:
+        cells = queue_cells(row, self.tandem.policy.sla_s, at, self._widths["why"])
+        return fitted(cells, COLUMNS, self._widths)
+
+    def _queue_widths(
+        self,
+        table: DataTable[Any],
+        wanted: list[dict[str, Any]],
+        sla: Mapping[str, float],
+        at: float,
+    ) -> dict[str, int]:
+        """Every column as wide as its values, all within the table's width (before the first
+        layout, when it has none, the values' own widths)."""
+        full = [tuple(c.plain for c in queue_cells(r, sla, at)) for r in wanted]
+        avail = table.size.width - SCROLLBAR if table.size.width else None
+        return fit_widths(COLUMNS, full, avail, QUEUE_SHRINK, {"wait": WAIT_CELLS})
+
+    def _rebuild(self, table: DataTable[Any], wanted: list[dict[str, Any]], at: float) -> None:
+        """The columns at new widths (a longer name came, or the screen changed size)."""
+        selected = self.selected_id()
+        table.clear(columns=True)
+        for name in COLUMNS:
+            table.add_column(name, key=name, width=self._widths[name])
+        self.shown.clear()
+        for r in wanted:
+            cells = self._cells(r, at)
+            table.add_row(*cells, key=str(r["id"]))
+            self.shown[r["id"]] = tuple(c.plain for c in cells)
+        ids = [r["id"] for r in wanted]
+        if selected in ids:
+            table.move_cursor(row=ids.index(selected))
+
     def _resort(self, table: DataTable[Any], order: dict[str, int]) -> None:
         """Rebuild the rows in need order, only when the order changed (rare: a new wait)."""
         current = [
@@ -222,10 +349,10 @@ class SupervisorScreen(Screen[None]):
         selected = self.selected_id()
         table.clear()
         self.shown.clear()
-        at, sla = time.time(), self.tandem.policy.sla_s
+        at = time.time()
         for key in sorted(order, key=order.__getitem__):
             r = self.tandem.rows[int(key)]
-            cells = queue_cells(r, sla, at)
+            cells = self._cells(r, at)
             table.add_row(*cells, key=key)
             self.shown[int(key)] = tuple(c.plain for c in cells)
         if selected is not None and str(selected) in order:
@@ -234,8 +361,13 @@ class SupervisorScreen(Screen[None]):
     def metrics_changed(self, metrics: dict[str, Any]) -> None:
         self.metrics = metrics
         self._update_header()
+        self._show_agents(metrics)
+
+    def _show_agents(self, metrics: dict[str, Any]) -> None:
+        """The agents table, its panel as wide as the values need (at most a share of the
+        screen: then names, holdings and roles give up cells, marked "…")."""
         at = time.time()
-        rows = [
+        rows: list[tuple[Text, ...]] = [
             (
                 Text(safe_text(a["name"], one_line=True)),
                 Text(a["role"]),
@@ -246,14 +378,33 @@ class SupervisorScreen(Screen[None]):
             )
             for a in metrics.get("agents", [])
         ]
+        full = [tuple(c.plain for c in r) for r in rows]
+
+        def width(avail: int | None) -> int:  # and the panel's left border
+            widths = fit_widths(AGENT_COLUMNS, full, avail, AGENTS_SHRINK)
+            return sum(w + 2 * PAD for w in widths.values()) + 1
+
+        wanted, least = width(None), width(0)  # least: every column shrunk to its floor
+        screen = self.size.width
+        share = max(least, int(screen * AGENTS_MAX_SHARE))
+        panel = max(AGENTS_MIN, min(wanted, share)) if screen else wanted
+        widths = fit_widths(AGENT_COLUMNS, full, panel - 1, AGENTS_SHRINK)
+        rows = [fitted(r, AGENT_COLUMNS, widths) for r in rows]
         plain = [tuple(c.plain for c in r) for r in rows]
-        if plain == self._agents_shown:
+        if plain == self._agents_shown and widths == self._agent_widths:
             return
         self._agents_shown = plain
+        self.query_one("#sup-agents").styles.width = panel
         agents = self.query_one("#agents-table", DataTable)
-        agents.clear()
-        for a, cells in zip(metrics.get("agents", []), rows, strict=True):
-            agents.add_row(*cells, key=a["name"])
+        if widths != self._agent_widths:
+            self._agent_widths = widths
+            agents.clear(columns=True)
+            for name in AGENT_COLUMNS:
+                agents.add_column(name, key=name, width=widths[name])
+        else:
+            agents.clear()
+        for a, row in zip(metrics.get("agents", []), rows, strict=True):
+            agents.add_row(*row, key=a["name"])
 
     def _update_header(self) -> None:
         m = self.metrics
