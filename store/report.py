@@ -122,15 +122,16 @@ def support_report(
 
     by_reason: dict[str, int] = {}
     escalations = 0
-    for (data,) in store.query(
-        "SELECT data FROM events WHERE kind != 'message' AND kind = 'escalated'"
-        " AND at >= ? AND at < ?",
+    # Escalations carry few distinct payloads (reasons x level): each is parsed once.
+    for data, count in store.query(
+        "SELECT data, count(*) FROM events WHERE kind != 'message' AND kind = 'escalated'"
+        " AND at >= ? AND at < ? GROUP BY data",
         window,
     ):
-        escalations += 1
+        escalations += count
         for reason in _json(data).get("reasons") or []:
             if isinstance(reason, str):
-                by_reason[reason] = by_reason.get(reason, 0) + 1
+                by_reason[reason] = by_reason.get(reason, 0) + count
 
     (abandoned,) = _ints(
         store,
