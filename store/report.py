@@ -276,10 +276,15 @@ def _next_responses(
     for start in range(0, len(touched), 500):
         chunk = touched[start : start + 500]
         marks = ",".join("?" * len(chunk))
+        # Until an agent has written nothing counts (no reply can be late), so each
+        # conversation is read from its first agent message on.
         rows = store.query(
-            "SELECT conversation_id, created_at, role, author, level FROM messages"
-            f" WHERE conversation_id IN ({marks}) AND role IN ('customer', 'agent')"
-            " ORDER BY conversation_id, id",
+            "SELECT m.conversation_id, m.created_at, m.role, m.author, m.level FROM messages m"
+            " JOIN (SELECT conversation_id AS cid, min(id) AS first_id FROM messages"
+            f"   WHERE role = 'agent' AND conversation_id IN ({marks}) GROUP BY conversation_id)"
+            "   AS f ON m.conversation_id = f.cid AND m.id >= f.first_id"
+            " WHERE m.role IN ('customer', 'agent')"
+            " ORDER BY m.conversation_id, m.id",
             chunk,
         )
         cid = None
