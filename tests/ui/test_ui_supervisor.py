@@ -162,3 +162,26 @@ async def test_no_column_is_cut_off_at_160_columns(db_path: Path) -> None:
         await wait_until(
             pilot, lambda: not _unclipped(queue) and not _unclipped(agents), what="refit"
         )
+
+
+def test_reasons_fit_whole_first_then_how_many_more() -> None:
+    from console.ui.screens.supervisor import fit_reasons, fit_widths
+
+    words = ["bereavement", "unhappy", "long wait"]
+    assert fit_reasons(words, None) == "bereavement, unhappy, long wait"
+    assert fit_reasons(words, 24) == "bereavement, unhappy +1"
+    assert fit_reasons(words, 14) == "bereavement +2"
+    assert fit_reasons(words, 12) == "bereavem… +2"
+    assert fit_reasons(["bereavement"], 8) == "bereave…"
+    rows = [("1", "Bartholomew", "fraud, unhappy")]
+    assert fit_widths(("id", "customer", "why"), rows, None, ()) == {
+        "id": 2,
+        "customer": 11,
+        "why": 14,
+    }
+    # 33 cells with padding into 30: why gives up 3, then nothing else is needed.
+    assert fit_widths(("id", "customer", "why"), rows, 30, (("why", 8), ("customer", 8))) == {
+        "id": 2,
+        "customer": 11,
+        "why": 11,
+    }

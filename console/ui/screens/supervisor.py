@@ -80,6 +80,9 @@ def fit_reasons(words: list[str], cells: int | None) -> str:
         shown = f"{', '.join(words[:n])} +{len(words) - n}"
         if cell_len(shown) <= cells:
             return shown
+    more = f" +{len(words) - 1}" if len(words) > 1 else ""
+    if cells - cell_len(more) >= 4:  # the first reason cut, and still how many more
+        return _cut(words[0], cells - cell_len(more)) + more
     return _cut(full, cells)
 
 
