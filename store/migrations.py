@@ -412,8 +412,9 @@ def m0012_report_message_indexes(db: Database) -> None:
     every claim when the first agent reply came; through (conversation_id, id) each answer read
     the conversation's message rows, text and all. Partial, so customers' messages (the hub's
     busiest insert) do not pay for them. The feed's (kind, at) index also carries the
-    conversation, so "which conversations were escalated, claimed, ... since" is read from the
-    index alone. The 7-day report on the bench's 1,000,000 messages: 1,400 -> 1,080 ms of CPU.
+    conversation, and so does the agents' messages by time index, so "which conversations were
+    escalated, claimed, ... since" and "which had an agent write since" are read from the
+    indexes alone. The 7-day report on the bench's 1,000,000 messages: 1,400 -> 960 ms of CPU.
     """
     _run_script(
         db,
@@ -423,6 +424,8 @@ def m0012_report_message_indexes(db: Database) -> None:
             WHERE role = 'agent';
         DROP INDEX IF EXISTS events_kind_at;
         CREATE INDEX events_kind_at ON events(kind, at, conversation_id) WHERE kind != 'message';
+        DROP INDEX IF EXISTS messages_agent_at;
+        CREATE INDEX messages_agent_at ON messages(created_at, conversation_id) WHERE role = 'agent';
         """,
     )
 
