@@ -10,7 +10,6 @@ import os
 import signal
 import ssl
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,7 +203,6 @@ async def _serve(
         )
         tasks = [asyncio.create_task(hub.run(stop), name="hub")]
         wake = hub.wake
-        _warm_beside(hub)
     sim = None
     if simulate:
         from console.channels.sim import Simulator
@@ -363,27 +361,6 @@ def _hubs(hub: Hub | None, workers: int) -> str:
     if hub is not None:
         return f"hub worker {hub.feed.name}" if isinstance(hub.feed, ShardedFeed) else "hub"
     return f"{workers} hub worker processes"
-
-
-def _warm_beside(hub: Hub) -> None:
-    """Load every language's word lists on a thread beside the hub's loop.
-
-    Otherwise the first message in each language pays for its lists (about 1 s of CPU over
-    the first few thousand messages of a fresh serve, measured with prof_warm against a cold
-    engine). A daemon thread, not the loop's executor: stopping serve must not wait for it,
-    and a message that comes first builds its own pack, which the engine allows.
-    """
-    warm = getattr(hub.engine, "warm", None)
-    if warm is None:
-        return
-
-    def run() -> None:
-        try:
-            warm()
-        except Exception as exc:  # an optimisation: loading on first use still works
-            log.warning("triage warm-up failed: %s", exc)
-
-    threading.Thread(target=run, name="triage warm-up", daemon=True).start()
 
 
 def _nothing() -> None:
