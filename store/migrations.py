@@ -430,6 +430,25 @@ def m0012_report_message_indexes(db: Database) -> None:
     )
 
 
+@migrations(name="0015_agent_messages_index_again")
+def m0015_agent_messages_index_again(db: Database) -> None:
+    """Rebuild ``messages_agent_at`` as (created_at, conversation_id) where 0012 did not.
+
+    0012 was edited after it landed: its first version left ``messages_agent_at`` on
+    (created_at) alone, and a store that applied that version never runs 0012 again, so it
+    kept the narrower index (same name, so nothing fails: the report reads a message row per
+    agent message instead of the index). Rebuilding is idempotent; on a store that already has
+    the wide index it costs one pass over the agents' messages, once.
+    """
+    _run_script(
+        db,
+        """
+        DROP INDEX IF EXISTS messages_agent_at;
+        CREATE INDEX messages_agent_at ON messages(created_at, conversation_id) WHERE role = 'agent';
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

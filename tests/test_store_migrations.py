@@ -67,3 +67,39 @@ def test_locked_database(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         holder.execute("ROLLBACK")
     assert Store(db_path).one("SELECT count(*) FROM conversations")[0] == 0
+
+
+# 0012 as it first landed (1b36189): a store that applied it never runs 0012 again.
+_FIRST_0012 = """
+CREATE INDEX messages_bot_conversation ON messages(conversation_id) WHERE role = 'bot';
+CREATE INDEX messages_agent_conversation ON messages(conversation_id, created_at)
+    WHERE role = 'agent';
+DROP INDEX IF EXISTS events_kind_at;
+CREATE INDEX events_kind_at ON events(kind, at, conversation_id) WHERE kind != 'message';
+"""
+
+
+def _indexes(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+        return {name: " ".join((sql or "").split()) for name, sql in rows}
+    finally:
+        conn.close()
+
+
+def test_a_store_that_ran_the_first_0012_ends_with_the_current_indexes(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    Store(fresh)
+    old_path = tmp_path / "old.db"
+    old = sqlite_utils.Database(old_path)
+    migrations.apply(old, stop_before="0012_report_message_indexes")
+    old.conn.executescript(_FIRST_0012)
+    old["_sqlite_migrations"].insert(
+        {"migration_set": "tandem", "name": "0012_report_message_indexes", "applied_at": "x"}
+    )
+    old.conn.commit()
+    old.conn.close()
+    assert _indexes(old_path) != _indexes(fresh)  # the shape the edit left behind
+    Store(old_path)
+    assert _indexes(old_path) == _indexes(fresh)
