@@ -191,3 +191,16 @@ def test_cli_reads_sla_targets_from_the_policy_file(
     policy.write_text("[policy.sla_s]\nurgent = -1\n")
     assert main(["report", "--db", str(db_path), "--policy", str(policy)]) == 1
     assert "sla_s.urgent must be a positive number" in capsys.readouterr().err
+
+
+def test_bench_report_seeds_a_history_db_check_finds_sound(tmp_path: Path) -> None:
+    # The bench's scratch store is a history the lifecycle could have written: message
+    # counts, the feed and every move pass the same check a real store does.
+    from console.bench.report import FALLBACK_TEXTS, seed
+    from store.check import check
+
+    path = tmp_path / "report.db"
+    assert seed(path, 2_000, list(FALLBACK_TEXTS)) == 200
+    store = Store(path)
+    assert store.one("SELECT count(*) FROM events WHERE kind = 'claimed'")[0] > 0
+    assert check(store) == []

@@ -137,6 +137,7 @@ def seed(path: Path, messages: int, texts: list[str], *, seed: int = 11) -> int:
         owner = rng.choice(agents)
         state, level = "bot", "calm"
         claimed_at = resolved_at = None
+        first_mid = mid
         for turn in range(per // 2):
             t += rng.uniform(5, 60)
             mid += 1
@@ -203,7 +204,7 @@ def seed(path: Path, messages: int, texts: list[str], *, seed: int = 11) -> int:
                 t,
                 claimed_at,
                 resolved_at,
-                mid,
+                mid - first_mid,
             )
         )
         if len(msgs) >= 50_000:
