@@ -11,6 +11,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from store.moves import MOVES
+
 if TYPE_CHECKING:
     # Annotations only: console.policy reads Closing and Reopening without loading the
     # database layer (sqlite-utils).
@@ -95,3 +97,34 @@ def reopen_noticed(store: Store, conversation_id: int, event_id: int) -> bool:
         (conversation_id, event_id),
     )
     return row is not None
+
+
+def talking_to_before(store: Store, conversation_id: int, agent: str) -> str | None:
+    """Who the customer was last talking to before ``agent`` had the conversation.
+
+    ``"bot"``, another agent's login, or ``None`` (nobody: not opened yet). The customer's
+    side is told of every hand-over ("Ana joined"), so an agent who took it and never wrote
+    still counts: a supervisor who barges in then takes over from Ana, not from the bot. A
+    trip through the queue or a closing changes nothing (the customer heard nobody new).
+    When ``agent`` does not hold it, whoever holds it (or last did) is the answer.
+    """
+    kinds = ("opened", *MOVES)
+    marks = ",".join("?" * len(kinds))
+    holder: str | None = None
+    before: str | None = None
+    for to_state, raw in store.query(
+        f"SELECT to_state, data FROM events WHERE conversation_id = ? AND kind IN ({marks})"
+        " ORDER BY id",
+        (conversation_id, *kinds),
+    ):
+        if to_state == "human":
+            owner = json.loads(raw).get("owner") if raw else None
+            new = owner if isinstance(owner, str) else None
+        elif to_state == "bot":
+            new = "bot"
+        else:
+            continue
+        if new == agent and holder != agent:
+            before = holder
+        holder = new
+    return before if holder == agent else holder

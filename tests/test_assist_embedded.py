@@ -346,7 +346,43 @@ def test_after_a_barge_the_draft_does_not_say_it_came_from_the_assistant(store: 
     assert not any(
         "I'm Ana" in write(build_context(store, cid, agent="ana", seed=n)).text for n in range(6)
     )
-    # Straight from the bot, the introduction may still say so.
-    fresh = conversation(store, "Omar", turns, reasons=[])
+    # Straight from the bot (sam claims it), the introduction may still say so.
+    fresh = conversation(store, "Omar", turns, reasons=[], agent="sam")
     from_bot = [write(build_context(store, fresh, agent="sam", seed=n)).text for n in range(12)]
     assert any("assistant" in d for d in from_bot) and not any("colleague" in d for d in from_bot)
+
+
+def test_a_barge_before_anyone_wrote_takes_over_from_the_colleague_by_name(store: Store) -> None:
+    """Ana claimed Maya (Maya was told "Ana joined") and never wrote; sam barged in. Sam's
+    draft takes over from Ana by name, never from the assistant; the LLM prompt says the same.
+    Back with the bot after a person wrote, the next agent takes over from the assistant."""
+    from console.assist.llm_engine import build_messages
+    from store import oversight
+
+    lifecycle.register_agent(store, "sam", role="supervisor")
+    turns = [("customer", "my refund hasn't arrived"), ("bot", "Refunds take 5 days.")]
+    cid = conversation(store, "Maya", turns, reasons=[])
+    oversight.barge(store, cid, by="sam")
+    contexts = [build_context(store, cid, agent="sam", seed=n) for n in range(12)]
+    drafts = [write(ctx).text for ctx in contexts]
+    assert not any("assistant" in d for d in drafts), drafts
+    assert any("my colleague Ana" in d for d in drafts), drafts
+    assert all("Sam" in d for d in drafts), drafts
+    prompt = build_messages(contexts[0])[1]["content"]
+    assert "colleague Ana joined, but Ana never wrote" in prompt
+    assert "Do not say the conversation came from the virtual assistant" in prompt
+
+    # Ana wrote, handed it back, the bot answered again, ben claims: last with the bot.
+    again = conversation(store, "Omar", turns, reasons=[])
+    lifecycle.agent_reply(store, again, "ana", "Hi Omar, I'm Ana.")
+    lifecycle.hand_back(store, again, by="ana")
+    lifecycle.add_customer_message(store, again, "and my card too")
+    lifecycle.bot_reply(store, again, "Cards arrive in 3 days.")
+    lifecycle.claim(store, again, "ben")
+    contexts = [build_context(store, again, agent="ben", seed=n) for n in range(12)]
+    drafts = [write(ctx).text for ctx in contexts]
+    assert not any("colleague" in d for d in drafts), drafts
+    assert any("assistant" in d for d in drafts), drafts
+    prompt = build_messages(contexts[0])[1]["content"]
+    assert "last talking to our virtual assistant" in prompt
+    assert "Agent's colleague Ana: Hi Omar" in prompt

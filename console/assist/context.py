@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from console.assist.retrieval import Article, draft_articles
 from store.db import Store
+from store.history import talking_to_before
 from store.queries import get_conversation, transcript
 
 # The transcript an engine sees: enough to know what was said, not the whole history.
@@ -54,6 +55,9 @@ class DraftContext:
     """Chooses among phrasings; a regenerate passes a new one so the wording changes."""
     based_on_message_id: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    previous: str | None = None
+    """Who the customer was last talking to before this agent: ``"bot"``, a colleague's
+    login (told "Ana joined", even if Ana never wrote: a barge), or ``None`` (not known)."""
 
     @property
     def customer_turns(self) -> list[Turn]:
@@ -81,6 +85,28 @@ class DraftContext:
         """Whether another person of the team wrote to the customer before this agent (the
         conversation was transferred, or a supervisor barged in): the introduction says so."""
         return any(t.role == "agent" and t.author not in (None, self.agent) for t in self.turns)
+
+    @property
+    def colleague(self) -> str | None:
+        """The colleague this agent takes over from, when the customer was last with one."""
+        if self.previous in (None, "bot", self.agent):
+            return None
+        return self.previous
+
+    @property
+    def colleague_wrote(self) -> bool:
+        """Whether that colleague wrote to the customer (in the transcript the draft sees)."""
+        return any(t.role == "agent" and t.author == self.colleague for t in self.turns)
+
+    @property
+    def person_has_written(self) -> bool:
+        """Whether anyone of the team already wrote to the customer here."""
+        return any(t.role == "agent" for t in self.turns)
+
+    @property
+    def from_the_bot(self) -> bool:
+        """Whether the customer was last talking to the bot, and it did say something."""
+        return self.colleague is None and self.previous != self.agent and bool(self.bot_texts)
 
 
 # Terminal escape sequences (CSI, OSC, two-byte ESC) first, then any control character left.
@@ -211,4 +237,5 @@ def build_context(
         instruction=instruction,
         seed=seed,
         based_on_message_id=based_on,
+        previous=talking_to_before(store, conversation_id, agent),
     )

@@ -386,20 +386,35 @@ class _Writer:
         sentences: list[str] = []
         asked_for_person = "human_request" in self.situations
         if not self.ctx.agent_has_written and not style.shorter:
-            bank: tuple[str, ...]
-            if self.ctx.colleague_has_written:
-                bank = P.INTRO_COLLEAGUE if self.agent else P.INTRO_COLLEAGUE_NO_NAME
-            elif asked_for_person:
-                bank = P.INTRO_HUMAN if self.agent else P.INTRO_HUMAN_NO_NAME
-            else:
-                bank = P.INTRO if self.agent else P.INTRO_NO_NAME
-                if not self.ctx.bot_texts:
-                    bank = tuple(b for b in bank if not any(w in b for w in P.FROM_THE_ASSISTANT))
-            sentences.append(self.pick(bank, agent=self.agent or ""))
+            sentences.append(self.introduction(asked_for_person))
         elif asked_for_person and not self.ctx.agent_has_written:
             sentences.append(self.pick(P.INTRO_HUMAN_NO_NAME))
         sentences.extend(self.acknowledgement())
         return greeting, sentences
+
+    def introduction(self, asked_for_person: bool) -> str:
+        """Who this agent is, fitted to whom the customer was last talking to: the bot, a
+        colleague who wrote, or one they were only told had joined (a barge before anyone
+        wrote), and whether a person has written to them at all."""
+        ctx = self.ctx
+        colleague = first_name(ctx.colleague)
+        bank: tuple[str, ...]
+        if colleague and ctx.colleague_wrote:
+            bank = P.INTRO_FROM_COLLEAGUE if self.agent else P.INTRO_FROM_COLLEAGUE_NO_NAME
+        elif asked_for_person and not ctx.person_has_written:
+            bank = P.INTRO_HUMAN if self.agent else P.INTRO_HUMAN_NO_NAME
+        elif colleague:
+            bank = P.INTRO_AFTER_JOINED if self.agent else P.INTRO_AFTER_JOINED_NO_NAME
+        elif ctx.previous is None and ctx.colleague_has_written:
+            # Not told whom it came from, but a colleague wrote: never "from the assistant".
+            bank = P.INTRO_COLLEAGUE if self.agent else P.INTRO_COLLEAGUE_NO_NAME
+        elif asked_for_person:
+            bank = P.INTRO_HUMAN if self.agent else P.INTRO_HUMAN_NO_NAME
+        else:
+            bank = P.INTRO if self.agent else P.INTRO_NO_NAME
+            if not ctx.from_the_bot:
+                bank = tuple(b for b in bank if not any(w in b for w in P.FROM_THE_ASSISTANT))
+        return self.pick(bank, agent=self.agent or "", colleague=colleague or "")
 
     def follow_up(self) -> list[str]:
         """The first words of a later reply: no greeting, no second round of condolences."""

@@ -71,6 +71,44 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
+def opening_situation(ctx: DraftContext) -> str:
+    """Whom the customer was last talking to and whether a person wrote yet: the same
+    choice the embedded engine's introduction makes (never "taken over from the assistant"
+    after a colleague joined, even one who never wrote)."""
+    if ctx.agent_has_written:
+        return "The agent already wrote in this conversation: no new greeting or introduction."
+    colleague = first_name(ctx.colleague)
+    if colleague and ctx.colleague_wrote:
+        return (
+            f"The agent has not written yet. The customer was talking to the agent's colleague"
+            f" {colleague}; the agent takes over from {colleague}: say so, and do not say the"
+            " conversation came from the virtual assistant."
+        )
+    if colleague:
+        return (
+            f"The agent has not written yet. The customer was told the agent's colleague"
+            f" {colleague} joined, but {colleague} never wrote to them; the agent now looks"
+            f" after them in {colleague}'s place. Do not say the conversation came from the"
+            " virtual assistant."
+        )
+    if ctx.colleague_has_written and ctx.previous is None:
+        return (
+            "The agent has not written yet; a colleague wrote before. Do not say the"
+            " conversation came from the virtual assistant."
+        )
+    written = (
+        "A person of the team wrote earlier."
+        if ctx.person_has_written
+        else "No person has written to the customer yet."
+    )
+    if ctx.from_the_bot:
+        return (
+            "The agent has not written yet. The customer was last talking to our virtual"
+            f" assistant (the bot); the agent takes over from it. {written}"
+        )
+    return f"The agent has not written yet. {written} Do not mention a virtual assistant."
+
+
 def build_messages(ctx: DraftContext) -> list[Message]:
     """The chat messages for one draft (``console.llm`` redacts them before sending)."""
     guidance = [GUIDANCE[r] for r in ctx.reasons if r in GUIDANCE] or [ROUTINE]
@@ -91,6 +129,8 @@ def build_messages(ctx: DraftContext) -> list[Message]:
         who = {"customer": "Customer", "bot": "Bot", "agent": "Agent", "system": "System"}.get(
             turn.role, turn.role
         )
+        if turn.role == "agent" and turn.author not in (None, ctx.agent):
+            who = f"Agent's colleague {first_name(turn.author) or 'from the team'}"
         lines.append(f"{who}: {turn.text}")
     transcript = "\n".join(lines)
     if len(transcript) > TRANSCRIPT_CHARS:
@@ -98,8 +138,7 @@ def build_messages(ctx: DraftContext) -> list[Message]:
     name = first_name(ctx.customer_name) or "unknown"
     agent = first_name(ctx.agent) or "the agent"
     user = (
-        f"Customer's first name: {name}. Agent's name: {agent}. "
-        f"{'The agent has not written yet in this conversation.' if not ctx.agent_has_written else ''}\n"
+        f"Customer's first name: {name}. Agent's name: {agent}. {opening_situation(ctx)}\n"
         f"Transcript (oldest first):\n<transcript>\n{transcript}\n</transcript>\n"
     )
     if ctx.instruction:

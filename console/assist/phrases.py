@@ -75,6 +75,27 @@ INTRO_COLLEAGUE_NO_NAME = (
     "I'm from the support team, and I'm picking this up from my colleague.",
     "I'm a member of the support team and I'll be looking after you from here.",
 )
+# The customer was last talking to a colleague, by name (the customer's side names them too).
+INTRO_FROM_COLLEAGUE = (
+    "I'm {agent} from the support team, and I'm taking over from my colleague {colleague}.",
+    "{agent} here from the support team; I'm picking this up from my colleague {colleague}.",
+    "my name is {agent} and I'll be looking after you from here.",
+)
+INTRO_FROM_COLLEAGUE_NO_NAME = (
+    "I'm from the support team, and I'm picking this up from my colleague {colleague}.",
+    "I'm a member of the support team and I'll be looking after you from here.",
+)
+# The customer was told a colleague joined, and that colleague never wrote (a supervisor
+# barged in before the first reply): this is the first person to write, in the colleague's place.
+INTRO_AFTER_JOINED = (
+    "I'm {agent} from the support team, and I'll be looking after you in place of my colleague {colleague}.",
+    "{agent} here from the support team; I'm looking after this now instead of {colleague}.",
+    "my name is {agent} and I'll be looking after you from here.",
+)
+INTRO_AFTER_JOINED_NO_NAME = (
+    "I'm from the support team, and I'll be looking after you in place of my colleague {colleague}.",
+    "I'm a member of the support team and I'll be looking after you from here.",
+)
 # When the customer asked for a person, say first that they have one.
 INTRO_HUMAN = (
     "you're talking to a person now: I'm {agent} from the support team.",
