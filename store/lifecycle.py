@@ -209,32 +209,81 @@ def _forget_abusive_subject(conn: sqlite3.Connection, cid: int, message_id: int)
         conn.execute("UPDATE conversations SET subject = '' WHERE id = ?", (cid,))
 
 
+# Whether a verdict changes what agents see: the level, the reasons, the language, the judge's
+# reasons, or the score by 0.05 or more (a smaller wobble is not worth a row write and an event).
+_TRIAGE_CHANGED = (
+    "(level IS NOT ? OR reasons IS NOT ? OR abs(score - ?) >= 0.05"
+    " OR lang IS NOT coalesce(?, lang) OR model_reasons IS NOT ?)"
+)
+
+
+def _checked_level(mark: TriageMark) -> None:
+    if mark.level not in LEVELS:
+        raise InvalidInput(f"unknown triage level {mark.level!r}")
+
+
+def _mark_message(conn: sqlite3.Connection, cid: int, message_id: int, mark: TriageMark) -> None:
+    """The verdict on one message (and its ``abusive`` mark)."""
+    reasons = json.dumps(list(mark.reasons), separators=(",", ":"))
+    if mark.abusive is None:
+        conn.execute(
+            "UPDATE messages SET level = ?, score = ?, reasons = ? WHERE id = ?",
+            (mark.level, mark.score, reasons, message_id),
+        )
+    else:
+        # One statement for the verdict and the mark: the hub marks every customer
+        # message, and a second UPDATE of the same row was a tenth of a bot reply's cost.
+        # A customer message has no meta of its own yet, as a rule: then the whole
+        # document is a constant, and SQLite need not parse and rebuild JSON.
+        flag = "true" if mark.abusive else "false"
+        conn.execute(
+            "UPDATE messages SET level = ?, score = ?, reasons = ?,"
+            " meta = CASE WHEN meta IS NULL THEN ?"
+            " ELSE json_set(meta, '$.abusive', json(?)) END WHERE id = ?",
+            (mark.level, mark.score, reasons, _ABUSIVE_META[mark.abusive], flag, message_id),
+        )
+    if mark.abusive or (mark.abusive is None and "abuse" in mark.reasons):
+        _forget_abusive_subject(conn, cid, message_id)
+
+
+def _triage_columns(mark: TriageMark) -> tuple[str, tuple[Any, ...]]:
+    """``SET`` assignments storing ``mark`` on its conversation, for an UPDATE of other columns too.
+
+    The same outcome as :func:`_apply_triage`'s conditional UPDATE, in one statement: every
+    assignment reads the row as it was, so the score and the judge's line move only when the
+    verdict changed, and the rest is equal to what is stored when it did not.
+    """
+    reasons = json.dumps(list(mark.reasons), separators=(",", ":"))
+    model = (
+        json.dumps(list(mark.model_reasons), separators=(",", ":")) if mark.model_reasons else None
+    )
+    changed = (mark.level, reasons, mark.score, mark.lang, model)
+    return (
+        "level = ?, reasons = ?, lang = coalesce(?, lang), model_reasons = ?,"
+        f" score = CASE WHEN {_TRIAGE_CHANGED} THEN ? ELSE score END,"
+        f" model_why = CASE WHEN {_TRIAGE_CHANGED} THEN ? ELSE model_why END,"
+        " triage_state = coalesce(?, triage_state)",
+        (
+            mark.level,
+            reasons,
+            mark.lang,
+            model,
+            *changed,
+            mark.score,
+            *changed,
+            mark.model_why or None,
+            mark.state,
+        ),
+    )
+
+
 def _apply_triage(
     conn: sqlite3.Connection, cid: int, message_id: int | None, mark: TriageMark
 ) -> bool:
-    if mark.level not in LEVELS:
-        raise InvalidInput(f"unknown triage level {mark.level!r}")
-    reasons = json.dumps(list(mark.reasons), separators=(",", ":"))
+    _checked_level(mark)
     if message_id is not None:
-        if mark.abusive is None:
-            conn.execute(
-                "UPDATE messages SET level = ?, score = ?, reasons = ? WHERE id = ?",
-                (mark.level, mark.score, reasons, message_id),
-            )
-        else:
-            # One statement for the verdict and the mark: the hub marks every customer
-            # message, and a second UPDATE of the same row was a tenth of a bot reply's cost.
-            # A customer message has no meta of its own yet, as a rule: then the whole
-            # document is a constant, and SQLite need not parse and rebuild JSON.
-            flag = "true" if mark.abusive else "false"
-            conn.execute(
-                "UPDATE messages SET level = ?, score = ?, reasons = ?,"
-                " meta = CASE WHEN meta IS NULL THEN ?"
-                " ELSE json_set(meta, '$.abusive', json(?)) END WHERE id = ?",
-                (mark.level, mark.score, reasons, _ABUSIVE_META[mark.abusive], flag, message_id),
-            )
-        if mark.abusive or (mark.abusive is None and "abuse" in mark.reasons):
-            _forget_abusive_subject(conn, cid, message_id)
+        _mark_message(conn, cid, message_id, mark)
+    reasons = json.dumps(list(mark.reasons), separators=(",", ":"))
     model = (
         json.dumps(list(mark.model_reasons), separators=(",", ":")) if mark.model_reasons else None
     )
@@ -243,8 +292,7 @@ def _apply_triage(
         "UPDATE conversations SET level = ?, score = ?, reasons = ?,"
         " triage_state = coalesce(?, triage_state), lang = coalesce(?, lang),"
         " model_reasons = ?, model_why = ?"
-        " WHERE id = ? AND (level IS NOT ? OR reasons IS NOT ? OR abs(score - ?) >= 0.05"
-        " OR lang IS NOT coalesce(?, lang) OR model_reasons IS NOT ?)",
+        f" WHERE id = ? AND {_TRIAGE_CHANGED}",
         (
             mark.level,
             mark.score,
@@ -476,17 +524,36 @@ def bot_reply(
     :raises NotOwner: the conversation is waiting, with an agent or resolved
     """
     text = _text(text)
+    # The ownership check is the conversation's UPDATE itself (WHERE state = 'bot'), which
+    # also stores the verdict: a reply is 4 statements, not 7 (the hub posts one per message).
+    sets, params = _triage_columns(triage) if triage is not None else ("", ())
     with store.write() as conn:
         at = _stamp(at)
-        state, owner = _load(conn, conversation_id)
-        if state != POSTS_IN["bot"]:
+        cur = conn.execute(
+            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
+            " updated_at = ?, bot_fallbacks = bot_fallbacks + ?, llm_fallbacks = llm_fallbacks + ?"
+            f"{', ' + sets if sets else ''} WHERE id = ? AND state = ?",
+            (
+                at,
+                at,
+                1 if fallback else 0,
+                1 if llm_fallback else 0,
+                *params,
+                conversation_id,
+                POSTS_IN["bot"],
+            ),
+        )
+        if cur.rowcount == 0:
+            state, owner = _load(conn, conversation_id)
             raise NotOwner(
                 f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
                 state=state,
                 owner=owner,
             )
         if triage is not None:
-            _apply_triage(conn, conversation_id, reply_to, triage)
+            _checked_level(triage)
+            if reply_to is not None:
+                _mark_message(conn, conversation_id, reply_to, triage)
         try:
             mid = conn.execute(
                 "INSERT INTO messages (conversation_id, role, author, text, created_at, reply_to, meta)"
@@ -495,15 +562,9 @@ def bot_reply(
             ).lastrowid
         except sqlite3.IntegrityError:
             raise AlreadyAnswered(
-                f"the bot already answered message {reply_to}", state=state
+                f"the bot already answered message {reply_to}", state=POSTS_IN["bot"]
             ) from None
         assert mid is not None
-        conn.execute(
-            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
-            " updated_at = ?, bot_fallbacks = bot_fallbacks + ?, llm_fallbacks = llm_fallbacks + ?"
-            " WHERE id = ?",
-            (at, at, 1 if fallback else 0, 1 if llm_fallback else 0, conversation_id),
-        )
         _event(
             conn,
             at,
