@@ -52,7 +52,7 @@ class CommonWords:
     """
 
     def __init__(self, words: Iterable[str]) -> None:
-        self._hashes = array("q", sorted({hash(w) for w in words}))
+        self._hashes = array("q", sorted(set(map(hash, words))))
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -98,8 +98,8 @@ def common_words(lang: str) -> CommonWords | None:
             if not isinstance(header, dict) or header.get("format") != "cB":
                 raise ValueError(f"unknown wordfreq format {header!r}")
             for _ in range(min(count - 1, last + 1)):
-                words.extend(w for w in unpacker.unpack() if len(w) >= MIN_TOKEN)
-        return CommonWords(fold(w) for w in words)
+                words += unpacker.unpack()
+        return CommonWords(fold(w) for w in words if len(w) >= MIN_TOKEN)
     except Exception as exc:  # a changed or broken data file disables corrections, not triage
         log.warning(
             "triage: wordfreq list for %s unusable (%s); no spelling corrections", lang, exc
@@ -197,10 +197,16 @@ class WordMapper:
             tok = two
         if not self.typos or not self.targets:
             return tok
+        # Most unusual words are one edit from no cue word at all: only a word that would be
+        # corrected needs the common-word list (loaded on first need, 20-300 ms a language),
+        # which an English hub then never loads for the languages it misdetects now and then.
+        corrected = self._correct(tok)
+        if corrected is None:
+            return tok
         guard = self._common()
         if guard is None or tok in guard:
             return tok
-        return self._correct(tok) or tok
+        return corrected
 
     def _stem(self, tok: str) -> str | None:
         stems = self.stems

@@ -87,6 +87,14 @@ def test_different_words_are_not_corrected_into_cues(text: str, absent: str) -> 
     assert absent not in _v(text).reasons
 
 
+def test_the_common_word_list_loads_only_for_a_word_it_would_correct() -> None:
+    # The list costs 20-300 ms a language: words one edit from no cue word must not load it.
+    mapper = TriageEngine(languages=("en",)).pack("en").mapper
+    words = ["where", "is", "my", "transfer", "statement", "please"]
+    assert mapper.map(words) == words and not mapper._guard_loaded
+    assert mapper.map(["humman", "cancel"]) == ["human", "cancel"] and mapper._guard_loaded
+
+
 @pytest.mark.parametrize(
     ("text", "lang"),
     [
