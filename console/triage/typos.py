@@ -24,8 +24,7 @@ import gzip
 import importlib.util
 import logging
 import re
-from array import array
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -42,25 +41,39 @@ MIN_STEM = 4
 GUARD_ZIPF = 2.0
 MEMO_LIMIT = 200_000  # distinct unusual words remembered per language before starting over
 _RUNS = re.compile(r"(.)\1{2,}")
+_BLOCK = 64  # common words per block of text searched
 
 
 class CommonWords:
-    """A language's common words as a sorted array of their hashes (8 bytes a word).
+    """A language's common words, sorted, in blocks of text (about a byte a letter).
 
-    Consulted only for a word that is one edit from a cue word, so a binary search is cheap
-    enough, and twelve languages fit in a few megabytes instead of a hundred.
+    Consulted only for a word that a spelling correction would change, so a binary search over
+    the blocks' first words and one substring search in a block of ~600 characters (~1 us) is
+    cheap enough, and twelve languages fit in 16 MB instead of a hundred (a set of strings).
+    Sorting the words themselves is mostly merging runs, as wordfreq lists each frequency band
+    alphabetically; the sorted array of hashes this replaces (8 bytes a word) spent most of its
+    build sorting them, and took twice the CPU on the first message that needed it (en 95 ->
+    41 ms, de 190 -> 95 ms, fi 322 -> 173 ms) for the same answers.
     """
 
-    def __init__(self, words: Iterable[str]) -> None:
-        self._hashes = array("q", sorted(set(map(hash, words))))
+    def __init__(self, words: list[str]) -> None:
+        if "\n" in "".join(words):  # none in wordfreq's lists, and never in a token
+            words = [w for w in words if "\n" not in w]
+        ordered = sorted(words)
+        self._count = len(ordered)
+        self._heads = ordered[::_BLOCK]
+        self._blocks = [
+            "\n" + "\n".join(ordered[i : i + _BLOCK]) + "\n" for i in range(0, len(ordered), _BLOCK)
+        ]
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return self._count
 
     def __contains__(self, word: object) -> bool:
-        h = hash(word)
-        i = bisect_left(self._hashes, h)
-        return i < len(self._hashes) and self._hashes[i] == h
+        if not isinstance(word, str) or "\n" in word:
+            return False
+        i = bisect_right(self._heads, word) - 1
+        return i >= 0 and f"\n{word}\n" in self._blocks[i]
 
 
 @cache
@@ -99,7 +112,7 @@ def common_words(lang: str) -> CommonWords | None:
                 raise ValueError(f"unknown wordfreq format {header!r}")
             for _ in range(min(count - 1, last + 1)):
                 words += unpacker.unpack()
-        return CommonWords(fold(w) for w in words if len(w) >= MIN_TOKEN)
+        return CommonWords([fold(w) for w in words if len(w) >= MIN_TOKEN])
     except Exception as exc:  # a changed or broken data file disables corrections, not triage
         log.warning(
             "triage: wordfreq list for %s unusable (%s); no spelling corrections", lang, exc
