@@ -194,3 +194,23 @@ def viewers(
         if wanted is None or cid in wanted:
             out.setdefault(cid, []).append({"agent": r[1], "since": r[2], "until": r[3]})
     return out
+
+
+def readable(data: dict[str, Any] | None, author: str | None, reader: str | None) -> bool:
+    """Whether ``reader`` may read a message with this ``meta`` (or feed event ``data``) by
+    ``author``: a whisper only its addressee, its author and supervisors (``reader`` None);
+    every other message anyone. The SQL form is :data:`store.queries.READABLE_BY`."""
+    if reader is None or not data or not data.get(WHISPER):
+        return True
+    return reader in (author, data.get("to"))
+
+
+def reader_of(name: str, role: str) -> str | None:
+    """The ``reader`` argument for an account: ``None`` (every whisper) for a supervisor."""
+    return None if role == "supervisor" else name
+
+
+def reader_in(store: Store, name: str, role: str = "agent") -> str | None:
+    """The ``reader`` argument for ``name`` by the role the store gives them (an account's, or
+    the agent's in local mode; ``role`` when it knows none yet)."""
+    return reader_of(name, role_of(store.conn, name) or role)

@@ -74,6 +74,15 @@ def list_conversations(
     return [_conversation(r) for r in store.query(sql, params)]
 
 
+# A supervisor's whisper (store.oversight.whisper) is for the agent it addresses: anyone
+# else below a supervisor reads the transcript without it. In SQL, so a page of N rows is N
+# readable rows (a client pages on "fewer than asked: the end").
+READABLE_BY = (
+    " AND (role != 'note' OR json_extract(meta, '$.whisper') IS NULL"
+    " OR author = ? OR json_extract(meta, '$.to') = ?)"
+)
+
+
 def transcript(
     store: Store,
     conversation_id: int,
@@ -82,6 +91,7 @@ def transcript(
     limit: int | None = None,
     last: int | None = None,
     include_notes: bool = True,
+    reader: str | None = None,
 ) -> list[dict[str, Any]]:
     """Messages of a conversation, oldest first.
 
@@ -89,6 +99,8 @@ def transcript(
     :param limit: at most this many from the start
     :param last: only the newest ``last`` messages (still returned oldest first)
     :param include_notes: include internal agent notes (never for the customer's side)
+    :param reader: the agent (not a supervisor) who reads it: whispers only to or from them;
+        ``None`` for a supervisor, who reads every whisper
     """
     sql = (
         "SELECT id, conversation_id, role, author, text, created_at, reply_to, level, score, reasons, meta"
@@ -97,6 +109,9 @@ def transcript(
     params: list[Any] = [conversation_id, after]
     if not include_notes:
         sql += " AND role != 'note'"
+    elif reader is not None:
+        sql += READABLE_BY
+        params += [reader, reader]
     if last is not None:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(last)

@@ -17,7 +17,7 @@ from store.db import Store, now
 from store.levels import LEVELS, level_rank
 from store.oversight import viewers
 from store.protection import abuse_shown
-from store.queries import list_conversations
+from store.queries import READABLE_BY, list_conversations
 
 LIVE_STATES = ("bot", "waiting", "human")
 TILE_TURNS = 3
@@ -359,18 +359,27 @@ def supervisor_series(
 
 
 def earlier_messages(
-    store: Store, conversation_id: int, before: int, *, limit: int = 100
+    store: Store,
+    conversation_id: int,
+    before: int,
+    *,
+    limit: int = 100,
+    reader: str | None = None,
 ) -> list[dict[str, Any]]:
     """The ``limit`` messages just before message ``before``, oldest first (notes included).
 
     :param before: a message id; only messages with a smaller id are returned
+    :param reader: an agent below supervisor: whispers only to or from them (see
+        :func:`store.queries.transcript`)
     """
+    readable = READABLE_BY if reader is not None else ""
+    extra = (reader, reader) if reader is not None else ()
     rows = [
         dict(r)
         for r in store.query(
             "SELECT id, conversation_id, role, author, text, created_at, reply_to, level, score, reasons, meta"
-            " FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-            (conversation_id, before, limit),
+            f" FROM messages WHERE conversation_id = ? AND id < ?{readable} ORDER BY id DESC LIMIT ?",
+            (conversation_id, before, *extra, limit),
         )
     ]
     rows.reverse()

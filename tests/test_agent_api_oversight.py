@@ -3,9 +3,12 @@ with a real HTTP client; identity and role from the token only."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import aiohttp
 import test_agent_api
-from test_agent_api import Server, _call, _waiting
+from test_agent_api import Server, _auth, _call, _waiting
 
 from store import Store
 from store.feed import read_events
@@ -106,3 +109,64 @@ async def test_viewers_join_list_and_leave(server: Server, http: aiohttp.ClientS
     )[0] == 404
     async with http.post(url) as resp:
         assert resp.status == 401
+
+
+async def _stream_ids(
+    http: aiohttp.ClientSession, server: Server, who: str, after: int, until: int
+) -> tuple[list[int], bytes]:
+    """The feed ids ``who``'s stream carries from ``after`` up to ``until``, and its bytes."""
+    headers = {**_auth(server.tokens[who]), "Last-Event-ID": str(after)}
+    ids: list[int] = []
+    raw = b""
+    async with http.get(server.agent("/events"), headers=headers) as stream:
+        while not ids or ids[-1] < until:
+            line = await asyncio.wait_for(stream.content.readline(), timeout=20)
+            raw += line
+            if line.startswith(b"data: {") and b'"kind"' in line:
+                ids.append(json.loads(line[6:])["id"])
+    return ids, raw
+
+
+async def test_a_whisper_reaches_only_its_addressee_its_author_and_supervisors(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    cid = await _held_by_ana(server, http)
+    with Store(server.db) as store:
+        before = read_events(store)[-1].id
+    url = server.agent(f"/conversations/{cid}/whisper")
+    status, body = await _call(
+        http, "POST", url, server.tokens["sam"], {"text": "offer the refund"}
+    )
+    assert status == 201
+    whisper = body["id"]
+    note = server.agent(f"/conversations/{cid}/note")
+    assert (await _call(http, "POST", note, server.tokens["ana"], {"text": "on it"}))[0] == 201
+    with Store(server.db) as store:
+        events = [e for e in read_events(store) if e.id > before]
+    whisper_event = next(e.id for e in events if e.message_id == whisper)
+    end = events[-1].id
+
+    base = server.agent(f"/conversations/{cid}")
+    for who, sees in (("ana", True), ("sam", True), ("bob", False)):
+        reads = [
+            (await _call(http, "GET", base, server.tokens[who]))[1]["messages"],
+            (await _call(http, "GET", f"{base}/messages?after=0", server.tokens[who]))[1][
+                "messages"
+            ],
+            (await _call(http, "GET", f"{base}/messages?last=50", server.tokens[who]))[1][
+                "messages"
+            ],
+            (await _call(http, "GET", f"{base}/messages?before=999999", server.tokens[who]))[1][
+                "messages"
+            ],
+        ]
+        for messages in reads:
+            ids = [m["id"] for m in messages]  # type: ignore[index]
+            assert (whisper in ids) is sees, (who, ids)
+            assert any(m["text"] == "on it" for m in messages)  # type: ignore[index]
+        streamed, raw = await _stream_ids(http, server, who, before, end)
+        assert (whisper_event in streamed) is sees, (who, streamed)
+        assert (b"offer the refund" in raw) is sees
+        # Nothing else is missing, nothing repeated: the ids are the feed's, less the whisper.
+        expected = [e.id for e in events if sees or e.id != whisper_event]
+        assert streamed[: len(expected)] == expected

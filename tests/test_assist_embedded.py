@@ -386,3 +386,21 @@ def test_a_barge_before_anyone_wrote_takes_over_from_the_colleague_by_name(store
     prompt = build_messages(contexts[0])[1]["content"]
     assert "last talking to our virtual assistant" in prompt
     assert "Agent's colleague Ana: Hi Omar" in prompt
+
+
+def test_drafts_and_the_handover_summary_never_quote_a_whisper(store: Store) -> None:
+    from console.assist.llm_engine import build_messages
+    from console.assist.summary import _transcript_for_llm, cited_titles, embedded_summary
+    from store import oversight
+
+    lifecycle.register_agent(store, "sam", role="supervisor")
+    turns = [("customer", "my refund hasn't arrived"), ("bot", "Refunds take 5 days.")]
+    cid = conversation(store, "Maya", turns, reasons=[])
+    oversight.whisper(store, cid, "Zanzibar: offer the goodwill credit", by="sam")
+    lifecycle.add_customer_message(store, cid, "it has been two weeks now")
+    for n in range(6):
+        ctx = build_context(store, cid, agent="ana", seed=n)
+        assert "Zanzibar" not in write(ctx).text
+        assert "Zanzibar" not in str(build_messages(ctx))
+    summary = embedded_summary(ctx, cited_titles(store, ctx))
+    assert "Zanzibar" not in summary.as_text() and "Zanzibar" not in _transcript_for_llm(ctx)

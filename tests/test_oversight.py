@@ -19,7 +19,7 @@ from store.accounts import set_disabled
 from store.check import check
 from store.feed import read_events
 from store.queries import get_conversation, transcript
-from store.views import wall_rows
+from store.views import earlier_messages, wall_rows
 
 T0 = 1_700_000_000.0
 
@@ -49,6 +49,33 @@ def test_a_whisper_is_a_note_to_the_owner_that_the_customer_never_sees(store: St
     # Not a turn of the conversation: the customer's message count is untouched.
     assert get_conversation(store, cid)["message_count"] == 1
     assert check(store) == []
+
+
+def test_a_whisper_is_read_only_by_its_addressee_its_author_and_supervisors(
+    store: Store,
+) -> None:
+    cid = _held(store)
+    lc.register_agent(store, "bob")
+    lc.register_agent(store, "kim", role="supervisor")
+    mid = oversight.whisper(store, cid, "ask for the last four digits", by="sam")
+    lc.add_note(store, cid, "bob", "a plain note is for everyone")
+    for reader, sees in (("ana", True), ("sam", True), ("bob", False), (None, True)):
+        windows = [
+            transcript(store, cid, reader=reader),
+            transcript(store, cid, last=1, reader=reader),
+            earlier_messages(store, cid, 10**9, reader=reader),
+        ]
+        assert (mid in {m["id"] for m in windows[0]}) is sees, reader
+        assert (mid in {m["id"] for m in windows[2]}) is sees, reader
+        assert windows[1][0]["text"] == "a plain note is for everyone"
+        assert len(windows[0]) == (3 if sees else 2)
+    # Supervisors read every whisper; any other agent only those to or from them.
+    assert oversight.reader_in(store, "kim") is None
+    assert oversight.reader_in(store, "bob") == "bob"
+    event = next(e for e in read_events(store) if e.message_id == mid)
+    assert oversight.readable(event.data, event.actor, "ana")
+    assert not oversight.readable(event.data, event.actor, "bob")
+    assert oversight.readable({"role": "note"}, "bob", "ana")
 
 
 def test_a_whisper_needs_a_supervisor_and_an_agent_holding_it(store: Store) -> None:

@@ -169,7 +169,9 @@ class LocalBackend:
     # --- reads ----------------------------------------------------------------------------
 
     def earlier_messages(self, conversation_id: int, before: int) -> list[dict[str, Any]]:
-        return earlier_messages(self._store(), conversation_id, before)
+        store = self._store()
+        reader = oversight.reader_in(store, self.agent, self.role)
+        return earlier_messages(store, conversation_id, before, reader=reader)
 
     def recent_messages(self, conversation_id: int, last: int = 50) -> list[dict[str, Any]]:
         return transcript(self._store(), conversation_id, last=last, include_notes=False)
@@ -229,7 +231,7 @@ class LocalBackend:
 
     def open_feed(self, wake: threading.Event, on_status: StatusCallback) -> Feed:
         del wake, on_status  # the reader polls a file: nothing announces, nothing drops
-        return LocalFeed(self.db_path, self.agent)
+        return LocalFeed(self.db_path, self.agent, self.role)
 
     def warm(self) -> None:
         from console.kb.rank import warm
@@ -276,8 +278,9 @@ class LocalDrafts:
 class LocalFeed:
     """The feed of the file, for the reader thread: one connection and one follower."""
 
-    def __init__(self, db_path: Path, agent: str) -> None:
+    def __init__(self, db_path: Path, agent: str, role: str = "agent") -> None:
         self.agent = agent
+        self.role = role
         self.store = Store(db_path)
         self.follower = Follower(db_path, after=None)
         self.batch = self.follower.batch
@@ -310,7 +313,12 @@ class LocalFeed:
         last: int | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        return transcript(self.store, conversation_id, after=after, last=last, limit=limit)
+        # A whisper only for its addressee, its author and supervisors (the role read now: a
+        # supervisor made an agent mid-session stops reading others' whispers).
+        reader = oversight.reader_in(self.store, self.agent, self.role)
+        return transcript(
+            self.store, conversation_id, after=after, last=last, limit=limit, reader=reader
+        )
 
     def context(self, conversation_id: int) -> dict[str, Any]:
         return conversation_context(self.store, conversation_id)

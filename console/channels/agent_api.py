@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,6 +96,32 @@ MAX_STREAMS_PER_ACCOUNT = 8
 STREAM_BATCH = 500
 
 
+# One event's stream bytes and, for a whisper, its feed data and author (who may read it).
+_Part = tuple[bytes, tuple[dict[str, Any] | None, str | None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A range of the feed encoded once for every console that asks for it."""
+
+    shared: bytes
+    """Every event, as a supervisor reads them (and anyone, when ``parts`` is ``None``)."""
+    last: int
+    full: bool
+    parts: tuple[_Part, ...] | None = None
+    """Per event, only when the range holds a whisper: the others read it without those."""
+
+    def for_reader(self, reader: str | None) -> bytes:
+        """The bytes ``reader`` may read (``None``: a supervisor, every event)."""
+        if reader is None or self.parts is None:
+            return self.shared
+        return b"".join(
+            chunk
+            for chunk, whisper in self.parts
+            if whisper is None or oversight.readable(whisper[0], whisper[1], reader)
+        )
+
+
 class AgentApi:
     """The aiohttp sub-application for consoles, and the state behind it.
 
@@ -128,7 +154,7 @@ class AgentApi:
         # Condition: its lock made 20 woken streams queue for each other.)
         self._wakes: set[asyncio.Event] = set()
         self._head = 0
-        self._encoded: dict[tuple[int, int], tuple[bytes, int, bool]] = {}
+        self._encoded: dict[tuple[int, int], _Batch] = {}
         self._streams: set[asyncio.Task[Any]] = set()
         self._per_account: dict[str, int] = {}
         self._closing = False
@@ -325,7 +351,8 @@ class AgentApi:
         )
 
     async def conversation(self, request: web.Request) -> web.Response:
-        self._account(request)
+        account = self._account(request)
+        reader = oversight.reader_of(account.name, account.role)
         cid = self._cid(request)
         conv = get_conversation(self.store, cid)
         q = request.query
@@ -335,7 +362,7 @@ class AgentApi:
         return web.json_response(
             {
                 "conversation": conv,
-                "messages": transcript(self.store, cid, last=last) if last else [],
+                "messages": transcript(self.store, cid, last=last, reader=reader) if last else [],
                 "context": conversation_context(self.store, cid)
                 if q.get("context", "1") != "0"
                 else None,
@@ -348,18 +375,23 @@ class AgentApi:
 
     async def messages(self, request: web.Request) -> web.Response:
         """A window of the transcript, notes included: ``?after=ID`` (what is new), ``?last=N``
-        (the newest N), or ``?before=ID`` (the N just before, scrolling back)."""
-        self._account(request)
+        (the newest N), or ``?before=ID`` (the N just before, scrolling back). A whisper only
+        for its addressee, its author and supervisors."""
+        account = self._account(request)
+        reader = oversight.reader_of(account.name, account.role)
         cid = self._cid(request)
         get_conversation(self.store, cid)  # 404 for a conversation that does not exist
         q = request.query
         limit = _count(q.get("limit", "200"), "limit", 500)
         if "before" in q:
-            rows = earlier_messages(self.store, cid, _count(q["before"], "before"), limit=limit)
+            before = _count(q["before"], "before")
+            rows = earlier_messages(self.store, cid, before, limit=limit, reader=reader)
         elif "after" in q:
-            rows = transcript(self.store, cid, after=_count(q["after"], "after"), limit=limit)
+            after = _count(q["after"], "after")
+            rows = transcript(self.store, cid, after=after, limit=limit, reader=reader)
         else:
-            rows = transcript(self.store, cid, last=_count(q.get("last", "200"), "last", 500))
+            last = _count(q.get("last", "200"), "last", 500)
+            rows = transcript(self.store, cid, last=last, reader=reader)
         return web.json_response({"messages": rows}, dumps=_dumps)
 
     async def claim_next(self, request: web.Request) -> web.Response:
@@ -411,6 +443,7 @@ class AgentApi:
         """Server-sent events: every feed event after ``Last-Event-ID`` (or ``?after=``),
         each with its message for ``message`` events; resumable without a gap or a repeat."""
         account = self._account(request)
+        reader = oversight.reader_of(account.name, account.role)
         token_hash = request["token_hash"]
         raw = request.headers.get("Last-Event-ID") or request.query.get("after") or ""
         if raw and not is_number(raw):
@@ -442,7 +475,8 @@ class AgentApi:
                 # Cleared before the read: a move the pump announces after it sets it again.
                 wake.clear()
                 if cursor < self._head:
-                    data, last, full = self._batch(cursor)
+                    batch_ = self._batch(cursor)
+                    data, last, full = batch_.for_reader(reader), batch_.last, batch_.full
                     if data:
                         await response.write(data)
                     batch = last > cursor
@@ -481,7 +515,7 @@ class AgentApi:
                 self._per_account.pop(account.name, None)
         return response
 
-    def _batch(self, cursor: int) -> tuple[bytes, int, bool]:
+    def _batch(self, cursor: int) -> _Batch:
         """The encoded events after ``cursor`` up to the pump's head (at most STREAM_BATCH),
         the last id, and whether more may follow.
 
@@ -492,7 +526,7 @@ class AgentApi:
         """
         head = self._head
         if cursor >= head:
-            return b"", cursor, False
+            return _Batch(b"", cursor, False)
         key = (cursor, head)
         hit = self._encoded.get(key)
         if hit is not None:
@@ -500,21 +534,28 @@ class AgentApi:
         rows = read_events(self.store, cursor, STREAM_BATCH)
         events = [e for e in rows if e.id <= head]
         full = len(rows) == STREAM_BATCH and len(events) == len(rows)
-        result = (self._encode(events), events[-1].id if events else head, full)
+        shared, parts = self._encode(events)
+        result = _Batch(shared, events[-1].id if events else head, full, parts)
         if len(self._encoded) > 256:
             self._encoded.clear()
         self._encoded[key] = result
         return result
 
-    def _encode(self, batch: list[Event]) -> bytes:
+    def _encode(self, batch: list[Event]) -> tuple[bytes, tuple[_Part, ...] | None]:
+        """The batch's bytes for a reader of every event, and (only when it holds a whisper)
+        each event's bytes with who may read it, for the other readers."""
         messages = messages_of(self.store, [e.message_id for e in batch if e.message_id])
-        out = []
+        out: list[_Part] = []
+        private = False
         for e in batch:
             payload = asdict(e)
             if e.message_id is not None and e.message_id in messages:
                 payload["message"] = messages[e.message_id]
-            out.append(f"id: {e.id}\nevent: feed\ndata: {_dumps(payload)}\n\n")
-        return "".join(out).encode()
+            whisper = e.kind == "message" and bool((e.data or {}).get(oversight.WHISPER))
+            private = private or whisper
+            chunk = f"id: {e.id}\nevent: feed\ndata: {_dumps(payload)}\n\n".encode()
+            out.append((chunk, (e.data, e.actor) if whisper else None))
+        return b"".join(chunk for chunk, _ in out), tuple(out) if private else None
 
     # --- moves: the actor is always the token's account ----------------------------------
 

@@ -117,6 +117,34 @@ async def test_the_owning_agent_sees_a_whisper_at_once_highlighted(db_path: Path
         )
 
 
+async def test_another_agent_opening_the_conversation_never_sees_the_whisper(
+    db_path: Path,
+) -> None:
+    cid = _held(db_path)
+    with Store(db_path) as s:
+        lifecycle.register_agent(s, "bob")
+        oversight.whisper(s, cid, "offer the card block first", by="sam")
+    app = QuietApp(db_path, "bob", interval=0.05)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        conv = await _open(pilot, app, cid)
+        # One arriving while bob has it open, then a plain note to know the feed got there.
+        with Store(db_path) as s:
+            oversight.whisper(s, cid, "she is a long-time customer", by="sam")
+            lifecycle.add_note(s, cid, "ana", "checking the card now")
+        await wait_until(
+            pilot,
+            lambda: any(
+                "checking the card now" in str(w.render())
+                for w in conv.query(".msg-note").results(Static)
+            ),
+            what="ana's note",
+        )
+        shown = " ".join(str(w.render()) for w in conv.query(".msg").results(Static))
+        assert not _whisper_lines(conv)
+        assert "card block" not in shown and "long-time" not in shown
+        assert not any("long-time" in n for n in notes(app))
+
+
 async def test_a_supervisor_barges_in_with_B(db_path: Path) -> None:
     cid = _held(db_path)
     app = QuietApp(db_path, "sam", supervisor=True, interval=0.05)
