@@ -3,18 +3,27 @@
 Prints, for first messages from ``../shared/data/customer-messages.csv`` (or questions written
 here when the file is absent):
 
-- latency per answer, cold (retrieval cache empty) and warm, mean / p50 / p99 in microseconds;
+- latency per answer, cold (retrieval cache empty) and warm, mean / p50 / p99 in microseconds,
+  and CPU time per answer (what compares versions on a loaded machine);
 - the outcome mix: answer, clarify, fallback, handoff, ...;
 - on Banking77 messages whose intent the knowledge base covers (the mapping below is ours):
   how often the bot answers from an acceptable article, answers from a wrong one, asks a
   clarifying question (and whether an acceptable article is among the choices), or says it
   does not know.
+
+``--answers FILE`` instead answers every message of the file three ways (as a first message;
+as the next message after the bot's answer to the row before; and, after a clarifying question,
+the customer clicking one of its choices) and writes one line per answer to ``FILE``; with
+``--check FILE`` the same answers are compared with a file written earlier (by another version):
+the proof that a faster bot says the same things.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import random
 import tempfile
 import time
@@ -169,6 +178,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also rank the same questions on this PostgreSQL server (its full-text search; "
         "a scratch database is created there and dropped)",
     )
+    parser.add_argument(
+        "--answers",
+        metavar="FILE",
+        help="write every answer to every message of the data file (three turns each) to FILE",
+    )
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        help="compare every answer with FILE (written by --answers, e.g. by another version)",
+    )
 
 
 def _load(path: Path, n: int, seed: int) -> list[tuple[str, str, str]]:
@@ -189,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
     from console.bot import BotContext, EmbeddedBot
 
     data = Path(args.data) if args.data else DEFAULT_DATA
+    if args.answers or args.check:
+        return _answers(data, args.db, args.answers, args.check)
     rows = _load(data, max(1, args.messages), args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -204,14 +225,17 @@ def run(args: argparse.Namespace) -> int:
         for label in ("cold", "warm"):
             lat: list[float] = []
             results = []
+            cpu = time.process_time()
             for ctx in contexts:
                 t0 = time.perf_counter()
                 results.append(bot.answer_sync(ctx))
                 lat.append((time.perf_counter() - t0) * 1e6)
+            cpu_us = (time.process_time() - cpu) * 1e6 / len(contexts)
             mean = sum(lat) / len(lat)
             print(
                 f"latency {label}: {len(lat)} answers, mean {mean:.0f} us, p50 {percentile_or_nan(lat, 0.5):.0f} us,"
-                f" p99 {percentile_or_nan(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core)"
+                f" p99 {percentile_or_nan(lat, 0.99):.0f} us ({1e6 / mean:,.0f} answers/s on one core);"
+                f" CPU {cpu_us:.0f} us/answer"
             )
         ranking = _ranking(Path(tmp) / "bench.db", rows)
     source = data.name if data.is_file() else "built-in questions"
@@ -259,6 +283,90 @@ def run(args: argparse.Namespace) -> int:
     if args.db:
         print("postgresql  " + _ranking_on_server(args.db, rows))
     _clinc(rows, results)
+    return 0
+
+
+def _all_texts(path: Path) -> list[str]:
+    if not path.is_file():
+        return list(_OWN_QUESTIONS)
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [r.get("text", "") for r in csv.DictReader(fh)]
+
+
+def _answers(data: Path, server: str | None, write: str | None, check: str | None) -> int:
+    """Every answer to every message of ``data``, written to ``write`` and/or compared with ``check``.
+
+    Three turns per message, so follow-ups are compared too: the message alone; the message
+    after the previous row's message and the bot's answer to it (every fourth conversation
+    with triage's "watch", so empathetic openers are covered); and when that answer asked
+    "X or Y?", a click on one of its choices.
+    """
+    from console.bot import BotAnswer, BotContext, EmbeddedBot
+    from console.kb import load_bundled
+    from store import Store
+    from store.scratch import scratch_database
+
+    texts = _all_texts(data)
+
+    def line(kind: str, i: int, a: BotAnswer) -> str:
+        fields = [a.text, a.kb_ids, a.intent, a.fallback, a.handoff, a.handoff_reason]
+        return json.dumps([kind, i, *fields, a.resolve, a.choices], ensure_ascii=False)
+
+    def answer_all(bot: EmbeddedBot) -> tuple[list[str], float, int]:
+        out: list[str] = []
+        cpu = time.process_time()
+        previous: tuple[str, BotAnswer] | None = None
+        for i, text in enumerate(texts):
+            first = bot.answer_sync(BotContext(i, "Sam", [{"role": "customer", "text": text}]))
+            out.append(line("first", i, first))
+            if previous is not None:
+                before, said = previous
+                turns = [
+                    {"role": "customer", "text": before},
+                    {"role": "bot", "text": said.text},
+                ]
+                level = "watch" if i % 4 == 0 else "calm"
+                nxt = BotContext(
+                    i,
+                    "Sam",
+                    [*turns, {"role": "customer", "text": text}],
+                    level=level,
+                    fallbacks=int(said.fallback),
+                )
+                out.append(line("next", i, bot.answer_sync(nxt)))
+                if said.choices:
+                    pick = said.choices[i % len(said.choices)]
+                    click = BotContext(i, "Sam", [*turns, {"role": "customer", "text": pick}])
+                    out.append(line("choice", i, bot.answer_sync(click)))
+            previous = (text, first)
+        return out, time.process_time() - cpu, len(out)
+
+    if server:
+        with scratch_database(server) as url:
+            with Store(url) as store:
+                load_bundled(store)
+            lines, cpu, n = answer_all(EmbeddedBot(url))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            lines, cpu, n = answer_all(EmbeddedBot(Path(tmp) / "bench.db"))
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    source = data.name if data.is_file() else "built-in questions"
+    print(
+        f"answers: {n} to {len(texts)} messages of {source} (first, next, choice),"
+        f" CPU {cpu * 1e6 / n:.0f} us/answer, digest {digest}"
+    )
+    if write:
+        Path(write).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"written to {write}")
+    if check:
+        before = Path(check).read_text(encoding="utf-8").splitlines()
+        differ = [(a, b) for a, b in zip(before, lines, strict=False) if a != b]
+        if len(before) != len(lines):
+            print(f"check: {len(before)} answers in {check}, {len(lines)} now")
+        for was, now in differ[:5]:
+            print(f"  was {was}\n  now {now}")
+        print(f"check against {check}: {len(lines) - len(differ)} identical, {len(differ)} differ")
+        return 0 if not differ and len(before) == len(lines) else 1
     return 0
 
 
