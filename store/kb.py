@@ -216,6 +216,18 @@ def all_articles(store: Store) -> list[KbArticle]:
     ]
 
 
+def stored_order(store: Store) -> list[KbArticle]:
+    """Every article, in the order the full-text index holds them (rowid; id on PostgreSQL).
+
+    :class:`store.kb_bm25.Bm25Index` built from this list breaks equal scores as FTS5 does.
+    """
+    order = "id" if store.backend == "postgresql" else "rowid"
+    return [
+        KbArticle(r[0], r[1], r[2], r[3])
+        for r in store.query(f"SELECT id, title, body, tags FROM kb_articles ORDER BY {order}")
+    ]
+
+
 def count(store: Store) -> int:
     """How many articles are stored."""
     row = store.one("SELECT count(*) FROM kb_articles")

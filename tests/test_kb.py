@@ -230,3 +230,75 @@ def test_one_stemmer_and_one_stop_list_for_every_ranking() -> None:
     # content_stems (drafts' sentence choice) drops exactly the search's stop words.
     assert content_stems("how do I freeze my card") == {stem("freeze"), stem("card")}
     assert "please" in STOP_WORDS and not content_stems("please")
+
+
+def _own_questions(store: Store) -> list[str]:
+    """Questions written from our own articles: every title, tag, summary and fact."""
+    from console.kb.rank import ranker_for
+
+    out = ["How does pay in 3 work?", "I forgot my PIN", "card card card", "a" * 300]
+    for indexed in ranker_for(store).articles.values():
+        parsed = indexed.parsed
+        out += [parsed.title, parsed.summary, *parsed.tags, *parsed.facts, *parsed.steps]
+    return out
+
+
+def test_the_bots_in_process_bm25_is_sqlites(kb_store: Store, tmp_path: Path) -> None:
+    from console.kb.rank import Ranker
+    from store.kb import search_scores
+
+    # Two articles with the same words score the same: the one stored first comes first in
+    # SQLite's results (rowid), whatever their ids; on PostgreSQL the index breaks ties by id.
+    twins = [KbArticle(f"{p}-1", "Lime cards", "Lime cards are green.", "lime") for p in "ZA"]
+    upsert_articles(kb_store, twins)
+    questions = _own_questions(kb_store) + ["lime cards", "green lime"]
+    with Store(tmp_path / "reference.db") as sqlite:
+        ensure_loaded(sqlite)
+        upsert_articles(sqlite, twins)
+        ranker = Ranker.load(sqlite)
+        for question in questions:
+            words = terms(question)
+            assert ranker._bm25.search(words, 20) == search_scores(sqlite, question, 20)
+        assert [i for i, _ in ranker._bm25.search(["lime"], 2)] == ["Z-1", "A-1"]
+        # ... and the bot's candidates are those of SQLite's search, ranked the same way.
+        for question in questions[:100]:
+            words = tuple(terms(question))
+            assert ranker.rank_in_process(words, 3) == ranker.rank_words(sqlite, words, 3)
+    if kb_store.backend == "postgresql":
+        # The bot ranks on PostgreSQL as on SQLite (not by the server's ts_rank).
+        on_server = Ranker.load(kb_store)
+        assert [i for i, _ in on_server._bm25.search(["lime"], 2)] == ["A-1", "Z-1"]
+        for question in questions:
+            words = tuple(terms(question))
+            if "lime" not in words:
+                assert on_server.rank_in_process(words, 3) == ranker.rank_in_process(words, 3)
+
+
+def test_in_process_bm25_scores_phrases_as_fts5() -> None:
+    import sqlite3
+
+    from store.kb import WEIGHTS
+    from store.kb_bm25 import Bm25Index
+
+    articles = [
+        KbArticle("A", "Don't panic", "If you don't know, ask. Do not wait.", "help"),
+        KbArticle("B", "Waiting", "Don t wait: don't. Panic don't.", "wait, panic"),
+        KbArticle("C", "Other", "Nothing to see here at all, really nothing.", ""),
+    ]
+    fts = sqlite3.connect(":memory:")
+    fts.execute("CREATE VIRTUAL TABLE a USING fts5(title, body, tags, tokenize='porter unicode61')")
+    fts.executemany(
+        "INSERT INTO a(rowid, title, body, tags) VALUES (?, ?, ?, ?)",
+        [(n, x.title, x.body, x.tags) for n, x in enumerate(articles)],
+    )
+    index = Bm25Index(articles, WEIGHTS)
+    # "don't" is two tokens to FTS5 (a phrase), "waiting" one stem, "ǅ" folds.
+    for words in (["don't"], ["don't", "panic"], ["waiting", "don't", "nothing"], ["ǅx", "t"]):
+        expected = [
+            (articles[r[0]].id, r[1])
+            for r in fts.execute(
+                "SELECT rowid, bm25(a, ?, ?, ?) AS s FROM a WHERE a MATCH ? ORDER BY s, rowid",
+                (*WEIGHTS, " OR ".join(f'"{w}"' for w in words)),
+            )
+        ]
+        assert index.search(words, 5) == expected, words

@@ -176,7 +176,7 @@ class EmbeddedBot:
         return list(self._retrieve(question, max(1, pool))) if question else []
 
     def _retrieve_uncached(self, question: tuple[str, ...], pool: int) -> tuple[Candidate, ...]:
-        return self.ranker.rank_words(self._store(), question, pool)
+        return self.ranker.rank_in_process(question, pool)
 
     def _article_in(self, reply: str) -> str | None:
         """The article a previous bot reply was built from, if any."""
@@ -237,7 +237,7 @@ class EmbeddedBot:
         content = [
             w
             for w in terms(cleaned)
-            if w not in vocabulary.CHATTER and not any(ch.isdigit() for ch in w)
+            if w not in vocabulary.CHATTER and (w.isalpha() or not any(c.isdigit() for c in w))
         ]
         last_reply = ctx.last_reply_text()
         if cues.confused and ctx.bot_turns() > 0:
@@ -471,7 +471,7 @@ class EmbeddedBot:
         # Words of the article's own topic (its title) say little about which fact is wanted.
         asked = question - indexed.title_stems
         topical = question & indexed.title_stems
-        summary_stems = frozenset(words.stem(w) for w in terms(art.summary))
+        summary_stems = indexed.summary_stems
         scored: list[tuple[float, int]] = []
         for i, fact in enumerate(art.facts):
             if fact in last_reply:

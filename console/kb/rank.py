@@ -28,14 +28,24 @@ question) and tags never wanted (the agent *is* the person a "contact us" articl
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from console.kb import Parsed, split_body
 from console.kb.words import FEELINGS, GENERIC, PRODUCT_WORDS, VAGUE_WORDS, product_of, stem, stems
 from store.db import Store
-from store.kb import KbArticle, KbHit, all_articles, search_scores, terms, version
+from store.kb import (
+    WEIGHTS,
+    KbArticle,
+    KbHit,
+    all_articles,
+    search_scores,
+    stored_order,
+    terms,
+    version,
+)
+from store.kb_bm25 import Bm25Index
 
 # The bot's pool: its answer / clarify margins were measured on three candidates.
 BOT_POOL = 3
@@ -50,6 +60,7 @@ _EARLIER = 0.5  # per earlier word in the title or tags: a nudge, never enough a
 _CITED = 4.0
 _SITUATION = 3.0
 _UNWANTED = 4.0
+_CACHE_WORDS = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,7 @@ class Indexed:
     fact_terms: tuple[frozenset[str], ...]  # without stop words, to spot repetition
     phrases: tuple[tuple[str, ...], ...]  # multi-word tags ("delete account") as stems
     product_stems: frozenset[str] = frozenset()  # the product a "Product: ..." article is about
+    summary_stems: frozenset[str] = frozenset()  # without stop words, as fact_terms
 
 
 def index(article: KbArticle) -> Indexed:
@@ -85,6 +97,7 @@ def index(article: KbArticle) -> Indexed:
             p for p in (tuple(stem(w) for w in terms(tag)) for tag in parsed.tags) if len(p) >= 2
         ),
         frozenset(stem(w) for w in PRODUCT_WORDS[product]) if product else frozenset(),
+        frozenset(stem(w) for w in terms(parsed.summary)),
     )
 
 
@@ -172,12 +185,23 @@ class _Question:
 
 def _rank(c: Candidate, top_bm25: float) -> float:
     """The formula of the module docstring; ``top_bm25`` is the best bm25 of the pool."""
+    return _rank_of(c.matched, c.score, top_bm25, c.title_hits, c.phrase_hits, c.off_product)
+
+
+def _rank_of(
+    matched: float,
+    bm25: float,
+    top_bm25: float,
+    title_hits: float,
+    phrase_hits: int,
+    off_product: bool,
+) -> float:
     return (
-        c.matched
-        + _BM25_SHARE * (c.score / top_bm25)
-        + c.title_hits
-        + c.phrase_hits
-        - (_OFF_PRODUCT if c.off_product else 0.0)
+        matched
+        + _BM25_SHARE * (bm25 / top_bm25)
+        + title_hits
+        + phrase_hits
+        - (_OFF_PRODUCT if off_product else 0.0)
     )
 
 
@@ -194,19 +218,39 @@ class Ranker:
     and rebuilds it when the knowledge base changes.
     """
 
-    def __init__(self, articles: Iterable[KbArticle], kb_version: tuple[int, float] = (0, 0.0)):
-        self.articles: dict[str, Indexed] = {a.id: index(a) for a in articles}
+    def __init__(
+        self,
+        articles: Iterable[KbArticle],
+        kb_version: tuple[int, float] = (0, 0.0),
+        fts_order: Sequence[KbArticle] | None = None,
+    ):
+        """:param fts_order: the same articles in the store's full-text order
+        (:func:`store.kb.stored_order`), which breaks ties of :meth:`rank_in_process`;
+        default the order of ``articles``"""
+        listed = list(articles)
+        self.articles: dict[str, Indexed] = {a.id: index(a) for a in listed}
         self.version = kb_version
         self._vocab = frozenset().union(*(a.stems for a in self.articles.values()))
+        self._bm25 = Bm25Index(listed if fts_order is None else fts_order, WEIGHTS)
+        self._weights: dict[str, float] = {}
 
     @classmethod
     def load(cls, store: Store) -> Ranker:
         """A ranker over every article in ``store``."""
         kb_version = version(store)
-        return cls(all_articles(store), kb_version)
+        return cls(all_articles(store), kb_version, stored_order(store))
 
     def weight(self, word: str) -> float:
         """How much a question word counts towards covering the question."""
+        found = self._weights.get(word)
+        if found is None:
+            found = self._weight(word)
+            if len(self._weights) >= _CACHE_WORDS:
+                self._weights.clear()  # a bound: real traffic reuses a few thousand words
+            self._weights[word] = found
+        return found
+
+    def _weight(self, word: str) -> float:
         if word in FEELINGS:
             return 0.2
         if word in GENERIC or word in VAGUE_WORDS:
@@ -232,43 +276,72 @@ class Ranker:
     def rank_words(
         self, store: Store, words: tuple[str, ...], pool: int = SEARCH_POOL
     ) -> tuple[Candidate, ...]:
-        """:meth:`rank` for words already read with :func:`store.kb.terms` (the bot caches on them)."""
+        """:meth:`rank` for words already read with :func:`store.kb.terms`: the pool found by
+        the store's own search (FTS5 bm25 on SQLite, ``ts_rank`` on PostgreSQL)."""
         if not words:
             return ()
-        hits = search_scores(store, " ".join(words), limit=max(1, pool))
+        return self._ranked(search_scores(store, " ".join(words), limit=max(1, pool)), words)
+
+    def rank_in_process(
+        self, words: tuple[str, ...], pool: int = BOT_POOL
+    ) -> tuple[Candidate, ...]:
+        """:meth:`rank_words` with the pool from this process's copy of FTS5's bm25
+        (:class:`store.kb_bm25.Bm25Index`): no query, the same candidates as SQLite's search on
+        either backend. The bot's path, where a search per message is most of the cost."""
+        if not words:
+            return ()
+        return self._ranked(self._bm25.search(words, max(1, pool)), words)
+
+    def _ranked(
+        self, hits: Iterable[tuple[str, float]], words: tuple[str, ...]
+    ) -> tuple[Candidate, ...]:
         question = _Question.of(words, self.weight)
-        scored = [
-            self._score(article_id, bm25, question)
-            for article_id, bm25 in hits
-            if article_id in self.articles
-        ]
-        if not scored:
+        kept = [(article_id, bm25) for article_id, bm25 in hits if article_id in self.articles]
+        if not kept:
             return ()
         # bm25 favours short articles that repeat one word; how much of the question an
         # article covers breaks near-ties the other way.
-        top = scored[0].score or -1.0
-        ranked = [replace(c, rank=_rank(c, top)) for c in scored]
+        top = kept[0][1] or -1.0
+        ranked = [self._score(article_id, bm25, question, top) for article_id, bm25 in kept]
         ranked.sort(key=lambda c: -c.rank)
         return tuple(ranked)
 
-    def _score(self, article_id: str, bm25: float, question: _Question) -> Candidate:
+    def _score(
+        self, article_id: str, bm25: float, question: _Question, top: float | None = None
+    ) -> Candidate:
+        """The candidate's coverage of ``question``; ranked (:func:`_rank`) against ``top``."""
         indexed = self.articles[article_id]
-        weights = question.weights
-        matched = sum(weight for s, weight in weights.items() if s in indexed.stems)
+        stems, title_stems, tag_stems = indexed.stems, indexed.title_stems, indexed.tag_stems
+        # One pass over the question instead of one per sum; same additions in the same order.
+        matched: float = 0
+        title_hits: float = 0
+        tag_hits: float = 0
+        for s, weight in question.weights.items():
+            if s in stems:
+                matched += weight
+            if s in title_stems:
+                title_hits += weight
+            if s in tag_stems:
+                tag_hits += weight
+        phrase_hits = 0
+        for phrase in indexed.phrases:
+            if phrase[0] in question.weights and _contains(question.sequence, phrase):
+                phrase_hits += 1
+        off_product = bool(indexed.product_stems) and indexed.product_stems.isdisjoint(
+            question.sequence
+        )
         return Candidate(
             article_id,
             bm25,
             matched,
             matched / question.total,
-            sum(weight for s, weight in weights.items() if s in indexed.title_stems),
-            sum(
-                1
-                for phrase in indexed.phrases
-                if phrase[0] in question.weights and _contains(question.sequence, phrase)
-            ),
-            tag_hits=sum(weight for s, weight in weights.items() if s in indexed.tag_stems),
-            off_product=bool(indexed.product_stems)
-            and indexed.product_stems.isdisjoint(question.sequence),
+            title_hits,
+            phrase_hits,
+            0.0
+            if top is None
+            else _rank_of(matched, bm25, top, title_hits, phrase_hits, off_product),
+            tag_hits=tag_hits,
+            off_product=off_product,
         )
 
     def _in_context(
