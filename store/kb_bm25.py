@@ -9,8 +9,9 @@ messages of ``../shared/data/customer-messages.csv`` the pools of 3 and of 20 we
 :func:`store.kb.search_scores` on SQLite. On PostgreSQL it ranks as SQLite does, where the
 server's own search (``ts_rank``) ranks differently.
 
-A question's words are tokenized by the same tokenizer (``porter unicode61``): each new word
-once per process (:func:`fts_tokens`, an in-memory table), then from a cache.
+A question's words are tokenized as FTS5 does (``porter unicode61``): ASCII words by
+:func:`store.kb_porter.porter`, others by FTS5 itself (an in-memory table), each once per
+process; :class:`Bm25Index` caches what each word adds to each article.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from store.kb_porter import porter
 
 if TYPE_CHECKING:
     from store.kb import KbArticle
@@ -44,6 +47,10 @@ class _Tokenizer:
         found = self._cache.get(word)
         if found is not None:
             return found
+        if word.isascii() and word.isalnum():
+            # unicode61 makes one lower-case token of ASCII letters and digits; its stem in
+            # Python costs a twentieth of asking SQLite.
+            return (porter(word.lower()),)
         with self._lock:
             conn = self._conn
             if conn is None:

@@ -302,3 +302,31 @@ def test_in_process_bm25_scores_phrases_as_fts5() -> None:
             )
         ]
         assert index.search(words, 5) == expected, words
+
+
+def test_the_python_porter_stemmer_is_fts5s() -> None:
+    import itertools
+    import re
+    import sqlite3
+
+    from store.kb_porter import porter
+
+    words = set()
+    for art in read_dir(ARTICLES_DIR):
+        words.update(re.findall(r"[a-z0-9]+", f"{art.title} {art.body} {art.tags}".lower()))
+    suffixes = "s es ies sses ed eed ing ational tional enci izer logi bli alli entli eli ousli"
+    suffixes += " ization ator alism iveness fulness aliti biliti ical ness icate ful ative"
+    suffixes += " alize ance ible ant ement ment ent sion ion ou ism ate iti ous ive ize y ll e"
+    for word in sorted(words)[::2]:
+        words.update(word + s for s in suffixes.split())
+    for combo in itertools.product("aeiouybcdlstwx", repeat=3):
+        words.update("".join(combo) + s for s in ("", "ed", "ing", "es"))
+    words.update(("x" * 65, "ab", "a" * 64 + "ing"))
+    listed = sorted(words)
+    fts = sqlite3.connect(":memory:")
+    fts.execute("CREATE VIRTUAL TABLE w USING fts5(x, tokenize='porter unicode61')")
+    fts.execute("CREATE VIRTUAL TABLE v USING fts5vocab(w, instance)")
+    fts.executemany("INSERT INTO w(rowid, x) VALUES (?, ?)", enumerate(listed))
+    stems = dict(fts.execute("SELECT doc, term FROM v"))
+    assert len(listed) > 20_000
+    assert [porter(w) for w in listed] == [stems[i] for i in range(len(listed))]
