@@ -118,36 +118,74 @@ async def _consoles(
     ready = 0
     started = asyncio.Event()
     results: list[tuple[list[float], list[int]]] = []
+    fetches = 0
+
+    async def fetch_rows(
+        session: aiohttp.ClientSession, token: str, pending: set[int], due: asyncio.Event
+    ) -> None:
+        # The console's reader thread (console.ui.feed): after a batch, the rows of the
+        # conversations it touched that the stream did not carry, one request at a time.
+        nonlocal fetches
+        while True:
+            await due.wait()
+            due.clear()
+            ids = sorted(pending)
+            pending.clear()
+            async with session.get(
+                f"{url}/agent/v1/wall",
+                params={"ids": ",".join(map(str, ids))},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp:
+                resp.raise_for_status()
+                await resp.read()
+            fetches += 1
 
     async def console(session: aiohttp.ClientSession, token: str) -> None:
         nonlocal ready
         lags: list[float] = []
         ids: list[int] = []
         results.append((lags, ids))
-        headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": str(after)}
-        async with session.get(
-            f"{url}/agent/v1/events", headers=headers, timeout=aiohttp.ClientTimeout(None)
-        ) as resp:
-            resp.raise_for_status()
-            await resp.content.readline()  # "event: hello"
-            ready += 1
-            if ready == len(tokens):
-                out.put("ready")
-                started.set()
-            # Whole chunks, split into frames here: a console reads what arrived, as the real
-            # one would, without a coroutine per line.
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                received = time.time()
-                buffer += chunk
-                *frames, buffer = buffer.split(b"\n\n")
-                for frame in frames:
-                    start = frame.find(b"\ndata: {")
-                    if start < 0 or not frame.startswith(b"id: "):
-                        continue
-                    event = json.loads(frame[start + 7 :])
-                    lags.append(received - event["at"])
-                    ids.append(event["id"])
+        pending: set[int] = set()
+        carried: set[int] = set()
+        due = asyncio.Event()
+        fetcher = asyncio.create_task(fetch_rows(session, token, pending, due))
+        try:
+            headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": str(after)}
+            async with session.get(
+                f"{url}/agent/v1/events", headers=headers, timeout=aiohttp.ClientTimeout(None)
+            ) as resp:
+                resp.raise_for_status()
+                await resp.content.readline()  # "event: hello"
+                ready += 1
+                if ready == len(tokens):
+                    out.put("ready")
+                    started.set()
+                # Whole chunks, split into frames here: a console reads what arrived, as the real
+                # one would, without a coroutine per line.
+                buffer = b""
+                async for chunk in resp.content.iter_any():
+                    received = time.time()
+                    buffer += chunk
+                    *frames, buffer = buffer.split(b"\n\n")
+                    for frame in frames:
+                        start = frame.find(b"\ndata: {")
+                        if start >= 0 and frame.startswith(b"event: rows"):
+                            # The rows the batch changed, ahead of its events (read as the console does).
+                            rows = json.loads(frame[start + 7 :])["conversations"]
+                            carried = {row["id"] for row in rows}
+                            continue
+                        if start < 0 or not frame.startswith(b"id: "):
+                            continue
+                        event = json.loads(frame[start + 7 :])
+                        lags.append(received - event["at"])
+                        ids.append(event["id"])
+                        cid = event.get("conversation_id")
+                        if cid is not None and cid not in carried:
+                            pending.add(cid)
+                    if pending:
+                        due.set()
+        finally:
+            fetcher.cancel()
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks = [asyncio.create_task(console(session, t)) for t in tokens]
@@ -167,6 +205,7 @@ async def _consoles(
         "lags": [lag for lags, _ in results for lag in lags],
         "ids": [ids for _, ids in results],
         "cpu": usage.ru_utime + usage.ru_stime,
+        "fetches": fetches,
     }
 
 
@@ -286,6 +325,7 @@ def run_server(args: argparse.Namespace) -> int:
                     "lags": [lag for r in results for lag in r["lags"]],
                     "ids": [ids for r in results for ids in r["ids"]],
                     "cpu": sum(r["cpu"] for r in results),
+                    "fetches": sum(r["fetches"] for r in results),
                 }
                 with Store(path) as store:
                     feed = [e.id for e in read_events(store, after, 10_000_000)]
@@ -314,6 +354,10 @@ def _print(
         gaps += len({i for i in feed_set if i <= last} - set(ids))
         behind += sum(1 for i in feed if i > last)
     print(f"the consoles' {args.client_processes} processes used {result['cpu']:.1f} CPU s")
+    print(
+        f"row fetches (GET wall?ids=, for rows the stream did not carry): {result['fetches']}"
+        f" ({result['fetches'] / args.consoles / args.seconds:.1f} per console per second)"
+    )
     print(
         f"{args.consoles} remote consoles: {len(lags_ms)} events delivered"
         f" ({len(feed)} feed events each), gaps {gaps}, repeats {repeats},"
