@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -640,3 +641,57 @@ async def test_routing_on_a_real_serve_assigns_to_online_agents_under_capacity(
         assert actors == {"router"}
     finally:
         _stop(proc)
+
+
+async def test_each_batch_carries_its_rows_ahead_of_its_events(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    # A console needs no GET wall?ids= after a batch: the rows come first, as new as the
+    # events after them, and carry no id (resuming is the feed's alone).
+    bob = server.tokens["bob"]
+    status, wall = await _call(http, "GET", server.agent("/wall"), bob)
+    (cid,) = _waiting(server.db)
+    with Store(server.db) as store:
+        lc.claim(store, cid, "ana")
+        end = read_events(store)[-1].id
+    frames: list[tuple[str, dict[str, Any]]] = []
+    headers = {**_auth(bob), "Last-Event-ID": str(wall["last_event_id"])}
+    async with http.get(server.agent("/events"), headers=headers) as stream:
+        kind = ""
+        while not frames or frames[-1][0] != "feed" or frames[-1][1]["id"] < end:
+            line = await asyncio.wait_for(stream.content.readline(), timeout=20)
+            if line.startswith(b"event: "):
+                kind = line[7:].strip().decode()
+            elif line.startswith(b"data: ") and kind in ("rows", "feed"):
+                frames.append((kind, json.loads(line[6:])))
+    rows: dict[int, dict[str, Any]] = {}
+    for kind, data in frames:
+        if kind == "rows":
+            rows = {r["id"]: r for r in data["conversations"]}
+        elif data["conversation_id"] == cid:
+            assert cid in rows, frames  # its row came before it
+    assert frames[0][0] == "rows"
+    assert (rows[cid]["state"], rows[cid]["owner"]) == ("human", "ana")
+
+    # The console's feed takes those rows: after the batch, the claim's row is there even
+    # once the server would refuse a fetch (bob's token rotated).
+    import threading
+
+    from console.backend.remote import RemoteBackend
+
+    feed = RemoteBackend(server.url, bob).open_feed(threading.Event(), lambda _: None)
+    try:
+        feed.snapshot()
+        with Store(server.db) as store:
+            lc.hand_back(store, cid, by="ana")
+            moved = read_events(store)[-1].id
+        deadline = time.monotonic() + 20
+        while feed.cursor < moved and time.monotonic() < deadline:
+            await asyncio.to_thread(feed.poll)
+            await asyncio.sleep(0.02)
+        with Store(server.db) as store:
+            accounts.rotate(store, "bob")
+        (row,) = feed.rows([cid])
+        assert (row["state"], row["owner"]) == ("bot", None)
+    finally:
+        feed.close()

@@ -56,6 +56,8 @@ STREAM_IDLE_S = 40.0
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 """Waits between reconnection attempts, the last one repeated."""
 MESSAGE_CACHE = 2000
+ROW_CACHE = 5000
+"""Wall rows the stream carried, kept for the reader (a wall of live conversations fits)."""
 
 
 class RemoteBackend:
@@ -400,6 +402,9 @@ class RemoteFeed:
         self._received = 0
         self._queue: deque[FeedEvent] = deque()
         self._messages: dict[int, dict[str, Any]] = {}
+        # The newest wall row of each conversation the stream carried (a ``rows`` event comes
+        # ahead of its batch's events, so a row here is as new as any event read after it).
+        self._rows: dict[int, dict[str, Any]] = {}
         self._ended: str | None = None
         self._stop = threading.Event()
         self._conn: http.client.HTTPConnection | None = None
@@ -429,7 +434,9 @@ class RemoteFeed:
         return out
 
     def rows(self, ids: list[int]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
+        carried = self._rows
+        rows = [row for i in ids if (row := carried.get(i)) is not None]
+        ids = [i for i in ids if i not in carried]  # a server that sends no rows: ask it
         for i in range(0, len(ids), 500):
             chunk = ",".join(str(x) for x in ids[i : i + 500])
             rows += self.backend.call("GET", "/wall", query={"ids": chunk})["conversations"]
@@ -545,6 +552,9 @@ class RemoteFeed:
             for kind, data in sse(response):
                 if kind == "revoked":
                     raise SessionEnded("the server disabled or rotated this account's token")
+                if kind == "rows":
+                    self._carry(json.loads(data)["conversations"])
+                    continue
                 if kind != "feed":
                     continue
                 payload = json.loads(data)
@@ -573,6 +583,12 @@ class RemoteFeed:
         finally:
             conn.close()
             self._conn = None
+
+    def _carry(self, rows: list[dict[str, Any]]) -> None:
+        if len(self._rows) + len(rows) > ROW_CACHE:
+            self._rows = {}  # the reader asks the server for any it then lacks
+        for row in rows:
+            self._rows[int(row["id"])] = row
 
     def _end(self, why: str) -> None:
         self._ended = why

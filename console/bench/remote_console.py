@@ -11,7 +11,8 @@ would. Prints (never pass/fail):
   (the event's ``at`` is stamped in the committing transaction; one clock, one machine);
 * gaps and repeats: each console's ids against the feed in the store (should be 0 and 0);
 * the server's CPU with the writer alone and with the consoles attached, and the difference
-  per console.
+  per console;
+* the row fetches (``GET wall?ids=``) the consoles made for rows the stream did not carry.
 """
 
 from __future__ import annotations

@@ -543,9 +543,20 @@ class AgentApi:
 
     def _encode(self, batch: list[Event]) -> tuple[bytes, tuple[_Part, ...] | None]:
         """The batch's bytes for a reader of every event, and (only when it holds a whisper)
-        each event's bytes with who may read it, for the other readers."""
+        each event's bytes with who may read it, for the other readers.
+
+        First a ``rows`` event: the wall rows of the conversations the batch touched, read
+        after its events, so a console has every row as new as the events that follow it
+        without asking (``GET wall?ids=`` from each console after each batch cost the server
+        more than the stream itself). No ``id:``: resuming from ``Last-Event-ID`` is the
+        feed's alone.
+        """
         messages = messages_of(self.store, [e.message_id for e in batch if e.message_id])
         out: list[_Part] = []
+        touched = sorted({e.conversation_id for e in batch if e.conversation_id is not None})
+        if touched:
+            rows = {"conversations": wall_rows(self.store, ids=touched)}
+            out.append((f"event: rows\ndata: {_dumps(rows)}\n\n".encode(), None))
         private = False
         for e in batch:
             payload = asdict(e)
