@@ -534,3 +534,28 @@ def test_product_articles_need_the_product_named(bot: EmbeddedBot) -> None:
     named = {c.id: c.rank for c in bot.retrieve("instalment refund late")}
     assert "KB-004" not in plain or plain["KB-004"] <= plain["KB-016"] - 2.0
     assert named and max(named, key=named.__getitem__) in {"KB-004", "KB-002"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how ſoon will it arrive",  # long s: IGNORECASE reads it as "s", lower() does not
+        "I dıdn't follow",  # dotless i
+        "İ want to talk to a human",  # dotted capital I: lower() makes it two characters
+        "WHAT ARE THE FEES? THANKS",
+        "How Long Does A Refund Take",
+        "My Card Doesn't Work, Can I Speak To A Manager Please",
+    ],
+)
+def test_cues_read_lower_cased_text_as_ignorecase_would(text: str) -> None:
+    from console.bot import intents
+
+    cues = intents.detect(text)
+    patterns = intents._IGNORING_CASE
+    assert cues.human == bool(patterns.human.search(text))
+    assert cues.how_long == bool(patterns.how_long.search(text))
+    assert cues.how_much == bool(patterns.how_much.search(text))
+    assert cues.thanks == bool(patterns.thanks.search(text))
+    assert cues.confused == bool(patterns.confused.search(text))
+    assert cues.vague == bool(patterns.vague.search(text))
+    assert any((cues.human, cues.how_long, cues.how_much, cues.confused))

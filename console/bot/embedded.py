@@ -240,9 +240,9 @@ class EmbeddedBot:
             if w not in vocabulary.CHATTER and (w.isalpha() or not any(c.isdigit() for c in w))
         ]
         last_reply = ctx.last_reply_text()
-        if cues.confused and ctx.bot_turns() > 0:
+        if ctx.bot_turns() > 0 and cues.confused:  # a cue is read only when needed
             return self._rephrase(ctx, seed)
-        if cues.missed and ctx.bot_turns() > 0 and self._article_in(last_reply):
+        if ctx.bot_turns() > 0 and cues.missed and self._article_in(last_reply):
             # Our answer did not solve it: say so (a counted fallback) instead of repeating it.
             return BotAnswer(phrases.pick(phrases.MISSED, seed), fallback=True, intent="missed")
         offered = self._offered(last_reply)

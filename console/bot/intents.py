@@ -8,7 +8,8 @@ wins over everything, an injection attempt is removed before anything else is re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
 
 # Asking for a person. "Not a bot" / "real person" / "speak to someone" / "agent please".
 _HUMAN = re.compile(
@@ -103,24 +104,6 @@ _MISSED = re.compile(
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
-@dataclass(frozen=True, slots=True)
-class Cues:
-    """What a customer message is asking for, read before any retrieval."""
-
-    human: bool
-    injection: bool
-    cleaned: str  # the message without its injection sentences
-    greeting: bool
-    thanks: bool
-    vague: bool
-    how_to: bool
-    how_long: bool
-    how_much: bool
-    question: bool
-    confused: bool
-    missed: bool
-
-
 # Words one of the patterns above needs. Scanning for plain substrings is far cheaper than
 # running an alternation at every position of a long complaint, so most texts skip the regex.
 _HUMAN_HINTS = (
@@ -178,11 +161,111 @@ _NOT_A_REQUEST = re.compile(
 )
 
 
-def _asks_for_person(text: str, lowered: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    human: re.Pattern[str]
+    not_a_request: re.Pattern[str]
+    greeting: re.Pattern[str]
+    thanks: re.Pattern[str]
+    vague: re.Pattern[str]
+    how_to: re.Pattern[str]
+    how_long: re.Pattern[str]
+    how_much: re.Pattern[str]
+    confused: re.Pattern[str]
+    missed: re.Pattern[str]
+
+
+_IGNORING_CASE = _Patterns(
+    _HUMAN,
+    _NOT_A_REQUEST,
+    _GREETING,
+    _THANKS,
+    _VAGUE,
+    _HOW_TO,
+    _HOW_LONG,
+    _HOW_MUCH,
+    _CONFUSED,
+    _MISSED,
+)
+# The same patterns without IGNORECASE, for lower-cased text: two to three times cheaper, and
+# the same matches, except for the letters IGNORECASE equates with ASCII ones that lower()
+# leaves alone or lengthens (dotless i, long s, dotted capital I, the Kelvin sign): a text
+# with one of those is read the IGNORECASE way.
+_LOWER_CASE = _Patterns(
+    *(re.compile(getattr(_IGNORING_CASE, field.name).pattern) for field in fields(_Patterns))
+)
+_CASE_SPECIAL = re.compile("[\u0131\u017f\u0130\u212a]")
+
+
+class Cues:
+    """What a customer message is asking for, read before any retrieval.
+
+    ``human``, ``injection``, ``cleaned`` and ``question`` are read at once; the other cues
+    when first asked for (most messages need a few of them), then remembered.
+    """
+
+    def __init__(
+        self, human: bool, injection: bool, cleaned: str, read: str, patterns: _Patterns
+    ) -> None:
+        self.human = human
+        self.injection = injection
+        self.cleaned = cleaned  # the message without its injection sentences
+        self.question = "?" in cleaned
+        self._read = read  # ``cleaned``, lower-cased for :data:`_LOWER_CASE`
+        self._patterns = patterns
+        # Thanks, goodbyes and the actual question open or close a message; in a long one the
+        # middle is the story. "It doesn't work" and "I don't follow" matter only in short ones.
+        self._short = len(cleaned) <= 400
+
+    @cached_property
+    def _edges(self) -> str:
+        read = self._read
+        return read if self._short else f"{read[:200]} {read[-200:]}"
+
+    @cached_property
+    def greeting(self) -> bool:
+        return bool(self._patterns.greeting.search(self._read))
+
+    @cached_property
+    def thanks(self) -> bool:
+        return bool(self._patterns.thanks.search(self._edges))
+
+    @cached_property
+    def vague(self) -> bool:
+        return self._short and bool(self._patterns.vague.search(self._read))
+
+    @cached_property
+    def how_to(self) -> bool:
+        return bool(self._patterns.how_to.search(self._edges))
+
+    @cached_property
+    def how_long(self) -> bool:
+        return bool(self._patterns.how_long.search(self._edges))
+
+    @cached_property
+    def how_much(self) -> bool:
+        return bool(self._patterns.how_much.search(self._edges))
+
+    @cached_property
+    def confused(self) -> bool:
+        return self._short and bool(self._patterns.confused.search(self._read))
+
+    @cached_property
+    def missed(self) -> bool:
+        return self._short and bool(self._patterns.missed.search(self._read))
+
+    def __repr__(self) -> str:
+        names = "human injection cleaned greeting thanks vague how_to how_long how_much question"
+        names += " confused missed"
+        return f"Cues({', '.join(f'{n}={getattr(self, n)!r}' for n in names.split())})"
+
+
+def _asks_for_person(text: str, lowered: str, patterns: _Patterns = _IGNORING_CASE) -> bool:
+    """Whether ``text`` asks for a person; ``text`` is already lower case for :data:`_LOWER_CASE`."""
     if not _has_any(lowered, _HUMAN_HINTS):
         return False
-    for match in _HUMAN.finditer(text):
-        if not _NOT_A_REQUEST.search(text[max(0, match.start() - 40) : match.start()]):
+    for match in patterns.human.finditer(text):
+        if not patterns.not_a_request.search(text[max(0, match.start() - 40) : match.start()]):
             return True
     return False
 
@@ -194,10 +277,13 @@ def _has_any(lowered: str, hints: tuple[str, ...]) -> bool:
     return False
 
 
-def strip_injection(text: str) -> tuple[str, bool]:
-    """The text without sentences that try to instruct the bot, and whether any were found."""
+def strip_injection(text: str, lowered: str | None = None) -> tuple[str, bool]:
+    """The text without sentences that try to instruct the bot, and whether any were found.
+
+    :param lowered: ``text.lower()``, when the caller has it already
+    """
     tagged = "<" in text and bool(_ROLE_TAG.search(text))
-    if not tagged and not _has_any(text.lower(), _INJECTION_HINTS):
+    if not tagged and not _has_any(text.lower() if lowered is None else lowered, _INJECTION_HINTS):
         return text, False
     if tagged:
         text = _ROLE_TAG.sub("\n", text)
@@ -213,27 +299,22 @@ def strip_injection(text: str) -> tuple[str, bool]:
 def detect(text: str) -> Cues:
     """Read the cues of one customer message (any text; at most its first 2,000 characters)."""
     text = text[:2000]
-    cleaned, injection = strip_injection(text)
     lowered = text.lower()
-    # Thanks, goodbyes and the actual question open or close a message; in a long one the
-    # middle is the story. "It doesn't work" and "I don't follow" matter only in short ones.
-    short = len(cleaned) <= 400
-    edges = cleaned if short else f"{cleaned[:200]} {cleaned[-200:]}"
+    cleaned, injection = strip_injection(text, lowered)
+    if _CASE_SPECIAL.search(text) is None:
+        patterns, read, read_cleaned = _LOWER_CASE, lowered, lowered
+        if cleaned != text:
+            read_cleaned = cleaned.lower()
+    else:
+        patterns, read, read_cleaned = _IGNORING_CASE, text, cleaned
     return Cues(
         # Asking for a person is always honoured, even inside a sentence that also tries to
         # instruct the bot: it is a right, not a change of policy.
-        human=_asks_for_person(text, lowered),
-        injection=injection,
-        cleaned=cleaned,
-        greeting=bool(_GREETING.search(cleaned)),
-        thanks=bool(_THANKS.search(edges)),
-        vague=short and bool(_VAGUE.search(cleaned)),
-        how_to=bool(_HOW_TO.search(edges)),
-        how_long=bool(_HOW_LONG.search(edges)),
-        how_much=bool(_HOW_MUCH.search(edges)),
-        question="?" in cleaned,
-        confused=short and bool(_CONFUSED.search(cleaned)),
-        missed=short and bool(_MISSED.search(cleaned)),
+        _asks_for_person(read, lowered, patterns),
+        injection,
+        cleaned,
+        read_cleaned,
+        patterns,
     )
 
 

@@ -178,9 +178,15 @@ class _Question:
     sequence: tuple[str, ...]  # the stems in order, for phrases
 
     @classmethod
-    def of(cls, words: tuple[str, ...], weight: Callable[[str], float]) -> _Question:
-        weights = {stem(w): weight(w) for w in words}
-        return cls(weights, sum(weights.values()) or 1.0, tuple(stem(w) for w in words))
+    def of(cls, words: tuple[str, ...], weight: Callable[[str], tuple[str, float]]) -> _Question:
+        """:param weight: a word's stem and how much it counts (:meth:`Ranker.stem_weight`)"""
+        weights: dict[str, float] = {}
+        sequence = []
+        for w in words:
+            s, counts = weight(w)
+            weights[s] = counts
+            sequence.append(s)
+        return cls(weights, sum(weights.values()) or 1.0, tuple(sequence))
 
 
 def _rank(c: Candidate, top_bm25: float) -> float:
@@ -208,7 +214,11 @@ def _rank_of(
 def _contains(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     """``phrase`` appears in ``sequence`` as consecutive items."""
     n = len(phrase)
-    return any(sequence[i : i + n] == phrase for i in range(len(sequence) - n + 1))
+    first = phrase[0]
+    for i in range(len(sequence) - n + 1):
+        if sequence[i] == first and sequence[i : i + n] == phrase:
+            return True
+    return False
 
 
 class Ranker:
@@ -232,7 +242,7 @@ class Ranker:
         self.version = kb_version
         self._vocab = frozenset().union(*(a.stems for a in self.articles.values()))
         self._bm25 = Bm25Index(listed if fts_order is None else fts_order, WEIGHTS)
-        self._weights: dict[str, float] = {}
+        self._weights: dict[str, tuple[str, float]] = {}
 
     @classmethod
     def load(cls, store: Store) -> Ranker:
@@ -242,9 +252,13 @@ class Ranker:
 
     def weight(self, word: str) -> float:
         """How much a question word counts towards covering the question."""
+        return self.stem_weight(word)[1]
+
+    def stem_weight(self, word: str) -> tuple[str, float]:
+        """The word's stem and :meth:`weight`, remembered per word."""
         found = self._weights.get(word)
         if found is None:
-            found = self._weight(word)
+            found = (stem(word), self._weight(word))
             if len(self._weights) >= _CACHE_WORDS:
                 self._weights.clear()  # a bound: real traffic reuses a few thousand words
             self._weights[word] = found
@@ -295,7 +309,7 @@ class Ranker:
     def _ranked(
         self, hits: Iterable[tuple[str, float]], words: tuple[str, ...]
     ) -> tuple[Candidate, ...]:
-        question = _Question.of(words, self.weight)
+        question = _Question.of(words, self.stem_weight)
         kept = [(article_id, bm25) for article_id, bm25 in hits if article_id in self.articles]
         if not kept:
             return ()
@@ -348,7 +362,7 @@ class Ranker:
         self, ranked: list[Candidate], words: tuple[str, ...], context: Context
     ) -> list[Candidate]:
         have = {c.id for c in ranked}
-        question = _Question.of(words, self.weight)
+        question = _Question.of(words, self.stem_weight)
         # Articles the conversation wants compete even when the question's words miss them.
         for article_id, indexed in self.articles.items():
             if article_id not in have and (
