@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from console.bot import intents, phrases, vocabulary
 from console.bot.types import BotAnswer, BotContext
 from console.kb import Parsed, ensure_loaded, words
 from console.kb.rank import BOT_POOL, Candidate, Indexed, Ranker
-from console.names import first_name
+from console.names import first_name as _first_name
 from store.db import Store, location
 from store.kb import terms
 
@@ -77,6 +78,8 @@ _NEITHER_RE = re.compile(
     re.IGNORECASE,
 )
 _NEITHER = "-"
+# Customers write many messages under one name: each name is read once.
+first_name = lru_cache(maxsize=4096)(_first_name)
 _SHORT_REPLY = 3  # content words; a longer reply is read as a question of its own
 
 
@@ -125,6 +128,27 @@ def _choose(offered: tuple[str, ...], text: str, indexed: list[Indexed]) -> str:
     return offered[0] if scores[0] > scores[1] else offered[1]
 
 
+@dataclass(frozen=True, slots=True)
+class _FactCues:
+    """What :meth:`EmbeddedBot._compose` weighs in an article's facts, read once per article."""
+
+    sensitive: bool  # no cheerful opener
+    repeats_summary: tuple[bool, ...]  # mostly the summary's words again
+    money: tuple[bool, ...]
+    duration: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, indexed: Indexed) -> _FactCues:
+        facts = indexed.parsed.facts
+        summary = indexed.summary_stems
+        return cls(
+            not vocabulary.SENSITIVE_TAGS.isdisjoint(indexed.parsed.tags),
+            tuple(bool(c) and len(c & summary) / len(c) > 0.5 for c in indexed.fact_terms),
+            tuple(bool(_MONEY.search(f)) for f in facts),
+            tuple(bool(_DURATION.search(f)) for f in facts),
+        )
+
+
 class EmbeddedBot:
     """Answers from the knowledge base with no network and no model.
 
@@ -150,6 +174,7 @@ class EmbeddedBot:
         # table; articles loaded later (``tandem kb load``) are known after a restart.
         self.ranker = Ranker.load(conn)
         self._articles = self.ranker.articles
+        self._facts = {a: _FactCues.of(indexed) for a, indexed in self._articles.items()}
         self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -466,25 +491,25 @@ class EmbeddedBot:
         # The same question answered by the same article again: the last answer did not help.
         repeat = asked_again and bool(art.summary) and art.summary in last_reply
         said_before = not repeat and bool(art.summary) and art.summary in last_reply
-        sensitive = not vocabulary.SENSITIVE_TAGS.isdisjoint(art.tags)
+        cues_of = self._facts[article_id]
+        sensitive = cues_of.sensitive
 
         # Words of the article's own topic (its title) say little about which fact is wanted.
         asked = question - indexed.title_stems
         topical = question & indexed.title_stems
-        summary_stems = indexed.summary_stems
         scored: list[tuple[float, int]] = []
+        how_much, how_long = cues.how_much, cues.how_long
         for i, fact in enumerate(art.facts):
             if fact in last_reply:
                 continue  # already said; a repeat question gets what it has not seen yet
             stems = indexed.fact_stems[i]
             score = len(asked & stems) + 0.5 * len(topical & stems)
             score += _POSITION_PRIOR[i] if i < len(_POSITION_PRIOR) else 0.0
-            content = indexed.fact_terms[i]
-            if content and len(content & summary_stems) / len(content) > 0.5:
+            if cues_of.repeats_summary[i]:
                 score -= 1.0  # mostly repeats the summary
-            if cues.how_much and _MONEY.search(fact):
+            if how_much and cues_of.money[i]:
                 score += 1.5
-            if cues.how_long and _DURATION.search(fact):
+            if how_long and cues_of.duration[i]:
                 score += 1.5
             scored.append((score, i))
         scored.sort(key=lambda item: (-item[0], item[1]))
