@@ -39,6 +39,31 @@ _PARAM_IS_NULL = re.compile(r"\?(\s+IS\s+(?:NOT\s+)?NULL\b)", re.IGNORECASE)
 _SCALAR_MINMAX = re.compile(r"\b(max|min)\(\s*([\w.]+)\s*,\s*([\w.]+)\s*\)", re.IGNORECASE)
 _CAST_INTEGER = re.compile(r"CAST\(([^()]+)\s+AS\s+INTEGER\)", re.IGNORECASE)
 _ON_CONFLICT = re.compile(r"\bON\s+CONFLICT\b", re.IGNORECASE)
+
+#: The advisory lock an event's insert takes before drawing its id (store/pg.py explains why).
+FEED_LOCK = 0x54616E64656E
+_EVENT_INSERT = re.compile(
+    r"^(\s*INSERT\s+INTO\s+events\s*\()([^)]*\)\s*VALUES\s*\()", re.IGNORECASE
+)
+# The id of a new event, drawn only once this transaction holds the feed lock (then held to
+# its commit), so ids become visible in the order they were drawn. A materialized CTE is
+# always run before the select that reads it; the column's own default would be drawn
+# before any lock could be taken.
+_EVENT_ID = (
+    f"(WITH feed_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({FEED_LOCK}))"
+    " SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM feed_lock)"
+)
+
+
+def _event_id(sql: str) -> str:
+    """An ``INSERT INTO events (...) VALUES (...)`` that names no id draws it under the feed
+    lock; one that gives its own ids (``db copy``) is left alone."""
+    match = _EVENT_INSERT.match(sql)
+    if match is None or re.search(r"\bid\b", match.group(2).split(")", 1)[0], re.IGNORECASE):
+        return sql
+    return f"{match.group(1)}id, {match.group(2)}{_EVENT_ID}, {sql[match.end() :]}"
+
+
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
@@ -183,7 +208,7 @@ def translate(sql: str, id_tables: frozenset[str] = frozenset()) -> Translated:
         one returns the new id (``lastrowid``) and reports a unique-index conflict as an
         ``IntegrityError`` without aborting the transaction
     """
-    text = sql.strip().rstrip(";")
+    text = _event_id(sql.strip().rstrip(";"))
     ignore = False
     if _INSERT_OR_IGNORE.match(text):
         text = _INSERT_OR_IGNORE.sub("INSERT INTO", text, count=1)

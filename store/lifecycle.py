@@ -415,7 +415,7 @@ def add_customer_message(
     """
     text = _text(text)
     idempotency_key = optional_key(idempotency_key, "idempotency_key", 200)
-    with store.write() as conn:
+    with store.write(conversation=conversation_id) as conn:
         at = _stamp(at)
         state, _owner = _load(conn, conversation_id)
         if idempotency_key is not None:
@@ -527,7 +527,7 @@ def bot_reply(
     # The ownership check is the conversation's UPDATE itself (WHERE state = 'bot'), which
     # also stores the verdict: a reply is 4 statements, not 7 (the hub posts one per message).
     sets, params = _triage_columns(triage) if triage is not None else ("", ())
-    with store.write() as conn:
+    with store.write(conversation=conversation_id) as conn:
         at = _stamp(at)
         cur = conn.execute(
             "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
@@ -596,7 +596,7 @@ def record_triage(
 
     :return: whether the conversation's level, score or reasons changed
     """
-    with store.write() as conn:
+    with store.write(conversation=conversation_id) as conn:
         at = _stamp(at)
         _load(conn, conversation_id)
         changed = _apply_triage(conn, conversation_id, message_id, mark)
@@ -660,7 +660,7 @@ def escalate(
         raise InvalidInput("an escalation needs at least one reason")
     by = _name(by, "by")
     message = _text(message) if message else None
-    with store.write() as conn:
+    with store.write(conversation=conversation_id) as conn:
         at = _stamp(at)
         state, owner = _load(conn, conversation_id)
         _require(ESCALATE, conversation_id, state, owner, "escalate")

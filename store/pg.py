@@ -5,13 +5,24 @@ store's SQLite SQL (store/dialect.py rewrites each statement once) and answers l
 ``sqlite3``: rows index by position and by name, ``lastrowid`` is the new row's id, a unique
 conflict raises ``sqlite3.IntegrityError``. So every store function runs unchanged.
 
-Single writer, as on SQLite: every write transaction first takes one transaction-scoped
-advisory lock. Why not per-row locks or SERIALIZABLE: the lifecycle's moves are "read the
-state, check the move, write", and the feed's ids must become visible in id order (a follower
-reads ``id > cursor`` and must never skip a row that commits later with a smaller id). One
-lock gives both exactly as ``BEGIN IMMEDIATE`` does, with no retry loop on serialization
-failures; a write transaction is a few statements long, so the lock is held for a
-millisecond or two. Readers never take it (PostgreSQL's MVCC).
+Writers take transaction-scoped advisory locks, three of them:
+
+- the write lock: an ordinary ``store.write()`` holds it exclusively, so it runs alone, as
+  under SQLite's ``BEGIN IMMEDIATE`` (the lifecycle's moves are "read the state, check the
+  move, write", and routing reads many conversations at once);
+- a conversation's lock: ``store.write(conversation=cid)``, for a transaction that touches
+  one conversation only (the hub's bot replies and escalations, a customer's message), holds
+  the write lock *shared* and the conversation's lock exclusively. Such transactions on
+  different conversations run side by side; one on the same conversation, or any ordinary
+  write, waits. Why not per-row locks or SERIALIZABLE everywhere: every store function would
+  need its reads reviewed and a retry loop on serialization failures; the scope is declared
+  only where it was reviewed, and everything else keeps the simple exclusive rule.
+- the feed lock, taken by each ``INSERT INTO events`` itself just before the new id is drawn
+  (store/dialect.py), and held to the commit: the feed's ids become visible in id order (a
+  follower reads ``id > cursor`` and must never skip a row that commits later with a smaller
+  id), while the rest of those transactions' work overlaps.
+
+Readers never take any of them (PostgreSQL's MVCC).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg import pq
 from psycopg.adapt import Loader
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -35,8 +47,12 @@ from store.db import Params, Store
 from store.dialect import translate
 from store.errors import DatabaseUnavailable, InvalidInput, ReadOnly
 
-#: The advisory lock every write transaction holds (any constant; "Tandem" in ASCII).
+#: The advisory lock every write transaction holds, exclusively unless it is scoped to one
+#: conversation (any constant; "Tandem" in ASCII).
 WRITE_LOCK = 0x54616E64656D
+#: The first key of a conversation's lock (the two-key form: a space apart from the others);
+#: the second is the conversation id folded into 32 bits (two sharing one only wait longer).
+CONVERSATION_LOCKS = 0x546E
 #: The channel the feed's trigger notifies on each committed insert into ``events``.
 FEED_CHANNEL = "tandem_feed"
 #: A follower reads the feed at least this often even without a notification (one is lost
@@ -44,7 +60,16 @@ FEED_CHANNEL = "tandem_feed"
 FEED_RESCAN_S = 1.0
 
 _BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+_BEGIN_SCOPED = (
+    f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}),"
+    f" pg_advisory_xact_lock({CONVERSATION_LOCKS}, {{key}})"
+)
 _NOT_UNICODE = "text is not valid Unicode (it holds a lone surrogate)"
+
+
+def _lock_key(conversation_id: int) -> int:
+    """``conversation_id`` as the signed 32-bit second key of its advisory lock."""
+    return (conversation_id + 2**31) % 2**32 - 2**31
 
 
 def redacted(url: str) -> str:
@@ -94,11 +119,12 @@ def _row_class(names: tuple[str, ...]) -> type[Row]:
 
 
 def _rows(cursor: psycopg.Cursor[Any]) -> RowMaker[Row]:
-    description = cursor.description
-    if description is None:
-        return lambda values: Row(values)
-    cls = _row_class(tuple(col.name for col in description))
-    return lambda values: cls(values)
+    # The names straight from the result: cursor.description builds a Column object per
+    # column, a fifth of a short query's cost in the client.
+    result = cursor.pgresult
+    if result is None or not result.nfields:
+        return Row
+    return _row_class(tuple((result.fname(i) or b"").decode() for i in range(result.nfields)))
 
 
 class _NumericLoader(Loader):
@@ -112,52 +138,90 @@ class _NumericLoader(Loader):
             return float(text)
 
 
-class _Inserted:
-    """What ``execute`` returns for an ``INSERT`` whose new id was asked back."""
+class _Result:
+    """What ``execute`` returns: reads like a ``sqlite3.Cursor`` whose rows are all fetched
+    (the connection's one cursor is reused by the next statement)."""
 
-    __slots__ = ("lastrowid", "rowcount")
+    __slots__ = ("_next", "_rows", "lastrowid", "rowcount")
 
-    def __init__(self, lastrowid: int | None, rowcount: int) -> None:
-        self.lastrowid = lastrowid
+    def __init__(self, rows: list[Row], rowcount: int, lastrowid: int | None = None) -> None:
+        self._rows = rows
+        self._next = 0
         self.rowcount = rowcount
+        self.lastrowid = lastrowid
 
-    def fetchone(self) -> None:
-        return None
+    def fetchone(self) -> Row | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
 
     def fetchall(self) -> list[Row]:
-        return []
+        rest = self._rows[self._next :] if self._next else self._rows
+        self._next = len(self._rows)
+        return rest
 
     def __iter__(self) -> Iterator[Row]:
-        return iter(())
+        return iter(self.fetchall())
+
+
+_NO_ROWS: list[Row] = []
 
 
 class Connection:
     """A psycopg connection that takes the store's SQLite statements (see the module doc)."""
 
     def __init__(self, raw: psycopg.Connection[Row], id_tables: frozenset[str]) -> None:
-        self.raw = raw
+        self._raw = raw
+        self._cursor: psycopg.Cursor[Row] | None = None
         self.id_tables = id_tables
         self.in_transaction = False
+
+    @property
+    def raw(self) -> psycopg.Connection[Row]:
+        """The psycopg connection (replaced after a lost one, see ``PostgresStore._live``)."""
+        return self._raw
+
+    @raw.setter
+    def raw(self, raw: psycopg.Connection[Row]) -> None:
+        self._raw = raw
+        self._cursor = None
 
     def execute(self, sql: str, params: Params = ()) -> Any:
         """Run one statement; the result reads like a ``sqlite3.Cursor``."""
         t = translate(sql, self.id_tables)
+        cur = self._cursor
+        if cur is None:
+            # One cursor for every statement: making one per statement was a quarter of a
+            # short statement's cost in the client, and each result is fetched at once.
+            cur = self._cursor = self._raw.cursor()
         try:
-            cur = self.raw.execute(t.sql, params or None, prepare=None)
+            cur.execute(t.sql, params or None, prepare=None)
             if t.id_table is None:
-                return cur
+                result = cur.pgresult
+                if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+                    return _Result(_NO_ROWS, cur.rowcount)
+                return _Result(cur.fetchall(), cur.rowcount)
             row = cur.fetchone()
         except psycopg.Error as exc:
             raise _mapped(exc) from None
         if row is None and t.conflict_is_error:
             raise sqlite3.IntegrityError(f"UNIQUE constraint failed: {t.id_table}")
-        return _Inserted(None if row is None else int(row[0]), cur.rowcount)
+        return _Result(_NO_ROWS, cur.rowcount, None if row is None else int(row[0]))
+
+    def stream(self, sql: str, params: Params = ()) -> Iterator[Row]:
+        """The rows of one query, made one by one (a scan too big for a list of rows)."""
+        try:
+            cur = self._raw.execute(translate(sql, self.id_tables).sql, params or None)
+        except psycopg.Error as exc:
+            raise _mapped(exc) from None
+        return iter(cur)
 
     def executemany(self, sql: str, rows: Any) -> None:
         """Run one statement for each parameter row (one round trip per batch, pipelined)."""
         t = translate(sql, frozenset())
         try:
-            with self.raw.cursor() as cur:
+            with self._raw.cursor() as cur:
                 cur.executemany(t.sql, rows)
         except psycopg.Error as exc:
             raise _mapped(exc) from None
@@ -179,6 +243,8 @@ def _mapped(exc: psycopg.Error) -> Exception:
         return InvalidInput("text holds a character PostgreSQL cannot store (a NUL byte)")
     if isinstance(exc, psycopg.DataError) and "0x00" in str(exc):
         return InvalidInput("text holds a character PostgreSQL cannot store (a NUL byte)")
+    if isinstance(exc, pgerrors.DeadlockDetected):
+        return DatabaseUnavailable("two writers waited for each other; nothing was written")
     if isinstance(exc, psycopg.OperationalError):
         return DatabaseUnavailable(f"the database server is unreachable: {_first_line(exc)}")
     return exc
@@ -297,16 +363,24 @@ class PostgresStore(Store):
         self._give_back()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the write lock: commit on success, roll back on error."""
+    def write(self, conversation: int | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the write lock: commit on success, roll back on error.
+
+        :param conversation: it touches this conversation only: the write lock is held
+            shared and the conversation's exclusively (see the module doc)
+        """
         if self.readonly:
             raise ReadOnly(f"{self.path} was opened read-only")
         conn = self._live()
         raw = conn.raw
+        if conversation is None:
+            begin = _BEGIN_LOCKED
+        else:
+            begin = _BEGIN_SCOPED.format(key=_lock_key(int(conversation)))
         try:
-            # One round trip for both (no parameters: sent as one simple query).
+            # One round trip for BEGIN and the locks (no parameters: one simple query).
             conn.in_transaction = True
-            raw.execute(_BEGIN_LOCKED)
+            raw.execute(begin)
         except psycopg.Error as exc:
             self._rollback()
             raise _mapped(exc) from None
@@ -373,8 +447,11 @@ class PostgresStore(Store):
         return cast(list[sqlite3.Row], self._execute(sql, params).fetchall())
 
     def rows(self, sql: str, params: Params = ()) -> Iterator[sqlite3.Row]:
-        """Run a read query and yield its rows."""
-        yield from self._execute(sql, params)
+        """Run a read query and yield its rows one by one."""
+        try:
+            yield from cast(Iterator[sqlite3.Row], self._live().stream(sql, params))
+        except UnicodeEncodeError:
+            raise InvalidInput(_NOT_UNICODE) from None
 
     def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a read query and return the first row or ``None``."""
