@@ -559,3 +559,21 @@ def test_cues_read_lower_cased_text_as_ignorecase_would(text: str) -> None:
     assert cues.confused == bool(patterns.confused.search(text))
     assert cues.vague == bool(patterns.vague.search(text))
     assert any((cues.human, cues.how_long, cues.how_much, cues.confused))
+
+
+def test_the_bot_answers_from_articles_loaded_while_it_runs(tmp_path: Path) -> None:
+    from console.kb import load_bundled
+    from store.kb import KbArticle, upsert_articles
+
+    question = "what colour are the lime coloured cards"
+    with Store(tmp_path / "kb.db") as store:
+        bot = EmbeddedBot(store, kb_check_every=0.0)
+        before = bot.answer_sync(BotContext(1, "Sam", [{"role": "customer", "text": question}]))
+        assert "X-1" not in before.kb_ids
+        article = KbArticle("X-1", "Lime coloured cards", "Lime coloured cards are green.", "lime")
+        upsert_articles(store, [article])
+        after = bot.answer_sync(BotContext(2, "Sam", [{"role": "customer", "text": question}]))
+        assert after.kb_ids == ["X-1"] and "green" in after.text
+        load_bundled(store)  # the bundled set again: X-1 is gone
+        again = bot.answer_sync(BotContext(3, "Sam", [{"role": "customer", "text": question}]))
+        assert "X-1" not in again.kb_ids and bot.article("X-1") is None

@@ -13,7 +13,8 @@ How one customer message is answered (first match wins):
    one of the two), or an honest "I don't know" for "neither";
 5. greetings, thanks and "that's all" -> a short reply (``resolve`` when the customer closes);
 6. too vague to search ("it doesn't work", "my card") -> a clarifying question;
-7. retrieval (FTS5 bm25, then a check of how much of the question the article covers):
+7. retrieval (FTS5's bm25, computed in process: :mod:`store.kb_bm25`; then a check of how
+   much of the question the article covers):
    nothing reliable -> an honest "I don't know" (``fallback``); a best article that does not
    lead the runner-up clearly (see :func:`_margin_needed`), or two equally good articles for
    a one-word question -> ask which one; else an answer built from the article's summary
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,7 +43,7 @@ from console.kb import Parsed, ensure_loaded, words
 from console.kb.rank import BOT_POOL, Candidate, Indexed, Ranker
 from console.names import first_name as _first_name
 from store.db import Store, location
-from store.kb import terms
+from store.kb import terms, version
 
 # Writers put the most useful facts first: a small head start for the first two.
 _POSITION_PRIOR = (0.5, 0.25)
@@ -149,18 +152,41 @@ class _FactCues:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Kb:
+    """The articles the bot answers from, as of one version of the knowledge base."""
+
+    ranker: Ranker
+    facts: dict[str, _FactCues]
+    # Retrieval results per question (questions repeat a lot); one cache per version.
+    retrieve: Callable[[tuple[str, ...], int], tuple[Candidate, ...]]
+
+    @classmethod
+    def load(cls, store: Store, cache_size: int) -> _Kb:
+        ranker = Ranker.load(store)
+        return cls(
+            ranker,
+            {a: _FactCues.of(indexed) for a, indexed in ranker.articles.items()},
+            lru_cache(maxsize=cache_size)(ranker.rank_in_process),
+        )
+
+
 class EmbeddedBot:
     """Answers from the knowledge base with no network and no model.
 
     :param store: the database path (the bot opens one connection per thread) or an open
         :class:`~store.Store` to use from the calling thread only
     :param cache_size: retrieval results remembered (questions repeat a lot)
+    :param kb_check_every: seconds between checks whether the articles changed (``tandem kb
+        load``); a change rebuilds the bot's index of them
     """
 
     engine = "embedded"
     model: str | None = None
 
-    def __init__(self, store: Store | str | Path, *, cache_size: int = 8192) -> None:
+    def __init__(
+        self, store: Store | str | Path, *, cache_size: int = 8192, kb_check_every: float = 2.0
+    ) -> None:
         self._local = threading.local()
         if isinstance(store, Store):
             self._shared: Store | None = store
@@ -170,12 +196,13 @@ class EmbeddedBot:
             self.path = location(store)
         conn = self._store()
         ensure_loaded(conn)
-        # Built once: the bot answers thousands of messages a second and does not re-check the
-        # table; articles loaded later (``tandem kb load``) are known after a restart.
-        self.ranker = Ranker.load(conn)
-        self._articles = self.ranker.articles
-        self._facts = {a: _FactCues.of(indexed) for a, indexed in self._articles.items()}
-        self._retrieve = lru_cache(maxsize=cache_size)(self._retrieve_uncached)
+        # The bot answers thousands of messages a second without a query: its index of the
+        # articles is built once per version of them, which it reads every few seconds.
+        self._cache_size = cache_size
+        self._kb = _Kb.load(conn, cache_size)
+        self._kb_check_every = kb_check_every
+        self._kb_checked = time.monotonic()
+        self._kb_lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------
     def _store(self) -> Store:
@@ -186,6 +213,32 @@ class EmbeddedBot:
             store = Store(self.path)
             self._local.store = store
         return store
+
+    def _fresh(self) -> _Kb:
+        """The index of today's articles: rebuilt when their version changed since the last check."""
+        now = time.monotonic()
+        if now - self._kb_checked >= self._kb_check_every:
+            self._kb_checked = now
+            store = self._store()
+            if version(store) != self._kb.ranker.version:
+                with self._kb_lock:
+                    if version(store) != self._kb.ranker.version:
+                        self._kb = _Kb.load(store, self._cache_size)
+        return self._kb
+
+    def _current(self) -> _Kb:
+        # The index an answer started with, to its end, even if another thread swaps it.
+        kb: _Kb | None = getattr(self._local, "kb", None)
+        return self._kb if kb is None else kb
+
+    @property
+    def ranker(self) -> Ranker:
+        """The ranker over the articles the bot answers from."""
+        return self._current().ranker
+
+    @property
+    def _articles(self) -> dict[str, Indexed]:
+        return self._current().ranker.articles
 
     def article(self, article_id: str) -> Parsed | None:
         """The parsed article (for the LLM prompt and tests)."""
@@ -198,10 +251,7 @@ class EmbeddedBot:
         :param pool: how many search hits to rank (and at most return)
         """
         question = tuple(terms(text))
-        return list(self._retrieve(question, max(1, pool))) if question else []
-
-    def _retrieve_uncached(self, question: tuple[str, ...], pool: int) -> tuple[Candidate, ...]:
-        return self.ranker.rank_in_process(question, pool)
+        return list(self._current().retrieve(question, max(1, pool))) if question else []
 
     def _article_in(self, reply: str) -> str | None:
         """The article a previous bot reply was built from, if any."""
@@ -245,6 +295,13 @@ class EmbeddedBot:
 
     def answer_sync(self, ctx: BotContext) -> BotAnswer:
         """Answer the newest customer message of ``ctx``; never raises on odd text."""
+        self._local.kb = self._fresh()
+        try:
+            return self._answer(ctx)
+        finally:
+            self._local.kb = None
+
+    def _answer(self, ctx: BotContext) -> BotAnswer:
         text = ctx.last_customer_text()
         seed = ctx.conversation_id * 31 + ctx.bot_turns()
         # The name once, in the first reply; not after an agent has been talking with them.
@@ -491,7 +548,7 @@ class EmbeddedBot:
         # The same question answered by the same article again: the last answer did not help.
         repeat = asked_again and bool(art.summary) and art.summary in last_reply
         said_before = not repeat and bool(art.summary) and art.summary in last_reply
-        cues_of = self._facts[article_id]
+        cues_of = self._current().facts[article_id]
         sensitive = cues_of.sensitive
 
         # Words of the article's own topic (its title) say little about which fact is wanted.

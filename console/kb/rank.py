@@ -1,7 +1,10 @@
 """The knowledge-base ranker: one order of articles for the bot, drafts and the console's search.
 
-A question is ranked in two steps. FTS5 bm25 (:func:`store.kb.search_scores`) finds a pool of
-articles sharing words with it; then each is scored by how much of the question it covers:
+A question is ranked in two steps. FTS5 bm25 finds a pool of articles sharing words with it
+(the console's search and drafts ask the store, :func:`store.kb.search_scores`, which on
+PostgreSQL is its own ``ts_rank``; the bot computes SQLite's bm25 in process on either
+engine, :class:`store.kb_bm25.Bm25Index`, with no query per message); then each is scored
+by how much of the question it covers:
 
     rank = matched + 0.8 * bm25 / best bm25 + title_hits + phrase_hits - off_product
 
