@@ -31,6 +31,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, cast
@@ -299,6 +300,22 @@ def _id_tables(raw: psycopg.Connection[Any]) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
+class _Lease:
+    """A store's connection from the pool, given back once (by close() or the finalizer)."""
+
+    __slots__ = ("pool", "raw")
+
+    def __init__(self, pool: ConnectionPool[Any], raw: psycopg.Connection[Any]) -> None:
+        self.pool = pool
+        self.raw: psycopg.Connection[Any] | None = raw
+
+    def give_back(self) -> None:
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            with suppress(Exception):
+                self.pool.putconn(raw)
+
+
 class PostgresStore(Store):
     """:class:`store.db.Store` on a PostgreSQL server: ``Store("postgresql://...")`` is one.
 
@@ -325,7 +342,10 @@ class PostgresStore(Store):
                 f"{self.path}: cannot connect to the database server"
                 f" ({_pool_error(self._pool) or 'timed out'})"
             ) from None
-        self._raw: psycopg.Connection[Any] | None = raw
+        # A store dropped without close() gives its connection back when it is collected;
+        # otherwise each one would hold a pool slot until the process ends.
+        self._lease = _Lease(self._pool, raw)
+        weakref.finalize(self, self._lease.give_back)
         try:
             from store.migrations_pg import migrate as run_migrations
             from store.migrations_pg import pending
@@ -348,10 +368,7 @@ class PostgresStore(Store):
             raise
 
     def _give_back(self) -> None:
-        raw, self._raw = self._raw, None
-        if raw is not None:
-            with suppress(Exception):
-                self._pool.putconn(raw)
+        self._lease.give_back()
 
     @property
     def pg(self) -> Connection:
@@ -421,10 +438,7 @@ class PostgresStore(Store):
         conn = self.pg
         if not conn.raw.closed or conn.in_transaction:
             return conn
-        old, self._raw = self._raw, None
-        if old is not None:
-            with suppress(Exception):
-                self._pool.putconn(old)  # the pool discards a closed connection
+        self._lease.give_back()  # the pool discards a closed connection
         try:
             raw = self._pool.getconn()
         except PoolTimeout:
@@ -432,7 +446,7 @@ class PostgresStore(Store):
                 f"{self.path}: the connection to the database server was lost and no new one"
                 f" could be made ({_pool_error(self._pool) or 'timed out'})"
             ) from None
-        self._raw = conn.raw = raw
+        self._lease.raw = conn.raw = raw
         self._listening = False  # LISTEN went with the old session; feed_changed() says True
         return conn
 

@@ -1,4 +1,4 @@
-"""What the store accepts as text: valid Unicode, not empty, not too long.
+"""What the store accepts as text: valid Unicode without NUL, not empty, not too long.
 
 Python strings can hold lone surrogates (``"\\ud800"`` from a JSON escape, ``"\\udcff"`` from
 an argv byte that is not UTF-8); SQLite cannot store them and ``sqlite3`` fails with a
@@ -35,10 +35,17 @@ def unicode_problem(text: str, *, from_bytes: bool = True) -> str | None:
 
 
 def valid_unicode(text: str, what: str) -> str:
-    """``text`` unchanged, or :class:`InvalidInput` naming ``what`` when it is not valid Unicode."""
+    """``text`` unchanged, or :class:`InvalidInput` naming ``what`` when it is not valid Unicode
+    or holds a NUL character."""
     problem = unicode_problem(text)
     if problem:
         raise InvalidInput(f"{what} {problem}")
+    if "\x00" in text:
+        # PostgreSQL's text cannot hold U+0000 and SQLite's can: refused on both, so a store
+        # never keeps what the other would refuse (and no chat or name needs one).
+        raise InvalidInput(
+            f"{what} holds a NUL character (U+0000 at character {text.index(chr(0))})"
+        )
     return text
 
 

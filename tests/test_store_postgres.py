@@ -22,7 +22,7 @@ from store import lifecycle as lc
 from store.dialect import translate
 from store.feed import Follower
 from store.migrations import migrations
-from store.pg import WRITE_LOCK, PostgresStore
+from store.pg import WRITE_LOCK, PostgresStore, close_pool
 
 
 def _sqlite_columns(path: Path) -> dict[str, list[str]]:
@@ -250,11 +250,33 @@ def test_a_lost_connection_is_one_failed_call_then_a_new_connection(pg_server: P
     assert store.one("SELECT pg_backend_pid()")[0] != pid
 
 
-def test_a_nul_character_is_refused_in_words_not_a_crash(pg_server: PgServer) -> None:
-    # PostgreSQL's text cannot hold U+0000 (SQLite's can): one sentence, nothing stored.
-    store = Store(pg_server.new_database())
+def test_a_nul_character_is_refused_in_words_on_both_backends(store: Store) -> None:
+    # PostgreSQL's text cannot hold U+0000 and SQLite's can: both refuse it in one sentence,
+    # so what one store keeps the other (and `db copy`) can always keep too.
     cid = lc.open_conversation(store, "Maya")
-    with pytest.raises(InvalidInput, match="NUL"):
+    with pytest.raises(InvalidInput, match="NUL character"):
         lc.add_customer_message(store, cid, "hello\x00there")
+    with pytest.raises(InvalidInput, match="NUL character"):
+        lc.add_customer_message(store, cid, "hi", idempotency_key="k\x00")
+    with pytest.raises(InvalidInput, match="NUL character"):
+        lc.open_conversation(store, "Ma\x00ya")
     assert store.one("SELECT count(*) FROM messages")[0] == 0
     assert lc.add_customer_message(store, cid, "hello there").message_id > 0
+
+
+def test_a_store_dropped_without_close_gives_its_connection_back(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_PG_POOL", "2")
+    monkeypatch.setenv("TANDEM_PG_CONNECT_TIMEOUT", "5")
+    url = pg_server.new_database()
+    try:
+        for n in range(5):  # more stores than the pool has connections
+            dropped = Store(url)
+            lc.open_conversation(dropped, f"customer {n}")
+            del dropped
+        with Store(url) as store:
+            assert store.one("SELECT count(*) FROM conversations")[0] == 5
+    finally:
+        close_pool(url)
+        pg_server.release(url)
