@@ -83,6 +83,21 @@ _NEITHER_RE = re.compile(
 _NEITHER = "-"
 # Customers write many messages under one name: each name is read once.
 first_name = lru_cache(maxsize=4096)(_first_name)
+
+
+def _name(ctx: BotContext) -> str:
+    """The name to greet with: only in the first reply, not after an agent has been talking.
+
+    Read only by the replies that use it (a greeting, a closing, an answer's opener).
+    """
+    return first_name(ctx.customer_name) if not ctx.last_reply_text() else ""
+
+
+def _with_name(ctx: BotContext) -> str:
+    name = _name(ctx)
+    return f", {name}" if name else ""
+
+
 _SHORT_REPLY = 3  # content words; a longer reply is read as a question of its own
 
 
@@ -304,11 +319,8 @@ class EmbeddedBot:
     def _answer(self, ctx: BotContext) -> BotAnswer:
         text = ctx.last_customer_text()
         seed = ctx.conversation_id * 31 + ctx.bot_turns()
-        # The name once, in the first reply; not after an agent has been talking with them.
-        name = first_name(ctx.customer_name) if not ctx.last_reply_text() else ""
-        with_name = f", {name}" if name else ""
         if not text.strip():
-            return self._greeting(ctx, seed, name)
+            return self._greeting(ctx, seed)
         cues = intents.detect(text)
         if cues.human:
             return BotAnswer(
@@ -336,9 +348,7 @@ class EmbeddedBot:
                 return BotAnswer(phrases.pick(options, seed), fallback=True, intent="fallback")
             if chosen:
                 previous = intents.strip_injection(ctx.previous_customer_text())[0]
-                return self._compose(
-                    ctx, cues, f"{previous} {cues.cleaned}", chosen, seed, name, False
-                )
+                return self._compose(ctx, cues, f"{previous} {cues.cleaned}", chosen, seed, False)
         if not content or (
             cues.thanks
             and not cues.question
@@ -351,7 +361,7 @@ class EmbeddedBot:
                 for w in content
             )
         ):
-            return self._no_question(ctx, cues, seed, name, with_name, last_reply)
+            return self._no_question(ctx, cues, seed, last_reply)
 
         specific = [
             w
@@ -419,15 +429,13 @@ class EmbeddedBot:
         asked_again = bool(previous_terms) and len(
             {words.stem(w) for w in content} & previous_terms
         ) >= max(1, len(content) // 2)
-        return self._compose(ctx, cues, query, best.id, seed, name, asked_again)
+        return self._compose(ctx, cues, query, best.id, seed, asked_again)
 
     def _no_question(
         self,
         ctx: BotContext,
         cues: intents.Cues,
         seed: int,
-        name: str,
-        with_name: str,
         last_reply: str,
     ) -> BotAnswer:
         """Small talk: thanks and goodbyes, greetings, acknowledgements, "it doesn't work"."""
@@ -439,12 +447,12 @@ class EmbeddedBot:
             or (intents.is_bare_no(cues.cleaned) and ctx.bot_turns() > 0)
         ):
             return BotAnswer(
-                phrases.pick(phrases.CLOSINGS, seed).format(name=with_name),
+                phrases.pick(phrases.CLOSINGS, seed).format(name=_with_name(ctx)),
                 resolve=True,
                 intent="closing",
             )
         if cues.greeting:
-            return self._greeting(ctx, seed, name)
+            return self._greeting(ctx, seed)
         if cues.vague:
             return BotAnswer(phrases.CLARIFY_DEFAULT, intent="clarify")
         if ctx.bot_turns() > 0 and not phrases.is_clarifying(last_reply):
@@ -523,8 +531,9 @@ class EmbeddedBot:
         )
         return BotAnswer(text, kb_ids=[article_id], intent="steps")
 
-    def _greeting(self, ctx: BotContext, seed: int, name: str) -> BotAnswer:
+    def _greeting(self, ctx: BotContext, seed: int) -> BotAnswer:
         if not ctx.last_reply_text():
+            name = _name(ctx)
             return BotAnswer(
                 phrases.pick(phrases.GREETINGS_FIRST, seed).format(name=f" {name}" if name else ""),
                 intent="greeting",
@@ -538,7 +547,6 @@ class EmbeddedBot:
         query: str,
         article_id: str,
         seed: int,
-        name: str,
         asked_again: bool,
     ) -> BotAnswer:
         indexed = self._articles[article_id]
@@ -594,7 +602,7 @@ class EmbeddedBot:
                 opener = ""  # no cheerful "Hi Maya!" before condolences or a scam
             elif empathic:
                 opener = phrases.pick(phrases.EMPATHY, seed)
-            elif name:
+            elif name := _name(ctx):
                 opener = f"Hi {name}! "
             else:
                 opener = phrases.pick(phrases.OPENERS, seed)
