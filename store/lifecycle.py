@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from store.accounts import account_role, check_active, person_name, role_of
@@ -499,6 +499,19 @@ def _reopen(
     return route.state
 
 
+@dataclass(frozen=True, slots=True)
+class BotReply:
+    """One reply of the bot, as :func:`bot_reply` takes it (for :func:`bot_replies`)."""
+
+    conversation_id: int
+    text: str
+    reply_to: int | None = None
+    fallback: bool = False
+    meta: dict[str, Any] | None = None
+    triage: TriageMark | None = None
+    llm_fallback: bool = False
+
+
 def bot_reply(
     store: Store,
     conversation_id: int,
@@ -523,57 +536,103 @@ def bot_reply(
     :param llm_fallback: the LLM's answer was not used for this turn (counted per conversation)
     :raises NotOwner: the conversation is waiting, with an agent or resolved
     """
-    text = _text(text)
+    reply = BotReply(conversation_id, _text(text), reply_to, fallback, meta, triage, llm_fallback)
+    with store.write(conversation=conversation_id) as conn:
+        return _post_bot_reply(conn, reply, _stamp(at))
+
+
+#: What :func:`bot_replies` gives for a reply the store refused.
+Refusal = InvalidInput | InvalidTransition | NotFound
+
+
+def bot_replies(store: Store, replies: list[BotReply]) -> list[int | Refusal]:
+    """Post several bot replies in one transaction, each with its own checks.
+
+    Each reply is what :func:`bot_reply` would do, under a savepoint: one refused (an agent
+    claimed the conversation, the message was answered already, an empty text) is undone
+    alone and given back as its exception, and the others are posted. One commit for many
+    replies is most of the saving: the commit, not the statements, is what a reply costs.
+
+    :return: per reply, in order: the new message's id, or the refusal
+    :raises DatabaseUnavailable: the transaction failed as a whole: none was posted
+    """
+    results: list[int | Refusal] = []
+    todo: list[tuple[int, BotReply]] = []
+    for i, reply in enumerate(replies):
+        try:
+            text = _text(reply.text)
+        except InvalidInput as exc:
+            results.append(exc)
+            continue
+        results.append(0)
+        todo.append((i, reply if text is reply.text else replace(reply, text=text)))
+    if not todo:
+        return results
+    # Not scoped to one conversation (store.write's ``conversation``): on PostgreSQL the group
+    # holds the write lock alone, as any write of several conversations must.
+    with store.write() as conn:
+        for i, reply in todo:
+            conn.execute("SAVEPOINT bot_reply")
+            try:
+                results[i] = _post_bot_reply(conn, reply, _stamp(None))
+            except (InvalidInput, InvalidTransition, NotFound) as exc:
+                conn.execute("ROLLBACK TO bot_reply")
+                results[i] = exc
+            conn.execute("RELEASE bot_reply")
+    return results
+
+
+def _post_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int:
+    conversation_id, triage, reply_to = reply.conversation_id, reply.triage, reply.reply_to
     # The ownership check is the conversation's UPDATE itself (WHERE state = 'bot'), which
     # also stores the verdict: a reply is 4 statements, not 7 (the hub posts one per message).
     sets, params = _triage_columns(triage) if triage is not None else ("", ())
-    with store.write(conversation=conversation_id) as conn:
-        at = _stamp(at)
-        cur = conn.execute(
-            "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
-            " updated_at = ?, bot_fallbacks = bot_fallbacks + ?, llm_fallbacks = llm_fallbacks + ?"
-            f"{', ' + sets if sets else ''} WHERE id = ? AND state = ?",
-            (
-                at,
-                at,
-                1 if fallback else 0,
-                1 if llm_fallback else 0,
-                *params,
-                conversation_id,
-                POSTS_IN["bot"],
-            ),
-        )
-        if cur.rowcount == 0:
-            state, owner = _load(conn, conversation_id)
-            raise NotOwner(
-                f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
-                state=state,
-                owner=owner,
-            )
-        if triage is not None:
-            _checked_level(triage)
-            if reply_to is not None:
-                _mark_message(conn, conversation_id, reply_to, triage)
-        try:
-            mid = conn.execute(
-                "INSERT INTO messages (conversation_id, role, author, text, created_at, reply_to, meta)"
-                " VALUES (?, 'bot', 'bot', ?, ?, ?, ?)",
-                (conversation_id, text, at, reply_to, json.dumps(meta) if meta else None),
-            ).lastrowid
-        except sqlite3.IntegrityError:
-            raise AlreadyAnswered(
-                f"the bot already answered message {reply_to}", state=POSTS_IN["bot"]
-            ) from None
-        assert mid is not None
-        _event(
-            conn,
+    cur = conn.execute(
+        "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
+        " updated_at = ?, bot_fallbacks = bot_fallbacks + ?, llm_fallbacks = llm_fallbacks + ?"
+        f"{', ' + sets if sets else ''} WHERE id = ? AND state = ?",
+        (
             at,
+            at,
+            1 if reply.fallback else 0,
+            1 if reply.llm_fallback else 0,
+            *params,
             conversation_id,
-            "message",
-            "bot",
-            message_id=mid,
-            data=_MESSAGE_DATA["bot", fallback],
+            POSTS_IN["bot"],
+        ),
+    )
+    if cur.rowcount == 0:
+        state, owner = _load(conn, conversation_id)
+        raise NotOwner(
+            f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
+            state=state,
+            owner=owner,
         )
+    if triage is not None:
+        _checked_level(triage)
+        if reply_to is not None:
+            _mark_message(conn, conversation_id, reply_to, triage)
+    meta = reply.meta
+    try:
+        mid = conn.execute(
+            "INSERT INTO messages (conversation_id, role, author, text, created_at, reply_to, meta)"
+            " VALUES (?, 'bot', 'bot', ?, ?, ?, ?)",
+            (conversation_id, reply.text, at, reply_to, json.dumps(meta) if meta else None),
+        ).lastrowid
+    except sqlite3.IntegrityError:
+        raise AlreadyAnswered(
+            f"the bot already answered message {reply_to}", state=POSTS_IN["bot"]
+        ) from None
+    assert mid is not None
+    _event(
+        conn,
+        at,
+        conversation_id,
+        "message",
+        "bot",
+        message_id=mid,
+        data=_MESSAGE_DATA["bot", reply.fallback],
+    )
     return mid
 
 

@@ -99,6 +99,38 @@ def test_bot_answers_a_message_once(store: Store) -> None:
         lc.bot_reply(store, cid, "Hello again!", reply_to=mid)
 
 
+def test_replies_posted_together_are_each_checked_alone(store: Store) -> None:
+    # The hub posts a pass's replies in one transaction: a refused one is undone alone.
+    ok, taken, answered, empty = (lc.open_conversation(store, n) for n in "ABCD")
+    mids = {c: lc.add_customer_message(store, c, "hi").message_id for c in (ok, taken, answered)}
+    lc.claim(store, taken, "ana")
+    lc.bot_reply(store, answered, "Hello!", reply_to=mids[answered])
+    before = {c: get_conversation(store, c) for c in (taken, answered, empty)}
+    mark = lc.TriageMark("watch", 0.4, ["repeat_question"], '{"upto":1}', abusive=False)
+    results = lc.bot_replies(
+        store,
+        [
+            lc.BotReply(ok, "Hello!", reply_to=mids[ok], triage=mark, fallback=True),
+            lc.BotReply(taken, "Hello!", reply_to=mids[taken], triage=mark),
+            lc.BotReply(answered, "Hello again!", reply_to=mids[answered], triage=mark),
+            lc.BotReply(empty, "  ", triage=mark),
+        ],
+    )
+    assert isinstance(results[0], int)
+    assert [type(r) for r in results[1:]] == [NotOwner, lc.AlreadyAnswered, InvalidInput]
+    conv = get_conversation(store, ok)
+    assert (conv["level"], conv["reasons"], conv["bot_fallbacks"]) == (
+        "watch",
+        ["repeat_question"],
+        1,
+    )
+    assert transcript(store, ok)[-1]["text"] == "Hello!"
+    assert {c: get_conversation(store, c) for c in before} == before
+    assert [m["text"] for m in transcript(store, answered)] == ["hi", "Hello!"]
+    assert _kinds(store, ok)[-1] == "message" and _kinds(store, taken)[-1] == "claimed"
+    assert check(store) == []
+
+
 def test_only_owner_replies_and_hands_back(store: Store) -> None:
     cid = _waiting(store)
     lc.claim(store, cid, "ana")
