@@ -149,6 +149,30 @@ def one_hub_per_database(path: Path) -> Any:
     return fh
 
 
+def _worker_hub(
+    path: str | Path,
+    *,
+    settings: PolicySettings,
+    llm: Any,
+    judge_llm: Any,
+    lease_ttl: float,
+) -> tuple[Hub, str, Any]:
+    """A hub on the shards it leases under a name of its own; also the name and the lock on it.
+
+    ``tandem serve``'s own hub and each worker of ``--workers N`` are built alike.
+    """
+    name, slot = claim_worker_name(database_key(path))
+    hub = make_hub(
+        path,
+        settings=settings,
+        llm=llm,
+        judge_llm=judge_llm,
+        worker_name=name,
+        lease_ttl=lease_ttl,
+    )
+    return hub, name, slot
+
+
 async def _serve(
     path: str | Path,
     *,
@@ -192,14 +216,8 @@ async def _serve(
         tasks = [asyncio.create_task(pool.run(stop), name="hub workers")]
         wake: Callable[[], None] = _nothing
     else:
-        name, slot = claim_worker_name(database_key(path))
-        hub = make_hub(
-            path,
-            settings=settings,
-            llm=llm,
-            judge_llm=judge_llm,
-            worker_name=name,
-            lease_ttl=lease_ttl,
+        hub, _, slot = _worker_hub(
+            path, settings=settings, llm=llm, judge_llm=judge_llm, lease_ttl=lease_ttl
         )
         tasks = [asyncio.create_task(hub.run(stop), name="hub")]
         wake = hub.wake
@@ -306,14 +324,8 @@ async def run_worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    name, slot = claim_worker_name(database_key(path))
-    hub = make_hub(
-        path,
-        settings=settings,
-        llm=llm,
-        judge_llm=judge_llm,
-        worker_name=name,
-        lease_ttl=lease_ttl,
+    hub, name, slot = _worker_hub(
+        path, settings=settings, llm=llm, judge_llm=judge_llm, lease_ttl=lease_ttl
     )
 
     # A worker process lives long: load every language's word lists before taking shards,
