@@ -61,6 +61,29 @@ def read_events(store: Store, after: int = 0, limit: int = 1000) -> list[Event]:
     return [_to_event(tuple(r)) for r in store.conn.execute(_SELECT, (after, limit))]
 
 
+def _shard_select(shards: frozenset[int], of: int) -> str:
+    # The shard numbers are written into the statement (integers of ours, never input): one
+    # statement per set of shards, which changes only when a worker's leases do.
+    listed = ",".join(str(int(s)) for s in sorted(shards)) or "-1"
+    return (
+        "SELECT id, at, conversation_id, kind, actor, from_state, to_state, message_id, data"
+        f" FROM events WHERE id > ? AND id <= ? AND conversation_id % {int(of)} IN ({listed})"
+        " ORDER BY id LIMIT ?"
+    )
+
+
+def read_shard_events(
+    store: Store, shards: frozenset[int], of: int, *, after: int, upto: int, limit: int
+) -> list[Event]:
+    """Events of the conversations in ``shards`` (``conversation_id % of``), ``after < id <= upto``.
+
+    For hub workers that share the conversations: each reads its own shards' events only,
+    not every event of the feed (events without a conversation belong to no shard).
+    """
+    rows = store.conn.execute(_shard_select(shards, of), (after, upto, limit))
+    return [_to_event(tuple(r)) for r in rows]
+
+
 def last_event_id(store: Store) -> int:
     """The newest event id, or 0 for an empty feed."""
     row = store.conn.execute("SELECT max(id) FROM events").fetchone()
@@ -94,6 +117,8 @@ class Follower:
     :param path: the database file
     :param after: start after this event id; ``None`` starts at the current end of the feed
     :param batch: the most events one poll returns
+    :ivar shards: when set, only the events of these shards of the conversations (ids modulo
+        ``of``); :attr:`cursor` then still says how far the whole feed was read
     """
 
     def __init__(
@@ -102,6 +127,8 @@ class Follower:
         self.path = path
         self.cursor = after
         self.batch = batch
+        self.shards: frozenset[int] | None = None
+        self.of = 1
         self._store: Store | None = None
         self._behind = True
 
@@ -117,6 +144,16 @@ class Follower:
         store = self._open()
         if not store.feed_changed() and not self._behind:
             return []
+        if self.shards is not None:
+            # The end of the feed first: every event of the shards up to it is read (commits
+            # are visible in id order), so the cursor moves on even when none of them is ours.
+            top = last_event_id(store)
+            events = read_shard_events(
+                store, self.shards, self.of, after=self.cursor or 0, upto=top, limit=self.batch
+            )
+            self._behind = len(events) >= self.batch
+            self.cursor = events[-1].id if self._behind else max(top, self.cursor or 0)
+            return events
         events = read_events(store, self.cursor or 0, self.batch)
         self._behind = len(events) >= self.batch
         if events:

@@ -83,6 +83,46 @@ def turns_after(store: Store, conversation_id: int, after: int) -> list[Turn]:
     ]
 
 
+def conversations(store: Store, conversation_ids: list[int]) -> dict[int, HubConversation]:
+    """:func:`conversation` for several at once (one query); the missing ones are left out."""
+    if not conversation_ids:
+        return {}
+    marks = ",".join("?" * len(conversation_ids))
+    return {
+        r[0]: HubConversation(r[1], r[2], r[3], r[4], r[5])
+        for r in store.query(
+            "SELECT c.id, c.state, c.bot_fallbacks, c.triage_state, cu.name, c.version"
+            " FROM conversations c JOIN customers cu ON cu.id = c.customer_id"
+            f" WHERE c.id IN ({marks})",
+            conversation_ids,
+        )
+    }
+
+
+_TURNS_OF_ONE = (
+    "SELECT conversation_id, id, role, text, created_at, meta FROM messages"
+    " WHERE conversation_id = ? AND id > ? AND role IN ('customer', 'bot', 'agent', 'system')"
+)
+
+
+def turns_after_each(store: Store, after: dict[int, int]) -> dict[int, list[Turn]]:
+    """:func:`turns_after` for several conversations at once (one statement).
+
+    :param after: conversation id -> the last message id already observed there
+    :return: conversation id -> its new turns, oldest first (every conversation asked about)
+    """
+    out: dict[int, list[Turn]] = {cid: [] for cid in after}
+    if not after:
+        return out
+    # One indexed range per conversation, each from its own place: a conversation new to
+    # the hub (from 0) never makes the others' histories be read again.
+    sql = " UNION ALL ".join([_TURNS_OF_ONE] * len(after)) + " ORDER BY 1, 2"
+    params = [x for pair in after.items() for x in pair]
+    for r in store.query(sql, params):
+        out[r[0]].append(Turn(r[1], r[2], r[3], r[4], r[5]))
+    return out
+
+
 def customer_wrote_after(store: Store, conversation_id: int, message_id: int) -> bool:
     """Whether the customer posted anything after message ``message_id``."""
     return (

@@ -6,12 +6,15 @@ so a backend that gets a filter, an order or a window edge wrong fails here.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from store import NotFound, Store, Taken, bulk, hub_state, presence, queries, queue, sla
 from store import drafts as draft_log
 from store import lifecycle as lc
-from store.feed import events_with_messages, read_events
+from store.feed import Follower, events_with_messages, read_events
 from store.kb import KbArticle, article_ids, upsert_articles
 
 T0 = 1_700_000_000.0
@@ -273,3 +276,31 @@ def test_events_with_messages_and_bulk_rows(store: Store) -> None:
         )
     assert store.one("SELECT count(*) FROM customers WHERE id = 200")[0] == 0  # type: ignore[index]
     bulk.analyze(store)
+
+
+def test_a_follower_of_some_shards_reads_their_events_and_the_whole_feed_s_end(
+    db_path: Path,
+) -> None:
+    # Hub workers read only their shards' events; the cursor still passes the others'.
+    store = Store(db_path)
+    ids = [lc.open_conversation(store, f"c{n}") for n in range(6)]
+    mine = {c for c in ids if c % 3 == 1}
+    follower = Follower(db_path, after=0, batch=100)
+    follower.shards, follower.of = frozenset({1}), 3
+    assert {e.conversation_id for e in follower.poll()} == mine
+    end = read_events(store)[-1].id
+    assert follower.cursor == end
+    other = next(c for c in ids if c not in mine)
+    lc.add_customer_message(store, other, "not ours")
+    deadline = time.monotonic() + 30  # PostgreSQL: the commit's notification comes when it comes
+    while follower.cursor != end + 1:
+        assert follower.poll() == [] and time.monotonic() < deadline
+        time.sleep(0.01)
+    follower.batch = 1  # a full batch: the cursor stops at its last event
+    lc.add_customer_message(store, min(mine), "ours")
+    lc.add_customer_message(store, max(mine), "ours too")
+    assert [e.conversation_id for e in follower.wait(timeout=30)] == [min(mine)]
+    assert follower.cursor == end + 2
+    assert [e.conversation_id for e in follower.wait(timeout=30)] == [max(mine)]
+    follower.close()
+    store.close()
