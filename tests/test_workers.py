@@ -103,6 +103,7 @@ async def test_two_workers_split_the_shards_and_one_takes_a_dead_ones_share(
         await b.drain()
         assert all(roles == ["customer", "bot"] for roles in _answers(store, first).values())
         assert a.stats.customer_messages == b.stats.customer_messages == SHARDS // 2
+        assert a.stats.customer_done == b.stats.customer_done == SHARDS // 2  # and dealt with
 
         # a dies (never renews, never hands back); customers keep writing to all of its shards.
         _freeze(a)

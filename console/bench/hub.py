@@ -175,11 +175,11 @@ async def _run_hub(hub: Any, expected: int, go: Any, timeout: float) -> float:
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop, idle_sleep=0.002))
     await asyncio.sleep(0.05)  # the hub opens its connections and reaches the end of the feed
-    start_count = hub.stats.customer_messages
+    start_count = hub.stats.customer_done
     t0 = time.monotonic()
     go.set()
     deadline = t0 + timeout
-    while hub.stats.customer_messages - start_count < expected and time.monotonic() < deadline:
+    while hub.stats.customer_done - start_count < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.002)
     elapsed = time.monotonic() - t0
     stop.set()
@@ -224,7 +224,7 @@ def _one_run(
     stats = hub.stats
     lags = stats.lags
     return {
-        "handled": stats.customer_messages,
+        "handled": stats.customer_done,
         "seconds": seconds,
         "writer_s": writer_s,
         "replies": stats.bot_replies,

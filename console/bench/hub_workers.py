@@ -89,7 +89,7 @@ def _worker(
         while not stop.is_set():
             m = mark.value
             if 0 <= m < END and m not in starts:
-                starts[m] = (stats.customer_messages, len(stats.lags), time.process_time())
+                starts[m] = (stats.customer_done, len(stats.lags), time.process_time())
                 if profiler is not None and m == 0:
                     profiler.enable()
                 ack.value = m  # the writer starts once every worker counts from here
@@ -100,7 +100,7 @@ def _worker(
                 ack.value = m
             for run, (base, _, _) in starts.items():
                 if run not in ends:
-                    handled[run] = stats.customer_messages - base
+                    handled[run] = stats.customer_done - base
             await asyncio.sleep(0.005)
         halt.set()
         await task

@@ -19,10 +19,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from itertools import islice
+from typing import Any, NamedTuple, Protocol
 
 from console.hub.escalation import Escalation
 from console.hub.memory import CONTEXT_MESSAGES, Remembered, TriageMemory
+from console.hub.posting import ReplyPoster
 from console.hub.shared import Shared
 from console.policy import Decision, decide, max_level
 from store import hub_state, queries
@@ -35,6 +37,7 @@ log = logging.getLogger("tandem.hub")
 # went instead); `tandem serve` shows these at info level when an LLM is configured.
 llm_log = logging.getLogger("tandem.hub.llm")
 
+READ_AHEAD = 64  # conversations read in one query (see ConversationWork._read)
 STALE_AFTER_S = 0.2  # an answer that took longer may have been overtaken by the customer
 # How long the bot's answer waits for the LLM judge's second opinion (issue 12); a verdict that
 # comes later still raises the conversation when it lands.
@@ -42,6 +45,14 @@ JUDGE_BUDGET_S = 1.5
 # Feed events after which a person has dealt with what triage had found: a hand-back or a
 # supervisor's release from the queue (an agent closing the conversation counts too).
 _SETTLING = {"handed_back", "released"}
+
+
+class Ready(NamedTuple):
+    """What :meth:`ConversationWork.handle` reads of a conversation before deciding."""
+
+    conversation: hub_state.HubConversation
+    after: int  # the turns are the messages after this one
+    turns: list[hub_state.Turn]
 
 
 class BotLike(Protocol):
@@ -75,6 +86,14 @@ class ConversationWork:
         self.judge = judge  # console.triage.judge.Judge, when an LLM is configured
         self.judge_budget = judge_budget
         self._late: set[asyncio.Task[Any]] = set()
+        self.poster = ReplyPoster(shared)
+        # Customer messages read per conversation in hand, counted done when it is no longer.
+        self._owed: dict[int, int] = {}
+        # Conversations given work, in feed order, until their handling begins (read ahead
+        # from here), those being handled now, and what was read ahead for the others.
+        self._queued: dict[int, None] = {}
+        self._running: set[int] = set()
+        self._ready: dict[int, Ready] = {}
         # Reopenings to a person or the queue, until the customer has been told where they are.
         self._reopened: dict[int, Event] = {}
 
@@ -93,11 +112,15 @@ class ConversationWork:
                 role = (ev.data or {}).get("role")
                 if role == "customer":
                     stats.customer_messages += 1
+                    self._owed[cid] = self._owed.get(cid, 0) + 1
                     touched[cid] = (True, touched.get(cid, (False, ev.id))[1])
                 elif role in ("agent", "bot"):
                     known = self.memory.get(cid)
-                    # The hub's own replies were observed when it posted them.
-                    if known is None or (ev.message_id or 0) > known.upto:
+                    # The hub's own replies were observed when it posted them (or are about
+                    # to be: the feed can show a reply before its conversation resumes).
+                    if ev.message_id in self.poster.posted:
+                        self.poster.posted.discard(ev.message_id)
+                    elif known is None or (ev.message_id or 0) > known.upto:
                         touched.setdefault(cid, (False, ev.id))
             elif ev.kind in _SETTLING or (ev.kind == "resolved" and ev.from_state == "human"):
                 self.memory.resettle(cid)
@@ -110,31 +133,78 @@ class ConversationWork:
             elif ev.kind in ("resolved", "abandoned") and cid not in touched and cid not in in_hand:
                 # The saved state is enough if the customer comes back; free the memory now.
                 self.memory.forget(cid)
+        for cid in touched:
+            self._queued[cid] = None
         return touched
+
+    def finished(self, cid: int) -> None:
+        """Nothing of ``cid`` is in hand any more: its customer messages read so far are done."""
+        self.shared.stats.customer_done += self._owed.pop(cid, 0)
 
     def forget(self, cid: int) -> None:
         """The triage state in memory may be ahead of what was stored: reload it next time."""
         self.memory.forget(cid)
+        self._ready.pop(cid, None)
 
     def forget_where(self, which: Callable[[int], bool]) -> None:
         """Forget the conversations ``which`` picks: another hub worker handles them now."""
         self.memory.forget_where(which)
-        for cid in [c for c in self._reopened if which(c)]:
-            del self._reopened[cid]
+        for held in (self._reopened, self._ready, self._queued):
+            for cid in [c for c in held if which(c)]:
+                del held[cid]
+
+    def reread(self) -> None:
+        """The hub wrote to conversations outside their handling (timers, routing, a late
+        opinion): what was read ahead may be old now, so it is read again."""
+        self._ready.clear()
+
+    def _read(self, cid: int) -> Ready | None:
+        """``cid``'s row and new turns, read with those of the next conversations in line.
+
+        One query for the rows and one for the turns of up to :data:`READ_AHEAD`
+        conversations, instead of two per conversation. Only conversations whose handling
+        has not begun are read ahead: nothing of this hub writes to them before it does.
+        """
+        ahead = (c for c in self._queued if c != cid and c not in self._running)
+        chunk = [cid, *islice((c for c in ahead if c not in self._ready), READ_AHEAD - 1)]
+        store = self.shared.store
+        rows = hub_state.conversations(store, chunk)
+        after: dict[int, int] = {}
+        for c in chunk:
+            conv = rows.get(c)
+            if conv is not None:
+                after[c] = self.memory.entry(c, conv.triage_state, version=conv.version).upto
+        turns = hub_state.turns_after_each(store, after)
+        for c, upto in after.items():
+            if c != cid:
+                self._ready[c] = Ready(rows[c], upto, turns[c])
+        conv = rows.get(cid)
+        return None if conv is None else Ready(conv, after[cid], turns[cid])
 
     async def handle(self, cid: int, has_customer: bool) -> bool:
         """Bring ``cid`` up to date and answer or escalate its customer's newest message.
 
         :return: whether to run again at once (the customer wrote while the bot was thinking)
         """
+        self._running.add(cid)
+        try:
+            return await self._handle(cid)
+        finally:
+            self._running.discard(cid)
+
+    async def _handle(self, cid: int) -> bool:
         store = self.shared.store
         # Kept until the customer has been told (a retry after a locked database tells them).
         reopened = self._reopened.get(cid)
-        conv = hub_state.conversation(store, cid)
-        if conv is None:
+        self._queued.pop(cid, None)
+        ready = self._ready.pop(cid, None) or self._read(cid)
+        if ready is None:
             return False
+        conv, turns = ready.conversation, ready.turns
         entry = self.memory.entry(cid, conv.triage_state, version=conv.version)
-        pending = self.memory.observe(entry, hub_state.turns_after(store, cid, entry.upto))
+        if entry.upto != ready.after:
+            turns = hub_state.turns_after(store, cid, entry.upto)  # reloaded meanwhile
+        pending = self.memory.observe(entry, turns)
         if pending is None and conv.state == "bot":
             # Nothing new to observe, yet the customer may still be owed an answer: released or
             # handed back after their last word, or a crash between storing the verdict and the
@@ -226,7 +296,7 @@ class ConversationWork:
             return False
         if llm:
             llm_log.info("conversation %s: %s; sent", cid, llm)
-        self._reply(cid, entry, mid, created_at, ans)
+        await self._reply(cid, entry, mid, created_at, ans)
         return False
 
     async def _judged(self, cid: int, entry: Remembered, mid: int, verdict: Any) -> Any:
@@ -268,6 +338,8 @@ class ConversationWork:
     def _apply_late(self, cid: int, mid: int, offline: Any, opinion: Any) -> None:
         """Raise ``cid`` by an opinion that came after the bot answered (if still current)."""
         from console.triage.judge import combine
+
+        self.reread()
 
         entry = self.memory.get(cid)
         if entry is None or entry.last_customer is not offline:
@@ -316,20 +388,23 @@ class ConversationWork:
         )
         return [{"role": r["role"], "text": r["text"]} for r in rows]
 
-    def _reply(self, cid: int, entry: Remembered, mid: int, created_at: float, ans: Any) -> None:
+    async def _reply(
+        self, cid: int, entry: Remembered, mid: int, created_at: float, ans: Any
+    ) -> None:
         shared = self.shared
         verdict = entry.last_customer
         mark = self.memory.mark(entry, verdict)
         try:
-            bot_mid = lc.bot_reply(
-                shared.store,
-                cid,
-                ans.text,
-                reply_to=mid,
-                fallback=bool(ans.fallback),
-                meta=dict(ans.meta()),
-                triage=mark,
-                llm_fallback=bool(getattr(ans, "llm_fallback", None)),
+            bot_mid = await self.poster.post(
+                lc.BotReply(
+                    cid,
+                    ans.text,
+                    reply_to=mid,
+                    fallback=bool(ans.fallback),
+                    meta=dict(ans.meta()),
+                    triage=mark,
+                    llm_fallback=bool(getattr(ans, "llm_fallback", None)),
+                )
             )
         except AlreadyAnswered:
             return
@@ -350,6 +425,7 @@ class ConversationWork:
         if self.keep_lags:
             stats.lags.append(shared.clock() - created_at)
         self.memory.observe_reply(entry, bot_mid, ans.text, fallback=bool(ans.fallback))
+        self.poster.posted.discard(bot_mid)
         if getattr(ans, "resolve", False):
             try:
                 lc.resolve(shared.store, cid, by="bot")

@@ -177,6 +177,7 @@ class Hub:
                         await self.tick()
                     if self.router is not None and self.router.due() and self.shared.leads():
                         self.router.run()
+                        self.conversations.reread()
                 except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
                     # Locked for longer than busy_timeout, or the disk hiccuped: wait and retry;
                     # the cursor was not moved past anything unfinished.
@@ -232,6 +233,7 @@ class Hub:
     async def tick(self) -> None:
         """SLA timers: ``long_wait`` for waiting conversations; resolve quiet bot conversations."""
         self.timers.tick()
+        self.conversations.reread()
 
     def status_line(self, previous: dict[str, Any], seconds: float) -> str:
         """One line of throughput since ``previous`` (a :meth:`HubStats.snapshot`)."""

@@ -32,6 +32,7 @@ class Worker(Protocol):
         self, events: list[Event], in_hand: Collection[int]
     ) -> dict[int, tuple[bool, int]]: ...
     async def handle(self, cid: int, has_customer: bool) -> bool: ...
+    def finished(self, cid: int) -> None: ...
     def forget(self, cid: int) -> None: ...
 
 
@@ -86,11 +87,13 @@ class FeedFollower:
 
     async def step(self) -> int:
         """Read one batch of events, start handling it, save the cursor; return the event count."""
-        events = self._feed().poll()
+        feed = self._feed()
+        events = feed.poll()
         if events:
             self._seen = events[-1].id
             self.process_nowait(events)
             self.shared.stats.batches += 1
+        self._read_through(feed.cursor or 0)
         await asyncio.sleep(0)  # let the answers started above run
         self.save_cursor()
         return len(events)
@@ -110,6 +113,9 @@ class FeedFollower:
         if safe > self._saved:
             save_cursor(self.shared.store, self.cursor_name, safe)
             self._saved = safe
+
+    def _read_through(self, event_id: int) -> None:
+        """The feed was read up to ``event_id`` (beyond the last event returned, when filtered)."""
 
     def process_nowait(self, events: list[Event]) -> None:
         """Start handling a batch of feed events (one task per conversation touched)."""
@@ -131,6 +137,8 @@ class FeedFollower:
         first = self._first_event.pop(cid, 0)
         if cid in self._again:
             self._start(cid, self._again.pop(cid), first)
+        else:
+            self.worker.finished(cid)
 
     async def _guarded(self, cid: int, has_customer: bool) -> None:
         delay = 0.2

@@ -167,7 +167,20 @@ class ShardedFeed(FeedFollower):
             await asyncio.sleep(0)
             self.save_cursor()
             return 0
+        feed = self._feed()
+        # Only this worker's shards' events are read (filtered in the query), unless it has
+        # them all.
+        wanted = None if len(self.owned) == SHARDS else self.owned
+        if feed.shards != wanted:
+            feed.shards, feed.of = (None if wanted is None else frozenset(wanted)), SHARDS
         return await super().step()
+
+    def _read_through(self, event_id: int) -> None:
+        # Every event of the shards read up to here was handed out (the query was filtered).
+        mark = self._mark
+        for shard in self.owned:
+            if mark[shard] < event_id:
+                mark[shard] = event_id
 
     def process_nowait(self, events: list[Event]) -> None:
         """Start handling the events of this worker's shards it has not handed out yet."""

@@ -14,7 +14,9 @@ from store.stats import percentile_or_nan
 class HubStats:
     """Counters since the hub started (the per-minute log shows differences)."""
 
-    customer_messages: int = 0
+    customer_messages: int = 0  # read from the feed
+    # Read and dealt with: answered, escalated or recorded, nothing of the conversation in hand.
+    customer_done: int = 0
     bot_replies: int = 0
     fallbacks: int = 0
     llm_fallbacks: int = 0  # bot turns whose LLM answer was not used
