@@ -265,8 +265,12 @@ class EmbeddedBot:
 
         :param pool: how many search hits to rank (and at most return)
         """
-        question = tuple(terms(text))
-        return list(self._current().retrieve(question, max(1, pool))) if question else []
+        return self._retrieve_words(terms(text), pool)
+
+    def _retrieve_words(self, question: list[str], pool: int = RETRIEVE_POOL) -> list[Candidate]:
+        if not question:
+            return []
+        return list(self._current().retrieve(tuple(question), max(1, pool)))
 
     def _article_in(self, reply: str) -> str | None:
         """The article a previous bot reply was built from, if any."""
@@ -326,7 +330,9 @@ class EmbeddedBot:
             return BotAnswer(
                 phrases.HANDOFF, handoff=True, handoff_reason="human_request", intent="handoff"
             )
-        cleaned = _PAY_IN_3.sub(" pay-in-3 instalment ", cues.cleaned)
+        cleaned = cues.cleaned
+        if "3" in cleaned or "three" in cleaned.lower():  # what _PAY_IN_3 needs, found cheaply
+            cleaned = _PAY_IN_3.sub(" pay-in-3 instalment ", cleaned)
         # Numbers ("3 weeks", "£2000", "2J" of an escape) say how much or how long, not what about.
         content = [
             w
@@ -350,16 +356,17 @@ class EmbeddedBot:
                 previous = intents.strip_injection(ctx.previous_customer_text())[0]
                 return self._compose(ctx, cues, f"{previous} {cues.cleaned}", chosen, seed, False)
         if not content or (
-            cues.thanks
-            and not cues.question
-            and not cues.how_to
-            and all(
+            # The word check first: it fails on most messages' first word, the cues cost a regex.
+            all(
                 w in vocabulary.CLOSING_WORDS
                 or w in words.GENERIC
                 or w in words.VAGUE_WORDS
                 or w in words.FEELINGS
                 for w in content
             )
+            and cues.thanks
+            and not cues.question
+            and not cues.how_to
         ):
             return self._no_question(ctx, cues, seed, last_reply)
 
@@ -381,7 +388,8 @@ class EmbeddedBot:
                 return self._more_about(previous_article, cues, last_reply, seed)
         follow_up = phrases.is_clarifying(last_reply) and len(specific) <= 2
         # Feelings and "how long" words shape the reply (triage, duration facts), not the search.
-        query = " ".join(w for w in content if w not in words.FEELINGS) or " ".join(content)
+        searched = [w for w in content if w not in words.FEELINGS] or content
+        query = " ".join(searched)
         if follow_up:
             # A short reply to our own question ("declined") is read with what came before it.
             previous = ctx.previous_customer_text()
@@ -400,7 +408,8 @@ class EmbeddedBot:
                 phrases.CLARIFY_TOPIC.get(topic or "", phrases.CLARIFY_DEFAULT), intent="clarify"
             )
 
-        candidates = self.retrieve(query)
+        # Words of terms() read again by terms() are the same words: searched as they are.
+        candidates = self.retrieve(query) if follow_up else self._retrieve_words(searched)
         best = candidates[0] if candidates else None
         if best is None or not best.confident:
             if cues.injection:
@@ -429,7 +438,9 @@ class EmbeddedBot:
         asked_again = bool(previous_terms) and len(
             {words.stem(w) for w in content} & previous_terms
         ) >= max(1, len(content) // 2)
-        return self._compose(ctx, cues, query, best.id, seed, asked_again)
+        return self._compose(
+            ctx, cues, query, best.id, seed, asked_again, None if follow_up else searched
+        )
 
     def _no_question(
         self,
@@ -548,10 +559,16 @@ class EmbeddedBot:
         article_id: str,
         seed: int,
         asked_again: bool,
+        query_words: list[str] | None = None,
     ) -> BotAnswer:
+        """:param query_words: the words of ``query`` when it is terms() output joined"""
         indexed = self._articles[article_id]
         art = indexed.parsed
-        question = words.stems(query)
+        question = (
+            words.stems(query)
+            if query_words is None
+            else frozenset(words.stem(w) for w in query_words)
+        )
         last_reply = ctx.last_reply_text()
         # The same question answered by the same article again: the last answer did not help.
         repeat = asked_again and bool(art.summary) and art.summary in last_reply
