@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fake_openai import FakeOpenAI
 
-from console.assist.context import DraftContext, Turn
-from console.assist.summary import embedded_summary, key_sentences, summarize
+from console.assist.context import RECENT_MESSAGES, DraftContext, Turn
+from console.assist.summary import embedded_summary, key_sentences, summarize, summary_for
 from console.config import LLMConfig
 from console.llm import LLM
+from store import Store, lifecycle
 
 
 def _ctx(
@@ -46,7 +47,7 @@ def test_embedded_names_the_request_and_the_reasons_in_the_customers_words() -> 
     s = embedded_summary(FRAUD, {"KB-007": "Card payments you don't recognise"})
     assert "49.99 I did not make" in s.wants  # quoted, not paraphrased
     assert "hi" not in s.quotes  # a greeting is never the request
-    assert "2 answers" in s.tried and "Card payments you don't recognise" in s.tried
+    assert "2 replies" in s.tried and "Card payments you don't recognise" in s.tried
     assert "did not know 1 time" in s.tried
     assert s.feeling.startswith("reporting fraud, unhappy") and "(urgent)" in s.feeling
     assert s.engine == "embedded" and s.reasons == ("fraud", "negative_sentiment")
@@ -66,7 +67,7 @@ def test_embedded_never_invents_every_quote_is_the_customers() -> None:
     customer_text = " ".join(t.text for t in ctx.turns if t.role == "customer")
     assert s.quotes and all(q in customer_text for q in s.quotes)
     assert "bereaved" in s.feeling
-    assert "1 answer" in s.tried and "citing" not in s.tried  # the bot cited nothing
+    assert "1 reply" in s.tried and "citing" not in s.tried  # the bot cited nothing
 
 
 def test_empty_and_hostile_text() -> None:
@@ -141,3 +142,79 @@ async def test_what_is_sent_to_the_llm_is_redacted(fake_openai: FakeOpenAI) -> N
     await summarize(ctx, llm=llm)
     sent = str(fake_openai.requests[-1])
     assert "4111 1111 1111 1111" not in sent
+
+
+def _hub_fallback(store: Store, cid: int, mid: int, text: str) -> None:
+    """A reply in which the bot did not know, posted as the hub posts it (counted, marked)."""
+    meta = {"engine": "embedded", "intent": "fallback", "fallback": True}
+    lifecycle.bot_reply(store, cid, text, reply_to=mid, fallback=True, meta=meta)
+
+
+def _escalate(store: Store, cid: int, mid: int, reasons: list[str]) -> None:
+    mark = lifecycle.TriageMark("watch", 0.5, reasons)
+    lifecycle.escalate(
+        store,
+        cid,
+        reasons=reasons,
+        level="watch",
+        triage=mark,
+        message_id=mid,
+        message="I'm passing you to a person on our team.",
+    )
+
+
+def test_bot_so_far_counts_a_fallback_the_header_counts(store: Store) -> None:
+    # Seen in the demo: the header said "bot fallbacks 1" and the panel did not. The bot's
+    # other fallback wording has none of the words the summary looked for.
+    cid = lifecycle.open_conversation(store, "Maya")
+    mid = lifecycle.add_customer_message(store, cid, "ok and then what do I press?").message_id
+    _hub_fallback(
+        store,
+        cid,
+        mid,
+        "I don't have a reliable answer to that, I'm afraid. Could you put it another way?",
+    )
+    mid = lifecycle.add_customer_message(store, cid, "sorry I don't follow").message_id
+    _escalate(store, cid, mid, ["bot_fallback"])
+    assert summary_for(store, cid, agent="ana").tried == "1 reply; said it did not know 1 time"
+
+    # Posted without the mark, in words of its own: the conversation's count still says it.
+    other = lifecycle.open_conversation(store, "Ben")
+    mid = lifecycle.add_customer_message(store, other, "can I pay my rent with pay in 3").message_id
+    lifecycle.bot_reply(
+        store, other, "That one is outside what I can do.", reply_to=mid, fallback=True
+    )
+    assert "said it did not know 1 time" in summary_for(store, other, agent="ana").tried
+
+
+def test_bot_so_far_when_its_replies_are_older_than_the_transcript_read(store: Store) -> None:
+    cid = lifecycle.open_conversation(store, "Maya")
+    mid = lifecycle.add_customer_message(
+        store, cid, "where is my transfer to my landlord?"
+    ).message_id
+    _hub_fallback(store, cid, mid, "I'm not sure about that one, and I'd rather not guess.")
+    mid = lifecycle.add_customer_message(store, cid, "hello??").message_id
+    _escalate(store, cid, mid, ["bot_fallback"])
+    for i in range(RECENT_MESSAGES):
+        lifecycle.add_customer_message(store, cid, f"still waiting ({i})")
+    tried = summary_for(store, cid, agent="ana").tried
+    assert "has not answered" not in tried and "said it did not know 1 time" in tried, tried
+
+
+def test_bot_so_far_when_the_bot_never_replied(store: Store) -> None:
+    asked = lifecycle.open_conversation(store, "Maya")
+    mid = lifecycle.add_customer_message(
+        store, asked, "I'm fed up. I want a real person now"
+    ).message_id
+    _escalate(store, asked, mid, ["frustration", "human_request"])
+    assert summary_for(store, asked, agent="ana").tried == "the bot has not answered"
+
+    # The hand-over notice said it could not answer, in place of the bot's reply.
+    unsure = lifecycle.open_conversation(store, "Ben")
+    mid = lifecycle.add_customer_message(
+        store, unsure, "what is the IBAN of my Plus pot"
+    ).message_id
+    _escalate(store, unsure, mid, ["bot_fallback"])
+    assert (
+        summary_for(store, unsure, agent="ana").tried == "the bot could not answer and handed over"
+    )

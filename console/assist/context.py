@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from console.assist.retrieval import Article, draft_articles
+from console.kb.words import content_stems
 from store.db import Store
 from store.history import talking_to_before
 from store.queries import get_conversation, transcript
@@ -37,6 +38,18 @@ class Turn:
     masked for agents, so never quoted back to them (the hand-over summary)."""
     author: str | None = None
     """Who wrote an agent's message (``None``: not known, taken as this draft's agent)."""
+    fallback: bool = False
+    """A bot message in which the bot said it did not know (its ``meta``)."""
+    intent: str | None = None
+    """What a bot message was (``answer``, ``clarify``, ``greeting``... from its ``meta``)."""
+
+
+# Bot messages that were not an attempt at the customer's question: saying hello, handing over
+# at the customer's request, refusing an injection, saying goodbye.
+NOT_AN_ATTEMPT = frozenset({"greeting", "handoff", "injection", "closing"})
+# Two customer messages ask the same thing when their content words mostly coincide (the
+# triage engine's repeat rule, on content stems so "hello?" twice is no repeated question).
+SAME_QUESTION = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,9 @@ class DraftContext:
     previous: str | None = None
     """Who the customer was last talking to before this agent: ``"bot"``, a colleague's
     login (told "Ana joined", even if Ana never wrote: a barge), or ``None`` (not known)."""
+    bot_fallbacks: int = 0
+    """The conversation's count of bot replies that said it did not know (since the bot last
+    got it): what the conversation header shows, and it covers replies older than ``turns``."""
 
     @property
     def customer_turns(self) -> list[Turn]:
@@ -74,6 +90,37 @@ class DraftContext:
     def bot_texts(self) -> list[str]:
         """What the bot already said in this conversation."""
         return [t.text for t in self.turns if t.role == "bot"]
+
+    @property
+    def bot_tried(self) -> bool:
+        """Whether the bot replied to the customer's question here (an answer, a clarifying
+        question, "I don't know"), not only hello, goodbye or "I'm bringing in a person"."""
+        return self.bot_fallbacks > 0 or any(
+            t.role == "bot" and t.intent not in NOT_AN_ATTEMPT for t in self.turns
+        )
+
+    @property
+    def bot_fell_short(self) -> bool:
+        """Whether the transcript shows the bot did not sort it out: it tried and the customer
+        still needs a person, or it said it could not answer (``bot_fallback``: also when the
+        hand-over notice said so in its place). False when the bot never answered at all."""
+        return self.bot_tried or "bot_fallback" in self.reasons
+
+    @property
+    def customer_repeated(self) -> bool:
+        """Whether the customer had to say it again: triage saw a repeated question, or two of
+        their messages in the transcript ask the same thing."""
+        if "repeat_question" in self.reasons:
+            return True
+        seen: list[frozenset[str]] = []
+        for turn in self.customer_turns:
+            words = content_stems(turn.text)
+            if len(words) < 2:
+                continue
+            if any(len(words & w) / len(words | w) >= SAME_QUESTION for w in seen):
+                return True
+            seen.append(words)
+        return False
 
     @property
     def agent_has_written(self) -> bool:
@@ -142,6 +189,10 @@ def _turns(rows: list[dict], conversation_reasons: Iterable[str] = ()) -> tuple[
                     else "abuse" in (r.get("reasons") or ()) or (flagged and r.get("level") is None)
                 ),
                 r.get("author") if r["role"] == "agent" else None,
+                r["role"] == "bot" and isinstance(meta, dict) and meta.get("fallback") is True,
+                str(meta["intent"])
+                if r["role"] == "bot" and isinstance(meta, dict) and meta.get("intent")
+                else None,
             )
         )
     return tuple(turns)
@@ -238,4 +289,5 @@ def build_context(
         seed=seed,
         based_on_message_id=based_on,
         previous=talking_to_before(store, conversation_id, agent),
+        bot_fallbacks=int(conversation.get("bot_fallbacks") or 0),
     )

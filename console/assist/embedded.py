@@ -6,7 +6,8 @@ into one template:
 1. greeting and, on the agent's first message, who they are (first words: "you're talking
    to a person now" when the customer asked for one);
 2. an acknowledgement that fits the strongest triage situation (condolences, fraud fear,
-   frustration after the bot failed, hardship...), at most one apology, and none at all on
+   frustration, hardship...; a line saying what went wrong only when the transcript shows
+   it), at most one apology, and none at all on
    a routine question;
 3. the facts: the sentences of the best knowledge-base article that answer the customer's
    words, as numbered steps when they are steps; anything the bot already said is left out
@@ -359,14 +360,30 @@ class _Writer:
         self.apologised = False
         self.asked_question = False
         self.gave_steps = False
+        # What the transcript shows happened, for the lines that say so (P.CLAIMS).
+        self.shown = {
+            name
+            for name, holds in (("repeated", ctx.customer_repeated), ("bot", ctx.bot_fell_short))
+            if holds
+        }
 
-    def pick(self, options: Sequence[str], **values: str) -> str:
+    def pick(self, options: Sequence[str], *, specific: bool = False, **values: str) -> str:
+        """One of ``options`` at random, never a line whose claim the transcript does not show
+        (:data:`~console.assist.phrases.CLAIMS`); with ``specific``, a line that names what
+        happened is preferred to one that claims nothing, when one fits."""
+        options = [o for o in options if self._true(o)] or list(options)
+        if specific:
+            options = [o for o in options if o in P.CLAIMS] or options
         if self.style.no_apology or self.apologised:
             options = _no_sorry(options)
         choice = self.rng.choice(list(options))
         if "sorry" in choice.lower() or "apolog" in choice.lower():
             self.apologised = True
         return choice.format(**values)
+
+    def _true(self, line: str) -> bool:
+        claim = P.CLAIMS.get(line)
+        return claim is None or bool(claim & self.shown)
 
     def opening(self) -> tuple[str, list[str]]:
         """The greeting and the sentences that follow it in the first paragraph."""
@@ -471,12 +488,12 @@ class _Writer:
             options = P.ACK[lead] if not self.style.no_apology else (P.ACK[lead][2],)
             out.append(self.pick(options, loss=loss))
         else:
-            out.append(self.pick(P.ACK[lead]))
+            out.append(self.pick(P.ACK[lead], specific=True))
         if self.style.shorter:
             return [_first_sentence(out[0])]
         for other in self.situations:
             if other != lead and other in P.SECONDARY:
-                out.append(self.pick(P.SECONDARY[other]))
+                out.append(self.pick(P.SECONDARY[other], specific=True))
                 break
         if self.style.warmer and lead in ("abuse", "negative", "long_wait"):
             out.append("I really appreciate you bearing with us.")

@@ -109,6 +109,27 @@ def opening_situation(ctx: DraftContext) -> str:
     return f"The agent has not written yet. {written} Do not mention a virtual assistant."
 
 
+def what_happened(ctx: DraftContext) -> str:
+    """What the draft must not claim, from the transcript: the same facts the embedded
+    engine's lines are chosen by (a frustrated customer who asked for a person at once was
+    never failed by the bot, and one who said it once did not have to repeat it). Nothing
+    on a routine question, where nobody would be tempted to."""
+    out: list[str] = []
+    if not ctx.reasons:
+        return ""
+    if not ctx.bot_fell_short:
+        out.append(
+            "The bot has not answered the customer's question in this conversation: do not say"
+            " the bot or assistant failed, could not help or did not sort it out."
+        )
+    if not ctx.customer_repeated:
+        out.append(
+            "The customer has not had to repeat themselves: do not say they explained it more"
+            " than once."
+        )
+    return " ".join(out)
+
+
 def build_messages(ctx: DraftContext) -> list[Message]:
     """The chat messages for one draft (``console.llm`` redacts them before sending)."""
     guidance = [GUIDANCE[r] for r in ctx.reasons if r in GUIDANCE] or [ROUTINE]
@@ -137,9 +158,11 @@ def build_messages(ctx: DraftContext) -> list[Message]:
         transcript = "\u2026" + transcript[-TRANSCRIPT_CHARS:]
     name = first_name(ctx.customer_name) or "unknown"
     agent = first_name(ctx.agent) or "the agent"
+    happened = what_happened(ctx)
     user = (
         f"Customer's first name: {name}. Agent's name: {agent}. {opening_situation(ctx)}\n"
-        f"Transcript (oldest first):\n<transcript>\n{transcript}\n</transcript>\n"
+        + (f"{happened}\n" if happened else "")
+        + f"Transcript (oldest first):\n<transcript>\n{transcript}\n</transcript>\n"
     )
     if ctx.instruction:
         user += f"\nThe agent asks for this change to the draft: {ctx.instruction.strip()[:200]}\n"

@@ -111,6 +111,28 @@ FOLLOW_UP_NO_NAME = ("Thanks for getting back to me.", "Thank you.", "Got it, th
 STILL_HERE = ("Yes, I'm still here, {name}.", "I'm still here, {name}, and on it.")
 STILL_HERE_NO_NAME = ("Yes, I'm still here.", "I'm still here and on it.")
 
+# Lines that say what happened in the conversation. Each is offered only when the transcript
+# shows it (console.assist.context: ``repeated``, the customer said it again; ``bot``, the bot
+# answered and fell short, or said it could not), so a customer who asked for a person in their
+# first message is never told the assistant failed them. Lines not in CLAIMS claim nothing.
+REPEATED = "I'm sorry you've had to explain this more than once. I've read the whole conversation, so you won't need to repeat anything."
+REPEATED_NO_SORRY = "I can see you've had to ask this more than once, and I understand how frustrating that is. I've read everything, so there's no need to repeat it."
+BOT_FELL_SHORT = "I can see the assistant didn't manage to sort this out, and I understand how frustrating that is. I've read everything so far."
+TOOK_LONGER = "I'm sorry this has taken longer than it should have. I've gone through the conversation and I'm on it now."
+READ_IT_ALL = "I've read the whole conversation, so you won't need to repeat anything."
+BOT_COULD_NOT = "I know the assistant couldn't help with this, so I'm handling it myself now."
+RESOLVED_THIS_TIME = "I'll make sure this gets resolved this time."
+CLAIMS: dict[str, frozenset[str]] = {
+    REPEATED: frozenset({"repeated"}),
+    REPEATED_NO_SORRY: frozenset({"repeated"}),
+    BOT_FELL_SHORT: frozenset({"bot"}),
+    TOOK_LONGER: frozenset({"repeated", "bot"}),
+    READ_IT_ALL: frozenset({"repeated", "bot"}),
+    BOT_COULD_NOT: frozenset({"bot"}),
+    RESOLVED_THIS_TIME: frozenset({"repeated", "bot"}),
+}
+"""Line -> what must have happened for it (any one of them)."""
+
 # The lead acknowledgement, by situation. Each first entry-set may say sorry; SECONDARY holds
 # softer lines for a second situation in the same draft.
 ACK: dict[str, tuple[str, ...]] = {
@@ -142,9 +164,12 @@ ACK: dict[str, tuple[str, ...]] = {
         "thanks for telling me. Money worries are stressful, and you're right to talk to us early.",
     ),
     "frustration": (
-        "I'm sorry you've had to explain this more than once. I've read the whole conversation, so you won't need to repeat anything.",
-        "I can see the assistant didn't manage to sort this out, and I understand how frustrating that is. I've read everything so far.",
-        "I'm sorry this has taken longer than it should have. I've gone through the conversation and I'll take it from here.",
+        REPEATED,
+        REPEATED_NO_SORRY,
+        BOT_FELL_SHORT,
+        TOOK_LONGER,
+        "I can hear how frustrating this is, and I'm going to help you with it now.",
+        "I completely understand the frustration, and I'm on it now.",
     ),
     "complaint": (
         "I understand you're unhappy with how this has gone, and I want to put it right.",
@@ -167,8 +192,9 @@ ACK: dict[str, tuple[str, ...]] = {
 # A second situation, mentioned briefly after the lead one; none of these apologise.
 SECONDARY: dict[str, tuple[str, ...]] = {
     "frustration": (
-        "I've read the whole conversation, so you won't need to repeat anything.",
-        "I know the assistant couldn't help with this, so I'll take it from here.",
+        READ_IT_ALL,
+        BOT_COULD_NOT,
+        "I'll make sure this gets sorted.",
     ),
     "fraud": ("We'll make sure your account is safe as part of this.",),
     "hardship": ("We'll also look at options that make this easier on your budget.",),
@@ -289,7 +315,7 @@ CLOSING: dict[str, tuple[str, ...]] = {
     ),
     "frustration": (
         "I'll stay on this until it's sorted.",
-        "I'll make sure this gets resolved this time.",
+        RESOLVED_THIS_TIME,
     ),
     "complaint": (
         "If you'd still like to raise a formal complaint afterwards, I'll tell you exactly how.",

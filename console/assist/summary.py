@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.assist.context import DraftContext, build_context, clean
+from console.assist.context import RECENT_MESSAGES, DraftContext, build_context, clean
 from console.llm import LLM, LLMError
 from store.db import Store
 from store.errors import NotFound
@@ -59,7 +59,8 @@ _REQUEST = re.compile(
 _FILLER = re.compile(r"^\W*(?:hi|hello|hey|ok|okay|thanks|thank you|yes|no|sure|hmm+)\W*$", re.I)
 _BOT_UNSURE = re.compile(
     r"\b(?:not sure|i don't know|i do not know|couldn't find|could not find|can't answer"
-    r"|cannot answer|rather not guess|didn't understand|did not understand)\b",
+    r"|cannot answer|rather not guess|didn't understand|did not understand"
+    r"|(?:don't|do not) have a reliable answer|(?:can't|cannot) find a reliable answer)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -152,25 +153,40 @@ def embedded_summary(ctx: DraftContext, titles: Mapping[str, str] | None = None)
         wants = "only abusive messages so far (hidden)"
     else:
         wants = "nothing written yet"
-    bot_turns = [t for t in ctx.turns if t.role == "bot"]
-    cited = list(dict.fromkeys(k for t in bot_turns for k in t.kb_ids))
-    unsure = sum(1 for t in bot_turns if _BOT_UNSURE.search(t.text))
-    if not bot_turns:
-        tried = "the bot has not answered"
-    else:
-        tried = f"{len(bot_turns)} answer{'s' if len(bot_turns) != 1 else ''}"
-        if cited:
-            tried += " citing " + "; ".join(_trim(titles.get(k, k), 60) for k in cited[:3])
-        if unsure:
-            tried += f"; said it did not know {unsure} time{'s' if unsure != 1 else ''}"
     return HandoverSummary(
         wants=_trim(wants),
-        tried=_trim(tried),
+        tried=_trim(bot_so_far(ctx, titles)),
         feeling=_trim(feeling_words(ctx.reasons, ctx.level)),
         reasons=tuple(ctx.reasons),
         engine="embedded",
         quotes=tuple(quotes),
     )
+
+
+def bot_so_far(ctx: DraftContext, titles: Mapping[str, str]) -> str:
+    """What the bot did: how often it replied, the articles it cited, how often it said it
+    did not know ("1 reply; said it did not know 1 time")."""
+    bot_turns = [t for t in ctx.turns if t.role == "bot"]
+    cited = list(dict.fromkeys(k for t in bot_turns for k in t.kb_ids))
+    # The hub marks the replies in which the bot did not know; the words catch one posted
+    # without the mark. Never fewer than the conversation's own count (the header's "bot
+    # fallbacks"), which also counts replies older than the transcript read here.
+    unsure = sum(1 for t in bot_turns if t.fallback or _BOT_UNSURE.search(t.text))
+    unsure = max(unsure, ctx.bot_fallbacks)
+    times = f"said it did not know {unsure} time{'s' if unsure != 1 else ''}"
+    if not bot_turns:
+        if unsure:
+            return f"replies before the last {RECENT_MESSAGES} messages; {times}"
+        if "bot_fallback" in ctx.reasons:
+            # The hand-over notice said it in place of the bot's own reply.
+            return "the bot could not answer and handed over"
+        return "the bot has not answered"
+    tried = f"{len(bot_turns)} repl{'ies' if len(bot_turns) != 1 else 'y'}"
+    if cited:
+        tried += " citing " + "; ".join(_trim(titles.get(k, k), 60) for k in cited[:3])
+    if unsure:
+        tried += f"; {times}"
+    return tried
 
 
 SCHEMA: dict[str, Any] = {
@@ -193,11 +209,15 @@ SYSTEM = (
 
 def _transcript_for_llm(ctx: DraftContext) -> str:
     # The model cannot quote what it never reads: an abusive message is only said to be there.
-    return "\n".join(
+    lines = [
         f"{t.role}: {'(an abusive message, hidden)' if t.abusive else t.text}"
         for t in ctx.turns
         if t.role in ("customer", "bot")
-    )
+    ]
+    if not ctx.bot_tried:
+        # Asked what the bot tried, a model shown no bot line may still say it "could not help".
+        lines.append("(the bot has not replied to the customer's question)")
+    return "\n".join(lines)
 
 
 def check_llm_summary(data: Mapping[str, Any], ctx: DraftContext) -> str | None:
