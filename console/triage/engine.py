@@ -258,8 +258,13 @@ class Signals:
     lang: str = ""
 
 
-def _rank(reason: str) -> int:
-    return PRIORITY.get(reason, 99)
+class _Ranks(dict[str, int]):
+    def __missing__(self, reason: str) -> int:
+        return 99
+
+
+# Reasons' sort key, looked up in C (a Python key function was called per reason).
+_rank = _Ranks(PRIORITY).__getitem__
 
 
 def level_of(score: float) -> str:
@@ -287,6 +292,8 @@ def _logit(p: float) -> float:
 
 
 _EMISSION_LOGIT = _logit(EMISSION_PRIOR)
+# json.dumps(data, separators=...) builds a new encoder per call, a fifth of a state's dump.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # A message of fewer words than this ("ok", "thanks!", "agent") says too little about its
@@ -451,7 +458,7 @@ class TriageEngine:
             "last_at": state.last_at,
             "lang": state.lang,
         }
-        return json.dumps(data, separators=(",", ":"))
+        return _ENCODE(data)
 
     def load_state(self, text: Any) -> State:
         """Parse :meth:`dump_state` output; anything unreadable or from another version is a fresh state."""
@@ -635,35 +642,16 @@ class TriageEngine:
         raw = T.clip(text)
         toks = T.tokens(raw, fold=True)
         lang, candidates = self._language(raw, toks, state)
-        hits: dict[str, int] = {}
-        primary: Pack | None = None
-        mapped: list[str] = toks
-        for code in candidates:
+        # Candidates are never empty; the first reads the message, the others (rarely any) can
+        # only add cues.
+        primary = self._packs.get(candidates[0]) or self.pack(candidates[0])
+        mapped = primary.mapper.map(toks)
+        hits = self._cues(primary, mapped)
+        for code in candidates[1:]:
             pack = self.pack(code)
-            mtoks = pack.mapper.map(toks)
-            if primary is None:
-                primary, mapped = pack, mtoks
-            found: dict[str, int] = {}
-            for start, _end, label in pack.cues.find(mtoks):
-                if label not in NEGATION_PROOF and self._negated(pack, mtoks, start, label):
-                    continue
-                found[label] = found.get(label, 0) + 1
-            for reason in pack.structure_hits(mtoks):
-                found.setdefault(reason, 1)
-            if "human_request" not in found and len(mtoks) <= 4:
-                alnum = [t for t in mtoks if t[0].isalnum()]
-                if (
-                    0 < len(alnum) <= 2
-                    and alnum[-1] in pack.request_alone
-                    and (len(alnum) == 1 or alnum[0] in pack.request_before)
-                ):
-                    # "agent", "real person", "operator!": a message that is nothing but a
-                    # person is asking for one (the phrase cues need more words around it).
-                    found["human_request"] = 1
-            for label, count in found.items():
+            for label, count in self._cues(pack, pack.mapper.map(toks)).items():
                 if count > hits.get(label, 0):
                     hits[label] = count
-        assert primary is not None  # candidates are never empty
         toks = mapped
         negators = primary.negators
         s = primary.sentiment.score(toks)
@@ -720,13 +708,39 @@ class TriageEngine:
             hits, features, s.compound, negative, s.negative, s.negated_positive, words, shout, lang
         )
 
+    def _cues(self, pack: Pack, toks: list[str]) -> dict[str, int]:
+        """Cue label -> occurrences in ``toks`` (mapped onto ``pack``), in the order found."""
+        found: dict[str, int] = {}
+        for start, _end, label in pack.cues.find(toks):
+            if label not in NEGATION_PROOF and self._negated(pack, toks, start, label):
+                continue
+            found[label] = found.get(label, 0) + 1
+        for reason in pack.structure_hits(toks):
+            found.setdefault(reason, 1)
+        if len(toks) <= 4 and "human_request" not in found:
+            alnum = [t for t in toks if t[0].isalnum()]
+            if (
+                0 < len(alnum) <= 2
+                and alnum[-1] in pack.request_alone
+                and (len(alnum) == 1 or alnum[0] in pack.request_before)
+            ):
+                # "agent", "real person", "operator!": a message that is nothing but a person
+                # is asking for one (the phrase cues need more words around it).
+                found["human_request"] = 1
+        return found
+
     def _language(self, raw: str, toks: list[str], state: State | None) -> tuple[str, list[str]]:
         """The message's language and the languages whose lexicons read it (best first)."""
         known = state.lang if state is not None else ""
-        if known:
-            words = sum(1 for t in toks if t[0].isalpha())
-        else:  # only "any words at all?" matters, and that is usually the first token
-            words = 1 if toks and (toks[0][0].isalpha() or any(t[0].isalpha() for t in toks)) else 0
+        # Only "any words at all?" and "fewer than SHORT?" matter: count no further (usually
+        # the first tokens are words).
+        enough = SHORT if known else 1
+        words = 0
+        for t in toks:
+            if t[0].isalpha():
+                words += 1
+                if words == enough:
+                    break
         if not words:
             # Emoji, numbers, "!!!": nothing to detect; the conversation's language stands.
             return known, [known if known in self.languages else "en"]
