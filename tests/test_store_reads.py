@@ -131,6 +131,25 @@ def test_queue_counts_and_order(store: Store) -> None:
     lc.open_conversation(store, "with the bot")
     assert [w.id for w in queue.waiting_longest_first(store)] == ids[::-1]
     assert [w.id for w in queue.waiting_longest_first(store, limit=1)] == [ids[2]]
+    # The SLA timers' read: the same order, each with its latest escalation's data.
+    again = lc.open_conversation(store, "twice")
+    lc.add_customer_message(store, again, "help")
+    lc.escalate(store, again, reasons=["human_request"], level="watch", at=T0)
+    lc.claim(store, again, "ana", at=T0 + 1)
+    lc.hand_back(store, again, by="ana", at=T0 + 2)
+    lc.escalate(store, again, reasons=["fraud"], level="urgent", note="again", at=T0 + 11)
+    timers = hub_state.waiting_longest_first(store)
+    assert [(w.id, w.waiting_since) for w in timers] == [
+        (w.id, w.waiting_since) for w in queue.waiting_longest_first(store)
+    ]
+    assert [w.id for w in timers] == [*ids[::-1], again]
+    assert [hub_state.escalation_data(w.escalated) for w in timers] == [
+        hub_state.waiting_escalation(store, cid) for cid in [*ids[::-1], again]
+    ]
+    latest = hub_state.escalation_data(timers[-1].escalated)
+    assert latest is not None and latest["reasons"] == ["fraud"]
+    assert [w.id for w in hub_state.waiting_longest_first(store, limit=1)] == [ids[2]]
+    lc.resolve(store, again, by="hub")
     assert queue.oldest_waiting_since(store) == T0 + 8
     lc.claim(store, ids[0], "ana", at=T0 + 20)
     lc.register_agent(store, "bo")
@@ -140,6 +159,7 @@ def test_queue_counts_and_order(store: Store) -> None:
     for cid in ids[1:]:
         lc.resolve(store, cid, by="hub")
     assert queue.oldest_waiting_since(store) is None and queue.waiting_longest_first(store) == []
+    assert hub_state.waiting_longest_first(store) == []
 
 
 def test_the_place_in_the_queue_is_counted_in_the_policys_order(store: Store) -> None:

@@ -123,8 +123,12 @@ class Escalation:
     def waiting_floor(self, cid: int, verdict: Any) -> tuple[str | None, tuple[str, ...]]:
         """The level and reasons :meth:`waiting_mark` keeps from the escalation (``None``, ``()``
         when ``cid`` is not waiting or its escalation recorded nothing)."""
-        data = hub_state.waiting_escalation(self.shared.store, cid)
-        if data is None:
-            return None, ()
-        level = max_level(verdict.level, data.get("level") or "watch")
-        return level, tuple(data.get("reasons") or ())
+        return floor(hub_state.waiting_escalation(self.shared.store, cid), verdict)
+
+
+def floor(data: dict[str, Any] | None, verdict: Any) -> tuple[str | None, tuple[str, ...]]:
+    """:meth:`Escalation.waiting_floor` from the waiting escalation's data, already read."""
+    if data is None:
+        return None, ()
+    level = max_level(verdict.level, data.get("level") or "watch")
+    return level, tuple(data.get("reasons") or ())

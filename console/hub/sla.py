@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from console.hub.escalation import Escalation
+from console.hub.escalation import Escalation, floor
 from console.hub.memory import TriageMemory
 from console.hub.shared import Shared
+from store import hub_state, sla
 from store import lifecycle as lc
-from store import queue, sla
 from store.errors import InvalidTransition, NotFound
 
 log = logging.getLogger("tandem.hub")
@@ -43,14 +43,16 @@ class SlaTimers:
         self.last_tick = now
         store, stats = shared.store, shared.stats
         owns = shared.owns
-        for cid, since, triage_state in queue.waiting_longest_first(store, limit=WAITING_PER_TICK):
+        # With what each one's escalation recorded: one query a tick, not one per conversation.
+        waiting = hub_state.waiting_longest_first(store, limit=WAITING_PER_TICK)
+        for cid, since, triage_state, escalated in waiting:
             if not owns(cid):
                 continue  # another hub worker's
             try:
                 entry = self.memory.entry(cid, triage_state)
                 verdict = shared.engine.waited(entry.state, max(0.0, now - since))
                 before = entry.stored
-                level, also = self.escalation.waiting_floor(cid, verdict)
+                level, also = floor(hub_state.escalation_data(escalated), verdict)
                 lvl, reasons = self.memory.badge(entry, verdict, level=level, also=also)
                 if (lvl, tuple(reasons)) == before:
                     # Most ticks change nothing: the engine's state is dumped only for a write.
