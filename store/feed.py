@@ -11,6 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from store.db import Store, now
@@ -61,27 +62,47 @@ def read_events(store: Store, after: int = 0, limit: int = 1000) -> list[Event]:
     return [_to_event(tuple(r)) for r in store.conn.execute(_SELECT, (after, limit))]
 
 
+@lru_cache(maxsize=256)
 def _shard_select(shards: frozenset[int], of: int) -> str:
     # The shard numbers are written into the statement (integers of ours, never input): one
     # statement per set of shards, which changes only when a worker's leases do.
     listed = ",".join(str(int(s)) for s in sorted(shards)) or "-1"
+    # The first row (tagged 0) is the end of the feed, the others (tagged 1) the shards'
+    # events up to it: one statement, so both are read from the same snapshot.
     return (
-        "SELECT id, at, conversation_id, kind, actor, from_state, to_state, message_id, data"
-        f" FROM events WHERE id > ? AND id <= ? AND conversation_id % {int(of)} IN ({listed})"
-        " ORDER BY id LIMIT ?"
+        "SELECT max(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0 FROM events"
+        " UNION ALL SELECT * FROM ("
+        "SELECT id, at, conversation_id, kind, actor, from_state, to_state, message_id, data, 1"
+        " FROM events WHERE id > ? AND id <= (SELECT max(id) FROM events)"
+        f" AND conversation_id % {int(of)} IN ({listed})"
+        " ORDER BY id LIMIT ?)"
     )
 
 
 def read_shard_events(
-    store: Store, shards: frozenset[int], of: int, *, after: int, upto: int, limit: int
-) -> list[Event]:
-    """Events of the conversations in ``shards`` (``conversation_id % of``), ``after < id <= upto``.
+    store: Store, shards: frozenset[int], of: int, *, after: int, limit: int
+) -> tuple[list[Event], int]:
+    """Events of the conversations in ``shards`` (``conversation_id % of``) after ``after``,
+    and the newest event id of the whole feed (0 when empty), in one statement.
 
     For hub workers that share the conversations: each reads its own shards' events only,
-    not every event of the feed (events without a conversation belong to no shard).
+    not every event of the feed (events without a conversation belong to no shard). Every
+    event of the shards up to the end returned is among them (unless ``limit`` cut them
+    short): commits are visible in id order, and both are read from one snapshot.
     """
-    rows = store.conn.execute(_shard_select(shards, of), (after, upto, limit))
-    return [_to_event(tuple(r)) for r in rows]
+    top = 0
+    events: list[Event] = []
+    for r in store.conn.execute(_shard_select(shards, of), (after, limit)):
+        if r[9]:
+            events.append(_to_event(tuple(r)))
+        else:
+            top = r[0] or 0
+    events.sort(key=_event_id)  # a union's rows come in no promised order
+    return events, top
+
+
+def _event_id(event: Event) -> int:
+    return event.id
 
 
 def last_event_id(store: Store) -> int:
@@ -145,11 +166,10 @@ class Follower:
         if not store.feed_changed() and not self._behind:
             return []
         if self.shards is not None:
-            # The end of the feed first: every event of the shards up to it is read (commits
+            # With the end of the feed: every event of the shards up to it is read (commits
             # are visible in id order), so the cursor moves on even when none of them is ours.
-            top = last_event_id(store)
-            events = read_shard_events(
-                store, self.shards, self.of, after=self.cursor or 0, upto=top, limit=self.batch
+            events, top = read_shard_events(
+                store, self.shards, self.of, after=self.cursor or 0, limit=self.batch
             )
             self._behind = len(events) >= self.batch
             self.cursor = events[-1].id if self._behind else max(top, self.cursor or 0)
