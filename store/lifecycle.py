@@ -568,50 +568,116 @@ def bot_replies(store: Store, replies: list[BotReply]) -> list[int | Refusal]:
         todo.append((i, reply if text is reply.text else replace(reply, text=text)))
     if not todo:
         return results
+    try:
+        return _post_group(store, todo, results)
+    except _Undo:
+        # A reply failed after its first write (never expected: every refusal is found
+        # before it): the whole group was rolled back; post it again, each reply under a
+        # savepoint of its own.
+        for i, _ in todo:
+            results[i] = 0
+        return _post_group(store, todo, results, savepoints=True)
+
+
+class _Undo(Exception):
+    """A reply of a group failed after it wrote: the group must be rolled back."""
+
+
+def _post_group(
+    store: Store,
+    todo: list[tuple[int, BotReply]],
+    results: list[int | Refusal],
+    *,
+    savepoints: bool = False,
+) -> list[int | Refusal]:
     # Not scoped to one conversation (store.write's ``conversation``): on PostgreSQL the group
     # holds the write lock alone, as any write of several conversations must.
     with store.write() as conn:
         for i, reply in todo:
-            conn.execute("SAVEPOINT bot_reply")
+            at = _stamp(None)
+            if savepoints:
+                conn.execute("SAVEPOINT bot_reply")
+                try:
+                    _check_bot_reply(conn, reply, at)
+                    results[i] = _finish_bot_reply(conn, reply, at)
+                except (InvalidInput, InvalidTransition, NotFound) as exc:
+                    conn.execute("ROLLBACK TO bot_reply")
+                    results[i] = exc
+                conn.execute("RELEASE bot_reply")
+                continue
+            # Every refusal is found before the reply's first write, so a refused reply
+            # leaves nothing to undo and needs no savepoint (two statements of the six a
+            # reply costs; on PostgreSQL each is a round trip under the write lock).
             try:
-                results[i] = _post_bot_reply(conn, reply, _stamp(None))
+                _check_bot_reply(conn, reply, at)
             except (InvalidInput, InvalidTransition, NotFound) as exc:
-                conn.execute("ROLLBACK TO bot_reply")
                 results[i] = exc
-            conn.execute("RELEASE bot_reply")
+                continue
+            try:
+                results[i] = _finish_bot_reply(conn, reply, at)
+            except (InvalidInput, InvalidTransition, NotFound) as exc:
+                raise _Undo() from exc
     return results
 
 
 def _post_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int:
+    _check_bot_reply(conn, reply, at)
+    return _finish_bot_reply(conn, reply, at)
+
+
+def _check_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> None:
+    """Refuse ``reply`` or make its first write: the conversation's row (counts, verdict).
+
+    The ownership check and the "answered already" check are the UPDATE itself (``WHERE
+    state = 'bot'``, no bot reply to ``reply_to`` yet), which also stores the verdict: a
+    reply is 4 statements, not 7, and a refused one has written nothing.
+    """
     conversation_id, triage, reply_to = reply.conversation_id, reply.triage, reply.reply_to
-    # The ownership check is the conversation's UPDATE itself (WHERE state = 'bot'), which
-    # also stores the verdict: a reply is 4 statements, not 7 (the hub posts one per message).
+    if triage is not None and triage.level not in LEVELS:
+        # Refused as before this check came first: not the bot's, or else the level.
+        state, owner = _load(conn, conversation_id)
+        if state != POSTS_IN["bot"]:
+            raise _not_owner(conversation_id, state, owner)
+        _checked_level(triage)
     sets, params = _triage_columns(triage) if triage is not None else ("", ())
+    unanswered = ""
+    if reply_to is not None:
+        # Under the write lock nobody else can answer it between this check and the insert
+        # (whose unique index stays the last word).
+        unanswered = " AND NOT EXISTS (SELECT 1 FROM messages WHERE reply_to = ? AND role = 'bot')"
+        params = (*params, conversation_id, POSTS_IN["bot"], reply_to)
+    else:
+        params = (*params, conversation_id, POSTS_IN["bot"])
     cur = conn.execute(
         "UPDATE conversations SET message_count = message_count + 1, last_message_at = ?,"
         " updated_at = ?, bot_fallbacks = bot_fallbacks + ?, llm_fallbacks = llm_fallbacks + ?"
-        f"{', ' + sets if sets else ''} WHERE id = ? AND state = ?",
-        (
-            at,
-            at,
-            1 if reply.fallback else 0,
-            1 if reply.llm_fallback else 0,
-            *params,
-            conversation_id,
-            POSTS_IN["bot"],
-        ),
+        f"{', ' + sets if sets else ''} WHERE id = ? AND state = ?{unanswered}",
+        (at, at, 1 if reply.fallback else 0, 1 if reply.llm_fallback else 0, *params),
     )
     if cur.rowcount == 0:
         state, owner = _load(conn, conversation_id)
-        raise NotOwner(
-            f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
-            state=state,
-            owner=owner,
-        )
-    if triage is not None:
-        _checked_level(triage)
-        if reply_to is not None:
-            _mark_message(conn, conversation_id, reply_to, triage)
+        if state == POSTS_IN["bot"]:
+            raise _already_answered(reply_to)
+        raise _not_owner(conversation_id, state, owner)
+
+
+def _not_owner(conversation_id: int, state: str, owner: str | None) -> NotOwner:
+    return NotOwner(
+        f"the bot does not own conversation {conversation_id} ({_owner_words(state, owner)})",
+        state=state,
+        owner=owner,
+    )
+
+
+def _already_answered(reply_to: int | None) -> AlreadyAnswered:
+    return AlreadyAnswered(f"the bot already answered message {reply_to}", state=POSTS_IN["bot"])
+
+
+def _finish_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int:
+    """The rest of a reply :func:`_check_bot_reply` let through: the message and its event."""
+    conversation_id, triage, reply_to = reply.conversation_id, reply.triage, reply.reply_to
+    if triage is not None and reply_to is not None:
+        _mark_message(conn, conversation_id, reply_to, triage)
     meta = reply.meta
     try:
         mid = conn.execute(
@@ -620,9 +686,7 @@ def _post_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int
             (conversation_id, reply.text, at, reply_to, json.dumps(meta) if meta else None),
         ).lastrowid
     except sqlite3.IntegrityError:
-        raise AlreadyAnswered(
-            f"the bot already answered message {reply_to}", state=POSTS_IN["bot"]
-        ) from None
+        raise _already_answered(reply_to) from None
     assert mid is not None
     _event(
         conn,

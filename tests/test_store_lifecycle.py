@@ -131,6 +131,30 @@ def test_replies_posted_together_are_each_checked_alone(store: Store) -> None:
     assert check(store) == []
 
 
+def test_a_reply_refused_after_it_wrote_undoes_only_itself(store: Store) -> None:
+    # Refusals are found before a reply writes, so a group needs no savepoints; one found
+    # later (a reply to a message that does not exist) rolls the group back, and the group
+    # is posted again with a savepoint per reply: the others are posted once.
+    ok, bad = lc.open_conversation(store, "A"), lc.open_conversation(store, "B")
+    mid = lc.add_customer_message(store, ok, "hi").message_id
+    lc.add_customer_message(store, bad, "hi")
+    before = get_conversation(store, bad)
+    mark = lc.TriageMark("watch", 0.4, ["repeat_question"], '{"upto":1}', abusive=False)
+    results = lc.bot_replies(
+        store,
+        [
+            lc.BotReply(ok, "Hello!", reply_to=mid, triage=mark),
+            lc.BotReply(bad, "Hello!", reply_to=10**9, triage=mark),
+        ],
+    )
+    assert isinstance(results[0], int) and isinstance(results[1], lc.AlreadyAnswered)
+    assert [m["text"] for m in transcript(store, ok)] == ["hi", "Hello!"]
+    assert get_conversation(store, ok)["message_count"] == 2
+    assert get_conversation(store, bad) == before
+    assert _kinds(store, ok).count("message") == 2
+    assert check(store) == []
+
+
 def test_only_owner_replies_and_hands_back(store: Store) -> None:
     cid = _waiting(store)
     lc.claim(store, cid, "ana")
