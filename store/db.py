@@ -330,11 +330,14 @@ class Store:
             raise InvalidInput(_NOT_UNICODE) from None
         return row
 
-    def feed_changed(self) -> bool:
+    def feed_changed(self, besides: Store | None = None) -> bool:
         """Whether another connection may have committed since the last call (no table read).
 
         SQLite's ``data_version`` changes on every commit by another connection; the
         PostgreSQL store answers from ``LISTEN`` notifications instead.
+
+        :param besides: commits through this store are no news (PostgreSQL only: SQLite
+            cannot tell whose commit it was)
         """
         version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
         changed = version != self._data_version

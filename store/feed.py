@@ -150,6 +150,9 @@ class Follower:
         self.batch = batch
         self.shards: frozenset[int] | None = None
         self.of = 1
+        #: Commits through this store are no news to the reader (its own writes: a hub's
+        #: replies); the feed is still read past them on the next poll for any other reason.
+        self.own_writes: Store | None = None
         self._store: Store | None = None
         self._behind = True
 
@@ -163,7 +166,7 @@ class Follower:
     def poll(self) -> list[Event]:
         """Events committed since the last poll (at most ``batch``), oldest first."""
         store = self._open()
-        if not store.feed_changed() and not self._behind:
+        if not store.feed_changed(self.own_writes) and not self._behind:
             return []
         if self.shards is not None:
             # With the end of the feed: every event of the shards up to it is read (commits

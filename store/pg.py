@@ -471,11 +471,15 @@ class PostgresStore(Store):
         """Run a read query and return the first row or ``None``."""
         return cast("sqlite3.Row | None", self._execute(sql, params).fetchone())
 
-    def feed_changed(self) -> bool:
+    def feed_changed(self, besides: Store | None = None) -> bool:
         """Whether a new feed event may have committed since the last call.
 
         The first call starts listening and answers ``True``; so does a call at least
         :data:`FEED_RESCAN_S` after the last ``True`` (a lost notification costs at most that).
+
+        :param besides: the notifications of commits through this store (its server
+            process) are skipped: a hub needs no news of its own replies, and each of them
+            made every worker read the feed again (every commit notifies every listener)
         """
         raw = self._live().raw
         nowm = time.monotonic()
@@ -484,11 +488,19 @@ class PostgresStore(Store):
             self._listening = True
             self._rescan_at = nowm + FEED_RESCAN_S
             return True
-        got = any(True for _ in raw.notifies(timeout=0))
+        own = besides.backend_pid() if isinstance(besides, PostgresStore) else None
+        got = any(n.pid != own for n in raw.notifies(timeout=0))
         if got or nowm >= self._rescan_at:
             self._rescan_at = nowm + FEED_RESCAN_S
             return True
         return False
+
+    def backend_pid(self) -> int | None:
+        """The server process of this store's connection (``None`` while it has none)."""
+        raw = self.pg.raw
+        if raw.closed:
+            return None
+        return raw.info.backend_pid
 
     def wait_feed(self, timeout: float) -> None:
         """Block until a feed notification arrives or ``timeout`` seconds pass."""

@@ -324,3 +324,30 @@ def test_a_follower_of_some_shards_reads_their_events_and_the_whole_feed_s_end(
     assert [e.conversation_id for e in follower.wait(timeout=30)] == [max(mine)]
     follower.close()
     store.close()
+
+
+def test_a_follower_is_not_woken_by_its_own_writes_and_still_reads_them(
+    db_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hub's own replies are no news to its feed (PostgreSQL: their notifications carry the
+    # hub's server process); they are read with the next commit of anyone else.
+    monkeypatch.setattr("store.pg.FEED_RESCAN_S", 3600.0)  # no periodic rescan in this test
+    mine, theirs = Store(db_path), Store(db_path)
+    follower = Follower(db_path, after=None)
+    follower.own_writes = mine
+    assert follower.poll() == []  # listening from the end of the feed
+    cid = lc.open_conversation(mine, "Maya")
+    own = lc.add_customer_message(mine, cid, "from the hub's own connection").message_id
+    if backend == "postgresql":
+        time.sleep(0.2)  # the notification has come by now (or comes later: still no news)
+        assert follower.poll() == []
+    other = lc.add_customer_message(theirs, cid, "from another connection").message_id
+    seen: list[int | None] = []
+    deadline = time.monotonic() + 30
+    while other not in seen:
+        assert time.monotonic() < deadline
+        seen += [e.message_id for e in follower.wait(timeout=1)]
+    assert own in seen and seen.index(own) < seen.index(other)
+    follower.close()
+    mine.close()
+    theirs.close()

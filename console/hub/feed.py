@@ -77,6 +77,8 @@ class FeedFollower:
             after = load_cursor(self.shared.store, self.cursor_name) or 0
             self._seen = self._saved = after
             self._follower = Follower(self.shared.path, after=after, batch=self.batch)
+            # The hub's own commits (its replies, escalations) are no reason to read again.
+            self._follower.own_writes = self.shared.store
         return self._follower
 
     def close(self) -> None:

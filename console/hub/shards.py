@@ -157,6 +157,7 @@ class ShardedFeed(FeedFollower):
             after = min((self._mark[s] for s in self.owned), default=0)
             self._seen = after
             self._follower = Follower(self.shared.path, after=after, batch=self.batch)
+            self._follower.own_writes = self.shared.store
         return self._follower
 
     async def step(self) -> int:
