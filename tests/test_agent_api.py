@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from serve_support import TOKEN, Serve, start_serve
 
 from store import Store, accounts
 from store import lifecycle as lc
@@ -30,64 +29,18 @@ from store.feed import read_events
 from store.queries import get_conversation
 
 ROOT = Path(__file__).resolve().parents[1]
-INTEGRATION = "integration-secret-for-tests"
+INTEGRATION = TOKEN
 
 
 @dataclass
 class Server:
     url: str
     db: Path
-    proc: subprocess.Popen[str]
+    serve: Serve
     tokens: dict[str, str]
 
     def agent(self, path: str) -> str:
         return f"{self.url}/agent/v1{path}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(
-    db: Path, *extra: str, scheme: str = "http", env_extra: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
-    env["TANDEM_API_TOKEN"] = INTEGRATION
-    env.update(env_extra or {})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "serve", "--db", str(db), "--no-replay"]
-        + ["--log-interval", "0", "--listen", f"127.0.0.1:{port}", *extra],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read() if proc.stderr else "exited") from None
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("tandem serve did not listen within 20 s")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        _, err = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert "Traceback" not in err, err
 
 
 @pytest.fixture
@@ -98,11 +51,11 @@ def server(db_path: Path) -> Iterator[Server]:
             "bob": accounts.add(store, "bob", "agent"),
             "sam": accounts.add(store, "sam", "supervisor"),
         }
-    proc, url = _start(db_path)
+    running = start_serve(db_path)
     try:
-        yield Server(url, db_path, proc, tokens)
+        yield Server(running.url, db_path, running, tokens)
     finally:
-        _stop(proc)
+        running.stop_cleanly()
 
 
 @pytest.fixture
@@ -368,7 +321,8 @@ async def test_tls_listener(db_path: Path, tmp_path: Path) -> None:
     )
     with Store(db_path) as store:
         token = accounts.add(store, "ana", "agent")
-    proc, url = _start(db_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https")
+    running = start_serve(db_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https")
+    url = running.url
     try:
         context = ssl.create_default_context(cafile=str(cert))
         context.check_hostname = False  # the certificate names an IP; the CA check still holds
@@ -379,7 +333,7 @@ async def test_tls_listener(db_path: Path, tmp_path: Path) -> None:
                 async with session.get(f"{url.replace('https', 'http')}/agent/v1/me") as resp:
                     await resp.read()
     finally:
-        _stop(proc)
+        running.stop_cleanly()
 
 
 async def test_hostile_requests_get_a_clear_4xx_never_a_5xx(
@@ -497,7 +451,8 @@ async def test_the_llm_key_stays_on_the_server(db_path: Path, fake_openai) -> No
     env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": key, "TANDEM_MODEL": "fake-1"}
     with Store(db_path) as store:
         token = accounts.add(store, "ana", "agent")
-    proc, url = _start(db_path, env_extra=env)
+    running = start_serve(db_path, env_extra=env)
+    url = running.url
     try:
         cid = _with_customer(db_path)
         base = f"{url}/agent/v1/conversations/{cid}"
@@ -510,7 +465,7 @@ async def test_the_llm_key_stays_on_the_server(db_path: Path, fake_openai) -> No
         assert key not in raw.decode() and key not in json.dumps(conversation)
         assert any(key in str(h) for h in fake_openai.headers)  # the server used it
     finally:
-        _stop(proc)
+        running.stop_cleanly()
 
 
 async def test_one_account_cannot_hold_every_stream(
@@ -608,8 +563,8 @@ async def test_routing_on_a_real_serve_assigns_to_online_agents_under_capacity(
         bob = accounts.add(store, "bob", "agent")
     policy = tmp_path / "policy.toml"
     policy.write_text('[routing]\nmode = "least_loaded"\ncapacity = 1\ninterval_s = 0.05\n')
-    proc, url = _start(db_path, "--policy", str(policy))
-    server = Server(url, db_path, proc, {"ana": ana, "bob": bob})
+    running = start_serve(db_path, "--policy", str(policy))
+    server = Server(running.url, db_path, running, {"ana": ana, "bob": bob})
 
     def state(cid: int) -> tuple[str, str | None]:
         with Store(db_path) as s:
@@ -640,7 +595,7 @@ async def test_routing_on_a_real_serve_assigns_to_online_agents_under_capacity(
             actors = {e.actor for e in read_events(s) if e.kind == "assigned"}
         assert actors == {"router"}
     finally:
-        _stop(proc)
+        running.stop_cleanly()
 
 
 async def test_each_batch_carries_its_rows_ahead_of_its_events(

@@ -12,13 +12,8 @@ would answer 429 to everything after the first burst) do not hide the handlers.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +23,10 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from serve_support import start_serve
 
 from store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "integration-secret"
 POOL = 60  # conversations opened up front, one per example or so (per-conversation limits)
 
@@ -41,12 +36,6 @@ class Served:
     port: int
     db: Path
     conversations: list[tuple[str, str]]  # (id, customer token)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _request(
@@ -96,39 +85,9 @@ def _http(
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     db = tmp_path_factory.mktemp("hostile-serve") / "tandem.db"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "OPENAI_"))}
-    env["TANDEM_API_TOKEN"] = TOKEN
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--no-replay",
-            "--log-interval",
-            "0",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    running = start_serve(db, token=TOKEN)
+    port = running.port
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if _request(port, _http("GET", b"/healthz"))[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.1)
         conversations = []
         for n in range(POOL):
             body = json.dumps({"customer": {"name": f"Customer {n}"}}).encode()
@@ -146,9 +105,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             conversations.append((created["id"], created["customer_token"]))
         yield Served(port, db, conversations)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert "Traceback" not in err, err
+        running.stop_cleanly()
 
 
 # --- what a request is made of -------------------------------------------------------------

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
+from serve_support import Serve, serve, start_serve
 from waiting import wait_until
 
 from store import Store
@@ -18,31 +16,9 @@ from store.check import check
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _serve(db: Path, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TANDEM_DB")
-    }
-    env.update(env_extra or {})
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--no-replay",
-            "--no-api",
-            *args,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _serve(db: Path, *args: str, env_extra: dict[str, str] | None = None) -> Serve:
+    """``tandem serve`` without its API and without replay data (started, not waited for)."""
+    return serve(db, "--no-replay", "--no-api", *args, env_extra=env_extra)
 
 
 def _states(db: Path) -> dict[str, int]:
@@ -91,37 +67,26 @@ def _answered_twice(store: Store) -> list[int]:
 
 
 def test_serve_simulates_traffic_and_stops_cleanly_on_sigterm(db_path: Path) -> None:
-    import threading
-
     proc = _serve(
         db_path, "--simulate", "40", "--speed", "25", "--seed", "4", "--log-interval", "2"
     )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
-    reader.start()
     try:
         # Run until every state has shown up and a periodic line was logged (a loaded machine
         # is slower, so no fixed time).
         def flowing() -> bool:
-            assert proc.poll() is None, "".join(lines)
+            proc.running()
             states = _states(db_path)
             # Two waiting, so one leaving the queue as we stop still leaves one to see.
             return (
                 min(states.get(k, 0) for k in ("bot", "resolved")) > 0
                 and states.get("waiting", 0) >= 2
-                and any(ln.startswith("hub: ") for ln in list(lines))
+                and any(ln.startswith("hub: ") for ln in list(proc.lines))
             )
 
         wait_until(flowing, timeout=60, interval=0.2, what="every state and a periodic line")
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-        reader.join(timeout=5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = "".join(lines)
-    assert proc.returncode == 0, err
-    assert "tandem serve: stopped after" in err and "Traceback" not in err, err
+        err = proc.stop_cleanly()
+    assert "tandem serve: stopped after" in err, err
     assert any(ln.startswith("hub: ") and "customer messages" in ln for ln in err.splitlines()), err
     states = _states(db_path)
     assert (
@@ -146,15 +111,14 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
         )
         try:
             wait_until(
-                lambda: proc.poll() is None and _messages(db_path) >= before + more,  # noqa: B023
+                lambda: proc.running() and _messages(db_path) >= before + more,  # noqa: B023
                 timeout=60,
                 interval=0.1,
                 what=f"{more} more messages",
             )
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=10)
-        assert proc.returncode == -signal.SIGKILL
+            proc.kill()
+        assert proc.proc.returncode == -signal.SIGKILL
     # Customers keep writing through the channel while the hub is down.
     with Store(db_path) as store:
         bot_convs = [
@@ -174,9 +138,7 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
             )
     finally:
         # Stopping lets whatever it still had in hand finish: a duplicate would be stored now.
-        again.send_signal(signal.SIGTERM)
-        _, err = again.communicate(timeout=30)
-    assert again.returncode == 0, err
+        again.stop_cleanly()
     with Store(db_path) as store:
         assert _unanswered(store) == []
         assert _answered_twice(store) == []
@@ -189,14 +151,6 @@ def test_sigkill_then_restart_leaves_nothing_unanswered_or_answered_twice(db_pat
                 )
             ]
             assert roles == ["customer", "bot"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _http(
@@ -222,31 +176,12 @@ def _http(
 
 
 def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
-    port = _free_port()
     env_token = "integration-secret"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console.cli",
-            "serve",
-            "--db",
-            str(db_path),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--log-interval",
-            "0",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TANDEM_API_TOKEN": env_token},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc = start_serve(db_path, token=env_token)
+    base = proc.url
 
     def healthy() -> bool:
-        assert proc.poll() is None, "the server exited"
+        proc.running()
         try:
             return _http("GET", f"{base}/healthz")[0] == 200
         except OSError:
@@ -274,10 +209,8 @@ def test_serve_runs_the_channel_api_in_the_same_loop(db_path: Path) -> None:
         wait_until(lambda: "bot" in roles(), interval=0.1, what="the bot's answer")
         assert roles() == ["customer", "bot"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    assert f"channel API http://127.0.0.1:{port}" in err
+        err = proc.stop_cleanly()
+    assert f"channel API {base} (TANDEM_API_TOKEN set)" in err
 
 
 def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
@@ -315,34 +248,36 @@ def test_serve_uses_the_configured_llm_unless_told_embedded(db_path: Path, fake_
         with Store(db_path) as store:
             cid = lc.open_conversation(store, "Maya")
             lc.add_customer_message(store, cid, "How does pay in 3 work?")
-        proc = _serve(db_path, "--duration", "3", "--log-interval", "0", *extra, env_extra=env)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        with Store(db_path) as store:
-            meta = json.loads(
-                store.one(
+        proc = _serve(db_path, "--log-interval", "0", *extra, env_extra=env)
+
+        def answer(cid: int = cid, proc: Serve = proc) -> tuple[str] | None:
+            proc.running()
+            with Store(db_path) as store:
+                return store.one(
                     "SELECT meta FROM messages WHERE conversation_id = ? AND role = 'bot'", (cid,)
-                )[0]
-            )
+                )
+
+        try:
+            meta = json.loads(wait_until(answer, interval=0.05, what="the bot's answer")[0])
+        finally:
+            err = proc.stop_cleanly()
         assert meta["engine"] == engine, err
         assert ("bot llm fake-1" in err) == (engine == "llm")
 
 
 def test_a_second_hub_on_the_same_database_is_refused(db_path: Path) -> None:
-    first = _serve(db_path, "--duration", "8", "--log-interval", "0")
+    first = _serve(db_path, "--log-interval", "0")
     try:
         lock = Path(f"{db_path}.hub.lock")
 
         def locked() -> bool:
-            assert first.poll() is None, "the first hub exited"
+            first.running()
             return lock.exists() and lock.read_text() != ""
 
         wait_until(locked, interval=0.05, what="the first hub's lock")
         second = _serve(db_path, "--duration", "1", "--log-interval", "0")
-        _, err = second.communicate(timeout=20)
-        assert second.returncode == 1
+        err = second.wait(timeout=20)
+        assert second.proc.returncode == 1
         assert f"another tandem serve (pid {first.pid}) is already running on {db_path}" in err
     finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
-    assert first.returncode == 0
+        first.stop_cleanly()

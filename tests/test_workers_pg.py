@@ -4,21 +4,17 @@ customers write through both, one server is SIGKILLed and started again (issue 1
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
 from collections import Counter
 
 import pytest
-from test_serve import ROOT, _answered_twice, _free_port, _http, _unanswered
+from serve_support import TOKEN, Serve, start_serve
+from test_serve import _answered_twice, _http, _unanswered
 from waiting import wait_until
 
 from store import Store, leases
 from store.check import check
 
-TOKEN = "integration-secret"
 # Questions the knowledge base answers, one per round (the same one again would read as a
 # customer repeating themselves).
 ROUNDS = (
@@ -29,32 +25,8 @@ ROUNDS = (
 )
 
 
-def _server(db: str, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TANDEM_"))}
-    env["TANDEM_API_TOKEN"] = TOKEN
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "console.cli", "serve", "--db", db, "--listen", f"127.0.0.1:{port}"),
-            *("--lease-ttl", "2", "--idle-resolve", "600", "--log-interval", "0"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
-    return proc, lines
-
-
-def _healthy(port: int, proc: subprocess.Popen[str], lines: list[str]) -> bool:
-    assert proc.poll() is None, "".join(lines)
-    try:
-        return _http("GET", f"http://127.0.0.1:{port}/healthz")[0] == 200
-    except OSError:
-        return False
+def _server(db: str, port: int = 0) -> Serve:
+    return start_serve(db, "--lease-ttl", "2", "--idle-resolve", "600", port=port)
 
 
 def _shared_by(db: str, count: int) -> bool:
@@ -77,11 +49,10 @@ def _replies(store: Store, cid: int) -> list[str]:
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_two_servers_on_postgresql_one_killed_and_restarted(db_path: str) -> None:
     db = str(db_path)
-    ports = [_free_port(), _free_port()]
-    servers = [_server(db, port) for port in ports]
+    servers = [_server(db)]
     try:
-        for port, (proc, lines) in zip(ports, servers, strict=True):
-            wait_until(lambda: _healthy(port, proc, lines), timeout=60, interval=0.2, what="up")  # noqa: B023
+        servers.append(_server(db))
+        ports = [server.port for server in servers]
         wait_until(lambda: _shared_by(db, 2), timeout=60, interval=0.2, what="32 shards each")
         # 64 customers (one per shard), half of them through each server's channel API.
         convs: list[tuple[int, str, int]] = []
@@ -116,32 +87,22 @@ def test_two_servers_on_postgresql_one_killed_and_restarted(db_path: str) -> Non
             # Round 2 goes in through both APIs, and the second server dies at once: what it
             # had in hand is answered by the first after its leases expire.
             post(1)
-            victim, _ = servers[1]
-            victim.send_signal(signal.SIGKILL)
-            victim.wait(timeout=20)
+            servers[1].kill()
             wait_until(lambda: answered(store, 2), timeout=60, interval=0.2, what="round 2")
             post(2, only=ports[0])  # the dead server's API is gone; customers use the other
             wait_until(lambda: answered(store, 3), timeout=60, interval=0.2, what="round 3")
             assert _shared_by(db, 1)
             # Started again: it takes its share back, and both answer round 4.
             servers[1] = _server(db, ports[1])
-            proc, lines = servers[1]
-            wait_until(lambda: _healthy(ports[1], proc, lines), timeout=60, interval=0.2, what="up")
             wait_until(lambda: _shared_by(db, 2), timeout=60, interval=0.2, what="shared again")
             post(3)
             wait_until(lambda: answered(store, 4), timeout=60, interval=0.2, what="round 4")
     finally:
-        for proc, _ in servers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, _lines in servers:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    for proc, lines in servers:
-        assert proc.returncode == 0, "".join(lines)
-        assert "Traceback" not in "".join(lines), "".join(lines)
+        for server in servers:  # both stop at once: each finishes what it has in hand
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.stop_cleanly(timeout=60)
     with Store(db) as store:
         assert _unanswered(store) == []
         assert _answered_twice(store) == []

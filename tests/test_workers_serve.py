@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+from serve_support import Serve
 from test_serve import _answered_twice, _serve, _unanswered
 from waiting import wait_until
 
@@ -36,9 +35,9 @@ def _worker_pids(parent: int) -> list[int]:
     return out
 
 
-def _split(db: Path, proc: subprocess.Popen[str], lines: list[str]) -> bool:
+def _split(db: Path, proc: Serve) -> bool:
     """Whether two live workers hold 32 shards each."""
-    assert proc.poll() is None, "".join(lines)
+    proc.running()
     if not db.exists():
         return False
     with Store(db) as store:
@@ -74,12 +73,9 @@ def test_two_workers_one_killed_mid_run_lose_nothing_and_answer_nothing_twice(
         *("--workers", "2", "--simulate", "30", "--speed", "30", "--seed", "5"),
         *("--lease-ttl", "2", "--idle-resolve", "600", "--log-interval", "0"),
     )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
-    reader.start()
     try:
         wait_until(
-            lambda: _split(db_path, proc, lines),
+            lambda: _split(db_path, proc),
             timeout=90,
             interval=0.2,
             what="two workers holding 32 shards each",
@@ -106,30 +102,21 @@ def test_two_workers_one_killed_mid_run_lose_nothing_and_answer_nothing_twice(
                 what="every message answered after the kill",
             )
             wait_until(
-                lambda: any("ended (killed by SIGKILL)" in ln for ln in list(lines)),
+                lambda: any("ended (killed by SIGKILL)" in ln for ln in list(proc.lines)),
                 timeout=10,
                 what="the pool noticing",
             )
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        reader.join(timeout=5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = "".join(lines)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err, err
+        err = proc.stop_cleanly(timeout=60)
     assert err.count("hub worker ") >= 3 and "1 restarted" in err, err  # 2 stopped + the notice
     # What the simulator posted as it stopped is answered by the next start (none is lost).
     again = _serve(db_path, "--workers", "2", "--log-interval", "0")
     try:
-        wait_until(lambda: _split(db_path, again, []), timeout=90, interval=0.2, what="restarted")
+        wait_until(lambda: _split(db_path, again), timeout=90, interval=0.2, what="restarted")
         with Store(db_path) as store:
             wait_until(lambda: not _unanswered(store), timeout=90, what="the rest answered")
     finally:
-        again.send_signal(signal.SIGTERM)
-        _, err2 = again.communicate(timeout=60)
-    assert again.returncode == 0, err2
+        again.stop_cleanly(timeout=60)
     with Store(db_path) as store:
         assert _unanswered(store) == []
         assert _answered_twice(store) == []

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from remote_support import Consoles, start_serve, stop_serve
+from remote_support import Consoles
+from serve_support import start_serve
 from ui_support import notes, wait_until
 from waiting import wait_until as wait_sync
 
@@ -136,11 +136,11 @@ def test_the_feed_resumes_after_a_dropped_connection_without_gap_or_repeat(
     try:
         add(5)
         wait_sync(lambda: drain() or len(got) >= 5, what="first events")
-        port = urlsplit(remote.url).port or 0
-        stop_serve(remote.proc)
+        assert remote.server is not None
+        remote.server.stop_cleanly()
         wait_sync(lambda: states and states[-1] is not None, what="the drop reported")
         add(7)  # written while the console is cut off
-        remote.proc, _ = start_serve(db_path, port=port)
+        remote.server = start_serve(db_path, port=remote.server.port)
         add(3)
         with Store(db_path) as s:
             expected = [e.id for e in read_events(s, start, 10_000)]
@@ -163,13 +163,13 @@ async def test_a_dropped_connection_is_shown_until_the_console_is_back(
     app = remote.app("ana")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
-        port = urlsplit(remote.url).port or 0
-        stop_serve(remote.proc)
+        assert remote.server is not None
+        remote.server.stop_cleanly()
         await wait_until(pilot, lambda: app.connection_problem is not None, what="the banner")
         assert any("reconnecting" in n for n in notes(app))
         with Store(db_path) as s:  # a customer writes while the console is cut off
             lifecycle.add_customer_message(s, cid, "hello? anyone?")
-        remote.proc, _ = start_serve(db_path, port=port)
+        remote.server = start_serve(db_path, port=remote.server.port)
         await wait_until(pilot, lambda: app.connection_problem is None, what="reconnected")
         await wait_until(
             pilot,
