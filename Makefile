@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tandem demo
 
-# The gates first (cheap, and a failure there makes the tests moot), then the suite.
+# The gates first (cheap, and a failure there makes the tests moot), then the suite, in
+# parallel: a worker per core (see pytest_xdist_auto_num_workers in tests/conftest.py), a test
+# at a time to whichever is free, a module marked xdist_group kept on one worker.
+# `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
 test: check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 check: $(STAMP)
 	$(BIN)/ruff check console store tests

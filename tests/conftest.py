@@ -31,6 +31,17 @@ BOTH_BACKENDS = frozenset(
 )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (``make test``): a worker per core this process may use, at most 4.
+
+    Each worker is a session of its own, with its own PostgreSQL server (``pg_server``) and
+    temporary directories; servers take free ports. More workers than cores only adds load:
+    the suite waits on subprocesses, and the slow tests poll with deadlines.
+    """
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the store's own tests against SQLite and a real PostgreSQL server.
 
