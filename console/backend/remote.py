@@ -17,8 +17,10 @@ reader, a worker), never on the event loop; each thread keeps its own keep-alive
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
+import socket
 import ssl
 import threading
 from collections import deque
@@ -368,7 +370,7 @@ class RemoteDrafts:
             # The agent left or asked for another draft: closing the socket stops the server's
             # draft, which logs it as stopped.
             stop.set()
-            conn.close()
+            hang_up(conn)
 
     async def mark_stale(self, conversation_id: int) -> bool:
         backend = self.backend
@@ -488,7 +490,7 @@ class RemoteFeed:
         self._stop.set()
         conn = self._conn
         if conn is not None:
-            conn.close()  # the stream thread's read ends at once
+            hang_up(conn)  # the stream thread's read ends at once
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
 
@@ -596,6 +598,20 @@ class RemoteFeed:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def hang_up(conn: http.client.HTTPConnection) -> None:
+    """Close ``conn`` at once, even while another thread is blocked reading its response.
+
+    ``close()`` alone waits for that read: the response's buffered reader is locked by the
+    reading thread until the next bytes arrive (an event stream's keep-alive comes every 15 s,
+    so closing a console took up to 15 s). Shutting the socket down first ends the read.
+    """
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
 
 
 def sse(response: http.client.HTTPResponse) -> Iterator[tuple[str, str]]:
