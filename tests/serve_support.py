@@ -48,6 +48,7 @@ class Serve:
         self.lines: list[str] = []
         self.url = ""
         self.port = 0
+        self._sent: set[int] = set()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -97,17 +98,23 @@ class Serve:
         self._reader.join(timeout=10)
         return self.stderr
 
-    def stop(self, *, timeout: float = STOP_TIMEOUT, sig: int = signal.SIGTERM) -> str:
-        """Signal it and :meth:`wait` for the end; its whole stderr."""
-        if self.proc.poll() is None:
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` once (a second SIGTERM would land after serve gave its handler back,
+        while the interpreter exits, and kill it); nothing if it already exited."""
+        if self.proc.poll() is None and sig not in self._sent:
+            self._sent.add(sig)
             self.proc.send_signal(sig)
+
+    def stop(self, *, timeout: float = STOP_TIMEOUT, sig: int = signal.SIGTERM) -> str:
+        """Signal it (once) and :meth:`wait` for the end; its whole stderr."""
+        self.send(sig)
         return self.wait(timeout=timeout)
 
     def stop_cleanly(self, *, timeout: float = STOP_TIMEOUT) -> str:
         """:meth:`stop` with SIGTERM, then check it stopped as an operator expects: exit 0
         and no traceback printed. Its stderr."""
         err = self.stop(timeout=timeout)
-        assert self.proc.returncode == 0, err
+        assert self.proc.returncode == 0, f"exit {self.proc.returncode}: {err}"
         assert "Traceback" not in err, err
         return err
 

@@ -29,7 +29,11 @@ def claim_all(path: str, agent: str, ids: list[int], start: EventType, seed: int
     return {"agent": agent, "won": won, "lost": lost}
 
 
-def bot_loop(path: str, ids: list[int], start: EventType, stop: EventType) -> dict[str, int]:
+def bot_loop(
+    path: str, ids: list[int], start: EventType, stop: EventType, posting: EventType | None = None
+) -> dict[str, int]:
+    """Reply to ``ids`` over and over until ``stop``; ``posting`` is set at the first reply
+    (the agents start then, so the race happens however late this process was scheduled)."""
     store = Store(path)
     posted = refused = 0
     start.wait()
@@ -38,6 +42,8 @@ def bot_loop(path: str, ids: list[int], start: EventType, stop: EventType) -> di
             try:
                 lc.bot_reply(store, cid, "Here is what I found.")
                 posted += 1
+                if posted == 1 and posting is not None:
+                    posting.set()
             except NotOwner:
                 refused += 1
     return {"posted": posted, "refused": refused}

@@ -68,11 +68,11 @@ def test_bot_never_posts_after_a_claim(store: Store, db_path: Path) -> None:
         lc.add_customer_message(store, cid, "hello")
         ids.append(cid)
     with CTX.Manager() as manager:
-        start, stop = manager.Event(), manager.Event()
+        start, stop, posting = manager.Event(), manager.Event(), manager.Event()
         with CTX.Pool(3) as pool:
-            bot = pool.apply_async(workers.bot_loop, (str(db_path), ids, start, stop))
+            bot = pool.apply_async(workers.bot_loop, (str(db_path), ids, start, stop, posting))
             agents = [
-                pool.apply_async(workers.agent_claims, (str(db_path), f"a{i}", ids, start, i))
+                pool.apply_async(workers.agent_claims, (str(db_path), f"a{i}", ids, posting, i))
                 for i in range(2)
             ]
             start.set()

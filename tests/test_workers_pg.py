@@ -4,7 +4,6 @@ customers write through both, one server is SIGKILLed and started again (issue 1
 
 from __future__ import annotations
 
-import signal
 from collections import Counter
 
 import pytest
@@ -99,8 +98,7 @@ def test_two_servers_on_postgresql_one_killed_and_restarted(db_path: str) -> Non
             wait_until(lambda: answered(store, 4), timeout=60, interval=0.2, what="round 4")
     finally:
         for server in servers:  # both stop at once: each finishes what it has in hand
-            if server.proc.poll() is None:
-                server.proc.send_signal(signal.SIGTERM)
+            server.send()
         for server in servers:
             server.stop_cleanly(timeout=60)
     with Store(db) as store:

@@ -252,7 +252,7 @@ async def test_wall_opens_a_read_only_search(db_path: Path) -> None:
         screen = await _open_search(pilot, app)
         assert screen.insert_blocked
         await pilot.press(*"card frozen")
-        await wait_until(pilot, lambda: screen.searched == "card frozen", what="typed search")
+        await wait_until(pilot, lambda: screen.answered == "card frozen", what="its results")
         assert screen.hits
         await pilot.press("escape")
         assert isinstance(app.screen, WallScreen)
