@@ -115,7 +115,7 @@ def writer(path: str, rate: float, seconds: float) -> None:
         time.sleep(0.002)
 
 
-async def _measure_keys(path: Path, n_keys: int, rate: float) -> dict[str, Any]:
+async def _measure_keys(path: Path, n_keys: int, rate: float, watch: float) -> dict[str, Any]:
     from console.ui.app import TandemApp
 
     class BenchApp(TandemApp):
@@ -184,7 +184,7 @@ async def _measure_keys(path: Path, n_keys: int, rate: float) -> dict[str, Any]:
                 await asyncio.sleep(rng.uniform(0.03, 0.08))
             cpu1, wall1 = time.process_time(), time.perf_counter()
             # Idle agent, live feed: the cost of just watching (a deferred full GC included).
-            await asyncio.sleep(10.0)
+            await asyncio.sleep(watch)
             cpu2, wall2 = time.process_time(), time.perf_counter()
         finally:
             proc.terminate()
@@ -227,8 +227,14 @@ def run(args: argparse.Namespace) -> int:
 
         return run_server(args)
 
-    if args.conversations < 1 or args.rate <= 0 or args.keys < 1 or args.starts < 0:
-        raise UsageError("--conversations, --rate and --keys must be positive")
+    if (
+        args.conversations < 1
+        or args.rate <= 0
+        or args.keys < 1
+        or args.starts < 0
+        or args.seconds <= 0
+    ):
+        raise UsageError("--conversations, --rate, --keys and --seconds must be positive")
     tmp = None
     if args.db:
         path = Path(args.db)
@@ -248,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
                 + " ".join(f"{s * 1000:.0f} ms" for s in starts)
                 + f"  median {statistics.median(starts) * 1000:.0f} ms   goal <= 1500 ms"
             )
-        result = asyncio.run(_measure_keys(path, args.keys, args.rate))
+        result = asyncio.run(_measure_keys(path, args.keys, args.rate, args.seconds))
         lat = [x * 1000 for x in result["latencies"]]
         print(
             f"feed: {args.rate:g} msgs/s from a separate writer process; {result['live']} live conversations"

@@ -42,7 +42,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--consoles", type=int, default=50, help="with --server: remote consoles (default 50)"
     )
     parser.add_argument(
-        "--seconds", type=float, default=10.0, help="with --server: seconds per phase (default 10)"
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="with --server: seconds per phase; without: of the watching-only phase (default 10)",
     )
     parser.add_argument(
         "--client-processes",

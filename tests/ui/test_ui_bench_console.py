@@ -24,6 +24,8 @@ def test_bench_console_prints_start_keys_feed_and_cpu(tmp_path: Path) -> None:
             "20",
             "--starts",
             "1",
+            "--seconds",
+            "1",
             "--db",
             str(tmp_path / "bench.db"),
         ],
