@@ -173,11 +173,11 @@ async def test_a_token_that_is_not_utf8_is_a_401_not_a_crash(server: Any, db_pat
 
 
 async def _stream_status(s: aiohttp.ClientSession, cid: str, token: str) -> tuple[int, Any]:
-    """Open a stream; return its status and, when it is open, the response (to close later)."""
+    """Open a stream; return its status and, when it is open, the response (to close later),
+    or else the refusal's body (which cap refused it)."""
     response = await s.get(f"/v1/conversations/{cid}/stream", params={"token": token})
     if response.status != 200:
-        await response.read()
-        return response.status, None
+        return response.status, await response.text()
     return 200, response
 
 
@@ -209,7 +209,9 @@ async def test_streams_are_capped_per_conversation_so_one_token_cannot_take_them
             if status == 200:
                 open_.append(response)
                 break
-            assert asyncio.get_running_loop().time() < deadline, "the closed stream's slot"
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"the closed stream's slot is still taken: {status} {response}"
+            )
             await asyncio.sleep(0.05)
         for response in open_:
             response.close()
