@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -217,16 +217,19 @@ class Store:
         self.close()
 
     @contextmanager
-    def write(self, conversation: int | None = None) -> Iterator[sqlite3.Connection]:
+    def write(
+        self, conversation: int | Collection[int] | None = None
+    ) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): commit on success, roll back on error.
 
         Nesting is not supported on purpose: every lifecycle call is exactly one transaction,
         so a check and the write it guards can never be split.
 
         :param conversation: the transaction reads and writes the state of this conversation
-            only (its row, its messages, new events; shared rows only by upserts and
-            increments). SQLite has one writer anyway and ignores it; PostgreSQL lets such
-            transactions on different conversations run side by side (store/pg.py).
+            (or of these conversations) only (its row, its messages, new events; shared rows
+            only by upserts and increments). SQLite has one writer anyway and ignores it;
+            PostgreSQL lets such transactions on different conversations run side by side
+            (store/pg.py).
 
         :raises Damaged: the file was found damaged (by this process, another, or
             ``tandem db check``): nothing more is written to it until it is repaired

@@ -590,9 +590,9 @@ def _post_group(
     *,
     savepoints: bool = False,
 ) -> list[int | Refusal]:
-    # Not scoped to one conversation (store.write's ``conversation``): on PostgreSQL the group
-    # holds the write lock alone, as any write of several conversations must.
-    with store.write() as conn:
+    # Scoped to the group's conversations (each reply touches its own only, as bot_reply
+    # does): on PostgreSQL the channels' writes to other conversations go on meanwhile.
+    with store.write(conversation=[reply.conversation_id for _, reply in todo]) as conn:
         for i, reply in todo:
             at = _stamp(None)
             if savepoints:

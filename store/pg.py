@@ -14,7 +14,9 @@ Writers take transaction-scoped advisory locks, three of them:
   one conversation only (the hub's bot replies and escalations, a customer's message), holds
   the write lock *shared* and the conversation's lock exclusively. Such transactions on
   different conversations run side by side; one on the same conversation, or any ordinary
-  write, waits. Why not per-row locks or SERIALIZABLE everywhere: every store function would
+  write, waits. A transaction on a few conversations (the bot replies the hub posts
+  together) holds each of their locks, taken in key order so that two never wait in a
+  cycle. Why not per-row locks or SERIALIZABLE everywhere: every store function would
   need its reads reviewed and a retry loop on serialization failures; the scope is declared
   only where it was reviewed, and everything else keeps the simple exclusive rule.
 - the feed lock, taken by each ``INSERT INTO events`` itself just before the new id is drawn
@@ -32,7 +34,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -71,6 +73,16 @@ _NOT_UNICODE = "text is not valid Unicode (it holds a lone surrogate)"
 def _lock_key(conversation_id: int) -> int:
     """``conversation_id`` as the signed 32-bit second key of its advisory lock."""
     return (conversation_id + 2**31) % 2**32 - 2**31
+
+
+def _begin_scoped_many(conversations: Collection[int]) -> str:
+    """BEGIN and the locks of a transaction on several conversations: the write lock shared,
+    then each conversation's lock in key order, one statement each (run in order), so two
+    such transactions never wait for each other in a cycle."""
+    keys = sorted({_lock_key(int(c)) for c in conversations})
+    return f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})" + "".join(
+        f"; SELECT pg_advisory_xact_lock({CONVERSATION_LOCKS}, {key})" for key in keys
+    )
 
 
 def redacted(url: str) -> str:
@@ -380,11 +392,13 @@ class PostgresStore(Store):
         self._give_back()
 
     @contextmanager
-    def write(self, conversation: int | None = None) -> Iterator[sqlite3.Connection]:
+    def write(
+        self, conversation: int | Collection[int] | None = None
+    ) -> Iterator[sqlite3.Connection]:
         """One write transaction under the write lock: commit on success, roll back on error.
 
-        :param conversation: it touches this conversation only: the write lock is held
-            shared and the conversation's exclusively (see the module doc)
+        :param conversation: it touches this conversation (or these) only: the write lock
+            is held shared and the conversations' exclusively (see the module doc)
         """
         if self.readonly:
             raise ReadOnly(f"{self.path} was opened read-only")
@@ -392,8 +406,10 @@ class PostgresStore(Store):
         raw = conn.raw
         if conversation is None:
             begin = _BEGIN_LOCKED
+        elif isinstance(conversation, int):
+            begin = _BEGIN_SCOPED.format(key=_lock_key(conversation))
         else:
-            begin = _BEGIN_SCOPED.format(key=_lock_key(int(conversation)))
+            begin = _begin_scoped_many(conversation)
         try:
             # One round trip for BEGIN and the locks (no parameters: one simple query).
             conn.in_transaction = True

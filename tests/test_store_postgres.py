@@ -22,7 +22,8 @@ from store import lifecycle as lc
 from store.dialect import translate
 from store.feed import Follower
 from store.migrations import migrations
-from store.pg import WRITE_LOCK, PostgresStore, close_pool
+from store.pg import CONVERSATION_LOCKS, WRITE_LOCK, PostgresStore, close_pool
+from store.queries import transcript
 
 
 def _sqlite_columns(path: Path) -> dict[str, list[str]]:
@@ -90,6 +91,34 @@ def test_a_held_write_lock_is_a_sentence_after_the_busy_timeout(
             lc.open_conversation(store, "Maya")
         holder.rollback()
     assert Store(url).one("SELECT count(*) FROM conversations")[0] == 0
+    close_pool(url)
+
+
+def test_bot_replies_posted_together_lock_their_conversations_only(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub's group of replies holds the write lock shared and its conversations' locks:
+    # a customer's message to another conversation, in progress, does not hold it up.
+    url = pg_server.new_database()
+    monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "300")
+    close_pool(url)  # the pool's connections read the timeout when they connect
+    store = Store(url)
+    a, b, other = (lc.open_conversation(store, n) for n in "ABC")
+    mids = {c: lc.add_customer_message(store, c, "hi").message_id for c in (a, b)}
+    with psycopg.connect(url) as holder:
+        holder.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s, %s)",
+            (WRITE_LOCK, CONVERSATION_LOCKS, other),
+        )
+        posted = lc.bot_replies(store, [lc.BotReply(c, "Hello!", reply_to=mids[c]) for c in (a, b)])
+        assert all(isinstance(r, int) for r in posted)
+        holder.rollback()
+        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CONVERSATION_LOCKS, b))
+        with pytest.raises(DatabaseUnavailable, match="locked"):
+            lc.bot_replies(store, [lc.BotReply(c, "More?") for c in (a, b)])
+        holder.rollback()
+    assert [m["text"] for m in transcript(store, a)] == ["hi", "Hello!"]
+    store.close()
     close_pool(url)
 
 
