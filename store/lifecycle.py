@@ -131,6 +131,12 @@ _MESSAGE_DATA = {
 _ABUSIVE_META = {flag: _compact({"abusive": flag}) for flag in (False, True)}
 
 
+_EVENT_INSERT = (
+    "INSERT INTO events (at, conversation_id, kind, actor, from_state, to_state, message_id, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _event(
     conn: sqlite3.Connection,
     at: float,
@@ -144,8 +150,7 @@ def _event(
 ) -> int:
     """Append one event; ``data`` as a dict, or already encoded (``_MESSAGE_DATA``)."""
     cur = conn.execute(
-        "INSERT INTO events (at, conversation_id, kind, actor, from_state, to_state, message_id, data)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        _EVENT_INSERT,
         (
             at,
             cid,
@@ -592,6 +597,7 @@ def _post_group(
 ) -> list[int | Refusal]:
     # Scoped to the group's conversations (each reply touches its own only, as bot_reply
     # does): on PostgreSQL the channels' writes to other conversations go on meanwhile.
+    events: list[tuple[Any, ...]] = []
     with store.write(conversation=[reply.conversation_id for _, reply in todo]) as conn:
         for i, reply in todo:
             at = _stamp(None)
@@ -614,9 +620,13 @@ def _post_group(
                 results[i] = exc
                 continue
             try:
-                results[i] = _finish_bot_reply(conn, reply, at)
+                results[i] = _finish_bot_reply(conn, reply, at, events)
             except (InvalidInput, InvalidTransition, NotFound) as exc:
                 raise _Undo() from exc
+        if events:
+            # The feed's events last, in one batch: on PostgreSQL the first one takes the
+            # feed lock that every writer's event waits for, held to the commit.
+            conn.executemany(_EVENT_INSERT, events)
     return results
 
 
@@ -673,8 +683,16 @@ def _already_answered(reply_to: int | None) -> AlreadyAnswered:
     return AlreadyAnswered(f"the bot already answered message {reply_to}", state=POSTS_IN["bot"])
 
 
-def _finish_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int:
-    """The rest of a reply :func:`_check_bot_reply` let through: the message and its event."""
+def _finish_bot_reply(
+    conn: sqlite3.Connection,
+    reply: BotReply,
+    at: float,
+    events: list[tuple[Any, ...]] | None = None,
+) -> int:
+    """The rest of a reply :func:`_check_bot_reply` let through: the message and its event.
+
+    :param events: add the event's row here (for the caller to insert) instead of inserting it
+    """
     conversation_id, triage, reply_to = reply.conversation_id, reply.triage, reply.reply_to
     if triage is not None and reply_to is not None:
         _mark_message(conn, conversation_id, reply_to, triage)
@@ -688,15 +706,20 @@ def _finish_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> i
     except sqlite3.IntegrityError:
         raise _already_answered(reply_to) from None
     assert mid is not None
-    _event(
-        conn,
+    row = (
         at,
         conversation_id,
         "message",
         "bot",
-        message_id=mid,
-        data=_MESSAGE_DATA["bot", reply.fallback],
+        None,
+        None,
+        mid,
+        _MESSAGE_DATA["bot", reply.fallback],
     )
+    if events is not None:
+        events.append(row)
+    else:
+        conn.execute(_EVENT_INSERT, row)
     return mid
 
 
