@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from console.channels.api import UNAVAILABLE, ApiLimits, ChannelApi, _Buckets
+from console.channels.api import UNAVAILABLE, ApiLimits, ChannelApi, _Buckets, start_api
 from store import Store
 from store.db import damage_mark
 
@@ -172,6 +172,14 @@ async def test_a_token_that_is_not_utf8_is_a_401_not_a_crash(server: Any, db_pat
     assert _counts(db_path) == before
 
 
+@contextlib.asynccontextmanager
+async def _session_of(
+    serving: contextlib.AbstractAsyncContextManager[tuple[TestServer, aiohttp.ClientSession]],
+) -> AsyncIterator[aiohttp.ClientSession]:
+    async with serving as (_, session):
+        yield session
+
+
 async def _stream_status(s: aiohttp.ClientSession, cid: str, token: str) -> tuple[int, Any]:
     """Open a stream; return its status and, when it is open, the response (to close later),
     or else the refusal's body (which cap refused it)."""
@@ -181,11 +189,33 @@ async def _stream_status(s: aiohttp.ClientSession, cid: str, token: str) -> tupl
     return 200, response
 
 
+@contextlib.asynccontextmanager
+async def _serve_as_tandem_serve(
+    db_path: Path, limits: ApiLimits
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """The API behind the runner ``tandem serve`` uses: unlike aiohttp's test server, it does
+    not cancel a handler whose client went away."""
+    api = ChannelApi(db_path, token=TOKEN, limits=limits, poll_interval=0.01)
+    runner = await start_api(api, "127.0.0.1", 0)
+    try:
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession(base_url=f"http://{host}:{port}") as session:
+            yield session
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("runner", ["test server", "tandem serve's runner"])
 async def test_streams_are_capped_per_conversation_so_one_token_cannot_take_them_all(
-    db_path: Path,
+    db_path: Path, runner: str
 ) -> None:
     limits = ApiLimits(rate_per_s=1000, burst=1000, max_streams=3, max_streams_per_conversation=2)
-    async with _serve(db_path, limits) as (_, s):
+    serving = (
+        _serve_as_tandem_serve(db_path, limits)
+        if runner == "tandem serve's runner"
+        else _session_of(_serve(db_path, limits))
+    )
+    async with serving as s:
         (a, auth_a), (b, auth_b), (c, auth_c) = [await _open(s, n) for n in ("A", "B", "C")]
         token_a, token_b, token_c = (
             x["Authorization"].split()[1] for x in (auth_a, auth_b, auth_c)

@@ -53,6 +53,10 @@ from store.text import unicode_problem
 
 STREAM_RETRY_MS = 2000
 """What a stream tells the browser to wait before reconnecting (the SSE ``retry:`` field)."""
+STREAM_HEARTBEAT_S = 15.0
+"""How long a quiet stream goes before a keep-alive comment (proxies close idle connections)."""
+STREAM_CLOSED_CHECK_S = 1.0
+"""How often a quiet stream checks that its client is still there, to give its slot back."""
 STATIC = {"webchat.js": "text/javascript", "webchat.css": "text/css"}
 WEB_GREETING = (
     "Hi{name}! I'm Pennant's virtual assistant. What can I help you with today? "
@@ -721,9 +725,19 @@ class ChannelApi:
                     last = e.id
                 if len(events) < 500:
                     break
-            async for item in _drain(queue, heartbeat=15.0):
+            beat = asyncio.get_running_loop().time()
+            async for item in _drain(queue, heartbeat=STREAM_CLOSED_CHECK_S):
                 if item is None:
-                    await response.write(b": keep-alive\n\n")
+                    # The server does not cancel a handler whose client left (aiohttp's default,
+                    # unlike its test server), and the queue may stay quiet: without this check
+                    # a closed tab kept its slot until the next keep-alive failed, 15 s on.
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break
+                    now = asyncio.get_running_loop().time()
+                    if now - beat >= STREAM_HEARTBEAT_S:
+                        await response.write(b": keep-alive\n\n")
+                        beat = now
                     continue
                 event_id, frame_bytes = item
                 if event_id <= last:
