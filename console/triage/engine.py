@@ -299,6 +299,11 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 # A message of fewer words than this ("ok", "thanks!", "agent") says too little about its
 # language to override the conversation's.
 SHORT = 3
+# ... and, as a conversation's first message, sets its language only when the model is at least
+# this sure ("hjälp", "aiuto", "bonjour": 0.88-1.0). Below it the model guesses from a word or
+# two and a mark: "hello?" and "hi!" read as Italian (0.77, 0.67), "agent?" as German, "hej" as
+# Slovak. The conversation's language stays unknown until a longer message says it.
+SURE = 0.8
 VOTE_WORDS = 3
 VOTE_TOKENS = 24  # the opening of a message says which language it is in
 _SIBLINGS = {"da": "no", "no": "da"}
@@ -734,12 +739,11 @@ class TriageEngine:
         known = state.lang if state is not None else ""
         # Only "any words at all?" and "fewer than SHORT?" matter: count no further (usually
         # the first tokens are words).
-        enough = SHORT if known else 1
         words = 0
         for t in toks:
             if t[0].isalpha():
                 words += 1
-                if words == enough:
+                if words == SHORT:
                     break
         if not words:
             # Emoji, numbers, "!!!": nothing to detect; the conversation's language stands.
@@ -771,6 +775,11 @@ class TriageEngine:
                 if known in candidates:
                     candidates.remove(known)
                 candidates.insert(0, known)
+        elif words < SHORT and confidence < SURE:
+            # A first "hello?" or "agent" says too little to tell: no language yet (agents of
+            # any language take it; nothing is shown) rather than a wrong one. The model's
+            # candidates still read it.
+            lang = ""
         return lang, candidates
 
     def _vote(self, toks: list[str]) -> str:
