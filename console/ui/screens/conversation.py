@@ -556,8 +556,11 @@ class ConversationScreen(Screen[None]):
                 style="dim",
             )
             language = language_name(c)
-            out.append("writes in ", style="dim")
-            out.append((language or "not known yet") + "\n")
+            if language:
+                out.append("writes in ", style="dim")
+                out.append(language + "\n")
+            else:  # too little written to tell ("hello?"); the next longer message decides
+                out.append("language not known yet\n", style="dim")
             model = [r for r in c.get("reasons") or [] if r in (c.get("model_reasons") or [])]
             if model:
                 # What the LLM judge added, marked as the model's, with its one line.
