@@ -422,18 +422,22 @@ def add_customer_message(
     idempotency_key = optional_key(idempotency_key, "idempotency_key", 200)
     with store.write(conversation=conversation_id) as conn:
         at = _stamp(at)
-        # The state and a message already stored under this key, in one statement (on
-        # PostgreSQL each is a round trip, under the conversation's lock).
-        row = conn.execute(
-            "SELECT c.state, (SELECT m.id FROM messages m WHERE m.conversation_id = c.id"
-            " AND m.idempotency_key = ?) FROM conversations c WHERE c.id = ?",
-            (idempotency_key, conversation_id),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"conversation {conversation_id} not found")
-        state = row[0]
-        if row[1] is not None:
-            return Posted(row[1], True, state)
+        if idempotency_key is None:
+            state, _owner = _load(conn, conversation_id)
+        else:
+            # The state and a message already stored under this key, in one statement (on
+            # PostgreSQL each is a round trip, under the conversation's lock). Not without a
+            # key: PostgreSQL would plan the statement anew each time for a NULL key.
+            row = conn.execute(
+                "SELECT c.state, (SELECT m.id FROM messages m WHERE m.conversation_id = c.id"
+                " AND m.idempotency_key = ?) FROM conversations c WHERE c.id = ?",
+                (idempotency_key, conversation_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"conversation {conversation_id} not found")
+            state = row[0]
+            if row[1] is not None:
+                return Posted(row[1], True, state)
         reopened = REOPEN.allowed(state)
         if reopened:
             closing = last_closing(conn, conversation_id)
