@@ -639,11 +639,15 @@ def _post_group(
 
 
 def _post_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int:
-    _check_bot_reply(conn, reply, at)
+    # Alone in its transaction: a second answer is refused by the insert's unique index
+    # (the whole transaction rolls back), no check needed before the first write.
+    _check_bot_reply(conn, reply, at, guard=False)
     return _finish_bot_reply(conn, reply, at)
 
 
-def _check_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> None:
+def _check_bot_reply(
+    conn: sqlite3.Connection, reply: BotReply, at: float, *, guard: bool = True
+) -> None:
     """Refuse ``reply`` or make its first write: the conversation's row (counts, verdict).
 
     The ownership check and the "answered already" check are the UPDATE itself (``WHERE
@@ -659,7 +663,7 @@ def _check_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> No
         _checked_level(triage)
     sets, params = _triage_columns(triage) if triage is not None else ("", ())
     unanswered = ""
-    if reply_to is not None:
+    if reply_to is not None and guard:
         # Under the write lock nobody else can answer it between this check and the insert
         # (whose unique index stays the last word).
         unanswered = " AND NOT EXISTS (SELECT 1 FROM messages WHERE reply_to = ? AND role = 'bot')"
