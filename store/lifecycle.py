@@ -561,10 +561,11 @@ Refusal = InvalidInput | InvalidTransition | NotFound
 def bot_replies(store: Store, replies: list[BotReply]) -> list[int | Refusal]:
     """Post several bot replies in one transaction, each with its own checks.
 
-    Each reply is what :func:`bot_reply` would do, under a savepoint: one refused (an agent
-    claimed the conversation, the message was answered already, an empty text) is undone
-    alone and given back as its exception, and the others are posted. One commit for many
-    replies is most of the saving: the commit, not the statements, is what a reply costs.
+    Each reply gets :func:`bot_reply`'s checks, made before its first write: one refused (an
+    agent claimed the conversation, the message was answered already, an empty text) writes
+    nothing and is given back as its exception, and the others are posted. Should a reply
+    fail after it wrote, the group is posted again with a savepoint per reply. One commit for
+    many replies is most of the saving: the commit, not the statements, is what a reply costs.
 
     :return: per reply, in order: the new message's id, or the refusal
     :raises DatabaseUnavailable: the transaction failed as a whole: none was posted

@@ -726,7 +726,7 @@ class ChannelApi:
                 if len(events) < 500:
                     break
             beat = asyncio.get_running_loop().time()
-            async for item in _drain(queue, heartbeat=STREAM_CLOSED_CHECK_S):
+            async for item in _drain(queue, quiet=STREAM_CLOSED_CHECK_S):
                 if item is None:
                     # The server does not cancel a handler whose client left (aiohttp's default,
                     # unlike its test server), and the queue may stay quiet: without this check
@@ -796,12 +796,13 @@ class _StreamClosed(Exception):
 
 
 async def _drain(
-    queue: asyncio.Queue[tuple[int, bytes] | None], *, heartbeat: float
+    queue: asyncio.Queue[tuple[int, bytes] | None], *, quiet: float
 ) -> AsyncIterator[tuple[int, bytes] | None]:
-    """Yield queued frames; ``None`` for a heartbeat. A queued ``None`` closes the stream."""
+    """Yield queued frames; ``None`` after ``quiet`` seconds without one. A queued ``None``
+    closes the stream."""
     while True:
         try:
-            item = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+            item = await asyncio.wait_for(queue.get(), timeout=quiet)
         except TimeoutError:
             yield None
             continue
