@@ -264,7 +264,7 @@ class TandemApp(App[None]):
             self.notify(f"You are {words}", timeout=4, markup=False)
         for screen in self.screen_stack:
             hook = getattr(screen, "presence_changed", None)
-            if hook is not None:
+            if hook is not None and screen.is_mounted:
                 hook(status)
 
     async def _say_presence(self, status: Presence) -> None:
@@ -353,7 +353,9 @@ class TandemApp(App[None]):
             self._wall.apply(None if message.full else changes)
         for screen in self.screen_stack:
             hook = getattr(screen, "rows_changed", None)
-            if hook is not None:
+            # A screen pushed but not mounted yet has no widgets to update: its on_mount reads
+            # the rows itself.
+            if hook is not None and screen.is_mounted:
                 hook(message.rows)
 
     def _taken_from_me(self, old: dict[str, Any] | None, row: dict[str, Any]) -> None:
