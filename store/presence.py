@@ -116,14 +116,18 @@ def langs_of(store: Store, agent: str) -> tuple[str, ...]:
 
 
 def agents_online(store: Store, *, since: float, fresh_since: float | None = None) -> int:
-    """How many agents are online and taking conversations (supervisors are not counted).
+    """How many agents are online and taking conversations: a supervisor who watches is not
+    counted, one holding a conversation is (a small team's lead who works the queue too, or
+    whoever plays both roles in ``tandem demo``, where the customers were told nobody was
+    online while the one person online was answering them).
 
     :param since: an agent whose console never reported presence counts when seen since
         then (or while holding a conversation)
     :param fresh_since: an ``online`` console must have beaten since then (default ``since``)
     """
     row = store.one(
-        f"SELECT count(*) FROM agents a WHERE a.role = 'agent' AND {_ONLINE}",
+        "SELECT count(*) FROM agents a WHERE (a.role = 'agent' OR a.name IN"
+        f" (SELECT owner FROM conversations WHERE state = 'human')) AND {_ONLINE}",
         {"since": since, "fresh": since if fresh_since is None else fresh_since},
     )
     return int(row[0]) if row else 0

@@ -232,6 +232,17 @@ def test_the_wait_estimate_counts_agents_online_and_taking_conversations(store: 
     assert presence.agents_online(store, since=since, fresh_since=fresh) == 1
     assert presence.is_online(store, "sup", since=since, fresh_since=fresh)
     assert not presence.is_online(store, "bo", since=since, fresh_since=fresh)
+    # A supervisor who holds a conversation is taking them (while they hold one).
+    cid = lc.open_conversation(store, "Ola")
+    lc.add_customer_message(store, cid, "a person please", at=NOW - 4)
+    lc.escalate(store, cid, reasons=["human_request"], level="empathy", at=NOW - 4)
+    lc.claim(store, cid, "sup", at=NOW - 3)
+    assert presence.agents_online(store, since=since, fresh_since=fresh) == 2
+    presence.set_presence(store, "sup", "away", at=NOW - 5)  # holding, but away: not taking
+    assert presence.agents_online(store, since=since, fresh_since=fresh) == 1
+    presence.set_presence(store, "sup", "online", at=NOW - 5)
+    lc.resolve(store, cid, by="sup", at=NOW - 2)
+    assert presence.agents_online(store, since=since, fresh_since=fresh) == 1
     accounts.add(store, "ana", "agent")
     accounts.set_disabled(store, "ana")
     assert presence.agents_online(store, since=since, fresh_since=fresh) == 0
