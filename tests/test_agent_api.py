@@ -353,6 +353,12 @@ async def test_hostile_requests_get_a_clear_4xx_never_a_5xx(
         ("POST", f"{conv}/assign", b'{"agent": null}'),
         ("POST", f"{conv}/transfer", b'{"agent": "bot"}'),
         ("POST", f"{conv}/escalate", b'{"reason": ""}'),
+        # Found by hand against a running serve: each was a 500 with a traceback in its log.
+        ("POST", f"{conv}/note", b'{"text": "x", "e": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        ("POST", server.agent("/presence"), b"[" * 3000 + b"]" * 3000),
+        ("POST", f"{conv}/reply", b'{"text": "hi", "draft_id": 9223372036854775808}'),
+        ("GET", server.agent("/series?since=1e18"), b""),
+        ("GET", server.agent("/series?at=1e300&since=1e300"), b""),
         ("POST", server.agent("/conversations/99999999999999999999/claim"), b""),
         ("POST", server.agent("/conversations/-1/claim"), b""),
         ("POST", server.agent("/conversations/999999/claim"), b""),

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from console.channels.api import ApiError, _Buckets, is_number
+from console.channels.api import ApiError, _Buckets, is_number, json_object
 from console.kb.rank import ranked_hits
 from console.policy import LEVELS, RoutingSettings, queue_order
 from store import (
@@ -291,16 +291,7 @@ class AgentApi:
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
-        raw = await request.read()
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
-            raise ApiError(400, "body is not valid JSON (UTF-8)") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "body must be a JSON object")
-        return body
+        return json_object(await request.read())
 
     @staticmethod
     def _string(body: dict[str, Any], key: str) -> str:
@@ -587,8 +578,11 @@ class AgentApi:
         cid = self._cid(request)
         body = await self._body(request)
         draft_id = body.get("draft_id")
-        if draft_id is not None and (not isinstance(draft_id, int) or isinstance(draft_id, bool)):
-            raise ApiError(422, "draft_id must be an integer")
+        if draft_id is not None and (
+            not isinstance(draft_id, int) or isinstance(draft_id, bool) or not 0 < draft_id < 2**63
+        ):
+            # Past 2**63 - 1 no store can hold it (SQLite's OverflowError was a 500).
+            raise ApiError(422, "draft_id must be a draft's id (a positive integer)")
         text = self._string(body, "text")
         if draft_id is not None:
             self._own_draft(draft_id, account, cid)
@@ -841,6 +835,8 @@ class AgentApi:
         at = _seconds(q["at"], "at") if "at" in q else time.time()
         since = _seconds(q.get("since", str(at - 6 * 3600)), "since")
         bucket = _seconds(q.get("bucket", "600"), "bucket")
+        if since >= at:
+            raise ApiError(400, "since must be before at")
         if bucket < 10 or (at - since) / bucket > 1000:
             raise ApiError(400, "bucket must be at least 10 s and at most 1000 buckets")
         sla_s = _sla_levels(request) or dict.fromkeys(LEVELS, _sla(q.get("sla", "600"), "sla"))

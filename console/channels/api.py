@@ -360,22 +360,7 @@ class ChannelApi:
                 f"request body too large (limit {self.limits.max_body} bytes)",
                 code="body_too_large",
             )
-        raw = await request.read()
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ApiError(400, "body is not valid JSON (UTF-8)", code="invalid_json") from None
-        except RecursionError:
-            raise ApiError(400, "body is nested too deeply", code="invalid_json") from None
-        except ValueError:
-            # json.loads' own limit: integers of more than 4,300 digits.
-            raise ApiError(
-                400, "body holds a number too long to read", code="invalid_json"
-            ) from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "body must be a JSON object", code="invalid_json")
+        body = json_object(await request.read())
         _check_body(body, self.limits.max_depth)
         return body
 
@@ -752,6 +737,27 @@ class ChannelApi:
                 del self._subscribers[cid]
             self._stream_count -= 1
         return response
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body read as a JSON object (an empty body is ``{}``); anything else is a 400
+    that says what is wrong (shared by the channel and agent APIs)."""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError(400, "body is not valid JSON (UTF-8)", code="invalid_json") from None
+    except RecursionError:
+        # json's C scanner recurses per '[' or '{': a few thousand of them, well inside any
+        # size limit, end it.
+        raise ApiError(400, "body is nested too deeply", code="invalid_json") from None
+    except ValueError:
+        # json.loads' own limit: integers of more than 4,300 digits.
+        raise ApiError(400, "body holds a number too long to read", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object", code="invalid_json")
+    return body
 
 
 def is_number(raw: str) -> bool:
