@@ -768,17 +768,22 @@ class TriageEngine:
                 candidates.insert(1, sibling)
             if lang in _SIBLINGS:
                 lang = self._closer(toks, lang, _SIBLINGS[lang])
-        if known and (confidence < CONFIDENT or words < SHORT):
+        # A language we have no lexicon for, named from plain ASCII letters, is mostly the
+        # model misreading English ("With my phone": Thai at 0.77, "Are there ATM fees?":
+        # Cebuano at 0.47): it must be sure. With letters of its own ("potřebuji"), as
+        # confident as any other.
+        foreign = lang not in self.languages and confidence < (SURE if raw.isascii() else CONFIDENT)
+        if known and (confidence < CONFIDENT or words < SHORT or foreign):
             # "ok", "agent", "hjälp!": too short to tell; read it as the conversation so far.
             lang = known
             if known in self.languages:
                 if known in candidates:
                     candidates.remove(known)
                 candidates.insert(0, known)
-        elif words < SHORT and confidence < SURE:
+        elif not known and ((words < SHORT and confidence < SURE) or foreign):
             # A first "hello?" or "agent" says too little to tell: no language yet (agents of
-            # any language take it; nothing is shown) rather than a wrong one. The model's
-            # candidates still read it.
+            # any language take it; nothing is shown) rather than a wrong one, which only its
+            # speakers would be routed. The model's candidates still read it.
             lang = ""
         return lang, candidates
 

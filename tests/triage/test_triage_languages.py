@@ -144,6 +144,30 @@ def test_a_one_word_first_message_the_model_is_sure_of_sets_the_language(
     assert ENGINE.observe(state, "customer", "ok").lang == lang
 
 
+@pytest.mark.parametrize("text", ["With my phone", "Are there ATM fees?", "Get an item refund"])
+def test_english_read_as_a_language_we_have_no_lexicon_for_sets_none(text: str) -> None:
+    # The model reads these as Thai (0.77), Cebuano and Catalan: a conversation tagged so would
+    # be routed only to agents who speak it, and no team lists Cebuano.
+    state = ENGINE.new_state()
+    assert ENGINE.observe(state, "customer", text).lang == ""
+    assert ENGINE.observe(state, "customer", "my card was declined at the shop").lang == "en"
+    # Nor does it take over a conversation whose language is known.
+    assert ENGINE.observe(state, "customer", text).lang == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Moje karta byla zablokována, potřebuji pomoc", "cs"),  # 0.78, letters of its own
+        ("Kartım bloke oldu, lütfen yardım edin", "tr"),
+        ("Ang aking card ay na-block, tulungan ninyo ako", "tl"),  # ASCII, and sure: 0.9
+    ],
+)
+def test_a_language_we_have_no_lexicon_for_is_still_named(text: str, lang: str) -> None:
+    # Its speakers are who should take it (agents list the languages they speak).
+    assert ENGINE.observe(ENGINE.new_state(), "customer", text).lang == lang
+
+
 def test_old_states_without_a_language_still_load() -> None:
     state = ENGINE.new_state()
     ENGINE.observe(state, "customer", "hello, my card does not work")
