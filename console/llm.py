@@ -73,6 +73,10 @@ class LLMIncomplete(LLMError):
     kind = "incomplete"
 
 
+#: Characters a streamed reply may hold per token asked for (``max_tokens``): generous, as
+#: English runs at about four a token, so only an endpoint that ignores the limit meets it.
+CHARS_PER_TOKEN = 8
+
 # Finish reasons that mean the model ended its reply itself.
 _FINISHED = frozenset({"stop", "tool_calls", "function_call", "eos", "end_turn"})
 
@@ -242,6 +246,10 @@ class LLM:
         payload = redact_messages(messages, self._redact)
         finish: str | None = None
         received = False
+        # An endpoint that ignores max_tokens would stream on for as long as it likes (a
+        # megabyte of draft filled the console's editor for minutes): past this many
+        # characters the reply is cut, as the model's own token limit cuts it.
+        budget = max_tokens * CHARS_PER_TOKEN
         try:
             # Outside the timeout: the first call imports openai, which can take seconds on a
             # busy machine and is none of the endpoint's time.
@@ -257,7 +265,7 @@ class LLM:
                 )
             iterator = response.__aiter__()
             try:
-                while True:
+                while budget > 0:
                     try:
                         async with asyncio.timeout(limit):
                             chunk = await iterator.__anext__()
@@ -266,8 +274,10 @@ class LLM:
                     for choice in chunk.choices or ():
                         finish = getattr(choice, "finish_reason", None) or finish
                         text = getattr(choice.delta, "content", None) if choice.delta else None
-                        if text:
+                        if text and budget > 0:
                             received = True
+                            text = text[:budget]
+                            budget -= len(text)
                             yield text
             finally:
                 await response.close()
@@ -278,6 +288,11 @@ class LLM:
                 # cut off, which the caller must show as such rather than as a failure to start.
                 raise LLMIncomplete(f"{error} after part of the reply") from exc
             raise error from exc
+        if budget <= 0:
+            raise LLMIncomplete(
+                f"the LLM wrote past its limit of {max_tokens} tokens (cut at "
+                f"{max_tokens * CHARS_PER_TOKEN:,} characters)"
+            )
         problem = finish_problem(finish)
         if problem is not None:
             raise LLMIncomplete(problem)

@@ -12,7 +12,7 @@ from test_assist_helpers import conversation, seed_kb
 from console.assist.llm_engine import CitationFilter, build_messages
 from console.assist.service import DraftFinished, DraftReset, DraftService, DraftStarted, DraftText
 from console.config import LLMConfig
-from console.llm import LLM
+from console.llm import CHARS_PER_TOKEN, LLM
 from store import Store, drafts, lifecycle
 
 CARD = "4111 1111 1111 1111"
@@ -320,6 +320,21 @@ async def test_a_stream_without_a_proper_finish_is_marked_incomplete(
         assert done.text == "Hi Maya, I'm sorry"
     row = drafts.get_draft(store, done.draft_id)
     assert row["incomplete"] == done.incomplete and row["text"] == done.text
+
+
+async def test_an_endpoint_that_ignores_max_tokens_is_cut_and_the_draft_marked_incomplete(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
+    # Seen by hand: a server streaming a megabyte filled the console's editor for minutes.
+    cid = _refund_conversation(store)
+    fake_openai.reply = "Hi Maya, " + "the refund is on its way. " * 20_000  # finishes "stop"
+    events = await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid)
+    done = events[-1]
+    assert isinstance(done, DraftFinished) and done.engine == "llm"
+    assert fake_openai.last["max_tokens"] == 400
+    assert done.text.startswith("Hi Maya,") and len(done.text) <= 400 * CHARS_PER_TOKEN
+    assert done.incomplete and "past its limit of 400 tokens" in done.incomplete
+    assert drafts.get_draft(store, done.draft_id)["incomplete"] == done.incomplete
 
 
 async def test_a_server_killed_mid_stream_leaves_the_draft_marked_incomplete(
