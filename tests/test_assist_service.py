@@ -256,11 +256,12 @@ async def test_model_output_cannot_pass_terminal_escapes(
     store: Store, fake_openai: FakeOpenAI
 ) -> None:
     cid = _refund_conversation(store)
-    fake_openai.reply = "Hi \x1b[2J\x1b]0;pwned\x07Maya, \x07all \x1b[31mgood."
+    # The fake streams word by word: the title's escape arrives in two pieces. Seen by hand:
+    # an escape's "[31m" or the rest of a split one stayed in the draft as text.
+    fake_openai.reply = "Hi \x1b[2J\x1b]0;pwned title\x07Maya, \x07all \x1b[31mgood\x1b[0m."
     done = (await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid))[-1]
     assert isinstance(done, DraftFinished) and done.engine == "llm"
-    assert "\x1b" not in done.text and "\x07" not in done.text
-    assert done.text.startswith("Hi") and "Maya," in done.text and "good." in done.text
+    assert done.text == "Hi Maya, all good."
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,36 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", _ESCAPE.sub("", unicodedata.normalize("NFC", text)))
 
 
+# The start of an escape sequence that the next piece of a stream may complete: a lone ESC, a
+# CSI without its final byte, an OSC without its terminator (or with half of ESC \\).
+_PARTIAL = re.compile(r"(?:\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?|\x9b[0-?]*[ -/]*)\Z")
+
+
+class StreamCleaner:
+    """:func:`clean` for text that arrives in pieces (a model's stream): a sequence split
+    between two pieces is held back until it is whole, so no part of it is left as text
+    (cleaned piece by piece, ``"\\x1b"`` + ``"[31m"`` left "[31m" in the draft)."""
+
+    HOLD = 64
+    """Longer than this, a sequence is not waited for (the rest of it then shows as text)."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        """The text of ``piece`` (and what was held) that can be shown now, cleaned."""
+        text, self._held = self._held + piece, ""
+        start = max(text.rfind("\x1b"), text.rfind("\x9b"))
+        if start != -1 and len(text) - start <= self.HOLD and _PARTIAL.match(text, start):
+            text, self._held = text[:start], text[start:]
+        return clean(text)
+
+    def close(self) -> str:
+        """The end of the stream: what was held, cleaned."""
+        text, self._held = self._held, ""
+        return clean(text)
+
+
 def _turns(rows: list[dict], conversation_reasons: Iterable[str] = ()) -> tuple[Turn, ...]:
     flagged = "abuse" in conversation_reasons
     turns = []

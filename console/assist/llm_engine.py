@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
-from console.assist.context import DraftContext, clean
+from console.assist.context import DraftContext, StreamCleaner
 from console.llm import LLM, LLMIncomplete, Message
 from console.names import first_name
 
@@ -286,19 +286,21 @@ async def stream(
     :raises console.llm.LLMError: the endpoint is missing, slow or failing
     """
     cites = citations or CitationFilter([a.id for a in ctx.articles])
+    # Model output is untrusted too: no terminal escapes or control characters. Cleaned
+    # before the citations are looked for, so an escape's "[" is never held as one.
+    escapes = StreamCleaner()
     try:
         async with aclosing(llm.stream(build_messages(ctx), timeout=timeout)) as pieces:
             async for piece in pieces:
-                # Model output is untrusted too: no terminal escapes or control characters.
-                out = clean(cites.feed(piece))
+                out = cites.feed(escapes.feed(piece))
                 if out:
                     yield out
     except LLMIncomplete:
         # The text held back (a word that might grow into "Sources:") is part of what came.
-        rest = clean(cites.close())
+        rest = cites.feed(escapes.close()) + cites.close()
         if rest:
             yield rest
         raise
-    rest = clean(cites.close())
+    rest = cites.feed(escapes.close()) + cites.close()
     if rest:
         yield rest
