@@ -63,6 +63,22 @@ async def test_grounded_answer(embedded: EmbeddedBot, fake_openai: FakeOpenAI) -
     assert body["tool_choice"]["function"]["name"] == "send_reply"
 
 
+async def test_a_grounded_answer_reaches_the_customer_without_escapes_or_overrides(
+    embedded: EmbeddedBot, fake_openai: FakeOpenAI
+) -> None:
+    # Seen by hand on a running serve: the customer's chat showed "[mMost declines ..." with
+    # the words after U+202E turned around; the grounding check had nothing to object to.
+    fake_openai.tool_args = {
+        "reply": "\x1b[mFreeze it in the Card tab [KB-007]; tap \u202eFreeze\u202c, and it's free.",
+        "handoff": False,
+        "known": True,
+        "kb_ids": ["KB-007"],
+    }
+    ans = await llm_bot(embedded, fake_openai).answer(ctx("How do I freeze my card?"))
+    assert ans.engine == "llm" and not ans.fallback and ans.llm_fallback is None
+    assert ans.text == "Freeze it in the Card tab; tap Freeze, and it's free."
+
+
 async def test_handoff_field_is_honoured_with_a_reason_and_evidence(
     embedded: EmbeddedBot, fake_openai: FakeOpenAI
 ) -> None:
@@ -306,7 +322,9 @@ async def test_explicit_human_request_needs_no_model(
 
 
 def test_clean_reply_strips_escapes() -> None:
-    assert clean_reply("hi\x1b[2J there\x07") == "hi[2J there"
+    # Whole sequences go (dropping ESC alone left "[2J" for the customer to read).
+    assert clean_reply("hi\x1b[2J there\x07") == "hi there"
+    assert clean_reply("\x1b]0;title\x07a \u202eb\u202c c\x9b1m") == "a b c"
     assert len(clean_reply("word " * 1000)) <= 1504
 
 

@@ -13,9 +13,10 @@ import re
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
-from console.assist.context import DraftContext, StreamCleaner
+from console.assist.context import DraftContext
 from console.llm import LLM, LLMIncomplete, Message
 from console.names import first_name
+from console.untrusted import StreamCleaner
 
 ENGINE = "llm"
 TRANSCRIPT_CHARS = 6000

@@ -36,6 +36,7 @@ from console.bot.embedded import EmbeddedBot
 from console.bot.types import BotAnswer, BotContext
 from console.llm import LLM, LLMError, Message
 from console.names import first_name
+from console.untrusted import clean
 
 # The reasons a model may give for a hand-off (the schema's fixed list), and the badge each
 # puts on the conversation (DESIGN.md section 5 vocabulary, plus two of the bot's own).
@@ -133,7 +134,6 @@ Knowledge base articles:
 """
 
 _TAG = re.compile(r"</?\s*customer_message\s*>", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _customer_block(text: str) -> str:
@@ -144,8 +144,10 @@ def _customer_block(text: str) -> str:
 
 
 def clean_reply(text: str) -> str:
-    """Model output made safe to store and show: no control characters, bounded length."""
-    text = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+    """Model output made safe to store and show: no escape sequences, control characters or
+    direction overrides (the customer's chat would show them turned around), bounded length."""
+    # Whole sequences: dropping ESC alone left "[2J" or "[m" in a grounded reply.
+    text = clean(text.replace("\r\n", "\n")).strip()
     if len(text) > MAX_REPLY:
         text = text[:MAX_REPLY].rsplit(" ", 1)[0] + "..."
     return text
