@@ -8,13 +8,16 @@ it is stopped when the console exits, however it exits.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from console.commands.console import (
     add_console_options,
@@ -26,6 +29,7 @@ from console.commands.console import (
 from console.errors import UsageError
 
 START_TIMEOUT = 20.0
+TERMINAL_CHECK_S = 0.5  # how soon a closed terminal stops the demo and its hub
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -195,8 +199,44 @@ class Hub:
             proc.wait(timeout=5)
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _leave_with_the_terminal(hub: Hub, fd: int) -> None:
+    """Stop the hub and leave when the terminal on ``fd`` goes away (a closed window).
+
+    The SIGHUP that says so cannot be relied on to run its handler: Python runs handlers in
+    the main thread only, and that thread can already be waiting for ever on Textual's writer,
+    which ended with the first write to the dead terminal. This thread does not depend on it.
+    """
+
+    def watch() -> None:
+        while os.isatty(fd):
+            time.sleep(TERMINAL_CHECK_S)
+        hub.stop()
+        os._exit(128 + signal.SIGHUP)
+
+    threading.Thread(target=watch, name="tandem-terminal", daemon=True).start()
+
+
+class _Stopper:
+    """What SIGHUP and SIGTERM do to the demo: the hub always stops with it.
+
+    A closed terminal (SIGHUP) leaves nothing to restore: Textual's writes to the dead tty
+    fail, its writer thread ends, the next screen update waits for it for ever, and its input
+    thread spins on the closed descriptor. So the hub is stopped and the process leaves at
+    once (the console's store writes are transactions: each is in or out, as when a console
+    is killed). SIGTERM with the terminal still there asks the console to quit as ``q`` does.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.app: Any = None  # the console, once it runs
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        app = self.app
+        loop = asyncio._get_running_loop()  # the console's, when the signal lands in it
+        if signum == signal.SIGHUP or app is None or loop is None or not app.is_running:
+            self.hub.stop()
+            os._exit(128 + signum)
+        loop.call_soon_threadsafe(app.exit)  # the one loop call safe from a signal handler
 
 
 def _start_afresh(db: Path) -> None:
@@ -231,9 +271,9 @@ def run(args: argparse.Namespace) -> int:
     listen = args.listen if _port_free(args.listen) else None
     hub = Hub(db, args.simulate, args.speed, log, listen, policy=args.policy)
     hub.start()
-    # A hang-up or kill of the console still stops the hub through the finally below.
+    stopper = _Stopper(hub)
     for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, _exit_on_signal)
+        signal.signal(sig, stopper)
     try:
         hub.wait_up()
         from console.ui.app import TandemApp
@@ -244,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
             else f"{args.listen} is taken: no web chat this time"
         )
         notice = f"demo: {args.simulate} simulated customers · {where} · database {db}"
-        TandemApp(
+        app = TandemApp(
             db,
             agent,
             supervisor=args.supervisor,
@@ -254,7 +294,12 @@ def run(args: argparse.Namespace) -> int:
             llm=llm,
             alerts=args.alerts,
             notify_protocol=notify_protocol(args),
-        ).run()
+        )
+        stopper.app = app
+        tty = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+        if tty is not None:
+            _leave_with_the_terminal(hub, tty)
+        app.run()
     finally:
         hub.stop()
     print(f"tandem demo: database {db} (hub log {log})")
