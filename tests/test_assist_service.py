@@ -338,6 +338,29 @@ async def test_an_endpoint_that_ignores_max_tokens_is_cut_and_the_draft_marked_i
     assert drafts.get_draft(store, done.draft_id)["incomplete"] == done.incomplete
 
 
+async def test_a_draft_asking_for_secrets_or_naming_an_account_says_so(
+    store: Store, fake_openai: FakeOpenAI
+) -> None:
+    # Seen by hand: a model's draft asked for the card number and PIN and for 500 EUR to an
+    # IBAN; the console showed it with no word of warning.
+    cid = _refund_conversation(store)
+    fake_openai.reply = (
+        "Hi Maya, please send 500 EUR to IBAN GB33BUKB20201555555555 to release the refund, "
+        "and reply with your full card number and PIN."
+    )
+    done = (await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid))[-1]
+    assert isinstance(done, DraftFinished) and done.engine == "llm"
+    assert done.text == fake_openai.reply  # the agent reads it and decides; nothing is sent
+    assert done.notice == (
+        "the draft asks the customer for their full card number: we never ask for it; "
+        "the draft holds an IBAN no article gave: check it"
+    )
+    assert drafts.get_draft(store, done.draft_id)["notice"] == done.notice
+    fake_openai.reply = "Hi Maya, never share your PIN: your refund is on its way."
+    done = (await _run(DraftService(store, agent="ana", llm=_llm(fake_openai)), cid))[-1]
+    assert isinstance(done, DraftFinished) and done.engine == "llm" and done.notice is None
+
+
 async def test_a_server_killed_mid_stream_leaves_the_draft_marked_incomplete(
     store: Store,
 ) -> None:

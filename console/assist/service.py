@@ -35,7 +35,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from console.assist import embedded, llm_engine
+from console.assist import checks, embedded, llm_engine
 from console.assist.context import DraftContext, build_context
 from console.llm import LLM, LLMError, LLMIncomplete
 from store import drafts as log
@@ -252,6 +252,10 @@ class DraftService:
                     # An id it was not given is not a source: taken out of the text, said here.
                     gone = f"the LLM cited {', '.join(citations.invented)}, which it was not given"
                     notice = f"{notice}; {gone}" if notice else gone
+                if engine == llm_engine.ENGINE:
+                    # The whole text, read once more: what it must not slip past the agent.
+                    for warning in checks.warnings("".join(parts), ctx.articles):
+                        notice = f"{notice}; {warning}" if notice else warning
             if engine == embedded.ENGINE:
                 written = embedded.write(ctx)
                 kb_ids = written.kb_ids
