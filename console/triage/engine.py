@@ -363,7 +363,10 @@ class TriageEngine:
         owners: dict[str, list[str]] = {}
         for code in self.languages:
             for word in load_lexicon(code).stopwords:
-                owners.setdefault(T.tokens_of(word), []).append(code)
+                codes = owners.setdefault(T.tokens_of(word), [])
+                # Once per language: "el" and "él", "que" and "qué", "e" and "è" are one token.
+                if code not in codes:
+                    codes.append(code)
         self._function_words = {w: tuple(c) for w, c in owners.items()}
         self.weights = tuple(weights) if weights is not None else WEIGHTS
         if len(self.weights) != len(FEATURES) + 1:
