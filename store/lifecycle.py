@@ -798,6 +798,7 @@ def escalate(
     message: str | None = None,
     message_meta: dict[str, Any] | None = None,
     llm_fallback: bool = False,
+    bot_fallback: bool = False,
     message_id: int | None = None,
     at: float | None = None,
 ) -> int | None:
@@ -813,6 +814,9 @@ def escalate(
         posted in the same transaction
     :param message_meta: stored with that line (for agents: why the bot's answer was not used)
     :param llm_fallback: the LLM's answer for this turn was not used (counted per conversation)
+    :param bot_fallback: the bot's answer to this turn was a fallback ("I don't know"), not
+        sent because ``message`` hands over instead: counted in ``bot_fallbacks`` as a sent
+        one is
     :return: the id of the system message, if one was posted
     """
     if not reasons:
@@ -833,8 +837,16 @@ def escalate(
             )
         conn.execute(
             "UPDATE conversations SET state = ?, waiting_since = ?, updated_at = ?,"
-            " llm_fallbacks = llm_fallbacks + ?, version = version + 1 WHERE id = ?",
-            (ESCALATE.target, at, at, 1 if llm_fallback else 0, conversation_id),
+            " llm_fallbacks = llm_fallbacks + ?, bot_fallbacks = bot_fallbacks + ?,"
+            " version = version + 1 WHERE id = ?",
+            (
+                ESCALATE.target,
+                at,
+                at,
+                1 if llm_fallback else 0,
+                1 if bot_fallback else 0,
+                conversation_id,
+            ),
         )
         data: dict[str, Any] = {"reasons": list(reasons)}
         if level or triage:

@@ -192,6 +192,24 @@ async def test_bot_fallbacks_escalate_at_the_configured_count(db_path: Path, sto
     (esc,) = _escalations(store, cid)
     assert esc["reasons"][0] == "bot_fallback"
     assert "can't answer that one reliably" in transcript(store, cid)[-1]["text"]
+    # The fallback the notice replaced counts: the console shows "bot fallbacks 1".
+    assert conv["bot_fallbacks"] == 1
+
+
+async def test_the_fallback_a_handover_notice_replaces_is_counted(hub: Hub, store: Store) -> None:
+    cid = _open(store, "qwertyuiop zxcvbnm asdfghjkl")
+    await hub.drain()
+    assert _roles(store, cid) == ["customer", "bot"]
+    assert get_conversation(store, cid)["bot_fallbacks"] == 1
+    lc.add_customer_message(store, cid, "poiuytrewq lkjhgfdsa mnbvcxz")
+    await hub.drain()
+    # The second "I don't know" (max_fallbacks 2) was not sent: a hand-over notice went
+    # instead, and the conversation waits for a person. Both fallbacks count.
+    assert _roles(store, cid) == ["customer", "bot", "customer", "system"]
+    conv = get_conversation(store, cid)
+    assert conv["state"] == "waiting"
+    assert _escalations(store, cid)[-1]["reasons"][0] == "bot_fallback"
+    assert conv["bot_fallbacks"] == 2
 
 
 async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(

@@ -292,6 +292,8 @@ class ConversationWork:
                 # The notice to the customer carries, for agents, what the bot's LLM did.
                 meta=dict(ans.meta()) if llm else None,
                 llm_fallback=bool(getattr(ans, "llm_fallback", None)),
+                # The "I don't know" the notice replaces counts, as one sent does.
+                bot_fallback=bool(ans.fallback),
             )
             return False
         if llm:

@@ -39,10 +39,13 @@ class Escalation:
         fallback: bool = False,
         meta: dict[str, Any] | None = None,
         llm_fallback: bool = False,
+        bot_fallback: bool = False,
     ) -> None:
         """Move ``cid`` to the queue because of customer message ``mid``, telling the customer.
 
         :param fallback: the bot could not answer (the customer is told so)
+        :param bot_fallback: the bot's answer was a fallback, replaced by the notice (counted
+            in the conversation's ``bot_fallbacks``, as a fallback sent is)
         :param meta: stored with the notice for agents (what the bot's LLM did, and why)
         :param llm_fallback: the LLM's answer for this turn was not used (counted on the tile)
         """
@@ -63,6 +66,7 @@ class Escalation:
                 message=notice.text,
                 message_meta=meta,
                 llm_fallback=llm_fallback,
+                bot_fallback=bot_fallback,
                 message_id=mid,
                 note=f"rule {decision.rule}"
                 + (f", ~{notice.minutes} min" if notice.minutes else ""),
