@@ -317,3 +317,43 @@ async def test_bodies_that_are_not_a_json_object_of_utf8_are_400(
 def test_the_unavailable_text_names_no_internal_detail() -> None:
     assert os.sep not in UNAVAILABLE and "sqlite" not in UNAVAILABLE.lower()
     assert json.dumps({"error": UNAVAILABLE})
+
+
+async def test_half_requests_do_not_hold_a_connection(db_path: Path) -> None:
+    # By hand against tandem serve: connections that sent nothing, half a head, or a head and
+    # half its body were all still open, unanswered, after 130 s (aiohttp keeps an idle
+    # connection an hour and waits for a body forever): each held a file descriptor, and a
+    # body's handler, for as long as the client liked.
+    limits = ApiLimits(rate_per_s=1000, burst=1000, idle_timeout=0.5, body_timeout=0.5)
+    api = ChannelApi(db_path, token=TOKEN, limits=limits)
+    runner = await start_api(api, "127.0.0.1", 0)
+    port = runner.addresses[0][1]
+    try:
+        heads = {
+            "nothing": b"",
+            "half a head": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            "half a body": b"POST /web/conversations HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"name": "Sl',
+        }
+        answers = {}
+        for what, sent in heads.items():
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(sent)
+            await writer.drain()
+            # Whatever the server says, then its close (EOF); never the test's own timeout.
+            answers[what] = await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+        assert answers["nothing"] == b"" and answers["half a head"] == b""
+        head, _, body = answers["half a body"].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answers["half a body"]
+        assert json.loads(body)["code"] == "body_timeout"
+        # The server still serves everyone else.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 30)).startswith(b"HTTP/1.1 200")
+        writer.close()
+    finally:
+        await runner.cleanup()
+    with Store(db_path) as store:
+        assert store.query("SELECT count(*) AS n FROM conversations")[0]["n"] == 0

@@ -31,7 +31,14 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from console.channels.api import ApiError, _Buckets, is_number, json_object
+from console.channels.api import (
+    ApiError,
+    ApiLimits,
+    _Buckets,
+    is_number,
+    json_object,
+    read_body,
+)
 from console.kb.rank import ranked_hits
 from console.policy import LEVELS, RoutingSettings, queue_order
 from store import (
@@ -291,7 +298,7 @@ class AgentApi:
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
-        return json_object(await request.read())
+        return json_object(await read_body(request, ApiLimits.body_timeout))
 
     @staticmethod
     def _string(body: dict[str, Any], key: str) -> str:

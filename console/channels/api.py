@@ -68,6 +68,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     409: "conflict",
     413: "too_large",
     422: "invalid",
@@ -107,6 +108,12 @@ class ApiLimits:
     is also the cap per token: one client cannot take the slots every other customer needs."""
     max_depth: int = 32
     """Nesting of arrays and objects in a request body (ours are two deep)."""
+    idle_timeout: float = 30.0
+    """Seconds a connection may wait for a request's head, first or next, before it is closed.
+    (aiohttp's own default is an hour: a client that sends half a head, or nothing, holds a
+    connection and its file descriptor that long.)"""
+    body_timeout: float = 10.0
+    """Seconds a request's body may take to arrive once its head has (408 beyond)."""
 
 
 class _Buckets:
@@ -360,7 +367,7 @@ class ChannelApi:
                 f"request body too large (limit {self.limits.max_body} bytes)",
                 code="body_too_large",
             )
-        body = json_object(await request.read())
+        body = json_object(await read_body(request, self.limits.body_timeout))
         _check_body(body, self.limits.max_depth)
         return body
 
@@ -739,6 +746,18 @@ class ChannelApi:
         return response
 
 
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The request's body, or a 408 when it does not arrive within ``timeout`` seconds (a
+    client that sends a head and then a trickle, or nothing, would hold its handler forever)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408, f"the request body did not arrive within {timeout:g} s", code="body_timeout"
+        ) from None
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
     """A request body read as a JSON object (an empty body is ``{}``); anything else is a 400
     that says what is wrong (shared by the channel and agent APIs)."""
@@ -846,9 +865,14 @@ def _quiet_malformed_requests() -> None:
         server_log.addFilter(_MalformedHttpOneLine())
 
 
+def api_runner(api: ChannelApi) -> web.AppRunner:
+    """The runner that serves ``api`` (and what is mounted on it), with its idle timeout."""
+    return web.AppRunner(api.app, access_log=None, keepalive_timeout=api.limits.idle_timeout)
+
+
 async def start_api(api: ChannelApi, host: str = "127.0.0.1", port: int = 8765) -> web.AppRunner:
     """Serve ``api`` on ``host:port`` inside the running event loop; return the runner to stop it."""
-    runner = web.AppRunner(api.app, access_log=None)
+    runner = api_runner(api)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -421,7 +421,7 @@ async def _start_api(
     from aiohttp import web
 
     from console.channels.agent_api import AgentApi
-    from console.channels.api import ChannelApi
+    from console.channels.api import ChannelApi, api_runner
 
     host, port = listen
     token = os.environ.get("TANDEM_API_TOKEN") or None
@@ -433,7 +433,7 @@ async def _start_api(
         summaries=_summarizer(llm),
     )
     agents.mount(api.app)
-    runner = web.AppRunner(api.app, access_log=None)
+    runner = api_runner(api)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, ssl_context=tls).start()
