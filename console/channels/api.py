@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from console.channels.events import iso, public_event, public_message, public_name
@@ -756,6 +756,11 @@ async def read_body(request: web.Request, timeout: float) -> bytes:
         raise ApiError(
             408, f"the request body did not arrive within {timeout:g} s", code="body_timeout"
         ) from None
+    except (ConnectionError, ClientPayloadError):
+        # The client went away (or ended) half-way through its body: nothing was read, nothing
+        # is stored. Answered like any refusal (to nobody, if it is gone), not logged as a
+        # traceback of ours.
+        raise ApiError(400, "the request body was cut off", code="bad_request") from None
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
