@@ -375,7 +375,9 @@ async def test_hostile_requests_get_a_clear_4xx_never_a_5xx(
             method, url, data=body, headers={**_auth(sam), "Content-Type": "application/json"}
         ) as resp:
             assert 400 <= resp.status < 500, (method, url[-60:], resp.status, await resp.text())
-            assert "error" in await resp.json(), url
+            # A machine-readable code beside the words, as the channel API's refusals have.
+            refusal = await resp.json()
+            assert refusal["error"] and refusal["code"], (url[-60:], refusal)
     for headers in (
         {"Authorization": "Bearer"},
         {"Authorization": "Basic c2FtOnNhbQ=="},

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from console.channels.api import (
+    CODES,
     ApiError,
     ApiLimits,
     _Buckets,
@@ -212,10 +213,12 @@ class AgentApi:
         try:
             return await handler(request)
         except ApiError as exc:
-            return _error(exc.status, str(exc))
+            return _error(exc.status, str(exc), exc.code)
         except web.HTTPException as exc:
             if exc.status >= 400:
-                return _error(exc.status, (exc.reason or "error").lower())
+                return _error(
+                    exc.status, (exc.reason or "error").lower(), CODES.get(exc.status, "error")
+                )
             raise
         except Forbidden as exc:
             return _error(403, str(exc), "forbidden")
