@@ -301,9 +301,20 @@ class TandemApp(App[None]):
 
     # --- feed ---------------------------------------------------------------------------
 
+    def _shutting_down(self) -> bool:
+        """The console is being taken down: its screens lose their widgets one by one.
+
+        Textual's shutdown clears ``is_running`` first, then removes each screen's widgets while
+        this app may still handle messages the feed posted meanwhile (a Pilot test's exit does
+        exactly that). A screen still in the stack, still ``is_mounted``, can then have no
+        queue table or header left: a hook must not run.
+        """
+        return not self.is_running
+
     def on_wall_changed(self, message: WallChanged) -> None:
         try:
-            self._apply_rows(message)
+            if not self._shutting_down():
+                self._apply_rows(message)
         finally:
             self.reader.applied()
 
@@ -476,6 +487,8 @@ class TandemApp(App[None]):
         try:
             from console.ui.screens.conversation import ConversationScreen
 
+            if self._shutting_down():
+                return
             for screen in self.screen_stack:
                 if (
                     isinstance(screen, ConversationScreen)
@@ -487,6 +500,8 @@ class TandemApp(App[None]):
 
     def on_metrics_changed(self, message: MetricsChanged) -> None:
         try:
+            if self._shutting_down():
+                return
             for screen in self.screen_stack:
                 hook = getattr(screen, "metrics_changed", None)
                 # A screen just pushed has no widgets yet: it asks for figures once mounted.

@@ -123,6 +123,42 @@ async def test_a_feed_batch_before_the_view_is_built_is_not_lost(db_path: Path) 
         assert app.screen is sup and app.return_code is None
 
 
+async def test_feed_messages_while_the_console_closes_are_dropped(db_path: Path) -> None:
+    """The console's close takes each screen's widgets down while the app still handles what
+    the feed posted meanwhile (CI under load: NoMatches for '#sup-header' and '#queue-table'
+    at a test's exit). Here the feed's rows and figures reach the app the moment the view's
+    widgets are gone, the view still in the stack: they are dropped, the close goes on."""
+    from textual import events
+    from textual.message import Message
+
+    from console.ui.app import TandemApp
+    from console.ui.feed import MetricsChanged, WallChanged
+
+    a, _ = _queue(db_path)
+    app = TandemApp(db_path, "lead", supervisor=True, interval=0.05)
+    delivered: list[bool] = []
+
+    def hook(message: Message) -> None:
+        # The view's own Unmount: its widgets are gone, it is still in the screen stack.
+        sup = message._sender
+        if isinstance(message, events.Unmount) and isinstance(sup, SupervisorScreen):
+            assert sup in app.screen_stack and not sup.query("#sup-header, #queue-table")
+            moved = {**app.rows[a], "level": "urgent"}
+            app.on_wall_changed(WallChanged((moved,), False, app.last_event_id))
+            app.on_metrics_changed(MetricsChanged(sup.metrics))
+            delivered.append(True)
+
+    async with app.run_test(size=(160, 48), message_hook=hook) as pilot:
+        await wait_until(pilot, lambda: len(app.rows) == 2, what="rows")
+        # Opened by its key: made in the app's own task, the view's messages reach the hook.
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SupervisorScreen), what="the view")
+        sup = app.screen
+        assert isinstance(sup, SupervisorScreen)
+        await wait_until(pilot, lambda: sup.metrics.get("queue") == 2, what="the view's figures")
+    assert delivered == [True]
+
+
 def _unclipped(table: DataTable[Any]) -> list[str]:
     """What does not show whole in ``table``: a cell wider than its column, or columns wider
     than the table's visible width (they would need a horizontal scroll)."""
