@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ui_support import notes, wait_until
+from ui_support import notes, screen_up, wait_until
 
 from console.kb import ensure_loaded
 from console.ui.app import TandemApp
@@ -120,8 +120,9 @@ async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(
 
         # The query starts selected: typing replaces it, and the results follow (debounced).
         await pilot.press(*"refund from a shop")
+        # Its results, not only its start (``searched`` is set as the search begins).
         await wait_until(
-            pilot, lambda: screen.searched == "refund from a shop", what="typed search"
+            pilot, lambda: screen.answered == "refund from a shop", what="typed search's results"
         )
         assert screen.hits[0].id != "KB-008"
         assert any("refund" in h.title.lower() for h in screen.hits[:3])
@@ -182,8 +183,7 @@ async def test_not_owner_searches_and_previews_but_does_not_insert(db_path: Path
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         await pilot.press("enter")  # open, do not take over
-        conv = app.screen
-        assert isinstance(conv, ConversationScreen)
+        conv = await screen_up(pilot, ConversationScreen)
         await wait_until(pilot, lambda: conv.loaded, what="transcript")
         assert not conv.mine
         screen = await _open_search(pilot, app)
@@ -301,6 +301,10 @@ async def test_a_draft_and_ctrl_k_put_the_same_article_first(db_path: Path) -> N
         # The first question end to end: take it (n), its draft cites an article, and ctrl+k
         # (pre-filled with the customer's question) shows that article first.
         await pilot.press("n")
+        # The claim is written off the event loop; the screen opens once it is stored.
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ConversationScreen), what="taken, opened"
+        )
         conv = app.screen
         assert isinstance(conv, ConversationScreen) and conv.conversation_id == cids[0]
         composer = conv.query_one(Composer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from waiting import DEADLINE, wait_until_async
 
@@ -13,6 +13,42 @@ async def wait_until(
 ) -> None:
     """Let the app run until ``cond()`` is true (the feed thread posts at ~10 Hz)."""
     await wait_until_async(cond, timeout=timeout, interval=0.05, what=what, pause=pilot.pause)
+
+
+S = TypeVar("S")
+
+
+async def screen_up(pilot: Any, kind: type[S], what: str = "") -> S:
+    """The screen a key pushes, once it is the one up and composed.
+
+    ``pilot.press`` returns when the app looks idle, which on a loaded machine can be before
+    the key has gone through its bindings; and a pushed screen composes in its own task a
+    moment after the push. Its widgets are there once it ``is_mounted``.
+    """
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, kind) and app.screen.is_mounted,
+        what=what or f"the {kind.__name__}",
+    )
+    screen: S = app.screen
+    return screen
+
+
+async def answer_prompt(pilot: Any, key: str, text: str) -> None:
+    """Press ``key`` (it asks a question in a modal), type ``text`` in the answer, enter.
+
+    Typed before the modal has composed and focused its input, the keys would go to the
+    screen (and its bindings) instead: the typing waits for the input's focus.
+    """
+    from textual.widgets import Input
+
+    from console.ui.widgets.prompt import PromptScreen
+
+    await pilot.press(key)
+    prompt = await screen_up(pilot, PromptScreen, what=f"the question {key} asks")
+    await wait_until(pilot, lambda: isinstance(prompt.focused, Input), what="its answer box")
+    await pilot.press(*text, "enter")
 
 
 def notes(app: Any) -> list[str]:
