@@ -99,7 +99,8 @@ async def test_an_urgent_conversation_entering_the_queue_rings_and_notifies(db_p
         # The start's snapshot is in: what comes next arrives as a change.
         await wait_until(pilot, lambda: len(app.rows) == 1, what="the first snapshot")
         cid = _waiting(db_path, HOSTILE, "urgent")
-        await wait_until(pilot, lambda: app.bells >= 1, what="the bell")
+        # notify() posts the notification as a message: it is listed a moment after the bell.
+        await wait_until(pilot, lambda: app.bells >= 1 and notes(app), what="bell and notification")
         body = notes(app)[-1]
         assert body.startswith("Eve") and body.endswith(f"rm -rf� X #{cid} is waiting, urgent")
         assert app.written == [f"\x1b]777;notify;Tandem: a customer needs a person;{body}\x07"]
@@ -113,9 +114,9 @@ async def test_a_wait_past_its_sla_rings_and_notifies(db_path: Path) -> None:
     cid = _waiting(db_path, "Una", "urgent", waited=120.0)
     app = RecordingApp(db_path, "ana", interval=0.05, notify_protocol="osc9")
     async with app.run_test(size=(120, 30), notifications=True) as pilot:
-        await wait_until(pilot, lambda: app.bells >= 1, what="the bell")
         body = f"Una #{cid} (urgent) has waited over 60 s"
-        assert body in notes(app)
+        # notify() posts the notification as a message: it is listed a moment after the bell.
+        await wait_until(pilot, lambda: app.bells >= 1 and body in notes(app), what="bell and note")
         assert app.written == [f"\x1b]9;Tandem: SLA breached: {body}\x07"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ui_support import wait_until
+from ui_support import screen_up, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.screens.supervisor import SupervisorScreen
@@ -34,8 +34,8 @@ async def test_supervisor_view_shows_draft_metrics(db_path: Path) -> None:
     app = TandemApp(db_path, "lead", supervisor=True, interval=0.05)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("s")
-        assert isinstance(app.screen, SupervisorScreen)
-        panel = app.screen.query_one(DraftMetricsPanel)
+        sup = await screen_up(pilot, SupervisorScreen)
+        panel = sup.query_one(DraftMetricsPanel)
         # One of the two drafts went out unchanged: half accepted as written.
         await wait_until(pilot, lambda: "50" in str(panel.render()), what="draft metrics")
         assert "embedded" in str(panel.render())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.widgets import DataTable, Sparkline
-from ui_support import wait_until
+from ui_support import screen_up, wait_until
 
 from console.policy import PolicySettings
 from console.ui.app import TandemApp
@@ -52,8 +52,7 @@ async def test_the_supervisor_screen_shows_the_report_live(db_path: Path) -> Non
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 5, what="rows")
         await pilot.press("s")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         live = sup.query_one(LiveReport)
         await wait_until(pilot, lambda: live.report is not None, what="the figures")
         assert live.report is not None and live.series is not None

@@ -12,7 +12,7 @@ from typing import Any
 import test_agent_api
 from test_agent_api import Server
 from textual.widgets import Static
-from ui_support import notes, wait_until
+from ui_support import answer_prompt, notes, wait_until
 
 from console.backend.remote import RemoteBackend
 from console.ui.app import TandemApp
@@ -154,7 +154,10 @@ async def test_a_supervisor_barges_in_with_B(db_path: Path) -> None:
         await pilot.press("B")
         await wait_until(pilot, lambda: conv.mine, what="the conversation, the supervisor's")
         assert conv.query_one(Composer).has_class("-active")
-        assert any("ana was told" in n for n in notes(app))
+        # The feed can show the move before the write's own answer (and its notification) is in.
+        await wait_until(
+            pilot, lambda: any("ana was told" in n for n in notes(app)), what="ana was told"
+        )
     with Store(db_path) as s:
         assert get_conversation(s, cid)["owner"] == "sam"
         last = [e for e in read_events(s) if e.conversation_id == cid and e.to_state][-1]
@@ -291,7 +294,7 @@ async def test_a_supervisors_own_transfer_is_not_announced_as_taken_from_them(
         await wait_until(pilot, lambda: app.rows.get(cid, {}).get("owner") == "sam", what="held")
         await pilot.press("s")
         await wait_until(pilot, lambda: app.screen.query("#queue-table"), what="the view")
-        await pilot.press("x", *"ana", "enter")
+        await answer_prompt(pilot, "x", "ana")
         await wait_until(pilot, lambda: app.rows[cid]["owner"] == "ana", what="in the feed")
         await wait_until(
             pilot, lambda: any(f"#{cid} transferred to ana" in n for n in notes(app)), what="ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ui_support import wait_until
+from ui_support import screen_up, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.model import MASKED_SHORT, MASKED_TEXT
@@ -152,8 +152,7 @@ async def test_supervisor_sees_abuse_per_agent_and_gives_a_final_notice(db_path:
     async with app.run_test(size=(150, 40), notifications=True) as pilot:
         await wait_until(pilot, lambda: cid in app.rows, what="rows")
         await pilot.press("s")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         agents = sup.query_one("#agents-table", DataTable)
 
         def abuse_column() -> dict[str, str]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from textual.widgets import DataTable
-from ui_support import wait_until
+from ui_support import screen_up, wait_until
 
 from console.hub import make_hub
 from console.ui.app import TandemApp
@@ -81,8 +81,7 @@ async def test_take_next_the_supervisor_list_and_the_customers_place_agree(
     async with app.run_test(size=(160, 48), notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 8, what="every conversation")
         await pilot.press("s")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         table = sup.query_one("#queue-table", DataTable)
         await wait_until(pilot, lambda: table.row_count == 8, what="the supervisor's table")
         listed = [int(table.coordinate_to_cell_key((i, 0))[0].value) for i in range(8)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.style import Style
 from textual.widgets import DataTable
-from ui_support import wait_until
+from ui_support import screen_up, wait_until
 
 from console.policy import PolicySettings, load_settings
 from console.ui.app import TandemApp
@@ -60,8 +60,7 @@ async def _wall_and_queue(app: TandemApp, urgent: int, watch: int) -> dict[int, 
         await pilot.pause()
         on_wall = {cid: _red(_status_style(_tile(app, cid))) for cid in (urgent, watch)}
         await pilot.press("s")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         await wait_until(pilot, lambda: sup.metrics.get("queue") == 2, what="metrics")
         table = sup.query_one("#queue-table", DataTable)
         for cid in (urgent, watch):

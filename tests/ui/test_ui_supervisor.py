@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from remote_support import Consoles
-from textual.widgets import DataTable, Input
-from ui_support import notes, wait_until
+from textual.widgets import DataTable
+from ui_support import answer_prompt, notes, screen_up, wait_until
 
 from console.ui.screens.supervisor import SupervisorScreen
 from console.ui.screens.wall import WallScreen
@@ -47,8 +47,7 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 2, what="rows")
         await pilot.press("s")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         await wait_until(pilot, lambda: sup.metrics.get("queue") == 2, what="metrics")
         header = str(sup.query_one("#sup-header").render())
         assert "queue 2" in header and "over SLA 1: urgent 0 (2m 00s) empathy 1 (2m 00s)" in header
@@ -56,9 +55,7 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(
         assert table.row_count == 2
         assert sup.selected_id() == a  # same level: the longest wait first
         # Assign the longest wait to bob.
-        await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen.focused, Input), what="prompt")
-        await pilot.press(*"bob", "enter")
+        await answer_prompt(pilot, "a", "bob")
         await wait_until(pilot, lambda: _stored(db_path, a)["owner"] == "bob", what="assigned")
         assert _stored(db_path, a)["state"] == "human"
         # The feed re-sorts the table: b (still waiting) first, a (with bob) after it.
@@ -70,9 +67,9 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(
                 table.coordinate_to_cell_key((i, 0))[0].value for i in range(table.row_count)
             ].index(str(a))
         )
-        await pilot.press("x", *"cara", "enter")  # transfer a to cara
+        await answer_prompt(pilot, "x", "cara")  # transfer a to cara
         await wait_until(pilot, lambda: _stored(db_path, a)["owner"] == "cara", what="transfer")
-        await pilot.press("n", *"checked the ID", "enter")
+        await answer_prompt(pilot, "n", "checked the ID")
         await wait_until(
             pilot, lambda: _last_text(db_path, a) == "checked the ID", what="the note stored"
         )
@@ -94,8 +91,8 @@ async def test_an_agent_cannot_open_the_supervisor_view(db_path: Path, consoles:
     app = consoles.app("ana")
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         await pilot.press("s")
+        await wait_until(pilot, lambda: any("--supervisor" in n for n in notes(app)), what="why")
         assert isinstance(app.screen, WallScreen)
-        assert any("--supervisor" in n for n in notes(app))
 
 
 async def test_a_feed_batch_before_the_view_is_built_is_not_lost(db_path: Path) -> None:
@@ -152,9 +149,7 @@ async def test_feed_messages_while_the_console_closes_are_dropped(db_path: Path)
         await wait_until(pilot, lambda: len(app.rows) == 2, what="rows")
         # Opened by its key: made in the app's own task, the view's messages reach the hook.
         await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, SupervisorScreen), what="the view")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         await wait_until(pilot, lambda: sup.metrics.get("queue") == 2, what="the view's figures")
     assert delivered == [True]
 
@@ -202,8 +197,7 @@ async def test_no_column_is_cut_off_at_160_columns(db_path: Path) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 6, what="rows")
         await pilot.press("s")
-        sup = app.screen
-        assert isinstance(sup, SupervisorScreen)
+        sup = await screen_up(pilot, SupervisorScreen)
         queue = sup.query_one("#queue-table", DataTable)
         agents = sup.query_one("#agents-table", DataTable)
         await wait_until(pilot, lambda: queue.row_count == 6 and agents.row_count == 2, what="rows")

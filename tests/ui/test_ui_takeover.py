@@ -9,7 +9,7 @@ from typing import Any
 
 from remote_support import Consoles
 from textual.command import CommandList
-from ui_support import notes, wait_until
+from ui_support import notes, screen_up, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.screens.conversation import ConversationScreen
@@ -45,7 +45,7 @@ async def _opened(pilot: Any, app: TandemApp, cid: int) -> ConversationScreen:
     """Open ``cid`` from the wall (watching, not claimed) and wait for its transcript."""
     await wait_until(pilot, lambda: cid in app.rows, what="the tile")
     await pilot.press("enter")
-    conv = _conv(app)
+    conv = await screen_up(pilot, ConversationScreen)
     await wait_until(pilot, lambda: conv.loaded, what="transcript")
     return conv
 
@@ -98,7 +98,8 @@ async def test_claim_reply_hand_back(db_path: Path, consoles: Consoles) -> None:
             "Sorry about that, I have unblocked it.",
         )
         await wait_until(pilot, lambda: last["id"] in conv.seen, what="own reply in the transcript")
-        assert conv.query_one(Composer).text == ""
+        # The feed can show the reply before the write's own answer empties the editor.
+        await wait_until(pilot, lambda: conv.query_one(Composer).text == "", what="editor emptied")
         # An internal note: stored as a note, shown to agents.
         await pilot.press("ctrl+n", *"VIP customer", "enter")
         await wait_until(pilot, lambda: _last(db_path, cid)["role"] == "note", what="the note")
@@ -108,7 +109,8 @@ async def test_claim_reply_hand_back(db_path: Path, consoles: Consoles) -> None:
         with Store(db_path) as s:
             c = get_conversation(s, cid)
         assert (c["state"], c["owner"]) == ("bot", None)
-        assert any("handed back" in n for n in notes(app))
+        # The screen closes on the move's answer, which then reaches the app, which notifies.
+        await wait_until(pilot, lambda: any("handed back" in n for n in notes(app)), what="said")
 
 
 async def test_resolve_closes_and_leaves_the_wall(db_path: Path, consoles: Consoles) -> None:

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from ui_support import wait_until
+from ui_support import screen_up, wait_until
 
 from console.cli import main
 from console.policy import load_settings
 from console.ui.app import TandemApp
 from console.ui.screens.conversation import ConversationScreen
+from console.ui.screens.supervisor import SupervisorScreen
 from console.ui.screens.whatif import WhatIfScreen, complete_path, policy_files
 from store import Store
 from store import lifecycle as lc
@@ -102,11 +103,9 @@ async def test_pick_a_file_see_both_sides_equal_to_the_cli_and_open_a_change(
     )
     async with app.run_test(size=(160, 48)) as pilot:
         app.show_supervisor()
-        await pilot.pause()
+        await screen_up(pilot, SupervisorScreen)
         await pilot.press("w")  # the supervisor view's binding
-        await wait_until(pilot, lambda: isinstance(app.screen, WhatIfScreen), what="the screen")
-        screen = app.screen
-        assert isinstance(screen, WhatIfScreen)
+        screen = await screen_up(pilot, WhatIfScreen)
         files = screen.query_one("#wi-files")
         await wait_until(pilot, lambda: files.option_count == 3, what="the policy files")  # type: ignore[attr-defined]
         labels = [str(files.get_option_at_index(i).prompt) for i in range(3)]  # type: ignore[attr-defined]
