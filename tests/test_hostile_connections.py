@@ -14,9 +14,13 @@ import struct
 from pathlib import Path
 
 import pytest
+from fake_openai import fake_process
 from serve_support import TOKEN, start_serve
 
+from console.assist.service import DraftFinished, DraftStarted, DraftText
+from console.backend.remote import RemoteBackend
 from store import Store, accounts
+from store import lifecycle as lc
 
 
 def _half_body(port: int, path: str, headers: str, *, reset: bool) -> None:
@@ -63,3 +67,38 @@ def test_a_client_gone_half_way_through_its_body_leaves_no_trace(
         running.stop_cleanly()  # exit 0 and no traceback on its stderr
     with Store(db_path) as store:
         assert store.query("SELECT count(*) AS n FROM conversations")[0]["n"] == 0
+
+
+async def test_a_draft_whose_server_dies_mid_stream_ends_incomplete_in_the_console(
+    db_path: Path,
+) -> None:
+    # By hand: tandem serve killed (SIGKILL) while it streamed a draft to a remote console.
+    # The stream just ended, without its "finished": the composer kept "writing…" forever and
+    # the half draft looked like any other, ready to send.
+    with Store(db_path) as store:
+        token = accounts.add(store, "ana", "agent")
+        cid = lc.open_conversation(store, "Maya")
+        lc.add_customer_message(store, cid, "My card was declined at the shop, why?")
+        lc.claim(store, cid, "ana")
+    words = "Hi Maya, I am sorry your card was declined; let me look at the payment now."
+    with fake_process(reply=words, chunk_delay=0.3) as (_, url):
+        env = {"OPENAI_BASE_URL": url, "OPENAI_API_KEY": "k", "TANDEM_MODEL": "fake-1"}
+        running = start_serve(db_path, env_extra=env)
+        try:
+            drafts = RemoteBackend(running.url, token).drafts(None, None)  # type: ignore[arg-type]
+            events = []
+            async for event in drafts.draft(cid):
+                events.append(event)
+                if sum(isinstance(e, DraftText) for e in events) == 2:
+                    running.proc.kill()  # no goodbye: the socket just closes
+        finally:
+            running.proc.kill()
+            running.proc.wait(10)
+    assert isinstance(events[0], DraftStarted) and events[0].engine == "llm"
+    done = events[-1]
+    assert isinstance(done, DraftFinished), events
+    assert done.incomplete == "the connection to the server ended mid-draft"
+    assert done.draft_id == events[0].draft_id and done.engine == "llm"
+    received = "".join(e.text for e in events if isinstance(e, DraftText))
+    assert done.text == received and received and words.startswith(received)
+    assert received != words

@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from http import HTTPMethod
 from typing import TYPE_CHECKING, Any
@@ -340,12 +340,20 @@ class RemoteDrafts:
                 response = conn.getresponse()
                 if response.status >= 400:
                     raise refusal(response.status, response.read())
+                events: list[DraftEvent] = []
                 for kind, data in sse(response):
                     if stop.is_set():
                         return
                     event = draft_event(kind, data)
                     if event is not None:
+                        events.append(event)
                         loop.call_soon_threadsafe(queue.put_nowait, event)
+                if not stop.is_set():
+                    # A stream that ends without its "finished" (the server died, a proxy cut
+                    # it) ends the draft as incomplete, never as if it were done.
+                    cut = cut_short(events, "the connection to the server ended mid-draft")
+                    if cut is not None:
+                        loop.call_soon_threadsafe(queue.put_nowait, cut)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
             except StoreError as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
@@ -693,6 +701,38 @@ def draft_metrics_from(data: Mapping[str, Any]) -> DraftMetrics:
     lost = data.get("llm_lost")
     values["llm_lost"] = EngineTiming(**lost) if isinstance(lost, dict) else None
     return DraftMetrics(**values)
+
+
+def cut_short(events: Sequence[DraftEvent], why: str) -> DraftEvent | None:
+    """The ending of a draft stream that stopped before its ``finished`` event: the draft as
+    far as it came, marked incomplete (``None`` when it did finish; an error when it never
+    started)."""
+    from console.assist.service import DraftFinished, DraftReset, DraftStarted, DraftText
+
+    if any(isinstance(e, DraftFinished) for e in events):
+        return None
+    started = next((e for e in events if isinstance(e, DraftStarted)), None)
+    if started is None:
+        raise DatabaseUnavailable(f"no draft: {why}")
+    text: list[str] = []
+    engine, model = started.engine, started.model
+    for e in events:
+        if isinstance(e, DraftText):
+            text.append(e.text)
+        elif isinstance(e, DraftReset):
+            text, engine, model = [], e.engine, None
+    return DraftFinished(
+        started.draft_id,
+        engine,
+        model,
+        "".join(text),
+        started.kb_ids,
+        None,
+        0.0,
+        None,
+        False,
+        incomplete=why,
+    )
 
 
 def draft_event(kind: str, data: str) -> DraftEvent | None:
