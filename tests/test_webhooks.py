@@ -272,3 +272,40 @@ def test_serve_refuses_a_webhook_without_a_secret_in_one_line(db_path: Path) -> 
     )
     assert result.returncode != 0
     assert "TANDEM_WEBHOOK_SECRET" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_receiver_streaming_an_endless_answer_is_not_read(db_path: Path) -> None:
+    # By hand: a receiver answering 200 with an endless body made tandem serve read it for
+    # the whole timeout, each delivery: 80 MB -> 2.4 GB in 12 s. Only the status counts.
+    written: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        sent = 0
+        try:  # until the sender hangs up (the handler is cancelled then), 2 GB at most
+            with contextlib.suppress(ConnectionError):
+                while sent < 2**31:
+                    await response.write(b"x" * 2**20)
+                    sent += 2**20
+        finally:
+            written.append(sent)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/hook", endless)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    store = Store(db_path)
+    try:
+        async with _dispatching(db_path, str(server.make_url("/hook"))):
+            await _until(lambda: load_cursor(store, CURSOR) is not None, "the dispatcher")
+            lc.open_conversation(store, "Maya")
+            await _until(lambda: outbox.counts(store)["delivered"] == 1, "the delivery")
+            await _until(lambda: bool(written), "the receiver to see the hang-up")
+    finally:
+        await server.close()
+    # What the socket buffers held when the sender hung up; reading on would have gone to
+    # the timeout (2 s here) at loopback speed.
+    assert written[0] < 64 * 2**20, written
