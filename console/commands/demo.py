@@ -210,8 +210,10 @@ def _leave_with_the_terminal(hub: Hub, fd: int) -> None:
     def watch() -> None:
         while os.isatty(fd):
             time.sleep(TERMINAL_CHECK_S)
-        hub.stop()
-        os._exit(128 + signal.SIGHUP)
+        try:
+            hub.stop()
+        finally:  # leave even if the hub would not stop: the kernel's SIGTERM reaches it then
+            os._exit(128 + signal.SIGHUP)
 
     threading.Thread(target=watch, name="tandem-terminal", daemon=True).start()
 
@@ -270,7 +272,11 @@ def run(args: argparse.Namespace) -> int:
     log = db.with_name(db.name + ".hub.log")
     listen = args.listen if _port_free(args.listen) else None
     hub = Hub(db, args.simulate, args.speed, log, listen, policy=args.policy)
+    # Watched from the start: a window closed while the hub starts up leaves no terminal to run on.
+    tty = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
     hub.start()
+    if tty is not None:
+        _leave_with_the_terminal(hub, tty)
     stopper = _Stopper(hub)
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, stopper)
@@ -296,9 +302,6 @@ def run(args: argparse.Namespace) -> int:
             notify_protocol=notify_protocol(args),
         )
         stopper.app = app
-        tty = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
-        if tty is not None:
-            _leave_with_the_terminal(hub, tty)
         app.run()
     finally:
         hub.stop()

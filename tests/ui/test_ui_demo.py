@@ -140,6 +140,33 @@ def test_closing_the_terminal_stops_the_demo_and_its_hub(tmp_path: Path) -> None
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_terminal_closed_while_the_hub_starts_stops_both(tmp_path: Path) -> None:
+    """Closed before the console is up (a window closed at once, a tmux server gone): the demo
+    must not open its console on a terminal that is no longer there."""
+    proc, master, db = _demo_on_a_terminal(tmp_path, shell=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    demo = int(wait_until(lambda: children.read_text().split(), what="the demo started")[0])
+    lock = db.with_name(db.name + ".hub.lock")
+    hub = 0
+    try:
+        hub = int(
+            wait_until(lambda: lock.exists() and lock.read_text().strip(), what="the hub's pid")
+        )
+        os.close(master)  # no SIGHUP at all: only the terminal gone
+        master = -1
+        wait_until(lambda: _gone(demo), what="the demo gone")
+        wait_until(lambda: _gone(hub), what="the hub stopped")
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pid in (demo, hub):
+            if pid and not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_sigterm_quits_the_demo_as_q_does(tmp_path: Path) -> None:
     proc, master, db = _demo_on_a_terminal(tmp_path)
     try:
