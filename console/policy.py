@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from console.names import first_name
+from console.reasons import REASONS
 from store.history import Closing, Reopening
 from store.levels import LEVELS, NEEDS_HUMAN, level_rank, max_level
 
@@ -197,6 +198,18 @@ class PolicySettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0 or math.isnan(value):
                 raise ValueError(f"{name} must be a positive number")
+        for name in (
+            "urgent_reasons",
+            "raised_again",
+            "human_request_reasons",
+            "flag_only_reasons",
+            "soft_reasons",
+        ):
+            unknown = [r for r in getattr(self, name) if r not in REASONS]
+            if unknown:
+                raise ValueError(
+                    f"{name}: unknown reason {unknown[0]!r} (reasons: {', '.join(REASONS)})"
+                )
         if not isinstance(self.sla_s, Mapping):
             raise ValueError("sla_s must be a table of level = seconds")
         for level, seconds in self.sla_s.items():
@@ -219,6 +232,10 @@ class PolicySettings:
     def with_overrides(self, **overrides: Any) -> PolicySettings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+EXAMPLES = Path(__file__).with_name("policies")
+"""Example policy files shipped with Tandem (the what-if screen lists them; copy one to start)."""
 
 
 def load_settings(path: str | Path, base: PolicySettings | None = None) -> PolicySettings:

@@ -234,3 +234,23 @@ def test_the_stores_queue_count_agrees_with_the_policys_order(tmp_path: Path) ->
                     assert waiting_ahead(
                         store, conversation_id=cid, level=level, waiting_since=since
                     ) == queue_ahead(rows, entry), entry
+
+
+def test_a_misspelt_reason_is_refused_not_ignored(tmp_path: Path) -> None:
+    # It would never match a verdict's reason: the policy would quietly not do what it says.
+    bad = tmp_path / "p.toml"
+    bad.write_text('[policy]\nurgent_reasons = ["fraud", "vulnerabilty"]\n')
+    with pytest.raises(ValueError, match="urgent_reasons: unknown reason 'vulnerabilty'"):
+        load_settings(bad)
+    for name in ("raised_again", "human_request_reasons", "flag_only_reasons", "soft_reasons"):
+        with pytest.raises(ValueError, match=f"{name}: unknown reason 'nope'"):
+            PolicySettings(**{name: ("nope",)})
+
+
+def test_the_shipped_example_policies_load_and_each_changes_something() -> None:
+    from console.policy import EXAMPLES
+
+    examples = sorted(EXAMPLES.glob("*.toml"))
+    assert [p.name for p in examples] == ["people-first.toml", "thin-shift.toml"]
+    for path in examples:
+        assert load_settings(path) != PolicySettings(), path.name

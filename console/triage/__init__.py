@@ -6,7 +6,8 @@ load when an engine is constructed).
 
 from __future__ import annotations
 
-from console.triage.engine import REASONS, State, TriageEngine, Verdict
+from console.reasons import REASONS
+from console.triage.engine import State, TriageEngine, Verdict
 from store.levels import LEVELS
 
 __all__ = ["LEVELS", "REASONS", "State", "TriageEngine", "Verdict"]

@@ -33,26 +33,6 @@ from console.triage.lexicon import load as load_lexicon
 from console.triage.packs import NEGATION_PROOF, Pack, build
 from store.levels import LEVELS, NEEDS_HUMAN, level_rank
 
-REASONS: tuple[str, ...] = (
-    "human_request",
-    "negative_sentiment",
-    "sentiment_drop",
-    "frustration",
-    "repeat_question",
-    "bot_fallback",
-    "shouting",
-    "abuse",
-    "complaint_threat",
-    "churn_threat",
-    "vulnerability",
-    "bereavement",
-    "financial_hardship",
-    "health",
-    "safety",
-    "fraud",
-    "prompt_injection",
-    "long_wait",
-)
 # Reasons are listed most important first: what the agent must know before anything else.
 PRIORITY: dict[str, int] = {
     r: i

@@ -23,7 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from console.triage.engine import EMPATHY, PRIORITY, REASONS, URGENT, WATCH, Verdict
+from console.reasons import REASONS
+from console.triage.engine import EMPATHY, PRIORITY, URGENT, WATCH, Verdict
 from store.levels import LEVELS
 
 SCHEMA: dict[str, Any] = {

@@ -10,7 +10,7 @@ import pytest
 from ui_support import screen_up, wait_until
 
 from console.cli import main
-from console.policy import load_settings
+from console.policy import EXAMPLES, load_settings
 from console.ui.app import TandemApp
 from console.ui.screens.conversation import ConversationScreen
 from console.ui.screens.supervisor import SupervisorScreen
@@ -107,9 +107,14 @@ async def test_pick_a_file_see_both_sides_equal_to_the_cli_and_open_a_change(
         await pilot.press("w")  # the supervisor view's binding
         screen = await screen_up(pilot, WhatIfScreen)
         files = screen.query_one("#wi-files")
-        await wait_until(pilot, lambda: files.option_count == 3, what="the policy files")  # type: ignore[attr-defined]
-        labels = [str(files.get_option_at_index(i).prompt) for i in range(3)]  # type: ignore[attr-defined]
+        # The test's three policies, then the examples shipped with Tandem.
+        shipped = sorted(EXAMPLES.glob("*.toml"))
+        count = 3 + len(shipped)
+        await wait_until(pilot, lambda: files.option_count == count, what="the policy files")  # type: ignore[attr-defined]
+        labels = [str(files.get_option_at_index(i).prompt) for i in range(count)]  # type: ignore[attr-defined]
         assert labels[0].endswith("in force") and "pyproject" not in " ".join(labels)
+        assert [lb for lb in labels if lb.endswith("example")] == labels[3:]
+        assert [lb.split()[0] for lb in labels[3:]] == [p.name for p in shipped]
 
         # Pick loose.toml from the list (the second file): highlighted, enter.
         files.focus()

@@ -27,7 +27,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from console.backend import StoreError
-from console.policy import PolicySettings, load_settings
+from console.policy import EXAMPLES, PolicySettings, load_settings
 from console.ui.commands import ScreenCommands
 from console.ui.model import reason_words, safe_text
 from console.ui.widgets.tile import BADGE_STYLE
@@ -301,14 +301,15 @@ class WhatIfScreen(Screen[None]):
 
     def places(self) -> list[Path]:
         """Where policy files are looked for: the folder of the one in force, ``policies/``
-        and the working directory (the screen's ``places`` when given)."""
+        and the working directory, then the examples shipped with Tandem (the screen's
+        ``places`` when given)."""
         if self._places is not None:
             return self._places
         out: list[Path] = []
         if self.tandem.policy_path is not None:
             out.append(self.tandem.policy_path.parent)
         cwd = Path.cwd()
-        out += [cwd / "policies", cwd]
+        out += [cwd / "policies", cwd, EXAMPLES]
         return out
 
     @work(thread=True, exclusive=True, group="whatif-files")
@@ -322,10 +323,14 @@ class WhatIfScreen(Screen[None]):
         options.clear_options()
         in_force = self.tandem.policy_path
         in_force = in_force.resolve() if in_force is not None else None
+        examples = EXAMPLES.resolve()
         for path in files:
-            label = Text(_path_words(shown_path(path)))
+            example = path.parent == examples and path != in_force
+            label = Text(_path_words(Path(path.name) if example else shown_path(path)))
             if path == in_force:
                 label.append("  in force", style="dim italic")
+            elif example:
+                label.append("  example", style="dim italic")
             options.add_option(Option(label, id=str(path)))
         if not files:
             options.add_option(
