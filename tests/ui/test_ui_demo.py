@@ -104,6 +104,27 @@ def _gone(pid: int) -> bool:
     return False
 
 
+def _demo_and_hub(proc: subprocess.Popen[bytes], db: Path) -> list[int]:
+    """The pids of the demo the shell ``proc`` started, and of its hub."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    demo = int(wait_until(lambda: children.read_text().split(), what="the demo started")[0])
+    lock = db.with_name(db.name + ".hub.lock")
+    hub = int(wait_until(lambda: lock.exists() and lock.read_text().strip(), what="the hub's pid"))
+    return [demo, hub]
+
+
+def _take_down(proc: subprocess.Popen[bytes], master: int, pids: list[int]) -> None:
+    """What a failed test leaves: the terminal, the shell, the demo and its hub."""
+    if master >= 0:
+        os.close(master)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for pid in pids:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_closing_the_terminal_stops_the_demo_and_its_hub(tmp_path: Path) -> None:
     """A closed terminal window (tmux kill-session, say). The demo used to stay for ever, with
     its hub simulating customers, and the next ``make demo`` was refused ("another tandem serve
@@ -111,60 +132,33 @@ def test_closing_the_terminal_stops_the_demo_and_its_hub(tmp_path: Path) -> None
     writes to the dead terminal ended Textual's writer thread, and the main thread waited on
     that writer for ever."""
     proc, master, db = _demo_on_a_terminal(tmp_path, shell=True)
-    left: list[int] = []  # what to kill if the test fails
+    pids: list[int] = []
     try:
         assert b"Tandem" in _read_until(master, b"Tandem")  # the console is up: its header
-        lock = db.with_name(db.name + ".hub.lock")
-        hub = int(
-            wait_until(lambda: lock.exists() and lock.read_text().strip(), what="the hub's pid")
-        )
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        demo = int(children.read_text().split()[0])
-        left += [demo, hub]
-        assert not _gone(hub) and not _gone(demo)
+        pids = _demo_and_hub(proc, db)
+        assert not any(map(_gone, pids))
         # The window closes as tmux closes one: a SIGHUP to the pane's processes, then its end
         # of the terminal goes.
         os.killpg(proc.pid, signal.SIGHUP)
         os.close(master)
         master = -1
-        wait_until(lambda: _gone(demo), what="the demo gone")
-        wait_until(lambda: _gone(hub), what="the hub stopped")
+        wait_until(lambda: all(map(_gone, pids)), what="the demo and its hub gone")
     finally:
-        if master >= 0:
-            os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for pid in left:
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        _take_down(proc, master, pids)
 
 
 def test_a_terminal_closed_while_the_hub_starts_stops_both(tmp_path: Path) -> None:
     """Closed before the console is up (a window closed at once, a tmux server gone): the demo
     must not open its console on a terminal that is no longer there."""
     proc, master, db = _demo_on_a_terminal(tmp_path, shell=True)
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    demo = int(wait_until(lambda: children.read_text().split(), what="the demo started")[0])
-    lock = db.with_name(db.name + ".hub.lock")
-    hub = 0
+    pids: list[int] = []
     try:
-        hub = int(
-            wait_until(lambda: lock.exists() and lock.read_text().strip(), what="the hub's pid")
-        )
+        pids = _demo_and_hub(proc, db)
         os.close(master)  # no SIGHUP at all: only the terminal gone
         master = -1
-        wait_until(lambda: _gone(demo), what="the demo gone")
-        wait_until(lambda: _gone(hub), what="the hub stopped")
+        wait_until(lambda: all(map(_gone, pids)), what="the demo and its hub gone")
     finally:
-        if master >= 0:
-            os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for pid in (demo, hub):
-            if pid and not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        _take_down(proc, master, pids)
 
 
 def test_sigterm_quits_the_demo_as_q_does(tmp_path: Path) -> None:
