@@ -218,7 +218,7 @@ class Store:
 
     @contextmanager
     def write(
-        self, conversation: int | Collection[int] | None = None
+        self, conversation: int | Collection[int] | None = None, *, bookkeeping: bool = False
     ) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): commit on success, roll back on error.
 
@@ -230,6 +230,10 @@ class Store:
             only by upserts and increments). SQLite has one writer anyway and ignores it;
             PostgreSQL lets such transactions on different conversations run side by side
             (store/pg.py).
+        :param bookkeeping: the transaction reads and writes the hub workers' bookkeeping only
+            (``hub_workers``, ``hub_leases``, ``cursors``): SQLite ignores it; on PostgreSQL
+            such transactions run one at a time among themselves, beside the conversations'
+            writers (store/pg.py)
 
         :raises Damaged: the file was found damaged (by this process, another, or
             ``tandem db check``): nothing more is written to it until it is repaired

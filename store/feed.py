@@ -119,7 +119,7 @@ def load_cursor(store: Store, name: str) -> int | None:
 
 def save_cursor(store: Store, name: str, event_id: int) -> None:
     """Remember that reader ``name`` has handled every event up to ``event_id``."""
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         conn.execute(
             "INSERT INTO cursors (name, event_id, updated_at) VALUES (?, ?, ?)"
             " ON CONFLICT(name) DO UPDATE SET event_id = excluded.event_id, updated_at = excluded.updated_at",

@@ -8,7 +8,9 @@ worker writes it only in the transaction that checks it still holds the shard: a
 lost a lease (it stalled past the expiry) cannot move the new holder's cursor.
 
 The SQL is plain (``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE``, no engine-specific
-locking), the same on SQLite and PostgreSQL.
+locking), the same on SQLite and PostgreSQL. Every transaction here is bookkeeping
+(``store.write(bookkeeping=True)``): they run one at a time among themselves, and on
+PostgreSQL beside the conversations' writers, whom they never touch.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def heartbeat(store: Store, worker: str, *, shards: int, at: float, ttl: float) 
     :param at: now (seconds since the epoch, the same clock for every worker)
     :param ttl: how long a lease and a heartbeat last without renewal
     """
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         conn.execute(
             "INSERT INTO hub_workers (name, started_at, seen_at) VALUES (?, ?, ?)"
             " ON CONFLICT(name) DO UPDATE SET seen_at = excluded.seen_at",
@@ -79,7 +81,7 @@ def heartbeat(store: Store, worker: str, *, shards: int, at: float, ttl: float) 
 
 def renew(store: Store, worker: str, *, at: float, ttl: float) -> None:
     """Extend ``worker``'s heartbeat and every lease it holds until ``at + ttl`` (nothing else)."""
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         conn.execute("UPDATE hub_workers SET seen_at = ? WHERE name = ?", (at, worker))
         conn.execute("UPDATE hub_leases SET expires_at = ? WHERE owner = ?", (at + ttl, worker))
 
@@ -93,7 +95,7 @@ def acquire(store: Store, worker: str, shards: Iterable[int], *, at: float, ttl:
     wanted = sorted(set(shards))
     if not wanted:
         return set()
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         for shard in wanted:
             conn.execute(
                 "INSERT INTO hub_leases (shard, owner, expires_at, taken_at) VALUES (?, ?, ?, ?)"
@@ -147,7 +149,7 @@ def save_cursors(
 
     :param positions: shard -> the last event id handled for it
     """
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         return _save(conn, worker, prefix, positions, at)
 
 
@@ -164,7 +166,7 @@ def release(
 
     :param leaving: the worker stops: also forget its heartbeat, so the others count it out now
     """
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         mine = _save(conn, worker, prefix, positions, at)
         for shard in positions:
             if shard in mine:
@@ -178,7 +180,7 @@ def release(
 
 def reset_cursors(store: Store, prefix: str, event_id: int) -> None:
     """Move ``prefix`` and every shard's cursor to ``event_id`` (benchmarks start at the end)."""
-    with store.write() as conn:
+    with store.write(bookkeeping=True) as conn:
         conn.execute(
             "INSERT INTO cursors (name, event_id, updated_at) VALUES (?, ?, 0)"
             " ON CONFLICT(name) DO UPDATE SET event_id = excluded.event_id",

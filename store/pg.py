@@ -5,7 +5,7 @@ store's SQLite SQL (store/dialect.py rewrites each statement once) and answers l
 ``sqlite3``: rows index by position and by name, ``lastrowid`` is the new row's id, a unique
 conflict raises ``sqlite3.IntegrityError``. So every store function runs unchanged.
 
-Writers take transaction-scoped advisory locks, three of them:
+Writers take transaction-scoped advisory locks, four of them:
 
 - the write lock: an ordinary ``store.write()`` holds it exclusively, so it runs alone, as
   under SQLite's ``BEGIN IMMEDIATE`` (the lifecycle's moves are "read the state, check the
@@ -19,6 +19,13 @@ Writers take transaction-scoped advisory locks, three of them:
   cycle. Why not per-row locks or SERIALIZABLE everywhere: every store function would
   need its reads reviewed and a retry loop on serialization failures; the scope is declared
   only where it was reviewed, and everything else keeps the simple exclusive rule.
+- the bookkeeping lock: ``store.write(bookkeeping=True)``, for the hub workers' heartbeats,
+  leases and cursors (store/leases.py), which read and write those tables only. They run one
+  at a time among themselves, as before, but no longer under the write lock: a busy worker
+  saves its cursors four times a second and renews its leases every fifth of their time,
+  and an exclusive write lock taken that often made every customer message and bot reply
+  wait, first for the transactions in flight to end and then for the bookkeeping's own
+  round trips and commit (a convoy behind each one).
 - the feed lock, taken by each ``INSERT INTO events`` itself just before the new id is drawn
   (store/dialect.py), and held to the commit: the feed's ids become visible in id order (a
   follower reads ``id > cursor`` and must never skip a row that commits later with a smaller
@@ -56,6 +63,8 @@ WRITE_LOCK = 0x54616E64656D
 #: The first key of a conversation's lock (the two-key form: a space apart from the others);
 #: the second is the conversation id folded into 32 bits (two sharing one only wait longer).
 CONVERSATION_LOCKS = 0x546E
+#: The advisory lock of the hub workers' bookkeeping (``store.write(bookkeeping=True)``).
+BOOKKEEPING_LOCK = 0x54616E64656C
 #: The channel the feed's trigger notifies on each committed insert into ``events``.
 FEED_CHANNEL = "tandem_feed"
 #: A follower reads the feed at least this often even without a notification (one is lost
@@ -63,6 +72,7 @@ FEED_CHANNEL = "tandem_feed"
 FEED_RESCAN_S = 1.0
 
 _BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+_BEGIN_BOOKKEEPING = f"BEGIN; SELECT pg_advisory_xact_lock({BOOKKEEPING_LOCK})"
 _BEGIN_SCOPED = (
     f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}),"
     f" pg_advisory_xact_lock({CONVERSATION_LOCKS}, {{key}})"
@@ -393,18 +403,22 @@ class PostgresStore(Store):
 
     @contextmanager
     def write(
-        self, conversation: int | Collection[int] | None = None
+        self, conversation: int | Collection[int] | None = None, *, bookkeeping: bool = False
     ) -> Iterator[sqlite3.Connection]:
         """One write transaction under the write lock: commit on success, roll back on error.
 
         :param conversation: it touches this conversation (or these) only: the write lock
             is held shared and the conversations' exclusively (see the module doc)
+        :param bookkeeping: it touches the hub workers' bookkeeping only: the bookkeeping
+            lock instead of the write lock (see the module doc)
         """
         if self.readonly:
             raise ReadOnly(f"{self.path} was opened read-only")
         conn = self._live()
         raw = conn.raw
-        if conversation is None:
+        if bookkeeping:
+            begin = _BEGIN_BOOKKEEPING
+        elif conversation is None:
             begin = _BEGIN_LOCKED
         elif isinstance(conversation, int):
             begin = _BEGIN_SCOPED.format(key=_lock_key(conversation))

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from pg_server import PgServer
 
-from store import DatabaseUnavailable, InvalidInput, Store, migrations_pg
+from store import DatabaseUnavailable, InvalidInput, Store, leases, migrations_pg
 from store import lifecycle as lc
 from store.dialect import translate
 from store.feed import Follower
 from store.migrations import migrations
-from store.pg import CONVERSATION_LOCKS, WRITE_LOCK, PostgresStore, close_pool
+from store.pg import BOOKKEEPING_LOCK, CONVERSATION_LOCKS, WRITE_LOCK, PostgresStore, close_pool
 from store.queries import transcript
 
 
@@ -118,6 +118,35 @@ def test_bot_replies_posted_together_lock_their_conversations_only(
             lc.bot_replies(store, [lc.BotReply(c, "More?") for c in (a, b)])
         holder.rollback()
     assert [m["text"] for m in transcript(store, a)] == ["hi", "Hello!"]
+    store.close()
+    close_pool(url)
+
+
+def test_the_hub_workers_bookkeeping_and_the_writers_never_wait_for_each_other(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Heartbeats, leases and cursor saves hold the bookkeeping lock, not the write lock: an
+    # ordinary write in progress (exclusive) does not hold them up, nor they a message.
+    url = pg_server.new_database()
+    monkeypatch.setenv("TANDEM_BUSY_TIMEOUT_MS", "300")
+    close_pool(url)  # the pool's connections read the timeout when they connect
+    store = Store(url)
+    cid = lc.open_conversation(store, "Maya")
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        beat = leases.heartbeat(store, "w/0", shards=4, at=100.0, ttl=10.0)
+        assert leases.acquire(store, "w/0", beat.free, at=100.0, ttl=10.0) == {0, 1, 2, 3}
+        assert leases.save_cursors(store, "w/0", "hub", {0: 5, 1: 7}, at=100.0) == {0, 1, 2, 3}
+        with pytest.raises(DatabaseUnavailable, match="locked"):
+            lc.add_customer_message(store, cid, "hi")  # an ordinary write still waits
+        holder.rollback()
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (BOOKKEEPING_LOCK,))
+        lc.add_customer_message(store, cid, "hi")
+        with pytest.raises(DatabaseUnavailable, match="locked"):
+            leases.save_cursors(store, "w/0", "hub", {0: 9}, at=101.0)  # one at a time
+        holder.rollback()
+    assert leases.shard_cursors(store, "hub", {0, 1, 2}) == {0: 5, 1: 7, 2: 0}
+    assert [m["text"] for m in transcript(store, cid)] == ["hi"]
     store.close()
     close_pool(url)
 
