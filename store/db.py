@@ -391,6 +391,24 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(parent, os.W_OK)
 
 
+def at_commit(conn: sqlite3.Connection, sql: str, rows: Sequence[Params]) -> None:
+    """Run ``sql`` once per parameter row as the last statements of the write transaction
+    ``conn`` belongs to (nothing after them reads what they write).
+
+    SQLite runs them now. On PostgreSQL they go to the server with the COMMIT, in one round
+    trip: the feed's events are inserted this way, because an event's insert takes the feed
+    lock that every writer's event waits for and holds it to the commit, so a round trip
+    between them is time every other writer waits (store/pg.py).
+    """
+    later = getattr(conn, "at_commit", None)
+    if later is not None:
+        later(sql, rows)
+    elif len(rows) == 1:
+        conn.execute(sql, rows[0])
+    elif rows:
+        conn.executemany(sql, rows)
+
+
 def now() -> float:
     """Wall-clock seconds since the epoch: the unit of every ``*_at`` column."""
     return time.time()

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from store.accounts import account_role, check_active, person_name, role_of
-from store.db import Store, now
+from store.db import Store, at_commit, now
 from store.errors import (
     AlreadyAnswered,
     Forbidden,
@@ -455,14 +455,22 @@ def add_customer_message(
             " subject = CASE WHEN subject = '' THEN ? ELSE subject END WHERE id = ?",
             (at, at, at, " ".join(text.split())[:SUBJECT_CHARS], conversation_id),
         )
-        _event(
+        # Last, sent with the COMMIT (on PostgreSQL the event holds the feed lock to it).
+        at_commit(
             conn,
-            at,
-            conversation_id,
-            "message",
-            "customer",
-            message_id=mid,
-            data=_MESSAGE_DATA["customer", False],
+            _EVENT_INSERT,
+            [
+                (
+                    at,
+                    conversation_id,
+                    "message",
+                    "customer",
+                    None,
+                    None,
+                    mid,
+                    _MESSAGE_DATA["customer", False],
+                )
+            ],
         )
     return Posted(mid, False, state, reopened)
 
@@ -632,10 +640,10 @@ def _post_group(
                 results[i] = _finish_bot_reply(conn, reply, at, events)
             except (InvalidInput, InvalidTransition, NotFound) as exc:
                 raise _Undo() from exc
-        if events:
-            # The feed's events last, in one batch: on PostgreSQL the first one takes the
-            # feed lock that every writer's event waits for, held to the commit.
-            conn.executemany(_EVENT_INSERT, events)
+        # The feed's events last, in one batch sent with the COMMIT: on PostgreSQL the
+        # first one takes the feed lock that every writer's event waits for, held to the
+        # commit.
+        at_commit(conn, _EVENT_INSERT, events)
     return results
 
 
@@ -643,7 +651,11 @@ def _post_bot_reply(conn: sqlite3.Connection, reply: BotReply, at: float) -> int
     # Alone in its transaction: a second answer is refused by the insert's unique index
     # (the whole transaction rolls back), no check needed before the first write.
     _check_bot_reply(conn, reply, at, guard=False)
-    return _finish_bot_reply(conn, reply, at)
+    events: list[tuple[Any, ...]] = []
+    mid = _finish_bot_reply(conn, reply, at, events)
+    # Its event last, sent with the COMMIT (on PostgreSQL it holds the feed lock to it).
+    at_commit(conn, _EVENT_INSERT, events)
+    return mid
 
 
 def _check_bot_reply(

@@ -41,7 +41,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -199,6 +199,8 @@ class Connection:
         self._cursor: psycopg.Cursor[Row] | None = None
         self.id_tables = id_tables
         self.in_transaction = False
+        # Statements sent with the COMMIT (store.db.at_commit): (translated SQL, rows).
+        self._at_commit: list[tuple[str, Sequence[Params]]] = []
 
     @property
     def raw(self) -> psycopg.Connection[Row]:
@@ -239,6 +241,35 @@ class Connection:
         except psycopg.Error as exc:
             raise _mapped(exc) from None
         return iter(cur)
+
+    def at_commit(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run ``sql`` for each row just before the COMMIT, in its round trip (see
+        :func:`store.db.at_commit`)."""
+        if rows:
+            self._at_commit.append((translate(sql, frozenset()).sql, rows))
+
+    def commit(self) -> None:
+        """COMMIT, after the statements kept for it: all in one round trip (a pipeline)."""
+        later, self._at_commit = self._at_commit, []
+        raw = self._raw
+        try:
+            if not later:
+                raw.execute("COMMIT")
+                return
+            cur = raw.cursor()
+            try:
+                with raw.pipeline():
+                    for sql, rows in later:
+                        cur.executemany(sql, rows)
+                    cur.execute("COMMIT")
+            finally:
+                cur.close()
+        except psycopg.Error as exc:
+            raise _mapped(exc) from None
+
+    def discard(self) -> None:
+        """Forget the statements kept for a COMMIT that will not come (a rollback)."""
+        self._at_commit = []
 
     def executemany(self, sql: str, rows: Any) -> None:
         """Run one statement for each parameter row (one round trip per batch, pipelined)."""
@@ -433,7 +464,7 @@ class PostgresStore(Store):
             raise _mapped(exc) from None
         try:
             yield self.conn
-            raw.execute("COMMIT")
+            conn.commit()
             conn.in_transaction = False
         except BaseException as exc:
             self._rollback()
@@ -446,6 +477,7 @@ class PostgresStore(Store):
     def _rollback(self) -> None:
         conn = self.pg
         conn.in_transaction = False
+        conn.discard()
         with suppress(psycopg.Error):
             conn.raw.execute("ROLLBACK")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from pg_server import PgServer
 
 from store import DatabaseUnavailable, InvalidInput, Store, leases, migrations_pg
 from store import lifecycle as lc
+from store.db import at_commit
 from store.dialect import translate
 from store.feed import Follower
 from store.migrations import migrations
@@ -149,6 +151,32 @@ def test_the_hub_workers_bookkeeping_and_the_writers_never_wait_for_each_other(
     assert [m["text"] for m in transcript(store, cid)] == ["hi"]
     store.close()
     close_pool(url)
+
+
+def test_statements_sent_with_the_commit_are_part_of_the_transaction(store: Store) -> None:
+    # On PostgreSQL they reach the server with the COMMIT (one round trip); a failure among
+    # them rolls the whole transaction back, as any failing statement does, on both engines.
+    with store.write() as conn:
+        conn.execute("INSERT INTO cursors (name, event_id, updated_at) VALUES ('a', 1, 0)")
+        at_commit(
+            conn,
+            "INSERT INTO cursors (name, event_id, updated_at) VALUES (?, ?, ?)",
+            [("b", 2, 0), ("c", 3, 0)],
+        )
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.write() as conn:
+            conn.execute("INSERT INTO cursors (name, event_id, updated_at) VALUES ('d', 4, 0)")
+            at_commit(
+                conn,
+                "INSERT INTO cursors (name, event_id, updated_at) VALUES (?, ?, ?)",
+                [("e", 5, 0), ("f", None, 0)],
+            )
+    with store.write() as conn:  # the store goes on
+        at_commit(
+            conn, "INSERT INTO cursors (name, event_id, updated_at) VALUES (?, ?, ?)", [("g", 6, 0)]
+        )
+    names = [r[0] for r in store.query("SELECT name FROM cursors ORDER BY name")]
+    assert names == ["a", "b", "c", "g"]
 
 
 def test_an_unreachable_server_is_one_sentence(
