@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["StreamCleaner", "clean"]
+__all__ = ["MATCHING", "StreamCleaner", "clean", "for_matching"]
 
 # Terminal escape sequences (CSI, OSC, two-byte ESC) first, then any control character left.
 _ESCAPE = re.compile(
@@ -54,3 +54,20 @@ class StreamCleaner:
         """The end of the stream: what was held, cleaned."""
         text, self._held = self._held, ""
         return clean(text)
+
+
+# Characters a reader does not see and a model reads straight through: soft hyphen, zero-width
+# space and joiners, word joiner and invisible operators, BOM, direction marks, overrides and
+# isolates. Inside a word ("ig\u00adnore previous instructions") they hide it from any
+# matching by words, while the text still says it to a person or a model.
+_INVISIBLE = [0x00AD, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F)]
+_INVISIBLE += [*range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF]
+MATCHING: dict[int, int | None] = dict.fromkeys(_INVISIBLE)
+"""A ``str.translate`` table for text about to be matched by words: the invisible characters
+go, and fullwidth ASCII ("ｉｇｎｏｒｅ") reads as the ASCII it shows."""
+MATCHING.update({0xFF01 + i: 0x21 + i for i in range(0x5E)})
+
+
+def for_matching(text: str) -> str:
+    """``text`` as it reads, for matching by words (see :data:`MATCHING`)."""
+    return text if text.isascii() else text.translate(MATCHING)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from functools import cached_property
 
+from console.untrusted import for_matching
+
 # Asking for a person. "Not a bot" / "real person" / "speak to someone" / "agent please".
 _HUMAN = re.compile(
     r"\b(?:"
@@ -282,13 +284,19 @@ def strip_injection(text: str, lowered: str | None = None) -> tuple[str, bool]:
 
     :param lowered: ``text.lower()``, when the caller has it already
     """
+    original = text
+    if not text.isascii():
+        # Read as it shows: an invisible character inside a word ("ig\u00adnore previous
+        # instructions") or fullwidth letters hid the attempt from the patterns, not from a model.
+        text = for_matching(text)
+        lowered = None
     tagged = "<" in text and bool(_ROLE_TAG.search(text))
     if not tagged and not _has_any(text.lower() if lowered is None else lowered, _INJECTION_HINTS):
-        return text, False
+        return original, False
     if tagged:
         text = _ROLE_TAG.sub("\n", text)
     if not _INJECTION.search(text) and not tagged:
-        return text, False
+        return original, False
     # Once a message tries to instruct the bot, its "you are ..." sentences are part of the attempt.
     kept = [
         s for s in _SENTENCE.findall(text) if not _INJECTION.search(s) and not _ROLE_CLAIM.match(s)
@@ -298,7 +306,7 @@ def strip_injection(text: str, lowered: str | None = None) -> tuple[str, bool]:
 
 def detect(text: str) -> Cues:
     """Read the cues of one customer message (any text; at most its first 2,000 characters)."""
-    text = text[:2000]
+    text = for_matching(text[:2000])  # as it reads: no invisible characters inside words
     lowered = text.lower()
     cleaned, injection = strip_injection(text, lowered)
     if _CASE_SPECIAL.search(text) is None:

@@ -12,11 +12,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from itertools import compress
 
+from console.untrusted import MATCHING
+
 # Longer texts are scored on their head and tail: a 1 MB paste says no more about the
 # customer's mood than its first and last few thousand characters, and the hub must not stall.
 MAX_CHARS = 8_000
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+# Invisible characters inside a word ("ig\u00adnore", "per\u200bson") and fullwidth letters
+# read as the word they show, or a customer's words would slip past every lexicon.
+_READ_AS_SHOWN = {**MATCHING, **_APOSTROPHES}
 # Emoji and emoticons carry mood in short messages ("charged twice 😡"); the few that matter
 # are single tokens, everything else outside ASCII words is ignored.
 EMOJI = "😡😠🤬😤😒🙄😩😫😢😭😞😔☹🙁😕👎💩😣😖😑🤦😓😰😱😊🙂😀😃😄😁😍🥰❤💕👍🙏🎉🤗🙌"
@@ -159,7 +164,7 @@ def tokens(text: str, fold: bool = False) -> list[str]:
     rx = _TOKEN_ASCII
     if not low.isascii():
         rx = _TOKEN
-        low = low.translate(_APOSTROPHES)
+        low = low.translate(_READ_AS_SHOWN)
         if fold:
             low = low.translate(_ACCENTS)
     elif "`" in low:
