@@ -12,6 +12,7 @@ BEL in it would end the sequence and let the rest reach the terminal as commands
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,11 +74,67 @@ def detect_protocol(env: Mapping[str, str]) -> NotifyProtocol:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """What to say: one line for the notification and the desktop, and how loud."""
+    """What to say: one line for the notification and the desktop, and how loud.
+
+    ``body`` names the first conversation; ``more`` counts the others it stands for.
+    """
 
     title: str
     body: str
     severity: Literal["warning", "error"]
+    more: int = 0
+
+    @property
+    def text(self) -> str:
+        return self.body + (f" (and {self.more} more)" if self.more else "")
+
+
+@dataclass(slots=True)
+class ToastFolder:
+    """At most one notification of each kind (title) on screen at a time.
+
+    A busy queue alerted once per conversation: on an 80x24 terminal six toasts covered half
+    the wall, and the reply being written. While one is shown, later alerts of its kind are
+    held; when it has gone, they come as one ("... (and 3 more)"), most urgent first. The
+    bell and the desktop notification are not held (they are rate-limited on their own).
+
+    Args:
+        showing_s: how long a notification stays on screen.
+    """
+
+    showing_s: float
+    _until: dict[str, float] = field(default_factory=dict)
+    _shown: dict[str, str] = field(default_factory=dict)  # the severity on screen, per title
+    _held: dict[str, list[Alert]] = field(default_factory=dict)
+
+    def offer(self, alert: Alert, now: float) -> tuple[Alert | None, float | None]:
+        """(the alert to show now or ``None``, seconds until the held ones are due when this
+        is the first held since the one on screen, else ``None``). An urgent one (``error``)
+        is not held behind a lesser one."""
+        until = self._until.get(alert.title, -math.inf)
+        louder = alert.severity == "error" and self._shown.get(alert.title) != "error"
+        if now < until and not louder:
+            held = self._held.setdefault(alert.title, [])
+            held.append(alert)
+            return None, (until - now if len(held) == 1 else None)
+        if now >= until and self._held.get(alert.title):
+            # Its held ones are due but their timer has not fired yet: one toast for all.
+            self._held[alert.title].append(alert)
+            return self.due(alert.title, now), None
+        self._until[alert.title] = now + self.showing_s
+        self._shown[alert.title] = alert.severity
+        return alert, None
+
+    def due(self, title: str, now: float) -> Alert | None:
+        """The alerts held for ``title``, as one, once its notification has gone."""
+        held = self._held.pop(title, [])
+        if not held:
+            return None
+        lead = next((a for a in held if a.severity == "error"), held[0])
+        self._until[title] = now + self.showing_s
+        self._shown[title] = lead.severity
+        more = sum(1 + a.more for a in held) - 1
+        return Alert(title, lead.body, lead.severity, more)
 
 
 @dataclass(slots=True)
@@ -120,11 +177,11 @@ class AlertWatch:
             return None
         new.sort(key=lambda r: (r.get("level") != "urgent", r["id"]))
         first = new[0]
-        more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
         return Alert(
             "Tandem: a customer needs a person",
-            f"{_name(first)} #{first['id']} is waiting, {first.get('level')}{more}",
+            f"{_name(first)} #{first['id']} is waiting, {first.get('level')}",
             "error" if first.get("level") == "urgent" else "warning",
+            len(new) - 1,
         )
 
     def breached(self, rows: Iterable[Mapping[str, Any]], at: float) -> Alert | None:
@@ -149,12 +206,12 @@ class AlertWatch:
         new.sort(key=lambda r: (r["waiting_since"], r["id"]))
         first = new[0]
         level = first.get("level") or "calm"
-        more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
         target = self.sla_s.get(level, 0.0)
         return Alert(
             "Tandem: SLA breached",
-            f"{_name(first)} #{first['id']} ({level}) has waited over {target:.0f} s{more}",
+            f"{_name(first)} #{first['id']} ({level}) has waited over {target:.0f} s",
             "error",
+            len(new) - 1,
         )
 
 

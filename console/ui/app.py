@@ -36,7 +36,14 @@ from console.backend import (
     StoreError,
 )
 from console.policy import LEVELS, PolicySettings, level_rank
-from console.ui.alerts import Alert, AlertMode, AlertWatch, NotifyProtocol, osc_notification
+from console.ui.alerts import (
+    Alert,
+    AlertMode,
+    AlertWatch,
+    NotifyProtocol,
+    ToastFolder,
+    osc_notification,
+)
 from console.ui.feed import (
     ConnectionChanged,
     FeedFailed,
@@ -65,6 +72,7 @@ HEARTBEAT_SECONDS = 30.0
 SESSION_END_SECONDS = 5.0
 """How long a console the server signed out stays up to say so before it closes."""
 ALERT_GAP_SECONDS = 5.0
+ALERT_TOAST_SECONDS = 8.0  # an alert's notification stays this long; its kind waits meanwhile
 IDLE_CHECK_SECONDS = 5.0
 Presence = Literal["online", "away", "offline"]
 
@@ -167,6 +175,7 @@ class TandemApp(App[None]):
         self.notify_protocol = notify_protocol
         self._rang_at: float | None = None
         self.alert_gap = ALERT_GAP_SECONDS
+        self.toasts = ToastFolder(ALERT_TOAST_SECONDS)
         self.rows: dict[int, dict[str, Any]] = {}
         self.rising: dict[int, float] = {}
         # Conversations this console is moving away from this agent (a supervisor's own
@@ -426,13 +435,11 @@ class TandemApp(App[None]):
         why = ", ".join(reason_words(first.get("reasons") or []))
         by = assigned[0][1]
         who = "routing" if by == ROUTER else (by or "a supervisor")
-        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
-        body = f"{name} #{first['id']}" + (f": {why}" if why else "") + more
+        body = f"{name} #{first['id']}" + (f": {why}" if why else "")
         urgent = any(r.get("level") == "urgent" for r in rows)
         ring = self.alerts.mode == "all" or (self.alerts.mode == "urgent" and urgent)
-        self.alert(
-            Alert(f"Assigned to you by {who}", body, "error" if urgent else "warning"), ring=ring
-        )
+        severity: Literal["warning", "error"] = "error" if urgent else "warning"
+        self.alert(Alert(f"Assigned to you by {who}", body, severity, len(rows) - 1), ring=ring)
 
     def _announce_pause(self, until: float) -> None:
         at = time.strftime("%H:%M", time.localtime(until))
@@ -455,19 +462,37 @@ class TandemApp(App[None]):
         Args:
             ring: the bell and the desktop too (``False``: the notification only).
         """
-        self.notify(alert.body, title=alert.title, severity=alert.severity, timeout=8, markup=False)
+        t = time.monotonic()
+        shown, due_in = self.toasts.offer(alert, t)
+        if shown is not None:
+            self._toast(shown)
+        elif due_in is not None:
+            self.set_timer(due_in, lambda: self._toast_held(alert.title))
         if not ring:
             return
         # A busy queue would ring all the time: the bell and the desktop at most every few
-        # seconds; the console's own notification says each one.
-        t = time.monotonic()
+        # seconds; the console's notifications say each one (held ones as one).
         if self._rang_at is not None and t - self._rang_at < self.alert_gap:
             return
         self._rang_at = t
         self.bell()
-        sequence = osc_notification(self.notify_protocol, alert.title, alert.body)
+        sequence = osc_notification(self.notify_protocol, alert.title, alert.text)
         if sequence:
             self.terminal_write(sequence)
+
+    def _toast(self, alert: Alert) -> None:
+        self.notify(
+            alert.text,
+            title=alert.title,
+            severity=alert.severity,
+            timeout=self.toasts.showing_s,
+            markup=False,
+        )
+
+    def _toast_held(self, title: str) -> None:
+        folded = self.toasts.due(title, time.monotonic())
+        if folded is not None:
+            self._toast(folded)
 
     def terminal_write(self, data: str) -> None:
         """Write an escape sequence to the terminal, as ``App.bell`` does (Textual has no

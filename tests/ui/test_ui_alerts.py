@@ -13,7 +13,14 @@ from typing import Any
 from ui_support import notes, wait_until
 
 from console.policy import PolicySettings
-from console.ui.alerts import AlertWatch, detect_protocol, osc_notification, terminal_safe
+from console.ui.alerts import (
+    Alert,
+    AlertWatch,
+    ToastFolder,
+    detect_protocol,
+    osc_notification,
+    terminal_safe,
+)
 from console.ui.app import TandemApp
 from store import Store, lifecycle
 
@@ -120,18 +127,58 @@ async def test_a_wait_past_its_sla_rings_and_notifies(db_path: Path) -> None:
         assert app.written == [f"\x1b]9;Tandem: SLA breached: {body}\x07"]
 
 
-async def test_a_busy_queue_rings_once_per_gap_and_notifies_each(db_path: Path) -> None:
+async def test_a_busy_queue_rings_once_per_gap_and_folds_its_notifications(db_path: Path) -> None:
     app = RecordingApp(db_path, "ana", interval=0.05, notify_protocol="osc9")
     app.alert_gap = 3600.0  # the whole test is inside one gap
+    app.toasts = ToastFolder(3600.0)  # and inside the first notification's time on screen
     async with app.run_test(size=(120, 30), notifications=True) as pilot:
         with Store(db_path) as s:
             lifecycle.open_conversation(s, "Bo")
         await wait_until(pilot, lambda: len(app.rows) == 1, what="the first snapshot")
-        first = _waiting(db_path, "Ann", "urgent")
+        first = _waiting(db_path, "Ann", "empathy")
         await wait_until(pilot, lambda: app.bells == 1, what="the first bell")
         second = _waiting(db_path, "Ben", "empathy")
-        await wait_until(
-            pilot, lambda: any(f"#{second} is waiting" in n for n in notes(app)), what="second"
-        )
-        # alert() rings or not in the same call that notified: the decision is made.
+        await wait_until(pilot, lambda: second in app.rows, what="Ben in the console's rows")
+        await pilot.pause()
+        # One notification on screen, one bell: Ben's is held, not shown over Ann's.
+        entered = [n for n in notes(app) if "is waiting" in n]
+        assert entered == [f"Ann #{first} is waiting, empathy"]
         assert app.bells == 1 and len(app.written) == 1 and f"#{first} " in app.written[0]
+        # An urgent one is not held behind it.
+        third = _waiting(db_path, "Cy", "urgent")
+        await wait_until(
+            pilot,
+            lambda: f"Cy #{third} is waiting, urgent" in notes(app),
+            what="the urgent one at once",
+        )
+        # When the notification on screen has gone, the held one comes.
+        folded = app.toasts.due("Tandem: a customer needs a person", time.monotonic())
+        assert folded is not None and folded.text == f"Ben #{second} is waiting, empathy"
+
+
+def test_the_toast_folder_holds_a_kind_while_one_shows() -> None:
+    folder = ToastFolder(8.0)
+    a = Alert("T", "a", "warning")
+    assert folder.offer(a, 100.0) == (a, None)
+    assert folder.offer(Alert("T", "b", "warning", more=2), 101.0) == (None, 7.0)
+    assert folder.offer(Alert("T", "c", "warning"), 102.0) == (None, None)  # its timer is set
+    other = Alert("U", "x", "warning")
+    assert folder.offer(other, 102.0) == (other, None)  # another kind shows at once
+    assert folder.due("T", 108.0) == Alert("T", "b", "warning", more=3)  # b, its 2, and c
+    assert folder.offer(a, 109.0) == (None, 7.0)  # the folded one is on screen now
+    assert folder.due("U", 110.0) is None
+    # Due but its timer late: the next one comes with the held ones, in one toast.
+    assert folder.offer(Alert("T", "d", "warning"), 116.5) == (
+        Alert("T", "a", "warning", more=1),
+        None,
+    )
+
+
+def test_an_urgent_alert_is_not_held_behind_a_lesser_one() -> None:
+    folder = ToastFolder(8.0)
+    calm, urgent = Alert("T", "a", "warning"), Alert("T", "u", "error")
+    assert folder.offer(calm, 100.0) == (calm, None)
+    assert folder.offer(urgent, 101.0) == (urgent, None)
+    assert folder.offer(Alert("T", "v", "error"), 102.0) == (None, 7.0)  # behind an urgent one
+    assert folder.offer(calm, 103.0) == (None, None)
+    assert folder.due("T", 109.0) == Alert("T", "v", "error", more=1)
