@@ -337,7 +337,7 @@ class Store:
             raise InvalidInput(_NOT_UNICODE) from None
         return row
 
-    def feed_changed(self, besides: Store | None = None) -> bool:
+    def feed_changed(self, besides: Store | None = None, mask: int | None = None) -> bool:
         """Whether another connection may have committed since the last call (no table read).
 
         SQLite's ``data_version`` changes on every commit by another connection; the
@@ -345,6 +345,8 @@ class Store:
 
         :param besides: commits through this store are no news (PostgreSQL only: SQLite
             cannot tell whose commit it was)
+        :param mask: only commits with events in these shards are news (PostgreSQL only,
+            see :meth:`store.pg.PostgresStore.feed_changed`)
         """
         version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
         changed = version != self._data_version

@@ -16,6 +16,11 @@ from typing import Any, NamedTuple
 
 from store.db import Store, now
 
+#: The shards a feed notification on PostgreSQL names (its payload: a bit per shard of
+#: ``conversation_id % NOTIFY_SHARDS``, store/migrations_pg.py). A follower of shards of
+#: this many (``Follower.of``) wakes only for commits in its own.
+NOTIFY_SHARDS = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -155,6 +160,8 @@ class Follower:
         self.own_writes: Store | None = None
         self._store: Store | None = None
         self._behind = True
+        self._mask_of: frozenset[int] | None = None
+        self._mask_bits = 0
 
     def _open(self) -> Store:
         if self._store is None:
@@ -166,7 +173,7 @@ class Follower:
     def poll(self) -> list[Event]:
         """Events committed since the last poll (at most ``batch``), oldest first."""
         store = self._open()
-        if not store.feed_changed(self.own_writes) and not self._behind:
+        if not store.feed_changed(self.own_writes, self._mask()) and not self._behind:
             return []
         if self.shards is not None:
             # With the end of the feed: every event of the shards up to it is read (commits
@@ -182,6 +189,18 @@ class Follower:
         if events:
             self.cursor = events[-1].id
         return events
+
+    def _mask(self) -> int | None:
+        """The shards followed as a notification's bit mask (``None``: every commit is news)."""
+        shards = self.shards
+        if shards is None or self.of != NOTIFY_SHARDS:
+            return None
+        if self._mask_of is not shards:
+            if self._mask_of is not None:
+                # New shards: read once, for what was skipped while they were not followed.
+                self._behind = True
+            self._mask_of, self._mask_bits = shards, sum(1 << s for s in shards)
+        return self._mask_bits
 
     def wait(self, timeout: float = 1.0, interval: float = 0.01) -> list[Event]:
         """Poll until something arrives or ``timeout`` seconds pass."""

@@ -449,6 +449,17 @@ def m0015_agent_messages_index_again(db: Database) -> None:
     )
 
 
+@migrations(name="0016_feed_notify_shards")
+def m0016_feed_notify_shards(db: Database) -> None:
+    """PostgreSQL only: the feed's notification says which shards its events are in.
+
+    SQLite has no notifications (a follower asks ``data_version``): nothing to change here.
+    On PostgreSQL the trigger's payload is the bit mask of the inserted events' conversation
+    ids modulo :data:`store.feed.NOTIFY_SHARDS` (store/migrations_pg.py), so a hub worker
+    skips the commits of other workers' shards instead of reading the feed for each.
+    """
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would COMMIT the caller's transaction."""
     statement = ""

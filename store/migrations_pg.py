@@ -51,6 +51,21 @@ CREATE AGGREGATE sum(boolean) (SFUNC = tandem_count_true, STYPE = bigint, INITCO
 """
 
 
+# The notification's payload: which of the 64 shards (store.feed.NOTIFY_SHARDS) the
+# statement's events are in, as a bit mask ('' when none has a conversation).
+_PG_0016 = """
+CREATE OR REPLACE FUNCTION tandem_feed_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tandem_feed', coalesce((SELECT bit_or(1::bigint << (conversation_id % 64)::int)
+        FROM tandem_new_events)::text, ''));
+    RETURN NULL;
+END $$;
+DROP TRIGGER events_notify ON events;
+CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS tandem_new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION tandem_feed_notify();
+"""
+
+
 class _Recorder:
     """Stands in for sqlite-utils' ``Database``: keeps the statements a migration runs."""
 
@@ -76,7 +91,10 @@ def _pg_0001(statements: list[str]) -> list[str]:
 
 
 #: Hand-ported migrations: name -> the PostgreSQL statements from the SQLite ones.
-OVERRIDES: dict[str, Callable[[list[str]], list[str]]] = {"0001_initial": _pg_0001}
+OVERRIDES: dict[str, Callable[[list[str]], list[str]]] = {
+    "0001_initial": _pg_0001,
+    "0016_feed_notify_shards": lambda _: _split(_PG_0016),
+}
 
 
 def _split(script: str) -> list[str]:

@@ -533,7 +533,7 @@ class PostgresStore(Store):
         """Run a read query and return the first row or ``None``."""
         return cast("sqlite3.Row | None", self._execute(sql, params).fetchone())
 
-    def feed_changed(self, besides: Store | None = None) -> bool:
+    def feed_changed(self, besides: Store | None = None, mask: int | None = None) -> bool:
         """Whether a new feed event may have committed since the last call.
 
         The first call starts listening and answers ``True``; so does a call at least
@@ -542,6 +542,9 @@ class PostgresStore(Store):
         :param besides: the notifications of commits through this store (its server
             process) are skipped: a hub needs no news of its own replies, and each of them
             made every worker read the feed again (every commit notifies every listener)
+        :param mask: only commits with events in these shards are news (bit ``s`` for shard
+            ``s`` of :data:`store.feed.NOTIFY_SHARDS`; the trigger's payload says which): a
+            hub worker skips the other workers' commits and the messages to their shards
         """
         raw = self._live().raw
         nowm = time.monotonic()
@@ -551,7 +554,10 @@ class PostgresStore(Store):
             self._rescan_at = nowm + FEED_RESCAN_S
             return True
         own = besides.backend_pid() if isinstance(besides, PostgresStore) else None
-        got = any(n.pid != own for n in raw.notifies(timeout=0))
+        got = False
+        for n in raw.notifies(timeout=0):
+            if n.pid != own and (mask is None or _in_shards(n.payload, mask)):
+                got = True
         if got or nowm >= self._rescan_at:
             self._rescan_at = nowm + FEED_RESCAN_S
             return True
@@ -571,6 +577,16 @@ class PostgresStore(Store):
         for _ in self.pg.raw.notifies(timeout=max(0.0, timeout), stop_after=1):
             self._rescan_at = 0.0  # the next feed_changed() answers True
             return
+
+
+def _in_shards(payload: str, mask: int) -> bool:
+    """Whether a feed notification's ``payload`` (its events' shards as a bit mask, see
+    store/migrations_pg.py) touches ``mask``; a payload that says nothing (a statement whose
+    events have no conversation, a trigger from before 0016) may touch any."""
+    try:
+        return bool(int(payload) & mask)
+    except ValueError:
+        return True
 
 
 def _pool_error(pool: ConnectionPool[Any]) -> str:

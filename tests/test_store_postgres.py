@@ -207,6 +207,46 @@ def test_a_follower_wakes_on_the_notification(pg_server: PgServer) -> None:
     follower.close()
 
 
+def test_a_follower_of_some_shards_wakes_only_for_their_commits(pg_server: PgServer) -> None:
+    # Each commit's notification names its events' shards (conversation id % 64): a hub
+    # worker does not read the feed for another worker's conversations.
+    url = pg_server.new_database()
+    store = Store(url)
+    mine, other = (lc.open_conversation(store, n) for n in ("Maya", "Ravi"))
+    assert (mine % 64, other % 64) == (1, 2)
+    listener = Store(url)
+    mask = 1 << (mine % 64)
+    assert listener.feed_changed(mask=mask)  # starts listening
+
+    def news() -> bool:
+        time.sleep(0.2)  # the notification is on its way
+        return listener.feed_changed(mask=mask)
+
+    lc.add_customer_message(store, other, "hi")
+    assert not news()
+    lc.add_customer_message(store, mine, "hi")
+    assert news()
+    lc.bot_replies(store, [lc.BotReply(c, "Hello!") for c in (other, mine)])
+    assert news()  # one commit on both shards
+    lc.add_customer_message(store, other, "more")
+    time.sleep(0.2)
+    assert listener.feed_changed(mask=None)  # every other follower: any commit is news
+
+    # A follower reads everything of its shards all the same, and once more when its shards
+    # change (what it skipped for a shard it now has).
+    follower = Follower(url, after=0)
+    follower.shards, follower.of = frozenset({mine % 64}), 64
+    assert {e.conversation_id for e in follower.poll()} == {mine}
+    lc.add_customer_message(store, other, "again")
+    time.sleep(0.2)
+    assert follower.poll() == []
+    follower.shards = frozenset({mine % 64, other % 64})
+    assert [e.conversation_id for e in follower.poll()] == [other]
+    follower.close()
+    listener.close()
+    store.close()
+
+
 def test_a_lost_notification_loses_no_event(pg_server: PgServer) -> None:
     url = pg_server.new_database()
     store = Store(url)
