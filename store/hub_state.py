@@ -168,6 +168,18 @@ class WaitingTurn(NamedTuple):
     waiting_since: float
     triage_state: str | None
     escalated: str | None  # the latest ``escalated`` event's data (raw JSON), if any
+    level: str | None = None
+    reasons: str | None = None  # raw JSON, as stored
+
+    def badge(self) -> tuple[str, tuple[str, ...]] | None:
+        """The level and reasons stored on the conversation (what agents see), if any."""
+        if self.level is None:
+            return None
+        try:
+            reasons = json.loads(self.reasons) if self.reasons else []
+        except ValueError:
+            return None
+        return self.level, tuple(str(r) for r in reasons)
 
 
 def waiting_longest_first(store: Store, *, limit: int = 500) -> list[WaitingTurn]:
@@ -184,7 +196,7 @@ def waiting_longest_first(store: Store, *, limit: int = 500) -> list[WaitingTurn
         for r in store.query(
             "SELECT c.id, c.waiting_since, c.triage_state,"
             " (SELECT e.data FROM events e WHERE e.conversation_id = c.id"
-            " AND e.kind = 'escalated' ORDER BY e.id DESC LIMIT 1)"
+            " AND e.kind = 'escalated' ORDER BY e.id DESC LIMIT 1), c.level, c.reasons"
             " FROM conversations c WHERE c.state = 'waiting' AND c.waiting_since IS NOT NULL"
             " ORDER BY c.waiting_since LIMIT ?",
             (limit,),
@@ -198,6 +210,37 @@ def escalation_data(raw: str | None) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = json.loads(raw)
     return data
+
+
+def settled_findings_of(
+    store: Store, conversation_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """:func:`settled_findings` of many conversations, in one query per 500 of them.
+
+    For the SLA timers, which look at up to 500 waiting conversations a tick: those not in
+    the hub's memory (after a restart, or shards taken over from another worker) each cost
+    one or two queries for what a person had settled.
+
+    :return: conversation id -> findings before its last settling event, oldest first; a
+        conversation nothing was ever settled for is absent
+    """
+    out: dict[int, list[dict[str, Any]]] = {}
+    for start in range(0, len(conversation_ids), 500):
+        chunk = conversation_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.query(
+            "SELECT s.conversation_id, e.data FROM (SELECT conversation_id, max(id) AS upto"
+            f" FROM events WHERE conversation_id IN ({marks}) AND {_SETTLED_SQL}"
+            " GROUP BY conversation_id) s LEFT JOIN events e ON e.conversation_id ="
+            " s.conversation_id AND e.id < s.upto AND e.kind IN ('triaged', 'escalated')"
+            " AND e.data IS NOT NULL ORDER BY s.conversation_id, e.id",
+            chunk,
+        )
+        for cid, data in rows:
+            found = out.setdefault(int(cid), [])
+            if data is not None:
+                found.append(json.loads(data))
+    return out
 
 
 def settled_findings(store: Store, conversation_id: int) -> list[dict[str, Any]] | None:

@@ -242,6 +242,43 @@ async def test_sla_tick_raises_long_wait_and_resolves_quiet_conversations(
     assert get_conversation(store, waiting)["state"] == "waiting"  # never resolved while waiting
 
 
+def test_the_sla_tick_reads_what_people_settled_in_one_query(db_path: Path, store: Store) -> None:
+    # A hub that does not remember the waiting conversations (restarted, or shards taken
+    # over) reads what people settled for all of them at once, not once per conversation.
+    def waiting(n: int) -> list[int]:
+        cids = []
+        for _ in range(n):
+            cid = _open(store, "hello")
+            lc.escalate(store, cid, reasons=["agent_request"], level="watch")
+            cids.append(cid)
+        return cids
+
+    def tick_statements() -> tuple[int, Hub]:
+        hub = make_hub(db_path)
+        statements: list[str] = []
+        hub.store.conn.set_trace_callback(statements.append)
+        hub.timers.tick()
+        hub.store.conn.set_trace_callback(None)
+        return len(statements), hub
+
+    # One waiting conversation was handed back once: a person settled its reasons.
+    settled = waiting(1)[0]
+    lc.claim(store, settled, "ana")
+    lc.hand_back(store, settled, by="ana")
+    lc.escalate(store, settled, reasons=["long_wait"], level="watch")
+    waiting(2)
+    few, hub = tick_statements()
+    remembered = hub.conversations.memory.get(settled)
+    assert remembered is not None
+    assert remembered.settled == hub.conversations.memory.settled(settled)
+    assert "agent_request" in remembered.settled.reasons
+    hub.close()
+    waiting(6)
+    many, hub = tick_statements()
+    hub.close()
+    assert many == few
+
+
 async def test_a_customer_back_after_an_agent_closed_it_is_not_re_escalated_on_old_reasons(
     hub: Hub, store: Store
 ) -> None:

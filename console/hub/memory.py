@@ -67,12 +67,18 @@ class TriageMemory:
             del self._cache[cid]
 
     def entry(
-        self, cid: int, triage_state: str | None, *, version: int | None = None
+        self,
+        cid: int,
+        triage_state: str | None,
+        *,
+        version: int | None = None,
+        settled: Settled | None = None,
     ) -> Remembered:
         """The cached state of ``cid``, or one loaded from ``triage_state`` (or a fresh one).
 
         :param version: the conversation's version; 0 means it never changed hands, so nothing
             can have been settled by a person (saves a query for new conversations)
+        :param settled: what a person settled, already read (:meth:`settled_of`)
         """
         entry = self._cache.get(cid)
         if entry is not None:
@@ -96,7 +102,9 @@ class TriageMemory:
         if entry is None:
             # Observed from the first message on: the whole history passes through observe().
             entry = Remembered(self.engine.new_state(), context=deque(maxlen=CONTEXT_MESSAGES))
-        entry.settled = self.settled(cid) if version != 0 else Settled()
+        if settled is None:
+            settled = self.settled(cid) if version != 0 else Settled()
+        entry.settled = settled
         self._cache[cid] = entry
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -203,13 +211,22 @@ class TriageMemory:
 
     def settled(self, cid: int) -> Settled:
         """Reasons and level that a person dealt with, up to the last hand-back."""
-        findings = hub_state.settled_findings(self.shared.store, cid)
-        if findings is None:
-            return Settled()
-        reasons: set[str] = set()
-        level = "calm"
-        for d in findings:
-            reasons.update(d.get("reasons") or ())
-            if d.get("level"):
-                level = max_level(level, d["level"])
-        return Settled(frozenset(reasons), level)
+        return _settled(hub_state.settled_findings(self.shared.store, cid))
+
+    def settled_of(self, cids: list[int]) -> dict[int, Settled]:
+        """:meth:`settled` of each of ``cids``, read in one query."""
+        found = hub_state.settled_findings_of(self.shared.store, cids)
+        return {cid: _settled(found.get(cid)) for cid in cids}
+
+
+def _settled(findings: list[dict[str, Any]] | None) -> Settled:
+    """What a person settled, from :func:`store.hub_state.settled_findings`."""
+    if findings is None:
+        return Settled()
+    reasons: set[str] = set()
+    level = "calm"
+    for d in findings:
+        reasons.update(d.get("reasons") or ())
+        if d.get("level"):
+            level = max_level(level, d["level"])
+    return Settled(frozenset(reasons), level)

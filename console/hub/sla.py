@@ -44,12 +44,23 @@ class SlaTimers:
         store, stats = shared.store, shared.stats
         owns = shared.owns
         # With what each one's escalation recorded: one query a tick, not one per conversation.
-        waiting = hub_state.waiting_longest_first(store, limit=WAITING_PER_TICK)
-        for cid, since, triage_state, escalated in waiting:
-            if not owns(cid):
-                continue  # another hub worker's
+        waiting = [
+            w  # the others are another hub worker's
+            for w in hub_state.waiting_longest_first(store, limit=WAITING_PER_TICK)
+            if owns(w.id)
+        ]
+        # What people settled, for those not in memory (a restart, shards taken over): one
+        # query, not one or two per conversation.
+        cold = [w.id for w in waiting if self.memory.get(w.id) is None]
+        settled = self.memory.settled_of(cold) if cold else {}
+        for w in waiting:
+            cid, since, escalated = w.id, w.waiting_since, w.escalated
             try:
-                entry = self.memory.entry(cid, triage_state)
+                entry = self.memory.entry(cid, w.triage_state, settled=settled.get(cid))
+                if entry.stored is None and cid in settled:
+                    # Just loaded: what was last written is the badge the row carries, so an
+                    # unchanged one is not written again (a write per conversation, once).
+                    entry.stored = w.badge()
                 verdict = shared.engine.waited(entry.state, max(0.0, now - since))
                 before = entry.stored
                 level, also = floor(hub_state.escalation_data(escalated), verdict)
