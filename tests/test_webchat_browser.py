@@ -324,6 +324,42 @@ def test_a_send_that_fails_stays_unsent_with_a_retry(page: Page, hub: Hub) -> No
     assert count == 1
 
 
+def test_a_message_not_sent_before_a_reload_comes_back_unsent(page: Page, hub: Hub) -> None:
+    # By hand: offline, a message stays marked unsent; reload the tab once back online and it
+    # was gone, with nothing to say it never reached us.
+    p = page
+    p.get_by_label("Your first name").fill("Rae")
+    p.keyboard.press("Enter")
+    expect(p.locator(".msg.bot")).to_have_count(1)
+    hub.stop()
+    try:
+        p.get_by_label("Your message").fill("Can I get my PIN reminder?")
+        p.keyboard.press("Enter")
+        expect(p.locator(".msg.customer").last).to_have_class(re.compile(r"\bfailed\b"))
+    finally:
+        hub.start()
+    p.reload()
+    expect(p.locator(".msg.bot")).to_have_count(1)
+    mine = p.locator(".msg.customer")
+    expect(mine).to_have_count(1)
+    expect(mine).to_contain_text("Can I get my PIN reminder?")
+    expect(mine.get_by_role("alert")).to_contain_text("Not sent")
+    mine.get_by_role("button", name=re.compile("Retry sending")).click()
+    expect(mine).not_to_have_class(re.compile(r"\bfailed\b"))
+    expect(p.locator(".msg.bot")).to_have_count(2)
+    # Sent once; another reload shows it once, as sent, and nothing unsent is left.
+    p.reload()
+    expect(p.locator(".msg.bot")).to_have_count(2)
+    expect(p.locator(".msg.customer")).to_have_count(1)
+    expect(p.locator(".msg.failed")).to_have_count(0)
+    with Store(hub.db) as store:
+        count = store.one(
+            "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'customer'",
+            (_conversation_id(p),),
+        )[0]
+    assert count == 1
+
+
 def test_an_unknown_session_starts_cleanly(page: Page, hub: Hub) -> None:
     p = page
     # A session left from another database (or one that expired): the hub does not know it.

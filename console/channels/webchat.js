@@ -78,6 +78,7 @@ function systemLine(text, at, milestone) {
   line.textContent = text;
   div.append(line, stamp(at));
   log.appendChild(div);
+  keepUnsentLast();
   scrollDown();
 }
 
@@ -127,6 +128,7 @@ function showMessage(m) {
   const div = bubble(m.role, who, m.text, m.at);
   div.dataset.id = m.id;
   log.appendChild(div);
+  keepUnsentLast();
   scrollDown();
   if (m.role === "bot" && Array.isArray(m.choices) && m.choices.length) showChoices(m.choices);
 }
@@ -228,11 +230,60 @@ $("new-chat").addEventListener("click", () => {
 
 // --- sending ---------------------------------------------------------------------------------
 
+// What the customer wrote and the hub has not confirmed yet, kept across reloads: a page
+// closed or reloaded while offline no longer loses it (it comes back marked unsent).
+const UNSENT = "tandem-chat-unsent";
+
+function unsentList() {
+  try {
+    const list = JSON.parse(localStorage.getItem(UNSENT) || "[]");
+    return Array.isArray(list) ? list : [];
+  } catch (_) {
+    return [];
+  }
+}
+
+function saveUnsent(list) {
+  try {
+    if (list.length) localStorage.setItem(UNSENT, JSON.stringify(list));
+    else localStorage.removeItem(UNSENT);
+  } catch (_) { /* private mode: kept for this page only */ }
+}
+
+function remember(div) {
+  if (!session) return;
+  const list = unsentList().filter((u) => u.key !== div.dataset.key);
+  list.push({ chat: session.id, key: div.dataset.key, text: div.dataset.text });
+  saveUnsent(list);
+}
+
+function forget(key) {
+  saveUnsent(unsentList().filter((u) => u.key !== key));
+}
+
+function restoreUnsent() {
+  for (const u of unsentList()) {
+    if (!session || u.chat !== session.id || typeof u.text !== "string" || typeof u.key !== "string") continue;
+    if ([...log.querySelectorAll(".msg.customer")].some((el) => el.dataset.key === u.key)) continue;
+    const div = bubble("customer", "You", u.text, null);
+    div.dataset.text = u.text;
+    div.dataset.key = u.key;
+    log.appendChild(div);
+    markUnsent(div, "Not sent yet: the page closed before it went.", true);
+  }
+}
+
+// Unsent messages stay below everything the conversation already holds.
+function keepUnsentLast() {
+  for (const el of log.querySelectorAll(".msg.failed")) log.appendChild(el);
+}
+
 function newKey() {
   return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
 }
 
 function confirmSent(div, id) {
+  forget(div.dataset.key);
   div.dataset.id = id;
   seen.add("m" + id);
   div.classList.remove("pending", "failed");
@@ -262,6 +313,7 @@ function markUnsent(div, why, canRetry) {
     });
     note.appendChild(retry);
   } else {
+    forget(div.dataset.key); // refused as written: the Edit below is the way on
     const edit = document.createElement("button");
     edit.type = "button";
     edit.textContent = "Edit";
@@ -297,7 +349,10 @@ async function post(div) {
   if (r.ok) {
     const id = String(body.id);
     if (div.dataset.id === id) return; // the stream confirmed it already
-    if (seen.has("m" + id)) div.remove(); // the stream showed it first, as its own bubble
+    if (seen.has("m" + id)) {
+      forget(div.dataset.key);
+      div.remove(); // the stream showed it first, as its own bubble
+    }
     else confirmSent(div, id);
     return;
   }
@@ -320,6 +375,7 @@ function sendText(text) {
   div.dataset.text = text;
   div.dataset.key = newKey();
   log.appendChild(div);
+  remember(div);
   scrollDown();
   post(div);
 }
@@ -406,6 +462,7 @@ function leave() {
   if (source) source.close();
   source = null;
   saveSession(null);
+  saveUnsent([]);
   lastEventId = "";
   seen = new Set();
   closedAt = null;
@@ -427,6 +484,7 @@ function enter(s) {
   $("send").hidden = false;
   setWho("You're chatting with our assistant.");
   follow();
+  restoreUnsent();
 }
 
 $("start").addEventListener("submit", async (ev) => {
