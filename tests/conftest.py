@@ -164,6 +164,14 @@ def store(db_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
-    """A fake OpenAI-compatible server on 127.0.0.1 (see tests/fake_openai.py for its knobs)."""
+    """A fake OpenAI-compatible server on 127.0.0.1 (see tests/fake_openai.py for its knobs).
+
+    The ``openai`` package the real client comes from is imported first, once per worker:
+    the code under test imports it on its first call, which on a loaded machine takes longer
+    than a test's deadline (13.5 and 15.4 s wall for 1 s of CPU, load 15 on 2 cores), and no
+    test is about that import.
+    """
+    import openai  # noqa: F401
+
     with FakeOpenAI() as fake:
         yield fake

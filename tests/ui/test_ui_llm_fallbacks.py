@@ -34,9 +34,10 @@ async def test_an_ungrounded_llm_reply_is_flagged_on_the_tile_and_the_turn(
     with Store(db_path) as s:
         cid = lifecycle.open_conversation(s, "Maya")
         lifecycle.add_customer_message(s, cid, "how much can I top up by debit card")
-    # A generous timeout: the first request also imports openai, slow on a busy machine.
+    # A generous timeout: the first request also imports openai, slow on a busy machine. The
+    # drain's own deadline (10 s unless told) must not be the shorter one.
     hub = make_hub(db_path, llm=LLMConfig(base_url=fake_openai.base_url, model="m", timeout=60))
-    await hub.drain()
+    await hub.drain(timeout=60)
     hub.close()
     app = TandemApp(db_path, "me", interval=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
