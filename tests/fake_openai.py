@@ -25,6 +25,8 @@ Knobs (set them on the instance at any time; :meth:`reset` restores the defaults
   leaves the field empty (a server that never says)
 - ``cut_after``: stream this many text chunks, then close the connection with no finish
   and no ``[DONE]`` (a server that died mid-reply)
+- ``pause_after``: stream this many text chunks, then wait for :meth:`resume` before the
+  rest (a reply still being written, for as long as the test needs, whatever the load)
 
 Run as a program (``python tests/fake_openai.py --reply TEXT --chunk-delay S``) it serves
 in the foreground and prints ``port N`` once listening: a real process that a test can stop
@@ -58,6 +60,7 @@ class FakeOpenAI:
         self.judge_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
+        self._resumed = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -69,6 +72,7 @@ class FakeOpenAI:
             self.headers.clear()
             self.judge_requests.clear()
         self._released.set()
+        self._resumed.clear()
         self.judge_args: dict[str, Any] | None = {"level": "calm", "reasons": [], "why": ""}
         self.judge_reply: str | None = None  # a text answer instead of the tool call
         self.judge_delay: float = 0.0
@@ -86,6 +90,7 @@ class FakeOpenAI:
         self.drop: bool = False
         self.finish_reason: str | None = "stop"
         self.cut_after: int | None = None
+        self.pause_after: int | None = None
         self.model_name: str = "fake-model"
         self.on_request: Callable[[], None] | None = None
 
@@ -113,8 +118,13 @@ class FakeOpenAI:
         """Let held requests be answered."""
         self._released.set()
 
+    def resume(self) -> None:
+        """Let a stream paused by ``pause_after`` go on."""
+        self._resumed.set()
+
     def stop(self) -> None:
         """Stop listening (requests still sleeping in a delay are abandoned)."""
+        self._resumed.set()  # a paused stream ends rather than wait out its two minutes
         self.release()
         if self._server is not None:
             self._server.shutdown()
@@ -335,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
                     # The server died mid-reply: no finish, no [DONE], the socket just closes.
                     self.connection.shutdown(2)
                     return
+                if fake.pause_after is not None and i == fake.pause_after:
+                    fake._resumed.wait(timeout=120)
                 if fake.chunk_delay:
                     time.sleep(fake.chunk_delay)
                 send({"content": word if i == 0 else " " + word})

@@ -66,6 +66,9 @@ async def test_llm_draft_streams_in_with_buffered_writes(
     words = [f"word{i}" for i in range(40)]
     fake_openai.reply = "Hi Maya, " + " ".join(words) + ".\nSources: KB-T01"
     fake_openai.chunk_delay = 0.01
+    # Half-way the server waits for the test: the draft is still being written when looked at
+    # (at 10 ms a chunk, a stall of a third of a second could let the whole reply in first).
+    fake_openai.pause_after = 20
     changes: list[str] = []
 
     def hook(message: Any) -> None:
@@ -79,6 +82,7 @@ async def test_llm_draft_streams_in_with_buffered_writes(
         composer.on_takeover()
         await _wait(pilot, lambda: "word10" in composer.text)
         assert composer.streaming  # visible while the model is still writing
+        fake_openai.resume()
         await _wait(pilot, lambda: composer.draft is not None and not composer.draft.streaming)
         text = composer.text
         assert (
@@ -110,9 +114,11 @@ async def test_keys_work_while_streaming(db_path: Path, fake_openai: FakeOpenAI)
         await pilot.press("home")
         await _wait(pilot, lambda: "w15 " in composer.text)
         assert composer.editor.cursor_location == (0, 0)
-        # Send while streaming stops the draft first (nothing half-written goes out).
+        # Send while streaming stops the draft first (nothing half-written goes out). The
+        # composer's binding runs once the key has come back up from the editor to the app.
         await pilot.press("ctrl+s")
-        assert not composer.streaming and "draft stopped" in _status(composer)
+        await _wait(pilot, lambda: "draft stopped" in _status(composer))
+        assert not composer.streaming
         frozen = composer.text
         # The draft's record is closed once its stream has ended: from then on nothing can
         # arrive, and what the editor holds is all the stream gave.
@@ -122,7 +128,8 @@ async def test_keys_work_while_streaming(db_path: Path, fake_openai: FakeOpenAI)
         assert app.store.one("SELECT count(*) FROM messages WHERE role = 'agent'")[0] == 0
         # Discard empties the editor and logs it.
         await pilot.press("f8")
-        assert composer.text == "" and composer.draft_id is None
+        await _wait(pilot, lambda: composer.draft_id is None)
+        assert composer.text == ""
         await _wait(
             pilot, lambda: drafts.get_draft(app.store, draft_id or 0)["outcome"] == "discarded"
         )
@@ -390,7 +397,7 @@ async def test_an_incomplete_draft_is_marked_and_redraft_is_one_key_away(
         assert drafts.get_draft(app.store, draft_id or 0)["incomplete"]
         # Sending it as it is takes a second, deliberate ctrl+s.
         await pilot.press("ctrl+s")
-        assert "ctrl+s again sends it as it is" in _status(composer)
+        await _wait(pilot, lambda: "ctrl+s again sends it as it is" in _status(composer))
         assert app.store.one("SELECT count(*) FROM messages WHERE role = 'agent'")[0] == 0
         # f5: a new draft; this one finishes properly and is not marked.
         fake_openai.finish_reason = "stop"
