@@ -128,14 +128,19 @@ async def test_ctrl_k_prefills_the_customer_question_and_inserts_at_the_cursor(
         assert any("refund" in h.title.lower() for h in screen.hits[:3])
         await pilot.press("down")
         picked = screen.hits[1]
-        assert str(screen.query_one("#kb-article").render()).startswith(picked.title)
+        await wait_until(
+            pilot,
+            lambda: str(screen.query_one("#kb-article").render()).startswith(picked.title),
+            what="the second article previewed",
+        )
 
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is conv, what="back in the conversation")
         with Store(db_path) as s:
             answer = customer_answer(get(s, picked.id))
         assert composer.text == f"Hi Maya,\n{answer}\nKind regards, Sam"
-        assert composer.editor.has_focus
+        # focus() takes effect a message later (Textual sets it with call_later).
+        await wait_until(pilot, lambda: composer.editor.has_focus, what="the editor focused")
         assert composer.editor.cursor_location == (
             1 + answer.count("\n"),
             len(answer.splitlines()[-1]),
@@ -168,7 +173,8 @@ async def test_escape_closes_without_changes(db_path: Path) -> None:
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is conv, what="back in the conversation")
         assert composer.text == "my own words"
-        assert composer.editor.has_focus
+        # focus() takes effect a message later (Textual sets it with call_later).
+        await wait_until(pilot, lambda: composer.editor.has_focus, what="the editor focused")
         assert _counts(db_path) == before
         # ctrl+k is ours even in the editor (where it would delete to the end of the line).
         composer.editor.move_cursor((0, 3))
@@ -255,7 +261,7 @@ async def test_wall_opens_a_read_only_search(db_path: Path) -> None:
         await wait_until(pilot, lambda: screen.answered == "card frozen", what="its results")
         assert screen.hits
         await pilot.press("escape")
-        assert isinstance(app.screen, WallScreen)
+        await screen_up(pilot, WallScreen)
 
 
 async def test_results_are_ranked_like_the_bot_ranks_articles(db_path: Path) -> None:

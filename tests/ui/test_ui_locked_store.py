@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from ui_support import notes, wait_until
+from ui_support import notes, type_into, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.screens.conversation import ConversationScreen
@@ -134,7 +134,7 @@ async def test_keys_work_while_a_claim_waits_for_the_lock_and_it_completes_when_
             assert wall.cursor not in (None, wanted)
             await pilot.press("2")  # the "needs a human" filter
             assert wall.filter == "needs"
-            await pilot.press("slash", *"Customer")
+            await type_into(pilot, "slash", "wall-search", "Customer", enter=False)
             assert wall.query_text == "Customer"
             await pilot.press("escape")
             assert wall.query_text == "" and app.screen is wall
@@ -151,7 +151,9 @@ async def test_keys_work_while_a_claim_waits_for_the_lock_and_it_completes_when_
         conv = app.screen
         assert isinstance(conv, ConversationScreen) and conv.conversation_id == wanted
         assert _owner(db_path, wanted) == "me"
-        assert app.focused is conv.query_one(Composer).editor
+        # focus() takes effect a message later (Textual sets it with call_later).
+        editor = conv.query_one(Composer).editor
+        await wait_until(pilot, lambda: app.focused is editor, what="the editor focused")
 
 
 async def test_a_claim_that_outwaits_the_busy_timeout_fails_in_one_line_and_can_be_retried(
@@ -206,11 +208,12 @@ async def test_a_reply_waiting_for_the_lock_is_sent_once_and_other_keys_still_wo
             # send it twice, and the other keys work: a note is written meanwhile.
             await pilot.press(*" more", "ctrl+s")
             assert composer.text == "On it."
-            await pilot.press("ctrl+n", *"VIP")
+            await type_into(pilot, "ctrl+n", "note-input", "VIP", enter=False)
             note = conv.query_one("#note-input")
             assert app.focused is note and note.value == "VIP"  # type: ignore[attr-defined]
             await pilot.press("escape")
-            assert app.focused is composer.editor
+            # focus() takes effect a message later (Textual sets it with call_later).
+            await wait_until(pilot, lambda: app.focused is composer.editor, what="editor again")
             assert lock.holding
             with Store(db_path) as s:
                 assert all(m["role"] != "agent" for m in transcript(s, cid))

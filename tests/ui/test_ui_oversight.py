@@ -12,7 +12,7 @@ from typing import Any
 import test_agent_api
 from test_agent_api import Server
 from textual.widgets import Static
-from ui_support import answer_prompt, notes, wait_until
+from ui_support import answer_prompt, notes, type_into, wait_until
 
 from console.backend.remote import RemoteBackend
 from console.ui.app import TandemApp
@@ -71,7 +71,7 @@ async def test_a_supervisor_whispers_with_w_and_the_customer_never_sees_it(db_pa
         conv = await _open(pilot, app, cid)
         titles = [t for t, _, _ in conv.palette_commands()]
         assert "Whisper to ana" in titles and "Barge in" in titles
-        await pilot.press("w", *"ask for the last four digits", "enter")
+        await type_into(pilot, "w", "whisper-input", "ask for the last four digits")
         await wait_until(pilot, lambda: _whisper_lines(conv), what="the whisper, shown")
         line = _whisper_lines(conv)[0]
         assert "whisper from sam to ana" in str(line.render())
@@ -251,7 +251,7 @@ async def test_remote_consoles_whisper_barge_and_are_told(server: Server) -> Non
     sam = QuietApp(RemoteBackend(server.url, server.tokens["sam"]), interval=0.05)
     async with sam.run_test(size=SIZE, notifications=True) as pilot:
         conv = await _open(pilot, sam, cid)
-        await pilot.press("w", *"check the last payment", "enter")
+        await type_into(pilot, "w", "whisper-input", "check the last payment")
         await wait_until(pilot, lambda: _whisper_lines(conv), what="the whisper over the API")
 
         def viewing() -> list[str]:

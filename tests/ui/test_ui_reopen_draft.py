@@ -49,7 +49,8 @@ async def test_reopening_after_our_own_reply_drafts_nothing(db_path: Path) -> No
         app.open_conversation(cid)
         await _until(lambda: isinstance(app.screen, screen_type) and app.screen.loaded)
         composer = app.screen.query_one(Composer)
-        # The first load decides at once: the editor has the focus (the conversation is ours)
-        # and a draft, had one been due, would be under way from that moment.
-        assert app.focused is composer.editor
+        # The first load decides at once: the editor has the focus (the conversation is ours,
+        # set a message later: focus() goes through call_later) and a draft, had one been due,
+        # would be under way from that moment (and still be, or be done, by then).
+        await _until(lambda: app.focused is composer.editor)
         assert not composer.streaming and composer.draft is None and composer.text == ""

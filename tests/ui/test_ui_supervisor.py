@@ -83,7 +83,7 @@ async def test_supervisor_sees_the_queue_and_assigns_transfers_releases(
         await wait_until(pilot, lambda: any("released" in n for n in notes(app)), what="release")
         assert _stored(db_path, b)["state"] == "bot"
         await pilot.press("escape")
-        assert isinstance(app.screen, WallScreen)
+        await screen_up(pilot, WallScreen)
 
 
 async def test_an_agent_cannot_open_the_supervisor_view(db_path: Path, consoles: Consoles) -> None:

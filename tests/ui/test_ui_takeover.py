@@ -9,7 +9,7 @@ from typing import Any
 
 from remote_support import Consoles
 from textual.command import CommandList
-from ui_support import notes, screen_up, wait_until
+from ui_support import notes, screen_up, type_into, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.screens.conversation import ConversationScreen
@@ -101,7 +101,7 @@ async def test_claim_reply_hand_back(db_path: Path, consoles: Consoles) -> None:
         # The feed can show the reply before the write's own answer empties the editor.
         await wait_until(pilot, lambda: conv.query_one(Composer).text == "", what="editor emptied")
         # An internal note: stored as a note, shown to agents.
-        await pilot.press("ctrl+n", *"VIP customer", "enter")
+        await type_into(pilot, "ctrl+n", "note-input", "VIP customer")
         await wait_until(pilot, lambda: _last(db_path, cid)["role"] == "note", what="the note")
         assert _last(db_path, cid)["text"] == "VIP customer"
         await pilot.press("ctrl+g")
@@ -120,7 +120,9 @@ async def test_resolve_closes_and_leaves_the_wall(db_path: Path, consoles: Conso
         await wait_until(pilot, lambda: cid in app.rows, what="the tile")
         await pilot.press("t")  # take over straight from the wall
         conv = await _taken(pilot, app)
-        assert app.focused is conv.query_one(Composer).editor
+        # focus() takes effect a message later (Textual sets it with call_later).
+        editor = conv.query_one(Composer).editor
+        await wait_until(pilot, lambda: app.focused is editor, what="the editor focused")
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: isinstance(app.screen, WallScreen), what="the wall")
         with Store(db_path) as s:

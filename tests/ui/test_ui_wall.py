@@ -6,7 +6,7 @@ from pathlib import Path
 
 from remote_support import Consoles
 from textual.events import MouseScrollDown
-from ui_support import notes, wait_until
+from ui_support import notes, type_into, wait_until
 
 from console.ui.app import TandemApp
 from console.ui.model import needs_human
@@ -63,6 +63,8 @@ async def test_tile_moves_up_and_is_highlighted_when_its_level_rises(
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: len(app.rows) == 12, what="rows")
         wall = _wall(app)
+        # The rows can arrive before the wall's first layout (one column until then).
+        await wait_until(pilot, lambda: len(_tiles(app)) == 12, what="the tiles laid out")
         # The agent has the cursor on the fifth tile (second row, first column).
         await pilot.press("down")
         selected = wall.cursor
@@ -123,7 +125,7 @@ async def test_search_narrows_the_wall(seeded: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.rows, what="rows")
         wall = _wall(app)
-        await pilot.press("slash", *"bereavement")
+        await type_into(pilot, "slash", "wall-search", "bereavement", enter=False)
         assert wall.order and all("bereavement" in app.rows[c]["reasons"] for c in wall.order)
         await pilot.press("escape")
         assert wall.query_text == "" and len(wall.order) == len(app.rows)
@@ -168,4 +170,6 @@ async def test_mouse_scrolls_the_wall_and_clicks_filters(db_path: Path) -> None:
         assert {t.conversation_id for t in _tiles(app)} != first
         assert wall.pos[wall.cursor] // wall.cols >= wall.top  # the cursor came along, on screen
         await pilot.click("#filter-waiting")
-        assert wall.filter == "waiting" and wall.order == []
+        # The click reaches the wall as the tabs' message, a hop after the click itself.
+        await wait_until(pilot, lambda: wall.filter == "waiting", what="the waiting filter")
+        assert wall.order == []

@@ -51,6 +51,20 @@ async def answer_prompt(pilot: Any, key: str, text: str) -> None:
     await pilot.press(*text, "enter")
 
 
+async def type_into(pilot: Any, key: str, box: str, text: str, *, enter: bool = True) -> None:
+    """Press ``key`` (it shows and focuses the input ``#box`` of the screen up), type ``text``.
+
+    The key's handler asks for the focus, which Textual gives a message later: keys typed
+    before that go to whatever had it (the reply's editor).
+    """
+    app = pilot.app
+    await pilot.press(key)
+    await wait_until(
+        pilot, lambda: app.focused is not None and app.focused.id == box, what=f"#{box} focused"
+    )
+    await pilot.press(*text, *(["enter"] if enter else []))
+
+
 def notes(app: Any) -> list[str]:
     """Messages of the notifications shown so far."""
     return [n.message for n in app._notifications]
