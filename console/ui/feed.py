@@ -114,7 +114,9 @@ class FeedReader:
         self._applied = threading.Event()
         self._applied.set()
         # Written by the UI thread, read by the reader: single attribute stores are atomic.
-        self._watch: int | None = None
+        # (number, conversation): each watch() is numbered, so watching the same conversation
+        # again is a new watch (loaded in full) and unwatch() can tell whose watch it ends.
+        self._watch: tuple[int, int | None] = (0, None)
         self._thread = threading.Thread(target=self._run, name="tandem-feed", daemon=True)
 
     def start(self) -> None:
@@ -127,15 +129,31 @@ class FeedReader:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2)
 
-    def watch(self, conversation_id: int | None) -> None:
-        """Follow this conversation's transcript (``None`` to stop); loads it at once."""
-        self._watch = conversation_id
+    def watch(self, conversation_id: int | None) -> int:
+        """Follow this conversation's transcript (``None`` to stop); loads it at once, in full,
+        even when it is the one already followed (a screen opened again on it holds nothing).
+
+        Returns:
+            This watch's number, for :meth:`unwatch`.
+        """
+        number = self._watch[0] + 1
+        self._watch = (number, conversation_id)
         self._wake.set()
+        return number
+
+    def unwatch(self, number: int) -> None:
+        """Stop following, if watch ``number`` is still the current one.
+
+        A conversation screen closes (its unmount) after the next one opened and watched,
+        on the same conversation or another: the newer watch stays.
+        """
+        if self._watch[0] == number:
+            self.watch(None)
 
     @property
     def watching(self) -> int | None:
         """The conversation whose transcript is followed, if any."""
-        return self._watch
+        return self._watch[1]
 
     def applied(self) -> None:
         """The app applied the last message: the reader may post the next one."""
@@ -174,6 +192,7 @@ class FeedReader:
             rows, cursor = feed.snapshot()
             self._post(WallChanged(tuple(rows), True, cursor))
             watched: int | None = None
+            watch_number = 0
             last_mid = 0
             last_metrics = 0.0
             while not self._stop.is_set():
@@ -205,9 +224,9 @@ class FeedReader:
                     self._post(
                         WallChanged(tuple(rows), False, feed.cursor, tuple(assigned), tuple(paused))
                     )
-                target = self._watch
-                if target != watched:
-                    watched, last_mid = target, 0
+                number, target = self._watch
+                if number != watch_number:
+                    watch_number, watched, last_mid = number, target, 0
                     if target is not None:
                         last_mid = self._post_transcript(feed, target, 0, True, True)
                 elif watched is not None and watched in changed:

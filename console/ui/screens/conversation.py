@@ -215,6 +215,7 @@ class ConversationScreen(Screen[None]):
         self.hidden: dict[int, dict[str, Any]] = {}
         self.revealed: set[int] = set()
         self._revealing = False
+        self._watch_number: int | None = None  # the reader's watch for this screen
 
     @property
     def tandem(self) -> TandemApp:
@@ -258,7 +259,7 @@ class ConversationScreen(Screen[None]):
 
     def _start_watching(self) -> None:
         self.query_one("#transcript", VerticalScroll).anchor()
-        self.tandem.reader.watch(self.conversation_id)
+        self._watch_number = self.tandem.reader.watch(self.conversation_id)
 
     def on_resize(self, event: Resize) -> None:
         narrow = event.size.width < 100
@@ -343,8 +344,9 @@ class ConversationScreen(Screen[None]):
             self.toggle_class("-no-context")
 
     def on_unmount(self) -> None:
-        if self.tandem.reader.watching == self.conversation_id:
-            self.tandem.reader.watch(None)
+        if self._watch_number is not None:
+            # Only this screen's own watch: the next screen may already follow its own.
+            self.tandem.reader.unwatch(self._watch_number)
         cid, backend = self.conversation_id, self.tandem.backend
         self.tandem.writer.run_soon(lambda: backend.viewing(cid, False))
 
