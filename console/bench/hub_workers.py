@@ -12,6 +12,19 @@ the same two runs as the one-process bench are measured:
 The workers' CPU seconds are measured with ``process_time`` in each (the machine is shared:
 CPU per message is the figure that compares). ``--profile FILE`` profiles the first worker of
 the largest count with cProfile and prints where its time goes.
+
+Where a paced message's lag goes on PostgreSQL (timestamps in a debug run and
+``pg_stat_activity`` sampled every 5 ms; 2 workers, 150-300 messages/s, December 2026): the
+writer's commit, then the worker's next look at the feed (its idle wait, or the loop busy),
+the other conversations of the same batch handled first (triage and the bot: about a
+millisecond each), its own triage and answer, and the group's commit. Every transaction that
+inserts an event holds the feed lock, and PostgreSQL's ``NOTIFY`` lock, through its commit's
+WAL flush (2.5-3 ms on the bench machine's disk, ``pg_test_fsync``), so the writer's commits
+and the workers' groups queue for one another there: the sum of those commits a second times
+the flush is how busy that queue is. The p99 is mostly the event loop standing still for the
+worker's synchronous store calls (the SLA tick, heartbeats, cursor saves: 5-100 ms each on a
+loaded machine). On a machine shared with other work, CPU scheduling swamps all of it: run
+before and after alternately, several times, and compare.
 """
 
 from __future__ import annotations
