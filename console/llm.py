@@ -30,6 +30,7 @@ Retries are off (``max_retries=0``): a human is waiting, and the fallback is ins
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import re
@@ -71,6 +72,64 @@ class LLMIncomplete(LLMError):
     """The reply stopped before its proper end (token limit, no finish reason, connection cut)."""
 
     kind = "incomplete"
+
+
+#: Bytes of one answer of the endpoint read at most (a completion of a few hundred tokens is a
+#: few kilobytes, streamed some hundred): past them the answer is dropped, not kept reading.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+
+class ReplyTooLarge(Exception):
+    """The endpoint's answer passed :data:`MAX_REPLY_BYTES`."""
+
+
+def _capped_http_client() -> Any:
+    """The openai client's own HTTP client, with every answer's body cut at
+    :data:`MAX_REPLY_BYTES`; ``None`` (the default client) where that cannot be built.
+
+    By hand, an endpoint answering with an endless JSON body made ``tandem serve`` read it
+    until the timeout: 70 MB -> 1.1 GB in 5 s for one bot answer.
+    """
+    try:
+        import openai
+
+        # openai 1.x speaks through httpx, later ones through httpx2: whichever its client is.
+        base = openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0]
+        httpx: Any = importlib.import_module(base)
+
+        class Capped(httpx.AsyncByteStream):
+            def __init__(self, inner: Any) -> None:
+                self.inner = inner
+
+            async def __aiter__(self) -> Any:
+                seen = 0
+                async for chunk in self.inner:
+                    seen += len(chunk)
+                    if seen > MAX_REPLY_BYTES:
+                        raise ReplyTooLarge(
+                            f"the LLM reply was larger than {MAX_REPLY_BYTES // 2**20} MB"
+                        )
+                    yield chunk
+
+            async def aclose(self) -> None:
+                await self.inner.aclose()
+
+        class Transport(httpx.AsyncBaseTransport):
+            def __init__(self) -> None:
+                self.inner = httpx.AsyncHTTPTransport()
+
+            async def handle_async_request(self, request: Any) -> Any:
+                response = await self.inner.handle_async_request(request)
+                response.stream = Capped(response.stream)
+                return response
+
+            async def aclose(self) -> None:
+                await self.inner.aclose()
+
+        return openai.DefaultAsyncHttpxClient(transport=Transport())
+    except Exception as exc:  # another openai or HTTP library: its defaults, uncapped
+        log.warning("LLM answers are not size-capped: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 #: Characters a streamed reply may hold per token asked for (``max_tokens``): generous, as
@@ -181,6 +240,7 @@ class LLM:
                 api_key=self.config.api_key or "not-needed",
                 timeout=self.config.timeout,
                 max_retries=0,
+                http_client=_capped_http_client(),
             )
             self._client_loop = loop
         return self._client
@@ -196,6 +256,11 @@ class LLM:
 
         if isinstance(exc, LLMError):
             return exc
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ReplyTooLarge):
+                return LLMMalformed(str(cause))
+            cause = cause.__cause__ or cause.__context__
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, openai.APITimeoutError)):
             return LLMTimeout(f"the LLM did not answer within {timeout:g}s")
         if isinstance(exc, openai.APIConnectionError):
