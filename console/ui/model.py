@@ -96,6 +96,13 @@ def llm_annotation(meta: dict[str, Any] | None) -> tuple[str, str] | None:
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+# Combining marks past two on one letter ("Zalgo" text stacks dozens): no language needs more
+# (Vietnamese decomposed has two), and a terminal draws them over the lines around and cuts
+# names by characters it cannot see. The first two stay.
+_MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_STACKED = re.compile(f"([{_MARKS}]{{2}})[{_MARKS}]+")
+
+
 def _visible(match: re.Match[str]) -> str:
     ch = match.group(0)
     code = ord(ch)
@@ -114,7 +121,7 @@ def safe_text(text: str, *, one_line: bool = False) -> str:
     text = text.replace("\r\n", "\n").replace("\t", "    ")
     if one_line:
         text = " ".join(text.split())
-    return _UNSAFE.sub(_visible, text)
+    return _UNSAFE.sub(_visible, _STACKED.sub(r"\1", text))
 
 
 def elapsed(seconds: float) -> str:

@@ -111,6 +111,17 @@ def test_reasons_are_words() -> None:
     ]
 
 
+def test_safe_text_keeps_two_combining_marks_on_a_letter() -> None:
+    import unicodedata
+
+    zalgo = "Z" + "\u0336\u0321\u031b\u0301\u0308" * 6 + "algo"  # 30 marks on the Z
+    assert safe_text(zalgo) == "Z\u0336\u0321algo"
+    # Languages keep theirs: Vietnamese decomposed stacks two, Hindi's signs are others.
+    for text in ("Việt Nam người dùng", "मेरा कार्ड", "Ça coûte très cher"):
+        nfd = unicodedata.normalize("NFD", text)
+        assert safe_text(nfd) == nfd
+
+
 def test_safe_text_neutralises_controls_and_keeps_the_rest() -> None:
     hostile = "a\x1b[31mred\x07\x9b2J\u202eevil\u2066 [bold]x[/] שלום 👍"
     out = safe_text(hostile)
