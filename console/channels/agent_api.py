@@ -630,9 +630,10 @@ class AgentApi:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        await response.prepare(request)
         stream = service.draft(cid, instruction=instruction)
         try:
+            # Inside the try, as the event streams do: the console can be gone already.
+            await response.prepare(request)
             # aclosing: a console that goes away stops the draft now, and it is still logged.
             async with aclosing(stream) as events:
                 async for event in events:
