@@ -51,8 +51,11 @@ async def main(db: str, agent: str, mode: str, cid: int, owner: str | None) -> N
         print(f"SEEN {time.time():.6f}", flush=True)
         wall.cursor = cid
         await pilot.press("t")
+        # The refusal itself, not whichever notification comes first.
         await wait_until_async(
-            lambda: len(app._notifications) > 0, pause=pilot.pause, what="the refusal"
+            lambda: any("taken by" in n.message for n in app._notifications),
+            pause=pilot.pause,
+            what="the refusal",
         )
         for n in app._notifications:
             print(f"NOTE {n.message}", flush=True)
