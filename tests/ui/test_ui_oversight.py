@@ -259,6 +259,10 @@ async def test_remote_consoles_whisper_barge_and_are_told(server: Server) -> Non
                 return [v["agent"] for v in oversight.viewers(s).get(cid, [])]
 
         assert viewing() == ["sam"]  # opened over the API (POST .../viewers)
+        # The feed can show the whisper before its write answers and closes the box; escape
+        # in the box closes the box, not the conversation.
+        box = conv.query_one("#whisper-input")
+        await wait_until(pilot, lambda: not box.has_class("-active"), what="the box closed")
         await pilot.press("escape")
         await wait_until(pilot, lambda: viewing() == [], what="closed over the API (DELETE)")
     ana = QuietApp(RemoteBackend(server.url, server.tokens["ana"]), interval=0.05)

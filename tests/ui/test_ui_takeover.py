@@ -82,10 +82,13 @@ async def test_claim_reply_hand_back(db_path: Path, consoles: Consoles) -> None:
         assert conv.query_one(Composer).has_class("-active")
         with Store(db_path) as s:
             assert get_conversation(s, cid)["owner"] == "me"
-        # The drafts part may stream a suggested reply in: let it finish, then write our own.
+        # The drafts part streams a suggested reply in: let it start and finish (not streaming
+        # yet is not done: over the API it can start late), then write our own.
         composer = conv.query_one(Composer)
         await wait_until(
-            pilot, lambda: not getattr(composer, "streaming", False), what="draft done"
+            pilot,
+            lambda: composer.draft is not None and not composer.draft.streaming,
+            what="draft done",
         )
         composer.clear()
         await pilot.press(*"Sorry about that, I have unblocked it.")
