@@ -70,6 +70,29 @@ def _last(db_path: Path, cid: int) -> dict[str, Any]:
         return transcript(s, cid)[-1]
 
 
+async def test_a_claims_answer_after_the_feed_does_not_draft_again(db_path: Path) -> None:
+    """The feed can show the claim before the claim's own answer reaches the screen. The feed
+    started the draft; the answer, coming after the agent had cleared it to write their own,
+    streamed a second draft into what they were typing (seen once in a loaded run)."""
+    cid = _one_conversation(db_path)
+    app = TandemApp(db_path, "me", interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        conv = await _opened(pilot, app, cid)
+        with Store(db_path) as s:
+            lifecycle.claim(s, cid, "me")  # the store has it: the feed says so first
+        await wait_until(pilot, lambda: conv.mine, what="the claim in the feed")
+        composer = conv.query_one(Composer)
+        await wait_until(
+            pilot,
+            lambda: composer.draft is not None and not composer.draft.streaming,
+            what="the draft the feed started, done",
+        )
+        composer.clear()
+        conv.post_message(TandemApp.Claimed(cid, False))  # the claim's own answer, late
+        await pilot.pause(0.5)
+        assert composer.draft is None and not composer.streaming and composer.text == ""
+
+
 async def test_claim_reply_hand_back(db_path: Path, consoles: Consoles) -> None:
     cid = _one_conversation(db_path)
     app = consoles.app("me")

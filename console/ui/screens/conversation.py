@@ -668,6 +668,8 @@ class ConversationScreen(Screen[None]):
         if message.conversation_id != self.conversation_id:
             return
         message.stop()
+        if self.mine:
+            return  # the feed showed the claim first and started the draft then
         if self.conv is not None:
             # Show the composer now; the feed confirms a moment later.
             self.conv = {
