@@ -737,7 +737,8 @@ class TriageEngine:
         else:
             found = self.detector.detect(raw)
             lang, confidence, candidates = found.lang, found.confidence, list(found.candidates)
-        if not raw.isascii():
+        ascii_only = raw.isascii()
+        if not ascii_only:
             # Letters only some of our languages use ("jævla", "vão", "człowiek") are evidence
             # the short-text model can miss.
             for letter, codes in _LETTER_HINTS:
@@ -755,7 +756,7 @@ class TriageEngine:
         # model misreading English ("With my phone": Thai at 0.77, "Are there ATM fees?":
         # Cebuano at 0.47): it must be sure. With letters of its own ("potřebuji"), as
         # confident as any other.
-        foreign = lang not in self.languages and confidence < (SURE if raw.isascii() else CONFIDENT)
+        foreign = lang not in self.languages and confidence < (SURE if ascii_only else CONFIDENT)
         if known and (confidence < CONFIDENT or words < SHORT or foreign):
             # "ok", "agent", "hjälp!": too short to tell; read it as the conversation so far.
             lang = known

@@ -271,10 +271,7 @@ class TandemApp(App[None]):
         if not idle:
             words = "away: no new assignments" if status == "away" else "online"
             self.notify(f"You are {words}", timeout=4, markup=False)
-        for screen in self.screen_stack:
-            hook = getattr(screen, "presence_changed", None)
-            if hook is not None and screen.is_mounted:
-                hook(status)
+        self._tell_screens("presence_changed", status)
 
     async def _say_presence(self, status: Presence) -> None:
         try:
@@ -371,12 +368,16 @@ class TandemApp(App[None]):
             self.collector.start()  # see console/ui/quiet_gc.py: no full GC while typing
         if self._wall is not None:
             self._wall.apply(None if message.full else changes)
+        self._tell_screens("rows_changed", message.rows)
+
+    def _tell_screens(self, hook_name: str, value: Any) -> None:
+        """Call ``hook_name(value)`` on every screen in the stack that has it and is mounted:
+        a screen pushed but not built yet has no widgets to update, and reads the app's state
+        itself in its on_mount."""
         for screen in self.screen_stack:
-            hook = getattr(screen, "rows_changed", None)
-            # A screen pushed but not mounted yet has no widgets to update: its on_mount reads
-            # the rows itself.
+            hook = getattr(screen, hook_name, None)
             if hook is not None and screen.is_mounted:
-                hook(message.rows)
+                hook(value)
 
     def _taken_from_me(self, old: dict[str, Any] | None, row: dict[str, Any]) -> None:
         """Someone else holds a conversation this agent held (a supervisor barged in, or
@@ -527,11 +528,7 @@ class TandemApp(App[None]):
         try:
             if self._shutting_down():
                 return
-            for screen in self.screen_stack:
-                hook = getattr(screen, "metrics_changed", None)
-                # A screen just pushed has no widgets yet: it asks for figures once mounted.
-                if hook is not None and screen.is_mounted:
-                    hook(message.metrics)
+            self._tell_screens("metrics_changed", message.metrics)
         finally:
             self.reader.applied()
 
